@@ -1,0 +1,563 @@
+//! The asynchronous architecture's back end: read the topic, store batches in
+//! PostgreSQL.
+//!
+//! **Buffered** mode (the default) loses nothing: the consumer's position is
+//! stored in the same transaction as the rows it covers and the partitions are
+//! assigned explicitly from that stored position, so a crash at any moment
+//! resumes exactly after the last stored batch. A circuit breaker guards the
+//! database: while it is open the partitions are paused (bounded memory) and
+//! the unstored batch is kept for the half-open probe.
+//!
+//! **Drop** mode reproduces the original proof of concept's policy as a named
+//! baseline: a batch that fails, or arrives while the breaker is open, is
+//! counted as dropped and the position moves past it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::Request;
+use hyper::body::Incoming;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::breaker::{Breaker, BreakerConfig, BreakerState};
+use crate::event::{BodyShape, decode};
+use crate::http::{self, App, Common, Identity, Response};
+use crate::metrics::{ConsumerMetrics, DbMetrics};
+use crate::store::{Batch, DbConfig, Position, Store, StoreError};
+
+/// The name the consumer gives itself in `/identity`.
+pub const SERVICE: &str = "faultline-consumer";
+
+/// What the consumer does with a batch it cannot store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Keep it, pause, and retry through the circuit breaker: nothing is lost.
+    Buffered,
+    /// Count it as dropped and move on: the original proof of concept's policy.
+    Drop,
+}
+
+impl Mode {
+    /// The value of `stored_by` for rows written in this mode.
+    pub fn stored_by(self) -> &'static str {
+        match self {
+            Mode::Buffered => "kafka-buffered",
+            Mode::Drop => "kafka-drop",
+        }
+    }
+}
+
+/// Configuration of the consumer service.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "faultline-consumer", version, about = "Kafka consumer: stores the topic's events in PostgreSQL behind a circuit breaker")]
+pub struct ConsumerConfig {
+    /// Address of the metrics and health endpoint.
+    #[arg(long, env = "FAULTLINE_LISTEN", default_value = "127.0.0.1:3003")]
+    pub listen: SocketAddr,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "FAULTLINE_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    pub bootstrap_servers: String,
+    /// Topic to read.
+    #[arg(long, env = "FAULTLINE_TOPIC", default_value = crate::producer::DEFAULT_TOPIC)]
+    pub topic: String,
+    /// Name under which the position is stored.
+    #[arg(long, env = "FAULTLINE_GROUP", default_value = "location-group")]
+    pub group: String,
+    /// What to do with a batch that cannot be stored.
+    #[arg(long, env = "FAULTLINE_MODE", value_enum, default_value_t = Mode::Buffered)]
+    pub mode: Mode,
+    /// Most events written in one transaction.
+    #[arg(long, env = "FAULTLINE_BATCH_SIZE", default_value_t = 500)]
+    pub batch_size: usize,
+    /// Longest wait to fill a batch once its first event arrived, in milliseconds.
+    #[arg(long, env = "FAULTLINE_BATCH_LINGER_MS", default_value_t = 10)]
+    pub batch_linger_ms: u64,
+    /// Consecutive failed writes that open the breaker.
+    #[arg(long, env = "FAULTLINE_BREAKER_FAILURES", default_value_t = 5)]
+    pub breaker_failures: u32,
+    /// How long the breaker stays open, in milliseconds.
+    #[arg(long, env = "FAULTLINE_BREAKER_OPEN_MS", default_value_t = 60_000)]
+    pub breaker_open_ms: u64,
+    /// Consecutive successes in half-open that close the breaker.
+    #[arg(long, env = "FAULTLINE_BREAKER_SUCCESSES", default_value_t = 3)]
+    pub breaker_successes: u32,
+    /// Pause between failed writes while the breaker is still closed, in
+    /// milliseconds (buffered mode).
+    #[arg(long, env = "FAULTLINE_RETRY_BACKOFF_MS", default_value_t = 200)]
+    pub retry_backoff_ms: u64,
+    #[command(flatten)]
+    pub db: DbConfig,
+}
+
+impl ConsumerConfig {
+    fn breaker(&self) -> BreakerConfig {
+        BreakerConfig {
+            failure_threshold: self.breaker_failures.max(1),
+            open_for: Duration::from_millis(self.breaker_open_ms),
+            success_threshold: self.breaker_successes.max(1),
+        }
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("group.id", &self.group)
+            .set("client.id", SERVICE)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "2000")
+            .set("fetch.wait.max.ms", "100")
+            .set("queued.max.messages.kbytes", "16384")
+            .set("socket.connection.setup.timeout.ms", "2000")
+            .set("reconnect.backoff.max.ms", "1000");
+        client
+    }
+}
+
+/// What `/healthz` reports about the consumer.
+#[derive(Debug, Clone, Default, Serialize)]
+struct Status {
+    mode: Option<Mode>,
+    phase: &'static str,
+    breaker: &'static str,
+    /// Stored position: partition → next offset.
+    position: HashMap<i32, i64>,
+    pending: usize,
+}
+
+struct Health(Arc<Mutex<Status>>);
+
+impl App for Health {
+    async fn handle(&self, request: Request<Incoming>) -> Response {
+        http::not_found(request.uri().path())
+    }
+
+    fn health(&self) -> serde_json::Value {
+        let status = self.0.lock().expect("status lock").clone();
+        serde_json::to_value(status).unwrap_or_default()
+    }
+}
+
+/// A batch read from the topic and not yet stored.
+struct Pending {
+    batch: Batch,
+    /// The position once this batch is stored.
+    next_offsets: HashMap<i32, i64>,
+    /// Messages read, including any that were not valid events.
+    messages: usize,
+    /// Broker timestamp of the oldest message, in ms since the epoch.
+    oldest_ms: Option<i64>,
+}
+
+struct Worker {
+    config: ConsumerConfig,
+    consumer: Arc<StreamConsumer>,
+    store: Store,
+    breaker: Breaker,
+    metrics: ConsumerMetrics,
+    db_metrics: DbMetrics,
+    status: Arc<Mutex<Status>>,
+    /// Stored position (buffered) or in-memory position (drop).
+    position: Arc<Mutex<HashMap<i32, i64>>>,
+    paused: bool,
+}
+
+/// Runs the consumer until `shutdown` is cancelled, then stores the open
+/// batch (if the database lets it) and stops.
+pub async fn run(
+    listener: TcpListener,
+    config: ConsumerConfig,
+    shutdown: CancellationToken,
+) -> Result<(), KafkaError> {
+    let consumer: Arc<StreamConsumer> = Arc::new(config.client_config().create()?);
+    let store = Store::new(config.db.clone()).map_err(|e| {
+        KafkaError::ClientCreation(format!("invalid database configuration: {e}"))
+    })?;
+    let mut registry = crate::metrics::registry(SERVICE);
+    let metrics = ConsumerMetrics::register(&mut registry);
+    let db_metrics = DbMetrics::register(&mut registry);
+    let status = Arc::new(Mutex::new(Status {
+        mode: Some(config.mode),
+        phase: "starting",
+        breaker: BreakerState::Closed.as_str(),
+        ..Status::default()
+    }));
+    let common = Arc::new(Common {
+        identity: Identity::new(SERVICE),
+        registry,
+        http_metrics: None,
+        started: Instant::now(),
+    });
+    let http_stop = CancellationToken::new();
+    let server = tokio::spawn(http::serve(
+        listener,
+        Arc::new(Health(status.clone())),
+        common,
+        http_stop.clone(),
+    ));
+    let position = Arc::new(Mutex::new(HashMap::new()));
+    let backlog = tokio::spawn(watch_backlog(
+        consumer.clone(),
+        config.topic.clone(),
+        position.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    let mut worker = Worker {
+        breaker: Breaker::new(config.breaker()),
+        config,
+        consumer,
+        store,
+        metrics,
+        db_metrics,
+        status,
+        position,
+        paused: false,
+    };
+    tracing::info!(mode = ?worker.config.mode, topic = %worker.config.topic, "Consumer starting.");
+    if worker.start(&shutdown).await {
+        worker.consume(&shutdown).await;
+    }
+    backlog.abort();
+    http_stop.cancel();
+    let _ = server.await;
+    tracing::info!("Consumer stopped.");
+    Ok(())
+}
+
+impl Worker {
+    fn set_phase(&self, phase: &'static str) {
+        self.status.lock().expect("status lock").phase = phase;
+    }
+
+    /// Migrates, loads the stored position and assigns the partitions from
+    /// it, retrying each step until it works. `false` if shut down first.
+    async fn start(&mut self, shutdown: &CancellationToken) -> bool {
+        let retry = Duration::from_secs(1);
+        self.set_phase("migrating");
+        while let Err(error) = self.store.migrate().await {
+            tracing::warn!(%error, "Schema migration failed; retrying.");
+            if sleep_or_cancel(retry, shutdown).await {
+                return false;
+            }
+        }
+        self.set_phase("loading position");
+        let stored = loop {
+            match self
+                .store
+                .load_position(&self.config.group, &self.config.topic)
+                .await
+            {
+                Ok(position) => break position,
+                Err(error) => tracing::warn!(%error, "Could not load the position; retrying."),
+            }
+            if sleep_or_cancel(retry, shutdown).await {
+                return false;
+            }
+        };
+        self.set_phase("waiting for the topic");
+        let partitions = loop {
+            match self.partitions().await {
+                Ok(partitions) if !partitions.is_empty() => break partitions,
+                Ok(_) => tracing::warn!(topic = %self.config.topic, "Topic has no partitions yet; retrying."),
+                Err(error) => tracing::warn!(%error, "Could not read the topic's metadata; retrying."),
+            }
+            if sleep_or_cancel(retry, shutdown).await {
+                return false;
+            }
+        };
+        let mut assignment = TopicPartitionList::new();
+        for partition in &partitions {
+            let offset = match stored.next_offsets.get(partition) {
+                Some(next) => Offset::Offset(*next),
+                None => Offset::Beginning,
+            };
+            if let Err(error) =
+                assignment.add_partition_offset(&self.config.topic, *partition, offset)
+            {
+                tracing::error!(%error, partition, "Could not build the assignment.");
+                return false;
+            }
+        }
+        if let Err(error) = self.consumer.assign(&assignment) {
+            tracing::error!(%error, "Could not assign the partitions.");
+            return false;
+        }
+        tracing::info!(?partitions, position = ?stored.next_offsets, "Partitions assigned from the stored position.");
+        *self.position.lock().expect("position lock") = stored.next_offsets;
+        self.set_phase("consuming");
+        true
+    }
+
+    async fn partitions(&self) -> Result<Vec<i32>, KafkaError> {
+        let consumer = self.consumer.clone();
+        let topic = self.config.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(3))?;
+            Ok(metadata
+                .topics()
+                .iter()
+                .filter(|t| t.name() == topic && t.error().is_none())
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect())
+        })
+        .await
+        .expect("the metadata task does not panic")
+    }
+
+    async fn consume(&mut self, shutdown: &CancellationToken) {
+        loop {
+            let Some(pending) = self.read_batch(shutdown).await else {
+                return;
+            };
+            let stored = match self.config.mode {
+                Mode::Buffered => self.store_buffered(pending, shutdown).await,
+                Mode::Drop => {
+                    self.store_or_drop(pending).await;
+                    true
+                }
+            };
+            if !stored {
+                return;
+            }
+        }
+    }
+
+    /// Reads up to a batch: waits for a first message, then fills the batch
+    /// until it is full or the linger time is up. `None` on shutdown.
+    async fn read_batch(&mut self, shutdown: &CancellationToken) -> Option<Pending> {
+        let capacity = self.config.batch_size.max(1);
+        let mut pending = Pending {
+            batch: Batch::new(self.config.mode.stored_by(), capacity),
+            next_offsets: self.position.lock().expect("position lock").clone(),
+            messages: 0,
+            oldest_ms: None,
+        };
+        let first = loop {
+            self.publish_gauges(None);
+            tokio::select! {
+                message = self.consumer.recv() => break message,
+                () = shutdown.cancelled() => return None,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        };
+        self.take(&mut pending, first);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
+        while pending.messages < capacity {
+            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Ok(message) => self.take(&mut pending, message),
+                Err(_) => break,
+            }
+        }
+        Some(pending)
+    }
+
+    fn take(
+        &self,
+        pending: &mut Pending,
+        message: Result<rdkafka::message::BorrowedMessage<'_>, KafkaError>,
+    ) {
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(%error, "Fetch error.");
+                return;
+            }
+        };
+        pending.messages += 1;
+        pending
+            .next_offsets
+            .insert(message.partition(), message.offset() + 1);
+        if let Some(ms) = message.timestamp().to_millis() {
+            pending.oldest_ms = Some(pending.oldest_ms.map_or(ms, |old| old.min(ms)));
+        }
+        let decoded = message
+            .payload()
+            .ok_or_else(|| "empty message".to_string())
+            .and_then(|payload| {
+                decode(payload, BodyShape::Event, chrono::Utc::now).map_err(|e| e.to_string())
+            });
+        match decoded {
+            Ok(event) => pending.batch.push(event),
+            Err(problem) => {
+                self.metrics.rejected.inc();
+                tracing::warn!(partition = message.partition(), offset = message.offset(), %problem, "Skipping a message that is not a valid event.");
+            }
+        }
+    }
+
+    async fn write(&mut self, pending: &Pending) -> Result<u64, StoreError> {
+        let position = Position {
+            group: self.config.group.clone(),
+            topic: self.config.topic.clone(),
+            next_offsets: pending.next_offsets.clone(),
+        };
+        let started = Instant::now();
+        let result = self.store.insert_batch(&pending.batch, &position).await;
+        let seconds = started.elapsed().as_secs_f64();
+        let now = Instant::now();
+        match &result {
+            Ok(new) => {
+                self.breaker.on_success(now);
+                self.db_metrics
+                    .write_ok(seconds, *new, pending.batch.len() as u64);
+                self.metrics.batch_size.observe(pending.batch.len() as f64);
+            }
+            Err(error) => {
+                self.breaker.on_failure(now);
+                self.db_metrics.write_failed(seconds, error.kind());
+                tracing::warn!(%error, events = pending.batch.len(), breaker = self.breaker.state(now).as_str(), "Batch write failed.");
+            }
+        }
+        result
+    }
+
+    fn advance(&self, pending: &Pending) {
+        let mut position = self.position.lock().expect("position lock");
+        position.clone_from(&pending.next_offsets);
+        self.status.lock().expect("status lock").position = position.clone();
+    }
+
+    /// Buffered mode: retries the batch through the breaker until it is
+    /// stored. `false` if shut down first (the batch stays on the topic).
+    async fn store_buffered(&mut self, pending: Pending, shutdown: &CancellationToken) -> bool {
+        loop {
+            let now = Instant::now();
+            if !self.breaker.allow(now) {
+                self.pause(true);
+                self.publish_gauges(Some(&pending));
+                let wait = self.breaker.wait(now).min(Duration::from_secs(1));
+                if sleep_or_cancel(wait, shutdown).await {
+                    return false;
+                }
+                continue;
+            }
+            self.publish_gauges(Some(&pending));
+            if self.write(&pending).await.is_ok() {
+                self.advance(&pending);
+                self.pause(false);
+                self.publish_gauges(None);
+                return true;
+            }
+            if shutdown.is_cancelled() {
+                return false;
+            }
+            if self.breaker.state(Instant::now()) != BreakerState::Open {
+                let backoff = Duration::from_millis(self.config.retry_backoff_ms);
+                if sleep_or_cancel(backoff, shutdown).await {
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Drop mode: one attempt if the breaker allows it; either way the
+    /// position moves past the batch.
+    async fn store_or_drop(&mut self, pending: Pending) {
+        let stored = self.breaker.allow(Instant::now()) && self.write(&pending).await.is_ok();
+        if !stored {
+            self.metrics.dropped.inc_by(pending.batch.len() as u64);
+        }
+        self.advance(&pending);
+        self.publish_gauges(None);
+    }
+
+    fn pause(&mut self, pause: bool) {
+        if self.paused == pause {
+            return;
+        }
+        let result = self.consumer.assignment().and_then(|assignment| {
+            if pause {
+                self.consumer.pause(&assignment)
+            } else {
+                self.consumer.resume(&assignment)
+            }
+        });
+        match result {
+            Ok(()) => {
+                self.paused = pause;
+                tracing::info!(paused = pause, "Fetching {}.", if pause { "paused" } else { "resumed" });
+            }
+            Err(error) => tracing::warn!(%error, pause, "Could not pause or resume the partitions."),
+        }
+    }
+
+    fn publish_gauges(&self, pending: Option<&Pending>) {
+        let state = self.breaker.state(Instant::now());
+        self.metrics.breaker_state.set(state as i64);
+        let lag = pending
+            .and_then(|p| p.oldest_ms)
+            .map(|ms| (chrono::Utc::now().timestamp_millis() - ms).max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        self.metrics.lag_seconds.set(lag);
+        let mut status = self.status.lock().expect("status lock");
+        status.breaker = state.as_str();
+        status.pending = pending.map_or(0, |p| p.batch.len());
+    }
+}
+
+/// Every second, reads each partition's high watermark and publishes the
+/// backlog: messages on the topic past the position.
+async fn watch_backlog(
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    position: Arc<Mutex<HashMap<i32, i64>>>,
+    metrics: ConsumerMetrics,
+    shutdown: CancellationToken,
+) {
+    loop {
+        if sleep_or_cancel(Duration::from_secs(1), &shutdown).await {
+            return;
+        }
+        let Ok(assignment) = consumer.assignment() else {
+            continue;
+        };
+        let partitions: Vec<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
+        if partitions.is_empty() {
+            continue;
+        }
+        let consumer = consumer.clone();
+        let topic = topic.clone();
+        let highs = tokio::task::spawn_blocking(move || {
+            partitions
+                .into_iter()
+                .filter_map(|p| {
+                    consumer
+                        .fetch_watermarks(&topic, p, Duration::from_millis(800))
+                        .ok()
+                        .map(|(_, high)| (p, high))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        if highs.is_empty() {
+            continue;
+        }
+        let position = position.lock().expect("position lock").clone();
+        let backlog: i64 = highs
+            .iter()
+            .map(|(p, high)| (high - position.get(p).copied().unwrap_or(0)).max(0))
+            .sum();
+        metrics.backlog.set(backlog);
+    }
+}
+
+/// Sleeps for `duration`; `true` if `shutdown` was cancelled first.
+async fn sleep_or_cancel(duration: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => false,
+        () = shutdown.cancelled() => true,
+    }
+}

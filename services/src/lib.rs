@@ -1,0 +1,55 @@
+//! The systems under test of the faultline lab.
+//!
+//! - [`event`]: the driver location update, its strict decoding and validation
+//! - [`store`]: the PostgreSQL schema, a bounded pool, idempotent writes
+//! - [`breaker`]: the circuit breaker, a pure state machine
+//! - [`metrics`]: the metric names (shared with the lab) and their registries
+//! - [`http`]: the HTTP server every service shares
+//! - [`rest`], [`producer`], [`consumer`]: the three services; each binary
+//!   parses its configuration and calls `run`
+
+pub mod breaker;
+pub mod consumer;
+pub mod event;
+pub mod http;
+pub mod metrics;
+pub mod producer;
+pub mod rest;
+pub mod store;
+
+use tokio_util::sync::CancellationToken;
+
+/// The faultline version, reported by every service.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A token cancelled on the first SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("Could not install signal handlers.");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received; shutting down."),
+            _ = int.recv() => tracing::info!("SIGINT received; shutting down."),
+        }
+        cancel.cancel();
+    });
+    token
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

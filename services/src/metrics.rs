@@ -1,0 +1,312 @@
+//! Metrics exported by the services on `GET /metrics`, in the OpenMetrics
+//! text format that Prometheus scrapes.
+//!
+//! The names are declared once here and used both by the services that export
+//! them and by the lab that scrapes them. Counters are exported with a
+//! `_total` suffix added to the family name (`rest_http_requests` is scraped as
+//! `rest_http_requests_total`), as OpenMetrics requires.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// Metric family names. The original proof of concept's names are kept.
+pub mod names {
+    /// Counter, label `status`: HTTP answers of the REST service.
+    pub const REST_HTTP_REQUESTS: &str = "rest_http_requests";
+    /// Counter, label `status`: HTTP answers of the producer service.
+    pub const PRODUCER_HTTP_REQUESTS: &str = "producer_http_requests";
+    /// Histogram, label `status`: time from request to answer, in seconds.
+    pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
+    /// Counter, label `status` (`success` | `error`): produce outcomes.
+    pub const KAFKA_PRODUCE: &str = "kafka_produce";
+    /// Histogram: time from produce to broker acknowledgement, in seconds.
+    pub const KAFKA_PRODUCE_DURATION: &str = "kafka_produce_duration_seconds";
+    /// Gauge: 0 closed, 1 half-open, 2 open.
+    pub const CIRCUIT_BREAKER_STATE: &str = "circuit_breaker_state";
+    /// Gauge: age in seconds of the oldest event read but not yet stored.
+    pub const KAFKA_CONSUMER_LAG_SECONDS: &str = "kafka_consumer_lag_seconds";
+    /// Gauge: messages on the topic not yet stored (high watermark − position).
+    pub const CONSUMER_BACKLOG_MESSAGES: &str = "consumer_backlog_messages";
+    /// Counter: events newly stored in the database.
+    pub const EVENTS_STORED: &str = "events_stored";
+    /// Counter: events whose id was already stored (a redelivery or a resend).
+    pub const EVENTS_DUPLICATE: &str = "events_duplicate";
+    /// Counter: events given up on without being stored (drop mode).
+    pub const EVENTS_DROPPED: &str = "events_dropped";
+    /// Counter: messages on the topic that are not valid events.
+    pub const EVENTS_REJECTED: &str = "events_rejected";
+    /// Histogram: events per stored batch.
+    pub const CONSUMER_BATCH_SIZE: &str = "consumer_batch_size";
+    /// Histogram, label `outcome`: duration of a database write, in seconds.
+    pub const DB_WRITE_DURATION: &str = "db_write_duration_seconds";
+    /// Counter, label `kind`: database errors by kind.
+    pub const DB_ERRORS: &str = "db_errors";
+    /// Gauge, labels `service`, `version`: always 1.
+    pub const BUILD_INFO: &str = "faultline_build_info";
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProduceLabel {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabel {
+    service: &'static str,
+    version: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~26 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 19))
+}
+
+fn batch_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 14))
+}
+
+type LatencyFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// A registry with the build info every service exports.
+pub fn registry(service: &'static str) -> Registry {
+    let mut registry = Registry::default();
+    let info = Family::<BuildLabel, Gauge>::default();
+    info.get_or_create(&BuildLabel {
+        service,
+        version: crate::VERSION,
+    })
+    .set(1);
+    registry.register(names::BUILD_INFO, "Which faultline service this is", info);
+    registry
+}
+
+/// Renders a registry as OpenMetrics text.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::with_capacity(4096);
+    prometheus_client::encoding::text::encode(&mut out, registry)
+        .expect("writing to a String cannot fail");
+    out
+}
+
+/// HTTP answers and their latency.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: Family<StatusLabel, Counter>,
+    duration: LatencyFamily<StatusLabel>,
+}
+
+impl HttpMetrics {
+    pub fn register(registry: &mut Registry, requests_name: &str) -> Self {
+        let requests = Family::<StatusLabel, Counter>::default();
+        let duration = LatencyFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register(requests_name, "HTTP answers by status", requests.clone());
+        registry.register(
+            names::HTTP_REQUEST_DURATION,
+            "Time from request to answer in seconds, by status",
+            duration.clone(),
+        );
+        Self { requests, duration }
+    }
+
+    pub fn observe(&self, status: u16, seconds: f64) {
+        let label = StatusLabel { status };
+        self.requests.get_or_create(&label).inc();
+        self.duration.get_or_create(&label).observe(seconds);
+    }
+}
+
+/// Database writes: outcomes, latency, errors, stored and duplicate events.
+#[derive(Clone)]
+pub struct DbMetrics {
+    pub stored: Counter,
+    pub duplicates: Counter,
+    write_duration: LatencyFamily<OutcomeLabel>,
+    errors: Family<KindLabel, Counter>,
+}
+
+impl DbMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            stored: Counter::default(),
+            duplicates: Counter::default(),
+            write_duration: LatencyFamily::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            ),
+            errors: Family::default(),
+        };
+        registry.register(
+            names::EVENTS_STORED,
+            "Events newly stored in the database",
+            metrics.stored.clone(),
+        );
+        registry.register(
+            names::EVENTS_DUPLICATE,
+            "Events whose id was already stored",
+            metrics.duplicates.clone(),
+        );
+        registry.register(
+            names::DB_WRITE_DURATION,
+            "Duration of a database write in seconds, by outcome",
+            metrics.write_duration.clone(),
+        );
+        registry.register(
+            names::DB_ERRORS,
+            "Database errors by kind",
+            metrics.errors.clone(),
+        );
+        metrics
+    }
+
+    pub fn write_ok(&self, seconds: f64, new: u64, total: u64) {
+        self.write_duration
+            .get_or_create(&OutcomeLabel { outcome: "ok" })
+            .observe(seconds);
+        self.stored.inc_by(new);
+        self.duplicates.inc_by(total - new);
+    }
+
+    pub fn write_failed(&self, seconds: f64, kind: &'static str) {
+        self.write_duration
+            .get_or_create(&OutcomeLabel { outcome: "error" })
+            .observe(seconds);
+        self.errors.get_or_create(&KindLabel { kind }).inc();
+    }
+}
+
+/// Produce outcomes and broker acknowledgement latency.
+#[derive(Clone)]
+pub struct ProduceMetrics {
+    outcomes: Family<ProduceLabel, Counter>,
+    duration: Histogram,
+}
+
+impl ProduceMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            outcomes: Family::default(),
+            duration: latency_histogram(),
+        };
+        registry.register(
+            names::KAFKA_PRODUCE,
+            "Produce outcomes: success once the broker acknowledged, error otherwise",
+            metrics.outcomes.clone(),
+        );
+        registry.register(
+            names::KAFKA_PRODUCE_DURATION,
+            "Time from produce to broker acknowledgement in seconds",
+            metrics.duration.clone(),
+        );
+        metrics
+    }
+
+    pub fn observe(&self, ok: bool, seconds: f64) {
+        let status = if ok { "success" } else { "error" };
+        self.outcomes.get_or_create(&ProduceLabel { status }).inc();
+        if ok {
+            self.duration.observe(seconds);
+        }
+    }
+}
+
+/// The consumer's state: breaker, lag, backlog, batches, dropped events.
+#[derive(Clone)]
+pub struct ConsumerMetrics {
+    pub breaker_state: Gauge,
+    pub lag_seconds: Gauge<f64, AtomicU64>,
+    pub backlog: Gauge,
+    pub dropped: Counter,
+    pub rejected: Counter,
+    pub batch_size: Histogram,
+}
+
+impl ConsumerMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            breaker_state: Gauge::default(),
+            lag_seconds: Gauge::default(),
+            backlog: Gauge::default(),
+            dropped: Counter::default(),
+            rejected: Counter::default(),
+            batch_size: batch_histogram(),
+        };
+        registry.register(
+            names::CIRCUIT_BREAKER_STATE,
+            "Circuit breaker state: 0 closed, 1 half-open, 2 open",
+            metrics.breaker_state.clone(),
+        );
+        registry.register(
+            names::KAFKA_CONSUMER_LAG_SECONDS,
+            "Age in seconds of the oldest event read but not yet stored",
+            metrics.lag_seconds.clone(),
+        );
+        registry.register(
+            names::CONSUMER_BACKLOG_MESSAGES,
+            "Messages on the topic not yet stored",
+            metrics.backlog.clone(),
+        );
+        registry.register(
+            names::EVENTS_DROPPED,
+            "Events given up on without being stored",
+            metrics.dropped.clone(),
+        );
+        registry.register(
+            names::EVENTS_REJECTED,
+            "Messages on the topic that are not valid events",
+            metrics.rejected.clone(),
+        );
+        registry.register(
+            names::CONSUMER_BATCH_SIZE,
+            "Events per stored batch",
+            metrics.batch_size.clone(),
+        );
+        metrics
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_exported_with_the_original_names() {
+        let mut registry = registry("rest");
+        let http = HttpMetrics::register(&mut registry, names::REST_HTTP_REQUESTS);
+        let db = DbMetrics::register(&mut registry);
+        let consumer = ConsumerMetrics::register(&mut registry);
+        http.observe(503, 0.002);
+        db.write_ok(0.001, 3, 4);
+        consumer.breaker_state.set(2);
+        consumer.lag_seconds.set(1.5);
+        let text = render(&registry);
+        for line in [
+            r#"rest_http_requests_total{status="503"} 1"#,
+            "events_stored_total 3",
+            "events_duplicate_total 1",
+            "circuit_breaker_state 2",
+            "kafka_consumer_lag_seconds 1.5",
+            r#"faultline_build_info{service="rest",version=""#,
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}

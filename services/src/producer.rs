@@ -1,0 +1,162 @@
+//! The asynchronous architecture's front door: `POST` a location, it is
+//! produced to the topic keyed by driver, and the answer is 202 only after the
+//! broker acknowledged it (acks=all, idempotent producer). Broker trouble is a
+//! 503 within the delivery timeout.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use rdkafka::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::{BodyShape, decode};
+use crate::http::{self, App, Common, Identity, Response};
+use crate::metrics::{HttpMetrics, ProduceMetrics, names};
+
+/// The name the producer gives itself in `/identity`.
+pub const SERVICE: &str = "faultline-producer";
+/// The original proof of concept's topic.
+pub const DEFAULT_TOPIC: &str = "driver-locations";
+
+/// Configuration of the producer service.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "faultline-producer", version, about = "Kafka producer: POST a location, 202 once the broker acknowledged it")]
+pub struct ProducerConfig {
+    /// Address to listen on.
+    #[arg(long, env = "FAULTLINE_LISTEN", default_value = "127.0.0.1:3002")]
+    pub listen: SocketAddr,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "FAULTLINE_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    pub bootstrap_servers: String,
+    /// Topic to produce to.
+    #[arg(long, env = "FAULTLINE_TOPIC", default_value = DEFAULT_TOPIC)]
+    pub topic: String,
+    /// Longest wait for the broker's acknowledgement, in milliseconds.
+    #[arg(long, env = "FAULTLINE_DELIVERY_TIMEOUT_MS", default_value_t = 5000)]
+    pub delivery_timeout_ms: u64,
+    /// How long the producer waits to fill a batch, in milliseconds.
+    #[arg(long, env = "FAULTLINE_LINGER_MS", default_value_t = 2)]
+    pub linger_ms: u64,
+    /// Seconds a client is told to wait (`Retry-After`) when the broker is down.
+    #[arg(long, env = "FAULTLINE_RETRY_AFTER_S", default_value_t = 1)]
+    pub retry_after_s: u32,
+}
+
+/// The client settings for an acks=all idempotent producer.
+pub fn client_config(config: &ProducerConfig) -> ClientConfig {
+    let delivery = config.delivery_timeout_ms.max(1);
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.bootstrap_servers)
+        .set("client.id", SERVICE)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", delivery.to_string())
+        .set("request.timeout.ms", delivery.min(5000).to_string())
+        .set("linger.ms", config.linger_ms.to_string())
+        .set("socket.connection.setup.timeout.ms", "2000")
+        .set("reconnect.backoff.max.ms", "1000");
+    client
+}
+
+struct Producer {
+    producer: FutureProducer,
+    topic: String,
+    metrics: ProduceMetrics,
+    retry_after_s: u32,
+}
+
+impl App for Producer {
+    async fn handle(&self, request: Request<Incoming>) -> Response {
+        let shape = match request.uri().path() {
+            "/events" => BodyShape::Event,
+            "/produce-event" => BodyShape::Legacy,
+            path => return http::not_found(path),
+        };
+        if request.method() != Method::POST {
+            return http::method_not_allowed("POST");
+        }
+        let event = match http::read_json_body(request).await {
+            Ok(body) => match decode(&body, shape, chrono::Utc::now) {
+                Ok(event) => event,
+                Err(problem) => return http::input_error(&problem),
+            },
+            Err(problem) => return http::input_error(&problem),
+        };
+        let payload = event.to_json();
+        let record = FutureRecord::to(&self.topic)
+            .key(event.driver_id.as_str())
+            .payload(&payload);
+        let started = Instant::now();
+        let outcome = self
+            .producer
+            .send(record, Duration::from_millis(100))
+            .await;
+        let seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(delivery) => {
+                self.metrics.observe(true, seconds);
+                http::json(
+                    StatusCode::ACCEPTED,
+                    &serde_json::json!({
+                        "event_id": event.event_id,
+                        "partition": delivery.partition,
+                        "offset": delivery.offset,
+                    }),
+                )
+            }
+            Err((error, _)) => {
+                self.metrics.observe(false, seconds);
+                tracing::debug!(%error, "Produce failed.");
+                http::unavailable(
+                    "broker_unavailable",
+                    &format!("the broker did not acknowledge the event: {error}"),
+                    self.retry_after_s,
+                )
+            }
+        }
+    }
+
+    fn health(&self) -> serde_json::Value {
+        serde_json::json!({ "topic": self.topic, "in_flight": self.producer.in_flight_count() })
+    }
+}
+
+/// Runs the producer service on `listener` until `shutdown` is cancelled,
+/// then flushes what is still queued.
+pub async fn run(
+    listener: TcpListener,
+    config: ProducerConfig,
+    shutdown: CancellationToken,
+) -> Result<(), KafkaError> {
+    let producer: FutureProducer = client_config(&config).create()?;
+    let mut registry = crate::metrics::registry(SERVICE);
+    let http_metrics = HttpMetrics::register(&mut registry, names::PRODUCER_HTTP_REQUESTS);
+    let metrics = ProduceMetrics::register(&mut registry);
+    let app = Arc::new(Producer {
+        producer: producer.clone(),
+        topic: config.topic.clone(),
+        metrics,
+        retry_after_s: config.retry_after_s,
+    });
+    let common = Arc::new(Common {
+        identity: Identity::new(SERVICE),
+        registry,
+        http_metrics: Some(http_metrics),
+        started: Instant::now(),
+    });
+    tracing::info!(topic = %config.topic, brokers = %config.bootstrap_servers, "Serving the producer.");
+    http::serve(listener, app, common, shutdown).await;
+    let flush = Duration::from_millis(config.delivery_timeout_ms);
+    tokio::task::spawn_blocking(move || producer.flush(flush))
+        .await
+        .expect("the flush task does not panic")?;
+    tracing::info!("Producer flushed.");
+    Ok(())
+}

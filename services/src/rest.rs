@@ -1,0 +1,150 @@
+//! The synchronous architecture: `POST` a location, it is inserted into
+//! PostgreSQL before the answer. Database trouble is a 503 with `Retry-After`
+//! within the pool's timeouts, never a hang.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, StatusCode};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::event::{BodyShape, decode};
+use crate::http::{self, App, Common, Identity, Response};
+use crate::metrics::{DbMetrics, HttpMetrics, names};
+use crate::store::{DbConfig, Store, StoreError};
+
+/// The name the REST service gives itself, in `/identity` and in `stored_by`.
+pub const SERVICE: &str = "faultline-rest";
+/// The value of `stored_by` for rows this service writes.
+pub const STORED_BY: &str = "rest";
+
+/// Configuration of the REST service.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "faultline-rest", version, about = "REST writer: POST a location, stored before the answer")]
+pub struct RestConfig {
+    /// Address to listen on.
+    #[arg(long, env = "FAULTLINE_LISTEN", default_value = "127.0.0.1:3001")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub db: DbConfig,
+    /// Seconds a client is told to wait (`Retry-After`) when the database is down.
+    #[arg(long, env = "FAULTLINE_RETRY_AFTER_S", default_value_t = 1)]
+    pub retry_after_s: u32,
+}
+
+struct Rest {
+    store: Store,
+    db_metrics: DbMetrics,
+    schema_ready: Arc<AtomicBool>,
+    retry_after_s: u32,
+}
+
+impl App for Rest {
+    async fn handle(&self, request: Request<Incoming>) -> Response {
+        let shape = match request.uri().path() {
+            "/events" => BodyShape::Event,
+            "/update-location" => BodyShape::Legacy,
+            path => return http::not_found(path),
+        };
+        if request.method() != Method::POST {
+            return http::method_not_allowed("POST");
+        }
+        let event = match http::read_json_body(request).await {
+            Ok(body) => match decode(&body, shape, chrono::Utc::now) {
+                Ok(event) => event,
+                Err(problem) => return http::input_error(&problem),
+            },
+            Err(problem) => return http::input_error(&problem),
+        };
+        let started = Instant::now();
+        match self.store.insert(&event, STORED_BY).await {
+            Ok(new) => {
+                self.db_metrics
+                    .write_ok(started.elapsed().as_secs_f64(), u64::from(new), 1);
+                let status = if new { StatusCode::CREATED } else { StatusCode::OK };
+                http::json(
+                    status,
+                    &serde_json::json!({ "event_id": event.event_id, "stored": true, "duplicate": !new }),
+                )
+            }
+            Err(error) => {
+                self.db_metrics
+                    .write_failed(started.elapsed().as_secs_f64(), error.kind());
+                tracing::debug!(%error, "Insert failed.");
+                http::unavailable(
+                    "database_unavailable",
+                    &format!("the event was not stored: {error}"),
+                    self.retry_after_s,
+                )
+            }
+        }
+    }
+
+    fn health(&self) -> serde_json::Value {
+        let (open, idle) = self.store.pool_status();
+        serde_json::json!({
+            "schema_ready": self.schema_ready.load(Ordering::Relaxed),
+            "pool": { "open": open, "idle": idle },
+        })
+    }
+}
+
+/// Runs the REST service on `listener` until `shutdown` is cancelled.
+pub async fn run(
+    listener: TcpListener,
+    config: RestConfig,
+    shutdown: CancellationToken,
+) -> Result<(), StoreError> {
+    let store = Store::new(config.db.clone())?;
+    let mut registry = crate::metrics::registry(SERVICE);
+    let http_metrics = HttpMetrics::register(&mut registry, names::REST_HTTP_REQUESTS);
+    let db_metrics = DbMetrics::register(&mut registry);
+    let schema_ready = Arc::new(AtomicBool::new(false));
+    let background = tokio::spawn(maintain(
+        store.clone(),
+        schema_ready.clone(),
+        shutdown.clone(),
+    ));
+    let app = Arc::new(Rest {
+        store,
+        db_metrics,
+        schema_ready,
+        retry_after_s: config.retry_after_s,
+    });
+    let common = Arc::new(Common {
+        identity: Identity::new(SERVICE),
+        registry,
+        http_metrics: Some(http_metrics),
+        started: Instant::now(),
+    });
+    tracing::info!(addr = %listener.local_addr().map_err(|e| StoreError::Pool(e.to_string()))?, "Serving REST.");
+    http::serve(listener, app, common, shutdown).await;
+    background.abort();
+    Ok(())
+}
+
+/// Applies the schema (retrying until the database answers) and closes idle
+/// connections, until shutdown.
+pub(crate) async fn maintain(store: Store, schema_ready: Arc<AtomicBool>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        if !schema_ready.load(Ordering::Relaxed) {
+            match store.migrate().await {
+                Ok(()) => {
+                    schema_ready.store(true, Ordering::Relaxed);
+                    tracing::info!("Schema is up to date.");
+                }
+                Err(error) => tracing::warn!(%error, "Schema migration failed; retrying."),
+            }
+        }
+        store.close_idle();
+    }
+}

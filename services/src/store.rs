@@ -1,0 +1,409 @@
+//! The database side: schema, a bounded connection pool, and the writes.
+//!
+//! Every write is idempotent (`ON CONFLICT (event_id) DO NOTHING`), and every
+//! database call is bounded by a client-side timeout as well as the server's
+//! `statement_timeout`, so a frozen server turns into an error on time rather
+//! than a hung request.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+};
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+use crate::event::LocationEvent;
+
+/// The table of stored events.
+pub const EVENTS_TABLE: &str = "location_events";
+/// The table where the consumer keeps its position, written in the same
+/// transaction as the rows it covers.
+pub const OFFSETS_TABLE: &str = "consumer_offsets";
+
+/// Migrations, applied in order under an advisory lock at start-up.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE location_events (
+        event_id   uuid PRIMARY KEY,
+        driver_id  text NOT NULL,
+        lat        double precision NOT NULL,
+        lng        double precision NOT NULL,
+        sent_at    timestamptz NOT NULL,
+        stored_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+        stored_by  text NOT NULL
+    );
+    CREATE INDEX location_events_stored_by ON location_events (stored_by);
+    CREATE TABLE consumer_offsets (
+        consumer_group text NOT NULL,
+        topic          text NOT NULL,
+        partition      integer NOT NULL,
+        next_offset    bigint NOT NULL,
+        updated_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (consumer_group, topic, partition)
+    );",
+)];
+
+/// An arbitrary constant that names the migration lock.
+const MIGRATION_LOCK: i64 = 0x6661_756c_746c_696e;
+
+/// Connection pool settings. The defaults are the original proof of concept's
+/// (10 connections, 2 s connect timeout, 5 s idle timeout).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbConfig {
+    /// PostgreSQL connection URL.
+    #[arg(
+        long = "database-url",
+        env = "FAULTLINE_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub url: String,
+    /// Most connections the pool opens.
+    #[arg(long, env = "FAULTLINE_POOL_SIZE", default_value_t = 10)]
+    pub pool_size: usize,
+    /// Longest wait for a free pooled connection, in milliseconds.
+    #[arg(long, env = "FAULTLINE_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
+    pub acquire_timeout_ms: u64,
+    /// Longest wait to open a new connection, in milliseconds.
+    #[arg(long, env = "FAULTLINE_CONNECT_TIMEOUT_MS", default_value_t = 2000)]
+    pub connect_timeout_ms: u64,
+    /// Longest a statement may run, in milliseconds (server and client side).
+    #[arg(long, env = "FAULTLINE_STATEMENT_TIMEOUT_MS", default_value_t = 2000)]
+    pub statement_timeout_ms: u64,
+    /// Idle connections older than this are closed, in milliseconds.
+    #[arg(long, env = "FAULTLINE_IDLE_TIMEOUT_MS", default_value_t = 5000)]
+    pub idle_timeout_ms: u64,
+}
+
+impl DbConfig {
+    /// A configuration with the defaults for the given URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pool_size: 10,
+            acquire_timeout_ms: 2000,
+            connect_timeout_ms: 2000,
+            statement_timeout_ms: 2000,
+            idle_timeout_ms: 5000,
+        }
+    }
+
+    fn statement_timeout(&self) -> Duration {
+        Duration::from_millis(self.statement_timeout_ms)
+    }
+
+    /// The longest one database call can take from asking for a connection
+    /// to its answer: what a caller is promised.
+    pub fn worst_case(&self) -> Duration {
+        Duration::from_millis(
+            self.acquire_timeout_ms + self.connect_timeout_ms + self.statement_timeout_ms,
+        )
+    }
+}
+
+/// What went wrong talking to the database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid database url: {0}")]
+    Url(#[source] tokio_postgres::Error),
+    #[error("timed out waiting for a pooled connection")]
+    AcquireTimeout,
+    #[error("timed out connecting to the database")]
+    ConnectTimeout,
+    #[error("database statement timed out after {0:?}")]
+    StatementTimeout(Duration),
+    #[error("database error: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    #[error("connection pool error: {0}")]
+    Pool(String),
+}
+
+impl StoreError {
+    /// A short label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Url(_) => "config",
+            StoreError::AcquireTimeout => "acquire_timeout",
+            StoreError::ConnectTimeout => "connect_timeout",
+            StoreError::StatementTimeout(_) => "statement_timeout",
+            StoreError::Database(_) => "database",
+            StoreError::Pool(_) => "pool",
+        }
+    }
+}
+
+impl From<PoolError> for StoreError {
+    fn from(error: PoolError) -> Self {
+        match error {
+            PoolError::Timeout(TimeoutType::Wait) => StoreError::AcquireTimeout,
+            PoolError::Timeout(_) => StoreError::ConnectTimeout,
+            PoolError::Backend(e) => StoreError::Database(e),
+            other => StoreError::Pool(other.to_string()),
+        }
+    }
+}
+
+/// A bounded pool of connections with every call time-limited.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    config: DbConfig,
+}
+
+impl Store {
+    /// Builds the pool. No connection is opened until one is needed.
+    pub fn new(config: DbConfig) -> Result<Self, StoreError> {
+        let mut pg: tokio_postgres::Config = config.url.parse().map_err(StoreError::Url)?;
+        pg.connect_timeout(Duration::from_millis(config.connect_timeout_ms));
+        pg.options(format!(
+            "-c statement_timeout={} -c lock_timeout={}",
+            config.statement_timeout_ms, config.statement_timeout_ms
+        ));
+        pg.keepalives(true);
+        pg.keepalives_idle(Duration::from_secs(5));
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .wait_timeout(Some(Duration::from_millis(config.acquire_timeout_ms)))
+            .create_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
+            .recycle_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        Ok(Self { pool, config })
+    }
+
+    pub fn config(&self) -> &DbConfig {
+        &self.config
+    }
+
+    /// Closes connections idle for longer than the idle timeout. Call it
+    /// periodically.
+    pub fn close_idle(&self) {
+        let idle = Duration::from_millis(self.config.idle_timeout_ms);
+        self.pool.retain(|_, metrics| metrics.last_used() < idle);
+    }
+
+    /// Connections open now, and how many of them are idle.
+    pub fn pool_status(&self) -> (usize, usize) {
+        let status = self.pool.status();
+        (status.size, status.available)
+    }
+
+    /// Runs `work` on a pooled connection within the statement timeout. A
+    /// connection whose call timed out or failed at the transport level is
+    /// discarded, not returned to the pool.
+    async fn with_client<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: AsyncFnOnce(&mut Object) -> Result<T, tokio_postgres::Error>,
+    {
+        let mut client = self.pool.get().await?;
+        let limit = self.config.statement_timeout();
+        let outcome = tokio::time::timeout(limit, work(&mut client)).await;
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                if error.is_closed() || error.code().is_none() {
+                    let _ = Object::take(client);
+                }
+                Err(StoreError::Database(error))
+            }
+            Err(_) => {
+                let _ = Object::take(client);
+                Err(StoreError::StatementTimeout(limit))
+            }
+        }
+    }
+
+    /// A trivial round trip: the database answers queries.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.with_client(async |c| c.simple_query("SELECT 1").await.map(drop))
+            .await
+    }
+
+    /// Applies the migrations that are not yet applied. Safe to run from
+    /// several services at once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version integer PRIMARY KEY,
+                    applied_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+            )
+            .await?;
+            let applied: Vec<i32> = tx
+                .query("SELECT version FROM schema_migrations", &[])
+                .await?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            for (version, sql) in MIGRATIONS {
+                if !applied.contains(version) {
+                    tx.batch_execute(sql).await?;
+                    tx.execute(
+                        "INSERT INTO schema_migrations (version) VALUES ($1)",
+                        &[version],
+                    )
+                    .await?;
+                }
+            }
+            tx.commit().await
+        })
+        .await
+    }
+
+    /// Stores one event. `Ok(true)` if it is new, `Ok(false)` if that id was
+    /// already stored.
+    pub async fn insert(&self, event: &LocationEvent, stored_by: &str) -> Result<bool, StoreError> {
+        self.with_client(async |c| {
+            let statement = c
+                .prepare_cached(
+                    "INSERT INTO location_events (event_id, driver_id, lat, lng, sent_at, stored_by)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+                )
+                .await?;
+            let n = c
+                .execute(
+                    &statement,
+                    &[
+                        &event.event_id,
+                        &event.driver_id,
+                        &event.lat,
+                        &event.lng,
+                        &event.sent_at,
+                        &stored_by,
+                    ],
+                )
+                .await?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    /// Stores a batch and the consumer's new position in one transaction.
+    /// Returns how many events were new.
+    pub async fn insert_batch(
+        &self,
+        batch: &Batch,
+        position: &Position,
+    ) -> Result<u64, StoreError> {
+        self.with_client(async |c| {
+            let tx = c.transaction().await?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO location_events (event_id, driver_id, lat, lng, sent_at, stored_by)
+                     SELECT e.*, $6 FROM UNNEST($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::timestamptz[])
+                         AS e(event_id, driver_id, lat, lng, sent_at)
+                     ON CONFLICT (event_id) DO NOTHING",
+                    &[
+                        &batch.event_ids,
+                        &batch.driver_ids,
+                        &batch.lats,
+                        &batch.lngs,
+                        &batch.sent_ats,
+                        &batch.stored_by,
+                    ],
+                )
+                .await?;
+            let (partitions, offsets): (Vec<i32>, Vec<i64>) =
+                position.next_offsets.iter().map(|(p, o)| (*p, *o)).unzip();
+            tx.execute(
+                "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)
+                 SELECT $1, $2, p, o FROM UNNEST($3::int4[], $4::int8[]) AS t(p, o)
+                 ON CONFLICT (consumer_group, topic, partition)
+                 DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = clock_timestamp()",
+                &[&position.group, &position.topic, &partitions, &offsets],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(inserted)
+        })
+        .await
+    }
+
+    /// The stored position of a consumer group: partition → next offset.
+    pub async fn load_position(&self, group: &str, topic: &str) -> Result<Position, StoreError> {
+        let rows = self
+            .with_client(async |c| {
+                c.query(
+                    "SELECT partition, next_offset FROM consumer_offsets
+                     WHERE consumer_group = $1 AND topic = $2",
+                    &[&group, &topic],
+                )
+                .await
+            })
+            .await?;
+        Ok(Position {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            next_offsets: rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+        })
+    }
+}
+
+/// A consumer's position: for each partition, the offset of the next message
+/// to store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position {
+    pub group: String,
+    pub topic: String,
+    pub next_offsets: HashMap<i32, i64>,
+}
+
+/// A batch of events laid out as the columns of one `INSERT ... UNNEST`.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    event_ids: Vec<Uuid>,
+    driver_ids: Vec<String>,
+    lats: Vec<f64>,
+    lngs: Vec<f64>,
+    sent_ats: Vec<chrono::DateTime<chrono::Utc>>,
+    stored_by: String,
+}
+
+impl Batch {
+    pub fn new(stored_by: impl Into<String>, capacity: usize) -> Self {
+        Self {
+            event_ids: Vec::with_capacity(capacity),
+            driver_ids: Vec::with_capacity(capacity),
+            lats: Vec::with_capacity(capacity),
+            lngs: Vec::with_capacity(capacity),
+            sent_ats: Vec::with_capacity(capacity),
+            stored_by: stored_by.into(),
+        }
+    }
+
+    pub fn push(&mut self, event: LocationEvent) {
+        self.event_ids.push(event.event_id);
+        self.driver_ids.push(event.driver_id);
+        self.lats.push(event.lat);
+        self.lngs.push(event.lng);
+        self.sent_ats.push(event.sent_at);
+    }
+
+    pub fn len(&self) -> usize {
+        self.event_ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.event_ids.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.event_ids.clear();
+        self.driver_ids.clear();
+        self.lats.clear();
+        self.lngs.clear();
+        self.sent_ats.clear();
+    }
+}
