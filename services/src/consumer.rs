@@ -57,13 +57,21 @@ impl Mode {
 
 /// Configuration of the consumer service.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "faultline-consumer", version, about = "Kafka consumer: stores the topic's events in PostgreSQL behind a circuit breaker")]
+#[command(
+    name = "faultline-consumer",
+    version,
+    about = "Kafka consumer: stores the topic's events in PostgreSQL behind a circuit breaker"
+)]
 pub struct ConsumerConfig {
     /// Address of the metrics and health endpoint.
     #[arg(long, env = "FAULTLINE_LISTEN", default_value = "127.0.0.1:3003")]
     pub listen: SocketAddr,
     /// Kafka bootstrap servers.
-    #[arg(long, env = "FAULTLINE_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        env = "FAULTLINE_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
     pub bootstrap_servers: String,
     /// Topic to read.
     #[arg(long, env = "FAULTLINE_TOPIC", default_value = crate::producer::DEFAULT_TOPIC)]
@@ -181,9 +189,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), KafkaError> {
     let consumer: Arc<StreamConsumer> = Arc::new(config.client_config().create()?);
-    let store = Store::new(config.db.clone()).map_err(|e| {
-        KafkaError::ClientCreation(format!("invalid database configuration: {e}"))
-    })?;
+    let store = Store::new(config.db.clone())
+        .map_err(|e| KafkaError::ClientCreation(format!("invalid database configuration: {e}")))?;
     let mut registry = crate::metrics::registry(SERVICE);
     let metrics = ConsumerMetrics::register(&mut registry);
     let db_metrics = DbMetrics::register(&mut registry);
@@ -270,8 +277,12 @@ impl Worker {
         let partitions = loop {
             match self.partitions().await {
                 Ok(partitions) if !partitions.is_empty() => break partitions,
-                Ok(_) => tracing::warn!(topic = %self.config.topic, "Topic has no partitions yet; retrying."),
-                Err(error) => tracing::warn!(%error, "Could not read the topic's metadata; retrying."),
+                Ok(_) => {
+                    tracing::warn!(topic = %self.config.topic, "Topic has no partitions yet; retrying.")
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "Could not read the topic's metadata; retrying.")
+                }
             }
             if sleep_or_cancel(retry, shutdown).await {
                 return false;
@@ -353,7 +364,8 @@ impl Worker {
             }
         };
         self.take(&mut pending, first);
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
         while pending.messages < capacity {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Ok(message) => self.take(&mut pending, message),
@@ -487,9 +499,15 @@ impl Worker {
         match result {
             Ok(()) => {
                 self.paused = pause;
-                tracing::info!(paused = pause, "Fetching {}.", if pause { "paused" } else { "resumed" });
+                tracing::info!(
+                    paused = pause,
+                    "Fetching {}.",
+                    if pause { "paused" } else { "resumed" }
+                );
             }
-            Err(error) => tracing::warn!(%error, pause, "Could not pause or resume the partitions."),
+            Err(error) => {
+                tracing::warn!(%error, pause, "Could not pause or resume the partitions.")
+            }
         }
     }
 
@@ -523,7 +541,11 @@ async fn watch_backlog(
         let Ok(assignment) = consumer.assignment() else {
             continue;
         };
-        let partitions: Vec<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
+        let partitions: Vec<i32> = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
         if partitions.is_empty() {
             continue;
         }

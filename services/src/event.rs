@@ -143,9 +143,7 @@ fn json_error(error: serde_json::Error) -> InputError {
     use serde_json::error::Category;
     match error.classify() {
         Category::Data => InputError::Invalid(error.to_string()),
-        Category::Syntax | Category::Eof | Category::Io => {
-            InputError::Malformed(error.to_string())
-        }
+        Category::Syntax | Category::Eof | Category::Io => InputError::Malformed(error.to_string()),
     }
 }
 
@@ -220,13 +218,48 @@ mod tests {
             ("", BodyShape::Event, 400, "empty_body"),
             ("{", BodyShape::Event, 400, "malformed_json"),
             ("[]", BodyShape::Event, 422, "invalid_event"),
-            (r#"{"driverId":"d","lat":1,"lng":1}"#, BodyShape::Event, 422, "invalid_event"),
-            (r#"{"driverId":"d","lat":91,"lng":1}"#, BodyShape::Legacy, 422, "out_of_range"),
-            (r#"{"driverId":"d","lat":1,"lng":-181}"#, BodyShape::Legacy, 422, "out_of_range"),
-            (r#"{"driverId":"","lat":1,"lng":1}"#, BodyShape::Legacy, 422, "invalid_driver_id"),
-            (r#"{"driverId":"a\nb","lat":1,"lng":1}"#, BodyShape::Legacy, 422, "invalid_driver_id"),
-            (r#"{"driverId":"d","lat":"1","lng":1}"#, BodyShape::Legacy, 422, "invalid_event"),
-            (r#"{"driverId":"d","lat":1,"lng":1,"x":0}"#, BodyShape::Legacy, 422, "invalid_event"),
+            (
+                r#"{"driverId":"d","lat":1,"lng":1}"#,
+                BodyShape::Event,
+                422,
+                "invalid_event",
+            ),
+            (
+                r#"{"driverId":"d","lat":91,"lng":1}"#,
+                BodyShape::Legacy,
+                422,
+                "out_of_range",
+            ),
+            (
+                r#"{"driverId":"d","lat":1,"lng":-181}"#,
+                BodyShape::Legacy,
+                422,
+                "out_of_range",
+            ),
+            (
+                r#"{"driverId":"","lat":1,"lng":1}"#,
+                BodyShape::Legacy,
+                422,
+                "invalid_driver_id",
+            ),
+            (
+                r#"{"driverId":"a\nb","lat":1,"lng":1}"#,
+                BodyShape::Legacy,
+                422,
+                "invalid_driver_id",
+            ),
+            (
+                r#"{"driverId":"d","lat":"1","lng":1}"#,
+                BodyShape::Legacy,
+                422,
+                "invalid_event",
+            ),
+            (
+                r#"{"driverId":"d","lat":1,"lng":1,"x":0}"#,
+                BodyShape::Legacy,
+                422,
+                "invalid_event",
+            ),
         ];
         for (body, shape, status, code) in cases {
             let error = decode(body.as_bytes(), *shape, now).unwrap_err();
@@ -250,7 +283,10 @@ mod tests {
     fn content_types() {
         assert!(check_content_type(Some("application/json")).is_ok());
         assert!(check_content_type(Some("Application/JSON; charset=utf-8")).is_ok());
-        assert_eq!(check_content_type(Some("text/plain")).unwrap_err().status(), 415);
+        assert_eq!(
+            check_content_type(Some("text/plain")).unwrap_err().status(),
+            415
+        );
         assert_eq!(check_content_type(None).unwrap_err().status(), 415);
     }
 }

@@ -148,10 +148,7 @@ async fn route<A: App>(app: &A, common: &Common, request: Request<Incoming>) -> 
             let started = Instant::now();
             let response = app.handle(request).await;
             if let Some(metrics) = &common.http_metrics {
-                metrics.observe(
-                    response.status().as_u16(),
-                    started.elapsed().as_secs_f64(),
-                );
+                metrics.observe(response.status().as_u16(), started.elapsed().as_secs_f64());
             }
             response
         }
@@ -239,9 +236,14 @@ pub async fn read_json_body(request: Request<Incoming>) -> Result<Bytes, InputEr
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(InputError::TooLarge);
     }
-    match Limited::new(request.into_body(), MAX_BODY_BYTES).collect().await {
+    match Limited::new(request.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(InputError::TooLarge),
-        Err(error) => Err(InputError::Malformed(format!("could not read body: {error}"))),
+        Err(error) => Err(InputError::Malformed(format!(
+            "could not read body: {error}"
+        ))),
     }
 }

@@ -26,13 +26,21 @@ pub const DEFAULT_TOPIC: &str = "driver-locations";
 
 /// Configuration of the producer service.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "faultline-producer", version, about = "Kafka producer: POST a location, 202 once the broker acknowledged it")]
+#[command(
+    name = "faultline-producer",
+    version,
+    about = "Kafka producer: POST a location, 202 once the broker acknowledged it"
+)]
 pub struct ProducerConfig {
     /// Address to listen on.
     #[arg(long, env = "FAULTLINE_LISTEN", default_value = "127.0.0.1:3002")]
     pub listen: SocketAddr,
     /// Kafka bootstrap servers.
-    #[arg(long, env = "FAULTLINE_BOOTSTRAP_SERVERS", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        env = "FAULTLINE_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
     pub bootstrap_servers: String,
     /// Topic to produce to.
     #[arg(long, env = "FAULTLINE_TOPIC", default_value = DEFAULT_TOPIC)]
@@ -94,10 +102,7 @@ impl App for Producer {
             .key(event.driver_id.as_str())
             .payload(&payload);
         let started = Instant::now();
-        let outcome = self
-            .producer
-            .send(record, Duration::from_millis(100))
-            .await;
+        let outcome = self.producer.send(record, Duration::from_millis(100)).await;
         let seconds = started.elapsed().as_secs_f64();
         match outcome {
             Ok(delivery) => {

@@ -24,7 +24,11 @@ pub const STORED_BY: &str = "rest";
 
 /// Configuration of the REST service.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "faultline-rest", version, about = "REST writer: POST a location, stored before the answer")]
+#[command(
+    name = "faultline-rest",
+    version,
+    about = "REST writer: POST a location, stored before the answer"
+)]
 pub struct RestConfig {
     /// Address to listen on.
     #[arg(long, env = "FAULTLINE_LISTEN", default_value = "127.0.0.1:3001")]
@@ -65,7 +69,11 @@ impl App for Rest {
             Ok(new) => {
                 self.db_metrics
                     .write_ok(started.elapsed().as_secs_f64(), u64::from(new), 1);
-                let status = if new { StatusCode::CREATED } else { StatusCode::OK };
+                let status = if new {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
                 http::json(
                     status,
                     &serde_json::json!({ "event_id": event.event_id, "stored": true, "duplicate": !new }),
@@ -129,7 +137,11 @@ pub async fn run(
 
 /// Applies the schema (retrying until the database answers) and closes idle
 /// connections, until shutdown.
-pub(crate) async fn maintain(store: Store, schema_ready: Arc<AtomicBool>, shutdown: CancellationToken) {
+pub(crate) async fn maintain(
+    store: Store,
+    schema_ready: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {

@@ -1,0 +1,347 @@
+//! An ephemeral PostgreSQL cluster in a folder of its own: initdb, a free
+//! loopback port, a private socket directory, run as the `postgres` user when
+//! the lab runs as root. It can be crashed (SIGKILL to every process of it),
+//! stopped, frozen (SIGSTOP), thawed and restarted with its data kept.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::{Gid, Uid, User};
+
+use crate::StackError;
+use crate::process::Managed;
+
+/// How long a start or restart may take before it is an error.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running (or crashed, or frozen) PostgreSQL cluster.
+#[derive(Debug)]
+pub struct Postgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    owner: Option<(Uid, Gid)>,
+    process: Option<Managed>,
+    frozen: bool,
+}
+
+/// Finds `initdb` and `postgres`: on PATH (as under Nix), else the newest
+/// `/usr/lib/postgresql/*/bin`.
+pub fn find_binaries() -> Result<PathBuf, StackError> {
+    if let Some(dir) = crate::which("postgres").and_then(|p| p.parent().map(Path::to_path_buf))
+        && dir.join("initdb").is_file()
+    {
+        return Ok(dir);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            (bin.join("postgres").is_file() && bin.join("initdb").is_file())
+                .then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or(StackError::Missing {
+            what: "PostgreSQL (initdb and postgres)",
+            hint: "install it (Debian: apt-get install postgresql; Nix: the dev shell has it) or put its bin directory on PATH",
+        })
+}
+
+impl Postgres {
+    /// Creates a cluster in `dir` (which must not hold one yet), starts it on
+    /// a free port and waits until it answers a query.
+    pub async fn start(dir: &Path) -> Result<Self, StackError> {
+        let bin = find_binaries()?;
+        let owner = if Uid::effective().is_root() {
+            let user = User::from_name("postgres")
+                .ok()
+                .flatten()
+                .ok_or(StackError::Missing {
+                    what: "a 'postgres' system user (PostgreSQL refuses to run as root)",
+                    hint: "create one (useradd --system postgres) or run the lab as a normal user",
+                })?;
+            Some((user.uid, user.gid))
+        } else {
+            None
+        };
+        crate::create_dir(dir)?;
+        let mut postgres = Self {
+            bin,
+            dir: dir.to_path_buf(),
+            port: crate::free_port()?,
+            owner,
+            process: None,
+            frozen: false,
+        };
+        postgres.chown(dir)?;
+        postgres.initdb()?;
+        postgres.launch().await?;
+        Ok(postgres)
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn socket_dir(&self) -> PathBuf {
+        self.dir.join("socket")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("postgres.log")
+    }
+
+    fn chown(&self, path: &Path) -> Result<(), StackError> {
+        if let Some((uid, gid)) = self.owner {
+            nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|errno| StackError::Io {
+                path: path.to_path_buf(),
+                source: errno.into(),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn command(&self, program: &str) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(self.bin.join(program));
+        if let Some((uid, gid)) = self.owner {
+            command.uid(uid.as_raw()).gid(gid.as_raw());
+        }
+        command.current_dir(&self.dir).stdin(Stdio::null());
+        command
+    }
+
+    fn initdb(&self) -> Result<(), StackError> {
+        let started = Instant::now();
+        let output = self
+            .command("initdb")
+            .args(["-D"])
+            .arg(self.data())
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .output()
+            .map_err(|source| StackError::Spawn {
+                what: "initdb".into(),
+                source,
+            })?;
+        if !output.status.success() {
+            return Err(StackError::Failed {
+                what: "initdb".into(),
+                detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            });
+        }
+        tracing::debug!(elapsed = ?started.elapsed(), "Initialised the cluster.");
+        Ok(())
+    }
+
+    /// Starts the postmaster and waits until it answers a query.
+    async fn launch(&mut self) -> Result<Duration, StackError> {
+        let started = Instant::now();
+        crate::create_dir(&self.socket_dir())?;
+        self.chown(&self.socket_dir())?;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map_err(|source| StackError::Io {
+                path: self.log_path(),
+                source,
+            })?;
+        let mut command = self.command("postgres");
+        command
+            .arg("-D")
+            .arg(self.data())
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-k")
+            .arg(self.socket_dir())
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "logging_collector=off",
+            ])
+            .stdout(log.try_clone().map_err(|source| StackError::Io {
+                path: self.log_path(),
+                source,
+            })?)
+            .stderr(log);
+        self.process = Some(Managed::spawn(
+            "postgres",
+            command,
+            Some(self.dir.join("postgres.pid")),
+            Signal::SIGINT,
+        )?);
+        self.frozen = false;
+        self.wait_ready(READY_TIMEOUT).await?;
+        let elapsed = started.elapsed();
+        tracing::info!(
+            port = self.port,
+            pid = self.pid(),
+            ?elapsed,
+            "Started PostgreSQL."
+        );
+        Ok(elapsed)
+    }
+
+    /// `postgres://postgres@127.0.0.1:PORT/postgres`
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The postmaster's pid, which is also its process group.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Managed::pid)
+    }
+
+    /// Whether the postmaster is running (it may be frozen).
+    pub fn is_running(&mut self) -> bool {
+        self.process.as_mut().is_some_and(|p| p.exited().is_none())
+    }
+
+    /// One query with a short connect timeout.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), String> {
+        let url = format!(
+            "{}?connect_timeout={}",
+            self.url(),
+            timeout.as_secs().max(1)
+        );
+        let attempt = async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(connection);
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    }
+
+    /// Waits until a query succeeds (during crash recovery the port accepts
+    /// connections but refuses logins).
+    pub async fn wait_ready(&mut self, limit: Duration) -> Result<Duration, StackError> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.process.as_mut().and_then(Managed::exited) {
+                return Err(StackError::Failed {
+                    what: "postgres".into(),
+                    detail: format!(
+                        "exited with {status} during start-up; log:\n{}",
+                        crate::tail(&self.log_path(), 20)
+                    ),
+                });
+            }
+            let error = match self.probe(Duration::from_secs(1)).await {
+                Ok(()) => return Ok(started.elapsed()),
+                Err(error) => error,
+            };
+            if started.elapsed() > limit {
+                return Err(StackError::NotReady {
+                    what: "postgres".into(),
+                    waited: limit,
+                    detail: format!("{error}; log:\n{}", crate::tail(&self.log_path(), 20)),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Crash: SIGKILL to every process of the cluster. Committed data stays on
+    /// disk; [`Postgres::restart`] recovers it.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+        self.frozen = false;
+    }
+
+    /// Fast shutdown (SIGINT): active transactions are rolled back.
+    pub fn stop(&mut self) -> Duration {
+        let elapsed = self
+            .process
+            .take()
+            .map(|mut p| p.stop(Duration::from_secs(10)))
+            .unwrap_or_default();
+        self.frozen = false;
+        elapsed
+    }
+
+    /// Starts a stopped or crashed cluster again on the same port, with crash
+    /// recovery where needed. Returns the time until it answered a query.
+    pub async fn restart(&mut self) -> Result<Duration, StackError> {
+        if self.is_running() {
+            self.stop();
+        }
+        self.launch().await
+    }
+
+    /// Freeze: SIGSTOP to every process of the cluster. Clients hang.
+    pub fn freeze(&mut self) -> Result<(), StackError> {
+        let process = self
+            .process
+            .as_ref()
+            .ok_or(StackError::NotRunning("postgres"))?;
+        process.signal_tree(Signal::SIGSTOP)?;
+        self.frozen = true;
+        Ok(())
+    }
+
+    /// Thaw: SIGCONT to every process of the cluster.
+    pub fn thaw(&mut self) -> Result<(), StackError> {
+        let process = self
+            .process
+            .as_ref()
+            .ok_or(StackError::NotRunning("postgres"))?;
+        process.signal_tree(Signal::SIGCONT)?;
+        self.frozen = false;
+        Ok(())
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // Managed's own drop thaws and stops the group.
+        if let Some(process) = self.process.take() {
+            drop(process);
+            tracing::debug!(port = self.port, "Stopped PostgreSQL.");
+        }
+    }
+}

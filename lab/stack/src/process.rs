@@ -1,0 +1,212 @@
+//! Child processes owned by a guard: each runs in its own process group, its
+//! pid is recorded in a file, and dropping the guard stops the process and
+//! everything it started (thaw, polite signal, wait, SIGKILL), so a panic
+//! cannot leave one behind.
+//!
+//! Signals go to the process *tree*, not only the process group: PostgreSQL's
+//! backends each call `setsid()`, so a signal to the postmaster's group never
+//! reaches them.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use crate::StackError;
+
+/// A running child process and its process group.
+#[derive(Debug)]
+pub struct Managed {
+    name: String,
+    child: Child,
+    pid_file: Option<PathBuf>,
+    /// The signal that asks the process to stop cleanly.
+    stop_signal: Signal,
+}
+
+impl Managed {
+    /// Spawns `command` as the leader of a new process group and records its
+    /// pid in `pid_file`.
+    pub fn spawn(
+        name: &str,
+        mut command: Command,
+        pid_file: Option<PathBuf>,
+        stop_signal: Signal,
+    ) -> Result<Self, StackError> {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+        let child = command.spawn().map_err(|source| StackError::Spawn {
+            what: name.to_string(),
+            source,
+        })?;
+        if let Some(path) = &pid_file {
+            fs::write(path, format!("{}\n", child.id())).map_err(|source| StackError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        tracing::debug!(name, pid = child.id(), "Started process.");
+        Ok(Self {
+            name: name.to_string(),
+            child,
+            pid_file,
+            stop_signal,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn group(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Sends `signal` to the process and all its descendants. The leader is
+    /// stopped first so that it cannot start new children meanwhile; it gets
+    /// `signal` last.
+    pub fn signal_tree(&self, signal: Signal) -> Result<(), StackError> {
+        let leader = self.group();
+        let error = |errno| StackError::Signal {
+            what: self.name.clone(),
+            signal: signal.as_str(),
+            errno,
+        };
+        if signal != Signal::SIGCONT {
+            nix::sys::signal::kill(leader, Signal::SIGSTOP).map_err(error)?;
+        }
+        for pid in descendants(leader.as_raw()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+        }
+        let _ = killpg(leader, signal);
+        nix::sys::signal::kill(leader, signal).map_err(error)
+    }
+
+    /// `Some(status)` if the leader has exited.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGKILL to the process and all its descendants; waits until every one
+    /// of them is gone.
+    pub fn kill(&mut self) {
+        let tree = descendants(self.group().as_raw());
+        let _ = self.signal_tree(Signal::SIGKILL);
+        let _ = self.child.wait();
+        let started = Instant::now();
+        while tree.iter().any(|pid| alive(*pid)) && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Asks the process to stop, waits up to `grace`, then kills the group.
+    /// A stopped (frozen) group is thawed first. Returns how long it took.
+    pub fn stop(&mut self, grace: Duration) -> Duration {
+        let started = Instant::now();
+        let _ = self.signal_tree(Signal::SIGCONT);
+        if self.exited().is_none() {
+            let _ = nix::sys::signal::kill(self.group(), self.stop_signal);
+            while started.elapsed() < grace && self.exited().is_none() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        if self.exited().is_none() {
+            tracing::warn!(name = %self.name, ?grace, "Process did not stop in time; killing it.");
+        }
+        self.kill();
+        started.elapsed()
+    }
+}
+
+/// The state letter of a process from `/proc/PID/stat`, with its parent.
+fn stat(pid: i32) -> Option<(char, i32)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may itself hold any character.
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    Some((state, parent))
+}
+
+/// Whether a process exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
+}
+
+/// Every live descendant of `root`, children before grandchildren.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let mut parents: Vec<(i32, i32)> = Vec::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if let Some((state, parent)) = stat(pid)
+                && state != 'Z'
+            {
+                parents.push((pid, parent));
+            }
+        }
+    }
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+impl Drop for Managed {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(5));
+        if let Some(path) = &self.pid_file {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// Stops the process groups named by the pid files (`*.pid`) in `dir`: what
+/// a runner killed with SIGKILL left behind. Returns the pids it signalled.
+pub fn clean_leftovers(dir: &Path) -> Vec<u32> {
+    let mut stopped = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return stopped;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "pid") {
+            continue;
+        }
+        let pid = fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok());
+        if let Some(pid) = pid.filter(|p| *p > 1 && alive(*p)) {
+            let leader = Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(leader, Signal::SIGSTOP);
+            for child in descendants(pid) {
+                let _ = nix::sys::signal::kill(Pid::from_raw(child), Signal::SIGKILL);
+            }
+            let _ = killpg(leader, Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(leader, Signal::SIGKILL);
+            stopped.push(pid as u32);
+        }
+        let _ = fs::remove_file(&path);
+    }
+    stopped
+}

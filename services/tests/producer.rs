@@ -1,0 +1,145 @@
+//! The producer service against a real broker: 202 only after the broker
+//! acknowledged, bad input refused, a dead broker a 503 on time.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Http, Stack, check_bad_cases, event, start_producer};
+use faultline_services::event::LocationEvent;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expect: usize,
+) -> Vec<(String, LocationEvent)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "producer-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut seen = Vec::new();
+    let started = Instant::now();
+    while seen.len() < expect && started.elapsed() < Duration::from_secs(20) {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
+            let event: LocationEvent = serde_json::from_slice(message.payload().unwrap()).unwrap();
+            seen.push((key, event));
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_202_after_the_broker_acknowledged_keyed_by_driver() {
+    let topic = "locations-ack";
+    let stack = Stack::with_broker("producer-ack", topic, 3).await;
+    let producer = start_producer(&stack, topic, 5000).await;
+    let http = Http::new();
+    let mut sent = Vec::new();
+    for driver in 0..30 {
+        let event = event(driver);
+        let answer = http
+            .post_json(
+                &producer.url("/events"),
+                serde_json::to_vec(&event).unwrap(),
+            )
+            .await;
+        assert_eq!(answer.status, 202, "{}", answer.text);
+        assert_eq!(answer.body["event_id"], event.event_id.to_string());
+        assert!(answer.body["offset"].as_i64().unwrap() >= 0);
+        sent.push(event);
+    }
+    let legacy = http
+        .post_json(
+            &producer.url("/produce-event"),
+            r#"{"driverId":"driver_9","lat":37.7,"lng":-122.4}"#,
+        )
+        .await;
+    assert_eq!(legacy.status, 202, "{}", legacy.text);
+
+    let bootstrap = stack.broker().bootstrap();
+    let seen = tokio::task::spawn_blocking(move || read_topic(&bootstrap, topic, 3, 31))
+        .await
+        .unwrap();
+    assert_eq!(seen.len(), 31);
+    for event in &sent {
+        let (key, stored) = seen
+            .iter()
+            .find(|(_, e)| e.event_id == event.event_id)
+            .expect("every acknowledged event is on the topic");
+        assert_eq!(key, &event.driver_id);
+        assert_eq!(stored, event);
+    }
+    let metrics = http.get(&producer.url("/metrics")).await.text;
+    assert!(
+        metrics.contains(r#"kafka_produce_total{status="success"} 31"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"producer_http_requests_total{status="202"} 31"#),
+        "{metrics}"
+    );
+    producer.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_4xx_naming_the_problem_and_produces_nothing() {
+    let topic = "locations-bad";
+    let stack = Stack::with_broker("producer-bad", topic, 1).await;
+    let producer = start_producer(&stack, topic, 5000).await;
+    let http = Http::new();
+    check_bad_cases(&http, &producer, "/produce-event").await;
+    let metrics = http.get(&producer.url("/metrics")).await.text;
+    assert!(
+        !metrics.contains("kafka_produce_total{"),
+        "something was produced:\n{metrics}"
+    );
+    let identity = http.get(&producer.url("/identity")).await;
+    assert_eq!(identity.body["service"], "faultline-producer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_broker_is_a_503_within_the_delivery_timeout() {
+    let topic = "locations-dead";
+    let mut stack = Stack::with_broker("producer-dead", topic, 1).await;
+    let delivery_timeout = Duration::from_millis(1500);
+    let producer = start_producer(&stack, topic, delivery_timeout.as_millis() as u64).await;
+    let http = Http::new();
+    let url = producer.url("/events");
+    assert_eq!(
+        http.post_json(&url, serde_json::to_vec(&event(1)).unwrap())
+            .await
+            .status,
+        202
+    );
+    stack.broker.as_mut().unwrap().kill();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let answer = http
+            .post_json(&url, serde_json::to_vec(&event(2)).unwrap())
+            .await;
+        let took = started.elapsed();
+        assert_eq!(answer.status, 503, "{}", answer.text);
+        assert_eq!(answer.body["error"], "broker_unavailable");
+        assert!(answer.headers.get("retry-after").is_some());
+        let bound = delivery_timeout + Duration::from_millis(500);
+        assert!(took <= bound, "a 503 took {took:?}, more than {bound:?}");
+    }
+    let metrics = http.get(&producer.url("/metrics")).await.text;
+    assert!(
+        metrics.contains(r#"kafka_produce_total{status="error"} 3"#),
+        "{metrics}"
+    );
+}

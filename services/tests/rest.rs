@@ -1,0 +1,208 @@
+//! The REST service against a real PostgreSQL: idempotent writes, bad input,
+//! and a database that crashes or freezes under it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Http, Stack, check_bad_cases, event, start_rest};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_an_event_exactly_once_even_when_sent_twice() {
+    let stack = Stack::postgres("rest-once").await;
+    let rest = start_rest(&stack).await;
+    let http = Http::new();
+    let event = event(7);
+    let body = serde_json::to_vec(&event).unwrap();
+
+    let first = http.post_json(&rest.url("/events"), body.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(first.body["event_id"], event.event_id.to_string());
+    let second = http.post_json(&rest.url("/events"), body).await;
+    assert_eq!(second.status, 200, "{}", second.text);
+    assert_eq!(second.body["duplicate"], true);
+
+    let rows = stack
+        .sql()
+        .await
+        .query(
+            "SELECT driver_id, lat, lng, stored_by, stored_at >= sent_at FROM location_events WHERE event_id = $1",
+            &[&event.event_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(0), "driver_7");
+    assert_eq!(rows[0].get::<_, f64>(1), event.lat);
+    assert_eq!(rows[0].get::<_, f64>(2), event.lng);
+    assert_eq!(rows[0].get::<_, String>(3), "rest");
+    assert!(rows[0].get::<_, bool>(4));
+    assert_eq!(stack.count("SELECT count(*) FROM location_events").await, 1);
+
+    let metrics = http.get(&rest.url("/metrics")).await.text;
+    assert!(
+        metrics.contains(r#"rest_http_requests_total{status="201"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"rest_http_requests_total{status="200"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("events_stored_total 1"), "{metrics}");
+    assert!(metrics.contains("events_duplicate_total 1"), "{metrics}");
+    rest.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_original_route_and_body_still_work() {
+    let stack = Stack::postgres("rest-legacy").await;
+    let rest = start_rest(&stack).await;
+    let http = Http::new();
+    for _ in 0..3 {
+        let answer = http
+            .post_json(
+                &rest.url("/update-location"),
+                r#"{"driverId":"driver_42","lat":37.78,"lng":-122.41}"#,
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.text);
+    }
+    // Each legacy request is a new event with an id of its own.
+    assert_eq!(
+        stack
+            .count(
+                "SELECT count(DISTINCT event_id) FROM location_events WHERE driver_id = 'driver_42'"
+            )
+            .await,
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_4xx_naming_the_problem_and_stores_nothing() {
+    let stack = Stack::postgres("rest-bad").await;
+    let rest = start_rest(&stack).await;
+    let http = Http::new();
+    check_bad_cases(&http, &rest, "/update-location").await;
+    assert_eq!(stack.count("SELECT count(*) FROM location_events").await, 0);
+    let health = http.get(&rest.url("/healthz")).await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.body["schema_ready"], true);
+    let identity = http.get(&rest.url("/identity")).await;
+    assert_eq!(identity.body["service"], "faultline-rest");
+    assert_eq!(
+        identity.headers.get("x-faultline-service").unwrap(),
+        "faultline-rest"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_database_is_a_fast_503_and_the_service_recovers_by_itself() {
+    let mut stack = Stack::postgres("rest-crash").await;
+    let rest = start_rest(&stack).await;
+    let http = Http::new();
+    let url = rest.url("/events");
+    let promised = stack.db_config().worst_case();
+    assert_eq!(
+        http.post_json(&url, serde_json::to_vec(&event(1)).unwrap())
+            .await
+            .status,
+        201
+    );
+
+    stack.postgres.kill();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let answer = http
+            .post_json(&url, serde_json::to_vec(&event(2)).unwrap())
+            .await;
+        let took = started.elapsed();
+        assert_eq!(answer.status, 503, "{}", answer.text);
+        assert_eq!(answer.body["error"], "database_unavailable");
+        assert_eq!(answer.headers.get("retry-after").unwrap(), "1");
+        assert!(
+            took <= promised,
+            "a 503 took {took:?}, more than {promised:?}"
+        );
+    }
+
+    stack.postgres.restart().await.expect("restart");
+    let started = Instant::now();
+    let recovered = loop {
+        let answer = http
+            .post_json(&url, serde_json::to_vec(&event(3)).unwrap())
+            .await;
+        if answer.status == 201 {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no recovery: {}",
+            answer.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("REST recovered {recovered:?} after the database came back");
+    // The event stored before the crash survived it.
+    assert_eq!(stack.count("SELECT count(*) FROM location_events").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_database_is_a_503_within_the_timeouts_not_a_hang() {
+    let mut stack = Stack::postgres("rest-freeze").await;
+    let rest = start_rest(&stack).await;
+    let http = std::sync::Arc::new(Http::new());
+    let url = rest.url("/events");
+    assert_eq!(
+        http.post_json(&url, serde_json::to_vec(&event(1)).unwrap())
+            .await
+            .status,
+        201
+    );
+    let promised = stack.db_config().worst_case();
+
+    stack.postgres.freeze().expect("freeze");
+    // More requests at once than the pool has connections.
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let http = http.clone();
+        let url = url.clone();
+        requests.spawn(async move {
+            let started = Instant::now();
+            let answer = http
+                .post_json(&url, serde_json::to_vec(&event(i)).unwrap())
+                .await;
+            (answer.status, started.elapsed())
+        });
+    }
+    let mut slowest = Duration::ZERO;
+    while let Some(result) = requests.join_next().await {
+        let (status, took) = result.unwrap();
+        assert_eq!(status, 503);
+        slowest = slowest.max(took);
+    }
+    // Waiting for a pooled connection and then for the statement can add up.
+    let bound = promised + Duration::from_millis(500);
+    assert!(
+        slowest <= bound,
+        "slowest 503 took {slowest:?}, more than {bound:?}"
+    );
+    eprintln!("slowest answer while frozen: {slowest:?}");
+
+    stack.postgres.thaw().expect("thaw");
+    let started = Instant::now();
+    loop {
+        let answer = http
+            .post_json(&url, serde_json::to_vec(&event(99)).unwrap())
+            .await;
+        if answer.status == 201 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no recovery: {}",
+            answer.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
