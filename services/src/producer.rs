@@ -45,7 +45,9 @@ pub struct ProducerConfig {
     /// Topic to produce to.
     #[arg(long, env = "FAULTLINE_TOPIC", default_value = DEFAULT_TOPIC)]
     pub topic: String,
-    /// Longest wait for the broker's acknowledgement, in milliseconds.
+    /// Longest wait for the broker's acknowledgement, in milliseconds. The
+    /// client scans for expired messages once a second, so a 503 comes at
+    /// most about a second after this.
     #[arg(long, env = "FAULTLINE_DELIVERY_TIMEOUT_MS", default_value_t = 5000)]
     pub delivery_timeout_ms: u64,
     /// How long the producer waits to fill a batch, in milliseconds.

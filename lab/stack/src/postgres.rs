@@ -155,8 +155,16 @@ impl Postgres {
     /// Starts the postmaster and waits until it answers a query.
     async fn launch(&mut self) -> Result<Duration, StackError> {
         let started = Instant::now();
-        crate::create_dir(&self.socket_dir())?;
-        self.chown(&self.socket_dir())?;
+        // A Unix socket path is limited to 107 bytes; with a deep run folder
+        // the cluster listens on TCP only.
+        let socket = self.socket_dir();
+        let socket = if socket.as_os_str().len() + ".s.PGSQL.65535".len() < 100 {
+            crate::create_dir(&socket)?;
+            self.chown(&socket)?;
+            socket
+        } else {
+            PathBuf::new()
+        };
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -172,7 +180,7 @@ impl Postgres {
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-k")
-            .arg(self.socket_dir())
+            .arg(&socket)
             .args([
                 "-c",
                 "listen_addresses=127.0.0.1",

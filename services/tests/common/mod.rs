@@ -234,11 +234,12 @@ pub async fn start_producer(stack: &Stack, topic: &str, delivery_timeout_ms: u64
 pub struct ChildService {
     pub child: Child,
     pub addr: SocketAddr,
+    pub log: PathBuf,
 }
 
 impl ChildService {
-    pub fn spawn(binary: &str, addr: SocketAddr, args: &[String], log: &Path) -> Self {
-        let log = std::fs::File::create(log).expect("log file");
+    pub fn spawn(binary: &str, addr: SocketAddr, args: &[String], log_path: &Path) -> Self {
+        let log = std::fs::File::create(log_path).expect("log file");
         let child = Command::new(binary)
             .args(args)
             .arg("--listen")
@@ -249,7 +250,16 @@ impl ChildService {
             .stderr(log)
             .spawn()
             .expect("spawn service binary");
-        Self { child, addr }
+        Self {
+            child,
+            addr,
+            log: log_path.to_path_buf(),
+        }
+    }
+
+    /// The last lines the service logged.
+    pub fn log_tail(&self, lines: usize) -> String {
+        faultline_stack::tail(&self.log, lines)
     }
 
     pub fn kill(&mut self) {
@@ -295,6 +305,26 @@ pub struct Http(Client<HttpConnector, Full<Bytes>>);
 impl Http {
     pub fn new() -> Self {
         Self(Client::builder(TokioExecutor::new()).build_http())
+    }
+
+    /// `GET`, or `None` if the connection failed or no answer came in 2 s.
+    pub async fn try_get(&self, url: &str) -> Option<Answer> {
+        let request = hyper::Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .ok()?;
+        let response = tokio::time::timeout(Duration::from_secs(2), self.0.request(request))
+            .await
+            .ok()?
+            .ok()?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.ok()?.to_bytes();
+        Some(Answer {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            text: String::from_utf8_lossy(&bytes).to_string(),
+        })
     }
 
     pub async fn send(

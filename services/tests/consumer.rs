@@ -1,0 +1,283 @@
+//! The consumer binary against a real broker and a real PostgreSQL: the
+//! buffered mode stores every event exactly once through a database crash and
+//! through its own SIGKILL; the drop mode loses events under the same outage,
+//! and the test asserts that it does.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::{ChildService, Http, Stack, event, free_addr, wait_schema};
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use uuid::Uuid;
+
+const EVENTS: usize = 4000;
+const RATE_PER_S: f64 = 1000.0;
+
+fn spawn_consumer(stack: &Stack, topic: &str, mode: &str, extra: &[&str]) -> ChildService {
+    let db = stack.db_config();
+    let mut args: Vec<String> = vec![
+        "--bootstrap-servers".into(),
+        stack.broker().bootstrap(),
+        "--topic".into(),
+        topic.into(),
+        "--group".into(),
+        format!("{topic}-group"),
+        "--mode".into(),
+        mode.into(),
+        "--database-url".into(),
+        db.url,
+        "--connect-timeout-ms".into(),
+        "1000".into(),
+        "--statement-timeout-ms".into(),
+        "1000".into(),
+        "--acquire-timeout-ms".into(),
+        "1000".into(),
+        "--breaker-open-ms".into(),
+        "1000".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let log = stack
+        .dir
+        .path()
+        .join(format!("consumer-{}.log", Uuid::new_v4().simple()));
+    ChildService::spawn(
+        env!("CARGO_BIN_EXE_faultline-consumer"),
+        free_addr(),
+        &args,
+        &log,
+    )
+}
+
+/// Waits until the consumer reports that it is consuming.
+async fn wait_consuming(http: &Http, consumer: &ChildService) {
+    let url = format!("http://{}/healthz", consumer.addr);
+    let started = Instant::now();
+    loop {
+        if let Some(answer) = http.try_get(&url).await
+            && answer.body["phase"] == "consuming"
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "consumer never started consuming"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the consumer has stored some events, so that what follows
+/// happens mid-stream.
+async fn wait_some_stored(stack: &Stack) -> i64 {
+    let n = stack
+        .wait_count(
+            "SELECT count(*) FROM location_events",
+            200,
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(n >= 200, "the consumer stored only {n} events");
+    n
+}
+
+/// Reads one sample of a metric from the consumer's `/metrics`.
+async fn metric(http: &Http, consumer: &ChildService, name: &str) -> f64 {
+    let text = http
+        .get(&format!("http://{}/metrics", consumer.addr))
+        .await
+        .text;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+/// Produces `EVENTS` events at `RATE_PER_S`, keyed by driver, and returns
+/// their ids once the broker acknowledged all of them.
+async fn produce(bootstrap: String, topic: String) -> HashSet<Uuid> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "2")
+        .create()
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let mut deliveries = Vec::with_capacity(EVENTS);
+    let mut ids = HashSet::with_capacity(EVENTS);
+    for i in 0..EVENTS {
+        tokio::time::sleep_until(started + Duration::from_secs_f64(i as f64 / RATE_PER_S)).await;
+        let event = event(i % 500);
+        let payload = event.to_json();
+        let record = FutureRecord::to(&topic)
+            .key(event.driver_id.as_str())
+            .payload(&payload);
+        deliveries.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+        ids.insert(event.event_id);
+    }
+    for delivery in deliveries {
+        delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+    ids
+}
+
+async fn stored_ids(stack: &Stack, stored_by: &str) -> Vec<Uuid> {
+    stack
+        .sql()
+        .await
+        .query(
+            "SELECT event_id FROM location_events WHERE stored_by = $1",
+            &[&stored_by],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_mode_stores_every_event_exactly_once_through_a_database_crash() {
+    let topic = "buffered-crash";
+    let mut stack = Stack::with_broker("consumer-buffered", topic, 3).await;
+    let http = Http::new();
+    let mut consumer = spawn_consumer(
+        &stack,
+        topic,
+        "buffered",
+        &[
+            "--batch-size",
+            "100",
+            "--breaker-failures",
+            "3",
+            "--breaker-successes",
+            "1",
+        ],
+    );
+    wait_schema(&stack).await;
+    wait_consuming(&http, &consumer).await;
+
+    let producing = tokio::spawn(produce(stack.broker().bootstrap(), topic.into()));
+    wait_some_stored(&stack).await;
+    stack.postgres.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // While the database is down the breaker opens and events wait on the topic.
+    assert_eq!(metric(&http, &consumer, "circuit_breaker_state").await, 2.0);
+    assert!(metric(&http, &consumer, "kafka_consumer_lag_seconds").await > 0.5);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stack.postgres.restart().await.expect("restart");
+    let produced = producing.await.unwrap();
+
+    let n = stack
+        .wait_count(
+            "SELECT count(*) FROM location_events",
+            EVENTS as i64,
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(n, EVENTS as i64, "not every acknowledged event was stored");
+    let stored = stored_ids(&stack, "kafka-buffered").await;
+    assert_eq!(stored.len(), EVENTS);
+    assert_eq!(stored.into_iter().collect::<HashSet<_>>(), produced);
+    assert_eq!(metric(&http, &consumer, "events_dropped_total").await, 0.0);
+    assert_eq!(metric(&http, &consumer, "circuit_breaker_state").await, 0.0);
+
+    // SIGTERM: a clean exit.
+    let status = consumer.terminate(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "no clean exit on SIGTERM: {status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_mode_loses_nothing_when_the_consumer_is_killed_mid_stream() {
+    let topic = "buffered-kill";
+    let stack = Stack::with_broker("consumer-kill", topic, 3).await;
+    let http = Http::new();
+    let args = ["--batch-size", "50"];
+    let mut consumer = spawn_consumer(&stack, topic, "buffered", &args);
+    wait_schema(&stack).await;
+    wait_consuming(&http, &consumer).await;
+
+    let producing = tokio::spawn(produce(stack.broker().bootstrap(), topic.into()));
+    wait_some_stored(&stack).await;
+    consumer.kill();
+    let at_kill = stack.count("SELECT count(*) FROM location_events").await;
+    assert!(
+        at_kill > 0 && at_kill < EVENTS as i64,
+        "the kill was not mid-stream: {at_kill}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let consumer = spawn_consumer(&stack, topic, "buffered", &args);
+    wait_consuming(&http, &consumer).await;
+    let produced = producing.await.unwrap();
+
+    let n = stack
+        .wait_count(
+            "SELECT count(*) FROM location_events",
+            EVENTS as i64,
+            Duration::from_secs(60),
+        )
+        .await;
+    assert_eq!(n, EVENTS as i64);
+    let stored = stored_ids(&stack, "kafka-buffered").await;
+    assert_eq!(stored.len(), EVENTS);
+    assert_eq!(stored.into_iter().collect::<HashSet<_>>(), produced);
+    // Restarted from the stored position: nothing was read twice.
+    assert_eq!(
+        metric(&http, &consumer, "events_duplicate_total").await,
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_mode_loses_events_under_the_same_outage() {
+    let topic = "drop-crash";
+    let mut stack = Stack::with_broker("consumer-drop", topic, 1).await;
+    let http = Http::new();
+    // The original: one event at a time, breaker 5 failures / 3 successes.
+    let consumer = spawn_consumer(&stack, topic, "drop", &["--batch-size", "1"]);
+    wait_schema(&stack).await;
+    wait_consuming(&http, &consumer).await;
+
+    let producing = tokio::spawn(produce(stack.broker().bootstrap(), topic.into()));
+    let before = wait_some_stored(&stack).await;
+    stack.postgres.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stack.postgres.restart().await.expect("restart");
+    let produced = producing.await.unwrap();
+
+    // Wait until the consumer has gone through the whole topic.
+    let started = Instant::now();
+    let (stored, dropped) = loop {
+        let stored = metric(&http, &consumer, "events_stored_total").await;
+        let dropped = metric(&http, &consumer, "events_dropped_total").await;
+        if stored + dropped >= EVENTS as f64 || started.elapsed() > Duration::from_secs(60) {
+            break (stored, dropped);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        stored + dropped,
+        EVENTS as f64,
+        "every event is either stored or dropped"
+    );
+    assert!(dropped > 0.0, "drop mode lost nothing under a 2 s outage");
+    assert!(
+        stored > before as f64,
+        "drop mode stored nothing after the outage"
+    );
+    let in_db = stored_ids(&stack, "kafka-drop").await;
+    assert_eq!(in_db.len() as f64, stored);
+    let in_db: HashSet<Uuid> = in_db.into_iter().collect();
+    assert!(in_db.is_subset(&produced));
+    let lost = produced.difference(&in_db).count();
+    assert_eq!(
+        lost as f64, dropped,
+        "the database is missing exactly the dropped events"
+    );
+    eprintln!("drop mode lost {lost} of {EVENTS} acknowledged events");
+}
