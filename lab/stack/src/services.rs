@@ -1,0 +1,244 @@
+//! The three services under test as child processes on free ports, with the
+//! preflight that checks each one's identity and health before load starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::StackError;
+use crate::process::Managed;
+
+/// Which service a process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKind {
+    Rest,
+    Producer,
+    Consumer,
+}
+
+impl ServiceKind {
+    /// The binary's name, which is also the name it reports in `/identity`.
+    pub fn binary(self) -> &'static str {
+        match self {
+            ServiceKind::Rest => "faultline-rest",
+            ServiceKind::Producer => "faultline-producer",
+            ServiceKind::Consumer => "faultline-consumer",
+        }
+    }
+}
+
+/// Finds a service binary: next to the running executable (and its parent,
+/// for test binaries in `target/*/deps`), else on PATH.
+pub fn find_service(kind: ServiceKind) -> Result<PathBuf, StackError> {
+    let name = kind.binary();
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in exe.ancestors().skip(1).take(2) {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    crate::which(name).ok_or(StackError::Missing {
+        what: "a faultline service binary",
+        hint: "build the workspace (cargo build --workspace) or put faultline-rest, faultline-producer and faultline-consumer on PATH",
+    })
+}
+
+/// A service running as a child process.
+#[derive(Debug)]
+pub struct Service {
+    kind: ServiceKind,
+    bin: PathBuf,
+    args: Vec<String>,
+    dir: PathBuf,
+    addr: SocketAddr,
+    process: Option<Managed>,
+}
+
+impl Service {
+    /// Starts `kind` with `args` (plus `--listen` on a free port), logs in
+    /// `dir`, and waits until its preflight passes.
+    pub async fn start(
+        kind: ServiceKind,
+        args: Vec<String>,
+        dir: &Path,
+    ) -> Result<Self, StackError> {
+        crate::create_dir(dir)?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
+        let mut service = Self {
+            kind,
+            bin: find_service(kind)?,
+            args,
+            dir: dir.to_path_buf(),
+            addr,
+            process: None,
+        };
+        service.launch().await?;
+        Ok(service)
+    }
+
+    pub fn kind(&self) -> ServiceKind {
+        self.kind
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Managed::pid)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.log", self.kind.binary()))
+    }
+
+    async fn launch(&mut self) -> Result<Duration, StackError> {
+        let started = Instant::now();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map_err(|source| StackError::Io {
+                path: self.log_path(),
+                source,
+            })?;
+        let mut command = Command::new(&self.bin);
+        command
+            .args(&self.args)
+            .arg("--listen")
+            .arg(self.addr.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|source| StackError::Io {
+                path: self.log_path(),
+                source,
+            })?)
+            .stderr(log);
+        self.process = Some(Managed::spawn(
+            self.kind.binary(),
+            command,
+            Some(self.dir.join(format!("{}.pid", self.kind.binary()))),
+            Signal::SIGTERM,
+        )?);
+        self.preflight(Duration::from_secs(15)).await?;
+        let elapsed = started.elapsed();
+        tracing::info!(service = self.kind.binary(), addr = %self.addr, pid = self.pid(), ?elapsed, "Started service.");
+        Ok(elapsed)
+    }
+
+    /// Checks that the process on the port is this service (by its
+    /// `/identity`, pid included) and that it is healthy.
+    pub async fn preflight(&mut self, limit: Duration) -> Result<(), StackError> {
+        let started = Instant::now();
+        let not_ready = |detail: String| StackError::NotReady {
+            what: self.kind.binary().to_string(),
+            waited: limit,
+            detail,
+        };
+        let mut last = String::new();
+        while started.elapsed() < limit {
+            if let Some(status) = self.process.as_mut().and_then(Managed::exited) {
+                return Err(StackError::Failed {
+                    what: self.kind.binary().into(),
+                    detail: format!(
+                        "exited with {status} during start-up; log:\n{}",
+                        crate::tail(&self.log_path(), 20)
+                    ),
+                });
+            }
+            match get_json(self.addr, "/identity").await {
+                Ok((200, identity)) => {
+                    let name = identity["service"].as_str().unwrap_or_default();
+                    let pid = identity["pid"].as_u64().map(|p| p as u32);
+                    if name != self.kind.binary() || pid != self.pid() {
+                        return Err(not_ready(format!(
+                            "another process answers on {}: it says it is {name} with pid {pid:?}",
+                            self.addr
+                        )));
+                    }
+                    match get_json(self.addr, "/healthz").await {
+                        Ok((200, _)) => return Ok(()),
+                        Ok((status, body)) => last = format!("/healthz answered {status}: {body}"),
+                        Err(error) => last = error,
+                    }
+                }
+                Ok((status, body)) => last = format!("/identity answered {status}: {body}"),
+                Err(error) => last = error,
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Err(not_ready(last))
+    }
+
+    /// SIGKILL to the service.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+
+    /// Starts a killed or stopped service again on the same port.
+    pub async fn restart(&mut self) -> Result<Duration, StackError> {
+        if let Some(mut process) = self.process.take() {
+            process.stop(Duration::from_secs(10));
+        }
+        self.launch().await
+    }
+
+    /// SIGTERM, then SIGKILL if it has not stopped within `grace`.
+    pub fn stop(&mut self, grace: Duration) -> Duration {
+        self.process
+            .take()
+            .map(|mut p| p.stop(grace))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(10));
+    }
+}
+
+/// A plain HTTP/1.1 GET with a 2 s limit: the status and the body as JSON.
+pub async fn get_json(addr: SocketAddr, path: &str) -> Result<(u16, serde_json::Value), String> {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut response = Vec::new();
+        stream
+            .read_to_end(&mut response)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(2), exchange)
+        .await
+        .map_err(|_| format!("no answer from {addr} within 2 s"))??;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("not an HTTP answer from {addr}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in the answer from {addr}"))?;
+    let body = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+    Ok((status, body))
+}
