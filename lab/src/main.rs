@@ -1,5 +1,6 @@
 //! `faultline`: the lab's command line.
 
+mod load;
 mod up;
 
 use std::path::PathBuf;
@@ -25,12 +26,41 @@ enum Command {
         #[command(subcommand)]
         command: StackCommand,
     },
+    /// Drive an open-model load of location events at one URL and summarise it.
+    Load(LoadArgs),
     /// Stop processes left behind by a runner that was itself killed.
     Clean {
         /// Folder to search for pid files (recursively).
         #[arg(default_value = ".faultline")]
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// URL of the route to POST events to, e.g. http://127.0.0.1:3001/events.
+    url: String,
+    /// Requests per second.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// How long to send, e.g. 20s or 2m.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    duration: std::time::Duration,
+    /// Longest wait for one answer, e.g. 5s.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    /// Most requests in flight; a request due beyond it is counted as not sent.
+    #[arg(long, default_value_t = 20_000)]
+    max_in_flight: usize,
+    /// Distinct drivers the events are spread over.
+    #[arg(long, default_value_t = 5000)]
+    drivers: usize,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Also write one CSV row per request to this file.
+    #[arg(long)]
+    rows: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +86,7 @@ fn main() -> anyhow::Result<()> {
         Command::Stack {
             command: StackCommand::Up(args),
         } => runtime.block_on(up::run(args)),
+        Command::Load(args) => runtime.block_on(run_load(args)),
         Command::Clean { dir } => {
             let stopped = clean(&dir);
             println!("stopped {} leftover process group(s)", stopped.len());
@@ -75,4 +106,95 @@ fn clean(dir: &std::path::Path) -> Vec<u32> {
         }
     }
     stopped
+}
+
+async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.rate.is_finite() && args.rate > 0.0,
+        "--rate must be a positive number of requests per second, got {}",
+        args.rate
+    );
+    let _: hyper::Uri = args
+        .url
+        .parse()
+        .with_context(|| format!("{:?} is not a valid URL", args.url))?;
+    eprintln!(
+        "faultline: {} req/s for {} at {}",
+        args.rate,
+        humantime::format_duration(args.duration),
+        args.url
+    );
+    let report = load::drive(load::LoadPlan {
+        url: args.url,
+        rate_per_s: args.rate,
+        duration: args.duration,
+        timeout: args.timeout,
+        max_in_flight: args.max_in_flight,
+        drivers: args.drivers,
+    })
+    .await;
+    let offered = report.rows.len();
+    let ok = report.rows.iter().filter(|r| r.outcome.ok()).count();
+    let not_sent = report
+        .rows
+        .iter()
+        .filter(|r| r.outcome == load::Outcome::NotSent)
+        .count();
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    for row in &report.rows {
+        *outcomes.entry(format!("{:?}", row.outcome)).or_default() += 1;
+    }
+    let latency = report.latency(|r| r.outcome.ok());
+    let lag = report.schedule_lag();
+    let ms = |us: u64| us as f64 / 1000.0;
+    let summary = serde_json::json!({
+        "offered": offered,
+        "ok": ok,
+        "failed": offered - ok,
+        "not_sent": not_sent,
+        "error_rate": if offered == 0 { 0.0 } else { (offered - ok) as f64 / offered as f64 },
+        "achieved_per_s": ok as f64 / report.elapsed.as_secs_f64(),
+        "outcomes": outcomes,
+        "latency_ms": {
+            "p50": ms(latency.value_at_quantile(0.5)),
+            "p90": ms(latency.value_at_quantile(0.9)),
+            "p99": ms(latency.value_at_quantile(0.99)),
+            "p999": ms(latency.value_at_quantile(0.999)),
+            "max": ms(latency.max()),
+        },
+        "schedule_lag_ms": { "p50": ms(lag.value_at_quantile(0.5)), "p99": ms(lag.value_at_quantile(0.99)), "max": ms(lag.max()) },
+    });
+    if let Some(path) = &args.rows {
+        write_rows(path, &report.rows)
+            .with_context(|| format!("could not write {}", path.display()))?;
+    }
+    if args.json {
+        println!("{summary}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    Ok(())
+}
+
+fn write_rows(path: &std::path::Path, rows: &[load::Row]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(
+        out,
+        "seq,intended_us,sent_us,finished_us,outcome,status,event_id"
+    )?;
+    for row in rows {
+        let (outcome, status) = match row.outcome {
+            load::Outcome::Status(status) => ("http", status),
+            load::Outcome::Timeout => ("timeout", 0),
+            load::Outcome::Connection => ("connection", 0),
+            load::Outcome::NotSent => ("not_sent", 0),
+        };
+        writeln!(
+            out,
+            "{},{},{},{},{outcome},{status},{}",
+            row.seq, row.intended_us, row.sent_us, row.finished_us, row.event_id
+        )?;
+    }
+    out.flush()
 }

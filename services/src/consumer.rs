@@ -83,7 +83,7 @@ pub struct ConsumerConfig {
     #[arg(long, env = "FAULTLINE_MODE", value_enum, default_value_t = Mode::Buffered)]
     pub mode: Mode,
     /// Most events written in one transaction.
-    #[arg(long, env = "FAULTLINE_BATCH_SIZE", default_value_t = 500)]
+    #[arg(long, env = "FAULTLINE_BATCH_SIZE", default_value_t = 2000)]
     pub batch_size: usize,
     /// Longest wait to fill a batch once its first event arrived, in milliseconds.
     #[arg(long, env = "FAULTLINE_BATCH_LINGER_MS", default_value_t = 10)]
