@@ -1,0 +1,64 @@
+{
+  description = "faultline: a benchmark lab for what infrastructure failures do to users, data and revenue";
+
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+
+  outputs = { self, nixpkgs }:
+    let
+      systems = [ "x86_64-linux" "aarch64-linux" ];
+      forAll = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      runtimeTools = pkgs: [ pkgs.apacheKafka pkgs.postgresql_17 pkgs.k6 ];
+    in
+    {
+      packages = forAll (pkgs: {
+        default = pkgs.rustPlatform.buildRustPackage {
+          pname = "faultline";
+          version = "0.1.0";
+          src = self;
+          cargoLock.lockFile = ./Cargo.lock;
+          cargoBuildFlags = [ "--workspace" ];
+          # rdkafka builds its bundled librdkafka.
+          nativeBuildInputs = [ pkgs.cmake pkgs.pkg-config pkgs.makeWrapper ];
+          buildInputs = [ pkgs.openssl pkgs.zlib ];
+          dontUseCmakeConfigure = true;
+          # The integration tests need a real PostgreSQL and broker, which the
+          # build sandbox cannot run; the unit tests run.
+          cargoTestFlags = [ "--workspace" "--lib" "--bins" ];
+          postInstall = ''
+            mkdir -p $out/share/faultline
+            [ -d experiments ] && cp -r experiments $out/share/faultline/ || true
+            wrapProgram $out/bin/faultline \
+              --prefix PATH : ${pkgs.lib.makeBinPath (runtimeTools pkgs)}:$out/bin
+          '';
+          meta.mainProgram = "faultline";
+        };
+      });
+
+      apps = forAll (pkgs:
+        let
+          stack = pkgs.writeShellApplication {
+            name = "faultline-stack-up";
+            runtimeInputs = [ self.packages.${pkgs.stdenv.hostPlatform.system}.default ] ++ runtimeTools pkgs;
+            text = ''exec faultline stack up "$@"'';
+          };
+        in
+        {
+          default = { type = "app"; program = "${self.packages.${pkgs.stdenv.hostPlatform.system}.default}/bin/faultline"; };
+          stack = { type = "app"; program = "${stack}/bin/faultline-stack-up"; };
+        });
+
+      devShells = forAll (pkgs: {
+        default = pkgs.mkShell {
+          inputsFrom = [ self.packages.${pkgs.stdenv.hostPlatform.system}.default ];
+          packages = runtimeTools pkgs ++ [ pkgs.cargo pkgs.rustc pkgs.clippy pkgs.rustfmt ];
+        };
+      });
+
+      checks = forAll (pkgs: {
+        build = self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        fmt = pkgs.runCommand "faultline-fmt" { nativeBuildInputs = [ pkgs.cargo pkgs.rustfmt ]; } ''
+          cd ${self} && cargo fmt --all --check && touch $out
+        '';
+      });
+    };
+}
