@@ -206,3 +206,70 @@ async fn a_frozen_database_is_a_503_within_the_timeouts_not_a_hang() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_request_in_flight_finish_then_exits_cleanly() {
+    let mut stack = Stack::postgres("rest-sigterm").await;
+    let db = stack.db_config();
+    let addr = common::free_addr();
+    let log = stack.dir.path().join("rest.log");
+    let args: Vec<String> = [
+        "--database-url",
+        &db.url,
+        "--statement-timeout-ms",
+        "1500",
+        "--connect-timeout-ms",
+        "1000",
+        "--acquire-timeout-ms",
+        "1000",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut rest =
+        common::ChildService::spawn(env!("CARGO_BIN_EXE_faultline-rest"), addr, &args, &log);
+    common::wait_schema(&stack).await;
+    let http = std::sync::Arc::new(Http::new());
+    let url = format!("http://{addr}/events");
+    assert_eq!(
+        http.post_json(&url, serde_json::to_vec(&event(1)).unwrap())
+            .await
+            .status,
+        201
+    );
+
+    // A request that will take the full statement timeout, then SIGTERM.
+    stack.postgres.freeze().expect("freeze");
+    let in_flight = {
+        let http = http.clone();
+        let url = url.clone();
+        tokio::spawn(async move {
+            http.post_json(&url, serde_json::to_vec(&event(2)).unwrap())
+                .await
+                .status
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let exit = tokio::task::spawn_blocking(move || {
+        let status = rest.terminate(Duration::from_secs(15));
+        (status, rest)
+    });
+    assert_eq!(
+        in_flight.await.unwrap(),
+        503,
+        "the request in flight got its answer"
+    );
+    let (status, rest) = exit.await.unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "no clean exit: {status:?}\n{}",
+        rest.log_tail(20)
+    );
+    stack.postgres.thaw().expect("thaw");
+    // After the exit nothing listens any more.
+    assert!(
+        http.try_get(&format!("http://{addr}/healthz"))
+            .await
+            .is_none()
+    );
+}
