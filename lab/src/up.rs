@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::ValueEnum;
 use faultline_services::consumer::Mode;
-use faultline_stack::{Broker, Postgres, Service, ServiceKind};
+use faultline_stack::{Broker, BrokerChoice, Postgres, Service, ServiceKind};
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -39,7 +39,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let postgres = Postgres::start(&dir.join("postgres")).await?;
     eprintln!("faultline: PostgreSQL ready on port {}", postgres.port());
-    let broker = Broker::start(&dir.join("broker")).await?;
+    let broker = Broker::start(&dir.join("broker"), &BrokerChoice::Auto).await?;
     eprintln!(
         "faultline: broker ready: {} ({}, memory storage: a kill loses what it held)",
         broker.bootstrap(),

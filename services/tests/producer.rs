@@ -124,7 +124,7 @@ async fn a_dead_broker_is_a_503_within_the_delivery_timeout() {
             .status,
         202
     );
-    stack.broker.as_mut().unwrap().kill();
+    stack.broker.as_mut().unwrap().kill().unwrap();
     for _ in 0..3 {
         let started = Instant::now();
         let answer = http

@@ -1,9 +1,14 @@
-//! A Kafka-protocol broker on a free loopback port.
+//! A Kafka-protocol broker on a free loopback port, or an external cluster.
 //!
-//! On these machines the broker is nisshi (formerly tansu) with memory
-//! storage: it forgets everything when killed, which a report must state.
-//! The binary is found through `FAULTLINE_BROKER_BIN`, then `nisshi` or `tansu`
-//! on PATH, then the set-up script's cache.
+//! - **Apache Kafka** in KRaft mode when its scripts are on PATH (as under
+//!   Nix): storage formatted per run, a generated `server.properties`, its own
+//!   `LOG_DIR`. Durable: acknowledged messages survive a kill.
+//! - **nisshi / tansu** (one broker line under two names) with memory
+//!   storage: it forgets everything when killed, which a report must state.
+//!   Found through `FAULTLINE_BROKER_BIN`, then PATH, then the set-up
+//!   script's cache.
+//! - **external**: bootstrap servers given by the scenario; nothing to start
+//!   or kill.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,24 +27,55 @@ use crate::process::Managed;
 /// Which broker implementation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerKind {
+    /// Apache Kafka in KRaft mode.
+    Kafka,
     /// nisshi, the renamed tansu broker, with memory storage.
     Nisshi,
     /// tansu (the same broker line under its earlier name), memory storage.
     Tansu,
+    /// A cluster the lab does not own.
+    External,
 }
 
 impl BrokerKind {
     pub fn name(self) -> &'static str {
         match self {
+            BrokerKind::Kafka => "kafka",
             BrokerKind::Nisshi => "nisshi",
             BrokerKind::Tansu => "tansu",
+            BrokerKind::External => "external",
         }
     }
 
     /// Whether acknowledged messages survive a broker kill.
     pub fn durable(self) -> bool {
-        false
+        matches!(self, BrokerKind::Kafka | BrokerKind::External)
     }
+}
+
+/// Which broker a scenario asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum BrokerChoice {
+    /// Apache Kafka if its scripts are on PATH, else nisshi/tansu.
+    #[default]
+    Auto,
+    Kafka,
+    /// nisshi or tansu, whichever is found.
+    Nisshi,
+    /// Bootstrap servers of a cluster the lab does not own.
+    External(String),
+}
+
+/// The Apache Kafka scripts: `kafka-server-start.sh` and `kafka-storage.sh`.
+pub fn find_kafka() -> Option<(PathBuf, PathBuf)> {
+    for suffix in [".sh", ""] {
+        let start = crate::which(&format!("kafka-server-start{suffix}"));
+        let storage = crate::which(&format!("kafka-storage{suffix}"));
+        if let (Some(start), Some(storage)) = (start, storage) {
+            return Some((start, storage));
+        }
+    }
+    None
 }
 
 /// Where the set-up script installs the broker: `$FAULTLINE_CACHE`, else
@@ -102,24 +138,117 @@ pub struct Broker {
     kind: BrokerKind,
     dir: PathBuf,
     port: u16,
+    /// Apache Kafka's controller port.
+    controller_port: u16,
+    bootstrap: String,
     process: Option<Managed>,
 }
 
 impl Broker {
-    /// Starts a broker with its working directory in `dir` and waits until it
-    /// answers a metadata request.
-    pub async fn start(dir: &Path) -> Result<Self, StackError> {
-        let (bin, kind) = find_broker()?;
+    /// Starts the broker `choice` names (`auto`: Apache Kafka if present,
+    /// else nisshi/tansu) with its files in `dir`, and waits until it answers
+    /// a metadata request.
+    pub async fn start(dir: &Path, choice: &BrokerChoice) -> Result<Self, StackError> {
         crate::create_dir(dir)?;
+        let (bin, kind) = match choice {
+            BrokerChoice::External(bootstrap) => {
+                let broker = Self {
+                    bin: PathBuf::new(),
+                    kind: BrokerKind::External,
+                    dir: dir.to_path_buf(),
+                    port: 0,
+                    controller_port: 0,
+                    bootstrap: bootstrap.clone(),
+                    process: None,
+                };
+                broker
+                    .probe(Duration::from_secs(5))
+                    .await
+                    .map_err(|detail| StackError::NotReady {
+                        what: format!("external broker {bootstrap}"),
+                        waited: Duration::from_secs(5),
+                        detail,
+                    })?;
+                return Ok(broker);
+            }
+            BrokerChoice::Kafka => {
+                let (start, _) = find_kafka().ok_or(StackError::Missing {
+                    what: "Apache Kafka (kafka-server-start.sh and kafka-storage.sh)",
+                    hint: "use the Nix dev shell, put Kafka's bin directory on PATH, or choose broker = \"nisshi\"",
+                })?;
+                (start, BrokerKind::Kafka)
+            }
+            BrokerChoice::Auto => match find_kafka() {
+                Some((start, _)) => (start, BrokerKind::Kafka),
+                None => find_broker()?,
+            },
+            BrokerChoice::Nisshi => find_broker()?,
+        };
+        let port = crate::free_port()?;
         let mut broker = Self {
             bin,
             kind,
             dir: dir.to_path_buf(),
-            port: crate::free_port()?,
+            port,
+            controller_port: crate::free_port()?,
+            bootstrap: format!("127.0.0.1:{port}"),
             process: None,
         };
+        if kind == BrokerKind::Kafka {
+            broker.format_kafka()?;
+        }
         broker.launch().await?;
         Ok(broker)
+    }
+
+    /// Writes `server.properties` for a single-node KRaft cluster and formats
+    /// its storage.
+    fn format_kafka(&self) -> Result<(), StackError> {
+        let (_, storage) = find_kafka().ok_or(StackError::NotRunning("kafka"))?;
+        let data = self.dir.join("data");
+        let properties = format!(
+            "process.roles=broker,controller\n\
+             node.id=1\n\
+             controller.quorum.voters=1@127.0.0.1:{controller}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             controller.listener.names=CONTROLLER\n\
+             inter.broker.listener.name=PLAINTEXT\n\
+             listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+             log.dirs={data}\n\
+             num.partitions=1\n\
+             offsets.topic.replication.factor=1\n\
+             transaction.state.log.replication.factor=1\n\
+             transaction.state.log.min.isr=1\n\
+             group.initial.rebalance.delay.ms=0\n\
+             auto.create.topics.enable=false\n",
+            controller = self.controller_port,
+            port = self.port,
+            data = data.display(),
+        );
+        let path = self.dir.join("server.properties");
+        std::fs::write(&path, properties).map_err(|source| StackError::Io { path, source })?;
+        let run = |args: &[&str]| {
+            let output = Command::new(&storage)
+                .args(args)
+                .env("LOG_DIR", self.dir.join("logs"))
+                .output()
+                .map_err(|source| StackError::Spawn {
+                    what: "kafka-storage".into(),
+                    source,
+                })?;
+            if !output.status.success() {
+                return Err(StackError::Failed {
+                    what: format!("kafka-storage {}", args.join(" ")),
+                    detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+                });
+            }
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+        };
+        let cluster = run(&["random-uuid"])?;
+        let config = self.dir.join("server.properties");
+        run(&["format", "-t", &cluster, "-c", &config.to_string_lossy()])?;
+        Ok(())
     }
 
     pub fn kind(&self) -> BrokerKind {
@@ -130,9 +259,9 @@ impl Broker {
         self.port
     }
 
-    /// `127.0.0.1:PORT`, for `bootstrap.servers`.
+    /// For `bootstrap.servers`: `127.0.0.1:PORT`, or the external cluster's.
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        self.bootstrap.clone()
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -141,6 +270,28 @@ impl Broker {
 
     /// The broker's version as it reports it.
     pub fn version(&self) -> String {
+        if self.kind == BrokerKind::External {
+            return "external".into();
+        }
+        if self.kind == BrokerKind::Kafka {
+            return std::fs::read_dir(
+                self.bin
+                    .parent()
+                    .and_then(Path::parent)
+                    .unwrap_or(Path::new("/"))
+                    .join("libs"),
+            )
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let version = name.strip_prefix("kafka-clients-")?.strip_suffix(".jar")?;
+                Some(format!("Apache Kafka {version}"))
+            })
+            .next()
+            .unwrap_or_else(|| "Apache Kafka".into());
+        }
         Command::new(&self.bin)
             .arg("--version")
             .output()
@@ -155,8 +306,6 @@ impl Broker {
 
     async fn launch(&mut self) -> Result<Duration, StackError> {
         let started = Instant::now();
-        let url = format!("tcp://127.0.0.1:{}", self.port);
-        let storage = format!("memory://{}/", self.kind.name());
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -166,16 +315,31 @@ impl Broker {
                 source,
             })?;
         let mut command = Command::new(&self.bin);
+        let limit = match self.kind {
+            BrokerKind::Kafka => {
+                command
+                    .arg(self.dir.join("server.properties"))
+                    .env("LOG_DIR", self.dir.join("logs"))
+                    .env("KAFKA_HEAP_OPTS", "-Xms512m -Xmx512m");
+                Duration::from_secs(90)
+            }
+            _ => {
+                let url = format!("tcp://127.0.0.1:{}", self.port);
+                let storage = format!("memory://{}/", self.kind.name());
+                command
+                    .arg("broker")
+                    .args(["--listener-url", &url])
+                    .args(["--advertised-listener-url", &url])
+                    .args(["--storage-engine", &storage])
+                    .env_remove("LISTENER_URL")
+                    .env_remove("ADVERTISED_LISTENER_URL")
+                    .env_remove("STORAGE_ENGINE");
+                Duration::from_secs(15)
+            }
+        };
         command
-            .arg("broker")
-            .args(["--listener-url", &url])
-            .args(["--advertised-listener-url", &url])
-            .args(["--storage-engine", &storage])
-            // It reads a `.env` from its working directory: give it a clean one.
+            // nisshi reads a `.env` from its working directory: give it a clean one.
             .current_dir(&self.dir)
-            .env_remove("LISTENER_URL")
-            .env_remove("ADVERTISED_LISTENER_URL")
-            .env_remove("STORAGE_ENGINE")
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|source| StackError::Io {
                 path: self.log_path(),
@@ -188,7 +352,7 @@ impl Broker {
             Some(self.dir.join("broker.pid")),
             Signal::SIGTERM,
         )?);
-        self.wait_ready(Duration::from_secs(15)).await?;
+        self.wait_ready(limit).await?;
         let elapsed = started.elapsed();
         tracing::info!(
             port = self.port,
@@ -305,14 +469,25 @@ impl Broker {
     }
 
     /// SIGKILL to the broker. With memory storage, everything it held is gone.
-    pub fn kill(&mut self) {
+    pub fn kill(&mut self) -> Result<(), StackError> {
+        if self.kind == BrokerKind::External {
+            return Err(StackError::NotRunning(
+                "an external broker, which the lab cannot kill,",
+            ));
+        }
         if let Some(mut process) = self.process.take() {
             process.kill();
         }
+        Ok(())
     }
 
     /// Starts a killed broker again on the same port.
     pub async fn restart(&mut self) -> Result<Duration, StackError> {
+        if self.kind == BrokerKind::External {
+            return Err(StackError::NotRunning(
+                "an external broker, which the lab cannot restart,",
+            ));
+        }
         if let Some(mut process) = self.process.take() {
             process.stop(Duration::from_secs(5));
         }

@@ -38,14 +38,22 @@ impl Managed {
     ) -> Result<Self, StackError> {
         use std::os::unix::process::CommandExt;
         command.process_group(0);
+        let program = Path::new(command.get_program())
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let child = command.spawn().map_err(|source| StackError::Spawn {
             what: name.to_string(),
             source,
         })?;
         if let Some(path) = &pid_file {
-            fs::write(path, format!("{}\n", child.id())).map_err(|source| StackError::Io {
-                path: path.clone(),
-                source,
+            // The program name lets a later clean-up tell this process from
+            // an unrelated one that reused the pid.
+            fs::write(path, format!("{} {program}\n", child.id())).map_err(|source| {
+                StackError::Io {
+                    path: path.clone(),
+                    source,
+                }
             })?;
         }
         tracing::debug!(name, pid = child.id(), "Started process.");
@@ -132,6 +140,15 @@ fn stat(pid: i32) -> Option<(char, i32)> {
     Some((state, parent))
 }
 
+/// Whether the command line of `pid` names `program`.
+fn runs(pid: i32, program: &str) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+    !program.is_empty() && String::from_utf8_lossy(argv0).contains(program)
+}
+
 /// Whether a process exists and is not a zombie.
 fn alive(pid: i32) -> bool {
     stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
@@ -193,10 +210,11 @@ pub fn clean_leftovers(dir: &Path) -> Vec<u32> {
         if path.extension().is_none_or(|e| e != "pid") {
             continue;
         }
-        let pid = fs::read_to_string(&path)
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok());
-        if let Some(pid) = pid.filter(|p| *p > 1 && alive(*p)) {
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        let mut fields = text.split_whitespace();
+        let pid = fields.next().and_then(|p| p.parse::<i32>().ok());
+        let program = fields.next().unwrap_or("");
+        if let Some(pid) = pid.filter(|p| *p > 1 && alive(*p) && runs(*p, program)) {
             let leader = Pid::from_raw(pid);
             let _ = nix::sys::signal::kill(leader, Signal::SIGSTOP);
             for child in descendants(pid) {

@@ -67,9 +67,12 @@ impl Stack {
 
     pub async fn with_broker(name: &str, topic: &str, partitions: i32) -> Self {
         let mut stack = Self::postgres(name).await;
-        let broker = Broker::start(&stack.dir.path().join("broker"))
-            .await
-            .expect("the broker starts (run scripts/setup to install it)");
+        let broker = Broker::start(
+            &stack.dir.path().join("broker"),
+            &faultline_stack::BrokerChoice::Auto,
+        )
+        .await
+        .expect("the broker starts (run scripts/setup to install it)");
         broker
             .create_topic(topic, partitions)
             .await
