@@ -1,7 +1,8 @@
 //! `faultline`: the lab's command line.
 
-mod load;
 mod up;
+
+use faultline::{clean, load};
 
 use std::path::PathBuf;
 
@@ -31,7 +32,7 @@ enum Command {
     /// Stop processes left behind by a runner that was itself killed.
     Clean {
         /// Folder to search for pid files (recursively).
-        #[arg(default_value = ".faultline")]
+        #[arg(default_value = faultline::WORK_DIR)]
         dir: PathBuf,
     },
 }
@@ -88,24 +89,11 @@ fn main() -> anyhow::Result<()> {
         } => runtime.block_on(up::run(args)),
         Command::Load(args) => runtime.block_on(run_load(args)),
         Command::Clean { dir } => {
-            let stopped = clean(&dir);
-            println!("stopped {} leftover process group(s)", stopped.len());
+            let stopped = clean::clean(&dir);
+            println!("stopped {} leftover process(es)", stopped.len());
             Ok(())
         }
     }
-}
-
-/// Stops what pid files under `dir` name, at any depth.
-fn clean(dir: &std::path::Path) -> Vec<u32> {
-    let mut stopped = faultline_stack::process::clean_leftovers(dir);
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stopped.extend(clean(&entry.path()));
-            }
-        }
-    }
-    stopped
 }
 
 async fn run_load(args: LoadArgs) -> anyhow::Result<()> {

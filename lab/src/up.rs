@@ -1,12 +1,14 @@
-//! `faultline stack up`: the stack for a person to explore.
+//! `faultline stack up`: the stack for a person to explore, optionally with
+//! faults on its clock.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::ValueEnum;
+use faultline::fault::{self, FaultRecord, FaultSpec};
+use faultline::stack::{LabStack, StackPlan};
 use faultline_services::consumer::Mode;
-use faultline_stack::{Broker, BrokerChoice, Postgres, Service, ServiceKind};
+use faultline_stack::BrokerChoice;
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -17,81 +19,109 @@ pub struct UpArgs {
     /// Partitions of each topic.
     #[arg(long, default_value_t = 1)]
     partitions: i32,
-    /// Consumer modes to run, each with its own producer and topic.
+    /// Consumer modes to run, each with its own producer, topic and consumer.
     #[arg(long = "kafka", value_enum, value_delimiter = ',', default_values = ["buffered", "drop"])]
     kafka: Vec<Mode>,
+    /// Broker: auto (Apache Kafka if on PATH, else nisshi/tansu), kafka,
+    /// nisshi, or external:HOST:PORT.
+    #[arg(long, default_value = "auto", value_parser = parse_broker)]
+    broker: BrokerChoice,
+    /// A fault on the stack's clock, KIND@START+DURATION (repeatable), e.g.
+    /// db-crash@30s+60s or db-latency:200ms:50ms@10s+20s.
+    #[arg(long = "fault")]
+    faults: Vec<FaultSpec>,
+    /// Tear down once the last fault has ended instead of waiting for Ctrl-C.
+    #[arg(long)]
+    exit_after_faults: bool,
     /// Write the URLs as shell variables (FAULTLINE_REST_URL=...) to this file.
     #[arg(long)]
     env_file: Option<PathBuf>,
 }
 
+fn parse_broker(text: &str) -> Result<BrokerChoice, String> {
+    match text {
+        "auto" => Ok(BrokerChoice::Auto),
+        "kafka" => Ok(BrokerChoice::Kafka),
+        "nisshi" | "tansu" => Ok(BrokerChoice::Nisshi),
+        other => match other.strip_prefix("external:") {
+            Some(servers) if !servers.is_empty() => Ok(BrokerChoice::External(servers.into())),
+            _ => Err(format!(
+                "unknown broker {other:?}; expected auto, kafka, nisshi or external:HOST:PORT"
+            )),
+        },
+    }
+}
+
+fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text).with_context(|| format!("could not write {}", path.display()))
+}
+
+fn describe(record: &FaultRecord, started: bool) -> String {
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} ms"));
+    if started {
+        format!(
+            "fault {} on {}: injected at {:.2} s (planned {:.2} s), effect {} ({})",
+            record.kind,
+            record.target,
+            record.actual_start_s.unwrap_or(f64::NAN),
+            record.planned_start_s,
+            if record.verified_start {
+                "verified"
+            } else {
+                "NOT verified"
+            },
+            ms(record.effect_ms),
+        )
+    } else {
+        format!(
+            "fault {} on {}: ended at {:.2} s (planned {:.2} s), recovery {} ({})",
+            record.kind,
+            record.target,
+            record.actual_end_s.unwrap_or(f64::NAN),
+            record.planned_end_s,
+            if record.verified_end {
+                "verified"
+            } else {
+                "NOT verified"
+            },
+            ms(record.recovery_ms),
+        )
+    }
+}
+
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let started = Instant::now();
+    let shutdown = faultline_services::shutdown_on_signals();
+    let work = PathBuf::from(faultline::WORK_DIR);
+    let leftovers = faultline::clean::clean(&work);
+    if !leftovers.is_empty() {
+        eprintln!(
+            "faultline: stopped {} process(es) left behind by an earlier run",
+            leftovers.len()
+        );
+    }
     let dir = args.dir.unwrap_or_else(|| {
-        PathBuf::from(".faultline").join(format!(
+        work.join(format!(
             "stack-{}",
-            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
         ))
     });
     let dir = std::path::absolute(&dir).context("no current directory")?;
     faultline_stack::create_dir(&dir)?;
+    let status_path = dir.join("status.json");
+    write_json(&status_path, &serde_json::json!({ "status": "starting" }))?;
     eprintln!("faultline: bringing the stack up in {}", dir.display());
 
-    let postgres = Postgres::start(&dir.join("postgres")).await?;
-    eprintln!("faultline: PostgreSQL ready on port {}", postgres.port());
-    let broker = Broker::start(&dir.join("broker"), &BrokerChoice::Auto).await?;
-    eprintln!(
-        "faultline: broker ready: {} ({}, memory storage: a kill loses what it held)",
-        broker.bootstrap(),
-        broker.version()
-    );
-    let db = |url: &str| vec!["--database-url".to_string(), url.to_string()];
-    let rest = Service::start(
-        ServiceKind::Rest,
-        db(&postgres.url()),
-        &dir.join("services"),
-    )
-    .await?;
-    let mut kafka = Vec::new();
-    let mut vars = vec![
-        ("FAULTLINE_DATABASE_URL".to_string(), postgres.url()),
-        (
-            "FAULTLINE_BOOTSTRAP_SERVERS".to_string(),
-            broker.bootstrap(),
-        ),
-        ("FAULTLINE_REST_URL".to_string(), rest.url("")),
-    ];
-    for mode in &args.kafka {
-        let mode = mode
-            .to_possible_value()
-            .expect("every mode has a name")
-            .get_name()
-            .to_string();
-        let topic = format!("driver-locations-{mode}");
-        broker.create_topic(&topic, args.partitions).await?;
-        let common = vec![
-            "--bootstrap-servers".to_string(),
-            broker.bootstrap(),
-            "--topic".to_string(),
-            topic.clone(),
-        ];
-        let services = dir.join(format!("services-{mode}"));
-        let producer = Service::start(ServiceKind::Producer, common.clone(), &services).await?;
-        let mut consumer_args = common;
-        consumer_args.extend(db(&postgres.url()));
-        consumer_args.extend([
-            "--mode".to_string(),
-            mode.clone(),
-            "--group".to_string(),
-            format!("location-group-{mode}"),
-        ]);
-        let consumer = Service::start(ServiceKind::Consumer, consumer_args, &services).await?;
-        let key = mode.to_uppercase();
-        vars.push((format!("FAULTLINE_PRODUCER_{key}_URL"), producer.url("")));
-        vars.push((format!("FAULTLINE_CONSUMER_{key}_URL"), consumer.url("")));
-        kafka.push((producer, consumer));
+    let mut plan = StackPlan::standard(&args.kafka, args.partitions);
+    plan.broker = args.broker;
+    let mut stack = LabStack::up(&plan, &dir, |line| eprintln!("faultline: {line}"))
+        .await
+        .context("could not bring the stack up")?;
+    if let Err(problem) = fault::check(&args.faults, &stack) {
+        anyhow::bail!("{problem}");
     }
-    println!("stack ready in {:.1} s", started.elapsed().as_secs_f64());
+    println!("stack ready in {:.1} s", stack.startup.as_secs_f64());
+    let vars = stack.variables();
     for (name, value) in &vars {
         println!("{name}={value}");
     }
@@ -100,14 +130,63 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         std::fs::write(path, text)
             .with_context(|| format!("could not write {}", path.display()))?;
     }
-    println!("Ctrl-C to tear it down.");
-    let shutdown = faultline_services::shutdown_on_signals();
-    shutdown.cancelled().await;
+    write_json(&status_path, &serde_json::json!({ "status": "running" }))?;
+
+    let t0 = Instant::now();
+    let mut finished = true;
+    let mut records = Vec::new();
+    if !args.faults.is_empty() {
+        println!("faults on the stack's clock (t=0 now):");
+        for spec in &args.faults {
+            println!("  {spec}");
+        }
+        let (done, complete) = fault::run_timeline(
+            &mut stack,
+            &args.faults,
+            t0,
+            &shutdown,
+            |record, started| {
+                println!("{}", describe(record, started));
+            },
+        )
+        .await;
+        records = done;
+        finished = complete;
+        write_json(&dir.join("faults.json"), &records)?;
+    }
+    if finished && !args.exit_after_faults {
+        println!("Ctrl-C to tear it down.");
+        shutdown.cancelled().await;
+    }
+    let unverified: Vec<&str> = records
+        .iter()
+        .filter(|r| !r.verified)
+        .map(|r| r.kind.as_str())
+        .collect();
+    let (status, reason) = if !finished {
+        (
+            "incomplete",
+            "interrupted before every fault ended".to_string(),
+        )
+    } else if !unverified.is_empty() {
+        (
+            "incomplete",
+            format!("faults not verified: {}", unverified.join(", ")),
+        )
+    } else {
+        ("complete", String::new())
+    };
     eprintln!("faultline: tearing the stack down");
-    drop(kafka);
-    drop(rest);
-    drop(broker);
-    drop(postgres);
-    eprintln!("faultline: stack down");
+    let teardown = Instant::now();
+    drop(stack);
+    write_json(
+        &status_path,
+        &serde_json::json!({ "status": status, "reason": reason }),
+    )?;
+    eprintln!(
+        "faultline: stack down in {:.1} s ({status}{}{reason})",
+        teardown.elapsed().as_secs_f64(),
+        if reason.is_empty() { "" } else { ": " }
+    );
     Ok(())
 }

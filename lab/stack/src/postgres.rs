@@ -237,26 +237,7 @@ impl Postgres {
 
     /// One query with a short connect timeout.
     pub async fn probe(&self, timeout: Duration) -> Result<(), String> {
-        let url = format!(
-            "{}?connect_timeout={}",
-            self.url(),
-            timeout.as_secs().max(1)
-        );
-        let attempt = async {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(connection);
-            client
-                .simple_query("SELECT 1")
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        };
-        match tokio::time::timeout(timeout, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(format!("no answer within {timeout:?}")),
-        }
+        probe_url(&self.url(), timeout).await
     }
 
     /// Waits until a query succeeds (during crash recovery the port accepts
@@ -351,5 +332,25 @@ impl Drop for Postgres {
             drop(process);
             tracing::debug!(port = self.port, "Stopped PostgreSQL.");
         }
+    }
+}
+
+/// Connects to `url` and runs one query, all within `timeout`.
+pub async fn probe_url(url: &str, timeout: Duration) -> Result<(), String> {
+    let url = format!("{url}?connect_timeout={}", timeout.as_secs().max(1));
+    let attempt = async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(connection);
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {timeout:?}")),
     }
 }

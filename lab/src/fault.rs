@@ -1,0 +1,553 @@
+//! Faults on the run's clock. Each fault is injected at its start and ended
+//! after its duration, and both are **verified**: a probe shows that the fault
+//! took effect and that it ended. What happened is recorded, with the planned
+//! and actual times; a fault that could not be verified makes the run
+//! incomplete.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use faultline_stack::postgres::probe_url;
+use faultline_stack::{ProxyMode, StackError};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::stack::LabStack;
+
+/// How long a probe may wait for the effect of a fault, or for its end.
+const VERIFY_LIMIT: Duration = Duration::from_secs(10);
+/// A probe's own timeout: a frozen or blackholed database fails it.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What a fault does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    /// SIGKILL to every PostgreSQL process; restart with crash recovery.
+    DbCrash,
+    /// Fast shutdown; restart.
+    DbStop,
+    /// SIGSTOP to every PostgreSQL process; SIGCONT at the end.
+    DbFreeze,
+    /// Delay (± jitter) on every chunk between the services and PostgreSQL.
+    DbLatency { delay: Duration, jitter: Duration },
+    /// Traffic between the services and PostgreSQL silently dropped.
+    DbBlackhole,
+    /// SIGKILL to the broker; restart.
+    BrokerKill,
+    /// SIGKILL to the consumer(s); restart.
+    ConsumerKill,
+}
+
+impl FaultKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::DbCrash => "db-crash",
+            FaultKind::DbStop => "db-stop",
+            FaultKind::DbFreeze => "db-freeze",
+            FaultKind::DbLatency { .. } => "db-latency",
+            FaultKind::DbBlackhole => "db-blackhole",
+            FaultKind::BrokerKill => "broker-kill",
+            FaultKind::ConsumerKill => "consumer-kill",
+        }
+    }
+
+    /// Every kind's name, for error messages.
+    pub const NAMES: &[&str] = &[
+        "db-crash",
+        "db-stop",
+        "db-freeze",
+        "db-latency",
+        "db-blackhole",
+        "broker-kill",
+        "consumer-kill",
+    ];
+}
+
+/// A fault with its place on the run's clock.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultSpec {
+    pub kind: FaultKind,
+    /// From the run's start.
+    pub start: Duration,
+    pub duration: Duration,
+}
+
+impl fmt::Display for FaultSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}@{}+{}",
+            self.kind.name(),
+            humantime::format_duration(self.start),
+            humantime::format_duration(self.duration)
+        )
+    }
+}
+
+/// `KIND@START+DURATION`, e.g. `db-crash@90s+120s` or
+/// `db-latency:200ms:50ms@10s+30s` (delay, then jitter).
+impl FromStr for FaultSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let usage = "expected KIND@START+DURATION, e.g. db-crash@90s+120s";
+        let (kind, timing) = text.split_once('@').ok_or(usage)?;
+        let (start, duration) = timing.split_once('+').ok_or(usage)?;
+        let parse = |what: &str, value: &str| {
+            humantime::parse_duration(value).map_err(|e| format!("{what} {value:?}: {e}"))
+        };
+        let mut parts = kind.split(':');
+        let kind = match parts.next().unwrap_or_default() {
+            "db-crash" => FaultKind::DbCrash,
+            "db-stop" => FaultKind::DbStop,
+            "db-freeze" => FaultKind::DbFreeze,
+            "db-blackhole" => FaultKind::DbBlackhole,
+            "broker-kill" => FaultKind::BrokerKill,
+            "consumer-kill" => FaultKind::ConsumerKill,
+            "db-latency" => FaultKind::DbLatency {
+                delay: parse("delay", parts.next().unwrap_or("100ms"))?,
+                jitter: parse("jitter", parts.next().unwrap_or("0ms"))?,
+            },
+            other => {
+                return Err(format!(
+                    "unknown fault {other:?}; known: {}",
+                    FaultKind::NAMES.join(", ")
+                ));
+            }
+        };
+        let duration = parse("duration", duration)?;
+        if duration.is_zero() {
+            return Err("a fault's duration must be more than zero".into());
+        }
+        Ok(Self {
+            kind,
+            start: parse("start", start)?,
+            duration,
+        })
+    }
+}
+
+/// What happened to one fault, times in seconds from the run's start.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultRecord {
+    pub kind: String,
+    pub target: String,
+    pub planned_start_s: f64,
+    pub planned_end_s: f64,
+    pub actual_start_s: Option<f64>,
+    pub actual_end_s: Option<f64>,
+    /// The probe saw the fault take effect.
+    pub verified_start: bool,
+    /// The probe saw the fault end.
+    pub verified_end: bool,
+    /// From injection to the probe seeing the effect.
+    pub effect_ms: Option<f64>,
+    /// From the end action to the probe seeing the system back.
+    pub recovery_ms: Option<f64>,
+    /// Both verified.
+    pub verified: bool,
+    /// What went wrong, if anything.
+    pub detail: String,
+}
+
+impl FaultRecord {
+    fn planned(spec: &FaultSpec) -> Self {
+        Self {
+            kind: spec.kind.name().to_string(),
+            target: match spec.kind {
+                FaultKind::DbCrash | FaultKind::DbStop | FaultKind::DbFreeze => "postgres",
+                FaultKind::DbLatency { .. } | FaultKind::DbBlackhole => "postgres-link",
+                FaultKind::BrokerKill => "broker",
+                FaultKind::ConsumerKill => "consumers",
+            }
+            .to_string(),
+            planned_start_s: spec.start.as_secs_f64(),
+            planned_end_s: (spec.start + spec.duration).as_secs_f64(),
+            actual_start_s: None,
+            actual_end_s: None,
+            verified_start: false,
+            verified_end: false,
+            effect_ms: None,
+            recovery_ms: None,
+            verified: false,
+            detail: String::new(),
+        }
+    }
+
+    fn note(&mut self, text: impl fmt::Display) {
+        if !self.detail.is_empty() {
+            self.detail.push_str("; ");
+        }
+        self.detail.push_str(&text.to_string());
+    }
+}
+
+/// Checks that every fault can run on this stack, before anything starts.
+pub fn check(faults: &[FaultSpec], stack: &LabStack) -> Result<(), String> {
+    for fault in faults {
+        match fault.kind {
+            FaultKind::BrokerKill if stack.broker.is_none() => {
+                return Err(format!("{fault}: no architecture uses a broker"));
+            }
+            FaultKind::BrokerKill
+                if stack
+                    .broker
+                    .as_ref()
+                    .is_some_and(|b| b.kind() == faultline_stack::BrokerKind::External) =>
+            {
+                return Err(format!(
+                    "{fault}: an external broker cannot be killed by the lab"
+                ));
+            }
+            FaultKind::ConsumerKill if stack.kafka.is_empty() => {
+                return Err(format!("{fault}: no architecture has a consumer"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Runs `faults` on the clock that started at `t0`, calling `report` as each
+/// one starts and ends. On cancellation, faults still active are ended
+/// (verified as far as possible) and the records so far are returned with
+/// `false`.
+pub async fn run_timeline(
+    stack: &mut LabStack,
+    faults: &[FaultSpec],
+    t0: Instant,
+    cancel: &CancellationToken,
+    report: impl Fn(&FaultRecord, bool),
+) -> (Vec<FaultRecord>, bool) {
+    let mut records: Vec<FaultRecord> = faults.iter().map(FaultRecord::planned).collect();
+    // (time, fault index, is_start), in time order; at equal times ends first.
+    let mut events: Vec<(Duration, usize, bool)> = Vec::new();
+    for (i, fault) in faults.iter().enumerate() {
+        events.push((fault.start, i, true));
+        events.push((fault.start + fault.duration, i, false));
+    }
+    events.sort_by_key(|(at, i, start)| (*at, *start, *i));
+    let mut active = vec![false; faults.len()];
+    for (at, i, start) in events {
+        if !start && !active[i] {
+            continue;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until((t0 + at).into()) => {}
+            () = cancel.cancelled() => {
+                end_active(stack, faults, &mut records, &active, t0).await;
+                return (records, false);
+            }
+        }
+        if start {
+            inject(stack, &faults[i], &mut records[i], t0).await;
+            active[i] = records[i].actual_start_s.is_some();
+        } else {
+            end(stack, &faults[i], &mut records[i], t0).await;
+            active[i] = false;
+        }
+        report(&records[i], start);
+    }
+    (records, true)
+}
+
+async fn end_active(
+    stack: &mut LabStack,
+    faults: &[FaultSpec],
+    records: &mut [FaultRecord],
+    active: &[bool],
+    t0: Instant,
+) {
+    for (i, fault) in faults.iter().enumerate() {
+        if active[i] {
+            records[i].note("ended early: the run was interrupted");
+            end(stack, fault, &mut records[i], t0).await;
+        }
+    }
+}
+
+/// Injects one fault and verifies that it took effect.
+pub async fn inject(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRecord, t0: Instant) {
+    let injected = Instant::now();
+    record.actual_start_s = Some(injected.duration_since(t0).as_secs_f64());
+    let action: Result<(), StackError> = match &spec.kind {
+        FaultKind::DbCrash => {
+            stack.postgres.kill();
+            Ok(())
+        }
+        FaultKind::DbStop => {
+            stack.postgres.stop();
+            Ok(())
+        }
+        FaultKind::DbFreeze => stack.postgres.freeze(),
+        FaultKind::DbLatency { delay, jitter } => {
+            stack.proxy.set_mode(ProxyMode::Delay {
+                delay: *delay,
+                jitter: *jitter,
+            });
+            Ok(())
+        }
+        FaultKind::DbBlackhole => {
+            stack.proxy.set_mode(ProxyMode::Blackhole);
+            Ok(())
+        }
+        FaultKind::BrokerKill => match stack.broker.as_mut() {
+            Some(broker) => broker.kill(),
+            None => Err(StackError::NotRunning("broker")),
+        },
+        FaultKind::ConsumerKill => {
+            for kafka in &mut stack.kafka {
+                kafka.consumer.kill();
+            }
+            Ok(())
+        }
+    };
+    if let Err(error) = action {
+        record.note(format!("could not inject: {error}"));
+        record.actual_start_s = None;
+        return;
+    }
+    match verify_effect(stack, &spec.kind).await {
+        Ok(()) => {
+            record.verified_start = true;
+            record.effect_ms = Some(injected.elapsed().as_secs_f64() * 1000.0);
+        }
+        Err(why) => record.note(format!("no effect seen: {why}")),
+    }
+}
+
+/// Ends one fault and verifies that the system is back.
+pub async fn end(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRecord, t0: Instant) {
+    let ended = Instant::now();
+    record.actual_end_s = Some(ended.duration_since(t0).as_secs_f64());
+    let action: Result<(), StackError> = async {
+        match &spec.kind {
+            FaultKind::DbCrash | FaultKind::DbStop => stack.postgres.restart().await.map(drop),
+            FaultKind::DbFreeze => stack.postgres.thaw(),
+            FaultKind::DbLatency { .. } | FaultKind::DbBlackhole => {
+                stack.proxy.set_mode(ProxyMode::Pass);
+                Ok(())
+            }
+            FaultKind::BrokerKill => {
+                let broker = stack
+                    .broker
+                    .as_mut()
+                    .ok_or(StackError::NotRunning("broker"))?;
+                broker.restart().await?;
+                if !broker.kind().durable() {
+                    // Memory storage forgot the topics with everything else.
+                    for kafka in &stack.kafka {
+                        broker.create_topic(&kafka.topic, stack.partitions).await?;
+                    }
+                }
+                Ok(())
+            }
+            FaultKind::ConsumerKill => {
+                for kafka in &mut stack.kafka {
+                    kafka.consumer.restart().await?;
+                }
+                Ok(())
+            }
+        }
+    }
+    .await;
+    if let Err(error) = action {
+        record.note(format!("could not end: {error}"));
+    }
+    match verify_recovery(stack, &spec.kind).await {
+        Ok(()) => {
+            record.verified_end = true;
+            record.recovery_ms = Some(ended.elapsed().as_secs_f64() * 1000.0);
+        }
+        Err(why) => record.note(format!("no recovery seen: {why}")),
+    }
+    record.verified = record.verified_start && record.verified_end;
+}
+
+/// Probes until `ok` holds for a probe result, or the limit passes.
+async fn until<F>(mut probe: impl AsyncFnMut() -> Result<(), String>, ok: F) -> Result<(), String>
+where
+    F: Fn(&Result<(), String>) -> bool,
+{
+    let started = Instant::now();
+    loop {
+        let result = probe().await;
+        if ok(&result) {
+            return Ok(());
+        }
+        if started.elapsed() > VERIFY_LIMIT {
+            return Err(match result {
+                Ok(()) => "the probe still succeeds".into(),
+                Err(error) => error,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), String> {
+    let direct = stack.postgres.url();
+    let linked = stack.service_database_url();
+    match kind {
+        FaultKind::DbCrash | FaultKind::DbStop => {
+            until(
+                async || probe_url(&direct, PROBE_TIMEOUT).await,
+                Result::is_err,
+            )
+            .await
+        }
+        FaultKind::DbFreeze => {
+            until(
+                async || probe_url(&direct, PROBE_TIMEOUT).await,
+                |r| r.as_ref().is_err_and(|e| e.starts_with("no answer")),
+            )
+            .await
+        }
+        FaultKind::DbBlackhole => {
+            until(
+                async || probe_url(&linked, PROBE_TIMEOUT).await,
+                Result::is_err,
+            )
+            .await
+        }
+        FaultKind::DbLatency { delay, .. } => {
+            let delay = *delay;
+            until(
+                async || {
+                    let started = Instant::now();
+                    probe_url(&linked, delay * 4 + PROBE_TIMEOUT).await?;
+                    let took = started.elapsed();
+                    if took >= delay {
+                        Ok(())
+                    } else {
+                        Err(format!("a query took {took:?}, less than the delay"))
+                    }
+                },
+                Result::is_ok,
+            )
+            .await
+        }
+        FaultKind::BrokerKill => {
+            let broker = stack.broker.as_ref().ok_or("no broker")?;
+            until(
+                async || broker.probe(Duration::from_millis(500)).await,
+                Result::is_err,
+            )
+            .await
+        }
+        FaultKind::ConsumerKill => {
+            for kafka in &stack.kafka {
+                let addr = kafka.consumer.addr();
+                until(
+                    async || {
+                        faultline_stack::services::get_json(addr, "/healthz")
+                            .await
+                            .map(drop)
+                    },
+                    Result::is_err,
+                )
+                .await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), String> {
+    let direct = stack.postgres.url();
+    let linked = stack.service_database_url();
+    match kind {
+        FaultKind::DbCrash | FaultKind::DbStop | FaultKind::DbFreeze => {
+            until(
+                async || probe_url(&direct, PROBE_TIMEOUT).await,
+                Result::is_ok,
+            )
+            .await
+        }
+        FaultKind::DbLatency { delay, .. } => {
+            let delay = *delay;
+            until(
+                async || {
+                    let started = Instant::now();
+                    probe_url(&linked, PROBE_TIMEOUT).await?;
+                    let took = started.elapsed();
+                    if took < delay {
+                        Ok(())
+                    } else {
+                        Err(format!("a query still took {took:?}"))
+                    }
+                },
+                Result::is_ok,
+            )
+            .await
+        }
+        FaultKind::DbBlackhole => {
+            until(
+                async || probe_url(&linked, PROBE_TIMEOUT).await,
+                Result::is_ok,
+            )
+            .await
+        }
+        FaultKind::BrokerKill => {
+            let broker = stack.broker.as_ref().ok_or("no broker")?;
+            until(
+                async || broker.probe(Duration::from_secs(1)).await,
+                Result::is_ok,
+            )
+            .await
+        }
+        FaultKind::ConsumerKill => {
+            for kafka in &stack.kafka {
+                let addr = kafka.consumer.addr();
+                until(
+                    async || match faultline_stack::services::get_json(addr, "/healthz").await {
+                        Ok((200, _)) => Ok(()),
+                        Ok((status, _)) => Err(format!("/healthz answered {status}")),
+                        Err(error) => Err(error),
+                    },
+                    Result::is_ok,
+                )
+                .await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_print() {
+        let spec: FaultSpec = "db-crash@90s+2m".parse().unwrap();
+        assert_eq!(spec.kind, FaultKind::DbCrash);
+        assert_eq!(spec.start, Duration::from_secs(90));
+        assert_eq!(spec.duration, Duration::from_secs(120));
+        assert_eq!(spec.to_string(), "db-crash@1m 30s+2m");
+        let latency: FaultSpec = "db-latency:200ms:50ms@1s+5s".parse().unwrap();
+        assert_eq!(
+            latency.kind,
+            FaultKind::DbLatency {
+                delay: Duration::from_millis(200),
+                jitter: Duration::from_millis(50)
+            }
+        );
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        for (text, expected) in [
+            ("db-crash", "expected KIND@START+DURATION"),
+            ("db-crash@90s", "expected KIND@START+DURATION"),
+            ("db-melt@1s+1s", "unknown fault \"db-melt\""),
+            ("db-crash@soon+1s", "start \"soon\""),
+            ("db-crash@1s+0s", "more than zero"),
+            ("db-latency:fast@1s+1s", "delay \"fast\""),
+        ] {
+            let error = text.parse::<FaultSpec>().unwrap_err();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The faultline lab: brings up the real stack, drives load at it, breaks it
+//! on schedule and records what happened.
+//!
+//! - [`stack`]: the whole stack of one run (database behind the fault proxy,
+//!   broker, services per architecture)
+//! - [`fault`]: faults on the run's clock, each verified on and off
+//! - [`load`]: the open-model load driver
+//! - [`clean`]: finds and stops what a killed runner left behind
+
+pub mod clean;
+pub mod fault;
+pub mod load;
+pub mod stack;
+
+/// Where runs and stacks go when no folder is given.
+pub const WORK_DIR: &str = ".faultline";

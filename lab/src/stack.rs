@@ -1,0 +1,295 @@
+//! The whole stack of one run: PostgreSQL behind the fault proxy, the broker,
+//! and per architecture its services. Dropping it stops everything (a frozen
+//! database is thawed first).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use faultline_services::consumer::Mode;
+use faultline_stack::{
+    Broker, BrokerChoice, FaultProxy, Postgres, Service, ServiceKind, StackError,
+};
+
+/// One architecture under test.
+#[derive(Debug, Clone)]
+pub enum Architecture {
+    /// The REST service writing straight to PostgreSQL.
+    Rest { name: String, args: Vec<String> },
+    /// A producer, a topic and a consumer in `mode`.
+    Kafka {
+        name: String,
+        mode: Mode,
+        producer_args: Vec<String>,
+        consumer_args: Vec<String>,
+    },
+}
+
+impl Architecture {
+    pub fn name(&self) -> &str {
+        match self {
+            Architecture::Rest { name, .. } | Architecture::Kafka { name, .. } => name,
+        }
+    }
+}
+
+/// What to bring up.
+#[derive(Debug, Clone)]
+pub struct StackPlan {
+    pub broker: BrokerChoice,
+    pub partitions: i32,
+    pub architectures: Vec<Architecture>,
+}
+
+impl StackPlan {
+    /// REST plus one Kafka path per consumer mode, with default settings.
+    pub fn standard(modes: &[Mode], partitions: i32) -> Self {
+        let mut architectures = vec![Architecture::Rest {
+            name: "rest".into(),
+            args: Vec::new(),
+        }];
+        for mode in modes {
+            architectures.push(Architecture::Kafka {
+                name: format!("kafka-{}", mode_name(*mode)),
+                mode: *mode,
+                producer_args: Vec::new(),
+                consumer_args: Vec::new(),
+            });
+        }
+        Self {
+            broker: BrokerChoice::Auto,
+            partitions,
+            architectures,
+        }
+    }
+}
+
+pub fn mode_name(mode: Mode) -> String {
+    mode.to_possible_value()
+        .expect("every mode has a name")
+        .get_name()
+        .to_string()
+}
+
+/// A running REST architecture.
+#[derive(Debug)]
+pub struct RestParts {
+    pub name: String,
+    pub service: Service,
+}
+
+/// A running Kafka architecture.
+#[derive(Debug)]
+pub struct KafkaParts {
+    pub name: String,
+    pub mode: Mode,
+    pub topic: String,
+    pub producer: Service,
+    pub consumer: Service,
+}
+
+/// The running stack. Fields drop in order: services first, then the
+/// broker, the proxy and the database.
+#[derive(Debug)]
+pub struct LabStack {
+    pub rest: Vec<RestParts>,
+    pub kafka: Vec<KafkaParts>,
+    pub broker: Option<Broker>,
+    pub proxy: FaultProxy,
+    pub postgres: Postgres,
+    pub dir: PathBuf,
+    pub partitions: i32,
+    /// How long bringing it up took.
+    pub startup: Duration,
+}
+
+impl LabStack {
+    /// Brings up everything `plan` asks for under `dir`, reporting progress
+    /// through `progress`.
+    pub async fn up(
+        plan: &StackPlan,
+        dir: &Path,
+        progress: impl Fn(&str),
+    ) -> Result<Self, StackError> {
+        let started = Instant::now();
+        faultline_stack::create_dir(dir)?;
+        let runner_pid = dir.join("runner.pid");
+        std::fs::write(&runner_pid, format!("{} faultline\n", std::process::id())).map_err(
+            |source| StackError::Io {
+                path: runner_pid,
+                source,
+            },
+        )?;
+        let postgres = Postgres::start(&dir.join("postgres")).await?;
+        progress(&format!("PostgreSQL ready on port {}", postgres.port()));
+        let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], postgres.port()))).await?;
+        let via_proxy = format!("postgres://postgres@{}/postgres", proxy.addr());
+        let needs_broker = plan
+            .architectures
+            .iter()
+            .any(|a| matches!(a, Architecture::Kafka { .. }));
+        let broker = if needs_broker {
+            let broker = Broker::start(&dir.join("broker"), &plan.broker).await?;
+            progress(&format!(
+                "broker ready: {} ({}, {})",
+                broker.bootstrap(),
+                broker.version(),
+                if broker.kind().durable() {
+                    "durable"
+                } else {
+                    "memory storage: a kill loses what it held"
+                }
+            ));
+            Some(broker)
+        } else {
+            None
+        };
+        let mut rest = Vec::new();
+        let mut kafka = Vec::new();
+        for architecture in &plan.architectures {
+            let services = dir.join("services").join(architecture.name());
+            match architecture {
+                Architecture::Rest { name, args } => {
+                    let mut all = vec!["--database-url".to_string(), via_proxy.clone()];
+                    all.extend(args.iter().cloned());
+                    let service = Service::start(ServiceKind::Rest, all, &services).await?;
+                    progress(&format!("{name}: REST at {}", service.url("")));
+                    rest.push(RestParts {
+                        name: name.clone(),
+                        service,
+                    });
+                }
+                Architecture::Kafka {
+                    name,
+                    mode,
+                    producer_args,
+                    consumer_args,
+                } => {
+                    let broker = broker.as_ref().expect("a broker was started");
+                    let topic = format!("driver-locations-{name}");
+                    broker.create_topic(&topic, plan.partitions).await?;
+                    let common = vec![
+                        "--bootstrap-servers".to_string(),
+                        broker.bootstrap(),
+                        "--topic".to_string(),
+                        topic.clone(),
+                    ];
+                    let mut args = common.clone();
+                    args.extend(producer_args.iter().cloned());
+                    let producer = Service::start(ServiceKind::Producer, args, &services).await?;
+                    let mut args = common;
+                    args.extend([
+                        "--database-url".to_string(),
+                        via_proxy.clone(),
+                        "--mode".to_string(),
+                        mode_name(*mode),
+                        "--group".to_string(),
+                        format!("location-group-{name}"),
+                    ]);
+                    args.extend(consumer_args.iter().cloned());
+                    let consumer = Service::start(ServiceKind::Consumer, args, &services).await?;
+                    progress(&format!(
+                        "{name}: producer at {}, consumer ({}) at {}",
+                        producer.url(""),
+                        mode_name(*mode),
+                        consumer.url("")
+                    ));
+                    kafka.push(KafkaParts {
+                        name: name.clone(),
+                        mode: *mode,
+                        topic,
+                        producer,
+                        consumer,
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            rest,
+            kafka,
+            broker,
+            proxy,
+            postgres,
+            dir: dir.to_path_buf(),
+            partitions: plan.partitions,
+            startup: started.elapsed(),
+        })
+    }
+
+    /// The database URL through the fault proxy, as the services use it.
+    pub fn service_database_url(&self) -> String {
+        format!("postgres://postgres@{}/postgres", self.proxy.addr())
+    }
+
+    /// Every URL and connection string, as `NAME=value` pairs.
+    pub fn variables(&self) -> Vec<(String, String)> {
+        let mut vars = vec![
+            ("FAULTLINE_DATABASE_URL".to_string(), self.postgres.url()),
+            (
+                "FAULTLINE_SERVICES_DATABASE_URL".to_string(),
+                self.service_database_url(),
+            ),
+        ];
+        if let Some(broker) = &self.broker {
+            vars.push(("FAULTLINE_BOOTSTRAP_SERVERS".into(), broker.bootstrap()));
+        }
+        let key = |name: &str| name.to_uppercase().replace('-', "_");
+        for rest in &self.rest {
+            vars.push((
+                format!("FAULTLINE_{}_URL", key(&rest.name)),
+                rest.service.url(""),
+            ));
+        }
+        for kafka in &self.kafka {
+            vars.push((
+                format!("FAULTLINE_{}_PRODUCER_URL", key(&kafka.name)),
+                kafka.producer.url(""),
+            ));
+            vars.push((
+                format!("FAULTLINE_{}_CONSUMER_URL", key(&kafka.name)),
+                kafka.consumer.url(""),
+            ));
+        }
+        vars
+    }
+
+    /// Every process the stack started, by name.
+    pub fn pids(&mut self) -> Vec<(String, u32)> {
+        let mut pids = Vec::new();
+        if let Some(pid) = self.postgres.pid() {
+            pids.push(("postgres".into(), pid));
+        }
+        if let Some(pid) = self.broker.as_ref().and_then(Broker::pid) {
+            pids.push(("broker".into(), pid));
+        }
+        for rest in &self.rest {
+            pids.extend(rest.service.pid().map(|p| (rest.name.clone(), p)));
+        }
+        for kafka in &self.kafka {
+            pids.extend(
+                kafka
+                    .producer
+                    .pid()
+                    .map(|p| (format!("{}-producer", kafka.name), p)),
+            );
+            pids.extend(
+                kafka
+                    .consumer
+                    .pid()
+                    .map(|p| (format!("{}-consumer", kafka.name), p)),
+            );
+        }
+        pids
+    }
+}
+
+impl Drop for LabStack {
+    fn drop(&mut self) {
+        // A frozen database would make every service's shutdown wait on it.
+        if self.postgres.is_frozen() {
+            let _ = self.postgres.thaw();
+        }
+        let _ = std::fs::remove_file(self.dir.join("runner.pid"));
+    }
+}
