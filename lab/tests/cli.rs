@@ -1,0 +1,244 @@
+//! `faultline stack up` as a person runs it: every fault kind injected and
+//! verified on a real stack; Ctrl-C in the middle of a freeze; a runner
+//! killed with SIGKILL and cleaned up after.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+struct Runner {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    dir: PathBuf,
+}
+
+impl Runner {
+    fn start(name: &str, args: &[&str]) -> Self {
+        let dir = std::env::temp_dir()
+            .join("faultline-tests")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args(["stack", "up", "--dir"])
+            .arg(&dir)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("faultline starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines, dir }
+    }
+
+    /// Waits for a stdout line containing `text`; returns every line so far.
+    fn wait_for(&self, text: &str, limit: Duration) -> String {
+        let started = Instant::now();
+        let mut seen = String::new();
+        while started.elapsed() < limit {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(text) {
+                    return seen;
+                }
+            }
+        }
+        panic!("no line with {text:?} within {limit:?}; got:\n{seen}");
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("faultline did not exit within {limit:?}");
+    }
+
+    fn json(&self, file: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.join(file)).expect(file);
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        faultline::clean::clean(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every pid recorded in a pid file under `dir`, with the processes the
+/// postmaster started.
+fn recorded_pids(dir: &Path) -> Vec<i32> {
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return pids;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            pids.extend(recorded_pids(&path));
+        } else if path.extension().is_some_and(|e| e == "pid")
+            && path.file_name().is_some_and(|n| n != "runner.pid")
+        {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            if let Some(pid) = text.split_whitespace().next().and_then(|p| p.parse().ok()) {
+                pids.push(pid);
+                pids.extend(faultline_stack::process::descendants(pid));
+            }
+        }
+    }
+    pids
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().to_string()))
+        .is_some_and(|rest| !rest.starts_with('Z'))
+}
+
+fn wait_all_gone(pids: &[i32], limit: Duration) -> Vec<i32> {
+    let started = Instant::now();
+    loop {
+        let left: Vec<i32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        if left.is_empty() || started.elapsed() > limit {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn every_fault_kind_is_injected_verified_ended_and_verified() {
+    let mut runner = Runner::start(
+        "cli-faults",
+        &[
+            "--fault",
+            "db-freeze@1s+1s",
+            "--fault",
+            "db-crash@3s+1s",
+            "--fault",
+            "db-stop@5s+1s",
+            "--fault",
+            "db-latency:150ms:10ms@7s+1s",
+            "--fault",
+            "db-blackhole@9s+1s",
+            "--fault",
+            "broker-kill@11s+1s",
+            "--fault",
+            "consumer-kill@13s+1s",
+            "--exit-after-faults",
+        ],
+    );
+    let ready = runner.wait_for("stack ready in", Duration::from_secs(60));
+    let startup: f64 = ready
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("stack ready in ")?
+                .strip_suffix(" s")?
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    eprintln!("stack start-up: {startup} s");
+    assert!(startup < 15.0, "start-up took {startup} s");
+    let pids = recorded_pids(&runner.dir);
+    assert!(pids.len() >= 6, "only {} processes recorded", pids.len());
+
+    let status = runner.wait_exit(Duration::from_secs(90));
+    assert!(status.success());
+    let faults = runner.json("faults.json");
+    let faults = faults.as_array().unwrap();
+    assert_eq!(faults.len(), 7);
+    for record in faults {
+        assert_eq!(record["verified"], true, "{record}");
+        let (planned, actual) = (
+            record["planned_start_s"].as_f64().unwrap(),
+            record["actual_start_s"].as_f64().unwrap(),
+        );
+        assert!((actual - planned).abs() < 1.0, "{record}");
+        eprintln!(
+            "{:<14} effect {:>6.0} ms, recovery {:>6.0} ms",
+            record["kind"].as_str().unwrap(),
+            record["effect_ms"].as_f64().unwrap(),
+            record["recovery_ms"].as_f64().unwrap()
+        );
+    }
+    assert_eq!(runner.json("status.json")["status"], "complete");
+    let left = wait_all_gone(&pids, Duration::from_secs(5));
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+}
+
+#[test]
+fn ctrl_c_during_a_freeze_thaws_stops_everything_and_marks_the_run_incomplete() {
+    let mut runner = Runner::start("cli-sigint", &["--fault", "db-freeze@1s+120s"]);
+    runner.wait_for("stack ready in", Duration::from_secs(60));
+    let pids = recorded_pids(&runner.dir);
+    runner.wait_for(
+        "fault db-freeze on postgres: injected",
+        Duration::from_secs(30),
+    );
+    kill(Pid::from_raw(runner.child.id() as i32), Signal::SIGINT).unwrap();
+    let status = runner.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    let left = wait_all_gone(&pids, Duration::from_secs(5));
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    let run = runner.json("status.json");
+    assert_eq!(run["status"], "incomplete", "{run}");
+    let faults = runner.json("faults.json");
+    let freeze = &faults[0];
+    assert!(
+        freeze["detail"].as_str().unwrap().contains("interrupted"),
+        "{freeze}"
+    );
+    // The database was thawed before it was stopped: its end was verified.
+    assert_eq!(freeze["verified_end"], true, "{freeze}");
+}
+
+#[test]
+fn a_runner_killed_with_sigkill_is_cleaned_up_by_faultline_clean() {
+    let mut runner = Runner::start("cli-sigkill", &["--fault", "db-freeze@1s+120s"]);
+    runner.wait_for("stack ready in", Duration::from_secs(60));
+    runner.wait_for(
+        "fault db-freeze on postgres: injected",
+        Duration::from_secs(30),
+    );
+    let pids = recorded_pids(&runner.dir);
+    runner.child.kill().unwrap();
+    runner.child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(pids.iter().any(|p| alive(*p)), "nothing was left to clean");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("clean")
+        .arg(&runner.dir)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("stopped"), "{said}");
+    let left = wait_all_gone(&pids, Duration::from_secs(5));
+    assert!(left.is_empty(), "processes left after clean: {left:?}");
+}
