@@ -200,6 +200,14 @@ pub fn check(faults: &[FaultSpec], stack: &LabStack) -> Result<(), String> {
                     "{fault}: an external broker cannot be killed by the lab"
                 ));
             }
+            FaultKind::DbCrash | FaultKind::DbStop | FaultKind::DbFreeze
+                if matches!(stack.database, crate::stack::Database::External { .. }) =>
+            {
+                return Err(format!(
+                    "{fault}: the database is external, so the lab cannot crash, stop or freeze it \
+                     (db-latency and db-blackhole act on the link and still work)"
+                ));
+            }
             FaultKind::ConsumerKill if stack.kafka.is_empty() => {
                 return Err(format!("{fault}: no architecture has a consumer"));
             }
@@ -272,15 +280,11 @@ pub async fn inject(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRe
     let injected = Instant::now();
     record.actual_start_s = Some(injected.duration_since(t0).as_secs_f64());
     let action: Result<(), StackError> = match &spec.kind {
-        FaultKind::DbCrash => {
-            stack.postgres.kill();
-            Ok(())
-        }
-        FaultKind::DbStop => {
-            stack.postgres.stop();
-            Ok(())
-        }
-        FaultKind::DbFreeze => stack.postgres.freeze(),
+        FaultKind::DbCrash => stack.database.local().map(|p| p.kill()),
+        FaultKind::DbStop => stack.database.local().map(|p| {
+            p.stop();
+        }),
+        FaultKind::DbFreeze => stack.database.local().and_then(|p| p.freeze()),
         FaultKind::DbLatency { delay, jitter } => {
             stack.proxy.set_mode(ProxyMode::Delay {
                 delay: *delay,
@@ -323,8 +327,10 @@ pub async fn end(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRecor
     record.actual_end_s = Some(ended.duration_since(t0).as_secs_f64());
     let action: Result<(), StackError> = async {
         match &spec.kind {
-            FaultKind::DbCrash | FaultKind::DbStop => stack.postgres.restart().await.map(drop),
-            FaultKind::DbFreeze => stack.postgres.thaw(),
+            FaultKind::DbCrash | FaultKind::DbStop => {
+                stack.database.local()?.restart().await.map(drop)
+            }
+            FaultKind::DbFreeze => stack.database.local()?.thaw(),
             FaultKind::DbLatency { .. } | FaultKind::DbBlackhole => {
                 stack.proxy.set_mode(ProxyMode::Pass);
                 Ok(())
@@ -387,7 +393,7 @@ where
 }
 
 async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), String> {
-    let direct = stack.postgres.url();
+    let direct = stack.database.url();
     let linked = stack.service_database_url();
     match kind {
         FaultKind::DbCrash | FaultKind::DbStop => {
@@ -455,7 +461,7 @@ async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Str
 }
 
 async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), String> {
-    let direct = stack.postgres.url();
+    let direct = stack.database.url();
     let linked = stack.service_database_url();
     match kind {
         FaultKind::DbCrash | FaultKind::DbStop | FaultKind::DbFreeze => {

@@ -34,9 +34,105 @@ impl Architecture {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_url_is_pointed_at_the_proxy() {
+        let proxy: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        for (url, expected) in [
+            (
+                "postgres://postgres@127.0.0.1:5432/postgres",
+                "postgres://postgres@127.0.0.1:4000/postgres",
+            ),
+            (
+                "postgresql://u:p%40ss@db.example:6543/app?sslmode=disable",
+                "postgres://u:p%40ss@127.0.0.1:4000/app?sslmode=disable",
+            ),
+            ("postgres://db.example/app", "postgres://127.0.0.1:4000/app"),
+            ("postgres://u@db.example", "postgres://u@127.0.0.1:4000"),
+        ] {
+            assert_eq!(with_address(url, proxy).unwrap(), expected);
+        }
+        assert!(with_address("mysql://x", proxy).is_err());
+    }
+}
+
+/// Where the database comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DatabaseChoice {
+    /// An ephemeral cluster in the run folder, owned by the lab.
+    #[default]
+    Local,
+    /// A server the lab does not own; faults that need its process are refused.
+    External(String),
+}
+
+/// The database of a run.
+#[derive(Debug)]
+pub enum Database {
+    Local(Postgres),
+    External { url: String, addr: SocketAddr },
+}
+
+impl Database {
+    /// The direct URL (not through the fault proxy).
+    pub fn url(&self) -> String {
+        match self {
+            Database::Local(postgres) => postgres.url(),
+            Database::External { url, .. } => url.clone(),
+        }
+    }
+
+    /// The cluster's process, for faults that act on it.
+    pub fn local(&mut self) -> Result<&mut Postgres, StackError> {
+        match self {
+            Database::Local(postgres) => Ok(postgres),
+            Database::External { .. } => Err(StackError::NotRunning(
+                "a local PostgreSQL (the database is external)",
+            )),
+        }
+    }
+}
+
+/// Replaces the host and port of a `postgres://` URL.
+pub fn with_address(url: &str, addr: SocketAddr) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+        .ok_or_else(|| format!("{url:?} is not a postgres:// URL"))?;
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let user = authority.rsplit_once('@').map(|(user, _)| user);
+    Ok(match user {
+        Some(user) => format!("postgres://{user}@{addr}{tail}"),
+        None => format!("postgres://{addr}{tail}"),
+    })
+}
+
+/// The first host and port of a `postgres://` URL, resolved.
+fn address_of(url: &str) -> Result<SocketAddr, StackError> {
+    let bad = |detail: String| StackError::Failed {
+        what: "the external database URL".into(),
+        detail,
+    };
+    let config: tokio_postgres::Config = url.parse().map_err(|e| bad(format!("{e}")))?;
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => return Err(bad("it names no TCP host".into())),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+        .map_err(|e| bad(format!("{host}:{port}: {e}")))?
+        .next()
+        .ok_or_else(|| bad(format!("{host}:{port} resolves to nothing")))
+}
+
 /// What to bring up.
 #[derive(Debug, Clone)]
 pub struct StackPlan {
+    pub database: DatabaseChoice,
     pub broker: BrokerChoice,
     pub partitions: i32,
     pub architectures: Vec<Architecture>,
@@ -58,6 +154,7 @@ impl StackPlan {
             });
         }
         Self {
+            database: DatabaseChoice::Local,
             broker: BrokerChoice::Auto,
             partitions,
             architectures,
@@ -97,7 +194,7 @@ pub struct LabStack {
     pub kafka: Vec<KafkaParts>,
     pub broker: Option<Broker>,
     pub proxy: FaultProxy,
-    pub postgres: Postgres,
+    pub database: Database,
     pub dir: PathBuf,
     pub partitions: i32,
     /// How long bringing it up took.
@@ -121,10 +218,38 @@ impl LabStack {
                 source,
             },
         )?;
-        let postgres = Postgres::start(&dir.join("postgres")).await?;
-        progress(&format!("PostgreSQL ready on port {}", postgres.port()));
-        let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], postgres.port()))).await?;
-        let via_proxy = format!("postgres://postgres@{}/postgres", proxy.addr());
+        let database = match &plan.database {
+            DatabaseChoice::Local => {
+                let postgres = Postgres::start(&dir.join("postgres")).await?;
+                progress(&format!("PostgreSQL ready on port {}", postgres.port()));
+                Database::Local(postgres)
+            }
+            DatabaseChoice::External(url) => {
+                let addr = address_of(url)?;
+                faultline_stack::postgres::probe_url(url, Duration::from_secs(5))
+                    .await
+                    .map_err(|detail| StackError::NotReady {
+                        what: "the external database".into(),
+                        waited: Duration::from_secs(5),
+                        detail,
+                    })?;
+                progress(&format!("external PostgreSQL answers at {addr}"));
+                Database::External {
+                    url: url.clone(),
+                    addr,
+                }
+            }
+        };
+        let upstream = match &database {
+            Database::Local(postgres) => SocketAddr::from(([127, 0, 0, 1], postgres.port())),
+            Database::External { addr, .. } => *addr,
+        };
+        let proxy = FaultProxy::start(upstream).await?;
+        let via_proxy =
+            with_address(&database.url(), proxy.addr()).map_err(|detail| StackError::Failed {
+                what: "the database URL".into(),
+                detail,
+            })?;
         let needs_broker = plan
             .architectures
             .iter()
@@ -210,7 +335,7 @@ impl LabStack {
             kafka,
             broker,
             proxy,
-            postgres,
+            database,
             dir: dir.to_path_buf(),
             partitions: plan.partitions,
             startup: started.elapsed(),
@@ -219,13 +344,14 @@ impl LabStack {
 
     /// The database URL through the fault proxy, as the services use it.
     pub fn service_database_url(&self) -> String {
-        format!("postgres://postgres@{}/postgres", self.proxy.addr())
+        with_address(&self.database.url(), self.proxy.addr())
+            .expect("the URL was checked when the stack came up")
     }
 
     /// Every URL and connection string, as `NAME=value` pairs.
     pub fn variables(&self) -> Vec<(String, String)> {
         let mut vars = vec![
-            ("FAULTLINE_DATABASE_URL".to_string(), self.postgres.url()),
+            ("FAULTLINE_DATABASE_URL".to_string(), self.database.url()),
             (
                 "FAULTLINE_SERVICES_DATABASE_URL".to_string(),
                 self.service_database_url(),
@@ -257,7 +383,7 @@ impl LabStack {
     /// Every process the stack started, by name.
     pub fn pids(&mut self) -> Vec<(String, u32)> {
         let mut pids = Vec::new();
-        if let Some(pid) = self.postgres.pid() {
+        if let Some(pid) = self.database.local().ok().and_then(|p| p.pid()) {
             pids.push(("postgres".into(), pid));
         }
         if let Some(pid) = self.broker.as_ref().and_then(Broker::pid) {
@@ -287,8 +413,10 @@ impl LabStack {
 impl Drop for LabStack {
     fn drop(&mut self) {
         // A frozen database would make every service's shutdown wait on it.
-        if self.postgres.is_frozen() {
-            let _ = self.postgres.thaw();
+        if let Ok(postgres) = self.database.local()
+            && postgres.is_frozen()
+        {
+            let _ = postgres.thaw();
         }
         let _ = std::fs::remove_file(self.dir.join("runner.pid"));
     }

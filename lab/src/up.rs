@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use faultline::fault::{self, FaultRecord, FaultSpec};
-use faultline::stack::{LabStack, StackPlan};
+use faultline::stack::{DatabaseChoice, LabStack, StackPlan};
 use faultline_services::consumer::Mode;
 use faultline_stack::BrokerChoice;
 
@@ -26,6 +26,9 @@ pub struct UpArgs {
     /// nisshi, or external:HOST:PORT.
     #[arg(long, default_value = "auto", value_parser = parse_broker)]
     broker: BrokerChoice,
+    /// Database: local (an ephemeral cluster) or external:postgres://...
+    #[arg(long, default_value = "local", value_parser = parse_database)]
+    database: DatabaseChoice,
     /// A fault on the stack's clock, KIND@START+DURATION (repeatable), e.g.
     /// db-crash@30s+60s or db-latency:200ms:50ms@10s+20s.
     #[arg(long = "fault")]
@@ -47,6 +50,20 @@ fn parse_broker(text: &str) -> Result<BrokerChoice, String> {
             Some(servers) if !servers.is_empty() => Ok(BrokerChoice::External(servers.into())),
             _ => Err(format!(
                 "unknown broker {other:?}; expected auto, kafka, nisshi or external:HOST:PORT"
+            )),
+        },
+    }
+}
+
+fn parse_database(text: &str) -> Result<DatabaseChoice, String> {
+    match text {
+        "local" => Ok(DatabaseChoice::Local),
+        other => match other.strip_prefix("external:") {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(DatabaseChoice::External(url.into()))
+            }
+            _ => Err(format!(
+                "unknown database {other:?}; expected local or external:postgres://USER@HOST:PORT/DB"
             )),
         },
     }
@@ -114,6 +131,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let mut plan = StackPlan::standard(&args.kafka, args.partitions);
     plan.broker = args.broker;
+    plan.database = args.database;
     let mut stack = LabStack::up(&plan, &dir, |line| eprintln!("faultline: {line}"))
         .await
         .context("could not bring the stack up")?;

@@ -19,6 +19,10 @@ struct Runner {
 
 impl Runner {
     fn start(name: &str, args: &[&str]) -> Self {
+        Self::start_with(name, args, Stdio::inherit())
+    }
+
+    fn start_with(name: &str, args: &[&str], stderr: Stdio) -> Self {
         let dir = std::env::temp_dir()
             .join("faultline-tests")
             .join(format!("{name}-{}", std::process::id()));
@@ -30,7 +34,7 @@ impl Runner {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("faultline starts");
         let stdout = child.stdout.take().unwrap();
@@ -112,6 +116,55 @@ fn recorded_pids(dir: &Path) -> Vec<i32> {
     pids
 }
 
+/// `NAME=value` lines printed by `stack up`.
+fn variable(lines: &str, name: &str) -> String {
+    lines
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in\n{lines}"))
+        .to_string()
+}
+
+/// A plain HTTP/1.1 POST of a JSON body; returns the status line's code.
+fn post_json(url: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let (host, path) = addr.split_once('/').map_or((addr, "/"), |(h, p)| (h, p));
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn count_rows(url: &str) -> i64 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .query_one("SELECT count(*) FROM location_events", &[])
+            .await
+            .unwrap()
+            .get(0)
+    })
+}
+
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -152,7 +205,7 @@ fn every_fault_kind_is_injected_verified_ended_and_verified() {
             "--exit-after-faults",
         ],
     );
-    let ready = runner.wait_for("stack ready in", Duration::from_secs(60));
+    let ready = runner.wait_for("faults on the stack's clock", Duration::from_secs(60));
     let startup: f64 = ready
         .lines()
         .find_map(|l| {
@@ -166,6 +219,11 @@ fn every_fault_kind_is_injected_verified_ended_and_verified() {
     assert!(startup < 15.0, "start-up took {startup} s");
     let pids = recorded_pids(&runner.dir);
     assert!(pids.len() >= 6, "only {} processes recorded", pids.len());
+    // Write through the REST service and read it back from the database.
+    let rest = variable(&ready, "FAULTLINE_REST_URL");
+    let event = r#"{"event_id":"0b0e7a55-0000-4000-8000-000000000001","driver_id":"driver_1","lat":37.78,"lng":-122.41,"sent_at":"2026-01-01T00:00:00Z"}"#;
+    assert_eq!(post_json(&format!("{rest}/events"), event), 201);
+    assert_eq!(count_rows(&variable(&ready, "FAULTLINE_DATABASE_URL")), 1);
 
     let status = runner.wait_exit(Duration::from_secs(90));
     assert!(status.success());
@@ -241,4 +299,64 @@ fn a_runner_killed_with_sigkill_is_cleaned_up_by_faultline_clean() {
     assert!(said.contains("stopped"), "{said}");
     let left = wait_all_gone(&pids, Duration::from_secs(5));
     assert!(left.is_empty(), "processes left after clean: {left:?}");
+}
+
+#[test]
+fn an_external_database_refuses_process_faults_and_takes_link_faults() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = std::env::temp_dir()
+        .join("faultline-tests")
+        .join(format!("cli-external-db-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let postgres = runtime
+        .block_on(faultline_stack::Postgres::start(&dir.join("pg")))
+        .unwrap();
+    let database = format!("external:{}", postgres.url());
+
+    let mut refused = Runner::start_with(
+        "cli-external-refused",
+        &[
+            "--database",
+            &database,
+            "--kafka",
+            "buffered",
+            "--fault",
+            "db-crash@1s+1s",
+        ],
+        Stdio::piped(),
+    );
+    let status = refused.wait_exit(Duration::from_secs(60));
+    assert!(
+        !status.success(),
+        "a db-crash on an external database was accepted"
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(refused.child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("the database is external"), "{stderr}");
+
+    let mut linked = Runner::start(
+        "cli-external-linked",
+        &[
+            "--database",
+            &database,
+            "--kafka",
+            "buffered",
+            "--fault",
+            "db-blackhole@1s+1s",
+            "--exit-after-faults",
+        ],
+    );
+    assert!(linked.wait_exit(Duration::from_secs(60)).success());
+    assert_eq!(linked.json("faults.json")[0]["verified"], true);
+    // The external server is not the lab's: it is still running.
+    assert!(
+        runtime
+            .block_on(postgres.probe(Duration::from_secs(2)))
+            .is_ok()
+    );
+    drop(postgres);
+    let _ = std::fs::remove_dir_all(&dir);
 }
