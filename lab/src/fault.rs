@@ -392,6 +392,22 @@ where
     }
 }
 
+/// Runs one query on `url`; how long it took.
+async fn timed_query(url: &str, limit: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    probe_url(url, limit).await?;
+    Ok(started.elapsed())
+}
+
+/// Whether a service answers 200 on `/healthz`.
+async fn healthy(addr: std::net::SocketAddr) -> Result<(), String> {
+    match faultline_stack::services::get_json(addr, "/healthz").await {
+        Ok((200, _)) => Ok(()),
+        Ok((status, _)) => Err(format!("/healthz answered {status}")),
+        Err(error) => Err(error),
+    }
+}
+
 async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), String> {
     let direct = stack.database.url();
     let linked = stack.service_database_url();
@@ -420,15 +436,9 @@ async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Str
         FaultKind::DbLatency { delay, .. } => {
             let delay = *delay;
             until(
-                async || {
-                    let started = Instant::now();
-                    probe_url(&linked, delay * 4 + PROBE_TIMEOUT).await?;
-                    let took = started.elapsed();
-                    if took >= delay {
-                        Ok(())
-                    } else {
-                        Err(format!("a query took {took:?}, less than the delay"))
-                    }
+                async || match timed_query(&linked, delay * 4 + PROBE_TIMEOUT).await? {
+                    took if took >= delay => Ok(()),
+                    took => Err(format!("a query took {took:?}, less than the delay")),
                 },
                 Result::is_ok,
             )
@@ -445,15 +455,7 @@ async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Str
         FaultKind::ConsumerKill => {
             for kafka in &stack.kafka {
                 let addr = kafka.consumer.addr();
-                until(
-                    async || {
-                        faultline_stack::services::get_json(addr, "/healthz")
-                            .await
-                            .map(drop)
-                    },
-                    Result::is_err,
-                )
-                .await?;
+                until(async || healthy(addr).await, Result::is_err).await?;
             }
             Ok(())
         }
@@ -474,15 +476,9 @@ async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), S
         FaultKind::DbLatency { delay, .. } => {
             let delay = *delay;
             until(
-                async || {
-                    let started = Instant::now();
-                    probe_url(&linked, PROBE_TIMEOUT).await?;
-                    let took = started.elapsed();
-                    if took < delay {
-                        Ok(())
-                    } else {
-                        Err(format!("a query still took {took:?}"))
-                    }
+                async || match timed_query(&linked, PROBE_TIMEOUT).await? {
+                    took if took < delay => Ok(()),
+                    took => Err(format!("a query still took {took:?}")),
                 },
                 Result::is_ok,
             )
@@ -506,15 +502,7 @@ async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), S
         FaultKind::ConsumerKill => {
             for kafka in &stack.kafka {
                 let addr = kafka.consumer.addr();
-                until(
-                    async || match faultline_stack::services::get_json(addr, "/healthz").await {
-                        Ok((200, _)) => Ok(()),
-                        Ok((status, _)) => Err(format!("/healthz answered {status}")),
-                        Err(error) => Err(error),
-                    },
-                    Result::is_ok,
-                )
-                .await?;
+                until(async || healthy(addr).await, Result::is_ok).await?;
             }
             Ok(())
         }

@@ -30,6 +30,7 @@ use crate::breaker::{Breaker, BreakerConfig, BreakerState};
 use crate::event::{BodyShape, decode};
 use crate::http::{self, App, Common, Identity, Response};
 use crate::metrics::{ConsumerMetrics, DbMetrics};
+use crate::producer::KafkaArgs;
 use crate::store::{Batch, DbConfig, Position, Store, StoreError};
 
 /// The name the consumer gives itself in `/identity`.
@@ -66,16 +67,8 @@ pub struct ConsumerConfig {
     /// Address of the metrics and health endpoint.
     #[arg(long, env = "FAULTLINE_LISTEN", default_value = "127.0.0.1:3003")]
     pub listen: SocketAddr,
-    /// Kafka bootstrap servers.
-    #[arg(
-        long,
-        env = "FAULTLINE_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    pub bootstrap_servers: String,
-    /// Topic to read.
-    #[arg(long, env = "FAULTLINE_TOPIC", default_value = crate::producer::DEFAULT_TOPIC)]
-    pub topic: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Name under which the position is stored.
     #[arg(long, env = "FAULTLINE_GROUP", default_value = "location-group")]
     pub group: String,
@@ -117,7 +110,7 @@ impl ConsumerConfig {
     fn client_config(&self) -> ClientConfig {
         let mut client = ClientConfig::new();
         client
-            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("bootstrap.servers", &self.kafka.bootstrap_servers)
             .set("group.id", &self.group)
             .set("client.id", SERVICE)
             .set("enable.auto.commit", "false")
@@ -216,7 +209,7 @@ pub async fn run(
     let position = Arc::new(Mutex::new(HashMap::new()));
     let backlog = tokio::spawn(watch_backlog(
         consumer.clone(),
-        config.topic.clone(),
+        config.kafka.topic.clone(),
         position.clone(),
         metrics.clone(),
         shutdown.clone(),
@@ -232,7 +225,7 @@ pub async fn run(
         position,
         paused: false,
     };
-    tracing::info!(mode = ?worker.config.mode, topic = %worker.config.topic, "Consumer starting.");
+    tracing::info!(mode = ?worker.config.mode, topic = %worker.config.kafka.topic, "Consumer starting.");
     if worker.start(&shutdown).await {
         worker.consume(&shutdown).await;
     }
@@ -263,7 +256,7 @@ impl Worker {
         let stored = loop {
             match self
                 .store
-                .load_position(&self.config.group, &self.config.topic)
+                .load_position(&self.config.group, &self.config.kafka.topic)
                 .await
             {
                 Ok(position) => break position,
@@ -278,7 +271,7 @@ impl Worker {
             match self.partitions().await {
                 Ok(partitions) if !partitions.is_empty() => break partitions,
                 Ok(_) => {
-                    tracing::warn!(topic = %self.config.topic, "Topic has no partitions yet; retrying.")
+                    tracing::warn!(topic = %self.config.kafka.topic, "Topic has no partitions yet; retrying.")
                 }
                 Err(error) => {
                     tracing::warn!(%error, "Could not read the topic's metadata; retrying.")
@@ -295,7 +288,7 @@ impl Worker {
                 None => Offset::Beginning,
             };
             if let Err(error) =
-                assignment.add_partition_offset(&self.config.topic, *partition, offset)
+                assignment.add_partition_offset(&self.config.kafka.topic, *partition, offset)
             {
                 tracing::error!(%error, partition, "Could not build the assignment.");
                 return false;
@@ -313,7 +306,7 @@ impl Worker {
 
     async fn partitions(&self) -> Result<Vec<i32>, KafkaError> {
         let consumer = self.consumer.clone();
-        let topic = self.config.topic.clone();
+        let topic = self.config.kafka.topic.clone();
         tokio::task::spawn_blocking(move || {
             let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(3))?;
             Ok(metadata
@@ -412,7 +405,7 @@ impl Worker {
     async fn write(&mut self, pending: &Pending) -> Result<u64, StoreError> {
         let position = Position {
             group: self.config.group.clone(),
-            topic: self.config.topic.clone(),
+            topic: self.config.kafka.topic.clone(),
             next_offsets: pending.next_offsets.clone(),
         };
         let started = Instant::now();

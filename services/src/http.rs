@@ -21,7 +21,9 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{InputError, MAX_BODY_BYTES, check_content_type};
+use crate::event::{
+    BodyShape, InputError, LocationEvent, MAX_BODY_BYTES, check_content_type, decode,
+};
 use crate::metrics::HttpMetrics;
 
 pub type Response = hyper::Response<Full<Bytes>>;
@@ -246,4 +248,25 @@ pub async fn read_json_body(request: Request<Incoming>) -> Result<Bytes, InputEr
             "could not read body: {error}"
         ))),
     }
+}
+
+/// Routes a `POST` of an event: `routes` maps each path to the body shape it
+/// takes. The answer to give instead is returned when the path is unknown,
+/// the method is not `POST`, or the body is not a valid event.
+pub async fn read_event(
+    request: Request<Incoming>,
+    routes: &[(&str, BodyShape)],
+) -> Result<LocationEvent, Response> {
+    let path = request.uri().path();
+    let Some((_, shape)) = routes.iter().find(|(route, _)| *route == path) else {
+        return Err(not_found(path));
+    };
+    let shape = *shape;
+    if request.method() != Method::POST {
+        return Err(method_not_allowed("POST"));
+    }
+    let body = read_json_body(request)
+        .await
+        .map_err(|problem| input_error(&problem))?;
+    decode(&body, shape, chrono::Utc::now).map_err(|problem| input_error(&problem))
 }

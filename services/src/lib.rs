@@ -53,3 +53,29 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .init();
 }
+
+/// The body of every service binary: logs, binds `listen`, runs the service
+/// until SIGINT or SIGTERM.
+pub fn main<F, E>(
+    listen: std::net::SocketAddr,
+    run: impl FnOnce(tokio::net::TcpListener, CancellationToken) -> F,
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    use anyhow::Context;
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("could not start the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("could not listen on {listen}"))?;
+        let shutdown = shutdown_on_signals();
+        run(listener, shutdown).await?;
+        Ok(())
+    })
+}

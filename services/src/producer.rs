@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper::{Method, Request, StatusCode};
+use hyper::{Request, StatusCode};
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{BodyShape, decode};
+use crate::event::BodyShape;
 use crate::http::{self, App, Common, Identity, Response};
 use crate::metrics::{HttpMetrics, ProduceMetrics, names};
 
@@ -23,6 +23,21 @@ use crate::metrics::{HttpMetrics, ProduceMetrics, names};
 pub const SERVICE: &str = "faultline-producer";
 /// The original proof of concept's topic.
 pub const DEFAULT_TOPIC: &str = "driver-locations";
+
+/// Where the topic is: shared by the producer and the consumer.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers.
+    #[arg(
+        long,
+        env = "FAULTLINE_BOOTSTRAP_SERVERS",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub bootstrap_servers: String,
+    /// The topic of location events.
+    #[arg(long, env = "FAULTLINE_TOPIC", default_value = DEFAULT_TOPIC)]
+    pub topic: String,
+}
 
 /// Configuration of the producer service.
 #[derive(Debug, Clone, clap::Parser)]
@@ -35,16 +50,8 @@ pub struct ProducerConfig {
     /// Address to listen on.
     #[arg(long, env = "FAULTLINE_LISTEN", default_value = "127.0.0.1:3002")]
     pub listen: SocketAddr,
-    /// Kafka bootstrap servers.
-    #[arg(
-        long,
-        env = "FAULTLINE_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    pub bootstrap_servers: String,
-    /// Topic to produce to.
-    #[arg(long, env = "FAULTLINE_TOPIC", default_value = DEFAULT_TOPIC)]
-    pub topic: String,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Longest wait for the broker's acknowledgement, in milliseconds. The
     /// client scans for expired messages once a second, so a 503 comes at
     /// most about a second after this.
@@ -63,7 +70,7 @@ pub fn client_config(config: &ProducerConfig) -> ClientConfig {
     let delivery = config.delivery_timeout_ms.max(1);
     let mut client = ClientConfig::new();
     client
-        .set("bootstrap.servers", &config.bootstrap_servers)
+        .set("bootstrap.servers", &config.kafka.bootstrap_servers)
         .set("client.id", SERVICE)
         .set("acks", "all")
         .set("enable.idempotence", "true")
@@ -75,6 +82,12 @@ pub fn client_config(config: &ProducerConfig) -> ClientConfig {
     client
 }
 
+/// The event routes: ours, and the original proof of concept's.
+const ROUTES: &[(&str, BodyShape)] = &[
+    ("/events", BodyShape::Event),
+    ("/produce-event", BodyShape::Legacy),
+];
+
 struct Producer {
     producer: FutureProducer,
     topic: String,
@@ -84,20 +97,9 @@ struct Producer {
 
 impl App for Producer {
     async fn handle(&self, request: Request<Incoming>) -> Response {
-        let shape = match request.uri().path() {
-            "/events" => BodyShape::Event,
-            "/produce-event" => BodyShape::Legacy,
-            path => return http::not_found(path),
-        };
-        if request.method() != Method::POST {
-            return http::method_not_allowed("POST");
-        }
-        let event = match http::read_json_body(request).await {
-            Ok(body) => match decode(&body, shape, chrono::Utc::now) {
-                Ok(event) => event,
-                Err(problem) => return http::input_error(&problem),
-            },
-            Err(problem) => return http::input_error(&problem),
+        let event = match http::read_event(request, ROUTES).await {
+            Ok(event) => event,
+            Err(answer) => return answer,
         };
         let payload = event.to_json();
         let record = FutureRecord::to(&self.topic)
@@ -148,7 +150,7 @@ pub async fn run(
     let metrics = ProduceMetrics::register(&mut registry);
     let app = Arc::new(Producer {
         producer: producer.clone(),
-        topic: config.topic.clone(),
+        topic: config.kafka.topic.clone(),
         metrics,
         retry_after_s: config.retry_after_s,
     });
@@ -158,7 +160,7 @@ pub async fn run(
         http_metrics: Some(http_metrics),
         started: Instant::now(),
     });
-    tracing::info!(topic = %config.topic, brokers = %config.bootstrap_servers, "Serving the producer.");
+    tracing::info!(topic = %config.kafka.topic, brokers = %config.kafka.bootstrap_servers, "Serving the producer.");
     http::serve(listener, app, common, shutdown).await;
     let flush = Duration::from_millis(config.delivery_timeout_ms);
     tokio::task::spawn_blocking(move || producer.flush(flush))

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper::{Method, Request, StatusCode};
+use hyper::{Request, StatusCode};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{BodyShape, decode};
+use crate::event::BodyShape;
 use crate::http::{self, App, Common, Identity, Response};
 use crate::metrics::{DbMetrics, HttpMetrics, names};
 use crate::store::{DbConfig, Store, StoreError};
@@ -40,6 +40,12 @@ pub struct RestConfig {
     pub retry_after_s: u32,
 }
 
+/// The event routes: ours, and the original proof of concept's.
+const ROUTES: &[(&str, BodyShape)] = &[
+    ("/events", BodyShape::Event),
+    ("/update-location", BodyShape::Legacy),
+];
+
 struct Rest {
     store: Store,
     db_metrics: DbMetrics,
@@ -49,20 +55,9 @@ struct Rest {
 
 impl App for Rest {
     async fn handle(&self, request: Request<Incoming>) -> Response {
-        let shape = match request.uri().path() {
-            "/events" => BodyShape::Event,
-            "/update-location" => BodyShape::Legacy,
-            path => return http::not_found(path),
-        };
-        if request.method() != Method::POST {
-            return http::method_not_allowed("POST");
-        }
-        let event = match http::read_json_body(request).await {
-            Ok(body) => match decode(&body, shape, chrono::Utc::now) {
-                Ok(event) => event,
-                Err(problem) => return http::input_error(&problem),
-            },
-            Err(problem) => return http::input_error(&problem),
+        let event = match http::read_event(request, ROUTES).await {
+            Ok(event) => event,
+            Err(answer) => return answer,
         };
         let started = Instant::now();
         match self.store.insert(&event, STORED_BY).await {

@@ -306,14 +306,6 @@ impl Broker {
 
     async fn launch(&mut self) -> Result<Duration, StackError> {
         let started = Instant::now();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .map_err(|source| StackError::Io {
-                path: self.log_path(),
-                source,
-            })?;
         let mut command = Command::new(&self.bin);
         let limit = match self.kind {
             BrokerKind::Kafka => {
@@ -340,12 +332,8 @@ impl Broker {
         command
             // nisshi reads a `.env` from its working directory: give it a clean one.
             .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|source| StackError::Io {
-                path: self.log_path(),
-                source,
-            })?)
-            .stderr(log);
+            .stdin(Stdio::null());
+        crate::log_to(&mut command, &self.log_path())?;
         self.process = Some(Managed::spawn(
             "broker",
             command,

@@ -165,14 +165,6 @@ impl Postgres {
         } else {
             PathBuf::new()
         };
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .map_err(|source| StackError::Io {
-                path: self.log_path(),
-                source,
-            })?;
         let mut command = self.command("postgres");
         command
             .arg("-D")
@@ -188,12 +180,8 @@ impl Postgres {
                 "max_connections=200",
                 "-c",
                 "logging_collector=off",
-            ])
-            .stdout(log.try_clone().map_err(|source| StackError::Io {
-                path: self.log_path(),
-                source,
-            })?)
-            .stderr(log);
+            ]);
+        crate::log_to(&mut command, &self.log_path())?;
         self.process = Some(Managed::spawn(
             "postgres",
             command,

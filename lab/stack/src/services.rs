@@ -104,25 +104,13 @@ impl Service {
 
     async fn launch(&mut self) -> Result<Duration, StackError> {
         let started = Instant::now();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .map_err(|source| StackError::Io {
-                path: self.log_path(),
-                source,
-            })?;
         let mut command = Command::new(&self.bin);
         command
             .args(&self.args)
             .arg("--listen")
             .arg(self.addr.to_string())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|source| StackError::Io {
-                path: self.log_path(),
-                source,
-            })?)
-            .stderr(log);
+            .stdin(Stdio::null());
+        crate::log_to(&mut command, &self.log_path())?;
         self.process = Some(Managed::spawn(
             self.kind.binary(),
             command,

@@ -1,15 +1,9 @@
-use anyhow::Context;
 use clap::Parser;
 use faultline_services::rest::{RestConfig, run};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    faultline_services::init_logging();
+fn main() -> anyhow::Result<()> {
     let config = RestConfig::parse();
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("could not listen on {}", config.listen))?;
-    let shutdown = faultline_services::shutdown_on_signals();
-    run(listener, config, shutdown).await?;
-    Ok(())
+    faultline_services::main(config.listen, |listener, shutdown| {
+        run(listener, config, shutdown)
+    })
 }

@@ -214,8 +214,10 @@ pub async fn start_producer(stack: &Stack, topic: &str, delivery_timeout_ms: u64
     let shutdown = CancellationToken::new();
     let config = faultline_services::producer::ProducerConfig {
         listen: addr,
-        bootstrap_servers: stack.broker().bootstrap(),
-        topic: topic.to_string(),
+        kafka: faultline_services::producer::KafkaArgs {
+            bootstrap_servers: stack.broker().bootstrap(),
+            topic: topic.to_string(),
+        },
         delivery_timeout_ms,
         linger_ms: 2,
         retry_after_s: 1,
