@@ -1,6 +1,7 @@
 //! The faultline lab: brings up the real stack, drives load at it, breaks it
 //! on schedule and records what happened.
 //!
+//! - [`experiment`]: the scenario format and its defaults
 //! - [`stack`]: the whole stack of one run (database behind the fault proxy,
 //!   broker, services per architecture)
 //! - [`fault`]: faults on the run's clock, each verified on and off
@@ -8,9 +9,11 @@
 //! - [`clean`]: finds and stops what a killed runner left behind
 
 pub mod clean;
+pub mod experiment;
 pub mod fault;
 pub mod load;
 pub mod stack;
+pub mod validate;
 
 /// Where runs and stacks go when no folder is given.
 pub const WORK_DIR: &str = ".faultline";

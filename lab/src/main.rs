@@ -27,6 +27,15 @@ enum Command {
         #[command(subcommand)]
         command: StackCommand,
     },
+    /// Check scenarios; every problem is listed with its file, line and key.
+    /// Exit status 2 if any scenario is invalid.
+    Validate {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the scenario format (for editors).
+    Schema,
     /// Drive an open-model load of location events at one URL and summarise it.
     Load(LoadArgs),
     /// Stop processes left behind by a runner that was itself killed.
@@ -88,6 +97,37 @@ fn main() -> anyhow::Result<()> {
             command: StackCommand::Up(args),
         } => runtime.block_on(up::run(args)),
         Command::Load(args) => runtime.block_on(run_load(args)),
+        Command::Validate { files } => {
+            let mut invalid = 0;
+            for file in &files {
+                match faultline::validate::load(file) {
+                    Ok(_) => println!("{}: ok", file.display()),
+                    Err(problems) => {
+                        invalid += 1;
+                        for problem in &problems {
+                            eprintln!("{problem}");
+                        }
+                        eprintln!(
+                            "{}: {} problem{}",
+                            file.display(),
+                            problems.len(),
+                            if problems.len() == 1 { "" } else { "s" }
+                        );
+                    }
+                }
+            }
+            if invalid > 0 {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&faultline::validate::schema())?
+            );
+            Ok(())
+        }
         Command::Clean { dir } => {
             let stopped = clean::clean(&dir);
             println!("stopped {} leftover process(es)", stopped.len());

@@ -1,0 +1,850 @@
+//! The scenario format: what a person writes in TOML.
+//!
+//! Every struct denies unknown fields, every field is documented (the docs
+//! become the JSON Schema's descriptions), durations are human strings
+//! (`"90s"`, `"2m"`, `"250ms"`) and rates carry their unit in the name. The
+//! defaults, in one place here, reproduce the original proof of concept:
+//! 50 req/s for 300 s, both architectures at once, the database crashed at
+//! 90 s for 120 s, a 5 s client timeout, a pool of 10, breaker 5 / 60 s / 3.
+
+use std::fmt;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A duration written as a human string: `"90s"`, `"2m"`, `"250ms"`, `"1h 30m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Span(pub Duration);
+
+impl Span {
+    pub const fn secs(s: u64) -> Self {
+        Self(Duration::from_secs(s))
+    }
+
+    pub const fn millis(ms: u64) -> Self {
+        Self(Duration::from_millis(ms))
+    }
+
+    pub fn as_secs_f64(self) -> f64 {
+        self.0.as_secs_f64()
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map(Span).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration ({e}); write e.g. \"90s\", \"2m\" or \"250ms\""
+            ))
+        })
+    }
+}
+
+impl JsonSchema for Span {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A duration: a number and a unit (ms, s, m, h), e.g. \"90s\", \"2m\", \"250ms\".",
+            "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*(ns|us|µs|ms|s|sec|secs|m|min|mins|h|hr|hrs)(\\s*[0-9]+(\\.[0-9]+)?\\s*(ns|us|µs|ms|s|sec|secs|m|min|mins|h|hr|hrs))*\\s*$"
+        })
+    }
+}
+
+/// A faultline scenario: the load, the architectures under test, the faults
+/// and what counts as passing.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Short name, used in the run folder's name: letters, digits, `-`, `_`.
+    pub name: String,
+    /// One-line title for the report.
+    #[serde(default)]
+    pub title: String,
+    /// What the scenario shows, in a few sentences.
+    #[serde(default)]
+    pub description: String,
+    /// How long load is offered, e.g. "300s".
+    #[serde(default = "defaults::duration")]
+    pub duration: Span,
+    /// Seed of the event stream (drivers, coordinates); the same seed gives
+    /// the same stream.
+    #[serde(default = "defaults::seed")]
+    pub seed: u64,
+    /// How many times the scenario runs, each on a fresh stack.
+    #[serde(default = "defaults::repetitions")]
+    pub repetitions: u32,
+    /// Longest wait after the load for consumers to store what they were
+    /// given, e.g. "120s".
+    #[serde(default = "defaults::drain_timeout")]
+    pub drain_timeout: Span,
+    /// The infrastructure.
+    #[serde(default)]
+    pub stack: StackSettings,
+    /// The load.
+    #[serde(default)]
+    pub workload: Workload,
+    /// The architectures under test, all driven at once on one clock.
+    #[serde(default = "defaults::architectures")]
+    pub architectures: Vec<ArchitectureSettings>,
+    /// Faults on the run's clock.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+    /// Claims checked against the results.
+    #[serde(default)]
+    pub hypotheses: Vec<Hypothesis>,
+    /// What failures cost.
+    #[serde(default)]
+    pub economics: Economics,
+}
+
+/// Which broker and database to use.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StackSettings {
+    /// `auto` (Apache Kafka if on PATH, else nisshi), `kafka`, `nisshi`, or
+    /// `external` (then `bootstrap_servers` is required).
+    #[serde(default)]
+    pub broker: BrokerSetting,
+    /// Bootstrap servers of an external Kafka cluster.
+    #[serde(default)]
+    pub bootstrap_servers: Option<String>,
+    /// `local` (an ephemeral cluster per run) or `external` (then
+    /// `database_url` is required, and db-crash, db-stop and db-freeze are
+    /// refused).
+    #[serde(default)]
+    pub database: DatabaseSetting,
+    /// URL of an external PostgreSQL database.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Partitions of each topic.
+    #[serde(default = "defaults::partitions")]
+    pub partitions: u32,
+}
+
+impl Default for StackSettings {
+    fn default() -> Self {
+        Self {
+            broker: BrokerSetting::Auto,
+            bootstrap_servers: None,
+            database: DatabaseSetting::Local,
+            database_url: None,
+            partitions: defaults::partitions(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerSetting {
+    #[default]
+    Auto,
+    Kafka,
+    Nisshi,
+    External,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseSetting {
+    #[default]
+    Local,
+    External,
+}
+
+/// The load offered to every architecture.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Arrival rate per architecture over time.
+    #[serde(default)]
+    pub rate: RateShape,
+    /// How long a client waits for an answer, e.g. "5s".
+    #[serde(default = "defaults::client_timeout")]
+    pub client_timeout: Span,
+    /// Distinct drivers the events are spread over (`driver_0` ...).
+    #[serde(default = "defaults::drivers")]
+    pub drivers: u32,
+    /// Client retries of failed requests; off by default, as in the original.
+    #[serde(default)]
+    pub retries: Retries,
+    /// The load generator: `native` (open model, latency from the intended
+    /// send time) or `k6`.
+    #[serde(default)]
+    pub driver: DriverSetting,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Self {
+            rate: RateShape::default(),
+            client_timeout: defaults::client_timeout(),
+            drivers: defaults::drivers(),
+            retries: Retries::default(),
+            driver: DriverSetting::Native,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DriverSetting {
+    #[default]
+    Native,
+    K6,
+}
+
+/// An arrival rate over time; every shape is lowered to a list of steps.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(tag = "shape", rename_all = "lowercase", deny_unknown_fields)]
+pub enum RateShape {
+    /// The same rate throughout.
+    Constant {
+        /// Requests per second.
+        rps: f64,
+    },
+    /// A linear ramp from one rate to another over the whole run.
+    Ramp {
+        /// Requests per second at the start.
+        from_rps: f64,
+        /// Requests per second at the end.
+        to_rps: f64,
+    },
+    /// Rates that change at given times.
+    Steps {
+        /// Each step holds from its `at` until the next step.
+        steps: Vec<Step>,
+    },
+    /// A base rate with one burst.
+    Spike {
+        /// Requests per second outside the burst.
+        base_rps: f64,
+        /// Requests per second during the burst.
+        peak_rps: f64,
+        /// When the burst starts, e.g. "60s".
+        at: Span,
+        /// How long the burst lasts, e.g. "30s".
+        lasts: Span,
+    },
+}
+
+impl Default for RateShape {
+    fn default() -> Self {
+        RateShape::Constant { rps: 50.0 }
+    }
+}
+
+/// One step of a stepped rate.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// When the step starts, e.g. "30s".
+    pub at: Span,
+    /// Requests per second from then on.
+    pub rps: f64,
+}
+
+/// Client retries.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Retries {
+    /// Extra attempts after a failed one (0 = no retries).
+    #[serde(default)]
+    pub max_retries: u32,
+    /// Wait before the first retry, doubled each time, e.g. "200ms".
+    #[serde(default = "defaults::retry_backoff")]
+    pub backoff: Span,
+}
+
+/// One architecture under test.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ArchitectureSettings {
+    /// POST → insert into PostgreSQL → answer.
+    Rest {
+        /// Name used in the report and in hypotheses.
+        name: String,
+        /// The database connection pool.
+        #[serde(default)]
+        pool: Pool,
+    },
+    /// POST → produce (202 after acks=all) → consumer → PostgreSQL.
+    Kafka {
+        /// Name used in the report and in hypotheses.
+        name: String,
+        /// `buffered` (keep, pause, retry: loses nothing) or `drop` (the
+        /// original policy: give up on what fails).
+        #[serde(default)]
+        consumer: ConsumerSetting,
+        /// Longest wait for the broker's acknowledgement, e.g. "5s".
+        #[serde(default = "defaults::delivery_timeout")]
+        delivery_timeout: Span,
+        /// Most events written in one transaction (the original wrote one at
+        /// a time).
+        #[serde(default = "defaults::batch_size")]
+        batch_size: u32,
+        /// Longest wait to fill a batch, e.g. "10ms".
+        #[serde(default = "defaults::batch_linger")]
+        batch_linger: Span,
+        /// The circuit breaker around the database.
+        #[serde(default)]
+        breaker: Breaker,
+        /// The consumer's database connection pool.
+        #[serde(default)]
+        pool: Pool,
+    },
+}
+
+impl ArchitectureSettings {
+    pub fn name(&self) -> &str {
+        match self {
+            ArchitectureSettings::Rest { name, .. } | ArchitectureSettings::Kafka { name, .. } => {
+                name
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsumerSetting {
+    #[default]
+    Buffered,
+    Drop,
+}
+
+/// A bounded connection pool. The defaults are the original's.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    /// Most connections.
+    #[serde(default = "defaults::pool_size")]
+    pub size: u32,
+    /// Longest wait for a free connection, e.g. "2s".
+    #[serde(default = "defaults::two_seconds")]
+    pub acquire_timeout: Span,
+    /// Longest wait to open a connection, e.g. "2s".
+    #[serde(default = "defaults::two_seconds")]
+    pub connect_timeout: Span,
+    /// Longest a statement may run, e.g. "2s".
+    #[serde(default = "defaults::two_seconds")]
+    pub statement_timeout: Span,
+    /// Idle connections older than this are closed, e.g. "5s".
+    #[serde(default = "defaults::idle_timeout")]
+    pub idle_timeout: Span,
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Self {
+            size: defaults::pool_size(),
+            acquire_timeout: defaults::two_seconds(),
+            connect_timeout: defaults::two_seconds(),
+            statement_timeout: defaults::two_seconds(),
+            idle_timeout: defaults::idle_timeout(),
+        }
+    }
+}
+
+/// The circuit breaker. The defaults are the original's.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Breaker {
+    /// Consecutive failures that open it.
+    #[serde(default = "defaults::breaker_failures")]
+    pub failures: u32,
+    /// How long it stays open, e.g. "60s".
+    #[serde(default = "defaults::breaker_open_for")]
+    pub open_for: Span,
+    /// Consecutive successes in half-open that close it.
+    #[serde(default = "defaults::breaker_successes")]
+    pub successes: u32,
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Self {
+            failures: defaults::breaker_failures(),
+            open_for: defaults::breaker_open_for(),
+            successes: defaults::breaker_successes(),
+        }
+    }
+}
+
+/// A fault on the run's clock.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(from = "RawFault", into = "RawFault")]
+pub struct Fault {
+    /// What breaks.
+    pub kind: FaultSetting,
+    /// When it starts, from the run's start.
+    pub at: Span,
+    /// How long it lasts.
+    pub duration: Span,
+}
+
+/// What a fault breaks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultSetting {
+    DbCrash,
+    DbStop,
+    DbFreeze,
+    DbLatency { delay: Span, jitter: Span },
+    DbBlackhole,
+    BrokerKill,
+    ConsumerKill,
+}
+
+impl FaultSetting {
+    pub fn needs_local_database(&self) -> bool {
+        matches!(
+            self,
+            FaultSetting::DbCrash | FaultSetting::DbStop | FaultSetting::DbFreeze
+        )
+    }
+}
+
+/// A fault as written: its kind, its time, and the kind's own settings.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RawFault {
+    /// SIGKILL to every PostgreSQL process; restart with crash recovery.
+    DbCrash {
+        /// When it starts, from the run's start, e.g. "90s".
+        at: Span,
+        /// How long it lasts, e.g. "120s".
+        duration: Span,
+    },
+    /// Fast shutdown of PostgreSQL; restart.
+    DbStop {
+        /// When it starts, from the run's start, e.g. "90s".
+        at: Span,
+        /// How long it lasts, e.g. "120s".
+        duration: Span,
+    },
+    /// SIGSTOP to every PostgreSQL process; SIGCONT at the end.
+    DbFreeze {
+        /// When it starts, from the run's start, e.g. "90s".
+        at: Span,
+        /// How long it lasts, e.g. "120s".
+        duration: Span,
+    },
+    /// Delay on the link to PostgreSQL.
+    DbLatency {
+        /// When it starts, from the run's start, e.g. "90s".
+        at: Span,
+        /// How long it lasts, e.g. "120s".
+        duration: Span,
+        /// Added to every chunk, each way, e.g. "200ms".
+        delay: Span,
+        /// Random spread around the delay, e.g. "50ms".
+        #[serde(default)]
+        jitter: Span,
+    },
+    /// Traffic to PostgreSQL silently dropped.
+    DbBlackhole {
+        /// When it starts, from the run's start, e.g. "90s".
+        at: Span,
+        /// How long it lasts, e.g. "120s".
+        duration: Span,
+    },
+    /// SIGKILL to the broker; restart.
+    BrokerKill {
+        /// When it starts, from the run's start, e.g. "90s".
+        at: Span,
+        /// How long it lasts, e.g. "120s".
+        duration: Span,
+    },
+    /// SIGKILL to the consumers; restart.
+    ConsumerKill {
+        /// When it starts, from the run's start, e.g. "90s".
+        at: Span,
+        /// How long it lasts, e.g. "120s".
+        duration: Span,
+    },
+}
+
+impl From<RawFault> for Fault {
+    fn from(raw: RawFault) -> Self {
+        let (kind, at, duration) = match raw {
+            RawFault::DbCrash { at, duration } => (FaultSetting::DbCrash, at, duration),
+            RawFault::DbStop { at, duration } => (FaultSetting::DbStop, at, duration),
+            RawFault::DbFreeze { at, duration } => (FaultSetting::DbFreeze, at, duration),
+            RawFault::DbLatency {
+                at,
+                duration,
+                delay,
+                jitter,
+            } => (FaultSetting::DbLatency { delay, jitter }, at, duration),
+            RawFault::DbBlackhole { at, duration } => (FaultSetting::DbBlackhole, at, duration),
+            RawFault::BrokerKill { at, duration } => (FaultSetting::BrokerKill, at, duration),
+            RawFault::ConsumerKill { at, duration } => (FaultSetting::ConsumerKill, at, duration),
+        };
+        Self { kind, at, duration }
+    }
+}
+
+impl From<Fault> for RawFault {
+    fn from(fault: Fault) -> Self {
+        let (at, duration) = (fault.at, fault.duration);
+        match fault.kind {
+            FaultSetting::DbCrash => RawFault::DbCrash { at, duration },
+            FaultSetting::DbStop => RawFault::DbStop { at, duration },
+            FaultSetting::DbFreeze => RawFault::DbFreeze { at, duration },
+            FaultSetting::DbLatency { delay, jitter } => RawFault::DbLatency {
+                at,
+                duration,
+                delay,
+                jitter,
+            },
+            FaultSetting::DbBlackhole => RawFault::DbBlackhole { at, duration },
+            FaultSetting::BrokerKill => RawFault::BrokerKill { at, duration },
+            FaultSetting::ConsumerKill => RawFault::ConsumerKill { at, duration },
+        }
+    }
+}
+
+/// A claim about one figure of one architecture.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Hypothesis {
+    /// What the claim says, in words.
+    pub title: String,
+    /// The architecture's `name`.
+    pub architecture: String,
+    /// The figure.
+    pub metric: Metric,
+    /// Restrict to a phase of the run relative to the faults.
+    #[serde(default)]
+    pub phase: Option<Phase>,
+    /// The claim holds if the figure is at most this.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// The claim holds if the figure is at least this.
+    #[serde(default)]
+    pub min: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Failed requests / requests.
+    ErrorRate,
+    /// Acknowledged events absent from the database after the drain.
+    LostEvents,
+    /// Events stored more than once.
+    Duplicates,
+    /// Latency percentiles of successful requests, in ms.
+    LatencyP50Ms,
+    LatencyP99Ms,
+    /// Acknowledged → stored, 99th percentile, in ms.
+    FreshnessP99Ms,
+    /// Seconds from the end of the fault to a normal error rate.
+    RecoveryS,
+    /// Seconds from the end of the load until everything was stored.
+    DrainS,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Before,
+    During,
+    After,
+}
+
+/// What failures cost. Printed beside every money figure.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Economics {
+    /// Currency code of the figures.
+    #[serde(default = "defaults::currency")]
+    pub currency: String,
+    /// Value of one order (the original: a $25 ride).
+    #[serde(default = "defaults::order_value")]
+    pub order_value: f64,
+    /// Share of an order lost per failed event (the original: 0.05).
+    #[serde(default = "defaults::orders_lost_per_failed_event")]
+    pub orders_lost_per_failed_event: f64,
+    /// Production request rate the figures are scaled to, per second.
+    #[serde(default = "defaults::production_rps")]
+    pub production_rps: f64,
+    /// Outages like this one per year, for the yearly figure.
+    #[serde(default = "defaults::outages_per_year")]
+    pub outages_per_year: f64,
+    /// An event stored later than this after it was acknowledged counts as
+    /// failed, e.g. "60s".
+    #[serde(default = "defaults::staleness_budget")]
+    pub staleness_budget: Span,
+}
+
+impl Default for Economics {
+    fn default() -> Self {
+        Self {
+            currency: defaults::currency(),
+            order_value: defaults::order_value(),
+            orders_lost_per_failed_event: defaults::orders_lost_per_failed_event(),
+            production_rps: defaults::production_rps(),
+            outages_per_year: defaults::outages_per_year(),
+            staleness_budget: defaults::staleness_budget(),
+        }
+    }
+}
+
+/// Every default, in one place. They reproduce the original proof of concept.
+pub mod defaults {
+    use super::*;
+
+    pub fn duration() -> Span {
+        Span::secs(300)
+    }
+    pub fn seed() -> u64 {
+        1
+    }
+    pub fn repetitions() -> u32 {
+        1
+    }
+    pub fn drain_timeout() -> Span {
+        Span::secs(120)
+    }
+    pub fn partitions() -> u32 {
+        1
+    }
+    pub fn client_timeout() -> Span {
+        Span::secs(5)
+    }
+    pub fn drivers() -> u32 {
+        5000
+    }
+    pub fn retry_backoff() -> Span {
+        Span::millis(200)
+    }
+    pub fn delivery_timeout() -> Span {
+        Span::secs(5)
+    }
+    pub fn batch_size() -> u32 {
+        1
+    }
+    pub fn batch_linger() -> Span {
+        Span::millis(10)
+    }
+    pub fn pool_size() -> u32 {
+        10
+    }
+    pub fn two_seconds() -> Span {
+        Span::secs(2)
+    }
+    pub fn idle_timeout() -> Span {
+        Span::secs(5)
+    }
+    pub fn breaker_failures() -> u32 {
+        5
+    }
+    pub fn breaker_open_for() -> Span {
+        Span::secs(60)
+    }
+    pub fn breaker_successes() -> u32 {
+        3
+    }
+    pub fn currency() -> String {
+        "USD".into()
+    }
+    pub fn order_value() -> f64 {
+        25.0
+    }
+    pub fn orders_lost_per_failed_event() -> f64 {
+        0.05
+    }
+    pub fn production_rps() -> f64 {
+        50.0
+    }
+    pub fn outages_per_year() -> f64 {
+        12.0
+    }
+    pub fn staleness_budget() -> Span {
+        Span::secs(60)
+    }
+    /// The original's two architectures, and its drop policy as a baseline.
+    pub fn architectures() -> Vec<ArchitectureSettings> {
+        let kafka = |name: &str, consumer| ArchitectureSettings::Kafka {
+            name: name.into(),
+            consumer,
+            delivery_timeout: delivery_timeout(),
+            batch_size: batch_size(),
+            batch_linger: batch_linger(),
+            breaker: Breaker::default(),
+            pool: Pool::default(),
+        };
+        vec![
+            ArchitectureSettings::Rest {
+                name: "rest".into(),
+                pool: Pool::default(),
+            },
+            kafka("kafka-buffered", ConsumerSetting::Buffered),
+            kafka("kafka-drop", ConsumerSetting::Drop),
+        ]
+    }
+}
+
+/// One segment of the lowered rate: from `start` (inclusive) to `end`
+/// (exclusive) the rate goes linearly from `from_rps` to `to_rps`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateSegment {
+    pub start: Duration,
+    pub end: Duration,
+    pub from_rps: f64,
+    pub to_rps: f64,
+}
+
+impl RateShape {
+    /// Lowers the shape to segments covering `[0, duration)`.
+    pub fn segments(&self, duration: Duration) -> Vec<RateSegment> {
+        let flat = |start, end, rps| RateSegment {
+            start,
+            end,
+            from_rps: rps,
+            to_rps: rps,
+        };
+        match self {
+            RateShape::Constant { rps } => vec![flat(Duration::ZERO, duration, *rps)],
+            RateShape::Ramp { from_rps, to_rps } => vec![RateSegment {
+                start: Duration::ZERO,
+                end: duration,
+                from_rps: *from_rps,
+                to_rps: *to_rps,
+            }],
+            RateShape::Steps { steps } => {
+                let mut steps = steps.clone();
+                steps.sort_by_key(|s| s.at);
+                let mut segments = Vec::new();
+                let first = steps.first().map_or(Duration::ZERO, |s| s.at.0);
+                if first > Duration::ZERO {
+                    segments.push(flat(Duration::ZERO, first.min(duration), 0.0));
+                }
+                for (i, step) in steps.iter().enumerate() {
+                    let end = steps
+                        .get(i + 1)
+                        .map_or(duration, |next| next.at.0)
+                        .min(duration);
+                    if step.at.0 < end {
+                        segments.push(flat(step.at.0, end, step.rps));
+                    }
+                }
+                segments
+            }
+            RateShape::Spike {
+                base_rps,
+                peak_rps,
+                at,
+                lasts,
+            } => {
+                let start = at.0.min(duration);
+                let end = (at.0 + lasts.0).min(duration);
+                vec![
+                    flat(Duration::ZERO, start, *base_rps),
+                    flat(start, end, *peak_rps),
+                    flat(end, duration, *base_rps),
+                ]
+                .into_iter()
+                .filter(|s| s.start < s.end)
+                .collect()
+            }
+        }
+    }
+
+    /// The send times of every request, from the run's start, in order.
+    pub fn schedule(&self, duration: Duration) -> Vec<Duration> {
+        let mut times = Vec::new();
+        for segment in self.segments(duration) {
+            let length = (segment.end - segment.start).as_secs_f64();
+            let (a, b) = (segment.from_rps, segment.to_rps);
+            // Requests due by time t into the segment: a t + (b - a) t² / 2L.
+            let total = (a + b) / 2.0 * length;
+            let count = total.floor() as u64;
+            for i in 0..count {
+                let n = i as f64;
+                let t = if (b - a).abs() < 1e-9 {
+                    n / a
+                } else {
+                    // Solve (b - a)/(2L) t² + a t - n = 0 for t.
+                    let k = (b - a) / (2.0 * length);
+                    (-a + (a * a + 4.0 * k * n).max(0.0).sqrt()) / (2.0 * k)
+                };
+                if t.is_finite() && t >= 0.0 && t < length {
+                    times.push(segment.start + Duration::from_secs_f64(t));
+                }
+            }
+        }
+        times
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_rate_is_the_originals_15000_requests() {
+        let times = RateShape::default().schedule(Duration::from_secs(300));
+        assert_eq!(times.len(), 15_000);
+        assert_eq!(times[1] - times[0], Duration::from_millis(20));
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+    }
+
+    #[test]
+    fn shapes_lower_to_the_right_counts() {
+        let d = Duration::from_secs(100);
+        let ramp = RateShape::Ramp {
+            from_rps: 0.0,
+            to_rps: 100.0,
+        };
+        let n = ramp.schedule(d).len() as i64;
+        assert!((n - 5000).abs() <= 1, "{n}");
+        let steps = RateShape::Steps {
+            steps: vec![
+                Step {
+                    at: Span::secs(50),
+                    rps: 20.0,
+                },
+                Step {
+                    at: Span::secs(0),
+                    rps: 10.0,
+                },
+            ],
+        };
+        assert_eq!(steps.schedule(d).len(), 500 + 1000);
+        let spike = RateShape::Spike {
+            base_rps: 10.0,
+            peak_rps: 100.0,
+            at: Span::secs(40),
+            lasts: Span::secs(10),
+        };
+        assert_eq!(spike.schedule(d).len(), 900 + 1000);
+        let late = RateShape::Steps {
+            steps: vec![Step {
+                at: Span::secs(10),
+                rps: 5.0,
+            }],
+        };
+        let times = late.schedule(d);
+        assert_eq!(times.len(), 450);
+        assert_eq!(times[0], Duration::from_secs(10));
+    }
+}

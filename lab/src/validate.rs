@@ -1,0 +1,850 @@
+//! Reading and checking a scenario, reporting **every** problem at once with
+//! its file, line, key path and a hint.
+//!
+//! Three passes: the TOML syntax (with recovery, so several syntax errors
+//! are reported together); the document against the JSON Schema of
+//! [`Experiment`] (unknown keys with the closest known one, wrong types,
+//! missing keys, values outside an enumeration, malformed durations); then,
+//! on the typed scenario, the rules that span fields (a fault that ends after
+//! the run, a hypothesis naming an unknown architecture, a rate of zero...).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+
+use serde_json::Value as Json;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::experiment::{
+    ArchitectureSettings, BrokerSetting, DatabaseSetting, Experiment, FaultSetting, RateShape, Span,
+};
+
+/// One problem in a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// Key path, e.g. `faults[1].at`; empty for the document itself.
+    pub path: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        write!(f, "{}", self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " (hint: {hint})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The JSON Schema of the scenario format.
+pub fn schema() -> Json {
+    serde_json::to_value(schemars::schema_for!(Experiment)).expect("a schema is JSON")
+}
+
+/// Reads and checks the scenario at `path`.
+pub fn load(path: &Path) -> Result<(Experiment, String), Vec<Problem>> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem {
+            file: file.clone(),
+            line: 1,
+            column: 1,
+            path: String::new(),
+            message: format!("cannot read the file: {e}"),
+            hint: None,
+        }]
+    })?;
+    parse(&text, &file).map(|experiment| (experiment, text))
+}
+
+/// Checks scenario text; `file` names it in the problems.
+pub fn parse(text: &str, file: &str) -> Result<Experiment, Vec<Problem>> {
+    let mut report = Report {
+        text,
+        file,
+        problems: Vec::new(),
+        spans: HashMap::new(),
+    };
+    let result = parse_into(text, &mut report);
+    report.problems.sort_by_key(|p| (p.line, p.column));
+    result.ok_or(report.problems)
+}
+
+fn parse_into(text: &str, report: &mut Report<'_>) -> Option<Experiment> {
+    let (document, syntax) = DeTable::parse_recoverable(text);
+    for error in syntax {
+        let span = error.span().unwrap_or(0..0);
+        report.add(
+            span,
+            "",
+            format!("TOML syntax: {}", first_line(error.message())),
+            None,
+        );
+    }
+    if !report.problems.is_empty() {
+        return None;
+    }
+    let schema = schema();
+    let root = Spanned::new(document.span(), DeValue::Table(document.into_inner()));
+    Walker {
+        root: &schema,
+        report,
+    }
+    .walk("", &root, &schema);
+    if !report.problems.is_empty() {
+        return None;
+    }
+    let experiment: Experiment = match toml::from_str(text) {
+        Ok(experiment) => experiment,
+        Err(error) => {
+            let span = error.span().unwrap_or(0..0);
+            report.add(span, "", first_line(error.message()).to_string(), None);
+            return None;
+        }
+    };
+    check(&experiment, report);
+    report.problems.is_empty().then_some(experiment)
+}
+
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or(message).trim()
+}
+
+/// Where each key path stands in the text.
+type Spans = HashMap<String, Range<usize>>;
+
+struct Report<'a> {
+    text: &'a str,
+    file: &'a str,
+    problems: Vec<Problem>,
+    spans: Spans,
+}
+
+impl Report<'_> {
+    fn add(&mut self, span: Range<usize>, path: &str, message: String, hint: Option<String>) {
+        let offset = span.start.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        self.problems.push(Problem {
+            file: self.file.to_string(),
+            line,
+            column,
+            path: path.to_string(),
+            message,
+            hint,
+        });
+    }
+
+    /// The span of `path`, or of its closest written ancestor.
+    fn span_of(&self, path: &str) -> Range<usize> {
+        let mut path = path.to_string();
+        loop {
+            if let Some(span) = self.spans.get(&path) {
+                return span.clone();
+            }
+            match path.rfind(['.', '[']) {
+                Some(cut) => path.truncate(cut),
+                None => return self.spans.get("").cloned().unwrap_or(0..0),
+            }
+        }
+    }
+
+    fn at(&mut self, path: &str, message: String, hint: Option<String>) {
+        let span = self.span_of(path);
+        self.add(span, path, message, hint);
+    }
+}
+
+/// The closest of `known` to `word`, if it is close enough to be a typo.
+fn closest<'k>(word: &str, known: impl IntoIterator<Item = &'k str>) -> Option<&'k str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(word, k), k))
+        .filter(|(score, _)| *score > 0.75)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn kind_of(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a number",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// Walks a TOML document along the JSON Schema of the format.
+struct Walker<'s, 'r, 'a> {
+    root: &'s Json,
+    report: &'r mut Report<'a>,
+}
+
+impl<'s> Walker<'s, '_, '_> {
+    fn resolve(&self, schema: &'s Json) -> &'s Json {
+        match schema.get("$ref").and_then(Json::as_str) {
+            Some(reference) => {
+                let name = reference.rsplit('/').next().unwrap_or_default();
+                let resolved = &self.root["$defs"][name];
+                self.resolve(resolved)
+            }
+            None => schema,
+        }
+    }
+
+    fn walk(&mut self, path: &str, value: &Spanned<DeValue<'_>>, schema: &'s Json) {
+        let schema = self.resolve(schema);
+        let span = value.span();
+        self.report.spans.insert(path.to_string(), span.clone());
+        let branches = schema
+            .get("oneOf")
+            .or_else(|| schema.get("anyOf"))
+            .and_then(Json::as_array);
+        if let Some(branches) = branches {
+            self.walk_choice(path, value, branches);
+            return;
+        }
+        if schema.get("enum").is_some() {
+            self.walk_enum(path, value, schema);
+            return;
+        }
+        if let Some(Json::String(constant)) = schema.get("const") {
+            let enumeration = serde_json::json!({ "enum": [constant] });
+            self.walk_enum(path, value, &enumeration);
+            return;
+        }
+        let types: Vec<&str> = match schema.get("type") {
+            Some(Json::String(t)) => vec![t.as_str()],
+            Some(Json::Array(ts)) => ts
+                .iter()
+                .filter_map(Json::as_str)
+                .filter(|t| *t != "null")
+                .collect(),
+            _ => Vec::new(),
+        };
+        let Some(expected) = types.first().copied() else {
+            return;
+        };
+        match (expected, value.get_ref()) {
+            ("object", DeValue::Table(table)) => self.walk_table(path, span, table, schema),
+            ("array", DeValue::Array(items)) => {
+                if let Some(item_schema) = schema.get("items") {
+                    for (i, item) in items.iter().enumerate() {
+                        self.walk(&format!("{path}[{i}]"), item, item_schema);
+                    }
+                }
+            }
+            ("string", DeValue::String(text)) => {
+                if schema.get("pattern").is_some()
+                    && let Err(error) = humantime::parse_duration(text)
+                {
+                    self.report.add(
+                        span,
+                        path,
+                        format!("{text:?} is not a duration: {error}"),
+                        Some("write a number and a unit, e.g. \"90s\", \"2m\" or \"250ms\"".into()),
+                    );
+                }
+            }
+            ("integer", DeValue::Integer(integer)) => {
+                let parsed =
+                    i128::from_str_radix(&integer.as_str().replace('_', ""), integer.radix());
+                let minimum = schema.get("minimum").and_then(Json::as_f64);
+                if let (Ok(n), Some(minimum)) = (parsed, minimum)
+                    && (n as f64) < minimum
+                {
+                    self.report.add(
+                        span,
+                        path,
+                        format!("{n} is below the minimum {minimum}"),
+                        None,
+                    );
+                }
+            }
+            ("number", DeValue::Integer(_) | DeValue::Float(_))
+            | ("boolean", DeValue::Boolean(_)) => {}
+            (expected, found) => {
+                let expected = match expected {
+                    "object" => "a table",
+                    "array" => "an array",
+                    "string" => "a string",
+                    "integer" => "an integer",
+                    "number" => "a number",
+                    "boolean" => "a boolean",
+                    other => other,
+                };
+                let hint = match (expected, found) {
+                    ("a string", DeValue::Integer(_) | DeValue::Float(_))
+                        if schema.get("pattern").is_some() =>
+                    {
+                        Some("durations are strings with a unit, e.g. \"90s\"".to_string())
+                    }
+                    ("a number" | "an integer", DeValue::String(_)) => {
+                        Some("write the number without quotes".to_string())
+                    }
+                    _ => None,
+                };
+                self.report.add(
+                    span,
+                    path,
+                    format!("expected {expected}, found {}", kind_of(found)),
+                    hint,
+                );
+            }
+        }
+    }
+
+    /// A string that must be one of the schema's `enum` values.
+    fn walk_enum(&mut self, path: &str, value: &Spanned<DeValue<'_>>, schema: &Json) {
+        let span = value.span();
+        let allowed: Vec<&str> = schema["enum"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Json::as_str).collect())
+            .unwrap_or_default();
+        match value.get_ref().as_str() {
+            Some(text) if allowed.contains(&text) => {}
+            Some(text) => {
+                let hint =
+                    closest(text, allowed.iter().copied()).map(|k| format!("did you mean {k:?}?"));
+                self.report.add(
+                    span,
+                    path,
+                    format!("{text:?} is not one of {}", quoted(&allowed)),
+                    hint,
+                );
+            }
+            None => self.report.add(
+                span,
+                path,
+                format!(
+                    "expected one of {}, found {}",
+                    quoted(&allowed),
+                    kind_of(value.get_ref())
+                ),
+                None,
+            ),
+        }
+    }
+
+    fn walk_table(
+        &mut self,
+        path: &str,
+        span: Range<usize>,
+        table: &DeTable<'_>,
+        schema: &'s Json,
+    ) {
+        let properties = schema.get("properties").and_then(Json::as_object);
+        let closed = schema.get("additionalProperties") == Some(&Json::Bool(false));
+        for (key, value) in table.iter() {
+            let name = key.get_ref().as_ref();
+            let key_path = join(path, name);
+            match properties.and_then(|p| p.get(name)) {
+                Some(property) => self.walk(&key_path, value, property),
+                None if closed => {
+                    let known: Vec<&str> = properties
+                        .map(|p| p.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
+                    let hint = match closest(name, known.iter().copied()) {
+                        Some(k) => format!("did you mean `{k}`?"),
+                        None => format!("known keys here: {}", known.join(", ")),
+                    };
+                    self.report.add(
+                        key.span(),
+                        &key_path,
+                        format!("unknown key `{name}`"),
+                        Some(hint),
+                    );
+                }
+                None => {}
+            }
+        }
+        if let Some(required) = schema.get("required").and_then(Json::as_array) {
+            for key in required.iter().filter_map(Json::as_str) {
+                if !table.iter().any(|(k, _)| k.get_ref().as_ref() == key) {
+                    let doc = properties
+                        .and_then(|p| p.get(key))
+                        .map(|p| self.resolve(p))
+                        .and_then(|p| p.get("description"))
+                        .and_then(Json::as_str)
+                        .map(|d| first_line(d).to_string());
+                    self.report.add(
+                        span.clone(),
+                        &join(path, key),
+                        format!("missing required key `{key}`"),
+                        doc,
+                    );
+                }
+            }
+        }
+    }
+
+    /// A choice between schemas: a tagged enum picks its branch by the tag's
+    /// value; anything else takes the branch that fits best.
+    fn walk_choice(&mut self, path: &str, value: &Spanned<DeValue<'_>>, branches: &'s [Json]) {
+        let branches: Vec<&'s Json> = branches
+            .iter()
+            .map(|b| self.resolve(b))
+            .filter(|b| b.get("type") != Some(&Json::String("null".into())))
+            .collect();
+        // A choice of plain strings is an enumeration.
+        let strings: Option<Vec<&str>> = branches
+            .iter()
+            .map(|b| match (b.get("const"), b.get("enum")) {
+                (Some(Json::String(c)), _) => Some(vec![c.as_str()]),
+                (_, Some(Json::Array(e))) => e.iter().map(Json::as_str).collect(),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|lists| lists.concat());
+        if let Some(allowed) = strings {
+            let enumeration = serde_json::json!({ "enum": allowed });
+            self.walk_enum(path, value, &enumeration);
+            return;
+        }
+        let tag = branches.iter().find_map(|b| {
+            b.get("properties")?
+                .as_object()?
+                .iter()
+                .find(|(_, p)| p.get("const").is_some())
+                .map(|(k, _)| k.clone())
+        });
+        if let (Some(tag), DeValue::Table(table)) = (&tag, value.get_ref()) {
+            let options: Vec<&str> = branches
+                .iter()
+                .filter_map(|b| b["properties"][tag.as_str()]["const"].as_str())
+                .collect();
+            let written = table
+                .iter()
+                .find(|(k, _)| k.get_ref().as_ref() == tag.as_str());
+            let Some((_, written)) = written else {
+                self.report.add(
+                    value.span(),
+                    &join(path, tag),
+                    format!("missing required key `{tag}`"),
+                    Some(format!("one of {}", quoted(&options))),
+                );
+                return;
+            };
+            let chosen = written.get_ref().as_str().and_then(|name| {
+                branches
+                    .iter()
+                    .find(|b| b["properties"][tag.as_str()]["const"].as_str() == Some(name))
+            });
+            match chosen {
+                Some(branch) => self.walk(path, value, branch),
+                None => {
+                    let text = written.get_ref().as_str().unwrap_or_default();
+                    let hint = closest(text, options.iter().copied())
+                        .map(|k| format!("did you mean {k:?}?"))
+                        .unwrap_or_else(|| format!("one of {}", quoted(&options)));
+                    self.report.add(
+                        written.span(),
+                        &join(path, tag),
+                        format!("unknown {tag} {text:?}"),
+                        Some(hint),
+                    );
+                }
+            }
+            return;
+        }
+        // Untagged: the branch with the fewest problems.
+        let mut best: Option<(Vec<Problem>, Spans)> = None;
+        for branch in branches {
+            let mut scratch = Report {
+                text: self.report.text,
+                file: self.report.file,
+                problems: Vec::new(),
+                spans: HashMap::new(),
+            };
+            Walker {
+                root: self.root,
+                report: &mut scratch,
+            }
+            .walk(path, value, branch);
+            if best
+                .as_ref()
+                .is_none_or(|(p, _)| scratch.problems.len() < p.len())
+            {
+                best = Some((scratch.problems, scratch.spans));
+            }
+        }
+        if let Some((problems, spans)) = best {
+            self.report.problems.extend(problems);
+            self.report.spans.extend(spans);
+        }
+    }
+}
+
+fn quoted(options: &[&str]) -> String {
+    options
+        .iter()
+        .map(|o| format!("{o:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The rules that span fields, on the typed scenario.
+fn check(experiment: &Experiment, report: &mut Report<'_>) {
+    let run = experiment.duration;
+    if experiment.name.is_empty()
+        || !experiment
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        report.at(
+            "name",
+            format!("{:?} is not a valid name", experiment.name),
+            Some("use letters, digits, `-` and `_`; it names the run folder".into()),
+        );
+    }
+    if run.0.is_zero() {
+        report.at("duration", "the run must last more than zero".into(), None);
+    }
+    if experiment.repetitions == 0 {
+        report.at(
+            "repetitions",
+            "at least one repetition is needed".into(),
+            None,
+        );
+    }
+    // Stack.
+    let stack = &experiment.stack;
+    if stack.broker == BrokerSetting::External && stack.bootstrap_servers.is_none() {
+        report.at(
+            "stack.broker",
+            "an external broker needs `stack.bootstrap_servers`".into(),
+            None,
+        );
+    }
+    if stack.database == DatabaseSetting::External && stack.database_url.is_none() {
+        report.at(
+            "stack.database",
+            "an external database needs `stack.database_url`".into(),
+            None,
+        );
+    }
+    if stack.partitions == 0 {
+        report.at(
+            "stack.partitions",
+            "a topic needs at least one partition".into(),
+            None,
+        );
+    }
+    // Workload.
+    let workload = &experiment.workload;
+    let positive = |value: f64| value.is_finite() && value > 0.0;
+    let non_negative = |value: f64| value.is_finite() && value >= 0.0;
+    match &workload.rate {
+        RateShape::Constant { rps } if !positive(*rps) => report.at(
+            "workload.rate.rps",
+            format!("a rate of {rps} req/s sends nothing"),
+            Some("give a rate above zero".into()),
+        ),
+        RateShape::Ramp { from_rps, to_rps }
+            if !non_negative(*from_rps) || !non_negative(*to_rps) || from_rps + to_rps <= 0.0 =>
+        {
+            report.at(
+                "workload.rate",
+                format!("a ramp from {from_rps} to {to_rps} req/s sends nothing or is negative"),
+                None,
+            )
+        }
+        RateShape::Steps { steps } => {
+            if steps.is_empty() {
+                report.at(
+                    "workload.rate.steps",
+                    "at least one step is needed".into(),
+                    None,
+                );
+            }
+            for (i, step) in steps.iter().enumerate() {
+                if !non_negative(step.rps) {
+                    report.at(
+                        &format!("workload.rate.steps[{i}].rps"),
+                        format!("{} req/s is negative", step.rps),
+                        None,
+                    );
+                }
+                if step.at >= run {
+                    report.at(
+                        &format!("workload.rate.steps[{i}].at"),
+                        format!("{} is not before the run ends ({run})", step.at),
+                        None,
+                    );
+                }
+            }
+            if steps.iter().all(|s| s.rps <= 0.0) && !steps.is_empty() {
+                report.at(
+                    "workload.rate.steps",
+                    "every step has a rate of zero: nothing is sent".into(),
+                    None,
+                );
+            }
+        }
+        RateShape::Spike {
+            base_rps,
+            peak_rps,
+            at,
+            ..
+        } => {
+            if !non_negative(*base_rps) || !positive(*peak_rps) {
+                report.at(
+                    "workload.rate",
+                    format!("a spike from {base_rps} to {peak_rps} req/s needs a positive peak"),
+                    None,
+                );
+            }
+            if *at >= run {
+                report.at(
+                    "workload.rate.at",
+                    format!("{at} is not before the run ends ({run})"),
+                    None,
+                );
+            }
+        }
+        _ => {}
+    }
+    if workload.client_timeout.0.is_zero() {
+        report.at(
+            "workload.client_timeout",
+            "a client timeout of zero fails every request".into(),
+            None,
+        );
+    }
+    if workload.drivers == 0 {
+        report.at(
+            "workload.drivers",
+            "at least one driver is needed".into(),
+            None,
+        );
+    }
+    // Architectures.
+    if experiment.architectures.is_empty() {
+        report.at(
+            "architectures",
+            "at least one architecture is needed".into(),
+            None,
+        );
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, architecture) in experiment.architectures.iter().enumerate() {
+        let path = format!("architectures[{i}]");
+        let name = architecture.name();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            report.at(
+                &format!("{path}.name"),
+                format!("{name:?} is not a valid name"),
+                Some("use letters, digits, `-` and `_`".into()),
+            );
+        }
+        if let Some(first) = seen.insert(name, i) {
+            report.at(
+                &format!("{path}.name"),
+                format!("{name:?} is already the name of architectures[{first}]"),
+                None,
+            );
+        }
+        let pool = match architecture {
+            ArchitectureSettings::Rest { pool, .. } => pool,
+            ArchitectureSettings::Kafka {
+                pool,
+                batch_size,
+                breaker,
+                delivery_timeout,
+                ..
+            } => {
+                if *batch_size == 0 {
+                    report.at(
+                        &format!("{path}.batch_size"),
+                        "a batch holds at least one event".into(),
+                        None,
+                    );
+                }
+                if breaker.failures == 0 || breaker.successes == 0 {
+                    report.at(
+                        &format!("{path}.breaker"),
+                        "failures and successes must be at least 1".into(),
+                        None,
+                    );
+                }
+                if delivery_timeout.0.is_zero() {
+                    report.at(
+                        &format!("{path}.delivery_timeout"),
+                        "a delivery timeout of zero fails every produce".into(),
+                        None,
+                    );
+                }
+                pool
+            }
+        };
+        if pool.size == 0 {
+            report.at(
+                &format!("{path}.pool.size"),
+                "a pool needs at least one connection".into(),
+                None,
+            );
+        }
+    }
+    let has_kafka = experiment
+        .architectures
+        .iter()
+        .any(|a| matches!(a, ArchitectureSettings::Kafka { .. }));
+    // Faults.
+    for (i, fault) in experiment.faults.iter().enumerate() {
+        let path = format!("faults[{i}]");
+        let end = Span(fault.at.0 + fault.duration.0);
+        if fault.duration.0.is_zero() {
+            report.at(
+                &format!("{path}.duration"),
+                "a fault must last more than zero".into(),
+                None,
+            );
+        }
+        if fault.at >= run {
+            report.at(
+                &format!("{path}.at"),
+                format!(
+                    "{:?} starts when the run is over (duration {run})",
+                    fault.at.to_string()
+                ),
+                None,
+            );
+        } else if end > run {
+            report.at(
+                &format!("{path}.duration"),
+                format!("the fault ends at {end}, after the run ends (duration {run})"),
+                Some(format!(
+                    "shorten it to at most {}",
+                    Span(run.0 - fault.at.0)
+                )),
+            );
+        }
+        if fault.kind.needs_local_database() && stack.database == DatabaseSetting::External {
+            report.at(
+                &format!("{path}.kind"),
+                "the database is external: the lab cannot crash, stop or freeze it".into(),
+                Some("db-latency and db-blackhole act on the link and still work".into()),
+            );
+        }
+        match fault.kind {
+            FaultSetting::BrokerKill | FaultSetting::ConsumerKill if !has_kafka => report.at(
+                &format!("{path}.kind"),
+                "no architecture uses a broker or a consumer".into(),
+                None,
+            ),
+            FaultSetting::BrokerKill if stack.broker == BrokerSetting::External => report.at(
+                &format!("{path}.kind"),
+                "the broker is external: the lab cannot kill it".into(),
+                None,
+            ),
+            _ => {}
+        }
+    }
+    for (i, a) in experiment.faults.iter().enumerate() {
+        for (j, b) in experiment.faults.iter().enumerate().skip(i + 1) {
+            let overlap = a.at.0 < b.at.0 + b.duration.0 && b.at.0 < a.at.0 + a.duration.0;
+            if overlap && std::mem::discriminant(&a.kind) == std::mem::discriminant(&b.kind) {
+                report.at(
+                    &format!("faults[{j}].at"),
+                    format!("overlaps faults[{i}], a fault of the same kind"),
+                    None,
+                );
+            }
+        }
+    }
+    // Hypotheses.
+    let names: Vec<&str> = experiment.architectures.iter().map(|a| a.name()).collect();
+    for (i, hypothesis) in experiment.hypotheses.iter().enumerate() {
+        let path = format!("hypotheses[{i}]");
+        if !names.contains(&hypothesis.architecture.as_str()) {
+            let hint = closest(&hypothesis.architecture, names.iter().copied())
+                .map(|n| format!("did you mean {n:?}?"))
+                .unwrap_or_else(|| format!("architectures: {}", quoted(&names)));
+            report.at(
+                &format!("{path}.architecture"),
+                format!("no architecture is named {:?}", hypothesis.architecture),
+                Some(hint),
+            );
+        }
+        match (hypothesis.max, hypothesis.min) {
+            (None, None) => report.at(&path, "give a limit: `max` or `min`".into(), None),
+            (Some(_), Some(_)) => report.at(
+                &path,
+                "give one limit, `max` or `min`, not both".into(),
+                None,
+            ),
+            _ => {}
+        }
+        if hypothesis.phase.is_some() && experiment.faults.is_empty() {
+            report.at(
+                &format!("{path}.phase"),
+                "phases are relative to faults, and there are none".into(),
+                None,
+            );
+        }
+    }
+    // Economics.
+    let economics = &experiment.economics;
+    for (key, value) in [
+        ("order_value", economics.order_value),
+        (
+            "orders_lost_per_failed_event",
+            economics.orders_lost_per_failed_event,
+        ),
+        ("production_rps", economics.production_rps),
+        ("outages_per_year", economics.outages_per_year),
+    ] {
+        if !non_negative(value) {
+            report.at(
+                &format!("economics.{key}"),
+                format!("{value} must be zero or more"),
+                None,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_scenario_needs_only_a_name_and_gets_the_originals_defaults() {
+        let experiment = parse("name = \"x\"\n", "x.toml").unwrap();
+        assert_eq!(experiment.duration, Span::secs(300));
+        assert_eq!(experiment.architectures.len(), 3);
+        let problems = parse("", "x.toml").unwrap_err();
+        assert_eq!(
+            problems[0].to_string(),
+            "x.toml:1:1: name: missing required key `name` (hint: Short name, used in the run folder's name: letters, digits, `-`, `_`.)"
+        );
+    }
+}

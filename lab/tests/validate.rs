@@ -1,0 +1,476 @@
+//! Malformed scenarios: each is rejected with the right key path and line,
+//! several problems are reported at once, and no input makes the parser
+//! panic.
+
+use faultline::validate::{Problem, parse};
+use proptest::prelude::*;
+
+/// A valid scenario to break in many ways; line numbers below refer to it
+/// after the edit of each case.
+const BASE: &str = r#"name = "demo"
+duration = "60s"
+
+[workload]
+rate = { shape = "constant", rps = 50 }
+client_timeout = "5s"
+
+[[architectures]]
+kind = "rest"
+name = "rest"
+
+[[architectures]]
+kind = "kafka"
+name = "kafka-buffered"
+consumer = "buffered"
+
+[[faults]]
+kind = "db-crash"
+at = "20s"
+duration = "20s"
+
+[[hypotheses]]
+title = "nothing is lost"
+architecture = "kafka-buffered"
+metric = "lost_events"
+max = 0
+"#;
+
+fn problems(text: &str) -> Vec<Problem> {
+    match parse(text, "case.toml") {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems,
+    }
+}
+
+#[test]
+fn the_base_scenario_is_valid() {
+    assert!(problems(BASE).is_empty(), "{:?}", problems(BASE));
+}
+
+#[test]
+fn every_malformed_scenario_names_its_key_and_line() {
+    // (what, replace this, with this, expected path, expected line, a word of the message)
+    let cases: &[(&str, &str, &str, &str, usize, &str)] = &[
+        (
+            "unknown top-level key",
+            "duration = \"60s\"",
+            "duration = \"60s\"\ndurtion = 3",
+            "durtion",
+            3,
+            "did you mean `duration`",
+        ),
+        (
+            "unknown key in a table",
+            "client_timeout = \"5s\"",
+            "client_timeout = \"5s\"\nclients = 3",
+            "workload.clients",
+            7,
+            "unknown key",
+        ),
+        (
+            "unknown key in an architecture",
+            "consumer = \"buffered\"",
+            "consumer = \"buffered\"\nbatch = 3",
+            "architectures[1].batch",
+            16,
+            "did you mean `batch_size`",
+        ),
+        (
+            "unknown key in a fault",
+            "at = \"20s\"",
+            "at = \"20s\"\nstart = \"1s\"",
+            "faults[0].start",
+            20,
+            "unknown key",
+        ),
+        (
+            "missing name",
+            "name = \"demo\"\n",
+            "",
+            "name",
+            1,
+            "missing required key",
+        ),
+        (
+            "missing architecture name",
+            "kind = \"rest\"\nname = \"rest\"",
+            "kind = \"rest\"",
+            "architectures[0].name",
+            8,
+            "missing required key `name`",
+        ),
+        (
+            "missing fault time",
+            "at = \"20s\"\n",
+            "",
+            "faults[0].at",
+            17,
+            "missing required key `at`",
+        ),
+        (
+            "missing hypothesis metric",
+            "metric = \"lost_events\"\n",
+            "",
+            "hypotheses[0].metric",
+            22,
+            "missing required key `metric`",
+        ),
+        (
+            "duration as a number",
+            "duration = \"60s\"",
+            "duration = 60",
+            "duration",
+            2,
+            "durations are strings",
+        ),
+        (
+            "duration without unit",
+            "duration = \"60s\"",
+            "duration = \"60\"",
+            "duration",
+            2,
+            "not a duration",
+        ),
+        (
+            "duration as gibberish",
+            "client_timeout = \"5s\"",
+            "client_timeout = \"soon\"",
+            "workload.client_timeout",
+            6,
+            "not a duration",
+        ),
+        (
+            "rate as a string",
+            "rps = 50",
+            "rps = \"50\"",
+            "workload.rate.rps",
+            5,
+            "expected a number",
+        ),
+        (
+            "rate of zero",
+            "rps = 50",
+            "rps = 0",
+            "workload.rate.rps",
+            5,
+            "sends nothing",
+        ),
+        (
+            "negative rate",
+            "rps = 50",
+            "rps = -5",
+            "workload.rate.rps",
+            5,
+            "sends nothing",
+        ),
+        (
+            "unknown rate shape",
+            "shape = \"constant\"",
+            "shape = \"constnt\"",
+            "workload.rate.shape",
+            5,
+            "did you mean \"constant\"",
+        ),
+        (
+            "rate shape missing",
+            "shape = \"constant\", ",
+            "",
+            "workload.rate.shape",
+            5,
+            "missing required key `shape`",
+        ),
+        (
+            "ramp missing its end",
+            "shape = \"constant\", rps = 50",
+            "shape = \"ramp\", from_rps = 1",
+            "workload.rate.to_rps",
+            5,
+            "missing required key `to_rps`",
+        ),
+        (
+            "unknown architecture kind",
+            "kind = \"kafka\"",
+            "kind = \"kafak\"",
+            "architectures[1].kind",
+            13,
+            "did you mean \"kafka\"",
+        ),
+        (
+            "unknown consumer mode",
+            "consumer = \"buffered\"",
+            "consumer = \"bufferd\"",
+            "architectures[1].consumer",
+            15,
+            "did you mean \"buffered\"",
+        ),
+        (
+            "rest with kafka settings",
+            "kind = \"rest\"\nname = \"rest\"",
+            "kind = \"rest\"\nname = \"rest\"\nbatch_size = 5",
+            "architectures[0].batch_size",
+            11,
+            "unknown key",
+        ),
+        (
+            "duplicate architecture name",
+            "name = \"kafka-buffered\"",
+            "name = \"rest\"",
+            "architectures[1].name",
+            14,
+            "already the name",
+        ),
+        (
+            "invalid architecture name",
+            "name = \"kafka-buffered\"\n",
+            "name = \"kafka buffered\"\n",
+            "architectures[1].name",
+            14,
+            "not a valid name",
+        ),
+        (
+            "unknown fault kind",
+            "kind = \"db-crash\"",
+            "kind = \"db-crush\"",
+            "faults[0].kind",
+            18,
+            "did you mean \"db-crash\"",
+        ),
+        (
+            "fault after the run",
+            "at = \"20s\"",
+            "at = \"90s\"",
+            "faults[0].at",
+            19,
+            "when the run is over",
+        ),
+        (
+            "fault ending after the run",
+            "duration = \"20s\"\n\n[[hyp",
+            "duration = \"50s\"\n\n[[hyp",
+            "faults[0].duration",
+            20,
+            "after the run ends",
+        ),
+        (
+            "latency without delay",
+            "kind = \"db-crash\"",
+            "kind = \"db-latency\"",
+            "faults[0].delay",
+            17,
+            "missing required key `delay`",
+        ),
+        (
+            "hypothesis on an unknown architecture",
+            "architecture = \"kafka-buffered\"",
+            "architecture = \"kafka-bufered\"",
+            "hypotheses[0].architecture",
+            24,
+            "did you mean \"kafka-buffered\"",
+        ),
+        (
+            "unknown metric",
+            "metric = \"lost_events\"",
+            "metric = \"lost\"",
+            "hypotheses[0].metric",
+            25,
+            "not one of",
+        ),
+        (
+            "hypothesis without a limit",
+            "max = 0\n",
+            "",
+            "hypotheses[0]",
+            22,
+            "give a limit",
+        ),
+        (
+            "hypothesis with two limits",
+            "max = 0",
+            "max = 0\nmin = 1",
+            "hypotheses[0]",
+            22,
+            "not both",
+        ),
+        (
+            "unknown phase",
+            "max = 0",
+            "max = 0\nphase = \"while\"",
+            "hypotheses[0].phase",
+            27,
+            "not one of",
+        ),
+        (
+            "repetitions of zero",
+            "duration = \"60s\"",
+            "duration = \"60s\"\nrepetitions = 0",
+            "repetitions",
+            3,
+            "at least one",
+        ),
+        (
+            "negative seed",
+            "duration = \"60s\"",
+            "duration = \"60s\"\nseed = -1",
+            "seed",
+            3,
+            "below the minimum",
+        ),
+        (
+            "bad run name",
+            "name = \"demo\"",
+            "name = \"my demo\"",
+            "name",
+            1,
+            "not a valid name",
+        ),
+        (
+            "external broker without servers",
+            "duration = \"60s\"",
+            "duration = \"60s\"\nstack = { broker = \"external\" }",
+            "stack.broker",
+            3,
+            "bootstrap_servers",
+        ),
+        (
+            "crash of an external database",
+            "duration = \"60s\"",
+            "duration = \"60s\"\nstack = { database = \"external\", database_url = \"postgres://x@h/db\" }",
+            "faults[0].kind",
+            19,
+            "database is external",
+        ),
+        (
+            "zero batch size",
+            "consumer = \"buffered\"",
+            "consumer = \"buffered\"\nbatch_size = 0",
+            "architectures[1].batch_size",
+            16,
+            "at least one event",
+        ),
+        (
+            "breaker as a number",
+            "consumer = \"buffered\"",
+            "consumer = \"buffered\"\nbreaker = 5",
+            "architectures[1].breaker",
+            16,
+            "expected a table",
+        ),
+        (
+            "negative order value",
+            "duration = \"60s\"",
+            "duration = \"60s\"\neconomics = { order_value = -1.0 }",
+            "economics.order_value",
+            3,
+            "zero or more",
+        ),
+        (
+            "TOML syntax error",
+            "client_timeout = \"5s\"",
+            "client_timeout = \"5s",
+            "",
+            6,
+            "TOML syntax",
+        ),
+    ];
+    assert!(cases.len() >= 30);
+    let mut failures = Vec::new();
+    for (what, from, to, path, line, words) in cases {
+        assert!(BASE.contains(from), "{what}: the base has no {from:?}");
+        let text = BASE.replacen(from, to, 1);
+        let found = problems(&text);
+        let hit = found.iter().find(|p| p.path == *path);
+        match hit {
+            Some(p) if p.line == *line && p.to_string().contains(words) => {}
+            _ => failures.push(format!(
+                "{what}: expected {path} on line {line} saying {words:?}, got:\n  {}",
+                found
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn several_problems_are_reported_at_once() {
+    let text = BASE
+        .replacen("duration = \"60s\"", "duration = 60\ndurration = 1", 1)
+        .replacen("kind = \"kafka\"", "kind = \"kafak\"", 1)
+        .replacen("metric = \"lost_events\"", "metric = \"lost\"", 1);
+    let found = problems(&text);
+    let paths: Vec<&str> = found.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "duration",
+            "durration",
+            "architectures[1].kind",
+            "hypotheses[0].metric"
+        ],
+        "{found:?}"
+    );
+    let lines: Vec<usize> = found.iter().map(|p| p.line).collect();
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "sorted by line");
+}
+
+#[test]
+fn the_cli_lists_every_problem_and_exits_with_2() {
+    let dir = std::env::temp_dir().join(format!("faultline-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &bad,
+        BASE.replacen("rps = 50", "rps = 0", 1)
+            .replacen("at = \"20s\"", "at = \"99s\"", 1),
+    )
+    .unwrap();
+    std::fs::write(&good, BASE).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("validate")
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.toml:5:"), "{stderr}");
+    assert!(stderr.contains("workload.rate.rps"), "{stderr}");
+    assert!(stderr.contains("bad.toml:19:"), "{stderr}");
+    assert!(stderr.contains("2 problems"), "{stderr}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("good.toml: ok"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Arbitrary text never panics the parser.
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+        let _ = parse(&text, "fuzz.toml");
+    }
+
+    /// A valid scenario with a slice cut out or a byte changed never panics
+    /// it, and any problem it reports points inside the text.
+    #[test]
+    fn mangled_scenarios_never_panic(cut in 0usize..BASE.len(), len in 0usize..40, byte in any::<u8>()) {
+        let mut bytes = BASE.as_bytes().to_vec();
+        let end = (cut + len).min(bytes.len());
+        bytes.drain(cut..end);
+        if cut < bytes.len() {
+            bytes[cut] = byte;
+        }
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        if let Err(problems) = parse(&text, "fuzz.toml") {
+            prop_assert!(!problems.is_empty());
+            let lines = text.lines().count().max(1) + 1;
+            for problem in problems {
+                prop_assert!(problem.line >= 1 && problem.line <= lines, "{problem}");
+            }
+        }
+    }
+}
