@@ -9,9 +9,11 @@
 //! - [`clean`]: finds and stops what a killed runner left behind
 
 pub mod clean;
+pub mod collect;
 pub mod experiment;
 pub mod fault;
 pub mod load;
+pub mod run;
 pub mod stack;
 pub mod validate;
 

@@ -1,12 +1,14 @@
-//! The native load driver: an open model at a fixed arrival rate.
+//! The native load driver: an open model on a schedule.
 //!
-//! Request `i` is due at `start + i / rate`. The driver records that intended
-//! time and measures latency from it, so a stalled service shows up as
-//! latency rather than as requests that were never sent (no coordinated
-//! omission). Requests that could not even be started because too many were
-//! in flight are counted as not sent.
+//! Request `i` of an architecture is due at `t0 + schedule[i]`. The driver
+//! records that intended time and measures latency from it, so a stalled
+//! service shows up as latency rather than as requests that were never sent
+//! (no coordinated omission). Requests that could not even be started because
+//! too many were in flight are counted as not sent. All architectures share
+//! one clock (`t0`) and the same shape of event stream.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,23 +18,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
-
-/// What to send, how fast, for how long.
-#[derive(Debug, Clone)]
-pub struct LoadPlan {
-    /// Full URL of the route to POST events to.
-    pub url: String,
-    pub rate_per_s: f64,
-    pub duration: Duration,
-    /// Longest wait for one answer.
-    pub timeout: Duration,
-    /// Most requests in flight; beyond it a due request is counted as not sent.
-    pub max_in_flight: usize,
-    /// Number of distinct drivers the events are spread over.
-    pub drivers: usize,
-}
+use tokio_util::sync::CancellationToken;
 
 /// How one request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,7 +29,9 @@ pub enum Outcome {
     Status(u16),
     /// No answer within the client timeout.
     Timeout,
-    /// The connection could not be made or broke.
+    /// The connection was refused.
+    Refused,
+    /// The connection broke or could not be made for another reason.
     Connection,
     /// Not sent: too many requests were already in flight.
     NotSent,
@@ -51,195 +41,330 @@ impl Outcome {
     pub fn ok(self) -> bool {
         matches!(self, Outcome::Status(200..=299))
     }
+
+    /// Worth retrying: the server or the network failed, not the request.
+    fn retriable(self) -> bool {
+        matches!(
+            self,
+            Outcome::Status(500..=599) | Outcome::Timeout | Outcome::Refused | Outcome::Connection
+        )
+    }
+
+    /// `http`, `timeout`, `refused`, `connection` or `not_sent`.
+    pub fn class(self) -> &'static str {
+        match self {
+            Outcome::Status(_) => "http",
+            Outcome::Timeout => "timeout",
+            Outcome::Refused => "refused",
+            Outcome::Connection => "connection",
+            Outcome::NotSent => "not_sent",
+        }
+    }
+
+    /// The HTTP status, 0 when there was none.
+    pub fn status(self) -> u16 {
+        match self {
+            Outcome::Status(status) => status,
+            _ => 0,
+        }
+    }
 }
 
-/// One request, times in microseconds from the start of the run.
+/// One logical request, times in microseconds from `t0`.
 #[derive(Debug, Clone, Copy)]
 pub struct Row {
+    /// Index of the architecture in the run's list.
+    pub architecture: u16,
     pub seq: u64,
     pub intended_us: u64,
+    /// When the first attempt was sent.
     pub sent_us: u64,
+    /// When the last attempt ended.
     pub finished_us: u64,
+    /// The last attempt's outcome.
     pub outcome: Outcome,
+    pub attempts: u32,
     pub event_id: uuid::Uuid,
 }
 
-/// The rows of a run and their summary.
-pub struct LoadReport {
-    pub rows: Vec<Row>,
-    pub elapsed: Duration,
+/// How a driver sends.
+#[derive(Debug, Clone)]
+pub struct DriverSettings {
+    /// Longest wait for one answer.
+    pub timeout: Duration,
+    /// Most requests in flight; a due request beyond it is counted as not sent.
+    pub max_in_flight: usize,
+    /// Distinct drivers the events are spread over.
+    pub drivers: u32,
+    /// Seed of the event stream.
+    pub seed: u64,
+    /// Extra attempts after a retriable failure.
+    pub max_retries: u32,
+    /// Wait before the first retry, doubled each time.
+    pub backoff: Duration,
 }
 
-impl LoadReport {
-    /// Latency from the intended send time, in µs, of the rows `keep` selects.
-    pub fn latency(&self, keep: impl Fn(&Row) -> bool) -> Histogram<u64> {
-        let mut histogram = histogram();
-        for row in self.rows.iter().filter(|r| keep(r)) {
-            histogram.saturating_record(row.finished_us.saturating_sub(row.intended_us));
-        }
-        histogram
-    }
-
-    /// How late each request was sent relative to its schedule, in µs.
-    pub fn schedule_lag(&self) -> Histogram<u64> {
-        let mut histogram = histogram();
-        for row in self.rows.iter().filter(|r| r.outcome != Outcome::NotSent) {
-            histogram.saturating_record(row.sent_us.saturating_sub(row.intended_us));
-        }
-        histogram
-    }
+/// Live counts of one architecture, for progress lines.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub sent: AtomicU64,
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
 }
 
-/// A histogram of microseconds from 0 to one hour at 3 significant digits.
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
-}
-
-/// Drives `plan` and returns one row per due request.
-pub async fn drive(plan: LoadPlan) -> LoadReport {
+/// Drives one architecture: POSTs an event to `url` at each scheduled time
+/// after `t0`, until the schedule ends or `cancel` fires; sends one row per
+/// request to `rows`.
+#[allow(clippy::too_many_arguments)]
+pub async fn drive(
+    architecture: u16,
+    url: String,
+    schedule: Arc<Vec<Duration>>,
+    settings: DriverSettings,
+    t0: Instant,
+    cancel: CancellationToken,
+    rows: mpsc::UnboundedSender<Row>,
+    counters: Arc<Counters>,
+) {
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(usize::MAX)
         .pool_idle_timeout(Duration::from_secs(30))
         .build_http();
-    let total = (plan.rate_per_s * plan.duration.as_secs_f64()).round() as u64;
-    let interval_s = 1.0 / plan.rate_per_s;
-    let permits = Arc::new(Semaphore::new(plan.max_in_flight.max(1)));
-    let url: hyper::Uri = plan.url.parse().expect("a valid URL");
-    let (rows_tx, mut rows_rx) = tokio::sync::mpsc::unbounded_channel::<Row>();
-    let start = Instant::now();
-    let since = move |t: Instant| t.saturating_duration_since(start).as_micros() as u64;
-    let collector = tokio::spawn(async move {
-        let mut rows = Vec::with_capacity(total as usize);
-        while let Some(row) = rows_rx.recv().await {
-            rows.push(row);
+    let permits = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
+    let url: hyper::Uri = url.parse().expect("a valid URL");
+    let since = move |t: Instant| t.saturating_duration_since(t0).as_micros() as u64;
+    let settings = Arc::new(settings);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut seq = 0usize;
+    while seq < schedule.len() {
+        tokio::select! {
+            () = tokio::time::sleep_until(t0 + schedule[seq]) => {}
+            () = cancel.cancelled() => break,
         }
-        rows
-    });
-    let mut seq = 0u64;
-    while seq < total {
-        let due = start + Duration::from_secs_f64(seq as f64 * interval_s);
-        tokio::time::sleep_until(due).await;
         // Send everything that is due by now: at high rates several requests
         // fall within one timer tick.
         let now = Instant::now();
-        while seq < total {
-            let intended = start + Duration::from_secs_f64(seq as f64 * interval_s);
-            if intended > now {
-                break;
-            }
-            let event = sample_event(seq, plan.drivers);
+        while seq < schedule.len() && t0 + schedule[seq] <= now {
+            let intended = t0 + schedule[seq];
+            let event = event_for(settings.seed, architecture, seq as u64, settings.drivers);
+            counters.sent.fetch_add(1, Ordering::Relaxed);
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 let at = since(Instant::now());
-                let _ = rows_tx.send(Row {
-                    seq,
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                let _ = rows.send(Row {
+                    architecture,
+                    seq: seq as u64,
                     intended_us: since(intended),
                     sent_us: at,
                     finished_us: at,
                     outcome: Outcome::NotSent,
+                    attempts: 0,
                     event_id: event.event_id,
                 });
                 seq += 1;
                 continue;
             };
-            let client = client.clone();
-            let url = url.clone();
-            let rows_tx = rows_tx.clone();
-            let timeout = plan.timeout;
-            tokio::spawn(async move {
-                let body = Bytes::from(event.to_json());
-                let request = hyper::Request::post(url)
-                    .header("content-type", "application/json")
-                    .body(Full::new(body))
-                    .expect("a valid request");
+            let (client, url, rows, counters, settings) = (
+                client.clone(),
+                url.clone(),
+                rows.clone(),
+                counters.clone(),
+                settings.clone(),
+            );
+            let request_seq = seq as u64;
+            tasks.spawn(async move {
                 let sent = Instant::now();
-                let outcome = match tokio::time::timeout(timeout, async {
-                    let response = client.request(request).await?;
-                    let status = response.status().as_u16();
-                    // Read the body so the connection goes back to the pool.
-                    let _ = response.into_body().collect().await;
-                    Ok::<_, hyper_util::client::legacy::Error>(status)
-                })
-                .await
-                {
-                    Ok(Ok(status)) => Outcome::Status(status),
-                    Ok(Err(_)) => Outcome::Connection,
-                    Err(_) => Outcome::Timeout,
+                let mut attempts = 0;
+                let mut event = event;
+                let outcome = loop {
+                    attempts += 1;
+                    event.sent_at = chrono::Utc::now();
+                    let outcome = post(&client, &url, &event, settings.timeout).await;
+                    if !outcome.retriable() || attempts > settings.max_retries {
+                        break outcome;
+                    }
+                    let backoff = settings.backoff * 2u32.saturating_pow(attempts - 1);
+                    tokio::time::sleep(backoff).await;
                 };
-                let _ = rows_tx.send(Row {
-                    seq,
+                let counter = if outcome.ok() {
+                    &counters.ok
+                } else {
+                    &counters.failed
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                let _ = rows.send(Row {
+                    architecture,
+                    seq: request_seq,
                     intended_us: since(intended),
                     sent_us: since(sent),
                     finished_us: since(Instant::now()),
                     outcome,
+                    attempts,
                     event_id: event.event_id,
                 });
                 drop(permit);
             });
             seq += 1;
         }
+        // Reap finished tasks so the set does not grow without bound.
+        while tasks.try_join_next().is_some() {}
     }
-    drop(rows_tx);
-    let mut rows = collector.await.expect("the collector does not panic");
-    rows.sort_by_key(|r| r.seq);
-    LoadReport {
-        rows,
-        elapsed: start.elapsed(),
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn post(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    url: &hyper::Uri,
+    event: &LocationEvent,
+    timeout: Duration,
+) -> Outcome {
+    let request = hyper::Request::post(url.clone())
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(event.to_json())))
+        .expect("a valid request");
+    let exchange = async {
+        let response = client.request(request).await?;
+        let status = response.status().as_u16();
+        // Read the body so the connection goes back to the pool.
+        let _ = response.into_body().collect().await;
+        Ok::<_, hyper_util::client::legacy::Error>(status)
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok(status)) => Outcome::Status(status),
+        Ok(Err(error)) if is_refused(&error) => Outcome::Refused,
+        Ok(Err(_)) => Outcome::Connection,
+        Err(_) => Outcome::Timeout,
     }
 }
 
-/// The original PoC's payload: driver `driver_0`..`driver_{n-1}`, a point
-/// near San Francisco. Deterministic in `seq` except for the event id.
-pub fn sample_event(seq: u64, drivers: usize) -> LocationEvent {
-    // A cheap, well-spread hash of the sequence number.
-    let mix = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17);
-    let unit = |bits: u64| (bits & 0xFFFF) as f64 / 65_536.0;
+fn is_refused(error: &hyper_util::client::legacy::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// SplitMix64: a fast, well-spread mix of one number.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Event `seq` of stream `stream` (one stream per architecture), as the
+/// original PoC shaped it: driver `driver_0`..`driver_{n-1}`, a point within
+/// 0.1° of San Francisco. The same seed gives the same stream, ids included;
+/// ids never repeat across streams. `sent_at` is set when it is sent.
+pub fn event_for(seed: u64, stream: u16, seq: u64, drivers: u32) -> LocationEvent {
+    let base = mix(seed ^ mix(u64::from(stream) << 48 ^ seq));
+    let (a, b, c) = (mix(base), mix(base ^ 1), mix(base ^ 2));
+    let unit = |bits: u64| (bits >> 11) as f64 / (1u64 << 53) as f64;
+    // A version-4 layout: the lab's stream and sequence are in the hash.
+    let id =
+        uuid::Builder::from_random_bytes((u128::from(a) << 64 | u128::from(b ^ seq)).to_be_bytes())
+            .into_uuid();
     LocationEvent {
-        event_id: uuid::Uuid::new_v4(),
-        driver_id: format!("driver_{}", mix % drivers.max(1) as u64),
-        lat: 37.7749 + 0.1 * unit(mix >> 16),
-        lng: -122.4194 + 0.1 * unit(mix >> 32),
+        event_id: id,
+        driver_id: format!("driver_{}", c % u64::from(drivers.max(1))),
+        lat: 37.7749 + 0.1 * unit(a),
+        lng: -122.4194 + 0.1 * unit(b),
         sent_at: chrono::Utc::now(),
     }
+}
+
+/// A histogram of microseconds from 0 to one hour at 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
+}
+
+/// Latency from the intended send time, in µs, of the rows `keep` selects.
+pub fn latency(rows: &[Row], keep: impl Fn(&Row) -> bool) -> Histogram<u64> {
+    let mut histogram = histogram();
+    for row in rows.iter().filter(|r| keep(r)) {
+        histogram.saturating_record(row.finished_us.saturating_sub(row.intended_us));
+    }
+    histogram
+}
+
+/// How late each request was sent relative to its schedule, in µs.
+pub fn schedule_lag(rows: &[Row]) -> Histogram<u64> {
+    let mut histogram = histogram();
+    for row in rows.iter().filter(|r| r.outcome != Outcome::NotSent) {
+        histogram.saturating_record(row.sent_us.saturating_sub(row.intended_us));
+    }
+    histogram
+}
+
+/// A constant-rate schedule: `rate` per second for `duration`.
+pub fn constant_schedule(rate_per_s: f64, duration: Duration) -> Vec<Duration> {
+    let total = (rate_per_s * duration.as_secs_f64()).round() as u64;
+    (0..total)
+        .map(|i| Duration::from_secs_f64(i as f64 / rate_per_s))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn latency_is_measured_from_the_intended_time() {
-        let row = |seq, intended_us, finished_us| Row {
+    fn row(seq: u64, intended_us: u64, finished_us: u64) -> Row {
+        Row {
+            architecture: 0,
             seq,
             intended_us,
             sent_us: intended_us,
             finished_us,
             outcome: Outcome::Status(201),
+            attempts: 1,
             event_id: uuid::Uuid::nil(),
-        };
-        let report = LoadReport {
-            rows: vec![
-                row(0, 0, 3_000),
-                row(1, 1_000, 2_500_000),
-                row(2, 2_000, 2_500),
-            ],
-            elapsed: Duration::from_secs(3),
-        };
-        let latency = report.latency(|r| r.outcome.ok());
+        }
+    }
+
+    #[test]
+    fn latency_is_measured_from_the_intended_time() {
+        let rows = vec![
+            row(0, 0, 3_000),
+            row(1, 1_000, 2_500_000),
+            row(2, 2_000, 2_500),
+        ];
+        let latency = latency(&rows, |r| r.outcome.ok());
         assert_eq!(latency.len(), 3);
         assert!(latency.equivalent(latency.max(), 2_499_000));
         assert!(latency.equivalent(latency.min(), 500));
     }
 
     #[test]
-    fn sample_events_are_valid_and_spread_over_the_drivers() {
+    fn event_streams_are_valid_reproducible_and_distinct() {
         let mut drivers = std::collections::HashSet::new();
+        let mut ids = std::collections::HashSet::new();
         for seq in 0..10_000 {
-            let event = sample_event(seq, 5000);
+            let event = event_for(7, 0, seq, 5000);
             event.validate().unwrap();
             assert!((37.7749..=37.8749).contains(&event.lat));
             assert!((-122.4194..=-122.3194).contains(&event.lng));
+            assert_eq!(event.event_id, event_for(7, 0, seq, 5000).event_id);
+            assert_eq!(event.event_id.get_version_num(), 4);
             drivers.insert(event.driver_id);
+            ids.insert(event.event_id);
+            ids.insert(event_for(7, 1, seq, 5000).event_id);
         }
         assert!(drivers.len() > 4000, "only {} drivers", drivers.len());
+        assert_eq!(ids.len(), 20_000, "ids repeat across streams");
+        assert_ne!(
+            event_for(1, 0, 0, 10).event_id,
+            event_for(2, 0, 0, 10).event_id
+        );
+    }
+
+    #[test]
+    fn a_constant_schedule_has_its_rate() {
+        let schedule = constant_schedule(50.0, Duration::from_secs(300));
+        assert_eq!(schedule.len(), 15_000);
+        assert_eq!(schedule[50], Duration::from_secs(1));
     }
 }

@@ -27,6 +27,20 @@ enum Command {
         #[command(subcommand)]
         command: StackCommand,
     },
+    /// Run a scenario and write its run folder; prints the folder's path last.
+    Run {
+        /// The scenario.
+        file: PathBuf,
+        /// Where run folders go.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Override the scenario's load driver.
+        #[arg(long, value_enum)]
+        driver: Option<DriverArg>,
+        /// No progress lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Check scenarios; every problem is listed with its file, line and key.
     /// Exit status 2 if any scenario is invalid.
     Validate {
@@ -44,6 +58,12 @@ enum Command {
         #[arg(default_value = faultline::WORK_DIR)]
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DriverArg {
+    Native,
+    K6,
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,7 +84,7 @@ struct LoadArgs {
     max_in_flight: usize,
     /// Distinct drivers the events are spread over.
     #[arg(long, default_value_t = 5000)]
-    drivers: usize,
+    drivers: u32,
     /// Print the summary as one JSON object.
     #[arg(long)]
     json: bool,
@@ -82,7 +102,7 @@ enum StackCommand {
 
 fn main() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -97,6 +117,34 @@ fn main() -> anyhow::Result<()> {
             command: StackCommand::Up(args),
         } => runtime.block_on(up::run(args)),
         Command::Load(args) => runtime.block_on(run_load(args)),
+        Command::Run {
+            file,
+            out,
+            driver,
+            quiet,
+        } => {
+            let options = faultline::run::RunOptions {
+                out,
+                driver: driver.map(|d| match d {
+                    DriverArg::Native => faultline::experiment::DriverSetting::Native,
+                    DriverArg::K6 => faultline::experiment::DriverSetting::K6,
+                }),
+                quiet,
+            };
+            let dir = runtime.block_on(async {
+                let shutdown = faultline_services::shutdown_on_signals();
+                let leftovers = faultline::clean::clean(std::path::Path::new(faultline::WORK_DIR));
+                if !leftovers.is_empty() {
+                    eprintln!(
+                        "faultline: stopped {} process(es) left behind by an earlier run",
+                        leftovers.len()
+                    );
+                }
+                faultline::run::run(&file, options, shutdown).await
+            })?;
+            println!("{}", dir.display());
+            Ok(())
+        }
         Command::Validate { files } => {
             let mut invalid = 0;
             for file in &files {
@@ -152,28 +200,53 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         humantime::format_duration(args.duration),
         args.url
     );
-    let report = load::drive(load::LoadPlan {
-        url: args.url,
-        rate_per_s: args.rate,
-        duration: args.duration,
-        timeout: args.timeout,
-        max_in_flight: args.max_in_flight,
-        drivers: args.drivers,
-    })
+    let schedule = std::sync::Arc::new(load::constant_schedule(args.rate, args.duration));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let collector = tokio::spawn(async move {
+        let mut rows = Vec::new();
+        while let Some(row) = rx.recv().await {
+            rows.push(row);
+        }
+        rows
+    });
+    let t0 = tokio::time::Instant::now();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    load::drive(
+        0,
+        args.url,
+        schedule,
+        load::DriverSettings {
+            timeout: args.timeout,
+            max_in_flight: args.max_in_flight,
+            drivers: args.drivers,
+            seed,
+            max_retries: 0,
+            backoff: std::time::Duration::ZERO,
+        },
+        t0,
+        tokio_util::sync::CancellationToken::new(),
+        tx,
+        Default::default(),
+    )
     .await;
-    let offered = report.rows.len();
-    let ok = report.rows.iter().filter(|r| r.outcome.ok()).count();
-    let not_sent = report
-        .rows
+    let elapsed = t0.elapsed();
+    let mut rows = collector.await?;
+    rows.sort_by_key(|r| r.seq);
+    let offered = rows.len();
+    let ok = rows.iter().filter(|r| r.outcome.ok()).count();
+    let not_sent = rows
         .iter()
         .filter(|r| r.outcome == load::Outcome::NotSent)
         .count();
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
-    for row in &report.rows {
+    for row in &rows {
         *outcomes.entry(format!("{:?}", row.outcome)).or_default() += 1;
     }
-    let latency = report.latency(|r| r.outcome.ok());
-    let lag = report.schedule_lag();
+    let latency = load::latency(&rows, |r| r.outcome.ok());
+    let lag = load::schedule_lag(&rows);
     let ms = |us: u64| us as f64 / 1000.0;
     let summary = serde_json::json!({
         "offered": offered,
@@ -181,7 +254,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         "failed": offered - ok,
         "not_sent": not_sent,
         "error_rate": if offered == 0 { 0.0 } else { (offered - ok) as f64 / offered as f64 },
-        "achieved_per_s": ok as f64 / report.elapsed.as_secs_f64(),
+        "achieved_per_s": ok as f64 / elapsed.as_secs_f64(),
         "outcomes": outcomes,
         "latency_ms": {
             "p50": ms(latency.value_at_quantile(0.5)),
@@ -193,8 +266,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         "schedule_lag_ms": { "p50": ms(lag.value_at_quantile(0.5)), "p99": ms(lag.value_at_quantile(0.99)), "max": ms(lag.max()) },
     });
     if let Some(path) = &args.rows {
-        write_rows(path, &report.rows)
-            .with_context(|| format!("could not write {}", path.display()))?;
+        write_rows(path, &rows).with_context(|| format!("could not write {}", path.display()))?;
     }
     if args.json {
         println!("{summary}");
@@ -212,16 +284,16 @@ fn write_rows(path: &std::path::Path, rows: &[load::Row]) -> std::io::Result<()>
         "seq,intended_us,sent_us,finished_us,outcome,status,event_id"
     )?;
     for row in rows {
-        let (outcome, status) = match row.outcome {
-            load::Outcome::Status(status) => ("http", status),
-            load::Outcome::Timeout => ("timeout", 0),
-            load::Outcome::Connection => ("connection", 0),
-            load::Outcome::NotSent => ("not_sent", 0),
-        };
         writeln!(
             out,
-            "{},{},{},{},{outcome},{status},{}",
-            row.seq, row.intended_us, row.sent_us, row.finished_us, row.event_id
+            "{},{},{},{},{},{},{}",
+            row.seq,
+            row.intended_us,
+            row.sent_us,
+            row.finished_us,
+            row.outcome.class(),
+            row.outcome.status(),
+            row.event_id
         )?;
     }
     out.flush()

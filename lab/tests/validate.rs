@@ -474,3 +474,62 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_shipped_scenarios_are_valid_and_the_shipped_schema_is_current() {
+    let experiments = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments");
+    let mut scenarios = 0;
+    for entry in std::fs::read_dir(&experiments).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.starts_with("#:schema ./schema.json"),
+                "{path:?} has no #:schema line"
+            );
+            if let Err(problems) = faultline::validate::load(&path) {
+                panic!("{path:?}: {problems:?}");
+            }
+            scenarios += 1;
+        }
+    }
+    assert!(scenarios >= 7, "only {scenarios} scenarios");
+    let shipped: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(experiments.join("schema.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        shipped,
+        faultline::validate::schema(),
+        "experiments/schema.json is stale: regenerate it with `faultline schema > experiments/schema.json`"
+    );
+}
+
+#[test]
+fn the_default_scenario_reproduces_the_original_poc() {
+    use faultline::experiment::*;
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/db-crash.toml");
+    let (experiment, _) = faultline::validate::load(&path).unwrap();
+    assert_eq!(experiment.duration, Span::secs(300));
+    assert_eq!(
+        experiment
+            .workload
+            .rate
+            .schedule(experiment.duration.0)
+            .len(),
+        15_000
+    );
+    assert_eq!(experiment.workload.client_timeout, Span::secs(5));
+    assert_eq!(experiment.faults.len(), 1);
+    assert_eq!(experiment.faults[0].kind, FaultSetting::DbCrash);
+    assert_eq!(
+        (experiment.faults[0].at, experiment.faults[0].duration),
+        (Span::secs(90), Span::secs(120))
+    );
+    let names: Vec<&str> = experiment.architectures.iter().map(|a| a.name()).collect();
+    assert_eq!(names, ["rest", "kafka-buffered", "kafka-drop"]);
+    assert_eq!(
+        experiment.economics.order_value * experiment.economics.orders_lost_per_failed_event,
+        1.25
+    );
+}

@@ -75,6 +75,10 @@ pub struct ConsumerConfig {
     /// What to do with a batch that cannot be stored.
     #[arg(long, env = "FAULTLINE_MODE", value_enum, default_value_t = Mode::Buffered)]
     pub mode: Mode,
+    /// The `stored_by` value of the rows this consumer writes (default:
+    /// `kafka-buffered` or `kafka-drop`, after the mode).
+    #[arg(long, env = "FAULTLINE_STORED_BY")]
+    pub stored_by: Option<String>,
     /// Most events written in one transaction.
     #[arg(long, env = "FAULTLINE_BATCH_SIZE", default_value_t = 2000)]
     pub batch_size: usize,
@@ -343,7 +347,13 @@ impl Worker {
     async fn read_batch(&mut self, shutdown: &CancellationToken) -> Option<Pending> {
         let capacity = self.config.batch_size.max(1);
         let mut pending = Pending {
-            batch: Batch::new(self.config.mode.stored_by(), capacity),
+            batch: Batch::new(
+                self.config
+                    .stored_by
+                    .as_deref()
+                    .unwrap_or(self.config.mode.stored_by()),
+                capacity,
+            ),
             next_offsets: self.position.lock().expect("position lock").clone(),
             messages: 0,
             oldest_ms: None,

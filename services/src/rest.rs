@@ -38,6 +38,9 @@ pub struct RestConfig {
     /// Seconds a client is told to wait (`Retry-After`) when the database is down.
     #[arg(long, env = "FAULTLINE_RETRY_AFTER_S", default_value_t = 1)]
     pub retry_after_s: u32,
+    /// The `stored_by` value of the rows this service writes.
+    #[arg(long, env = "FAULTLINE_STORED_BY", default_value = STORED_BY)]
+    pub stored_by: String,
 }
 
 /// The event routes: ours, and the original proof of concept's.
@@ -48,6 +51,7 @@ const ROUTES: &[(&str, BodyShape)] = &[
 
 struct Rest {
     store: Store,
+    stored_by: String,
     db_metrics: DbMetrics,
     schema_ready: Arc<AtomicBool>,
     retry_after_s: u32,
@@ -60,7 +64,7 @@ impl App for Rest {
             Err(answer) => return answer,
         };
         let started = Instant::now();
-        match self.store.insert(&event, STORED_BY).await {
+        match self.store.insert(&event, &self.stored_by).await {
             Ok(new) => {
                 self.db_metrics
                     .write_ok(started.elapsed().as_secs_f64(), u64::from(new), 1);
@@ -114,6 +118,7 @@ pub async fn run(
     ));
     let app = Arc::new(Rest {
         store,
+        stored_by: config.stored_by.clone(),
         db_metrics,
         schema_ready,
         retry_after_s: config.retry_after_s,

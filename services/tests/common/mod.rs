@@ -180,6 +180,7 @@ pub async fn start_rest(stack: &Stack) -> Running {
         listen: addr,
         db: stack.db_config(),
         retry_after_s: 1,
+        stored_by: "rest".into(),
     };
     let token = shutdown.clone();
     let task = tokio::spawn(async move {

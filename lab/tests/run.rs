@@ -1,0 +1,180 @@
+//! `faultline run` end to end on the real stack: the quick db-crash scenario
+//! produces a complete run folder whose rows tell the story.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use polars::prelude::*;
+
+fn read(dir: &Path, file: &str) -> DataFrame {
+    let file = std::fs::File::open(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    ParquetReader::new(file).finish().unwrap()
+}
+
+fn strings(frame: &DataFrame, column: &str) -> Vec<String> {
+    frame
+        .column(column)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect()
+}
+
+fn floats(frame: &DataFrame, column: &str) -> Vec<f64> {
+    let column = frame
+        .column(column)
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap();
+    column
+        .f64()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect()
+}
+
+fn bools(frame: &DataFrame, column: &str) -> Vec<bool> {
+    frame
+        .column(column)
+        .unwrap()
+        .bool()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap_or(false))
+        .collect()
+}
+
+#[test]
+fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
+    let out = std::env::temp_dir().join(format!("faultline-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/db-crash-quick.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let dir = PathBuf::from(stdout.lines().last().expect("the run folder's path"));
+    assert!(dir.starts_with(&out), "{dir:?}");
+    for file in [
+        "experiment.toml",
+        "manifest.json",
+        "requests.parquet",
+        "stored.parquet",
+        "metrics.parquet",
+        "faults.parquet",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} is missing");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["status"], "complete", "{manifest}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("experiment.toml")).unwrap(),
+        std::fs::read_to_string(&scenario).unwrap()
+    );
+
+    // The fault happened, on time, verified.
+    let faults = read(&dir, "faults.parquet");
+    assert_eq!(strings(&faults, "kind"), ["db-crash"]);
+    assert_eq!(bools(&faults, "verified"), [true]);
+    let (start, end) = (
+        floats(&faults, "actual_start_s")[0],
+        floats(&faults, "actual_end_s")[0],
+    );
+    assert!(
+        (start - 10.0).abs() < 0.5 && (end - 25.0).abs() < 0.5,
+        "{start} {end}"
+    );
+
+    // REST: no failure before the crash, failures during it.
+    let requests = read(&dir, "requests.parquet");
+    let architecture = strings(&requests, "architecture");
+    let intended: Vec<f64> = floats(&requests, "intended_us")
+        .iter()
+        .map(|us| us / 1e6)
+        .collect();
+    let ok = bools(&requests, "ok");
+    let ids = strings(&requests, "event_id");
+    let count = |arch: &str, from: f64, to: f64, want_ok: bool| {
+        (0..ok.len())
+            .filter(|&i| {
+                architecture[i] == arch
+                    && intended[i] >= from
+                    && intended[i] < to
+                    && ok[i] == want_ok
+            })
+            .count()
+    };
+    assert_eq!(
+        count("rest", 0.0, start - 0.5, false),
+        0,
+        "REST failed before the crash"
+    );
+    assert!(
+        count("rest", start + 0.5, end - 0.5, false) > 500,
+        "REST did not fail during the crash"
+    );
+    assert_eq!(
+        count("kafka-buffered", 0.0, 100.0, false),
+        0,
+        "the producer failed"
+    );
+    for arch in ["rest", "kafka-buffered", "kafka-drop"] {
+        assert_eq!(
+            (0..ok.len()).filter(|&i| architecture[i] == arch).count(),
+            2000,
+            "{arch}"
+        );
+    }
+
+    // The audit: buffered lost nothing, drop lost events it had acknowledged.
+    let stored = read(&dir, "stored.parquet");
+    let mut by_arch: HashMap<String, HashSet<String>> = HashMap::new();
+    for (arch, id) in strings(&stored, "architecture")
+        .into_iter()
+        .zip(strings(&stored, "event_id"))
+    {
+        by_arch.entry(arch).or_default().insert(id);
+    }
+    let lost = |arch: &str| {
+        (0..ok.len())
+            .filter(|&i| architecture[i] == arch && ok[i] && !by_arch[arch].contains(&ids[i]))
+            .count()
+    };
+    assert_eq!(lost("kafka-buffered"), 0, "the buffered path lost events");
+    assert_eq!(
+        lost("rest"),
+        0,
+        "REST acknowledged an event it did not store"
+    );
+    assert!(
+        lost("kafka-drop") > 100,
+        "the drop path lost only {}",
+        lost("kafka-drop")
+    );
+
+    // The metrics saw the breaker open.
+    let metrics = read(&dir, "metrics.parquet");
+    let (names, arch, values) = (
+        strings(&metrics, "metric"),
+        strings(&metrics, "architecture"),
+        floats(&metrics, "value"),
+    );
+    assert!(
+        (0..names.len()).any(|i| names[i] == "circuit_breaker_state"
+            && arch[i] == "kafka-buffered"
+            && values[i] == 2.0),
+        "the buffered consumer's breaker never showed open"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
