@@ -330,11 +330,12 @@ pub async fn run(
         terminal: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
     let driver = options.driver.unwrap_or(experiment.workload.driver);
-    if driver == DriverSetting::K6 {
-        anyhow::bail!(
-            "the k6 driver is not available in this version of faultline; use driver = \"native\""
-        );
-    }
+    let k6 = match driver {
+        DriverSetting::K6 => Some(crate::k6::find().context(
+            "the k6 driver needs k6: run scripts/setup, use the Nix dev shell, or put k6 on PATH",
+        )?),
+        DriverSetting::Native => None,
+    };
     let started_at = chrono::Utc::now();
     let run_id = format!(
         "{}-{}",
@@ -369,12 +370,7 @@ pub async fn run(
                 .map(|bin| command_version(&bin.join("postgres"), "--version"))
                 .unwrap_or_default(),
             broker: String::new(),
-            k6: faultline_stack::which("k6")
-                .or_else(|| {
-                    let cached = faultline_stack::broker::cache_dir().join("bin").join("k6");
-                    cached.is_file().then_some(cached)
-                })
-                .map(|k6| command_version(&k6, "version")),
+            k6: crate::k6::find().map(|k6| command_version(&k6, "version")),
         },
         host: host(),
         repetitions: Vec::new(),
@@ -400,6 +396,7 @@ pub async fn run(
         match run_once(
             &experiment,
             repetition,
+            k6.as_deref(),
             &dir,
             &mut sinks,
             &progress,
@@ -456,9 +453,11 @@ pub async fn run(
     Ok(dir)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_once(
     experiment: &Experiment,
     repetition: u32,
+    k6: Option<&Path>,
     run_dir: &Path,
     sinks: &mut Sinks,
     progress: &Progress,
@@ -546,27 +545,49 @@ async fn run_once(
 
     let t0 = Instant::now();
     let t0_unix_us = chrono::Utc::now().timestamp_micros();
-    let collector = tokio::spawn(async move {
-        let mut rows = Vec::new();
-        while let Some(row) = rows_rx.recv().await {
-            rows.push(row);
+    // The load: the native drivers, or one k6 process for all architectures.
+    let load: tokio::task::JoinHandle<Result<Vec<Row>, String>> = match k6 {
+        None => {
+            let collector = tokio::spawn(async move {
+                let mut rows = Vec::new();
+                while let Some(row) = rows_rx.recv().await {
+                    rows.push(row);
+                }
+                rows
+            });
+            let mut drivers = tokio::task::JoinSet::new();
+            for (i, url) in urls.iter().enumerate() {
+                drivers.spawn(load::drive(
+                    i as u16,
+                    url.clone(),
+                    schedule.clone(),
+                    settings.clone(),
+                    t0,
+                    load_cancel.clone(),
+                    rows_tx.clone(),
+                    counters[i].clone(),
+                ));
+            }
+            drop(rows_tx);
+            tokio::spawn(async move {
+                while drivers.join_next().await.is_some() {}
+                collector.await.map_err(|e| e.to_string())
+            })
         }
-        rows
-    });
-    let mut drivers = tokio::task::JoinSet::new();
-    for (i, url) in urls.into_iter().enumerate() {
-        drivers.spawn(load::drive(
-            i as u16,
-            url,
-            schedule.clone(),
-            settings.clone(),
-            t0,
-            load_cancel.clone(),
-            rows_tx.clone(),
-            counters[i].clone(),
-        ));
-    }
-    drop(rows_tx);
+        Some(k6) => {
+            drop(rows_tx);
+            let targets: Vec<(String, String)> =
+                names.iter().cloned().zip(urls.iter().cloned()).collect();
+            let script = stack_dir.join("load.js");
+            std::fs::write(&script, crate::k6::script(experiment, &targets))?;
+            let csv = stack_dir.join("k6.csv");
+            let (k6, names, cancel) = (k6.to_path_buf(), names.clone(), load_cancel.clone());
+            tokio::spawn(async move {
+                crate::k6::drive(&k6, &script, &csv, cancel).await?;
+                crate::k6::rows(&csv, &names, t0_unix_us / 1000)
+            })
+        }
+    };
     let scraper = tokio::spawn(collect::scrape(
         scrape_targets,
         t0,
@@ -628,9 +649,11 @@ async fn run_once(
         )
         .await
     };
-    while drivers.join_next().await.is_some() {}
+    let rows = load
+        .await
+        .context("the load driver failed")?
+        .map_err(|e| anyhow::anyhow!("the load driver failed: {e}"))?;
     let load_end_s = t0.elapsed().as_secs_f64();
-    let rows = collector.await.context("the row collector failed")?;
     let mut reasons = Vec::new();
     if !faults_finished || shutdown.is_cancelled() {
         reasons.push("interrupted".to_string());
@@ -652,11 +675,12 @@ async fn run_once(
             "{label} load done; draining (at most {})",
             experiment.drain_timeout
         ));
-        let acked: HashMap<&str, u64> = names
-            .iter()
-            .zip(&counters)
-            .map(|(name, c)| (name.as_str(), c.ok.load(Ordering::Relaxed)))
-            .collect();
+        let mut acked: HashMap<&str, u64> = names.iter().map(|n| (n.as_str(), 0)).collect();
+        for row in rows.iter().filter(|r| r.outcome.ok()) {
+            *acked
+                .entry(names[usize::from(row.architecture)].as_str())
+                .or_default() += 1;
+        }
         let deadline = Instant::now() + experiment.drain_timeout.0;
         let mut idle: HashMap<String, u32> = HashMap::new();
         loop {

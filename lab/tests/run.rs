@@ -178,3 +178,71 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Runs `scenario` with `driver`; returns the run folder.
+fn run_with(scenario: &Path, driver: &str, out: &Path) -> PathBuf {
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("run")
+        .arg(scenario)
+        .args(["--driver", driver, "--quiet", "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{driver}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    PathBuf::from(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn the_k6_and_native_drivers_write_the_same_rows() {
+    let out = std::env::temp_dir().join(format!("faultline-drivers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let scenario = out.join("tiny.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"tiny\"\nduration = \"6s\"\ndrain_timeout = \"30s\"\n\
+         [workload]\nrate = { shape = \"constant\", rps = 20 }\n\
+         [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
+         [[architectures]]\nkind = \"kafka\"\nname = \"kafka-buffered\"\nbatch_size = 50\n",
+    )
+    .unwrap();
+    let native = read(
+        &run_with(&scenario, "native", &out.join("native")),
+        "requests.parquet",
+    );
+    let k6 = read(
+        &run_with(&scenario, "k6", &out.join("k6")),
+        "requests.parquet",
+    );
+    assert_eq!(
+        native.schema(),
+        k6.schema(),
+        "the drivers' rows differ in shape"
+    );
+    for (driver, frame) in [("native", &native), ("k6", &k6)] {
+        let architecture = strings(frame, "architecture");
+        for arch in ["rest", "kafka-buffered"] {
+            let n = architecture.iter().filter(|a| *a == arch).count();
+            assert!(
+                (115..=121).contains(&n),
+                "{driver}: {n} requests for {arch}"
+            );
+        }
+        assert!(
+            bools(frame, "ok").iter().all(|ok| *ok),
+            "{driver}: a request failed"
+        );
+        let ids: HashSet<String> = strings(frame, "event_id").into_iter().collect();
+        assert_eq!(ids.len(), frame.height(), "{driver}: event ids repeat");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
