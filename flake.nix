@@ -26,7 +26,7 @@
           cargoTestFlags = [ "--workspace" "--lib" "--bins" ];
           postInstall = ''
             mkdir -p $out/share/faultline
-            [ -d experiments ] && cp -r experiments $out/share/faultline/ || true
+            cp -r experiments $out/share/faultline/
             wrapProgram $out/bin/faultline \
               --prefix PATH : ${pkgs.lib.makeBinPath (runtimeTools pkgs)}:$out/bin
           '';
@@ -36,15 +36,27 @@
 
       apps = forAll (pkgs:
         let
+          faultline = self.packages.${pkgs.stdenv.hostPlatform.system}.default;
           stack = pkgs.writeShellApplication {
             name = "faultline-stack-up";
-            runtimeInputs = [ self.packages.${pkgs.stdenv.hostPlatform.system}.default ] ++ runtimeTools pkgs;
+            runtimeInputs = [ faultline ] ++ runtimeTools pkgs;
             text = ''exec faultline stack up "$@"'';
+          };
+          # The default experiment, its run folder written under ./reports.
+          experiment = pkgs.writeShellApplication {
+            name = "faultline-experiment";
+            runtimeInputs = [ faultline ] ++ runtimeTools pkgs;
+            text = ''
+              scenario="''${1:-${faultline}/share/faultline/experiments/db-crash.toml}"
+              exec faultline run "$scenario" --out ./reports
+            '';
           };
         in
         {
-          default = { type = "app"; program = "${self.packages.${pkgs.stdenv.hostPlatform.system}.default}/bin/faultline"; };
+          default = { type = "app"; program = "${experiment}/bin/faultline-experiment"; };
+          experiment = { type = "app"; program = "${experiment}/bin/faultline-experiment"; };
           stack = { type = "app"; program = "${stack}/bin/faultline-stack-up"; };
+          faultline = { type = "app"; program = "${faultline}/bin/faultline"; };
         });
 
       devShells = forAll (pkgs: {

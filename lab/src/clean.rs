@@ -8,10 +8,11 @@ use std::path::Path;
 /// Stops the processes of every stack folder under `dir` (at any depth)
 /// whose runner is no longer alive. Returns the pids it stopped.
 pub fn clean(dir: &Path) -> Vec<u32> {
-    let mut stopped = Vec::new();
-    if !runner_alive(dir) {
-        stopped.extend(faultline_stack::process::clean_leftovers(dir));
+    // A folder whose runner is alive is left alone, all the way down.
+    if runner_alive(dir) {
+        return Vec::new();
     }
+    let mut stopped = faultline_stack::process::clean_leftovers(dir);
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -39,4 +40,41 @@ fn runner_alive(dir: &Path) -> bool {
     }
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("faultline"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_with_a_live_runner_is_left_alone_all_the_way_down() {
+        let dir = std::env::temp_dir().join(format!("faultline-clean-{}", std::process::id()));
+        let nested = dir.join("runs/a/postgres");
+        std::fs::create_dir_all(&nested).unwrap();
+        // This test process stands in for the live runner.
+        std::fs::write(
+            dir.join("runs/a/runner.pid"),
+            format!("{} faultline\n", std::process::id()),
+        )
+        .unwrap();
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        std::fs::write(
+            nested.join("postgres.pid"),
+            format!("{} sleep\n", sleeper.id()),
+        )
+        .unwrap();
+        assert!(clean(&dir).is_empty());
+        assert!(
+            sleeper.try_wait().unwrap().is_none(),
+            "a live runner's process was stopped"
+        );
+        // Once the runner is gone, its leftovers are stopped.
+        std::fs::remove_file(dir.join("runs/a/runner.pid")).unwrap();
+        assert_eq!(clean(&dir), vec![sleeper.id()]);
+        assert!(sleeper.wait().is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

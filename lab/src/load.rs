@@ -134,82 +134,108 @@ pub async fn drive(
     let url: hyper::Uri = url.parse().expect("a valid URL");
     let since = move |t: Instant| t.saturating_duration_since(t0).as_micros() as u64;
     let settings = Arc::new(settings);
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut seq = 0usize;
-    while seq < schedule.len() {
-        tokio::select! {
-            () = tokio::time::sleep_until(t0 + schedule[seq]) => {}
-            () = cancel.cancelled() => break,
-        }
-        // Send everything that is due by now: at high rates several requests
-        // fall within one timer tick.
-        let now = Instant::now();
-        while seq < schedule.len() && t0 + schedule[seq] <= now {
-            let intended = t0 + schedule[seq];
-            let event = event_for(settings.seed, architecture, seq as u64, settings.drivers);
-            counters.sent.fetch_add(1, Ordering::Relaxed);
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                let at = since(Instant::now());
-                counters.failed.fetch_add(1, Ordering::Relaxed);
-                let _ = rows.send(Row {
-                    architecture,
-                    seq: seq as u64,
-                    intended_us: since(intended),
-                    sent_us: at,
-                    finished_us: at,
-                    outcome: Outcome::NotSent,
-                    attempts: 0,
-                    event_id: event.event_id,
-                });
+    // Pacing runs on a thread of its own: an OS sleep wakes within tens of
+    // microseconds, where the async timer's resolution is a millisecond.
+    let handle = tokio::runtime::Handle::current();
+    let t0_std = t0.into_std();
+    let mut tasks = tokio::task::spawn_blocking(move || {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut seq = 0usize;
+        while seq < schedule.len() {
+            let due = t0_std + schedule[seq];
+            if !sleep_until(due, &cancel) {
+                break;
+            }
+            // Send everything that is due by now.
+            let now = std::time::Instant::now();
+            while seq < schedule.len() && t0_std + schedule[seq] <= now {
+                let intended = t0 + schedule[seq];
+                let event = event_for(settings.seed, architecture, seq as u64, settings.drivers);
+                counters.sent.fetch_add(1, Ordering::Relaxed);
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    let at = since(Instant::now());
+                    counters.failed.fetch_add(1, Ordering::Relaxed);
+                    let _ = rows.send(Row {
+                        architecture,
+                        seq: seq as u64,
+                        intended_us: since(intended),
+                        sent_us: at,
+                        finished_us: at,
+                        outcome: Outcome::NotSent,
+                        attempts: 0,
+                        event_id: event.event_id,
+                    });
+                    seq += 1;
+                    continue;
+                };
+                let (client, url, rows, counters, settings) = (
+                    client.clone(),
+                    url.clone(),
+                    rows.clone(),
+                    counters.clone(),
+                    settings.clone(),
+                );
+                let request_seq = seq as u64;
+                tasks.spawn_on(
+                    async move {
+                        let sent = Instant::now();
+                        let mut attempts = 0;
+                        let mut event = event;
+                        let outcome = loop {
+                            attempts += 1;
+                            event.sent_at = chrono::Utc::now();
+                            let outcome = post(&client, &url, &event, settings.timeout).await;
+                            if !outcome.retriable() || attempts > settings.max_retries {
+                                break outcome;
+                            }
+                            let backoff = settings.backoff * 2u32.saturating_pow(attempts - 1);
+                            tokio::time::sleep(backoff).await;
+                        };
+                        let counter = if outcome.ok() {
+                            &counters.ok
+                        } else {
+                            &counters.failed
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        let _ = rows.send(Row {
+                            architecture,
+                            seq: request_seq,
+                            intended_us: since(intended),
+                            sent_us: since(sent),
+                            finished_us: since(Instant::now()),
+                            outcome,
+                            attempts,
+                            event_id: event.event_id,
+                        });
+                        drop(permit);
+                    },
+                    &handle,
+                );
                 seq += 1;
-                continue;
-            };
-            let (client, url, rows, counters, settings) = (
-                client.clone(),
-                url.clone(),
-                rows.clone(),
-                counters.clone(),
-                settings.clone(),
-            );
-            let request_seq = seq as u64;
-            tasks.spawn(async move {
-                let sent = Instant::now();
-                let mut attempts = 0;
-                let mut event = event;
-                let outcome = loop {
-                    attempts += 1;
-                    event.sent_at = chrono::Utc::now();
-                    let outcome = post(&client, &url, &event, settings.timeout).await;
-                    if !outcome.retriable() || attempts > settings.max_retries {
-                        break outcome;
-                    }
-                    let backoff = settings.backoff * 2u32.saturating_pow(attempts - 1);
-                    tokio::time::sleep(backoff).await;
-                };
-                let counter = if outcome.ok() {
-                    &counters.ok
-                } else {
-                    &counters.failed
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-                let _ = rows.send(Row {
-                    architecture,
-                    seq: request_seq,
-                    intended_us: since(intended),
-                    sent_us: since(sent),
-                    finished_us: since(Instant::now()),
-                    outcome,
-                    attempts,
-                    event_id: event.event_id,
-                });
-                drop(permit);
-            });
-            seq += 1;
+            }
+            // Reap finished tasks so the set does not grow without bound.
+            while tasks.try_join_next().is_some() {}
         }
-        // Reap finished tasks so the set does not grow without bound.
-        while tasks.try_join_next().is_some() {}
-    }
+        tasks
+    })
+    .await
+    .expect("the pacing thread does not panic");
     while tasks.join_next().await.is_some() {}
+}
+
+/// Sleeps on this thread until `due`, in slices so that `cancel` is seen
+/// within 10 ms; `false` if cancelled.
+fn sleep_until(due: std::time::Instant, cancel: &CancellationToken) -> bool {
+    loop {
+        if cancel.is_cancelled() {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if now >= due {
+            return true;
+        }
+        std::thread::sleep((due - now).min(Duration::from_millis(10)));
+    }
 }
 
 async fn post(
