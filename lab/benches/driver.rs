@@ -36,14 +36,7 @@ async fn measure(url: &str, rate: f64, seconds: u64, streams: u16) {
         rate / f64::from(streams),
         Duration::from_secs(seconds),
     ));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let collector = tokio::spawn(async move {
-        let mut rows = Vec::new();
-        while let Some(row) = rx.recv().await {
-            rows.push(row);
-        }
-        rows
-    });
+    let (tx, collector) = load::collector();
     let t0 = tokio::time::Instant::now();
     let mut drivers = tokio::task::JoinSet::new();
     for stream in 0..streams {

@@ -61,6 +61,15 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
+        // Until it has exec'd, the child still runs this test's program.
+        let started = std::time::Instant::now();
+        while !std::fs::read_to_string(format!("/proc/{}/cmdline", sleeper.id()))
+            .unwrap_or_default()
+            .starts_with("sleep")
+            && started.elapsed() < std::time::Duration::from_secs(2)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         std::fs::write(
             nested.join("postgres.pid"),
             format!("{} sleep\n", sleeper.id()),

@@ -140,34 +140,12 @@ pub async fn scrape(
     }
 }
 
-/// A plain HTTP GET of a text body, bounded by 900 ms.
+/// The text of `path` on `addr` if it answers 200 within 900 ms.
 async fn fetch(addr: SocketAddr, path: &'static str) -> Result<String, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| e.to_string())?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(response)
-    };
-    let response = tokio::time::timeout(Duration::from_millis(900), exchange)
-        .await
-        .map_err(|_| "timed out".to_string())??;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or("not HTTP")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(head.lines().next().unwrap_or_default().to_string());
+    match faultline_stack::services::get(addr, path, Duration::from_millis(900)).await? {
+        (200, body) => Ok(body),
+        (status, _) => Err(format!("{path} answered {status}")),
     }
-    Ok(body.to_string())
 }
 
 /// One stored event, from the audit.

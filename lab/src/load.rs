@@ -303,6 +303,24 @@ pub fn event_for(seed: u64, stream: u16, seq: u64, drivers: u32) -> LocationEven
     }
 }
 
+/// A channel for drivers' rows and the task that gathers them, in order of
+/// architecture and sequence, once every sender is dropped.
+pub fn collector() -> (
+    mpsc::UnboundedSender<Row>,
+    tokio::task::JoinHandle<Vec<Row>>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Row>();
+    let task = tokio::spawn(async move {
+        let mut rows = Vec::new();
+        while let Some(row) = rx.recv().await {
+            rows.push(row);
+        }
+        rows.sort_by_key(|r| (r.architecture, r.seq));
+        rows
+    });
+    (tx, task)
+}
+
 /// A histogram of microseconds from 0 to one hour at 3 significant digits.
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")

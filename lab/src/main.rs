@@ -201,14 +201,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         args.url
     );
     let schedule = std::sync::Arc::new(load::constant_schedule(args.rate, args.duration));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let collector = tokio::spawn(async move {
-        let mut rows = Vec::new();
-        while let Some(row) = rx.recv().await {
-            rows.push(row);
-        }
-        rows
-    });
+    let (tx, collector) = load::collector();
     let t0 = tokio::time::Instant::now();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -233,8 +226,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
     )
     .await;
     let elapsed = t0.elapsed();
-    let mut rows = collector.await?;
-    rows.sort_by_key(|r| r.seq);
+    let rows = collector.await?;
     let offered = rows.len();
     let ok = rows.iter().filter(|r| r.outcome.ok()).count();
     let not_sent = rows

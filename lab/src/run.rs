@@ -538,7 +538,6 @@ async fn run_once(
     let load_cancel = shutdown.child_token();
     let scrape_cancel = CancellationToken::new();
     let counters: Vec<Arc<Counters>> = names.iter().map(|_| Arc::default()).collect();
-    let (rows_tx, mut rows_rx) = tokio::sync::mpsc::unbounded_channel::<Row>();
     let metric_rows = Arc::new(Mutex::new(Vec::<MetricRow>::new()));
     let latest: Latest = Arc::default();
     let active_faults = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -548,13 +547,7 @@ async fn run_once(
     // The load: the native drivers, or one k6 process for all architectures.
     let load: tokio::task::JoinHandle<Result<Vec<Row>, String>> = match k6 {
         None => {
-            let collector = tokio::spawn(async move {
-                let mut rows = Vec::new();
-                while let Some(row) = rows_rx.recv().await {
-                    rows.push(row);
-                }
-                rows
-            });
+            let (rows_tx, collector) = load::collector();
             let mut drivers = tokio::task::JoinSet::new();
             for (i, url) in urls.iter().enumerate() {
                 drivers.spawn(load::drive(
@@ -575,7 +568,6 @@ async fn run_once(
             })
         }
         Some(k6) => {
-            drop(rows_tx);
             let targets: Vec<(String, String)> =
                 names.iter().cloned().zip(urls.iter().cloned()).collect();
             let script = stack_dir.join("load.js");

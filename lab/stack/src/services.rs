@@ -199,6 +199,13 @@ impl Drop for Service {
 
 /// A plain HTTP/1.1 GET with a 2 s limit: the status and the body as JSON.
 pub async fn get_json(addr: SocketAddr, path: &str) -> Result<(u16, serde_json::Value), String> {
+    let (status, body) = get(addr, path, Duration::from_secs(2)).await?;
+    let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    Ok((status, body))
+}
+
+/// A plain HTTP/1.1 GET within `limit`: the status and the body as text.
+pub async fn get(addr: SocketAddr, path: &str, limit: Duration) -> Result<(u16, String), String> {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr)
             .await
@@ -215,9 +222,9 @@ pub async fn get_json(addr: SocketAddr, path: &str) -> Result<(u16, serde_json::
             .map_err(|e| e.to_string())?;
         Ok::<_, String>(response)
     };
-    let response = tokio::time::timeout(Duration::from_secs(2), exchange)
+    let response = tokio::time::timeout(limit, exchange)
         .await
-        .map_err(|_| format!("no answer from {addr} within 2 s"))??;
+        .map_err(|_| format!("no answer from {addr} within {limit:?}"))??;
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -227,6 +234,5 @@ pub async fn get_json(addr: SocketAddr, path: &str) -> Result<(u16, serde_json::
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("no status in the answer from {addr}"))?;
-    let body = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
-    Ok((status, body))
+    Ok((status, body.to_string()))
 }
