@@ -241,6 +241,14 @@ impl ParquetSink {
     }
 }
 
+/// A named column of `values`.
+fn column<T, P: ?Sized>(name: &str, values: T) -> Column
+where
+    Series: NamedFrom<T, P>,
+{
+    Series::new(name.into(), values).into()
+}
+
 /// The columns of `requests.parquet`.
 pub fn requests_frame(
     repetition: u32,
@@ -248,96 +256,62 @@ pub fn requests_frame(
     rows: &[Row],
 ) -> PolarsResult<DataFrame> {
     let n = rows.len();
-    let col = |name: &str, values: Series| Column::from(values.with_name(name.into()));
     DataFrame::new(
         n,
         vec![
-            col("repetition", Series::new("".into(), vec![repetition; n])),
-            col(
+            column("repetition", vec![repetition; n]),
+            column(
                 "architecture",
-                Series::new(
-                    "".into(),
-                    rows.iter()
-                        .map(|r| architectures[usize::from(r.architecture)].as_str())
-                        .collect::<Vec<_>>(),
-                ),
+                rows.iter()
+                    .map(|r| architectures[usize::from(r.architecture)].as_str())
+                    .collect::<Vec<_>>(),
             ),
-            col(
-                "seq",
-                Series::new("".into(), rows.iter().map(|r| r.seq).collect::<Vec<_>>()),
-            ),
-            col(
+            column("seq", rows.iter().map(|r| r.seq).collect::<Vec<_>>()),
+            column(
                 "event_id",
-                Series::new(
-                    "".into(),
-                    rows.iter()
-                        .map(|r| r.event_id.to_string())
-                        .collect::<Vec<_>>(),
-                ),
+                rows.iter()
+                    .map(|r| r.event_id.to_string())
+                    .collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "intended_us",
-                Series::new(
-                    "".into(),
-                    rows.iter()
-                        .map(|r| r.intended_us as i64)
-                        .collect::<Vec<_>>(),
-                ),
+                rows.iter()
+                    .map(|r| r.intended_us as i64)
+                    .collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "sent_us",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.sent_us as i64).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.sent_us as i64).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "finished_us",
-                Series::new(
-                    "".into(),
-                    rows.iter()
-                        .map(|r| r.finished_us as i64)
-                        .collect::<Vec<_>>(),
-                ),
+                rows.iter()
+                    .map(|r| r.finished_us as i64)
+                    .collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "latency_ms",
-                Series::new(
-                    "".into(),
-                    rows.iter()
-                        .map(|r| r.finished_us.saturating_sub(r.intended_us) as f64 / 1000.0)
-                        .collect::<Vec<_>>(),
-                ),
+                rows.iter()
+                    .map(|r| r.finished_us.saturating_sub(r.intended_us) as f64 / 1000.0)
+                    .collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "ok",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.outcome.ok()).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.outcome.ok()).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "status",
-                Series::new(
-                    "".into(),
-                    rows.iter()
-                        .map(|r| i32::from(r.outcome.status()))
-                        .collect::<Vec<_>>(),
-                ),
+                rows.iter()
+                    .map(|r| i32::from(r.outcome.status()))
+                    .collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "error",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.outcome.class()).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.outcome.class()).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "attempts",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.attempts).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.attempts).collect::<Vec<_>>(),
             ),
         ],
     )
@@ -350,54 +324,38 @@ pub fn stored_frame(
     rows: &[StoredRow],
 ) -> PolarsResult<DataFrame> {
     let n = rows.len();
-    let col = |name: &str, values: Series| Column::from(values.with_name(name.into()));
     DataFrame::new(
         n,
         vec![
-            col("repetition", Series::new("".into(), vec![repetition; n])),
-            col(
+            column("repetition", vec![repetition; n]),
+            column(
                 "event_id",
-                Series::new(
-                    "".into(),
-                    rows.iter()
-                        .map(|r| r.event_id.to_string())
-                        .collect::<Vec<_>>(),
-                ),
+                rows.iter()
+                    .map(|r| r.event_id.to_string())
+                    .collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "architecture",
-                Series::new(
-                    "".into(),
-                    rows.iter()
-                        .map(|r| r.stored_by.as_str())
-                        .collect::<Vec<_>>(),
-                ),
+                rows.iter()
+                    .map(|r| r.stored_by.as_str())
+                    .collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "sent_at_us",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.sent_at_us).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.sent_at_us).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "stored_at_us",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.stored_at_us).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.stored_at_us).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "stored_s",
-                Series::new(
-                    "".into(),
-                    rows.iter()
-                        .map(|r| (r.stored_at_us - t0_unix_us) as f64 / 1e6)
-                        .collect::<Vec<_>>(),
-                ),
+                rows.iter()
+                    .map(|r| (r.stored_at_us - t0_unix_us) as f64 / 1e6)
+                    .collect::<Vec<_>>(),
             ),
             // One row per id: the table's key makes every write idempotent.
-            col("copies", Series::new("".into(), vec![1i32; n])),
+            column("copies", vec![1i32; n]),
         ],
     )
 }
@@ -405,55 +363,36 @@ pub fn stored_frame(
 /// The columns of `metrics.parquet`.
 pub fn metrics_frame(repetition: u32, rows: &[MetricRow]) -> PolarsResult<DataFrame> {
     let n = rows.len();
-    let col = |name: &str, values: Series| Column::from(values.with_name(name.into()));
     DataFrame::new(
         n,
         vec![
-            col("repetition", Series::new("".into(), vec![repetition; n])),
-            col(
-                "t_s",
-                Series::new("".into(), rows.iter().map(|r| r.t_s).collect::<Vec<_>>()),
-            ),
-            col(
+            column("repetition", vec![repetition; n]),
+            column("t_s", rows.iter().map(|r| r.t_s).collect::<Vec<_>>()),
+            column(
                 "architecture",
-                Series::new(
-                    "".into(),
-                    rows.iter()
-                        .map(|r| r.architecture.as_str())
-                        .collect::<Vec<_>>(),
-                ),
+                rows.iter()
+                    .map(|r| r.architecture.as_str())
+                    .collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "service",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.service.as_str()).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.service.as_str()).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "metric",
-                Series::new(
-                    "".into(),
-                    rows.iter()
-                        .map(|r| r.sample.metric.as_str())
-                        .collect::<Vec<_>>(),
-                ),
+                rows.iter()
+                    .map(|r| r.sample.metric.as_str())
+                    .collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "labels",
-                Series::new(
-                    "".into(),
-                    rows.iter()
-                        .map(|r| r.sample.labels.as_str())
-                        .collect::<Vec<_>>(),
-                ),
+                rows.iter()
+                    .map(|r| r.sample.labels.as_str())
+                    .collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "value",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.sample.value).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.sample.value).collect::<Vec<_>>(),
             ),
         ],
     )
@@ -462,94 +401,57 @@ pub fn metrics_frame(repetition: u32, rows: &[MetricRow]) -> PolarsResult<DataFr
 /// The columns of `faults.parquet`.
 pub fn faults_frame(repetition: u32, rows: &[FaultRecord]) -> PolarsResult<DataFrame> {
     let n = rows.len();
-    let col = |name: &str, values: Series| Column::from(values.with_name(name.into()));
     DataFrame::new(
         n,
         vec![
-            col("repetition", Series::new("".into(), vec![repetition; n])),
-            col(
+            column("repetition", vec![repetition; n]),
+            column(
                 "kind",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "target",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.target.as_str()).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.target.as_str()).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "planned_start_s",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.planned_start_s).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.planned_start_s).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "planned_end_s",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.planned_end_s).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.planned_end_s).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "actual_start_s",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.actual_start_s).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.actual_start_s).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "actual_end_s",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.actual_end_s).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.actual_end_s).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "verified_start",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.verified_start).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.verified_start).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "verified_end",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.verified_end).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.verified_end).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "verified",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.verified).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.verified).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "effect_ms",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.effect_ms).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.effect_ms).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "recovery_ms",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.recovery_ms).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.recovery_ms).collect::<Vec<_>>(),
             ),
-            col(
+            column(
                 "detail",
-                Series::new(
-                    "".into(),
-                    rows.iter().map(|r| r.detail.as_str()).collect::<Vec<_>>(),
-                ),
+                rows.iter().map(|r| r.detail.as_str()).collect::<Vec<_>>(),
             ),
         ],
     )
