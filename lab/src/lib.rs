@@ -11,6 +11,7 @@
 //! - [`validate`]: reading a scenario, every problem at once
 //! - [`clean`]: finds and stops what a killed runner left behind
 
+pub mod analyze;
 pub mod clean;
 pub mod collect;
 pub mod experiment;

@@ -41,6 +41,11 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Recompute a run folder's summary.json from its raw files alone.
+    Report {
+        /// The run folder.
+        dir: PathBuf,
+    },
     /// Check scenarios; every problem is listed with its file, line and key.
     /// Exit status 2 if any scenario is invalid.
     Validate {
@@ -143,6 +148,13 @@ fn main() -> anyhow::Result<()> {
                 faultline::run::run(&file, options, shutdown).await
             })?;
             println!("{}", dir.display());
+            Ok(())
+        }
+        Command::Report { dir } => {
+            let summary = faultline::analyze::write_summary(&dir)
+                .with_context(|| format!("could not analyze {}", dir.display()))?;
+            print!("{}", faultline::analyze::headline(&summary));
+            println!("{}", dir.join("summary.json").display());
             Ok(())
         }
         Command::Validate { files } => {

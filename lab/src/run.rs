@@ -439,6 +439,14 @@ pub async fn run(
     manifest.reasons = reasons;
     manifest.finished_at = Some(chrono::Utc::now().to_rfc3339());
     write_manifest(&manifest)?;
+    match crate::analyze::write_summary(&dir) {
+        Ok(summary) => {
+            if !options.quiet {
+                eprint!("{}", crate::analyze::headline(&summary));
+            }
+        }
+        Err(error) => progress.say(&format!("could not analyze the run: {error:#}")),
+    }
     progress.say(&format!(
         "run {}{}",
         serde_json::to_value(manifest.status)?

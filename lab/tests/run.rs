@@ -176,6 +176,50 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
             && values[i] == 2.0),
         "the buffered consumer's breaker never showed open"
     );
+
+    // summary.json: the same story, computed from the files above.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let arch = |name: &str| &summary["architectures"][name];
+    assert_eq!(arch("kafka-buffered")["lost"], 0);
+    assert_eq!(arch("kafka-drop")["lost"], lost("kafka-drop"));
+    assert_eq!(arch("rest")["failed"], count("rest", 0.0, 100.0, false));
+    assert!(
+        arch("rest")["phases"]["during"]["error_rate"]
+            .as_f64()
+            .unwrap()
+            > 0.9
+    );
+    assert_eq!(arch("rest")["phases"]["before"]["failed"], 0);
+    assert!(
+        arch("kafka-buffered")["freshness_ms"]["max"]
+            .as_f64()
+            .unwrap()
+            > 5_000.0,
+        "buffered events were not stored late"
+    );
+    let verdicts: Vec<bool> = summary["hypotheses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["passed"].as_bool().unwrap())
+        .collect();
+    assert_eq!(verdicts, [true, false], "buffered loses nothing; drop does");
+    // `faultline report` recomputes it from the raw files alone.
+    std::fs::remove_file(dir.join("summary.json")).unwrap();
+    let report = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("report")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(again, summary);
     let _ = std::fs::remove_dir_all(&out);
 }
 
