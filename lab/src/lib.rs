@@ -18,6 +18,7 @@ pub mod experiment;
 pub mod fault;
 pub mod k6;
 pub mod load;
+pub mod report;
 pub mod run;
 pub mod stack;
 pub mod validate;

@@ -151,7 +151,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Report { dir } => {
-            let summary = faultline::analyze::write_summary(&dir)
+            let summary = faultline::report::write(&dir)
                 .with_context(|| format!("could not analyze {}", dir.display()))?;
             print!("{}", faultline::analyze::headline(&summary));
             println!("{}", dir.join("summary.json").display());

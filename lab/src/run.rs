@@ -439,7 +439,7 @@ pub async fn run(
     manifest.reasons = reasons;
     manifest.finished_at = Some(chrono::Utc::now().to_rfc3339());
     write_manifest(&manifest)?;
-    match crate::analyze::write_summary(&dir) {
+    match crate::report::write(&dir) {
         Ok(summary) => {
             if !options.quiet {
                 eprint!("{}", crate::analyze::headline(&summary));

@@ -205,6 +205,17 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
         .map(|h| h["passed"].as_bool().unwrap())
         .collect();
     assert_eq!(verdicts, [true, false], "buffered loses nothing; drop does");
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(markdown.contains("| kafka-drop | 2000 | 0 |"), "{markdown}");
+    assert!(
+        markdown.contains("**FAIL** | The original drop policy loses no acknowledged event"),
+        "{markdown}"
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.starts_with("<!doctype html>") && html.contains("<table>"),
+        "{html}"
+    );
     // `faultline report` recomputes it from the raw files alone.
     std::fs::remove_file(dir.join("summary.json")).unwrap();
     let report = Command::new(env!("CARGO_BIN_EXE_faultline"))
