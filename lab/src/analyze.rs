@@ -99,6 +99,22 @@ pub struct Summary {
     pub faults: Vec<Json>,
     pub architectures: HashMap<String, ArchitectureSummary>,
     pub hypotheses: Vec<HypothesisResult>,
+    /// Per-second series of the first repetition, for the report's charts.
+    #[serde(skip)]
+    pub timeline: Timeline,
+}
+
+/// Per-second series of one repetition.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    /// Requests per second by intended send time: (ok, failed), per architecture.
+    pub requests: HashMap<String, Vec<(u64, u64)>>,
+    /// Scraped consumer backlog: (seconds, messages), per architecture.
+    pub backlog: HashMap<String, Vec<(f64, f64)>>,
+    /// Fault windows, in seconds.
+    pub faults: Vec<(f64, f64)>,
+    /// Seconds of load.
+    pub seconds: usize,
 }
 
 fn read(dir: &Path, file: &str) -> anyhow::Result<DataFrame> {
@@ -247,9 +263,27 @@ pub fn analyze(dir: &Path) -> anyhow::Result<Summary> {
         flags(&requests, "ok")?,
     );
     let mut by_arch: HashMap<String, Vec<Request>> = HashMap::new();
+    let seconds = experiment.duration.0.as_secs_f64().ceil() as usize;
+    let mut timeline = Timeline {
+        faults: windows.get(&0).cloned().unwrap_or_default(),
+        seconds,
+        ..Timeline::default()
+    };
     for i in 0..requests.height() {
         let intended = r_intended[i].unwrap_or(0.0);
         let finished = r_finished[i].unwrap_or(intended);
+        if r_rep[i] == Some(0.0) {
+            let buckets = timeline
+                .requests
+                .entry(r_arch[i].clone())
+                .or_insert_with(|| vec![(0, 0); seconds.max(1)]);
+            let bucket = &mut buckets[((intended / 1e6) as usize).min(seconds.max(1) - 1)];
+            if r_ok[i] {
+                bucket.0 += 1;
+            } else {
+                bucket.1 += 1;
+            }
+        }
         by_arch.entry(r_arch[i].clone()).or_default().push(Request {
             repetition: r_rep[i].unwrap_or(0.0) as u32,
             intended_s: intended / 1e6,
@@ -289,9 +323,17 @@ pub fn analyze(dir: &Path) -> anyhow::Result<Summary> {
         strings(&metrics, "metric")?,
         numbers(&metrics, "value")?,
     );
+    let (m_rep, m_t) = (numbers(&metrics, "repetition")?, numbers(&metrics, "t_s")?);
     let mut peak_backlog: HashMap<String, f64> = HashMap::new();
     for i in 0..metrics.height() {
         if m_name[i] == faultline_services::metrics::names::CONSUMER_BACKLOG_MESSAGES {
+            if m_rep[i] == Some(0.0) {
+                timeline
+                    .backlog
+                    .entry(m_arch[i].clone())
+                    .or_default()
+                    .push((m_t[i].unwrap_or(0.0), m_value[i].unwrap_or(0.0)));
+            }
             let peak = peak_backlog.entry(m_arch[i].clone()).or_insert(0.0);
             *peak = peak.max(m_value[i].unwrap_or(0.0));
         }
@@ -449,6 +491,7 @@ pub fn analyze(dir: &Path) -> anyhow::Result<Summary> {
         faults: fault_json,
         architectures,
         hypotheses,
+        timeline,
     })
 }
 

@@ -12,6 +12,7 @@
 //! - [`clean`]: finds and stops what a killed runner left behind
 
 pub mod analyze;
+pub mod chart;
 pub mod clean;
 pub mod collect;
 pub mod experiment;

@@ -99,10 +99,81 @@ pub fn render(
         &mut body,
         pulldown_cmark::Parser::new_ext(&markdown, options),
     );
+    for (name, svg) in charts(summary, experiment)? {
+        body = body.replace(
+            &format!("<!-- chart:{name} -->"),
+            &format!("<figure>{svg}</figure>"),
+        );
+    }
     let html = env
         .get_template("report.html")?
         .render(context! { title => model.get_attr("title")?, body => Value::from_safe_string(body), version => faultline_services::VERSION })?;
     Ok((markdown, html))
+}
+
+/// The report's charts, by name: failed requests per second, and the
+/// consumers' backlog, over the first repetition.
+fn charts(
+    summary: &Summary,
+    experiment: &Experiment,
+) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let timeline = &summary.timeline;
+    let names: Vec<&str> = experiment.architectures.iter().map(|a| a.name()).collect();
+    let x_max = timeline.seconds as f64;
+    let failed: Vec<crate::chart::Line> = names
+        .iter()
+        .enumerate()
+        .filter_map(|(index, name)| {
+            let buckets = timeline.requests.get(*name)?;
+            Some((
+                name.to_string(),
+                index,
+                buckets
+                    .iter()
+                    .enumerate()
+                    .map(|(t, (_, failed))| (t as f64, *failed as f64))
+                    .collect(),
+            ))
+        })
+        .collect();
+    let backlog: Vec<crate::chart::Line> = names
+        .iter()
+        .enumerate()
+        .filter_map(|(index, name)| {
+            Some((
+                name.to_string(),
+                index,
+                timeline.backlog.get(*name)?.clone(),
+            ))
+        })
+        .collect();
+    let mut charts = vec![(
+        "failures",
+        crate::chart::lines(
+            "Failed requests per second (fault shaded)",
+            "failed/s",
+            &failed,
+            &timeline.faults,
+            x_max,
+        )?,
+    )];
+    if !backlog.is_empty() {
+        let x_max = backlog
+            .iter()
+            .flat_map(|(_, _, points)| points.iter().map(|p| p.0))
+            .fold(x_max, f64::max);
+        charts.push((
+            "backlog",
+            crate::chart::lines(
+                "Consumer backlog: events on the topic not yet stored",
+                "messages",
+                &backlog,
+                &timeline.faults,
+                x_max,
+            )?,
+        ));
+    }
+    Ok(charts)
 }
 
 /// Analyzes the run folder at `dir` and writes `summary.json`, `report.md`
