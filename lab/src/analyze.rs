@@ -56,13 +56,29 @@ pub struct Cost {
     pub per_year: f64,
 }
 
+impl PhaseSummary {
+    fn of<'a>(rows: impl Iterator<Item = &'a Request> + Clone) -> Self {
+        let requests = rows.clone().count() as u64;
+        let ok = rows.clone().filter(|r| r.ok).count() as u64;
+        Self {
+            requests,
+            ok,
+            failed: requests - ok,
+            error_rate: if requests == 0 {
+                0.0
+            } else {
+                (requests - ok) as f64 / requests as f64
+            },
+            latency_ms: latency(rows.filter(|r| r.ok).map(|r| r.latency_us)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ArchitectureSummary {
-    pub requests: u64,
-    pub ok: u64,
-    pub failed: u64,
-    pub error_rate: f64,
-    pub latency_ms: Option<Latency>,
+    /// Requests, answers, error rate and latency over the whole run.
+    #[serde(flatten)]
+    pub totals: PhaseSummary,
     pub phases: HashMap<String, PhaseSummary>,
     pub acknowledged: u64,
     pub stored: u64,
@@ -362,24 +378,7 @@ pub fn analyze(dir: &Path) -> anyhow::Result<Summary> {
         }
         let phase_summaries = phases
             .into_iter()
-            .map(|(phase, rows)| {
-                let ok = rows.iter().filter(|r| r.ok).count() as u64;
-                let n = rows.len() as u64;
-                (
-                    phase,
-                    PhaseSummary {
-                        requests: n,
-                        ok,
-                        failed: n - ok,
-                        error_rate: if n == 0 {
-                            0.0
-                        } else {
-                            (n - ok) as f64 / n as f64
-                        },
-                        latency_ms: latency(rows.iter().filter(|r| r.ok).map(|r| r.latency_us)),
-                    },
-                )
-            })
+            .map(|(phase, rows)| (phase, PhaseSummary::of(rows.into_iter())))
             .collect();
         let acked: HashSet<(u32, &str)> = rows
             .iter()
@@ -428,15 +427,7 @@ pub fn analyze(dir: &Path) -> anyhow::Result<Summary> {
         architectures.insert(
             name.clone(),
             ArchitectureSummary {
-                requests,
-                ok,
-                failed: requests - ok,
-                error_rate: if requests == 0 {
-                    0.0
-                } else {
-                    (requests - ok) as f64 / requests as f64
-                },
-                latency_ms: latency(rows.iter().filter(|r| r.ok).map(|r| r.latency_us)),
+                totals: PhaseSummary::of(rows.iter()),
                 phases: phase_summaries,
                 acknowledged: ok,
                 stored: stored_here.len() as u64,
@@ -536,7 +527,7 @@ fn figure(a: &ArchitectureSummary, metric: Metric, phase: Option<Phase>) -> Opti
             let s = a.phases.get(p)?;
             (s.error_rate, s.latency_ms.as_ref())
         }
-        None => (a.error_rate, a.latency_ms.as_ref()),
+        None => (a.totals.error_rate, a.totals.latency_ms.as_ref()),
     };
     match metric {
         Metric::ErrorRate => Some(error_rate),
@@ -573,9 +564,9 @@ pub fn headline(summary: &Summary) -> String {
         out.push_str(&format!(
             "{:<16} {:>9} {:>9} {:>7.2}% {:>9} {:>9} {:>12} {:>12}\n",
             name,
-            a.requests,
-            a.failed,
-            100.0 * a.error_rate,
+            a.totals.requests,
+            a.totals.failed,
+            100.0 * a.totals.error_rate,
             a.stored,
             a.lost,
             a.freshness_ms
