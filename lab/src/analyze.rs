@@ -1,14 +1,20 @@
 //! From a run folder's raw rows to `summary.json`: every headline figure,
 //! computed from that run's data only.
 //!
-//! Per architecture: requests, answers and errors, latency percentiles of
-//! successful requests (from the intended send time), the same per phase
-//! (before / during / after the faults), the database audit (acknowledged,
-//! stored, lost, duplicates, stored without acknowledgement), freshness
-//! (acknowledged → stored), recovery after the last fault, drain time, peak
-//! backlog, and the cost model; then the scenario's hypotheses.
+//! Polars joins each request with the database audit (was it stored, when)
+//! and buckets the joined rows into per-second series; the headline figures
+//! are then computed per architecture, over all repetitions and over each
+//! repetition apart:
+//! - requests, answers, failures by error class, latency percentiles of
+//!   successes (from the intended send time, HDR histograms), per phase
+//!   (before / during / after the faults, from their *actual* times);
+//! - the loss audit: acknowledged, stored, lost, duplicates, stored without
+//!   acknowledgement; freshness (acknowledged → stored) and staleness;
+//! - time to recover, time to drain, peak backlog; the cost model;
+//! - across repetitions, means with 95 % bootstrap confidence intervals;
+//! - the scenario's hypotheses, each to a value, a limit and a verdict.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::Context;
@@ -17,6 +23,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::experiment::{Experiment, Metric, Phase};
+use faultline_services::metrics::names;
 
 /// Percentiles in milliseconds.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -28,50 +35,79 @@ pub struct Latency {
     pub max: f64,
 }
 
+/// Requests, answers and latency of a set of requests.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PhaseSummary {
     pub requests: u64,
     pub ok: u64,
     pub failed: u64,
     pub error_rate: f64,
+    /// Latency of the successful requests.
     pub latency_ms: Option<Latency>,
+    /// Failed requests by class: an HTTP status (`503`), `timeout`,
+    /// `refused`, `connection` or `not_sent`.
+    pub failures: BTreeMap<String, u64>,
 }
 
+/// Acknowledged → stored delay, in milliseconds.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Freshness {
     pub p50: f64,
+    pub p90: f64,
     pub p99: f64,
     pub max: f64,
+    /// Share of the stored acknowledged events later than the staleness budget.
+    pub stale_share: f64,
 }
 
+/// The cost model's result with every input beside it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Cost {
     pub currency: String,
     /// Failed requests, lost events and events stored later than the
-    /// staleness budget.
+    /// staleness budget, over all repetitions.
     pub failed_events: u64,
     pub orders_lost: f64,
     pub revenue_lost: f64,
-    /// Scaled to the production rate and the outages per year.
+    /// Revenue lost in one outage (one repetition), on average.
+    pub per_outage: f64,
+    /// One outage scaled to the production rate, times the outages a year.
     pub per_year: f64,
+    pub inputs: CostInputs,
 }
 
-impl PhaseSummary {
-    fn of<'a>(rows: impl Iterator<Item = &'a Request> + Clone) -> Self {
-        let requests = rows.clone().count() as u64;
-        let ok = rows.clone().filter(|r| r.ok).count() as u64;
-        Self {
-            requests,
-            ok,
-            failed: requests - ok,
-            error_rate: if requests == 0 {
-                0.0
-            } else {
-                (requests - ok) as f64 / requests as f64
-            },
-            latency_ms: latency(rows.filter(|r| r.ok).map(|r| r.latency_us)),
-        }
-    }
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CostInputs {
+    pub order_value: f64,
+    pub orders_lost_per_failed_event: f64,
+    pub production_rps: f64,
+    /// The rate this run offered to the architecture, on average.
+    pub run_rps: f64,
+    pub outages_per_year: f64,
+    pub staleness_budget_s: f64,
+}
+
+/// A figure over the repetitions: its mean and a 95 % bootstrap interval
+/// (`None` with a single repetition).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Estimate {
+    pub mean: f64,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+    pub values: Vec<f64>,
+}
+
+/// The headline figures of each repetition, summarised.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Repetitions {
+    pub count: usize,
+    pub error_rate: Option<Estimate>,
+    pub error_rate_during: Option<Estimate>,
+    pub lost: Option<Estimate>,
+    pub latency_p99_ms: Option<Estimate>,
+    pub recovery_s: Option<Estimate>,
+    pub drain_s: Option<Estimate>,
+    pub revenue_lost: Option<Estimate>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -79,18 +115,25 @@ pub struct ArchitectureSummary {
     /// Requests, answers, error rate and latency over the whole run.
     #[serde(flatten)]
     pub totals: PhaseSummary,
-    pub phases: HashMap<String, PhaseSummary>,
+    pub phases: BTreeMap<String, PhaseSummary>,
     pub acknowledged: u64,
     pub stored: u64,
     pub lost: u64,
     pub duplicates: u64,
     pub stored_unacknowledged: u64,
+    /// Acknowledged events stored later than the staleness budget.
     pub stale: u64,
     pub freshness_ms: Option<Freshness>,
+    /// Fault end → error rate back within the baseline for 5 s (the worst
+    /// repetition).
     pub recovery_s: Option<f64>,
+    /// Fault end → consumer backlog zero (the worst repetition).
     pub drain_s: Option<f64>,
+    /// Load end → everything acknowledged stored (the runner's drain wait).
+    pub settle_s: Option<f64>,
     pub peak_backlog: Option<f64>,
     pub cost: Cost,
+    pub repetitions: Repetitions,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -105,32 +148,137 @@ pub struct HypothesisResult {
     pub passed: bool,
 }
 
-/// `summary.json`.
+/// One fault as planned and as it happened.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FaultSummary {
+    pub repetition: u32,
+    pub kind: String,
+    pub target: String,
+    pub planned_start_s: Option<f64>,
+    pub planned_end_s: Option<f64>,
+    pub actual_start_s: Option<f64>,
+    pub actual_end_s: Option<f64>,
+    pub verified: bool,
+    pub effect_ms: Option<f64>,
+    pub recovery_ms: Option<f64>,
+}
+
+/// One second of one architecture in one repetition.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Second {
+    pub t: u32,
+    /// Requests whose intended send time fell in this second.
+    pub offered: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub failures: BTreeMap<String, u64>,
+    pub error_rate: f64,
+    pub ok_p50_ms: Option<f64>,
+    pub ok_p99_ms: Option<f64>,
+    pub failed_p50_ms: Option<f64>,
+    pub failed_p99_ms: Option<f64>,
+    /// Last scraped consumer backlog in this second.
+    pub backlog: Option<f64>,
+    /// Highest scraped breaker state: 0 closed, 1 half-open, 2 open.
+    pub breaker: Option<f64>,
+    pub freshness_p50_ms: Option<f64>,
+    pub freshness_p99_ms: Option<f64>,
+}
+
+/// The per-second series of one architecture in one repetition.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PerSecond {
+    pub architecture: String,
+    pub repetition: u32,
+    pub seconds: Vec<Second>,
+}
+
+/// `summary.json`, plus the series the report draws.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub schema: u32,
     pub experiment: String,
     pub run_id: String,
     pub status: Json,
-    pub faults: Vec<Json>,
-    pub architectures: HashMap<String, ArchitectureSummary>,
+    pub repetitions: usize,
+    pub faults: Vec<FaultSummary>,
+    pub architectures: BTreeMap<String, ArchitectureSummary>,
     pub hypotheses: Vec<HypothesisResult>,
-    /// Per-second series of the first repetition, for the report's charts.
+    /// Per second, per architecture and repetition.
     #[serde(skip)]
-    pub timeline: Timeline,
+    pub series: Vec<PerSecond>,
+    /// Freshness distribution per architecture: (milliseconds, share of
+    /// stored acknowledged events at most that late).
+    #[serde(skip)]
+    pub freshness_cdf: BTreeMap<String, Vec<(f64, f64)>>,
 }
 
-/// Per-second series of one repetition.
-#[derive(Debug, Clone, Default)]
-pub struct Timeline {
-    /// Requests per second by intended send time: (ok, failed), per architecture.
-    pub requests: HashMap<String, Vec<(u64, u64)>>,
-    /// Scraped consumer backlog: (seconds, messages), per architecture.
-    pub backlog: HashMap<String, Vec<(f64, f64)>>,
-    /// Fault windows, in seconds.
-    pub faults: Vec<(f64, f64)>,
-    /// Seconds of load.
-    pub seconds: usize,
+impl Summary {
+    /// The series of `architecture` in `repetition`.
+    pub fn series_of(&self, architecture: &str, repetition: u32) -> Option<&PerSecond> {
+        self.series
+            .iter()
+            .find(|s| s.architecture == architecture && s.repetition == repetition)
+    }
+
+    /// Fault windows (actual times where known) of `repetition`.
+    pub fn windows(&self, repetition: u32) -> Vec<(f64, f64)> {
+        windows_of(&self.faults, repetition)
+    }
+}
+
+fn windows_of(faults: &[FaultSummary], repetition: u32) -> Vec<(f64, f64)> {
+    faults
+        .iter()
+        .filter(|f| f.repetition == repetition)
+        .map(|f| {
+            let start = f.actual_start_s.or(f.planned_start_s).unwrap_or(0.0);
+            (start, f.actual_end_s.or(f.planned_end_s).unwrap_or(start))
+        })
+        .collect()
+}
+
+/// The files of a run folder, read.
+pub struct RunFiles {
+    pub experiment: Experiment,
+    pub experiment_text: String,
+    pub manifest: Json,
+    pub requests: DataFrame,
+    pub stored: DataFrame,
+    pub metrics: DataFrame,
+    pub faults: DataFrame,
+}
+
+impl RunFiles {
+    pub fn read(dir: &Path) -> anyhow::Result<Self> {
+        let experiment_text = std::fs::read_to_string(dir.join("experiment.toml"))
+            .with_context(|| format!("cannot read {}", dir.join("experiment.toml").display()))?;
+        let experiment =
+            crate::validate::parse(&experiment_text, "experiment.toml").map_err(|problems| {
+                anyhow::anyhow!(
+                    "experiment.toml is invalid: {}",
+                    problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            })?;
+        let manifest = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("manifest.json"))
+                .context("cannot read manifest.json")?,
+        )
+        .context("manifest.json is not JSON")?;
+        Ok(Self {
+            experiment,
+            experiment_text,
+            manifest,
+            requests: read(dir, "requests.parquet")?,
+            stored: read(dir, "stored.parquet")?,
+            metrics: read(dir, "metrics.parquet")?,
+            faults: read(dir, "faults.parquet")?,
+        })
+    }
 }
 
 fn read(dir: &Path, file: &str) -> anyhow::Result<DataFrame> {
@@ -183,32 +331,171 @@ fn latency(values_us: impl Iterator<Item = u64>) -> Option<Latency> {
     })
 }
 
+/// One request after the audit join.
 struct Request {
     repetition: u32,
     intended_s: f64,
     latency_us: u64,
-    finished_us: i64,
     ok: bool,
-    event_id: String,
+    /// The failure class of a failed request.
+    failure: Option<String>,
+    /// Acknowledged → stored, for acknowledged events that were stored.
+    freshness_us: Option<u64>,
+    lost: bool,
+}
+
+impl PhaseSummary {
+    fn of<'a>(rows: impl Iterator<Item = &'a Request> + Clone) -> Self {
+        let requests = rows.clone().count() as u64;
+        let ok = rows.clone().filter(|r| r.ok).count() as u64;
+        let mut failures = BTreeMap::new();
+        for class in rows.clone().filter_map(|r| r.failure.as_ref()) {
+            *failures.entry(class.clone()).or_default() += 1;
+        }
+        Self {
+            requests,
+            ok,
+            failed: requests - ok,
+            error_rate: ratio(requests - ok, requests),
+            latency_ms: latency(rows.filter(|r| r.ok).map(|r| r.latency_us)),
+            failures,
+        }
+    }
+}
+
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// The phase of a request intended at `t` among fault `windows`.
+fn phase_of(windows: &[(f64, f64)], t: f64) -> Option<&'static str> {
+    if windows.is_empty() {
+        return None;
+    }
+    let first = windows.iter().map(|w| w.0).fold(f64::INFINITY, f64::min);
+    let last = windows
+        .iter()
+        .map(|w| w.1)
+        .fold(f64::NEG_INFINITY, f64::max);
+    Some(if windows.iter().any(|(s, e)| t >= *s && t < *e) {
+        "during"
+    } else if t < first {
+        "before"
+    } else if t >= last {
+        "after"
+    } else {
+        "between"
+    })
+}
+
+/// Joins every request with the audit: `latency_us`, `failure`,
+/// `freshness_us` (acknowledged → stored), `lost`, `second`.
+fn joined(files: &RunFiles, t0: &HashMap<u32, i64>) -> PolarsResult<LazyFrame> {
+    let (reps, starts): (Vec<u32>, Vec<i64>) = t0.iter().map(|(r, t)| (*r, *t)).unzip();
+    let t0 = DataFrame::new(
+        reps.len(),
+        vec![
+            Series::new("repetition".into(), reps).into(),
+            Series::new("t0_unix_us".into(), starts).into(),
+        ],
+    )?;
+    let keys = [col("repetition"), col("architecture"), col("event_id")];
+    let stored = files
+        .stored
+        .clone()
+        .lazy()
+        .select([
+            col("repetition"),
+            col("architecture"),
+            col("event_id"),
+            col("stored_at_us"),
+        ])
+        .unique(None, UniqueKeepStrategy::First);
+    let acked_at = col("t0_unix_us") + col("finished_us");
+    let delay = col("stored_at_us") - acked_at;
+    Ok(files
+        .requests
+        .clone()
+        .lazy()
+        .join(stored, keys.clone(), keys, JoinArgs::new(JoinType::Left))
+        .join(
+            t0.lazy(),
+            [col("repetition")],
+            [col("repetition")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_columns([
+            when(col("finished_us").gt(col("intended_us")))
+                .then(col("finished_us") - col("intended_us"))
+                .otherwise(lit(0i64))
+                .alias("latency_us"),
+            when(col("ok"))
+                .then(lit(Null {}).cast(DataType::String))
+                .when(col("status").gt(lit(0)))
+                .then(col("status").cast(DataType::String))
+                .otherwise(col("error"))
+                .alias("failure"),
+            when(col("ok").and(col("stored_at_us").is_not_null()))
+                .then(
+                    when(delay.clone().gt(lit(0i64)))
+                        .then(delay)
+                        .otherwise(lit(0i64)),
+                )
+                .otherwise(lit(Null {}).cast(DataType::Int64))
+                .alias("freshness_us"),
+            col("ok").and(col("stored_at_us").is_null()).alias("lost"),
+            // Whole seconds (intended times are never negative).
+            (col("intended_us").cast(DataType::Float64) / lit(1e6))
+                .cast(DataType::Int64)
+                .alias("second"),
+        ]))
+}
+
+/// Per architecture, repetition and second: counts and percentiles.
+fn per_second(joined: LazyFrame) -> PolarsResult<(DataFrame, DataFrame)> {
+    let q = |e: Expr, q: f64| e.quantile(lit(q), QuantileMethod::Linear);
+    let ms = |e: Expr| e.cast(DataType::Float64) / lit(1000.0);
+    let keys = [col("architecture"), col("repetition"), col("second")];
+    let counts = joined
+        .clone()
+        .group_by(keys.clone())
+        .agg([
+            len().alias("offered"),
+            col("ok").cast(DataType::UInt64).sum().alias("ok"),
+            q(ms(col("latency_us")).filter(col("ok")), 0.5).alias("ok_p50_ms"),
+            q(ms(col("latency_us")).filter(col("ok")), 0.99).alias("ok_p99_ms"),
+            q(ms(col("latency_us")).filter(col("ok").not()), 0.5).alias("failed_p50_ms"),
+            q(ms(col("latency_us")).filter(col("ok").not()), 0.99).alias("failed_p99_ms"),
+            q(ms(col("freshness_us")), 0.5).alias("freshness_p50_ms"),
+            q(ms(col("freshness_us")), 0.99).alias("freshness_p99_ms"),
+        ])
+        .collect()?;
+    let failures = joined
+        .filter(col("failure").is_not_null())
+        .group_by([
+            col("architecture"),
+            col("repetition"),
+            col("second"),
+            col("failure"),
+        ])
+        .agg([len().alias("n")])
+        .collect()?;
+    Ok((counts, failures))
 }
 
 /// Reads the run folder at `dir` and computes its summary.
 pub fn analyze(dir: &Path) -> anyhow::Result<Summary> {
-    let text = std::fs::read_to_string(dir.join("experiment.toml"))
-        .context("cannot read experiment.toml")?;
-    let experiment: Experiment =
-        crate::validate::parse(&text, "experiment.toml").map_err(|problems| {
-            anyhow::anyhow!(
-                "experiment.toml is invalid: {}",
-                problems
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        })?;
-    let manifest: Json =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json"))?)?;
+    summarize(&RunFiles::read(dir)?)
+}
+
+/// Computes the summary of a run's files.
+pub fn summarize(files: &RunFiles) -> anyhow::Result<Summary> {
+    let experiment = &files.experiment;
+    let manifest = &files.manifest;
     let repetitions = manifest["repetitions"]
         .as_array()
         .cloned()
@@ -217,237 +504,256 @@ pub fn analyze(dir: &Path) -> anyhow::Result<Summary> {
         .iter()
         .filter_map(|r| Some((r["repetition"].as_u64()? as u32, r["t0_unix_us"].as_i64()?)))
         .collect();
+    let repetition_count = repetitions.len().max(1);
 
-    // Fault windows per repetition, actual times where known.
-    let faults = read(dir, "faults.parquet")?;
-    let fault_rep = numbers(&faults, "repetition")?;
-    let (planned_start, planned_end) = (
-        numbers(&faults, "planned_start_s")?,
-        numbers(&faults, "planned_end_s")?,
-    );
-    let (actual_start, actual_end) = (
-        numbers(&faults, "actual_start_s")?,
-        numbers(&faults, "actual_end_s")?,
-    );
-    let fault_kind = strings(&faults, "kind")?;
-    let fault_verified = flags(&faults, "verified")?;
-    let mut windows: HashMap<u32, Vec<(f64, f64)>> = HashMap::new();
-    let mut fault_json = Vec::new();
-    for i in 0..faults.height() {
-        let repetition = fault_rep[i].unwrap_or(0.0) as u32;
-        let start = actual_start[i].or(planned_start[i]).unwrap_or(0.0);
-        let end = actual_end[i].or(planned_end[i]).unwrap_or(start);
-        windows.entry(repetition).or_default().push((start, end));
-        fault_json.push(serde_json::json!({
-            "repetition": repetition,
-            "kind": fault_kind[i],
-            "planned_start_s": planned_start[i],
-            "planned_end_s": planned_end[i],
-            "actual_start_s": actual_start[i],
-            "actual_end_s": actual_end[i],
-            "verified": fault_verified[i],
-        }));
-    }
-    let phase_of = |repetition: u32, t: f64| -> Option<&'static str> {
-        let windows = windows.get(&repetition)?;
-        let first = windows.iter().map(|w| w.0).fold(f64::INFINITY, f64::min);
-        let last = windows
-            .iter()
-            .map(|w| w.1)
-            .fold(f64::NEG_INFINITY, f64::max);
-        Some(if windows.iter().any(|(s, e)| t >= *s && t < *e) {
-            "during"
-        } else if t < first {
-            "before"
-        } else if t >= last {
-            "after"
-        } else {
-            "between"
-        })
-    };
+    let faults = faults(&files.faults)?;
+    let windows: HashMap<u32, Vec<(f64, f64)>> = (0..repetition_count as u32)
+        .map(|r| (r, windows_of(&faults, r)))
+        .collect();
 
-    // Requests by architecture.
-    let requests = read(dir, "requests.parquet")?;
-    let (r_rep, r_arch, r_id) = (
-        numbers(&requests, "repetition")?,
-        strings(&requests, "architecture")?,
-        strings(&requests, "event_id")?,
-    );
-    let (r_intended, r_finished, r_ok) = (
-        numbers(&requests, "intended_us")?,
-        numbers(&requests, "finished_us")?,
-        flags(&requests, "ok")?,
-    );
+    // Requests joined with the audit.
+    let joined = joined(files, &t0_of)?;
+    let (per_second_counts, per_second_failures) = per_second(joined.clone())?;
+    let rows = joined
+        .select([
+            col("architecture"),
+            col("repetition"),
+            col("intended_us"),
+            col("latency_us"),
+            col("ok"),
+            col("failure"),
+            col("freshness_us"),
+            col("lost"),
+        ])
+        .collect()?;
     let mut by_arch: HashMap<String, Vec<Request>> = HashMap::new();
-    let seconds = experiment.duration.0.as_secs_f64().ceil() as usize;
-    let mut timeline = Timeline {
-        faults: windows.get(&0).cloned().unwrap_or_default(),
-        seconds,
-        ..Timeline::default()
-    };
-    for i in 0..requests.height() {
-        let intended = r_intended[i].unwrap_or(0.0);
-        let finished = r_finished[i].unwrap_or(intended);
-        if r_rep[i] == Some(0.0) {
-            let buckets = timeline
-                .requests
-                .entry(r_arch[i].clone())
-                .or_insert_with(|| vec![(0, 0); seconds.max(1)]);
-            let bucket = &mut buckets[((intended / 1e6) as usize).min(seconds.max(1) - 1)];
-            if r_ok[i] {
-                bucket.0 += 1;
+    {
+        let arch = strings(&rows, "architecture")?;
+        let rep = numbers(&rows, "repetition")?;
+        let intended = numbers(&rows, "intended_us")?;
+        let latency_us = numbers(&rows, "latency_us")?;
+        let ok = flags(&rows, "ok")?;
+        let failure = rows.column("failure")?.str()?.clone();
+        let freshness = numbers(&rows, "freshness_us")?;
+        let lost = flags(&rows, "lost")?;
+        for (i, arch) in arch.into_iter().enumerate() {
+            by_arch.entry(arch).or_default().push(Request {
+                repetition: rep[i].unwrap_or(0.0) as u32,
+                intended_s: intended[i].unwrap_or(0.0) / 1e6,
+                latency_us: latency_us[i].unwrap_or(0.0) as u64,
+                ok: ok[i],
+                failure: failure.get(i).map(str::to_string),
+                freshness_us: freshness[i].map(|f| f as u64),
+                lost: lost[i],
+            });
+        }
+    }
+
+    // The audit's side: stored rows, duplicates and stored rows nobody was
+    // told about, per architecture and repetition.
+    let acked = files.requests.clone().lazy().filter(col("ok")).select([
+        col("repetition"),
+        col("architecture"),
+        col("event_id"),
+        lit(true).alias("acked"),
+    ]);
+    let keys = [col("repetition"), col("architecture"), col("event_id")];
+    let audit = files
+        .stored
+        .clone()
+        .lazy()
+        .join(acked, keys.clone(), keys, JoinArgs::new(JoinType::Left))
+        .group_by([col("architecture"), col("repetition")])
+        .agg([
+            len().alias("stored"),
+            (col("copies").cast(DataType::Int64) - lit(1i64))
+                .sum()
+                .alias("duplicates"),
+            col("acked")
+                .is_null()
+                .cast(DataType::UInt64)
+                .sum()
+                .alias("unacknowledged"),
+        ])
+        .collect()?;
+    let mut audit_of: HashMap<(String, u32), (u64, u64, u64)> = HashMap::new();
+    {
+        let arch = strings(&audit, "architecture")?;
+        let rep = numbers(&audit, "repetition")?;
+        let stored = numbers(&audit, "stored")?;
+        let duplicates = numbers(&audit, "duplicates")?;
+        let unacknowledged = numbers(&audit, "unacknowledged")?;
+        for (i, arch) in arch.into_iter().enumerate() {
+            let n = |v: &[Option<f64>]| v[i].unwrap_or(0.0).max(0.0) as u64;
+            audit_of.insert(
+                (arch, rep[i].unwrap_or(0.0) as u32),
+                (n(&stored), n(&duplicates), n(&unacknowledged)),
+            );
+        }
+    }
+
+    // Scraped consumer state: backlog and breaker, per second.
+    let mut scraped: HashMap<(String, u32), BTreeMap<u32, (Option<f64>, Option<f64>)>> =
+        HashMap::new();
+    let mut backlog_points: HashMap<(String, u32), Vec<(f64, f64)>> = HashMap::new();
+    {
+        let m = &files.metrics;
+        let arch = strings(m, "architecture")?;
+        let metric = strings(m, "metric")?;
+        let value = numbers(m, "value")?;
+        let rep = numbers(m, "repetition")?;
+        let t = numbers(m, "t_s")?;
+        for i in 0..m.height() {
+            let is_backlog = metric[i] == names::CONSUMER_BACKLOG_MESSAGES;
+            if !is_backlog && metric[i] != names::CIRCUIT_BREAKER_STATE {
+                continue;
+            }
+            let (Some(t), Some(value)) = (t[i], value[i]) else {
+                continue;
+            };
+            let key = (arch[i].clone(), rep[i].unwrap_or(0.0) as u32);
+            let slot = scraped
+                .entry(key.clone())
+                .or_default()
+                .entry(t.max(0.0) as u32)
+                .or_default();
+            if is_backlog {
+                slot.0 = Some(value);
+                backlog_points.entry(key).or_default().push((t, value));
             } else {
-                bucket.1 += 1;
+                slot.1 = Some(slot.1.map_or(value, |b: f64| b.max(value)));
             }
         }
-        by_arch.entry(r_arch[i].clone()).or_default().push(Request {
-            repetition: r_rep[i].unwrap_or(0.0) as u32,
-            intended_s: intended / 1e6,
-            latency_us: (finished - intended).max(0.0) as u64,
-            finished_us: finished as i64,
-            ok: r_ok[i],
-            event_id: r_id[i].clone(),
-        });
+    }
+    for points in backlog_points.values_mut() {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
 
-    // The audit: (repetition, event id) → stored time, per architecture.
-    let stored = read(dir, "stored.parquet")?;
-    let (s_rep, s_arch, s_id) = (
-        numbers(&stored, "repetition")?,
-        strings(&stored, "architecture")?,
-        strings(&stored, "event_id")?,
-    );
-    let (s_at, s_copies) = (
-        numbers(&stored, "stored_at_us")?,
-        numbers(&stored, "copies")?,
-    );
-    let mut audit: HashMap<String, HashMap<(u32, String), i64>> = HashMap::new();
-    let mut duplicates: HashMap<String, u64> = HashMap::new();
-    for i in 0..stored.height() {
-        audit.entry(s_arch[i].clone()).or_default().insert(
-            (s_rep[i].unwrap_or(0.0) as u32, s_id[i].clone()),
-            s_at[i].unwrap_or(0.0) as i64,
-        );
-        *duplicates.entry(s_arch[i].clone()).or_default() +=
-            (s_copies[i].unwrap_or(1.0) as u64).saturating_sub(1);
-    }
-
-    // Peak backlog from the scraped metrics.
-    let metrics = read(dir, "metrics.parquet")?;
-    let (m_arch, m_name, m_value) = (
-        strings(&metrics, "architecture")?,
-        strings(&metrics, "metric")?,
-        numbers(&metrics, "value")?,
-    );
-    let (m_rep, m_t) = (numbers(&metrics, "repetition")?, numbers(&metrics, "t_s")?);
-    let mut peak_backlog: HashMap<String, f64> = HashMap::new();
-    for i in 0..metrics.height() {
-        if m_name[i] == faultline_services::metrics::names::CONSUMER_BACKLOG_MESSAGES {
-            if m_rep[i] == Some(0.0) {
-                timeline
-                    .backlog
-                    .entry(m_arch[i].clone())
-                    .or_default()
-                    .push((m_t[i].unwrap_or(0.0), m_value[i].unwrap_or(0.0)));
-            }
-            let peak = peak_backlog.entry(m_arch[i].clone()).or_insert(0.0);
-            *peak = peak.max(m_value[i].unwrap_or(0.0));
-        }
-    }
+    let series = build_series(
+        &per_second_counts,
+        &per_second_failures,
+        &scraped,
+        experiment.duration.0.as_secs_f64().ceil() as u32,
+    )?;
 
     let economics = &experiment.economics;
-    let budget_us = economics.staleness_budget.0.as_micros() as i64;
-    let offered_rps =
-        |n: usize| n as f64 / (experiment.duration.as_secs_f64() * repetitions.len().max(1) as f64);
-    let mut architectures = HashMap::new();
+    let budget_us = economics.staleness_budget.0.as_micros() as u64;
+    let mut architectures = BTreeMap::new();
+    let mut freshness_cdf = BTreeMap::new();
     for name in experiment
         .architectures
         .iter()
         .map(|a| a.name().to_string())
     {
         let rows = by_arch.remove(&name).unwrap_or_default();
-        let empty = HashMap::new();
-        let stored_here = audit.get(&name).unwrap_or(&empty);
-        let ok = rows.iter().filter(|r| r.ok).count() as u64;
-        let requests = rows.len() as u64;
-        let mut phases: HashMap<String, Vec<&Request>> = HashMap::new();
-        for row in &rows {
-            if let Some(phase) = phase_of(row.repetition, row.intended_s) {
-                phases.entry(phase.to_string()).or_default().push(row);
-            }
-        }
-        let phase_summaries = phases
-            .into_iter()
-            .map(|(phase, rows)| (phase, PhaseSummary::of(rows.into_iter())))
-            .collect();
-        let acked: HashSet<(u32, &str)> = rows
+        let figures = |rows: &[&Request], reps: &[u32]| {
+            let audit = reps.iter().fold((0, 0, 0), |acc, r| {
+                let a = audit_of
+                    .get(&(name.clone(), *r))
+                    .copied()
+                    .unwrap_or_default();
+                (acc.0 + a.0, acc.1 + a.1, acc.2 + a.2)
+            });
+            let drain = reps
+                .iter()
+                .map(|r| drain(backlog_points.get(&(name.clone(), *r)), &windows[r]))
+                .collect::<Vec<_>>();
+            let recovery = reps
+                .iter()
+                .map(|r| {
+                    recovery(
+                        rows.iter().copied().filter(|q| q.repetition == *r),
+                        &windows[r],
+                    )
+                })
+                .collect::<Vec<_>>();
+            Figures::of(rows, &windows, audit, budget_us, recovery, drain)
+        };
+        let all: Vec<&Request> = rows.iter().collect();
+        let reps: Vec<u32> = (0..repetition_count as u32).collect();
+        let pooled = figures(&all, &reps);
+        let each: Vec<Figures> = reps
             .iter()
-            .filter(|r| r.ok)
-            .map(|r| (r.repetition, r.event_id.as_str()))
-            .collect();
-        let lost = acked
-            .iter()
-            .filter(|(rep, id)| !stored_here.contains_key(&(*rep, id.to_string())))
-            .count() as u64;
-        let stored_unacknowledged = stored_here
-            .keys()
-            .filter(|(rep, id)| !acked.contains(&(*rep, id.as_str())))
-            .count() as u64;
-        // Freshness: from the acknowledgement to the row in the database.
-        let delays: Vec<i64> = rows
-            .iter()
-            .filter(|r| r.ok)
-            .filter_map(|r| {
-                let stored_at = stored_here.get(&(r.repetition, r.event_id.clone()))?;
-                let acked_at = t0_of.get(&r.repetition)? + r.finished_us;
-                Some((stored_at - acked_at).max(0))
+            .map(|r| {
+                let rows: Vec<&Request> =
+                    all.iter().copied().filter(|q| q.repetition == *r).collect();
+                figures(&rows, &[*r])
             })
             .collect();
-        let stale = delays.iter().filter(|d| **d > budget_us).count() as u64;
-        let freshness = latency(delays.iter().map(|d| *d as u64)).map(|l| Freshness {
-            p50: l.p50,
-            p99: l.p99,
-            max: l.max,
-        });
-        let recovery_s = recovery(&rows, &windows);
-        let drain_s = repetitions
+
+        let mut delays: Vec<u64> = rows.iter().filter_map(|r| r.freshness_us).collect();
+        delays.sort_unstable();
+        freshness_cdf.insert(name.clone(), cdf(&delays));
+
+        let run_rps = rows.len() as f64
+            / (experiment.duration.0.as_secs_f64() * repetition_count as f64).max(1e-9);
+        let cost_of = |failed_events: u64, repetitions: usize| {
+            let orders_lost = failed_events as f64 * economics.orders_lost_per_failed_event;
+            let revenue_lost = orders_lost * economics.order_value;
+            let per_outage = revenue_lost / repetitions.max(1) as f64;
+            let scale = if run_rps > 0.0 {
+                economics.production_rps / run_rps
+            } else {
+                0.0
+            };
+            Cost {
+                currency: economics.currency.clone(),
+                failed_events,
+                orders_lost,
+                revenue_lost,
+                per_outage,
+                per_year: per_outage * scale * economics.outages_per_year,
+                inputs: CostInputs {
+                    order_value: economics.order_value,
+                    orders_lost_per_failed_event: economics.orders_lost_per_failed_event,
+                    production_rps: economics.production_rps,
+                    run_rps,
+                    outages_per_year: economics.outages_per_year,
+                    staleness_budget_s: economics.staleness_budget.0.as_secs_f64(),
+                },
+            }
+        };
+        let seed = experiment.seed ^ fnv(&name);
+        let estimate = |f: &dyn Fn(&Figures) -> Option<f64>| {
+            estimate(&each.iter().filter_map(f).collect::<Vec<_>>(), seed)
+        };
+        let repetitions_summary = Repetitions {
+            count: each.len(),
+            error_rate: estimate(&|f| Some(f.totals.error_rate)),
+            error_rate_during: estimate(&|f| f.phases.get("during").map(|p| p.error_rate)),
+            lost: estimate(&|f| Some(f.lost as f64)),
+            latency_p99_ms: estimate(&|f| f.totals.latency_ms.as_ref().map(|l| l.p99)),
+            recovery_s: estimate(&|f| f.recovery_s),
+            drain_s: estimate(&|f| f.drain_s),
+            revenue_lost: estimate(&|f| Some(cost_of(f.failed_events(), 1).revenue_lost)),
+        };
+        let settle_s = repetitions
             .iter()
             .filter_map(|r| r["drain_s"][&name].as_f64())
-            .fold(None, |acc: Option<f64>, d| {
-                Some(acc.map_or(d, |a| a.max(d)))
-            });
-        let failed_events = (requests - ok) + lost + stale;
-        let orders_lost = failed_events as f64 * economics.orders_lost_per_failed_event;
-        let revenue_lost = orders_lost * economics.order_value;
-        let scale = if requests == 0 {
-            0.0
-        } else {
-            economics.production_rps / offered_rps(rows.len())
-        };
+            .reduce(f64::max);
+        let peak_backlog = reps
+            .iter()
+            .filter_map(|r| backlog_points.get(&(name.clone(), *r)))
+            .flat_map(|points| points.iter().map(|p| p.1))
+            .reduce(f64::max);
         architectures.insert(
             name.clone(),
             ArchitectureSummary {
-                totals: PhaseSummary::of(rows.iter()),
-                phases: phase_summaries,
-                acknowledged: ok,
-                stored: stored_here.len() as u64,
-                lost,
-                duplicates: duplicates.get(&name).copied().unwrap_or(0),
-                stored_unacknowledged,
-                stale,
-                freshness_ms: freshness,
-                recovery_s,
-                drain_s,
-                peak_backlog: peak_backlog.get(&name).copied(),
-                cost: Cost {
-                    currency: economics.currency.clone(),
-                    failed_events,
-                    orders_lost,
-                    revenue_lost,
-                    per_year: revenue_lost / repetitions.len().max(1) as f64
-                        * scale
-                        * economics.outages_per_year,
-                },
+                cost: cost_of(pooled.failed_events(), repetition_count),
+                totals: pooled.totals,
+                phases: pooled.phases,
+                acknowledged: pooled.acknowledged,
+                stored: pooled.stored,
+                lost: pooled.lost,
+                duplicates: pooled.duplicates,
+                stored_unacknowledged: pooled.stored_unacknowledged,
+                stale: pooled.stale,
+                freshness_ms: pooled.freshness,
+                recovery_s: pooled.recovery_s,
+                drain_s: pooled.drain_s,
+                settle_s,
+                peak_backlog,
+                repetitions: repetitions_summary,
             },
         );
     }
@@ -479,40 +785,320 @@ pub fn analyze(dir: &Path) -> anyhow::Result<Summary> {
         experiment: experiment.name.clone(),
         run_id: manifest["run_id"].as_str().unwrap_or_default().to_string(),
         status: manifest["status"].clone(),
-        faults: fault_json,
+        repetitions: repetitions.len(),
+        faults,
         architectures,
         hypotheses,
-        timeline,
+        series,
+        freshness_cdf,
     })
 }
 
-/// Seconds from the end of the last fault to the first whole second whose
-/// requests failed at most 1 %; `None` without faults or if that never came.
-fn recovery(rows: &[Request], windows: &HashMap<u32, Vec<(f64, f64)>>) -> Option<f64> {
-    let mut worst: Option<f64> = None;
-    for (repetition, windows) in windows {
-        let end = windows
-            .iter()
-            .map(|w| w.1)
-            .fold(f64::NEG_INFINITY, f64::max);
-        let mut seconds: std::collections::BTreeMap<i64, (u64, u64)> = Default::default();
-        for row in rows
-            .iter()
-            .filter(|r| r.repetition == *repetition && r.intended_s >= end)
-        {
+/// The headline figures of a set of requests (one repetition or all).
+struct Figures {
+    totals: PhaseSummary,
+    phases: BTreeMap<String, PhaseSummary>,
+    acknowledged: u64,
+    stored: u64,
+    lost: u64,
+    duplicates: u64,
+    stored_unacknowledged: u64,
+    stale: u64,
+    freshness: Option<Freshness>,
+    recovery_s: Option<f64>,
+    drain_s: Option<f64>,
+}
+
+impl Figures {
+    fn of(
+        rows: &[&Request],
+        windows: &HashMap<u32, Vec<(f64, f64)>>,
+        (stored, duplicates, stored_unacknowledged): (u64, u64, u64),
+        budget_us: u64,
+        recovery: Vec<Option<f64>>,
+        drain: Vec<Option<f64>>,
+    ) -> Self {
+        let mut phases: BTreeMap<&str, Vec<&Request>> = BTreeMap::new();
+        for row in rows {
+            let windows = windows.get(&row.repetition).map_or(&[][..], Vec::as_slice);
+            if let Some(phase) = phase_of(windows, row.intended_s) {
+                phases.entry(phase).or_default().push(row);
+            }
+        }
+        let delays = || rows.iter().filter_map(|r| r.freshness_us);
+        let stale = delays().filter(|d| *d > budget_us).count() as u64;
+        let fresh_count = delays().count() as u64;
+        // The worst repetition; `None` if any repetition never got there.
+        let worst = |values: Vec<Option<f64>>| {
+            values
+                .into_iter()
+                .try_fold(None, |acc: Option<f64>, v| {
+                    v.map(|v| Some(acc.map_or(v, |a| a.max(v))))
+                })
+                .flatten()
+        };
+        Self {
+            totals: PhaseSummary::of(rows.iter().copied()),
+            phases: phases
+                .into_iter()
+                .map(|(phase, rows)| (phase.to_string(), PhaseSummary::of(rows.into_iter())))
+                .collect(),
+            acknowledged: rows.iter().filter(|r| r.ok).count() as u64,
+            stored,
+            lost: rows.iter().filter(|r| r.lost).count() as u64,
+            duplicates,
+            stored_unacknowledged,
+            stale,
+            freshness: latency(delays()).map(|l| Freshness {
+                p50: l.p50,
+                p90: l.p90,
+                p99: l.p99,
+                max: l.max,
+                stale_share: ratio(stale, fresh_count),
+            }),
+            recovery_s: worst(recovery),
+            drain_s: worst(drain),
+        }
+    }
+
+    /// Failed, lost and too-late events: what the cost model charges.
+    fn failed_events(&self) -> u64 {
+        self.totals.failed + self.lost + self.stale
+    }
+}
+
+fn faults(frame: &DataFrame) -> anyhow::Result<Vec<FaultSummary>> {
+    let repetition = numbers(frame, "repetition")?;
+    let kind = strings(frame, "kind")?;
+    let target = strings(frame, "target")?;
+    let planned_start = numbers(frame, "planned_start_s")?;
+    let planned_end = numbers(frame, "planned_end_s")?;
+    let actual_start = numbers(frame, "actual_start_s")?;
+    let actual_end = numbers(frame, "actual_end_s")?;
+    let verified = flags(frame, "verified")?;
+    let effect = numbers(frame, "effect_ms")?;
+    let recovery = numbers(frame, "recovery_ms")?;
+    Ok((0..frame.height())
+        .map(|i| FaultSummary {
+            repetition: repetition[i].unwrap_or(0.0) as u32,
+            kind: kind[i].clone(),
+            target: target[i].clone(),
+            planned_start_s: planned_start[i],
+            planned_end_s: planned_end[i],
+            actual_start_s: actual_start[i],
+            actual_end_s: actual_end[i],
+            verified: verified[i],
+            effect_ms: effect[i],
+            recovery_ms: recovery[i],
+        })
+        .collect())
+}
+
+/// Assembles the per-second frames and the scraped state into series, one
+/// entry per second of load (seconds without requests are zero).
+fn build_series(
+    counts: &DataFrame,
+    failures: &DataFrame,
+    scraped: &HashMap<(String, u32), BTreeMap<u32, (Option<f64>, Option<f64>)>>,
+    seconds: u32,
+) -> anyhow::Result<Vec<PerSecond>> {
+    type Seconds = BTreeMap<(String, u32), Vec<Second>>;
+    fn slot<'a>(series: &'a mut Seconds, arch: &str, rep: u32, t: u32) -> &'a mut Second {
+        let list = series.entry((arch.to_string(), rep)).or_default();
+        if list.len() <= t as usize {
+            let from = list.len() as u32;
+            list.extend((from..=t).map(|t| Second {
+                t,
+                ..Second::default()
+            }));
+        }
+        &mut list[t as usize]
+    }
+    let mut series = Seconds::new();
+    {
+        let arch = strings(counts, "architecture")?;
+        let rep = numbers(counts, "repetition")?;
+        let second = numbers(counts, "second")?;
+        let offered = numbers(counts, "offered")?;
+        let ok = numbers(counts, "ok")?;
+        let columns = [
+            "ok_p50_ms",
+            "ok_p99_ms",
+            "failed_p50_ms",
+            "failed_p99_ms",
+            "freshness_p50_ms",
+            "freshness_p99_ms",
+        ]
+        .map(|c| numbers(counts, c));
+        let [a, b, c, d, e, f] = columns;
+        let (a, b, c, d, e, f) = (a?, b?, c?, d?, e?, f?);
+        for i in 0..counts.height() {
+            let s = slot(
+                &mut series,
+                &arch[i],
+                rep[i].unwrap_or(0.0) as u32,
+                second[i].unwrap_or(0.0).max(0.0) as u32,
+            );
+            s.offered = offered[i].unwrap_or(0.0) as u64;
+            s.ok = ok[i].unwrap_or(0.0) as u64;
+            s.failed = s.offered - s.ok;
+            s.error_rate = ratio(s.failed, s.offered);
+            (s.ok_p50_ms, s.ok_p99_ms) = (a[i], b[i]);
+            (s.failed_p50_ms, s.failed_p99_ms) = (c[i], d[i]);
+            (s.freshness_p50_ms, s.freshness_p99_ms) = (e[i], f[i]);
+        }
+    }
+    {
+        let arch = strings(failures, "architecture")?;
+        let rep = numbers(failures, "repetition")?;
+        let second = numbers(failures, "second")?;
+        let class = strings(failures, "failure")?;
+        let n = numbers(failures, "n")?;
+        for i in 0..failures.height() {
+            slot(
+                &mut series,
+                &arch[i],
+                rep[i].unwrap_or(0.0) as u32,
+                second[i].unwrap_or(0.0).max(0.0) as u32,
+            )
+            .failures
+            .insert(class[i].clone(), n[i].unwrap_or(0.0) as u64);
+        }
+    }
+    for ((arch, rep), by_second) in scraped {
+        for (t, (backlog, breaker)) in by_second {
+            let s = slot(&mut series, arch, *rep, *t);
+            s.backlog = backlog.or(s.backlog);
+            s.breaker = breaker.or(s.breaker);
+        }
+    }
+    if seconds > 0 {
+        let keys: Vec<(String, u32)> = series.keys().cloned().collect();
+        for (arch, rep) in keys {
+            slot(&mut series, &arch, rep, seconds - 1);
+        }
+    }
+    Ok(series
+        .into_iter()
+        .map(|((architecture, repetition), seconds)| PerSecond {
+            architecture,
+            repetition,
+            seconds,
+        })
+        .collect())
+}
+
+/// Up to 200 points of the distribution of sorted microsecond `delays`,
+/// as (milliseconds, share at most that late).
+fn cdf(delays: &[u64]) -> Vec<(f64, f64)> {
+    if delays.is_empty() {
+        return Vec::new();
+    }
+    let n = delays.len();
+    let steps = n.min(200);
+    (1..=steps)
+        .map(|k| {
+            let index = (k * n).div_ceil(steps) - 1;
+            (delays[index] as f64 / 1000.0, (index + 1) as f64 / n as f64)
+        })
+        .collect()
+}
+
+/// Seconds from the end of the last fault of a repetition to the first
+/// second from which, for 5 s (or to the end of the load), every second's
+/// error rate is within the baseline (the error rate before the first fault)
+/// plus one percentage point. `None` without faults or if that never came.
+fn recovery<'a>(rows: impl Iterator<Item = &'a Request>, windows: &[(f64, f64)]) -> Option<f64> {
+    const HOLD: usize = 5;
+    if windows.is_empty() {
+        return None;
+    }
+    let first = windows.iter().map(|w| w.0).fold(f64::INFINITY, f64::min);
+    let end = windows
+        .iter()
+        .map(|w| w.1)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let mut baseline = (0u64, 0u64);
+    let mut seconds: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    for row in rows {
+        if row.intended_s < first {
+            baseline.0 += 1;
+            baseline.1 += u64::from(!row.ok);
+        } else if row.intended_s >= end {
             let bucket = seconds
-                .entry(((row.intended_s - end).floor()) as i64)
+                .entry((row.intended_s - end).floor() as i64)
                 .or_default();
             bucket.0 += 1;
             bucket.1 += u64::from(!row.ok);
         }
-        let recovered = seconds
-            .iter()
-            .find(|(_, (n, failed))| *n > 0 && (*failed as f64) <= 0.01 * *n as f64)
-            .map(|(second, _)| *second as f64)?;
-        worst = Some(worst.map_or(recovered, |w| w.max(recovered)));
     }
-    worst
+    let limit = ratio(baseline.1, baseline.0) + 0.01;
+    let good: Vec<(i64, bool)> = seconds
+        .iter()
+        .map(|(s, (n, failed))| (*s, *n > 0 && ratio(*failed, *n) <= limit))
+        .collect();
+    (0..good.len())
+        .find(|&i| good[i..(i + HOLD).min(good.len())].iter().all(|g| g.1))
+        .map(|i| good[i].0 as f64)
+}
+
+/// Seconds from the end of the last fault until the scraped backlog first
+/// reads zero; `None` without faults, without a backlog, or if it never did.
+fn drain(points: Option<&Vec<(f64, f64)>>, windows: &[(f64, f64)]) -> Option<f64> {
+    let end = windows.iter().map(|w| w.1).reduce(f64::max)?;
+    points?
+        .iter()
+        .find(|(t, backlog)| *t >= end && *backlog <= 0.0)
+        .map(|(t, _)| t - end)
+}
+
+/// FNV-1a, to derive a per-architecture bootstrap seed.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Mean and 95 % percentile-bootstrap interval of the mean (2,000
+/// resamples, deterministic for a seed).
+pub fn estimate(values: &[f64], seed: u64) -> Option<Estimate> {
+    const RESAMPLES: usize = 2000;
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len();
+    let mean = values.iter().sum::<f64>() / n as f64;
+    if n == 1 {
+        return Some(Estimate {
+            mean,
+            low: None,
+            high: None,
+            values: values.to_vec(),
+        });
+    }
+    let mut state = seed | 1;
+    let mut next = || {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let mut means: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            (0..n)
+                .map(|_| values[(next() % n as u64) as usize])
+                .sum::<f64>()
+                / n as f64
+        })
+        .collect();
+    means.sort_by(f64::total_cmp);
+    Some(Estimate {
+        mean,
+        low: Some(means[(RESAMPLES as f64 * 0.025) as usize]),
+        high: Some(means[(RESAMPLES as f64 * 0.975) as usize - 1]),
+        values: values.to_vec(),
+    })
 }
 
 /// The figure a hypothesis names.
@@ -553,14 +1139,11 @@ pub fn write_summary(dir: &Path) -> anyhow::Result<Summary> {
 
 /// A few lines of headline figures per architecture, for the terminal.
 pub fn headline(summary: &Summary) -> String {
-    let mut names: Vec<&String> = summary.architectures.keys().collect();
-    names.sort();
     let mut out = format!(
         "{:<16} {:>9} {:>9} {:>8} {:>9} {:>9} {:>12} {:>12}\n",
         "architecture", "requests", "failed", "errors", "stored", "lost", "fresh p99", "lost value"
     );
-    for name in names {
-        let a = &summary.architectures[name];
+    for (name, a) in &summary.architectures {
         out.push_str(&format!(
             "{:<16} {:>9} {:>9} {:>7.2}% {:>9} {:>9} {:>12} {:>12}\n",
             name,
@@ -587,4 +1170,44 @@ pub fn headline(summary: &Summary) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bootstrap_interval_holds_the_mean_and_is_reproducible() {
+        let values = [0.40, 0.42, 0.39, 0.41, 0.45];
+        let a = estimate(&values, 7).unwrap();
+        let b = estimate(&values, 7).unwrap();
+        assert_eq!(a, b);
+        assert!((a.mean - 0.414).abs() < 1e-12);
+        let (low, high) = (a.low.unwrap(), a.high.unwrap());
+        assert!(low <= a.mean && a.mean <= high, "{a:?}");
+        assert!(low >= 0.39 && high <= 0.45, "{a:?}");
+        assert!(high - low > 0.0);
+        let single = estimate(&[3.0], 7).unwrap();
+        assert_eq!((single.mean, single.low, single.high), (3.0, None, None));
+        assert!(estimate(&[], 7).is_none());
+    }
+
+    #[test]
+    fn phases_follow_the_fault_windows() {
+        let windows = [(10.0, 20.0), (30.0, 40.0)];
+        assert_eq!(phase_of(&windows, 5.0), Some("before"));
+        assert_eq!(phase_of(&windows, 10.0), Some("during"));
+        assert_eq!(phase_of(&windows, 25.0), Some("between"));
+        assert_eq!(phase_of(&windows, 40.0), Some("after"));
+        assert_eq!(phase_of(&[], 5.0), None);
+    }
+
+    #[test]
+    fn the_distribution_ends_at_the_slowest_event() {
+        let delays: Vec<u64> = (1..=1000).map(|d| d * 1000).collect();
+        let points = cdf(&delays);
+        assert_eq!(points.len(), 200);
+        assert_eq!(points.last(), Some(&(1000.0, 1.0)));
+        assert_eq!(points[0], (5.0, 0.005));
+    }
 }

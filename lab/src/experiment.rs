@@ -556,9 +556,11 @@ pub enum Metric {
     LatencyP99Ms,
     /// Acknowledged → stored, 99th percentile, in ms.
     FreshnessP99Ms,
-    /// Seconds from the end of the fault to a normal error rate.
+    /// Seconds from the end of the last fault until the error rate is back
+    /// within the baseline for 5 s.
     RecoveryS,
-    /// Seconds from the end of the load until everything was stored.
+    /// Seconds from the end of the last fault until the consumer backlog is
+    /// zero.
     DrainS,
 }
 

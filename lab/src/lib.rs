@@ -22,6 +22,7 @@ pub mod load;
 pub mod report;
 pub mod run;
 pub mod stack;
+pub mod synthetic;
 pub mod validate;
 
 /// Where runs and stacks go when no folder is given.

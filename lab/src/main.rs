@@ -41,10 +41,21 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Recompute a run folder's summary.json from its raw files alone.
+    /// Recompute a run folder's summary.json, report.html and report.md from
+    /// its raw files alone, and the index of the folder it is in.
     Report {
         /// The run folder.
         dir: PathBuf,
+    },
+    /// Compare the headline figures of two runs (baseline, then candidate);
+    /// prints a Markdown table of each change and whether it exceeds the noise
+    /// of the repetitions.
+    Compare {
+        baseline: PathBuf,
+        candidate: PathBuf,
+        /// Print JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
     },
     /// Check scenarios; every problem is listed with its file, line and key.
     /// Exit status 2 if any scenario is invalid.
@@ -148,13 +159,33 @@ fn main() -> anyhow::Result<()> {
                 faultline::run::run(&file, options, shutdown).await
             })?;
             println!("{}", dir.display());
+            exit_on_failed_hypotheses(&dir);
             Ok(())
         }
         Command::Report { dir } => {
             let summary = faultline::report::write(&dir)
                 .with_context(|| format!("could not analyze {}", dir.display()))?;
             print!("{}", faultline::analyze::headline(&summary));
-            println!("{}", dir.join("summary.json").display());
+            if let Some(parent) = dir.canonicalize()?.parent() {
+                faultline::report::write_index(parent)?;
+            }
+            println!("{}", dir.join("report.html").display());
+            Ok(())
+        }
+        Command::Compare {
+            baseline,
+            candidate,
+            json,
+        } => {
+            let changes = faultline::report::compare(&baseline, &candidate)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&changes)?);
+            } else {
+                print!(
+                    "{}",
+                    faultline::report::compare_markdown(&baseline, &candidate, &changes)
+                );
+            }
             Ok(())
         }
         Command::Validate { files } => {
@@ -193,6 +224,31 @@ fn main() -> anyhow::Result<()> {
             println!("stopped {} leftover process(es)", stopped.len());
             Ok(())
         }
+    }
+}
+
+/// Exit status 3 when a hypothesis of the run at `dir` failed, so that
+/// scenarios work as CI gates.
+fn exit_on_failed_hypotheses(dir: &std::path::Path) {
+    let failed = std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|summary| {
+            Some(
+                summary["hypotheses"]
+                    .as_array()?
+                    .iter()
+                    .filter(|h| h["passed"] == false)
+                    .count(),
+            )
+        })
+        .unwrap_or(0);
+    if failed > 0 {
+        eprintln!(
+            "faultline: {failed} hypothes{} failed (exit status 3)",
+            if failed == 1 { "is" } else { "es" }
+        );
+        std::process::exit(3);
     }
 }
 

@@ -1,17 +1,25 @@
-//! The run's report: one Markdown file and one self-contained HTML file,
-//! both rendered from the same model (the run's summary, scenario and
-//! manifest) by a minijinja template.
+//! The run's report: one model built from the run folder's files (summary,
+//! scenario, manifest, charts), rendered twice by minijinja: a
+//! self-contained `report.html` (charts inline, no network) and a
+//! `report.md` whose charts are the SVG files in `charts/` beside it.
+//! Also `reports/index.html` (every run of a folder) and the comparison of
+//! two runs.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use minijinja::{Environment, Value, context};
+use minijinja::{Environment, Value};
+use serde::Serialize;
 
-use crate::analyze::{self, Summary};
-use crate::experiment::{Experiment, RateShape};
+use crate::analyze::{self, ArchitectureSummary, Estimate, RunFiles, Summary};
+use crate::chart::{self, LineChart};
+use crate::experiment::{ArchitectureSettings, ConsumerSetting, Experiment, Metric, RateShape};
 
 const MARKDOWN: &str = include_str!("../templates/report.md.j2");
 const HTML: &str = include_str!("../templates/report.html.j2");
+const INDEX: &str = include_str!("../templates/index.html.j2");
+const STYLE: &str = include_str!("../templates/style.css");
 
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
@@ -19,26 +27,70 @@ fn environment() -> Environment<'static> {
         .expect("the Markdown template parses");
     env.add_template("report.html", HTML)
         .expect("the HTML template parses");
+    env.add_template("index.html", INDEX)
+        .expect("the index template parses");
+    env.add_global("style", Value::from_safe_string(STYLE.to_string()));
     env.add_function("pct", |v: Option<f64>| {
         v.map_or("-".into(), |v| format!("{:.2} %", 100.0 * v))
     });
-    env.add_function("ms", |v: Option<f64>| match v {
-        None => "-".to_string(),
-        Some(v) if v >= 10_000.0 => format!("{:.1} s", v / 1000.0),
-        Some(v) => format!("{v:.1} ms"),
-    });
+    env.add_function("ms", |v: Option<f64>| ms(v));
     env.add_function("secs", |v: Option<f64>| {
         v.map_or("-".into(), |v| format!("{v:.1} s"))
     });
     env.add_function("money", |v: Option<f64>| {
-        v.map_or("-".into(), |v| format!("{v:.2}"))
+        v.map_or("-".into(), |v| {
+            let whole = format!("{:.0}", v.abs());
+            let mut grouped = String::new();
+            for (i, c) in whole.chars().enumerate() {
+                if i > 0 && (whole.len() - i) % 3 == 0 {
+                    grouped.push(',');
+                }
+                grouped.push(c);
+            }
+            format!("{}{grouped}", if v < 0.0 { "-" } else { "" })
+        })
     });
-    env.add_function("num", |v: Option<f64>| match v {
+    env.add_function("num", |v: Option<f64>| num(v));
+    env.add_function("ci", |e: Option<Value>, kind: String| -> String {
+        let Some(e) = e.filter(|e| !e.is_none()) else {
+            return "-".into();
+        };
+        let get = |k: &str| e.get_attr(k).ok().and_then(|v| f64::try_from(v).ok());
+        let show = |v: Option<f64>| match kind.as_str() {
+            "pct" => v.map_or("-".into(), |v| format!("{:.2} %", 100.0 * v)),
+            "ms" => ms(v),
+            "s" => v.map_or("-".into(), |v| format!("{v:.1} s")),
+            _ => num(v),
+        };
+        match (get("low"), get("high")) {
+            (Some(low), Some(high)) => {
+                format!(
+                    "{} [{} – {}]",
+                    show(get("mean")),
+                    show(Some(low)),
+                    show(Some(high))
+                )
+            }
+            _ => show(get("mean")),
+        }
+    });
+    env
+}
+
+fn ms(v: Option<f64>) -> String {
+    match v {
+        None => "-".to_string(),
+        Some(v) if v >= 10_000.0 => format!("{:.1} s", v / 1000.0),
+        Some(v) => format!("{v:.1} ms"),
+    }
+}
+
+fn num(v: Option<f64>) -> String {
+    match v {
         None => "-".to_string(),
         Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
         Some(v) => format!("{v:.2}"),
-    });
-    env
+    }
 }
 
 fn describe_rate(rate: &RateShape) -> String {
@@ -56,19 +108,113 @@ fn describe_rate(rate: &RateShape) -> String {
     }
 }
 
-/// Renders the Markdown and HTML reports of a run from its summary.
-pub fn render(
-    summary: &Summary,
-    experiment: &Experiment,
-    manifest: &serde_json::Value,
-) -> anyhow::Result<(String, String)> {
-    let env = environment();
-    let architectures: Vec<Value> = experiment
+fn describe_architecture(a: &ArchitectureSettings) -> String {
+    match a {
+        ArchitectureSettings::Rest { pool, .. } => format!(
+            "REST: POST → INSERT into PostgreSQL → 201; pool of {}, statement timeout {}",
+            pool.size, pool.statement_timeout
+        ),
+        ArchitectureSettings::Kafka {
+            consumer,
+            breaker,
+            batch_size,
+            ..
+        } => format!(
+            "Kafka: POST → produce (acks=all) → 202; consumer `{}` in batches of {batch_size}, \
+             breaker opens after {} failures for {}{}",
+            match consumer {
+                ConsumerSetting::Buffered => "buffered",
+                ConsumerSetting::Drop => "drop",
+            },
+            breaker.failures,
+            breaker.open_for,
+            match consumer {
+                ConsumerSetting::Buffered =>
+                    ", pausing its partitions while open (nothing dropped)",
+                ConsumerSetting::Drop =>
+                    ", dropping what fails and what arrives while open (the original policy)",
+            }
+        ),
+    }
+}
+
+/// One architecture as the templates see it.
+#[derive(Serialize)]
+struct ArchitectureView<'a> {
+    name: &'a str,
+    colour: String,
+    description: String,
+    s: &'a ArchitectureSummary,
+}
+
+/// A chart and where its data come from.
+#[derive(Serialize)]
+struct ChartView {
+    title: String,
+    file: String,
+    #[serde(skip)]
+    svg: String,
+    /// The SVG, inline, for the HTML report.
+    inline: Value,
+}
+
+/// Everything the templates use: built once, rendered as HTML and as Markdown.
+#[derive(Serialize)]
+pub struct Model<'a> {
+    title: String,
+    description: &'a str,
+    summary: &'a Summary,
+    architectures: Vec<ArchitectureView<'a>>,
+    phases: Vec<&'static str>,
+    economics: &'a crate::experiment::Economics,
+    staleness: String,
+    duration: String,
+    rate: String,
+    client_timeout: String,
+    repetitions: u32,
+    seed: u64,
+    manifest: &'a serde_json::Value,
+    broker_durable: Option<bool>,
+    scenario_toml: &'a str,
+    charts: BTreeMap<&'static str, ChartView>,
+    version: &'static str,
+}
+
+impl Model<'_> {
+    /// The model as JSON without the chart bodies, to debug a template.
+    pub fn to_json(&self) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(self)?)
+    }
+}
+
+/// Builds the report's model of an analysed run.
+pub fn model<'a>(summary: &'a Summary, files: &'a RunFiles) -> anyhow::Result<Model<'a>> {
+    let experiment = &files.experiment;
+    let architectures = experiment
         .architectures
         .iter()
-        .filter_map(|a| {
-            let s = summary.architectures.get(a.name())?;
-            Some(context! { name => a.name(), s => Value::from_serialize(s) })
+        .enumerate()
+        .filter_map(|(index, a)| {
+            Some(ArchitectureView {
+                name: a.name(),
+                colour: chart::colour(index),
+                description: describe_architecture(a),
+                s: summary.architectures.get(a.name())?,
+            })
+        })
+        .collect();
+    let charts = charts(summary, experiment)?
+        .into_iter()
+        .map(|(name, title, svg)| {
+            (
+                name,
+                ChartView {
+                    title,
+                    file: format!("charts/{name}.svg"),
+                    inline: Value::from_safe_string(svg.clone()),
+                    svg,
+                },
+            )
         })
         .collect();
     let title = if experiment.title.is_empty() {
@@ -76,118 +222,483 @@ pub fn render(
     } else {
         experiment.title.clone()
     };
-    let model = context! {
-        title => title,
-        description => experiment.description.trim(),
-        summary => Value::from_serialize(summary),
-        architectures => architectures,
-        faults => Value::from_serialize(&summary.faults),
-        hypotheses => Value::from_serialize(&summary.hypotheses),
-        phases => vec!["before", "during", "between", "after"],
-        economics => Value::from_serialize(&experiment.economics),
-        staleness => experiment.economics.staleness_budget.to_string(),
-        duration => experiment.duration.to_string(),
-        rate => describe_rate(&experiment.workload.rate),
-        seed => experiment.seed,
-        broker => manifest["versions"]["broker"].as_str().unwrap_or_default(),
-        version => faultline_services::VERSION,
-    };
-    let markdown = env.get_template("report.md")?.render(&model)?;
-    let mut body = String::new();
-    let options = pulldown_cmark::Options::ENABLE_TABLES;
-    pulldown_cmark::html::push_html(
-        &mut body,
-        pulldown_cmark::Parser::new_ext(&markdown, options),
-    );
-    for (name, svg) in charts(summary, experiment)? {
-        body = body.replace(
-            &format!("<!-- chart:{name} -->"),
-            &format!("<figure>{svg}</figure>"),
-        );
-    }
+    Ok(Model {
+        title,
+        description: experiment.description.trim(),
+        summary,
+        architectures,
+        phases: vec!["before", "during", "between", "after"],
+        economics: &experiment.economics,
+        staleness: experiment.economics.staleness_budget.to_string(),
+        duration: experiment.duration.to_string(),
+        rate: describe_rate(&experiment.workload.rate),
+        client_timeout: experiment.workload.client_timeout.to_string(),
+        repetitions: experiment.repetitions,
+        seed: experiment.seed,
+        manifest: &files.manifest,
+        broker_durable: files.manifest["repetitions"][0]["broker_durable"].as_bool(),
+        scenario_toml: files.experiment_text.trim_end(),
+        charts,
+        version: faultline_services::VERSION,
+    })
+}
+
+/// Renders the model as (Markdown, HTML).
+pub fn render(model: &Model) -> anyhow::Result<(String, String)> {
+    let env = environment();
+    let markdown = env
+        .get_template("report.md")?
+        .render(model)
+        .context("rendering report.md")?;
     let html = env
         .get_template("report.html")?
-        .render(context! { title => model.get_attr("title")?, body => Value::from_safe_string(body), version => faultline_services::VERSION })?;
+        .render(model)
+        .context("rendering report.html")?;
     Ok((markdown, html))
 }
 
-/// The report's charts, by name: failed requests per second, and the
-/// consumers' backlog, over the first repetition.
+/// The per-second series of the first repetition as chart points.
+fn points(
+    summary: &Summary,
+    name: &str,
+    f: impl Fn(&analyze::Second) -> Option<f64>,
+) -> Vec<(f64, f64)> {
+    summary
+        .series_of(name, 0)
+        .map(|s| {
+            s.seconds
+                .iter()
+                .filter_map(|second| Some((f64::from(second.t), f(second)?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Limits of the scenario's hypotheses on `metrics`, as chart rules.
+fn thresholds(experiment: &Experiment, metrics: &[Metric], scale: f64) -> Vec<(String, f64)> {
+    experiment
+        .hypotheses
+        .iter()
+        .filter(|h| metrics.contains(&h.metric))
+        .filter_map(|h| {
+            let limit = h.max.or(h.min)?;
+            Some((
+                format!(
+                    "{}: {} {}",
+                    h.architecture,
+                    if h.max.is_some() { "≤" } else { "≥" },
+                    limit
+                ),
+                limit * scale,
+            ))
+        })
+        .collect()
+}
+
+/// The report's charts: (name, title, SVG).
 fn charts(
     summary: &Summary,
     experiment: &Experiment,
-) -> anyhow::Result<Vec<(&'static str, String)>> {
-    let timeline = &summary.timeline;
+) -> anyhow::Result<Vec<(&'static str, String, String)>> {
     let names: Vec<&str> = experiment.architectures.iter().map(|a| a.name()).collect();
-    let x_max = timeline.seconds as f64;
-    let failed: Vec<crate::chart::Line> = names
+    let faults = summary.windows(0);
+    let x_max = experiment.duration.0.as_secs_f64();
+    let first = if summary.repetitions > 1 {
+        " (first repetition)"
+    } else {
+        ""
+    };
+    let mut out = Vec::new();
+
+    // Timeline strip: the offered load and the faults.
+    let offered = names
+        .first()
+        .map(|name| points(summary, name, |s| Some(s.offered as f64)))
+        .unwrap_or_default();
+    let named: Vec<(f64, f64, String)> = summary
+        .faults
         .iter()
-        .enumerate()
-        .filter_map(|(index, name)| {
-            let buckets = timeline.requests.get(*name)?;
-            Some((
+        .filter(|f| f.repetition == 0)
+        .zip(&faults)
+        .map(|(f, w)| (w.0, w.1, f.kind.clone()))
+        .collect();
+    out.push((
+        "timeline",
+        "Offered load per architecture and fault periods".to_string(),
+        chart::strip(&offered, &named, x_max)?,
+    ));
+
+    // Answers per second, one panel per architecture.
+    let panels: Vec<(String, Vec<chart::Line>)> = names
+        .iter()
+        .map(|name| {
+            (
                 name.to_string(),
-                index,
-                buckets
-                    .iter()
-                    .enumerate()
-                    .map(|(t, (_, failed))| (t as f64, *failed as f64))
-                    .collect(),
-            ))
+                vec![
+                    (
+                        "ok/s".to_string(),
+                        1,
+                        points(summary, name, |s| Some(s.ok as f64)),
+                    ),
+                    (
+                        "failed/s".to_string(),
+                        2,
+                        points(summary, name, |s| Some(s.failed as f64)),
+                    ),
+                ],
+            )
         })
         .collect();
-    let backlog: Vec<crate::chart::Line> = names
-        .iter()
-        .enumerate()
-        .filter_map(|(index, name)| {
-            Some((
-                name.to_string(),
-                index,
-                timeline.backlog.get(*name)?.clone(),
-            ))
-        })
-        .collect();
-    let mut charts = vec![(
-        "failures",
-        crate::chart::lines(
-            "Failed requests per second (fault shaded)",
-            "failed/s",
-            &failed,
-            &timeline.faults,
-            x_max,
-        )?,
-    )];
-    if !backlog.is_empty() {
-        let x_max = backlog
+    let title = format!("Successful and failed requests per second{first}");
+    out.push((
+        "answers",
+        title.clone(),
+        chart::panels(&title, "requests/s", &panels, &faults, x_max)?,
+    ));
+
+    let over_time =
+        |title: &'static str, y: &'static str| LineChart::over_time(title, y, &faults, x_max);
+    let lines = |f: &dyn Fn(&analyze::Second) -> Option<f64>| -> Vec<chart::Line> {
+        names
             .iter()
-            .flat_map(|(_, _, points)| points.iter().map(|p| p.0))
-            .fold(x_max, f64::max);
-        charts.push((
+            .enumerate()
+            .map(|(i, name)| (name.to_string(), i, points(summary, name, f)))
+            .filter(|(_, _, p)| !p.is_empty())
+            .collect()
+    };
+
+    let mut latency = over_time("Latency p99 of successful requests, per second (ms)", "ms");
+    latency.series = lines(&|s| s.ok_p99_ms);
+    latency.thresholds = thresholds(experiment, &[Metric::LatencyP99Ms], 1.0);
+    out.push((
+        "latency",
+        latency.title.to_string(),
+        chart::lines(&latency)?,
+    ));
+
+    let mut errors = over_time("Error rate per second (%)", "% failed");
+    errors.series = lines(&|s| (s.offered > 0).then_some(100.0 * s.error_rate));
+    errors.thresholds = thresholds(experiment, &[Metric::ErrorRate], 100.0);
+    out.push(("errors", errors.title.to_string(), chart::lines(&errors)?));
+
+    let backlog_lines = lines(&|s| s.backlog);
+    if !backlog_lines.is_empty() {
+        let mut backlog = over_time(
+            "Consumer backlog: events on the topic not yet stored",
+            "messages",
+        );
+        backlog.series = backlog_lines;
+        out.push((
             "backlog",
-            crate::chart::lines(
-                "Consumer backlog: events on the topic not yet stored",
-                "messages",
-                &backlog,
-                &timeline.faults,
-                x_max,
-            )?,
+            backlog.title.to_string(),
+            chart::lines(&backlog)?,
+        ));
+        let mut breaker = over_time("Circuit breaker: 0 closed, 1 half-open, 2 open", "state");
+        breaker.series = lines(&|s| s.breaker);
+        breaker.height = 200;
+        out.push((
+            "breaker",
+            breaker.title.to_string(),
+            chart::lines(&breaker)?,
         ));
     }
-    Ok(charts)
+
+    let cdf: Vec<chart::Line> = names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let points = summary.freshness_cdf.get(*name)?;
+            (!points.is_empty()).then(|| {
+                (
+                    name.to_string(),
+                    i,
+                    points
+                        .iter()
+                        .map(|(ms, share)| (*ms, 100.0 * share))
+                        .collect(),
+                )
+            })
+        })
+        .collect();
+    if !cdf.is_empty() {
+        let budget_ms = experiment.economics.staleness_budget.0.as_secs_f64() * 1000.0;
+        let slowest = cdf
+            .iter()
+            .flat_map(|(_, _, p)| p.iter().map(|p| p.0))
+            .fold(budget_ms, f64::max);
+        let fastest = cdf
+            .iter()
+            .flat_map(|(_, _, p)| p.iter().map(|p| p.0))
+            .fold(f64::INFINITY, f64::min)
+            .max(0.1);
+        let freshness = LineChart {
+            title: "Freshness: share of acknowledged events stored within x ms (log scale)",
+            x_label: "acknowledged → stored, ms",
+            y_label: "% of events",
+            series: cdf,
+            faults: &[],
+            x_range: (fastest * 0.8, slowest * 1.25),
+            thresholds: Vec::new(),
+            markers: vec![(
+                format!("staleness budget {}", experiment.economics.staleness_budget),
+                budget_ms,
+            )],
+            log_x: true,
+            height: 280,
+        };
+        out.push((
+            "freshness",
+            freshness.title.to_string(),
+            chart::lines(&freshness)?,
+        ));
+    }
+
+    let groups: Vec<(String, Vec<(String, f64)>)> = names
+        .iter()
+        .filter_map(|name| {
+            let a = summary.architectures.get(*name)?;
+            Some((
+                name.to_string(),
+                vec![
+                    ("acknowledged".to_string(), a.acknowledged as f64),
+                    ("stored".to_string(), a.stored as f64),
+                    ("lost".to_string(), a.lost as f64),
+                    (
+                        format!("stale (> {})", experiment.economics.staleness_budget),
+                        a.stale as f64,
+                    ),
+                    ("failed requests".to_string(), a.totals.failed as f64),
+                ],
+            ))
+        })
+        .collect();
+    out.push((
+        "audit",
+        "Loss audit: what each architecture acknowledged, stored, lost".to_string(),
+        chart::bars(
+            "Loss audit: acknowledged, stored, lost, stale, failed",
+            &groups,
+        )?,
+    ));
+    Ok(out)
 }
 
-/// Analyzes the run folder at `dir` and writes `summary.json`, `report.md`
-/// and `report.html` from its files alone.
+/// Analyzes the run folder at `dir` and writes `summary.json`, `report.md`,
+/// `charts/*.svg` and `report.html` from its files alone.
 pub fn write(dir: &Path) -> anyhow::Result<Summary> {
-    let summary = analyze::write_summary(dir)?;
-    let text = std::fs::read_to_string(dir.join("experiment.toml"))
-        .context("cannot read experiment.toml")?;
-    let experiment = crate::validate::parse(&text, "experiment.toml")
-        .map_err(|_| anyhow::anyhow!("experiment.toml is invalid"))?;
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json"))?)?;
-    let (markdown, html) = render(&summary, &experiment, &manifest)?;
+    let files = RunFiles::read(dir)?;
+    let summary = analyze::summarize(&files)?;
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )
+    .with_context(|| format!("cannot write {}", dir.join("summary.json").display()))?;
+    let model = model(&summary, &files)?;
+    let (markdown, html) = render(&model)?;
+    let charts = dir.join("charts");
+    std::fs::create_dir_all(&charts)
+        .with_context(|| format!("cannot create {}", charts.display()))?;
+    for (name, chart) in &model.charts {
+        std::fs::write(charts.join(format!("{name}.svg")), &chart.svg)?;
+    }
     std::fs::write(dir.join("report.md"), markdown)?;
     std::fs::write(dir.join("report.html"), html)?;
+    if std::env::var_os("FAULTLINE_REPORT_MODEL").is_some() {
+        std::fs::write(dir.join("report-model.json"), model.to_json()?)?;
+    }
+    drop(model);
     Ok(summary)
+}
+
+/// One run in `reports/index.html`.
+#[derive(Serialize)]
+struct IndexEntry {
+    /// Relative link, attribute-escaped already (minijinja would also
+    /// escape its slashes).
+    link: Value,
+    run_id: String,
+    started_at: String,
+    experiment: String,
+    status: String,
+    architectures: Vec<(String, IndexFigures)>,
+}
+
+#[derive(Serialize)]
+struct IndexFigures {
+    error_rate: f64,
+    lost: u64,
+    revenue_lost: f64,
+    currency: String,
+}
+
+/// Writes `index.html` in `reports`: every run folder in it with a
+/// `summary.json`, newest first.
+pub fn write_index(reports: &Path) -> anyhow::Result<PathBuf> {
+    let mut entries = Vec::new();
+    let listing =
+        std::fs::read_dir(reports).with_context(|| format!("cannot list {}", reports.display()))?;
+    for entry in listing.flatten() {
+        let dir = entry.path();
+        let (Ok(summary), Ok(manifest)) = (
+            std::fs::read_to_string(dir.join("summary.json")),
+            std::fs::read_to_string(dir.join("manifest.json")),
+        ) else {
+            continue;
+        };
+        let (Ok(summary), Ok(manifest)) = (
+            serde_json::from_str::<serde_json::Value>(&summary),
+            serde_json::from_str::<serde_json::Value>(&manifest),
+        ) else {
+            continue;
+        };
+        let architectures = summary["architectures"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(name, a)| {
+                        (
+                            name.clone(),
+                            IndexFigures {
+                                error_rate: a["error_rate"].as_f64().unwrap_or(0.0),
+                                lost: a["lost"].as_u64().unwrap_or(0),
+                                revenue_lost: a["cost"]["revenue_lost"].as_f64().unwrap_or(0.0),
+                                currency: a["cost"]["currency"].as_str().unwrap_or("").into(),
+                            },
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        entries.push(IndexEntry {
+            link: Value::from_safe_string(
+                format!("{}/report.html", entry.file_name().to_string_lossy())
+                    .replace('&', "&amp;")
+                    .replace('"', "&quot;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;"),
+            ),
+            run_id: summary["run_id"].as_str().unwrap_or_default().into(),
+            started_at: manifest["started_at"].as_str().unwrap_or_default().into(),
+            experiment: summary["experiment"].as_str().unwrap_or_default().into(),
+            status: summary["status"].as_str().unwrap_or_default().into(),
+            architectures,
+        });
+    }
+    entries.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    let html = environment()
+        .get_template("index.html")?
+        .render(minijinja::context! { runs => entries, version => faultline_services::VERSION })?;
+    let path = reports.join("index.html");
+    std::fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// The change of one headline figure between two runs.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Change {
+    pub architecture: String,
+    pub figure: &'static str,
+    pub baseline: Option<f64>,
+    pub candidate: Option<f64>,
+    /// `beyond noise`, `within noise`, or `unknown noise` without
+    /// repetitions on both sides.
+    pub verdict: &'static str,
+}
+
+/// Compares the headline figures of two runs, architecture by
+/// architecture. A change is beyond noise when the two runs' 95 % intervals
+/// do not overlap (both need repetitions).
+pub fn compare(baseline: &Path, candidate: &Path) -> anyhow::Result<Vec<Change>> {
+    let a = analyze::analyze(baseline)
+        .with_context(|| format!("could not analyze {}", baseline.display()))?;
+    let b = analyze::analyze(candidate)
+        .with_context(|| format!("could not analyze {}", candidate.display()))?;
+    type Pick = fn(&ArchitectureSummary) -> (Option<f64>, Option<&Estimate>);
+    let figures: [(&str, Pick); 6] = [
+        ("error rate", |s| {
+            (Some(s.totals.error_rate), s.repetitions.error_rate.as_ref())
+        }),
+        ("error rate during faults", |s| {
+            (
+                s.phases.get("during").map(|p| p.error_rate),
+                s.repetitions.error_rate_during.as_ref(),
+            )
+        }),
+        ("lost events", |s| {
+            (
+                Some(s.lost as f64 / s.repetitions.count.max(1) as f64),
+                s.repetitions.lost.as_ref(),
+            )
+        }),
+        ("latency p99 ms", |s| {
+            (
+                s.totals.latency_ms.as_ref().map(|l| l.p99),
+                s.repetitions.latency_p99_ms.as_ref(),
+            )
+        }),
+        ("recovery s", |s| {
+            (s.recovery_s, s.repetitions.recovery_s.as_ref())
+        }),
+        ("revenue lost per outage", |s| {
+            (Some(s.cost.per_outage), s.repetitions.revenue_lost.as_ref())
+        }),
+    ];
+    let mut changes = Vec::new();
+    for (name, x) in &a.architectures {
+        let Some(y) = b.architectures.get(name) else {
+            continue;
+        };
+        for (figure, pick) in figures {
+            let ((va, ea), (vb, eb)) = (pick(x), pick(y));
+            let interval = |e: Option<&Estimate>| Some((e?.low?, e?.high?));
+            let verdict = match (interval(ea), interval(eb)) {
+                (Some((la, ha)), Some((lb, hb))) => {
+                    if ha < lb || hb < la {
+                        "beyond noise"
+                    } else {
+                        "within noise"
+                    }
+                }
+                _ => "unknown noise",
+            };
+            changes.push(Change {
+                architecture: name.clone(),
+                figure,
+                baseline: va,
+                candidate: vb,
+                verdict,
+            });
+        }
+    }
+    Ok(changes)
+}
+
+/// The comparison as a Markdown table.
+pub fn compare_markdown(baseline: &Path, candidate: &Path, changes: &[Change]) -> String {
+    let mut out = format!(
+        "# {} → {}\n\n| architecture | figure | baseline | candidate | change | noise |\n|---|---|---:|---:|---:|---|\n",
+        baseline.display(),
+        candidate.display()
+    );
+    for c in changes {
+        let change = match (c.baseline, c.candidate) {
+            (Some(a), Some(b)) if a != 0.0 => format!("{:+.1} %", 100.0 * (b - a) / a.abs()),
+            (Some(a), Some(b)) => format!("{:+}", num(Some(b - a))),
+            _ => "-".into(),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            c.architecture,
+            c.figure,
+            num(c.baseline.map(|v| (v * 10_000.0).round() / 10_000.0)),
+            num(c.candidate.map(|v| (v * 10_000.0).round() / 10_000.0)),
+            change,
+            c.verdict
+        ));
+    }
+    out.push_str(
+        "\nA change is beyond noise when the runs' 95 % bootstrap intervals do not overlap; \
+         runs without repetitions cannot tell.\n",
+    );
+    out
 }

@@ -447,6 +447,9 @@ pub async fn run(
         }
         Err(error) => progress.say(&format!("could not analyze the run: {error:#}")),
     }
+    if let Err(error) = crate::report::write_index(&options.out) {
+        progress.say(&format!("could not write the index of runs: {error:#}"));
+    }
     progress.say(&format!(
         "run {}{}",
         serde_json::to_value(manifest.status)?

@@ -61,7 +61,10 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+    // One of the scenario's hypotheses fails (the drop policy loses events):
+    // exit status 3, the run folder's path still printed last.
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("1 hypothesis failed"), "{stderr}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let dir = PathBuf::from(stdout.lines().last().expect("the run folder's path"));
     assert!(dir.starts_with(&out), "{dir:?}");
@@ -206,7 +209,29 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
         .collect();
     assert_eq!(verdicts, [true, false], "buffered loses nothing; drop does");
     let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
-    assert!(markdown.contains("| kafka-drop | 2000 | 0 |"), "{markdown}");
+    let drop = arch("kafka-drop");
+    let row = format!(
+        "| kafka-drop | 2000 | {} | {} | {} |",
+        drop["acknowledged"], drop["stored"], drop["lost"]
+    );
+    assert!(markdown.contains(&row), "{row} not in {markdown}");
+    for chart in [
+        "timeline",
+        "answers",
+        "errors",
+        "latency",
+        "backlog",
+        "breaker",
+        "freshness",
+        "audit",
+    ] {
+        assert!(
+            markdown.contains(&format!("(charts/{chart}.svg)")),
+            "{chart}"
+        );
+        assert!(dir.join(format!("charts/{chart}.svg")).is_file(), "{chart}");
+    }
+    assert!(out.join("index.html").is_file(), "no index of runs");
     assert!(
         markdown.contains("**FAIL** | The original drop policy loses no acknowledged event"),
         "{markdown}"
@@ -216,6 +241,7 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
         html.starts_with("<!doctype html>") && html.contains("<table>"),
         "{html}"
     );
+    assert_eq!(html.matches("<svg").count(), 8, "one inline SVG per chart");
     // `faultline report` recomputes it from the raw files alone.
     std::fs::remove_file(dir.join("summary.json")).unwrap();
     let report = Command::new(env!("CARGO_BIN_EXE_faultline"))

@@ -1,0 +1,279 @@
+//! Run folders with known answers, written without a stack: for the
+//! analysis tests and the analysis benchmark.
+//!
+//! Two architectures at a constant rate with one fault window:
+//! - `rest` fails every request due during the window with a 503
+//!   (`rest_unacknowledged_stored` of those failures are stored anyway);
+//!   every success is stored `fresh_ms` after its answer.
+//! - `kafka` answers every request; the events due during the window are
+//!   stored `late_s` after the window ends, except every `lost_every`-th,
+//!   which is never stored; the first `duplicates` stored rows have two
+//!   copies. Its backlog grows during the window and reads zero
+//!   `drain_s` after it; its breaker reads open during the window.
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::collect::{self, MetricRow, Sample, StoredRow};
+use crate::fault::FaultRecord;
+use crate::load::{Outcome, Row};
+
+/// What the synthetic run contains.
+#[derive(Debug, Clone)]
+pub struct Synthetic {
+    pub rps: u32,
+    pub seconds: u32,
+    pub repetitions: u32,
+    /// The fault window, whole seconds.
+    pub fault: (u32, u32),
+    pub latency_ms: u64,
+    pub fresh_ms: u64,
+    pub late_s: u64,
+    pub lost_every: u64,
+    pub duplicates: usize,
+    pub rest_unacknowledged_stored: usize,
+    pub drain_s: u32,
+}
+
+impl Default for Synthetic {
+    fn default() -> Self {
+        Self {
+            rps: 10,
+            seconds: 30,
+            repetitions: 1,
+            fault: (10, 20),
+            latency_ms: 2,
+            fresh_ms: 5,
+            late_s: 70,
+            lost_every: 4,
+            duplicates: 3,
+            rest_unacknowledged_stored: 2,
+            drain_s: 3,
+        }
+    }
+}
+
+impl Synthetic {
+    /// Requests per architecture and repetition.
+    pub fn requests(&self) -> u64 {
+        u64::from(self.rps) * u64::from(self.seconds)
+    }
+
+    /// Requests per architecture and repetition due during the fault.
+    pub fn during(&self) -> u64 {
+        u64::from(self.rps) * u64::from(self.fault.1 - self.fault.0)
+    }
+
+    /// Kafka events lost per repetition.
+    pub fn lost(&self) -> u64 {
+        self.during().div_ceil(self.lost_every)
+    }
+
+    /// The scenario of the run.
+    pub fn scenario(&self) -> String {
+        format!(
+            "name = \"synthetic\"\ntitle = \"Synthetic run\"\nduration = \"{}s\"\nseed = 7\nrepetitions = {}\n\
+             [workload]\nrate = {{ shape = \"constant\", rps = {} }}\n\
+             [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
+             [[architectures]]\nkind = \"kafka\"\nname = \"kafka\"\n\
+             [[faults]]\nkind = \"db-crash\"\nat = \"{}s\"\nduration = \"{}s\"\n\
+             [[hypotheses]]\ntitle = \"REST fails at most half its requests during the fault\"\n\
+             architecture = \"rest\"\nmetric = \"error_rate\"\nphase = \"during\"\nmax = 0.5\n\
+             [[hypotheses]]\ntitle = \"Kafka loses nothing\"\narchitecture = \"kafka\"\nmetric = \"lost_events\"\nmax = 0\n\
+             [economics]\ncurrency = \"EUR\"\norder_value = 25.0\norders_lost_per_failed_event = 0.05\n\
+             production_rps = {}\noutages_per_year = 4\nstaleness_budget = \"60s\"\n",
+            self.seconds,
+            self.repetitions,
+            self.rps,
+            self.fault.0,
+            self.fault.1 - self.fault.0,
+            self.rps * 10,
+        )
+    }
+
+    /// Writes the run folder at `dir`.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("experiment.toml"), self.scenario())?;
+        let names = vec!["rest".to_string(), "kafka".to_string()];
+        let t0_base: i64 = 1_764_000_000_000_000;
+        let mut requests = Vec::new();
+        let mut stored = Vec::new();
+        let mut metrics = Vec::new();
+        let mut faults = Vec::new();
+        let mut repetitions = Vec::new();
+        let (f0, f1) = (
+            u64::from(self.fault.0) * 1_000_000,
+            u64::from(self.fault.1) * 1_000_000,
+        );
+        for repetition in 0..self.repetitions {
+            let t0 = t0_base + i64::from(repetition) * 1_000_000_000;
+            let mut rows = Vec::new();
+            let mut stored_rows = Vec::new();
+            let mut unacknowledged = 0;
+            let mut during_kafka = 0u64;
+            let n = self.requests();
+            for seq in 0..n {
+                let intended_us = seq * 1_000_000 / u64::from(self.rps);
+                let in_fault = (f0..f1).contains(&intended_us);
+                for (architecture, name) in names.iter().enumerate() {
+                    let event_id = uuid::Uuid::from_u64_pair(
+                        u64::from(repetition) << 32 | architecture as u64,
+                        seq,
+                    );
+                    let finished_us = intended_us + self.latency_ms * 1000;
+                    let rest = architecture == 0;
+                    let ok = !(rest && in_fault);
+                    rows.push(Row {
+                        architecture: architecture as u16,
+                        seq,
+                        intended_us,
+                        sent_us: intended_us,
+                        finished_us,
+                        outcome: Outcome::Status(match (rest, ok) {
+                            (true, true) => 201,
+                            (true, false) => 503,
+                            _ => 202,
+                        }),
+                        attempts: 1,
+                        event_id,
+                    });
+                    let acked_at = t0 + finished_us as i64;
+                    let stored_at = if rest {
+                        if ok {
+                            Some(acked_at + self.fresh_ms as i64 * 1000)
+                        } else if unacknowledged < self.rest_unacknowledged_stored {
+                            unacknowledged += 1;
+                            Some(acked_at)
+                        } else {
+                            None
+                        }
+                    } else if in_fault {
+                        during_kafka += 1;
+                        ((during_kafka - 1) % self.lost_every != 0)
+                            .then_some(t0 + f1 as i64 + self.late_s as i64 * 1_000_000)
+                    } else {
+                        Some(acked_at + self.fresh_ms as i64 * 1000)
+                    };
+                    if let Some(stored_at_us) = stored_at {
+                        stored_rows.push(StoredRow {
+                            event_id,
+                            stored_by: name.clone(),
+                            sent_at_us: t0 + intended_us as i64,
+                            stored_at_us,
+                        });
+                    }
+                }
+            }
+            for t in 0..self.seconds + 5 {
+                let (backlog, breaker) = if t < self.fault.0 {
+                    (0.0, 0.0)
+                } else if t < self.fault.1 {
+                    (f64::from((t - self.fault.0 + 1) * self.rps), 2.0)
+                } else if t < self.fault.1 + self.drain_s {
+                    (f64::from(self.rps * (self.fault.1 + self.drain_s - t)), 0.0)
+                } else {
+                    (0.0, 0.0)
+                };
+                for (metric, value) in [
+                    (
+                        faultline_services::metrics::names::CONSUMER_BACKLOG_MESSAGES,
+                        backlog,
+                    ),
+                    (
+                        faultline_services::metrics::names::CIRCUIT_BREAKER_STATE,
+                        breaker,
+                    ),
+                ] {
+                    metrics.push(collect::metrics_frame(
+                        repetition,
+                        &[MetricRow {
+                            t_s: f64::from(t) + 0.5,
+                            architecture: "kafka".into(),
+                            service: "consumer".into(),
+                            sample: Sample {
+                                metric: metric.into(),
+                                labels: String::new(),
+                                value,
+                            },
+                        }],
+                    )?);
+                }
+            }
+            faults.push(collect::faults_frame(
+                repetition,
+                &[FaultRecord {
+                    kind: "db-crash".into(),
+                    target: "postgres".into(),
+                    planned_start_s: f64::from(self.fault.0),
+                    planned_end_s: f64::from(self.fault.1),
+                    actual_start_s: Some(f64::from(self.fault.0)),
+                    actual_end_s: Some(f64::from(self.fault.1)),
+                    verified_start: true,
+                    verified_end: true,
+                    effect_ms: Some(15.0),
+                    recovery_ms: Some(150.0),
+                    verified: true,
+                    detail: String::new(),
+                }],
+            )?);
+            requests.push(collect::requests_frame(repetition, &names, &rows)?);
+            let mut frame = collect::stored_frame(repetition, t0, &stored_rows)?;
+            let copies: Vec<i32> = (0..frame.height())
+                .map(|i| if i < self.duplicates { 2 } else { 1 })
+                .collect();
+            frame.with_column(Column::new("copies".into(), copies))?;
+            stored.push(frame);
+            repetitions.push(serde_json::json!({
+                "repetition": repetition,
+                "status": "complete",
+                "reasons": [],
+                "stack_startup_s": 1.0,
+                "load_end_s": self.seconds,
+                "drain_s": { "kafka": 0.5 },
+                "t0_unix_us": t0,
+                "broker": "synthetic",
+                "broker_durable": false,
+            }));
+        }
+        for (file, frames) in [
+            ("requests.parquet", requests),
+            ("stored.parquet", stored),
+            ("metrics.parquet", metrics),
+            ("faults.parquet", faults),
+        ] {
+            let mut frame = concat_frames(frames)?;
+            ParquetWriter::new(std::fs::File::create(dir.join(file))?).finish(&mut frame)?;
+        }
+        let manifest = serde_json::json!({
+            "schema": 1,
+            "experiment": "synthetic",
+            "run_id": "20261125T000000Z-synthetic",
+            "status": "complete",
+            "reasons": [],
+            "started_at": "2026-11-25T00:00:00Z",
+            "finished_at": "2026-11-25T00:01:00Z",
+            "seed": 7,
+            "driver": "native",
+            "architectures": names,
+            "versions": { "faultline": faultline_services::VERSION, "rustc": "rustc", "postgres": "17", "broker": "synthetic", "k6": null },
+            "host": { "cores": 2, "memory_bytes": 1u64 << 34, "kernel": "linux", "hostname": "synthetic" },
+            "repetitions": repetitions,
+        });
+        std::fs::write(
+            dir.join("manifest.json"),
+            serde_json::to_string_pretty(&manifest)?,
+        )?;
+        Ok(())
+    }
+}
+
+fn concat_frames(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
+    let mut frames = frames.into_iter();
+    let mut first = frames.next().unwrap_or_default();
+    for frame in frames {
+        first.vstack_mut(&frame)?;
+    }
+    Ok(first)
+}

@@ -1,0 +1,429 @@
+//! Analysis and rendering on synthetic run folders whose answers are known:
+//! every figure of `summary.json` is checked against what was written, the
+//! summary against its published schema, and the report in a real headless
+//! Chromium.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use faultline::synthetic::Synthetic;
+use serde_json::Value;
+
+fn folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("faultline-analyze-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn summary_of(dir: &Path) -> Value {
+    faultline::report::write(dir).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+fn close(value: &Value, want: f64, tolerance: f64) -> bool {
+    value
+        .as_f64()
+        .is_some_and(|v| (v - want).abs() <= tolerance)
+}
+
+#[test]
+fn every_figure_matches_the_rows_that_were_written() {
+    let run = Synthetic::default();
+    let dir = folder("figures");
+    run.write(&dir.join("run")).unwrap();
+    let summary = summary_of(&dir.join("run"));
+    let rest = &summary["architectures"]["rest"];
+    let kafka = &summary["architectures"]["kafka"];
+    let (n, during) = (run.requests(), run.during());
+
+    // REST: exactly the requests due during the fault failed, with a 503.
+    assert_eq!(rest["requests"], n);
+    assert_eq!(rest["failed"], during);
+    assert_eq!(rest["failures"]["503"], during);
+    assert!(close(&rest["error_rate"], during as f64 / n as f64, 1e-12));
+    assert_eq!(rest["phases"]["before"]["failed"], 0);
+    assert_eq!(rest["phases"]["during"]["requests"], during);
+    assert_eq!(rest["phases"]["during"]["error_rate"], 1.0);
+    assert_eq!(rest["phases"]["after"]["failed"], 0);
+    assert!(close(&rest["latency_ms"]["p50"], 2.0, 0.01), "{rest}");
+    assert!(close(&rest["latency_ms"]["max"], 2.0, 0.01), "{rest}");
+    assert_eq!(rest["acknowledged"], n - during);
+    assert_eq!(rest["lost"], 0);
+    assert_eq!(
+        rest["stored"],
+        n - during + run.rest_unacknowledged_stored as u64
+    );
+    assert_eq!(
+        rest["stored_unacknowledged"],
+        run.rest_unacknowledged_stored
+    );
+    // The duplicated rows are the first written: REST's seq 0 and 1, Kafka's seq 0.
+    assert_eq!(rest["duplicates"], 2);
+    assert!(close(&rest["freshness_ms"]["max"], 5.0, 0.01), "{rest}");
+    assert_eq!(rest["stale"], 0);
+    assert_eq!(rest["recovery_s"], 0.0);
+    assert_eq!(rest["drain_s"], Value::Null, "REST has no backlog");
+
+    // Kafka: all answered, every lost_every-th event of the fault never stored.
+    assert_eq!(kafka["failed"], 0);
+    assert_eq!(kafka["acknowledged"], n);
+    assert_eq!(kafka["lost"], run.lost());
+    assert_eq!(kafka["stored"], n - run.lost());
+    assert_eq!(kafka["duplicates"], 1);
+    assert_eq!(kafka["stored_unacknowledged"], 0);
+    assert_eq!(kafka["stale"], during - run.lost());
+    // The earliest event of the fault waited until 70 s after its end.
+    let slowest_ms = ((run.fault.1 - run.fault.0) as f64 + run.late_s as f64) * 1000.0 - 2.0;
+    assert!(
+        close(
+            &kafka["freshness_ms"]["max"],
+            slowest_ms,
+            slowest_ms * 0.001
+        ),
+        "{kafka}"
+    );
+    assert!(close(
+        &kafka["freshness_ms"]["stale_share"],
+        (during - run.lost()) as f64 / (n - run.lost()) as f64,
+        1e-12
+    ));
+    assert_eq!(
+        kafka["peak_backlog"],
+        f64::from(run.rps * (run.fault.1 - run.fault.0))
+    );
+    // Backlog reads zero at the scrape of second fault end + drain_s (t + 0.5).
+    assert!(
+        close(&kafka["drain_s"], f64::from(run.drain_s) + 0.5, 1e-9),
+        "{kafka}"
+    );
+    assert_eq!(kafka["settle_s"], 0.5);
+
+    // Money: failed + lost + late events, every input beside the result.
+    let cost = &rest["cost"];
+    assert_eq!(cost["failed_events"], during);
+    let revenue = during as f64 * 0.05 * 25.0;
+    assert!(close(&cost["revenue_lost"], revenue, 1e-9));
+    assert!(
+        close(&cost["per_year"], revenue * 10.0 * 4.0, 1e-6),
+        "{cost}"
+    );
+    assert_eq!(cost["inputs"]["production_rps"], 100.0);
+    assert_eq!(
+        kafka["cost"]["failed_events"],
+        run.lost() + during - run.lost()
+    );
+
+    // Hypotheses: both fail, with their values.
+    let hypotheses = summary["hypotheses"].as_array().unwrap();
+    assert_eq!(hypotheses[0]["value"], 1.0);
+    assert_eq!(hypotheses[0]["passed"], false);
+    assert_eq!(hypotheses[1]["value"], run.lost() as f64);
+    assert_eq!(hypotheses[1]["passed"], false);
+
+    // The fault as recorded.
+    assert_eq!(summary["faults"][0]["kind"], "db-crash");
+    assert_eq!(summary["faults"][0]["actual_end_s"], f64::from(run.fault.1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn per_second_series_and_recovery_follow_the_rows() {
+    let run = Synthetic::default();
+    let dir = folder("series");
+    run.write(&dir).unwrap();
+    let summary = faultline::analyze::analyze(&dir).unwrap();
+    let rest = summary.series_of("rest", 0).unwrap();
+    assert_eq!(rest.seconds.len(), run.seconds as usize);
+    for second in &rest.seconds {
+        let in_fault = (run.fault.0..run.fault.1).contains(&second.t);
+        assert_eq!(second.offered, u64::from(run.rps), "{second:?}");
+        assert_eq!(second.failed, if in_fault { u64::from(run.rps) } else { 0 });
+        if in_fault {
+            assert_eq!(second.failures["503"], u64::from(run.rps));
+            assert_eq!(second.ok_p99_ms, None);
+        } else {
+            assert!(second.ok_p99_ms.is_some_and(|p| (p - 2.0).abs() < 1e-9));
+        }
+    }
+    let kafka = summary.series_of("kafka", 0).unwrap();
+    let at = |t: u32| &kafka.seconds[t as usize];
+    assert_eq!(at(run.fault.0 + 2).backlog, Some(f64::from(3 * run.rps)));
+    assert_eq!(at(run.fault.0 + 2).breaker, Some(2.0));
+    assert_eq!(at(run.fault.1 + run.drain_s).backlog, Some(0.0));
+    assert_eq!(at(5).breaker, Some(0.0));
+    // The freshness distribution ends at the slowest event, at 100 %.
+    let cdf = &summary.freshness_cdf["kafka"];
+    assert_eq!(cdf.last().unwrap().1, 1.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn repetitions_give_intervals_and_compare_tells_noise_from_change() {
+    let run = Synthetic {
+        repetitions: 3,
+        ..Synthetic::default()
+    };
+    let (a, b) = (folder("rep-a"), folder("rep-b"));
+    run.write(&a).unwrap();
+    // The candidate: a longer fault, so REST fails more.
+    Synthetic {
+        fault: (10, 25),
+        ..run.clone()
+    }
+    .write(&b)
+    .unwrap();
+    let summary = summary_of(&a);
+    let rest = &summary["architectures"]["rest"];
+    assert_eq!(rest["repetitions"]["count"], 3);
+    // Identical repetitions: the interval is the value itself.
+    let error_rate = &rest["repetitions"]["error_rate"];
+    assert_eq!(error_rate["values"].as_array().unwrap().len(), 3);
+    assert_eq!(error_rate["low"], error_rate["mean"]);
+    assert_eq!(error_rate["high"], error_rate["mean"]);
+    assert_eq!(rest["requests"], 3 * run.requests());
+    assert_eq!(rest["failed"], 3 * run.during());
+    assert_eq!(summary["architectures"]["kafka"]["lost"], 3 * run.lost());
+    assert!(close(
+        &rest["cost"]["per_outage"],
+        run.during() as f64 * 0.05 * 25.0,
+        1e-9
+    ));
+
+    let same = faultline::report::compare(&a, &a).unwrap();
+    assert!(same.iter().all(|c| c.verdict == "within noise"), "{same:?}");
+    let changes = faultline::report::compare(&a, &b).unwrap();
+    let rest_errors = changes
+        .iter()
+        .find(|c| c.architecture == "rest" && c.figure == "error rate")
+        .unwrap();
+    assert_eq!(rest_errors.verdict, "beyond noise");
+    assert!(rest_errors.candidate > rest_errors.baseline);
+    let markdown = faultline::report::compare_markdown(&a, &b, &changes);
+    assert!(
+        markdown.contains("| rest | error rate | 0.33 | 0.50 | +50.0 % | beyond noise |"),
+        "{markdown}"
+    );
+    let _ = std::fs::remove_dir_all(&a);
+    let _ = std::fs::remove_dir_all(&b);
+}
+
+/// Checks `value` against the subset of JSON Schema `docs/summary.schema.json`
+/// uses: type, const, enum, required, properties, additionalProperties,
+/// items, $ref.
+fn check(value: &Value, schema: &Value, root: &Value, path: &str, problems: &mut Vec<String>) {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/$defs/");
+        return check(value, &root["$defs"][name], root, path, problems);
+    }
+    let type_name = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let allowed: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let fits = |t: &str| t == type_name || (t == "number" && type_name == "integer");
+    if !allowed.is_empty() && !allowed.iter().any(|t| fits(t)) {
+        problems.push(format!("{path}: {type_name}, want {allowed:?}"));
+        return;
+    }
+    if let Some(want) = schema.get("const") {
+        if value != want {
+            problems.push(format!("{path}: {value}, want {want}"));
+        }
+    }
+    if let Some(options) = schema["enum"].as_array() {
+        if !options.contains(value) {
+            problems.push(format!("{path}: {value} not in {options:?}"));
+        }
+    }
+    if let Value::Object(map) = value {
+        for key in schema["required"].as_array().into_iter().flatten() {
+            if !map.contains_key(key.as_str().unwrap()) {
+                problems.push(format!("{path}: {key} missing"));
+            }
+        }
+        for (key, child) in map {
+            let path = format!("{path}.{key}");
+            if let Some(sub) = schema["properties"].get(key) {
+                check(child, sub, root, &path, problems);
+            } else if schema["additionalProperties"] == Value::Bool(false) {
+                problems.push(format!("{path}: not allowed"));
+            } else if schema["additionalProperties"].is_object() {
+                check(
+                    child,
+                    &schema["additionalProperties"],
+                    root,
+                    &path,
+                    problems,
+                );
+            }
+        }
+    }
+    if let (Value::Array(items), Some(sub)) = (value, schema.get("items")) {
+        for (i, item) in items.iter().enumerate() {
+            check(item, sub, root, &format!("{path}[{i}]"), problems);
+        }
+    }
+}
+
+#[test]
+fn the_summary_follows_its_published_schema() {
+    let schema: Value =
+        serde_json::from_str(include_str!("../../docs/summary.schema.json")).unwrap();
+    let dir = folder("schema");
+    Synthetic::default().write(&dir).unwrap();
+    let summary = summary_of(&dir);
+    let mut problems = Vec::new();
+    check(&summary, &schema, &schema, "$", &mut problems);
+    assert!(problems.is_empty(), "{problems:#?}");
+    // The checker itself catches a missing figure and a wrong type.
+    let mut broken = summary.clone();
+    broken["architectures"]["kafka"]
+        .as_object_mut()
+        .unwrap()
+        .remove("lost");
+    broken["architectures"]["rest"]["error_rate"] = Value::from("high");
+    let mut problems = Vec::new();
+    check(&broken, &schema, &schema, "$", &mut problems);
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_report_is_self_contained_and_the_index_lists_every_run() {
+    let reports = folder("index");
+    Synthetic::default().write(&reports.join("a")).unwrap();
+    Synthetic {
+        repetitions: 2,
+        ..Synthetic::default()
+    }
+    .write(&reports.join("b"))
+    .unwrap();
+    for run in ["a", "b"] {
+        faultline::report::write(&reports.join(run)).unwrap();
+    }
+    let dir = reports.join("b");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let charts = [
+        "timeline",
+        "answers",
+        "errors",
+        "latency",
+        "backlog",
+        "breaker",
+        "freshness",
+        "audit",
+    ];
+    assert_eq!(html.matches("<svg").count(), charts.len());
+    for chart in charts {
+        assert!(
+            markdown.contains(&format!("](charts/{chart}.svg)")),
+            "{chart}"
+        );
+        let svg = std::fs::read_to_string(dir.join(format!("charts/{chart}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && html.contains(&svg), "{chart}");
+    }
+    // Nothing is fetched: no external source, link, stylesheet or font.
+    for needle in [
+        "src=\"http",
+        "href=\"http",
+        "url(",
+        "@import",
+        "<script",
+        "<link",
+    ] {
+        assert!(!html.contains(needle), "{needle} in report.html");
+    }
+    // Both renderings carry the same figures.
+    for text in [
+        "How sure are we?",
+        "Method and reproducibility",
+        "Kafka loses nothing",
+        "import polars as pl",
+    ] {
+        assert!(html.contains(text) && markdown.contains(text), "{text}");
+    }
+    assert!(
+        html.contains("name = &quot;synthetic&quot;"),
+        "the scenario is escaped and shown"
+    );
+
+    let index = faultline::report::write_index(&reports).unwrap();
+    let index = std::fs::read_to_string(index).unwrap();
+    assert!(index.contains("href=\"a/report.html\"") && index.contains("href=\"b/report.html\""));
+    assert_eq!(index.matches("synthetic</a>").count(), 2);
+    let _ = std::fs::remove_dir_all(&reports);
+}
+
+/// Debian's `chromium` (or another Chromium on PATH).
+fn chromium() -> PathBuf {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| faultline_stack::which(name))
+        .expect("a headless Chromium is needed: apt-get install chromium (scripts/setup does)")
+}
+
+#[test]
+fn a_real_chromium_renders_the_report() {
+    let dir = folder("chromium");
+    Synthetic::default().write(&dir).unwrap();
+    faultline::report::write(&dir).unwrap();
+    let page = format!("file://{}", dir.join("report.html").display());
+    let profile = dir.join("profile");
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=420,2400",
+    ];
+    // The DOM Chromium parsed holds every chart.
+    let dom = Command::new(chromium())
+        .args(flags)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert_eq!(dom.matches("<svg").count(), 8, "{dom}");
+    assert!(dom.contains("Was anything lost?"));
+    // And a phone-sized screenshot is taken without error.
+    let shot = dir.join("report.png");
+    let output = Command::new(chromium())
+        .args(flags)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
