@@ -8,10 +8,14 @@
       systems = [ "x86_64-linux" "aarch64-linux" ];
       forAll = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
       runtimeTools = pkgs: [ pkgs.apacheKafka pkgs.postgresql_17 pkgs.k6 ];
+      # Cargo.toml's rust-version; Cargo.lock needs it (sysinfo 0.39).
+      rustVersion = "1.95";
+      checkRust = pkgs: pkgs.lib.assertMsg (pkgs.lib.versionAtLeast pkgs.rustc.version rustVersion)
+        "faultline needs rustc >= ${rustVersion}; this nixpkgs has ${pkgs.rustc.version}";
     in
     {
       packages = forAll (pkgs: {
-        default = pkgs.rustPlatform.buildRustPackage {
+        default = assert checkRust pkgs; pkgs.rustPlatform.buildRustPackage {
           pname = "faultline";
           version = "0.1.0";
           src = self;
@@ -26,7 +30,8 @@
           cargoTestFlags = [ "--workspace" "--lib" "--bins" ];
           postInstall = ''
             mkdir -p $out/share/faultline
-            cp -r experiments $out/share/faultline/
+            cp -r experiments docs $out/share/faultline/
+            cp -r lab/templates $out/share/faultline/templates
             wrapProgram $out/bin/faultline \
               --prefix PATH : ${pkgs.lib.makeBinPath (runtimeTools pkgs)}:$out/bin
           '';
@@ -46,9 +51,18 @@
           experiment = pkgs.writeShellApplication {
             name = "faultline-experiment";
             runtimeInputs = [ faultline ] ++ runtimeTools pkgs;
+            # `nix run .#experiment [SCENARIO] [faultline run flags...]`
             text = ''
-              scenario="''${1:-${faultline}/share/faultline/experiments/db-crash.toml}"
-              exec faultline run "$scenario" --out ./reports
+              scenario="${faultline}/share/faultline/experiments/db-crash.toml"
+              if [ $# -gt 0 ] && [ "''${1#-}" = "$1" ]; then
+                scenario="$1"
+                shift
+              fi
+              out=(--out ./reports)
+              for arg in "$@"; do
+                case "$arg" in --out|--out=*) out=() ;; esac
+              done
+              exec faultline run "$scenario" "''${out[@]}" "$@"
             '';
           };
         in
@@ -68,8 +82,23 @@
 
       checks = forAll (pkgs: {
         build = self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        # The package's vendored dependencies, clippy instead of the build.
+        clippy = self.packages.${pkgs.stdenv.hostPlatform.system}.default.overrideAttrs (old: {
+          pname = "faultline-clippy";
+          nativeBuildInputs = old.nativeBuildInputs ++ [ pkgs.clippy ];
+          buildPhase = ''
+            runHook preBuild
+            cargo clippy --workspace --all-targets --offline -j $NIX_BUILD_CORES -- -D warnings
+            runHook postBuild
+          '';
+          doCheck = false;
+          installPhase = "touch $out";
+          postInstall = "";
+        });
         fmt = pkgs.runCommand "faultline-fmt" { nativeBuildInputs = [ pkgs.cargo pkgs.rustfmt ]; } ''
-          cd ${self} && cargo fmt --all --check && touch $out
+          cp -r ${self} src && chmod -R u+w src && cd src
+          cargo fmt --all --check
+          touch $out
         '';
       });
     };

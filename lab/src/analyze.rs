@@ -331,6 +331,10 @@ fn latency(values_us: impl Iterator<Item = u64>) -> Option<Latency> {
     })
 }
 
+/// Per (architecture, repetition) and second: the last backlog and the
+/// highest breaker state scraped.
+type Scraped = HashMap<(String, u32), BTreeMap<u32, (Option<f64>, Option<f64>)>>;
+
 /// One request after the audit join.
 struct Request {
     repetition: u32,
@@ -593,8 +597,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Summary> {
     }
 
     // Scraped consumer state: backlog and breaker, per second.
-    let mut scraped: HashMap<(String, u32), BTreeMap<u32, (Option<f64>, Option<f64>)>> =
-        HashMap::new();
+    let mut scraped: Scraped = HashMap::new();
     let mut backlog_points: HashMap<(String, u32), Vec<(f64, f64)>> = HashMap::new();
     {
         let m = &files.metrics;
@@ -899,7 +902,7 @@ fn faults(frame: &DataFrame) -> anyhow::Result<Vec<FaultSummary>> {
 fn build_series(
     counts: &DataFrame,
     failures: &DataFrame,
-    scraped: &HashMap<(String, u32), BTreeMap<u32, (Option<f64>, Option<f64>)>>,
+    scraped: &Scraped,
     seconds: u32,
 ) -> anyhow::Result<Vec<PerSecond>> {
     type Seconds = BTreeMap<(String, u32), Vec<Second>>;

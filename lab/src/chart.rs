@@ -45,6 +45,9 @@ pub struct LineChart<'a> {
     pub markers: Vec<(String, f64)>,
     /// x is drawn on a log10 axis (values must be > 0).
     pub log_x: bool,
+    /// y is drawn on a log10 axis (values must be > 0).
+    pub log_y: bool,
+    pub legend: SeriesLabelPosition,
     pub height: u32,
 }
 
@@ -65,6 +68,8 @@ impl<'a> LineChart<'a> {
             thresholds: Vec::new(),
             markers: Vec::new(),
             log_x: false,
+            log_y: false,
+            legend: SeriesLabelPosition::UpperRight,
             height: 280,
         }
     }
@@ -76,7 +81,9 @@ fn fail(e: DrawingAreaErrorKind<std::io::Error>) -> anyhow::Error {
     anyhow!("drawing a chart: {e}")
 }
 
-/// The style of series `index`: colour, width and dash pattern.
+/// Draws one series in the style of `index`: colour, width and dash
+/// pattern. A gap wider than `max_gap` in x (a second without data) breaks
+/// the line instead of bridging it.
 fn draw_line<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<
         'a,
@@ -86,6 +93,7 @@ fn draw_line<'a, DB: DrawingBackend + 'a>(
     name: &str,
     index: usize,
     points: Vec<(f64, f64)>,
+    max_gap: f64,
 ) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
@@ -93,43 +101,63 @@ where
     let colour = PALETTE[index % PALETTE.len()];
     let style = colour.stroke_width(2);
     let (dash, gap) = DASHES[index % DASHES.len()];
-    let annotation = if dash == 0 {
-        chart
-            .draw_series(LineSeries::new(points, style))
-            .map_err(|e| anyhow!("drawing {name}: {e}"))?
-    } else {
-        chart
-            .draw_series(DashedLineSeries::new(points, dash, gap, style))
-            .map_err(|e| anyhow!("drawing {name}: {e}"))?
-    };
-    let (dash, gap) = if dash == 0 {
-        (6, 0)
-    } else {
-        (dash.min(6), gap)
-    };
-    annotation.label(name).legend(move |(x, y)| {
-        let d = dash as i32;
-        let g = gap as i32;
-        EmptyElement::at((x, y))
-            + PathElement::new(vec![(0, 0), (d, 0)], style)
-            + PathElement::new(vec![(d + g, 0), (2 * d + g, 0)], style)
-            + PathElement::new(vec![(2 * (d + g), 0), (3 * d + 2 * g, 0)], style)
-    });
+    let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+    for point in points {
+        match runs.last_mut() {
+            Some(run) if run.last().is_some_and(|last| point.0 - last.0 <= max_gap) => {
+                run.push(point)
+            }
+            _ => runs.push(vec![point]),
+        }
+    }
+    for (i, run) in runs.into_iter().enumerate() {
+        let annotation = if dash == 0 || run.len() == 1 {
+            chart
+                .draw_series(LineSeries::new(run, style).point_size(u32::from(dash != 0)))
+                .map_err(|e| anyhow!("drawing {name}: {e}"))?
+        } else {
+            chart
+                .draw_series(DashedLineSeries::new(run, dash, gap, style))
+                .map_err(|e| anyhow!("drawing {name}: {e}"))?
+        };
+        if i > 0 {
+            continue;
+        }
+        let (dash, gap) = if dash == 0 {
+            (6, 0)
+        } else {
+            (dash.min(6), gap)
+        };
+        annotation.label(name).legend(move |(x, y)| {
+            let d = dash as i32;
+            let g = gap as i32;
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (d, 0)], style)
+                + PathElement::new(vec![(d + g, 0), (2 * d + g, 0)], style)
+                + PathElement::new(vec![(2 * (d + g), 0), (3 * d + 2 * g, 0)], style)
+        });
+    }
     Ok(())
 }
 
 /// Renders a [`LineChart`] as an SVG document.
 pub fn lines(spec: &LineChart) -> anyhow::Result<String> {
     let fail: Fail = fail;
-    let y_max = spec
-        .series
-        .iter()
-        .flat_map(|(_, _, points)| points.iter().map(|p| p.1))
-        .chain(spec.thresholds.iter().map(|t| t.1))
-        .fold(0.0, f64::max)
-        .max(1.0)
-        * 1.12;
-    let fx = |x: f64| if spec.log_x { x.max(1e-3).log10() } else { x };
+    let log = |on: bool| move |v: f64| if on { v.max(1e-3).log10() } else { v };
+    let (fx, fy) = (log(spec.log_x), log(spec.log_y));
+    let ys = || {
+        spec.series
+            .iter()
+            .flat_map(|(_, _, points)| points.iter().map(|p| p.1))
+            .chain(spec.thresholds.iter().map(|t| t.1))
+    };
+    let top = ys().fold(0.0, f64::max).max(1.0);
+    let (y0, y1) = if spec.log_y {
+        let bottom = ys().filter(|y| *y > 0.0).fold(top, f64::min);
+        (fy(bottom) - 0.1, fy(top) + 0.15)
+    } else {
+        (0.0, top * 1.12)
+    };
     let (x0, x1) = (fx(spec.x_range.0), fx(spec.x_range.1));
     let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
     let mut svg = String::new();
@@ -141,37 +169,32 @@ pub fn lines(spec: &LineChart) -> anyhow::Result<String> {
             .margin(12)
             .x_label_area_size(34)
             .y_label_area_size(64)
-            .build_cartesian_2d(x0..x1, 0f64..y_max)
+            .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(fail)?;
-        let log_x = spec.log_x;
-        let x_format = move |v: &f64| {
-            if log_x {
-                human(10f64.powf(*v))
-            } else {
-                human(*v)
-            }
-        };
+        let (log_x, log_y) = (spec.log_x, spec.log_y);
+        let unlog = |on: bool, v: f64| if on { human(10f64.powf(v)) } else { human(v) };
+        let x_format = move |v: &f64| unlog(log_x, *v);
+        let y_format = move |v: &f64| unlog(log_y, *v);
         chart
             .configure_mesh()
             .x_desc(spec.x_label)
             .y_desc(spec.y_label)
             .x_label_formatter(&x_format)
-            .y_label_formatter(&|v| human(*v))
+            .y_label_formatter(&y_format)
             .light_line_style(WHITE)
             .draw()
             .map_err(fail)?;
         chart
             .draw_series(spec.faults.iter().map(|(start, end)| {
-                Rectangle::new(
-                    [(fx(*start), 0.0), (fx(*end), y_max)],
-                    FAULT.mix(0.12).filled(),
-                )
+                Rectangle::new([(fx(*start), y0), (fx(*end), y1)], FAULT.mix(0.12).filled())
             }))
             .map_err(fail)?;
+        let font = || ("sans-serif", 12).into_font().color(&RULE);
         for (label, y) in &spec.thresholds {
+            let y = fy(*y);
             chart
                 .draw_series(DashedLineSeries::new(
-                    [(x0, *y), (x1, *y)],
+                    [(x0, y), (x1, y)],
                     6,
                     4,
                     RULE.mix(0.8).stroke_width(1),
@@ -180,8 +203,8 @@ pub fn lines(spec: &LineChart) -> anyhow::Result<String> {
             chart
                 .draw_series([Text::new(
                     label.clone(),
-                    (x0 + (x1 - x0) * 0.01, *y + y_max * 0.02),
-                    ("sans-serif", 12).into_font().color(&RULE),
+                    (x0 + (x1 - x0) * 0.01, y + (y1 - y0) * 0.08),
+                    font(),
                 )])
                 .map_err(fail)?;
         }
@@ -189,27 +212,31 @@ pub fn lines(spec: &LineChart) -> anyhow::Result<String> {
             let x = fx(*x);
             chart
                 .draw_series(DashedLineSeries::new(
-                    [(x, 0.0), (x, y_max)],
+                    [(x, y0), (x, y1)],
                     6,
                     4,
                     RULE.mix(0.8).stroke_width(1),
                 ))
                 .map_err(fail)?;
+            // The label sits left of the rule, near the top.
+            let width = (x1 - x0) * 0.0075 * label.chars().count() as f64;
             chart
                 .draw_series([Text::new(
                     label.clone(),
-                    (x + (x1 - x0) * 0.006, y_max * 0.93),
-                    ("sans-serif", 12).into_font().color(&RULE),
+                    (x - width - (x1 - x0) * 0.006, y1 - (y1 - y0) * 0.04),
+                    font(),
                 )])
                 .map_err(fail)?;
         }
+        // Time series break where a second has no value; distributions never.
+        let max_gap = if spec.log_x { f64::INFINITY } else { 1.5 };
         for (name, index, points) in &spec.series {
-            let points = points.iter().map(|(x, y)| (fx(*x), *y)).collect();
-            draw_line(&mut chart, name, *index, points)?;
+            let points = points.iter().map(|(x, y)| (fx(*x), fy(*y))).collect();
+            draw_line(&mut chart, name, *index, points, max_gap)?;
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(spec.legend.clone())
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK.mix(0.2))
             .draw()
@@ -266,7 +293,7 @@ pub fn panels(
                 }))
                 .map_err(fail)?;
             for (label, index, points) in lines {
-                draw_line(&mut chart, label, *index, points.clone())?;
+                draw_line(&mut chart, label, *index, points.clone(), 1.5)?;
             }
             chart
                 .configure_series_labels()
@@ -306,7 +333,7 @@ pub fn bars(title: &str, groups: &[(String, Vec<(String, f64)>)]) -> anyhow::Res
             .map_err(fail)?;
         chart
             .configure_mesh()
-            .disable_y_mesh()
+            .disable_mesh()
             .disable_y_axis()
             .x_label_formatter(&|v| if *v < 0.0 { String::new() } else { human(*v) })
             .light_line_style(WHITE)

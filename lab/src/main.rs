@@ -13,12 +13,24 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "faultline",
     version,
-    about = "Measure what infrastructure failures do to users, data and revenue, architecture against architecture"
+    about = "Measure what infrastructure failures do to users, data and revenue, architecture against architecture",
+    arg_required_else_help = true,
+    after_help = NEWCOMER
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+const NEWCOMER: &str = "\
+First time here? From the repository:
+  scripts/experiment experiments/db-crash-quick.toml   a 40-second run, set up and built for you
+  scripts/experiment                                   the default 5-minute scenario (the original PoC's)
+  nix run .#experiment                                 the same with Nix
+Then open the report.html it prints. With faultline on PATH:
+  faultline run experiments/db-crash-quick.toml        run a scenario, write reports/<run>/
+  faultline validate my-scenario.toml                  check a scenario, every problem with its line
+  faultline stack up                                   the stack alone, to poke at by hand";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -64,8 +76,12 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Print the JSON Schema of the scenario format (for editors).
-    Schema,
+    /// Print the JSON Schema of the scenario format (for editors), or with
+    /// --markdown the reference of every field.
+    Schema {
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Drive an open-model load of location events at one URL and summarise it.
     Load(LoadArgs),
     /// Stop processes left behind by a runner that was itself killed.
@@ -212,11 +228,15 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Schema => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&faultline::validate::schema())?
-            );
+        Command::Schema { markdown } => {
+            if markdown {
+                print!("{}", faultline::validate::reference());
+            } else {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&faultline::validate::schema())?
+                );
+            }
             Ok(())
         }
         Command::Clean { dir } => {

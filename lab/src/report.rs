@@ -257,10 +257,13 @@ pub fn render(model: &Model) -> anyhow::Result<(String, String)> {
     Ok((markdown, html))
 }
 
-/// The per-second series of the first repetition as chart points.
+/// The per-second series of the first repetition as chart points, up to
+/// second `until` (the load's end for request figures; the scraped series
+/// go on through the drain).
 fn points(
     summary: &Summary,
     name: &str,
+    until: f64,
     f: impl Fn(&analyze::Second) -> Option<f64>,
 ) -> Vec<(f64, f64)> {
     summary
@@ -268,6 +271,7 @@ fn points(
         .map(|s| {
             s.seconds
                 .iter()
+                .filter(|second| f64::from(second.t) < until)
                 .filter_map(|second| Some((f64::from(second.t), f(second)?)))
                 .collect()
         })
@@ -313,7 +317,7 @@ fn charts(
     // Timeline strip: the offered load and the faults.
     let offered = names
         .first()
-        .map(|name| points(summary, name, |s| Some(s.offered as f64)))
+        .map(|name| points(summary, name, x_max, |s| Some(s.offered as f64)))
         .unwrap_or_default();
     let named: Vec<(f64, f64, String)> = summary
         .faults
@@ -338,12 +342,12 @@ fn charts(
                     (
                         "ok/s".to_string(),
                         1,
-                        points(summary, name, |s| Some(s.ok as f64)),
+                        points(summary, name, x_max, |s| Some(s.ok as f64)),
                     ),
                     (
                         "failed/s".to_string(),
                         2,
-                        points(summary, name, |s| Some(s.failed as f64)),
+                        points(summary, name, x_max, |s| Some(s.failed as f64)),
                     ),
                 ],
             )
@@ -358,17 +362,21 @@ fn charts(
 
     let over_time =
         |title: &'static str, y: &'static str| LineChart::over_time(title, y, &faults, x_max);
-    let lines = |f: &dyn Fn(&analyze::Second) -> Option<f64>| -> Vec<chart::Line> {
+    let lines = |until: f64, f: &dyn Fn(&analyze::Second) -> Option<f64>| -> Vec<chart::Line> {
         names
             .iter()
             .enumerate()
-            .map(|(i, name)| (name.to_string(), i, points(summary, name, f)))
+            .map(|(i, name)| (name.to_string(), i, points(summary, name, until, f)))
             .filter(|(_, _, p)| !p.is_empty())
             .collect()
     };
 
-    let mut latency = over_time("Latency p99 of successful requests, per second (ms)", "ms");
-    latency.series = lines(&|s| s.ok_p99_ms);
+    let mut latency = over_time(
+        "Latency p99 of successful requests, per second (ms, log scale)",
+        "ms",
+    );
+    latency.series = lines(x_max, &|s| s.ok_p99_ms);
+    latency.log_y = true;
     latency.thresholds = thresholds(experiment, &[Metric::LatencyP99Ms], 1.0);
     out.push((
         "latency",
@@ -377,12 +385,19 @@ fn charts(
     ));
 
     let mut errors = over_time("Error rate per second (%)", "% failed");
-    errors.series = lines(&|s| (s.offered > 0).then_some(100.0 * s.error_rate));
+    errors.series = lines(x_max, &|s| (s.offered > 0).then_some(100.0 * s.error_rate));
     errors.thresholds = thresholds(experiment, &[Metric::ErrorRate], 100.0);
     out.push(("errors", errors.title.to_string(), chart::lines(&errors)?));
 
-    let backlog_lines = lines(&|s| s.backlog);
+    let backlog_lines = lines(f64::INFINITY, &|s| s.backlog);
     if !backlog_lines.is_empty() {
+        // The scrapes go on while the consumers drain after the load.
+        let x_max = backlog_lines
+            .iter()
+            .flat_map(|(_, _, p)| p.iter().map(|p| p.0 + 1.0))
+            .fold(x_max, f64::max);
+        let over_time =
+            |title: &'static str, y: &'static str| LineChart::over_time(title, y, &faults, x_max);
         let mut backlog = over_time(
             "Consumer backlog: events on the topic not yet stored",
             "messages",
@@ -394,7 +409,7 @@ fn charts(
             chart::lines(&backlog)?,
         ));
         let mut breaker = over_time("Circuit breaker: 0 closed, 1 half-open, 2 open", "state");
-        breaker.series = lines(&|s| s.breaker);
+        breaker.series = lines(f64::INFINITY, &|s| s.breaker);
         breaker.height = 200;
         out.push((
             "breaker",
@@ -444,6 +459,8 @@ fn charts(
                 budget_ms,
             )],
             log_x: true,
+            log_y: false,
+            legend: plotters::prelude::SeriesLabelPosition::LowerRight,
             height: 280,
         };
         out.push((

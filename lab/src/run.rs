@@ -343,7 +343,13 @@ pub async fn run(
         experiment.name
     );
     let dir = options.out.join(&run_id);
-    std::fs::create_dir_all(&dir).with_context(|| format!("could not create {}", dir.display()))?;
+    std::fs::create_dir_all(&dir).with_context(|| {
+        format!(
+            "cannot write the run folder {}: choose a folder you can write to with --out DIR \
+             (the default is ./reports)",
+            dir.display()
+        )
+    })?;
     let dir = std::path::absolute(&dir)?;
     std::fs::write(dir.join("experiment.toml"), &text)?;
     let architectures: Vec<String> = experiment

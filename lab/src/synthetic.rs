@@ -151,7 +151,7 @@ impl Synthetic {
                         }
                     } else if in_fault {
                         during_kafka += 1;
-                        ((during_kafka - 1) % self.lost_every != 0)
+                        (!(during_kafka - 1).is_multiple_of(self.lost_every))
                             .then_some(t0 + f1 as i64 + self.late_s as i64 * 1_000_000)
                     } else {
                         Some(acked_at + self.fresh_ms as i64 * 1000)

@@ -234,15 +234,15 @@ fn check(value: &Value, schema: &Value, root: &Value, path: &str, problems: &mut
         problems.push(format!("{path}: {type_name}, want {allowed:?}"));
         return;
     }
-    if let Some(want) = schema.get("const") {
-        if value != want {
-            problems.push(format!("{path}: {value}, want {want}"));
-        }
+    if let Some(want) = schema.get("const")
+        && value != want
+    {
+        problems.push(format!("{path}: {value}, want {want}"));
     }
-    if let Some(options) = schema["enum"].as_array() {
-        if !options.contains(value) {
-            problems.push(format!("{path}: {value} not in {options:?}"));
-        }
+    if let Some(options) = schema["enum"].as_array()
+        && !options.contains(value)
+    {
+        problems.push(format!("{path}: {value} not in {options:?}"));
     }
     if let Value::Object(map) = value {
         for key in schema["required"].as_array().into_iter().flatten() {

@@ -71,9 +71,17 @@ where
         .build()
         .context("could not start the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("could not listen on {listen}"))?;
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(listener) => listener,
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+                "port {port} is already in use: stop what listens there (`ss -ltnp 'sport = :{port}'` \
+                 names it) or pass --listen 127.0.0.1:<another port> (FAULTLINE_LISTEN)",
+                port = listen.port()
+            ),
+            Err(error) => {
+                return Err(error).with_context(|| format!("could not listen on {listen}"));
+            }
+        };
         let shutdown = shutdown_on_signals();
         run(listener, shutdown).await?;
         Ok(())

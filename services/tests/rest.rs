@@ -273,3 +273,19 @@ async fn sigterm_lets_the_request_in_flight_finish_then_exits_cleanly() {
             .is_none()
     );
 }
+
+#[test]
+fn a_port_in_use_is_named_with_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_faultline-rest"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("port {port} is already in use")) && stderr.contains("--listen"),
+        "{stderr}"
+    );
+}

@@ -31,12 +31,21 @@ pub struct Postgres {
 /// Finds `initdb` and `postgres`: on PATH (as under Nix), else the newest
 /// `/usr/lib/postgresql/*/bin`.
 pub fn find_binaries() -> Result<PathBuf, StackError> {
-    if let Some(dir) = crate::which("postgres").and_then(|p| p.parent().map(Path::to_path_buf))
+    find_binaries_in(
+        crate::which("postgres").as_deref(),
+        Path::new("/usr/lib/postgresql"),
+    )
+}
+
+/// [`find_binaries`] given where `postgres` is on PATH (if it is) and
+/// Debian's versioned root.
+fn find_binaries_in(on_path: Option<&Path>, debian: &Path) -> Result<PathBuf, StackError> {
+    if let Some(dir) = on_path.and_then(Path::parent)
         && dir.join("initdb").is_file()
     {
-        return Ok(dir);
+        return Ok(dir.to_path_buf());
     }
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(debian)
         .into_iter()
         .flatten()
         .flatten()
@@ -340,5 +349,38 @@ pub async fn probe_url(url: &str, timeout: Duration) -> Result<(), String> {
     match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result,
         Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_postgresql_says_how_to_install_it() {
+        let nowhere = std::env::temp_dir().join("faultline-no-postgresql-here");
+        let error = find_binaries_in(None, &nowhere).unwrap_err().to_string();
+        assert!(
+            error.contains("PostgreSQL (initdb and postgres) not found")
+                && error.contains("apt-get install postgresql")
+                && error.contains("PATH"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_newest_debian_version_is_chosen() {
+        let root = std::env::temp_dir().join(format!("faultline-pg-{}", std::process::id()));
+        for version in ["9", "15", "17"] {
+            let bin = root.join(version).join("bin");
+            fs::create_dir_all(&bin).unwrap();
+            fs::write(bin.join("postgres"), "").unwrap();
+            fs::write(bin.join("initdb"), "").unwrap();
+        }
+        assert_eq!(
+            find_binaries_in(None, &root).unwrap(),
+            root.join("17").join("bin")
+        );
+        let _ = fs::remove_dir_all(&root);
     }
 }

@@ -1,0 +1,151 @@
+//! The newcomer's first minutes: what `faultline` says with no arguments,
+//! what each common setup problem tells them to do, and that the files the
+//! README and the flake rely on are current.
+
+use std::path::Path;
+use std::process::Command;
+
+fn faultline() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+}
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+#[test]
+fn no_arguments_tell_a_newcomer_what_to_run_first() {
+    let output = faultline().output().unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).to_string()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success());
+    for needle in [
+        "First time here?",
+        "scripts/experiment experiments/db-crash-quick.toml",
+        "nix run .#experiment",
+        "report.html",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn a_missing_broker_says_how_to_get_one() {
+    let empty = std::env::temp_dir().join(format!("faultline-no-broker-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let output = faultline()
+        .args(["stack", "up", "--exit-after-faults", "--kafka", "buffered"])
+        .env("PATH", "/usr/bin:/bin")
+        .env("FAULTLINE_CACHE", &empty)
+        .env_remove("FAULTLINE_BROKER_BIN")
+        .current_dir(&empty)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Kafka-protocol broker") && stderr.contains("scripts/setup"),
+        "{stderr}"
+    );
+    // Nothing is left running: the database it had started was stopped.
+    let clean = faultline()
+        .arg("clean")
+        .arg(empty.join(".faultline"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&clean.stdout).trim(),
+        "stopped 0 leftover process(es)"
+    );
+    let _ = std::fs::remove_dir_all(&empty);
+}
+
+#[test]
+fn a_reports_folder_that_cannot_be_written_is_named_before_anything_starts() {
+    // /sys refuses new folders, even to root.
+    let started = std::time::Instant::now();
+    let output = faultline()
+        .arg("run")
+        .arg(root().join("experiments/db-crash-quick.toml"))
+        .args(["--out", "/sys/faultline-reports"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("cannot write the run folder /sys/faultline-reports/")
+            && stderr.contains("--out DIR"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "it started the stack first"
+    );
+}
+
+#[test]
+fn the_flake_lock_pins_exactly_the_documented_nixpkgs() {
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("flake.lock")).unwrap())
+            .expect("flake.lock is JSON");
+    let want = serde_json::json!({
+        "nodes": {
+            "nixpkgs": {
+                "locked": {
+                    "lastModified": 1784280462u64,
+                    "narHash": "sha256-DtoqIqM7VkR6NxAkcLpMwmi02USwWb3JdmNGLyhthc0=",
+                    "owner": "NixOS",
+                    "repo": "nixpkgs",
+                    "rev": "293d6abedf0478e681a4dfcfcb35b30fc796a32f",
+                    "type": "github"
+                },
+                "original": { "owner": "NixOS", "ref": "nixos-26.05", "repo": "nixpkgs", "type": "github" }
+            },
+            "root": { "inputs": { "nixpkgs": "nixpkgs" } }
+        },
+        "root": "root",
+        "version": 7
+    });
+    assert_eq!(lock, want);
+    let flake = std::fs::read_to_string(root().join("flake.nix")).unwrap();
+    assert!(flake.contains(r#"inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";"#));
+    // The flake's rustc floor is the workspace's rust-version.
+    let cargo = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let version = cargo
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .unwrap();
+    assert!(
+        flake.contains(&format!("rustVersion = {version};")),
+        "{version}"
+    );
+}
+
+#[test]
+fn the_scenario_reference_is_current() {
+    let shipped = std::fs::read_to_string(root().join("docs/scenarios.md")).unwrap();
+    assert!(
+        shipped == faultline::validate::reference(),
+        "docs/scenarios.md is stale: faultline schema --markdown > docs/scenarios.md"
+    );
+}
+
+#[test]
+fn every_shipped_scenario_is_valid() {
+    let output = faultline()
+        .arg("validate")
+        .args(
+            std::fs::read_dir(root().join("experiments"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "toml")),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
