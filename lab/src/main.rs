@@ -54,7 +54,7 @@ enum Command {
         quiet: bool,
     },
     /// Recompute a run folder's summary.json, report.html and report.md from
-    /// its raw files alone, and the index of the folder it is in.
+    /// its raw files alone, and the index.html of the folder it is in, if any.
     Report {
         /// The run folder.
         dir: PathBuf,
@@ -182,7 +182,10 @@ fn main() -> anyhow::Result<()> {
             let summary = faultline::report::write(&dir)
                 .with_context(|| format!("could not analyze {}", dir.display()))?;
             print!("{}", faultline::analyze::headline(&summary));
-            if let Some(parent) = dir.canonicalize()?.parent() {
+            // The folder's index of runs, when it has one (`faultline run` writes it).
+            if let Some(parent) = dir.canonicalize()?.parent()
+                && parent.join("index.html").is_file()
+            {
                 faultline::report::write_index(parent)?;
             }
             println!("{}", dir.join("report.html").display());

@@ -518,6 +518,7 @@ pub fn write(dir: &Path) -> anyhow::Result<Summary> {
     for (name, chart) in &model.charts {
         std::fs::write(charts.join(format!("{name}.svg")), &chart.svg)?;
     }
+    std::fs::write(charts.join("seconds.csv"), seconds_csv(&summary))?;
     std::fs::write(dir.join("report.md"), markdown)?;
     std::fs::write(dir.join("report.html"), html)?;
     if std::env::var_os("FAULTLINE_REPORT_MODEL").is_some() {
@@ -525,6 +526,42 @@ pub fn write(dir: &Path) -> anyhow::Result<Summary> {
     }
     drop(model);
     Ok(summary)
+}
+
+/// The per-second series behind the charts, every architecture and
+/// repetition, as CSV.
+pub fn seconds_csv(summary: &Summary) -> String {
+    let mut out = String::from(
+        "architecture,repetition,t,offered,ok,failed,error_rate,failures,ok_p50_ms,ok_p99_ms,\
+         failed_p50_ms,failed_p99_ms,backlog,breaker,freshness_p50_ms,freshness_p99_ms\n",
+    );
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+    for series in &summary.series {
+        for s in &series.seconds {
+            let failures: Vec<String> =
+                s.failures.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                series.architecture,
+                series.repetition,
+                s.t,
+                s.offered,
+                s.ok,
+                s.failed,
+                s.error_rate,
+                failures.join(";"),
+                opt(s.ok_p50_ms),
+                opt(s.ok_p99_ms),
+                opt(s.failed_p50_ms),
+                opt(s.failed_p99_ms),
+                opt(s.backlog),
+                opt(s.breaker),
+                opt(s.freshness_p50_ms),
+                opt(s.freshness_p99_ms),
+            ));
+        }
+    }
+    out
 }
 
 /// One run in `reports/index.html`.

@@ -332,6 +332,17 @@ fn the_report_is_self_contained_and_the_index_lists_every_run() {
         let svg = std::fs::read_to_string(dir.join(format!("charts/{chart}.svg"))).unwrap();
         assert!(svg.starts_with("<svg") && html.contains(&svg), "{chart}");
     }
+    // The charts' data: one CSV row per architecture, repetition and second.
+    let csv = std::fs::read_to_string(dir.join("charts/seconds.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].starts_with("architecture,repetition,t,offered,ok,failed"));
+    // Two architectures, two repetitions; Kafka's scrapes go on 5 s past the load.
+    let seconds = Synthetic::default().seconds as usize;
+    assert_eq!(rows.len() - 1, 2 * (seconds + seconds + 5));
+    assert!(
+        rows.contains(&"rest,1,10,10,0,10,1,503:10,,,2,2,,,,"),
+        "{csv}"
+    );
     // Nothing is fetched: no external source, link, stylesheet or font.
     for needle in [
         "src=\"http",
@@ -424,6 +435,39 @@ fn a_real_chromium_renders_the_report() {
         png.starts_with(b"\x89PNG") && png.len() > 20_000,
         "{} bytes",
         png.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The example run in `docs/` (the README's figures) is reproduced from
+/// its raw files alone by the current analysis.
+#[test]
+fn the_documented_example_run_is_reproduced_from_its_raw_rows() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/example-run");
+    let dir = folder("example");
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in [
+        "experiment.toml",
+        "manifest.json",
+        "requests.parquet",
+        "stored.parquet",
+        "metrics.parquet",
+        "faults.parquet",
+    ] {
+        std::fs::copy(shipped.join(file), dir.join(file)).unwrap();
+    }
+    let again = summary_of(&dir);
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(shipped.join("summary.json")).unwrap())
+            .unwrap();
+    assert!(
+        again == committed,
+        "docs/example-run/summary.json is stale: faultline report docs/example-run"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("report.md")).unwrap(),
+        std::fs::read_to_string(shipped.join("report.md")).unwrap(),
+        "docs/example-run/report.md is stale: faultline report docs/example-run"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
