@@ -120,7 +120,7 @@ fn describe_architecture(a: &ArchitectureSettings) -> String {
             batch_size,
             ..
         } => format!(
-            "Kafka: POST → produce (acks=all) → 202; consumer `{}` in batches of {batch_size}, \
+            "Kafka: POST → produce (acks=all) → 202; {} consumer in batches of {batch_size}, \
              breaker opens after {} failures for {}{}",
             match consumer {
                 ConsumerSetting::Buffered => "buffered",
