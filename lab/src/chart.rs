@@ -36,6 +36,9 @@ pub struct LineChart<'a> {
     pub x_label: &'a str,
     pub y_label: &'a str,
     pub series: Vec<Line>,
+    /// Drawn thin and faint behind `series`, without a legend (e.g. the
+    /// other repetitions).
+    pub faint: Vec<Line>,
     /// Shaded x ranges.
     pub faults: &'a [(f64, f64)],
     pub x_range: (f64, f64),
@@ -63,6 +66,7 @@ impl<'a> LineChart<'a> {
             x_label: "seconds from the start",
             y_label,
             series: Vec::new(),
+            faint: Vec::new(),
             faults,
             x_range: (0.0, x_max.max(1.0)),
             thresholds: Vec::new(),
@@ -148,6 +152,7 @@ pub fn lines(spec: &LineChart) -> anyhow::Result<String> {
     let ys = || {
         spec.series
             .iter()
+            .chain(&spec.faint)
             .flat_map(|(_, _, points)| points.iter().map(|p| p.1))
             .chain(spec.thresholds.iter().map(|t| t.1))
     };
@@ -230,6 +235,21 @@ pub fn lines(spec: &LineChart) -> anyhow::Result<String> {
         }
         // Time series break where a second has no value; distributions never.
         let max_gap = if spec.log_x { f64::INFINITY } else { 1.5 };
+        for (_, index, points) in &spec.faint {
+            let colour = PALETTE[index % PALETTE.len()].mix(0.3).stroke_width(1);
+            let mut run: Vec<(f64, f64)> = Vec::new();
+            for (x, y) in points.iter().map(|(x, y)| (fx(*x), fy(*y))) {
+                if run.last().is_some_and(|last| x - last.0 > max_gap) {
+                    chart
+                        .draw_series(LineSeries::new(std::mem::take(&mut run), colour))
+                        .map_err(fail)?;
+                }
+                run.push((x, y));
+            }
+            chart
+                .draw_series(LineSeries::new(run, colour))
+                .map_err(fail)?;
+        }
         for (name, index, points) in &spec.series {
             let points = points.iter().map(|(x, y)| (fx(*x), fy(*y))).collect();
             draw_line(&mut chart, name, *index, points, max_gap)?;

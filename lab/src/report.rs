@@ -257,17 +257,18 @@ pub fn render(model: &Model) -> anyhow::Result<(String, String)> {
     Ok((markdown, html))
 }
 
-/// The per-second series of the first repetition as chart points, up to
-/// second `until` (the load's end for request figures; the scraped series
-/// go on through the drain).
-fn points(
+/// The per-second series of one repetition as chart points, up to second
+/// `until` (the load's end for request figures; the scraped series go on
+/// through the drain).
+fn points_of(
     summary: &Summary,
     name: &str,
+    repetition: u32,
     until: f64,
     f: impl Fn(&analyze::Second) -> Option<f64>,
 ) -> Vec<(f64, f64)> {
     summary
-        .series_of(name, 0)
+        .series_of(name, repetition)
         .map(|s| {
             s.seconds
                 .iter()
@@ -278,24 +279,39 @@ fn points(
         .unwrap_or_default()
 }
 
-/// Limits of the scenario's hypotheses on `metrics`, as chart rules.
+/// The first repetition's points.
+fn points(
+    summary: &Summary,
+    name: &str,
+    until: f64,
+    f: impl Fn(&analyze::Second) -> Option<f64>,
+) -> Vec<(f64, f64)> {
+    points_of(summary, name, 0, until, f)
+}
+
+/// Limits of the scenario's hypotheses on `metrics`, as chart rules; one
+/// rule per limit, naming every architecture held to it.
 fn thresholds(experiment: &Experiment, metrics: &[Metric], scale: f64) -> Vec<(String, f64)> {
-    experiment
+    let mut rules: Vec<(String, f64, Vec<&str>)> = Vec::new();
+    for h in experiment
         .hypotheses
         .iter()
         .filter(|h| metrics.contains(&h.metric))
-        .filter_map(|h| {
-            let limit = h.max.or(h.min)?;
-            Some((
-                format!(
-                    "{}: {} {}",
-                    h.architecture,
-                    if h.max.is_some() { "≤" } else { "≥" },
-                    limit
-                ),
-                limit * scale,
-            ))
-        })
+    {
+        let (sign, limit) = match (h.max, h.min) {
+            (Some(max), _) => ("≤", max),
+            (None, Some(min)) => ("≥", min),
+            (None, None) => continue,
+        };
+        let label = format!("{sign} {}", num(Some(limit * scale)));
+        match rules.iter_mut().find(|r| r.0 == label) {
+            Some(rule) => rule.2.push(&h.architecture),
+            None => rules.push((label, limit * scale, vec![&h.architecture])),
+        }
+    }
+    rules
+        .into_iter()
+        .map(|(label, value, names)| (format!("limit {label} ({})", names.join(", ")), value))
         .collect()
 }
 
@@ -370,12 +386,24 @@ fn charts(
             .filter(|(_, _, p)| !p.is_empty())
             .collect()
     };
+    // The other repetitions, drawn faintly behind the first.
+    let others = |until: f64, f: &dyn Fn(&analyze::Second) -> Option<f64>| -> Vec<chart::Line> {
+        (1..summary.repetitions as u32)
+            .flat_map(|r| {
+                names.iter().enumerate().map(move |(i, name)| {
+                    (name.to_string(), i, points_of(summary, name, r, until, f))
+                })
+            })
+            .filter(|(_, _, p)| !p.is_empty())
+            .collect()
+    };
 
     let mut latency = over_time(
         "Latency p99 of successful requests, per second (ms, log scale)",
         "ms",
     );
     latency.series = lines(x_max, &|s| s.ok_p99_ms);
+    latency.faint = others(x_max, &|s| s.ok_p99_ms);
     latency.log_y = true;
     latency.thresholds = thresholds(experiment, &[Metric::LatencyP99Ms], 1.0);
     out.push((
@@ -384,8 +412,17 @@ fn charts(
         chart::lines(&latency)?,
     ));
 
-    let mut errors = over_time("Error rate per second (%)", "% failed");
-    errors.series = lines(x_max, &|s| (s.offered > 0).then_some(100.0 * s.error_rate));
+    let mut errors = over_time(
+        if summary.repetitions > 1 {
+            "Error rate per second (%); other repetitions faint"
+        } else {
+            "Error rate per second (%)"
+        },
+        "% failed",
+    );
+    let error_rate = |s: &analyze::Second| (s.offered > 0).then_some(100.0 * s.error_rate);
+    errors.series = lines(x_max, &error_rate);
+    errors.faint = others(x_max, &error_rate);
     errors.thresholds = thresholds(experiment, &[Metric::ErrorRate], 100.0);
     out.push(("errors", errors.title.to_string(), chart::lines(&errors)?));
 
@@ -403,6 +440,7 @@ fn charts(
             "messages",
         );
         backlog.series = backlog_lines;
+        backlog.faint = others(f64::INFINITY, &|s| s.backlog);
         out.push((
             "backlog",
             backlog.title.to_string(),
@@ -458,6 +496,7 @@ fn charts(
                 format!("staleness budget {}", experiment.economics.staleness_budget),
                 budget_ms,
             )],
+            faint: Vec::new(),
             log_x: true,
             log_y: false,
             legend: plotters::prelude::SeriesLabelPosition::LowerRight,
