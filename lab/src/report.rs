@@ -707,7 +707,7 @@ pub fn compare(baseline: &Path, candidate: &Path) -> anyhow::Result<Vec<Change>>
     let b = analyze::analyze(candidate)
         .with_context(|| format!("could not analyze {}", candidate.display()))?;
     type Pick = fn(&ArchitectureSummary) -> (Option<f64>, Option<&Estimate>);
-    let figures: [(&str, Pick); 6] = [
+    let figures: [(&str, Pick); 7] = [
         ("error rate", |s| {
             (Some(s.totals.error_rate), s.repetitions.error_rate.as_ref())
         }),
@@ -732,6 +732,7 @@ pub fn compare(baseline: &Path, candidate: &Path) -> anyhow::Result<Vec<Change>>
         ("recovery s", |s| {
             (s.recovery_s, s.repetitions.recovery_s.as_ref())
         }),
+        ("drain s", |s| (s.drain_s, s.repetitions.drain_s.as_ref())),
         ("revenue lost per outage", |s| {
             (Some(s.cost.per_outage), s.repetitions.revenue_lost.as_ref())
         }),
@@ -743,6 +744,10 @@ pub fn compare(baseline: &Path, candidate: &Path) -> anyhow::Result<Vec<Change>>
         };
         for (figure, pick) in figures {
             let ((va, ea), (vb, eb)) = (pick(x), pick(y));
+            if va.is_none() && vb.is_none() {
+                // Not a figure of this architecture (e.g. REST has no drain).
+                continue;
+            }
             let interval = |e: Option<&Estimate>| Some((e?.low?, e?.high?));
             let verdict = match (interval(ea), interval(eb)) {
                 (Some((la, ha)), Some((lb, hb))) => {
