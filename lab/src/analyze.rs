@@ -127,7 +127,8 @@ pub struct ArchitectureSummary {
     /// Fault end → error rate back within the baseline for 5 s (the worst
     /// repetition).
     pub recovery_s: Option<f64>,
-    /// Fault end → consumer backlog zero (the worst repetition).
+    /// Fault end → consumer backlog back to its level before the fault
+    /// (the worst repetition).
     pub drain_s: Option<f64>,
     /// Load end → everything acknowledged stored (the runner's drain wait).
     pub settle_s: Option<f64>,
@@ -1045,13 +1046,28 @@ fn recovery<'a>(rows: impl Iterator<Item = &'a Request>, windows: &[(f64, f64)])
         .map(|i| good[i].0 as f64)
 }
 
-/// Seconds from the end of the last fault until the scraped backlog first
-/// reads zero; `None` without faults, without a backlog, or if it never did.
+/// Seconds from the end of the last fault until the scraped backlog is back
+/// to its level before the first fault (the 95th percentile of its readings
+/// then: a few messages are always in flight); `None` without faults,
+/// without a backlog, or if it never got back.
 fn drain(points: Option<&Vec<(f64, f64)>>, windows: &[(f64, f64)]) -> Option<f64> {
+    let first = windows.iter().map(|w| w.0).reduce(f64::min)?;
     let end = windows.iter().map(|w| w.1).reduce(f64::max)?;
-    points?
+    let points = points?;
+    let mut before: Vec<f64> = points
         .iter()
-        .find(|(t, backlog)| *t >= end && *backlog <= 0.0)
+        .filter(|(t, _)| *t < first)
+        .map(|(_, backlog)| *backlog)
+        .collect();
+    before.sort_by(f64::total_cmp);
+    let baseline = if before.is_empty() {
+        0.0
+    } else {
+        before[(before.len() * 95).div_ceil(100) - 1].max(0.0)
+    };
+    points
+        .iter()
+        .find(|(t, backlog)| *t >= end && *backlog <= baseline)
         .map(|(t, _)| t - end)
 }
 
@@ -1203,6 +1219,25 @@ mod tests {
         assert_eq!(phase_of(&windows, 25.0), Some("between"));
         assert_eq!(phase_of(&windows, 40.0), Some("after"));
         assert_eq!(phase_of(&[], 5.0), None);
+    }
+
+    #[test]
+    fn drain_ends_when_the_backlog_is_back_to_its_usual_level() {
+        // A few messages in flight before the fault, one stray spike.
+        let mut points: Vec<(f64, f64)> = (0..20).map(|t| (f64::from(t) + 0.5, 3.0)).collect();
+        points[5].1 = 45.0;
+        points.extend([
+            (20.5, 500.0),
+            (29.5, 900.0),
+            (31.5, 40.0),
+            (32.5, 2.0),
+            (33.5, 0.0),
+        ]);
+        assert_eq!(drain(Some(&points), &[(20.0, 30.0)]), Some(2.5));
+        assert_eq!(drain(Some(&points), &[]), None);
+        assert_eq!(drain(None, &[(20.0, 30.0)]), None);
+        points.truncate(22);
+        assert_eq!(drain(Some(&points), &[(20.0, 30.0)]), None, "never drained");
     }
 
     #[test]

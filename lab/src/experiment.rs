@@ -560,7 +560,7 @@ pub enum Metric {
     /// within the baseline for 5 s.
     RecoveryS,
     /// Seconds from the end of the last fault until the consumer backlog is
-    /// zero.
+    /// back to its level before the fault.
     DrainS,
 }
 
