@@ -133,6 +133,9 @@ pub struct ArchitectureSummary {
     /// Load end → everything acknowledged stored (the runner's drain wait).
     pub settle_s: Option<f64>,
     pub peak_backlog: Option<f64>,
+    /// Seconds whose scraped breaker state read open (the worst
+    /// repetition); `None` without a breaker.
+    pub breaker_open_s: Option<f64>,
     pub cost: Cost,
     pub repetitions: Repetitions,
 }
@@ -740,6 +743,23 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Summary> {
             .filter_map(|r| backlog_points.get(&(name.clone(), *r)))
             .flat_map(|points| points.iter().map(|p| p.1))
             .reduce(f64::max);
+        let breaker_open_s = reps
+            .iter()
+            .filter_map(|r| scraped.get(&(name.clone(), *r)))
+            .map(|seconds| {
+                seconds
+                    .values()
+                    .filter(|(_, breaker)| breaker.is_some_and(|b| b >= 2.0))
+                    .count() as f64
+            })
+            .reduce(f64::max)
+            .filter(|_| {
+                reps.iter().any(|r| {
+                    scraped
+                        .get(&(name.clone(), *r))
+                        .is_some_and(|s| s.values().any(|(_, b)| b.is_some()))
+                })
+            });
         architectures.insert(
             name.clone(),
             ArchitectureSummary {
@@ -757,6 +777,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Summary> {
                 drain_s: pooled.drain_s,
                 settle_s,
                 peak_backlog,
+                breaker_open_s,
                 repetitions: repetitions_summary,
             },
         );

@@ -97,6 +97,11 @@ fn every_figure_matches_the_rows_that_were_written() {
         "{kafka}"
     );
     assert_eq!(kafka["settle_s"], 0.5);
+    assert_eq!(
+        kafka["breaker_open_s"],
+        f64::from(run.fault.1 - run.fault.0)
+    );
+    assert_eq!(rest["breaker_open_s"], Value::Null, "REST has no breaker");
 
     // Money: failed + lost + late events, every input beside the result.
     let cost = &rest["cost"];
