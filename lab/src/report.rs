@@ -613,6 +613,9 @@ struct IndexEntry {
     started_at: String,
     experiment: String,
     status: String,
+    /// Hypotheses that held, of all.
+    passed: usize,
+    hypotheses: usize,
     architectures: Vec<(String, IndexFigures)>,
 }
 
@@ -674,6 +677,10 @@ pub fn write_index(reports: &Path) -> anyhow::Result<PathBuf> {
             started_at: manifest["started_at"].as_str().unwrap_or_default().into(),
             experiment: summary["experiment"].as_str().unwrap_or_default().into(),
             status: summary["status"].as_str().unwrap_or_default().into(),
+            passed: summary["hypotheses"]
+                .as_array()
+                .map_or(0, |h| h.iter().filter(|h| h["passed"] == true).count()),
+            hypotheses: summary["hypotheses"].as_array().map_or(0, Vec::len),
             architectures,
         });
     }

@@ -377,6 +377,11 @@ fn the_report_is_self_contained_and_the_index_lists_every_run() {
     let index = std::fs::read_to_string(index).unwrap();
     assert!(index.contains("href=\"a/report.html\"") && index.contains("href=\"b/report.html\""));
     assert_eq!(index.matches("synthetic</a>").count(), 2);
+    assert_eq!(
+        index.matches(">0 of 2</td>").count(),
+        2,
+        "both hypotheses fail in each run"
+    );
     let _ = std::fs::remove_dir_all(&reports);
 }
 
