@@ -37,40 +37,44 @@
           '';
           meta.mainProgram = "faultline";
         };
+
+        # `nix run .#experiment [SCENARIO] [faultline run flags...]`: the
+        # default scenario unless another is given, run folders in ./reports.
+        experiment = pkgs.writeShellApplication {
+          name = "faultline-experiment";
+          runtimeInputs = [ self.packages.${pkgs.stdenv.hostPlatform.system}.default ] ++ runtimeTools pkgs;
+          text = ''
+            scenario="${self.packages.${pkgs.stdenv.hostPlatform.system}.default}/share/faultline/experiments/db-crash.toml"
+            if [ $# -gt 0 ] && [ "''${1#-}" = "$1" ]; then
+              scenario="$1"
+              shift
+            fi
+            out=(--out ./reports)
+            for arg in "$@"; do
+              case "$arg" in --out|--out=*) out=() ;; esac
+            done
+            exec faultline run "$scenario" "''${out[@]}" "$@"
+          '';
+        };
+
+        # `nix run .#stack`: the stack alone, to explore by hand.
+        stack = pkgs.writeShellApplication {
+          name = "faultline-stack-up";
+          runtimeInputs = [ self.packages.${pkgs.stdenv.hostPlatform.system}.default ] ++ runtimeTools pkgs;
+          text = ''exec faultline stack up "$@"'';
+        };
       });
 
       apps = forAll (pkgs:
         let
-          faultline = self.packages.${pkgs.stdenv.hostPlatform.system}.default;
-          stack = pkgs.writeShellApplication {
-            name = "faultline-stack-up";
-            runtimeInputs = [ faultline ] ++ runtimeTools pkgs;
-            text = ''exec faultline stack up "$@"'';
-          };
-          # The default experiment, its run folder written under ./reports.
-          experiment = pkgs.writeShellApplication {
-            name = "faultline-experiment";
-            runtimeInputs = [ faultline ] ++ runtimeTools pkgs;
-            # `nix run .#experiment [SCENARIO] [faultline run flags...]`
-            text = ''
-              scenario="${faultline}/share/faultline/experiments/db-crash.toml"
-              if [ $# -gt 0 ] && [ "''${1#-}" = "$1" ]; then
-                scenario="$1"
-                shift
-              fi
-              out=(--out ./reports)
-              for arg in "$@"; do
-                case "$arg" in --out|--out=*) out=() ;; esac
-              done
-              exec faultline run "$scenario" "''${out[@]}" "$@"
-            '';
-          };
+          packages = self.packages.${pkgs.stdenv.hostPlatform.system};
+          app = package: name: { type = "app"; program = "${package}/bin/${name}"; };
         in
         {
-          default = { type = "app"; program = "${experiment}/bin/faultline-experiment"; };
-          experiment = { type = "app"; program = "${experiment}/bin/faultline-experiment"; };
-          stack = { type = "app"; program = "${stack}/bin/faultline-stack-up"; };
-          faultline = { type = "app"; program = "${faultline}/bin/faultline"; };
+          default = app packages.experiment "faultline-experiment";
+          experiment = app packages.experiment "faultline-experiment";
+          stack = app packages.stack "faultline-stack-up";
+          faultline = app packages.default "faultline";
         });
 
       devShells = forAll (pkgs: {

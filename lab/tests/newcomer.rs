@@ -149,3 +149,77 @@ fn every_shipped_scenario_is_valid() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `nix/eval-check.nix` evaluated: the flake's outputs against a stand-in
+/// for nixpkgs (nixpkgs cannot be fetched here).
+fn flake_outputs() -> serde_json::Value {
+    let output = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json"])
+        .arg(root().join("nix/eval-check.nix"))
+        .output()
+        .expect(
+            "nix-instantiate is needed: apt-get install nix-bin (scripts/setup --for-tests does)",
+        );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn the_flake_evaluates_and_its_experiment_app_passes_arguments_through() {
+    let outputs = flake_outputs();
+    let system = &outputs["x86_64-linux"];
+    assert_eq!(
+        system["checks"],
+        serde_json::json!(["build", "clippy", "fmt"])
+    );
+    let dir = std::env::temp_dir().join(format!("faultline-flake-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A stand-in `faultline` that prints its arguments.
+    let fake = dir.join("faultline");
+    std::fs::write(&fake, "#!/bin/sh\necho \"$@\"\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // writeShellApplication's preamble, then the app's text.
+    let script = dir.join("experiment");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/usr/bin/env bash\nset -o errexit\nset -o nounset\nset -o pipefail\n{}",
+            system["scripts"][0].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let shellcheck = Command::new("shellcheck").arg(&script).output().expect(
+        "shellcheck is needed: apt-get install shellcheck (scripts/setup --for-tests does)",
+    );
+    assert!(
+        shellcheck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shellcheck.stdout)
+    );
+    let run = |args: &[&str]| {
+        let output = Command::new("bash")
+            .arg(&script)
+            .args(args)
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let default = "/share/faultline/experiments/db-crash.toml --out ./reports";
+    assert!(run(&[]).starts_with("run /nix/store/") && run(&[]).ends_with(default));
+    assert_eq!(
+        run(&["my.toml", "--quiet"]),
+        "run my.toml --out ./reports --quiet"
+    );
+    assert_eq!(
+        run(&["my.toml", "--out", "elsewhere"]),
+        "run my.toml --out elsewhere"
+    );
+    assert!(run(&["--quiet"]).ends_with(&format!("{default} --quiet")));
+    let _ = std::fs::remove_dir_all(&dir);
+}

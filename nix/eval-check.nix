@@ -1,0 +1,70 @@
+# Evaluates the flake's outputs against a small stand-in for nixpkgs, so that
+# a machine without nixpkgs still catches a misspelt attribute, a missing
+# argument or a broken interpolation in flake.nix:
+#
+#   nix-instantiate --eval --strict nix/eval-check.nix
+#
+# The stand-in builds nothing: each package is an attribute set with an
+# out path. What nixpkgs itself does with the arguments is not checked here.
+let
+  flake = import ../flake.nix;
+  systems = [ "x86_64-linux" "aarch64-linux" ];
+  genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+  drv = name: attrs: attrs // {
+    type = "derivation";
+    inherit name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+    overrideAttrs = f: drv "${name}-override" (attrs // f attrs);
+  };
+  lib = {
+    inherit genAttrs;
+    makeBinPath = paths: builtins.concatStringsSep ":" (map (p: "${p}/bin") paths);
+    assertMsg = pred: msg: pred || builtins.throw msg;
+    versionAtLeast = a: b: builtins.compareVersions a b >= 0;
+  };
+  pkgsFor = system: {
+    inherit lib;
+    stdenv.hostPlatform.system = system;
+    rustc = drv "rustc" { version = "1.95.0"; };
+    rustPlatform.buildRustPackage = args:
+      assert builtins.isPath args.cargoLock.lockFile;
+      assert builtins.pathExists args.cargoLock.lockFile;
+      drv args.pname (args // { nativeBuildInputs = args.nativeBuildInputs or [ ]; });
+    writeShellApplication = { name, runtimeInputs, text }:
+      assert builtins.isString text;
+      drv name { inherit runtimeInputs text; };
+    mkShell = args: drv "shell" args;
+    runCommand = name: env: script: assert builtins.isString script; drv name env;
+  } // genAttrs [
+    "apacheKafka" "postgresql_17" "k6" "cmake" "pkg-config" "makeWrapper" "openssl" "zlib"
+    "cargo" "clippy" "rustfmt"
+  ] (name: drv name { });
+  nixpkgs = { inherit lib; legacyPackages = genAttrs systems pkgsFor; };
+  self = outputs // { outPath = toString ../.; };
+  outputs = flake.outputs { inherit self nixpkgs; };
+  hasSuffix = suffix: s:
+    let n = builtins.stringLength s; m = builtins.stringLength suffix;
+    in n >= m && builtins.substring (n - m) m s == suffix;
+  check = system:
+    let
+      apps = outputs.apps.${system};
+      package = outputs.packages.${system}.default;
+    in
+    assert package.pname == "faultline";
+    assert package.meta.mainProgram == "faultline";
+    assert builtins.isString package.postInstall;
+    assert builtins.all (a: apps.${a}.type == "app") [ "default" "experiment" "stack" "faultline" ];
+    assert hasSuffix "/bin/faultline-experiment" apps.experiment.program;
+    assert apps.default.program == apps.experiment.program;
+    assert builtins.isAttrs outputs.devShells.${system}.default;
+    assert builtins.all (c: builtins.isAttrs outputs.checks.${system}.${c}) [ "build" "fmt" "clippy" ];
+    assert builtins.isString outputs.checks.${system}.clippy.buildPhase;
+    {
+      inherit (package) name postInstall;
+      programs = map (a: apps.${a}.program) [ "default" "experiment" "stack" "faultline" ];
+      # The scripts, for shellcheck (writeShellApplication runs it too).
+      scripts = map (p: outputs.packages.${system}.${p}.text) [ "experiment" "stack" ];
+      checks = builtins.attrNames outputs.checks.${system};
+    };
+in
+genAttrs systems check
