@@ -175,7 +175,7 @@ fn main() -> anyhow::Result<()> {
                 faultline::run::run(&file, options, shutdown).await
             })?;
             println!("{}", dir.display());
-            exit_on_failed_hypotheses(&dir);
+            exit_with_the_runs_verdict(&dir);
             Ok(())
         }
         Command::Report { dir } => {
@@ -250,12 +250,22 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Exit status 3 when a hypothesis of the run at `dir` failed, so that
+/// Exit status 4 when the run at `dir` is not complete (its figures cannot
+/// gate anything), else 3 when one of its hypotheses failed, so that
 /// scenarios work as CI gates.
-fn exit_on_failed_hypotheses(dir: &std::path::Path) {
-    let failed = std::fs::read_to_string(dir.join("summary.json"))
+fn exit_with_the_runs_verdict(dir: &std::path::Path) {
+    let summary = std::fs::read_to_string(dir.join("summary.json"))
         .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+    let status = summary
+        .as_ref()
+        .and_then(|s| s["status"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "failed".into());
+    if status != "complete" {
+        eprintln!("faultline: the run is {status}; its hypotheses were not judged (exit status 4)");
+        std::process::exit(4);
+    }
+    let failed = summary
         .and_then(|summary| {
             Some(
                 summary["hypotheses"]

@@ -668,10 +668,11 @@ async fn run_once(
         reasons.push("interrupted".to_string());
     }
     for record in fault_records.iter().filter(|r| !r.verified) {
-        reasons.push(format!(
-            "fault {} not verified: {}",
-            record.kind, record.detail
-        ));
+        reasons.push(if record.actual_start_s.is_none() {
+            format!("fault {} never started", record.kind)
+        } else {
+            format!("fault {} not verified: {}", record.kind, record.detail)
+        });
     }
 
     // Drain: wait until every Kafka architecture stored what it acknowledged,

@@ -327,3 +327,45 @@ fn the_k6_and_native_drivers_write_the_same_rows() {
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn ctrl_c_keeps_the_rows_reports_the_run_incomplete_and_exits_4() {
+    let out = std::env::temp_dir().join(format!("faultline-interrupted-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/db-crash-quick.toml");
+    let child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Well into the load, before the fault at 10 s.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let dir = PathBuf::from(stdout.lines().last().expect("the run folder's path"));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "incomplete");
+    // The rows sent before Ctrl-C are kept and analysed.
+    let requests = summary["architectures"]["rest"]["requests"]
+        .as_u64()
+        .unwrap();
+    assert!((50..2000).contains(&requests), "{requests}");
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("**This run is incomplete**: repetition 0: interrupted"),
+        "{markdown}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
