@@ -194,12 +194,11 @@ pub fn lines(spec: &LineChart) -> anyhow::Result<String> {
                 Rectangle::new([(fx(*start), y0), (fx(*end), y1)], FAULT.mix(0.12).filled())
             }))
             .map_err(fail)?;
-        let font = || ("sans-serif", 12).into_font().color(&RULE);
-        for (label, y) in &spec.thresholds {
-            let y = fy(*y);
+        // A dashed rule from `a` to `b`, its label at `at`.
+        let mut rule = |a: (f64, f64), b: (f64, f64), label: &str, at: (f64, f64)| {
             chart
                 .draw_series(DashedLineSeries::new(
-                    [(x0, y), (x1, y)],
+                    [a, b],
                     6,
                     4,
                     RULE.mix(0.8).stroke_width(1),
@@ -207,31 +206,24 @@ pub fn lines(spec: &LineChart) -> anyhow::Result<String> {
                 .map_err(fail)?;
             chart
                 .draw_series([Text::new(
-                    label.clone(),
-                    (x0 + (x1 - x0) * 0.01, y + (y1 - y0) * 0.08),
-                    font(),
+                    label.to_string(),
+                    at,
+                    ("sans-serif", 12).into_font().color(&RULE),
                 )])
                 .map_err(fail)?;
+            anyhow::Ok(())
+        };
+        for (label, y) in &spec.thresholds {
+            let y = fy(*y);
+            let at = (x0 + (x1 - x0) * 0.01, y + (y1 - y0) * 0.08);
+            rule((x0, y), (x1, y), label, at)?;
         }
         for (label, x) in &spec.markers {
             let x = fx(*x);
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(x, y0), (x, y1)],
-                    6,
-                    4,
-                    RULE.mix(0.8).stroke_width(1),
-                ))
-                .map_err(fail)?;
             // The label sits left of the rule, near the top.
             let width = (x1 - x0) * 0.0075 * label.chars().count() as f64;
-            chart
-                .draw_series([Text::new(
-                    label.clone(),
-                    (x - width - (x1 - x0) * 0.006, y1 - (y1 - y0) * 0.04),
-                    font(),
-                )])
-                .map_err(fail)?;
+            let at = (x - width - (x1 - x0) * 0.006, y1 - (y1 - y0) * 0.04);
+            rule((x, y0), (x, y1), label, at)?;
         }
         // Time series break where a second has no value; distributions never.
         let max_gap = if spec.log_x { f64::INFINITY } else { 1.5 };

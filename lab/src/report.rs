@@ -138,6 +138,20 @@ fn describe_architecture(a: &ArchitectureSettings) -> String {
     }
 }
 
+/// Every chart a report draws (backlog, breaker and freshness only when an
+/// architecture has a consumer or stored events), in order; each is
+/// `charts/<name>.svg`.
+pub const CHARTS: [&str; 8] = [
+    "timeline",
+    "answers",
+    "errors",
+    "latency",
+    "backlog",
+    "breaker",
+    "freshness",
+    "audit",
+];
+
 /// One architecture as the templates see it.
 #[derive(Serialize)]
 struct ArchitectureView<'a> {

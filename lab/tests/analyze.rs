@@ -318,16 +318,7 @@ fn the_report_is_self_contained_and_the_index_lists_every_run() {
     let dir = reports.join("b");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
-    let charts = [
-        "timeline",
-        "answers",
-        "errors",
-        "latency",
-        "backlog",
-        "breaker",
-        "freshness",
-        "audit",
-    ];
+    let charts = faultline::report::CHARTS;
     assert_eq!(html.matches("<svg").count(), charts.len());
     for chart in charts {
         assert!(

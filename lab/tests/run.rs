@@ -215,16 +215,7 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
         drop["acknowledged"], drop["stored"], drop["lost"]
     );
     assert!(markdown.contains(&row), "{row} not in {markdown}");
-    for chart in [
-        "timeline",
-        "answers",
-        "errors",
-        "latency",
-        "backlog",
-        "breaker",
-        "freshness",
-        "audit",
-    ] {
+    for chart in faultline::report::CHARTS {
         assert!(
             markdown.contains(&format!("(charts/{chart}.svg)")),
             "{chart}"
