@@ -312,6 +312,33 @@ impl Progress {
     }
 }
 
+/// Creates the run folder `out/<id>`, or `out/<id>-2`, `-3`, … when a run
+/// of the same scenario started in the same second; returns its id and path.
+fn create_run_dir(out: &Path, id: &str) -> anyhow::Result<(String, PathBuf)> {
+    let unwritable = |dir: &Path| {
+        format!(
+            "cannot write the run folder {}: choose a folder you can write to with --out DIR \
+             (the default is ./reports)",
+            dir.display()
+        )
+    };
+    std::fs::create_dir_all(out).with_context(|| unwritable(&out.join(id)))?;
+    for n in 1.. {
+        let run_id = if n == 1 {
+            id.to_string()
+        } else {
+            format!("{id}-{n}")
+        };
+        let dir = out.join(&run_id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((run_id, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| unwritable(&dir)),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
 /// Runs the scenario at `path`; returns the run folder.
 pub async fn run(
     path: &Path,
@@ -337,19 +364,14 @@ pub async fn run(
         DriverSetting::Native => None,
     };
     let started_at = chrono::Utc::now();
-    let run_id = format!(
-        "{}-{}",
-        started_at.format("%Y%m%dT%H%M%SZ"),
-        experiment.name
-    );
-    let dir = options.out.join(&run_id);
-    std::fs::create_dir_all(&dir).with_context(|| {
-        format!(
-            "cannot write the run folder {}: choose a folder you can write to with --out DIR \
-             (the default is ./reports)",
-            dir.display()
-        )
-    })?;
+    let (run_id, dir) = create_run_dir(
+        &options.out,
+        &format!(
+            "{}-{}",
+            started_at.format("%Y%m%dT%H%M%SZ"),
+            experiment.name
+        ),
+    )?;
     let dir = std::path::absolute(&dir)?;
     std::fs::write(dir.join("experiment.toml"), &text)?;
     let architectures: Vec<String> = experiment
@@ -485,12 +507,14 @@ async fn run_once(
     let label = format!("[{}/{}]", repetition + 1, experiment.repetitions);
     // The stack's processes and data live outside the run folder, which
     // keeps only what the report needs.
+    // The runner's pid keeps two runners' stacks apart.
     let stack_dir = PathBuf::from(crate::WORK_DIR).join("runs").join(format!(
-        "{}-{repetition}",
+        "{}-{}-{repetition}",
         run_dir
             .file_name()
             .and_then(|n| n.to_str())
-            .unwrap_or("run")
+            .unwrap_or("run"),
+        std::process::id()
     ));
     let stack_dir = std::path::absolute(&stack_dir)?;
     progress.say(&format!("{label} bringing the stack up"));
@@ -862,5 +886,23 @@ async fn show_progress(
     }
     if progress.terminal && !progress.quiet {
         eprintln!();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_started_in_the_same_second_get_their_own_folders() {
+        let out = std::env::temp_dir().join(format!("faultline-run-dirs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let id = "20261125T000000Z-quick";
+        let first = create_run_dir(&out, id).unwrap();
+        let second = create_run_dir(&out, id).unwrap();
+        assert_eq!(first, (id.to_string(), out.join(id)));
+        assert_eq!(second.0, format!("{id}-2"));
+        assert!(second.1.is_dir());
+        let _ = std::fs::remove_dir_all(&out);
     }
 }
