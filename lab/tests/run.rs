@@ -193,7 +193,11 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
             .unwrap()
             > 0.9
     );
-    assert_eq!(arch("rest")["phases"]["before"]["failed"], 0);
+    // A request sent in the last milliseconds before the crash may fail with it.
+    assert_eq!(
+        arch("rest")["phases"]["before"]["failed"],
+        count("rest", 0.0, start, false)
+    );
     assert!(
         arch("kafka-buffered")["freshness_ms"]["max"]
             .as_f64()
