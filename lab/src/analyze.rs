@@ -653,40 +653,45 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Summary> {
         .map(|a| a.name().to_string())
     {
         let rows = by_arch.remove(&name).unwrap_or_default();
-        let figures = |rows: &[&Request], reps: &[u32]| {
-            let audit = reps.iter().fold((0, 0, 0), |acc, r| {
+        let audit = |reps: &[u32]| {
+            reps.iter().fold((0, 0, 0), |acc, r| {
                 let a = audit_of
                     .get(&(name.clone(), *r))
                     .copied()
                     .unwrap_or_default();
                 (acc.0 + a.0, acc.1 + a.1, acc.2 + a.2)
-            });
-            let drain = reps
-                .iter()
-                .map(|r| drain(backlog_points.get(&(name.clone(), *r)), &windows[r]))
-                .collect::<Vec<_>>();
-            let recovery = reps
-                .iter()
-                .map(|r| {
-                    recovery(
-                        rows.iter().copied().filter(|q| q.repetition == *r),
-                        &windows[r],
-                    )
-                })
-                .collect::<Vec<_>>();
-            Figures::of(rows, &windows, audit, budget_us, recovery, drain)
+            })
         };
         let all: Vec<&Request> = rows.iter().collect();
         let reps: Vec<u32> = (0..repetition_count as u32).collect();
-        let pooled = figures(&all, &reps);
         let each: Vec<Figures> = reps
             .iter()
             .map(|r| {
                 let rows: Vec<&Request> =
                     all.iter().copied().filter(|q| q.repetition == *r).collect();
-                figures(&rows, &[*r])
+                let recovery = recovery(rows.iter().copied(), &windows[r]);
+                let drain = drain(backlog_points.get(&(name.clone(), *r)), &windows[r]);
+                Figures::of(&rows, &windows, audit(&[*r]), budget_us, recovery, drain)
             })
             .collect();
+        // Recovery and drain over all repetitions: the worst one's, if every
+        // repetition got there.
+        let worst = |f: fn(&Figures) -> Option<f64>| {
+            each.iter()
+                .map(f)
+                .try_fold(None, |acc: Option<f64>, v| {
+                    v.map(|v| Some(acc.map_or(v, |a| a.max(v))))
+                })
+                .flatten()
+        };
+        let pooled = Figures::of(
+            &all,
+            &windows,
+            audit(&reps),
+            budget_us,
+            worst(|f| f.recovery_s),
+            worst(|f| f.drain_s),
+        );
 
         let mut delays: Vec<u64> = rows.iter().filter_map(|r| r.freshness_us).collect();
         delays.sort_unstable();
@@ -743,23 +748,15 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Summary> {
             .filter_map(|r| backlog_points.get(&(name.clone(), *r)))
             .flat_map(|points| points.iter().map(|p| p.1))
             .reduce(f64::max);
+        // Seconds the breaker read open, in the worst repetition that has one.
         let breaker_open_s = reps
             .iter()
-            .filter_map(|r| scraped.get(&(name.clone(), *r)))
-            .map(|seconds| {
-                seconds
-                    .values()
-                    .filter(|(_, breaker)| breaker.is_some_and(|b| b >= 2.0))
-                    .count() as f64
+            .filter_map(|r| {
+                let seconds = scraped.get(&(name.clone(), *r))?;
+                let states = || seconds.values().filter_map(|(_, breaker)| *breaker);
+                (states().count() > 0).then(|| states().filter(|b| *b >= 2.0).count() as f64)
             })
-            .reduce(f64::max)
-            .filter(|_| {
-                reps.iter().any(|r| {
-                    scraped
-                        .get(&(name.clone(), *r))
-                        .is_some_and(|s| s.values().any(|(_, b)| b.is_some()))
-                })
-            });
+            .reduce(f64::max);
         architectures.insert(
             name.clone(),
             ArchitectureSummary {
@@ -840,8 +837,8 @@ impl Figures {
         windows: &HashMap<u32, Vec<(f64, f64)>>,
         (stored, duplicates, stored_unacknowledged): (u64, u64, u64),
         budget_us: u64,
-        recovery: Vec<Option<f64>>,
-        drain: Vec<Option<f64>>,
+        recovery_s: Option<f64>,
+        drain_s: Option<f64>,
     ) -> Self {
         let mut phases: BTreeMap<&str, Vec<&Request>> = BTreeMap::new();
         for row in rows {
@@ -853,15 +850,6 @@ impl Figures {
         let delays = || rows.iter().filter_map(|r| r.freshness_us);
         let stale = delays().filter(|d| *d > budget_us).count() as u64;
         let fresh_count = delays().count() as u64;
-        // The worst repetition; `None` if any repetition never got there.
-        let worst = |values: Vec<Option<f64>>| {
-            values
-                .into_iter()
-                .try_fold(None, |acc: Option<f64>, v| {
-                    v.map(|v| Some(acc.map_or(v, |a| a.max(v))))
-                })
-                .flatten()
-        };
         Self {
             totals: PhaseSummary::of(rows.iter().copied()),
             phases: phases
@@ -881,8 +869,8 @@ impl Figures {
                 max: l.max,
                 stale_share: ratio(stale, fresh_count),
             }),
-            recovery_s: worst(recovery),
-            drain_s: worst(drain),
+            recovery_s,
+            drain_s,
         }
     }
 
@@ -1165,16 +1153,6 @@ fn figure(a: &ArchitectureSummary, metric: Metric, phase: Option<Phase>) -> Opti
         Metric::RecoveryS => a.recovery_s,
         Metric::DrainS => a.drain_s,
     }
-}
-
-/// Analyzes the run folder and writes its `summary.json`.
-pub fn write_summary(dir: &Path) -> anyhow::Result<Summary> {
-    let summary = analyze(dir)?;
-    std::fs::write(
-        dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?,
-    )?;
-    Ok(summary)
 }
 
 /// A few lines of headline figures per architecture, for the terminal.
