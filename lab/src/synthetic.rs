@@ -166,6 +166,7 @@ impl Synthetic {
                     }
                 }
             }
+            let mut scraped = Vec::new();
             for t in 0..self.seconds + 5 {
                 let (backlog, breaker) = if t < self.fault.0 {
                     (0.0, 0.0)
@@ -186,21 +187,19 @@ impl Synthetic {
                         breaker,
                     ),
                 ] {
-                    metrics.push(collect::metrics_frame(
-                        repetition,
-                        &[MetricRow {
-                            t_s: f64::from(t) + 0.5,
-                            architecture: "kafka".into(),
-                            service: "consumer".into(),
-                            sample: Sample {
-                                metric: metric.into(),
-                                labels: String::new(),
-                                value,
-                            },
-                        }],
-                    )?);
+                    scraped.push(MetricRow {
+                        t_s: f64::from(t) + 0.5,
+                        architecture: "kafka".into(),
+                        service: "consumer".into(),
+                        sample: Sample {
+                            metric: metric.into(),
+                            labels: String::new(),
+                            value,
+                        },
+                    });
                 }
             }
+            metrics.push(collect::metrics_frame(repetition, &scraped)?);
             faults.push(collect::faults_frame(
                 repetition,
                 &[FaultRecord {
