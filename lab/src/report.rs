@@ -577,7 +577,6 @@ pub fn write(dir: &Path) -> anyhow::Result<Summary> {
     if std::env::var_os("FAULTLINE_REPORT_MODEL").is_some() {
         std::fs::write(dir.join("report-model.json"), model.to_json()?)?;
     }
-    drop(model);
     Ok(summary)
 }
 
