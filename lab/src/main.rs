@@ -1,5 +1,36 @@
 //! `faultline`: the lab's command line.
 
+/// `print!` that ends the program quietly when stdout is closed early
+/// (`faultline schema --markdown | head`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        if let Err(error) = write!(std::io::stdout(), $($arg)*) {
+            stdout_failed(error);
+        }
+    }};
+}
+
+/// `println!` that ends the program quietly when stdout is closed early.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        if let Err(error) = writeln!(std::io::stdout(), $($arg)*) {
+            stdout_failed(error);
+        }
+    }};
+}
+
+/// A closed pipe ends the program with success, like other command-line
+/// tools; any other write error is reported.
+fn stdout_failed(error: std::io::Error) -> ! {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("faultline: cannot write to stdout: {error}");
+    std::process::exit(1);
+}
+
 mod up;
 
 use faultline::{clean, load};
@@ -174,21 +205,21 @@ fn main() -> anyhow::Result<()> {
                 }
                 faultline::run::run(&file, options, shutdown).await
             })?;
-            println!("{}", dir.display());
+            outln!("{}", dir.display());
             exit_with_the_runs_verdict(&dir);
             Ok(())
         }
         Command::Report { dir } => {
             let summary = faultline::report::write(&dir)
                 .with_context(|| format!("could not analyze {}", dir.display()))?;
-            print!("{}", faultline::analyze::headline(&summary));
+            out!("{}", faultline::analyze::headline(&summary));
             // The folder's index of runs, when it has one (`faultline run` writes it).
             if let Some(parent) = dir.canonicalize()?.parent()
                 && parent.join("index.html").is_file()
             {
                 faultline::report::write_index(parent)?;
             }
-            println!("{}", dir.join("report.html").display());
+            outln!("{}", dir.join("report.html").display());
             Ok(())
         }
         Command::Compare {
@@ -198,9 +229,9 @@ fn main() -> anyhow::Result<()> {
         } => {
             let changes = faultline::report::compare(&baseline, &candidate)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&changes)?);
+                outln!("{}", serde_json::to_string_pretty(&changes)?);
             } else {
-                print!(
+                out!(
                     "{}",
                     faultline::report::compare_markdown(&baseline, &candidate, &changes)
                 );
@@ -211,7 +242,7 @@ fn main() -> anyhow::Result<()> {
             let mut invalid = 0;
             for file in &files {
                 match faultline::validate::load(file) {
-                    Ok(_) => println!("{}: ok", file.display()),
+                    Ok(_) => outln!("{}: ok", file.display()),
                     Err(problems) => {
                         invalid += 1;
                         for problem in &problems {
@@ -233,9 +264,9 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Schema { markdown } => {
             if markdown {
-                print!("{}", faultline::validate::reference());
+                out!("{}", faultline::validate::reference());
             } else {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&faultline::validate::schema())?
                 );
@@ -244,7 +275,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Clean { dir } => {
             let stopped = clean::clean(&dir);
-            println!("stopped {} leftover process(es)", stopped.len());
+            outln!("stopped {} leftover process(es)", stopped.len());
             Ok(())
         }
     }
@@ -362,9 +393,9 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         write_rows(path, &rows).with_context(|| format!("could not write {}", path.display()))?;
     }
     if args.json {
-        println!("{summary}");
+        outln!("{summary}");
     } else {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
     }
     Ok(())
 }

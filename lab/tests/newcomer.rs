@@ -223,3 +223,19 @@ fn the_flake_evaluates_and_its_experiment_app_passes_arguments_through() {
     assert!(run(&["--quiet"]).ends_with(&format!("{default} --quiet")));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn output_piped_into_a_closed_reader_ends_quietly() {
+    // `faultline schema --markdown | head -1`: the reader has gone.
+    let mut child = faultline()
+        .args(["schema", "--markdown"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
