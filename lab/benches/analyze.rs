@@ -29,7 +29,7 @@ fn main() {
         let mut times: Vec<f64> = (0..5)
             .map(|_| {
                 let start = Instant::now();
-                faultline::report::write(&dir).expect("analyze and render");
+                faultline::analyse_and_report(&dir).expect("analyze and render");
                 start.elapsed().as_secs_f64()
             })
             .collect();

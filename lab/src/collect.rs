@@ -1,23 +1,14 @@
 //! What a run records besides its requests: the services' metrics scraped
-//! every second, the database audit after the drain, and the Parquet files of
-//! the run folder.
+//! every second, and the database audit after the drain (its query lives
+//! beside the table, in `faultline_services::store`).
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use polars::prelude::*;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-use crate::fault::FaultRecord;
-use crate::load::Row;
-
-/// Rows per Parquet row group; also how many rows are held before a write.
-const BATCH_ROWS: usize = 100_000;
 
 /// One sample of an OpenMetrics exposition.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,324 +140,39 @@ async fn fetch(addr: SocketAddr, path: &'static str) -> Result<String, String> {
 }
 
 /// One stored event, from the audit.
-#[derive(Debug, Clone)]
-pub struct StoredRow {
-    pub event_id: uuid::Uuid,
-    pub stored_by: String,
-    /// Microseconds since the Unix epoch.
-    pub sent_at_us: i64,
-    pub stored_at_us: i64,
+pub use faultline_services::store::AuditRow as StoredRow;
+
+/// What went wrong reading the database after a run.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("could not connect for the audit: {0}")]
+    Connect(#[source] tokio_postgres::Error),
+    #[error("the audit query failed: {0}")]
+    Query(#[source] tokio_postgres::Error),
+}
+
+async fn connect(database_url: &str) -> Result<tokio_postgres::Client, AuditError> {
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+        .await
+        .map_err(AuditError::Connect)?;
+    tokio::spawn(connection);
+    Ok(client)
 }
 
 /// Every stored event of the run, read straight from the database.
-pub async fn audit(database_url: &str) -> Result<Vec<StoredRow>, String> {
-    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+pub async fn audit(database_url: &str) -> Result<Vec<StoredRow>, AuditError> {
+    let client = connect(database_url).await?;
+    faultline_services::store::audit(&client)
         .await
-        .map_err(|e| format!("could not connect for the audit: {e}"))?;
-    tokio::spawn(connection);
-    let rows = client
-        .query(
-            "SELECT event_id, stored_by,
-                    (extract(epoch FROM sent_at) * 1000000)::int8,
-                    (extract(epoch FROM stored_at) * 1000000)::int8
-             FROM location_events",
-            &[],
-        )
-        .await
-        .map_err(|e| format!("the audit query failed: {e}"))?;
-    Ok(rows
-        .iter()
-        .map(|r| StoredRow {
-            event_id: r.get(0),
-            stored_by: r.get(1),
-            sent_at_us: r.get(2),
-            stored_at_us: r.get(3),
-        })
-        .collect())
+        .map_err(AuditError::Query)
 }
 
 /// Stored events per `stored_by`, for the drain.
-pub async fn stored_counts(database_url: &str) -> Result<HashMap<String, i64>, String> {
-    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+pub async fn stored_counts(database_url: &str) -> Result<HashMap<String, i64>, AuditError> {
+    let client = connect(database_url).await?;
+    faultline_services::store::stored_counts(&client)
         .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
-    let rows = client
-        .query(
-            "SELECT stored_by, count(*) FROM location_events GROUP BY stored_by",
-            &[],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
-
-/// A Parquet file written in row groups as rows come.
-pub struct ParquetSink {
-    writer: Option<polars::io::parquet::write::BatchedWriter<File>>,
-    file: Option<File>,
-    path: std::path::PathBuf,
-}
-
-impl ParquetSink {
-    pub fn create(path: &Path) -> PolarsResult<Self> {
-        Ok(Self {
-            writer: None,
-            file: Some(File::create(path)?),
-            path: path.to_path_buf(),
-        })
-    }
-
-    pub fn write(&mut self, mut frame: DataFrame) -> PolarsResult<()> {
-        if self.writer.is_none() {
-            let file = self
-                .file
-                .take()
-                .expect("the file is open until the first write");
-            self.writer = Some(ParquetWriter::new(file).batched(frame.schema())?);
-        }
-        frame.rechunk_mut();
-        self.writer.as_mut().expect("a writer").write_batch(&frame)
-    }
-
-    /// Closes the file; a sink that got no rows writes `empty` so the file
-    /// still has its columns.
-    pub fn finish(mut self, empty: DataFrame) -> PolarsResult<()> {
-        if self.writer.is_none() {
-            self.write(empty)?;
-        }
-        self.writer.take().expect("a writer").finish()?;
-        tracing::debug!(path = %self.path.display(), "Wrote Parquet file.");
-        Ok(())
-    }
-}
-
-/// A named column of `values`.
-fn column<T, P: ?Sized>(name: &str, values: T) -> Column
-where
-    Series: NamedFrom<T, P>,
-{
-    Series::new(name.into(), values).into()
-}
-
-/// The columns of `requests.parquet`.
-pub fn requests_frame(
-    repetition: u32,
-    architectures: &[String],
-    rows: &[Row],
-) -> PolarsResult<DataFrame> {
-    let n = rows.len();
-    DataFrame::new(
-        n,
-        vec![
-            column("repetition", vec![repetition; n]),
-            column(
-                "architecture",
-                rows.iter()
-                    .map(|r| architectures[usize::from(r.architecture)].as_str())
-                    .collect::<Vec<_>>(),
-            ),
-            column("seq", rows.iter().map(|r| r.seq).collect::<Vec<_>>()),
-            column(
-                "event_id",
-                rows.iter()
-                    .map(|r| r.event_id.to_string())
-                    .collect::<Vec<_>>(),
-            ),
-            column(
-                "intended_us",
-                rows.iter()
-                    .map(|r| r.intended_us as i64)
-                    .collect::<Vec<_>>(),
-            ),
-            column(
-                "sent_us",
-                rows.iter().map(|r| r.sent_us as i64).collect::<Vec<_>>(),
-            ),
-            column(
-                "finished_us",
-                rows.iter()
-                    .map(|r| r.finished_us as i64)
-                    .collect::<Vec<_>>(),
-            ),
-            column(
-                "latency_ms",
-                rows.iter()
-                    .map(|r| r.finished_us.saturating_sub(r.intended_us) as f64 / 1000.0)
-                    .collect::<Vec<_>>(),
-            ),
-            column(
-                "ok",
-                rows.iter().map(|r| r.outcome.ok()).collect::<Vec<_>>(),
-            ),
-            column(
-                "status",
-                rows.iter()
-                    .map(|r| i32::from(r.outcome.status()))
-                    .collect::<Vec<_>>(),
-            ),
-            column(
-                "error",
-                rows.iter().map(|r| r.outcome.class()).collect::<Vec<_>>(),
-            ),
-            column(
-                "attempts",
-                rows.iter().map(|r| r.attempts).collect::<Vec<_>>(),
-            ),
-        ],
-    )
-}
-
-/// The columns of `stored.parquet`. `t0_unix_us` is the run's start.
-pub fn stored_frame(
-    repetition: u32,
-    t0_unix_us: i64,
-    rows: &[StoredRow],
-) -> PolarsResult<DataFrame> {
-    let n = rows.len();
-    DataFrame::new(
-        n,
-        vec![
-            column("repetition", vec![repetition; n]),
-            column(
-                "event_id",
-                rows.iter()
-                    .map(|r| r.event_id.to_string())
-                    .collect::<Vec<_>>(),
-            ),
-            column(
-                "architecture",
-                rows.iter()
-                    .map(|r| r.stored_by.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-            column(
-                "sent_at_us",
-                rows.iter().map(|r| r.sent_at_us).collect::<Vec<_>>(),
-            ),
-            column(
-                "stored_at_us",
-                rows.iter().map(|r| r.stored_at_us).collect::<Vec<_>>(),
-            ),
-            column(
-                "stored_s",
-                rows.iter()
-                    .map(|r| (r.stored_at_us - t0_unix_us) as f64 / 1e6)
-                    .collect::<Vec<_>>(),
-            ),
-            // One row per id: the table's key makes every write idempotent.
-            column("copies", vec![1i32; n]),
-        ],
-    )
-}
-
-/// The columns of `metrics.parquet`.
-pub fn metrics_frame(repetition: u32, rows: &[MetricRow]) -> PolarsResult<DataFrame> {
-    let n = rows.len();
-    DataFrame::new(
-        n,
-        vec![
-            column("repetition", vec![repetition; n]),
-            column("t_s", rows.iter().map(|r| r.t_s).collect::<Vec<_>>()),
-            column(
-                "architecture",
-                rows.iter()
-                    .map(|r| r.architecture.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-            column(
-                "service",
-                rows.iter().map(|r| r.service.as_str()).collect::<Vec<_>>(),
-            ),
-            column(
-                "metric",
-                rows.iter()
-                    .map(|r| r.sample.metric.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-            column(
-                "labels",
-                rows.iter()
-                    .map(|r| r.sample.labels.as_str())
-                    .collect::<Vec<_>>(),
-            ),
-            column(
-                "value",
-                rows.iter().map(|r| r.sample.value).collect::<Vec<_>>(),
-            ),
-        ],
-    )
-}
-
-/// The columns of `faults.parquet`.
-pub fn faults_frame(repetition: u32, rows: &[FaultRecord]) -> PolarsResult<DataFrame> {
-    let n = rows.len();
-    DataFrame::new(
-        n,
-        vec![
-            column("repetition", vec![repetition; n]),
-            column(
-                "kind",
-                rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
-            ),
-            column(
-                "target",
-                rows.iter().map(|r| r.target.as_str()).collect::<Vec<_>>(),
-            ),
-            column(
-                "planned_start_s",
-                rows.iter().map(|r| r.planned_start_s).collect::<Vec<_>>(),
-            ),
-            column(
-                "planned_end_s",
-                rows.iter().map(|r| r.planned_end_s).collect::<Vec<_>>(),
-            ),
-            column(
-                "actual_start_s",
-                rows.iter().map(|r| r.actual_start_s).collect::<Vec<_>>(),
-            ),
-            column(
-                "actual_end_s",
-                rows.iter().map(|r| r.actual_end_s).collect::<Vec<_>>(),
-            ),
-            column(
-                "verified_start",
-                rows.iter().map(|r| r.verified_start).collect::<Vec<_>>(),
-            ),
-            column(
-                "verified_end",
-                rows.iter().map(|r| r.verified_end).collect::<Vec<_>>(),
-            ),
-            column(
-                "verified",
-                rows.iter().map(|r| r.verified).collect::<Vec<_>>(),
-            ),
-            column(
-                "effect_ms",
-                rows.iter().map(|r| r.effect_ms).collect::<Vec<_>>(),
-            ),
-            column(
-                "recovery_ms",
-                rows.iter().map(|r| r.recovery_ms).collect::<Vec<_>>(),
-            ),
-            column(
-                "detail",
-                rows.iter().map(|r| r.detail.as_str()).collect::<Vec<_>>(),
-            ),
-        ],
-    )
-}
-
-/// Writes rows in batches of [`BATCH_ROWS`] through `frame`.
-pub fn write_batched<T>(
-    sink: &mut ParquetSink,
-    rows: &[T],
-    frame: impl Fn(&[T]) -> PolarsResult<DataFrame>,
-) -> PolarsResult<()> {
-    for chunk in rows.chunks(BATCH_ROWS) {
-        sink.write(frame(chunk)?)?;
-    }
-    Ok(())
+        .map_err(AuditError::Query)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::time::Duration;
 
+pub use faultline_services::consumer::Mode;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -203,11 +204,16 @@ impl Default for Workload {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+/// The load generator.
+#[derive(
+    Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DriverSetting {
+    /// The lab's own open-model driver: latency from the intended send time.
     #[default]
     Native,
+    /// k6, fed the same plan.
     K6,
 }
 
@@ -292,7 +298,7 @@ pub enum ArchitectureSettings {
         /// `buffered` (keep, pause, retry: loses nothing) or `drop` (the
         /// original policy: give up on what fails).
         #[serde(default)]
-        consumer: ConsumerSetting,
+        consumer: Mode,
         /// Longest wait for the broker's acknowledgement, e.g. "5s".
         #[serde(default = "defaults::delivery_timeout")]
         delivery_timeout: Span,
@@ -320,14 +326,6 @@ impl ArchitectureSettings {
             }
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ConsumerSetting {
-    #[default]
-    Buffered,
-    Drop,
 }
 
 /// A bounded connection pool. The defaults are the original's.
@@ -393,30 +391,82 @@ impl Default for Breaker {
 #[serde(from = "RawFault", into = "RawFault")]
 pub struct Fault {
     /// What breaks.
-    pub kind: FaultSetting,
+    pub kind: FaultKind,
     /// When it starts, from the run's start.
     pub at: Span,
     /// How long it lasts.
     pub duration: Span,
 }
 
-/// What a fault breaks.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FaultSetting {
+/// What a fault breaks: the one list of fault kinds, used by the scenario,
+/// the plan, the command line (`stack up --fault`) and the fault code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum FaultKind {
+    /// SIGKILL to every PostgreSQL process; restart with crash recovery.
     DbCrash,
+    /// Fast shutdown of PostgreSQL; restart.
     DbStop,
+    /// SIGSTOP to every PostgreSQL process; SIGCONT at the end.
     DbFreeze,
+    /// Delay (± jitter) on the link between the services and PostgreSQL.
     DbLatency { delay: Span, jitter: Span },
+    /// Traffic between the services and PostgreSQL silently dropped.
     DbBlackhole,
+    /// SIGKILL to the broker; restart.
     BrokerKill,
+    /// SIGKILL to the consumers; restart.
     ConsumerKill,
 }
 
-impl FaultSetting {
+impl FaultKind {
+    /// Every kind (settings at their defaults).
+    pub const ALL: [FaultKind; 7] = [
+        FaultKind::DbCrash,
+        FaultKind::DbStop,
+        FaultKind::DbFreeze,
+        FaultKind::DbLatency {
+            delay: Span::millis(100),
+            jitter: Span::millis(0),
+        },
+        FaultKind::DbBlackhole,
+        FaultKind::BrokerKill,
+        FaultKind::ConsumerKill,
+    ];
+
+    /// The kind's name, as written in a scenario.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::DbCrash => "db-crash",
+            FaultKind::DbStop => "db-stop",
+            FaultKind::DbFreeze => "db-freeze",
+            FaultKind::DbLatency { .. } => "db-latency",
+            FaultKind::DbBlackhole => "db-blackhole",
+            FaultKind::BrokerKill => "broker-kill",
+            FaultKind::ConsumerKill => "consumer-kill",
+        }
+    }
+
+    /// Every kind's name.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Self::ALL.iter().map(FaultKind::name)
+    }
+
+    /// What it acts on, as recorded in `faults.parquet`.
+    pub fn target(&self) -> &'static str {
+        match self {
+            FaultKind::DbCrash | FaultKind::DbStop | FaultKind::DbFreeze => "postgres",
+            FaultKind::DbLatency { .. } | FaultKind::DbBlackhole => "postgres-link",
+            FaultKind::BrokerKill => "broker",
+            FaultKind::ConsumerKill => "consumers",
+        }
+    }
+
+    /// Whether it needs the database's process (not only its link).
     pub fn needs_local_database(&self) -> bool {
         matches!(
             self,
-            FaultSetting::DbCrash | FaultSetting::DbStop | FaultSetting::DbFreeze
+            FaultKind::DbCrash | FaultKind::DbStop | FaultKind::DbFreeze
         )
     }
 }
@@ -484,18 +534,18 @@ pub enum RawFault {
 impl From<RawFault> for Fault {
     fn from(raw: RawFault) -> Self {
         let (kind, at, duration) = match raw {
-            RawFault::DbCrash { at, duration } => (FaultSetting::DbCrash, at, duration),
-            RawFault::DbStop { at, duration } => (FaultSetting::DbStop, at, duration),
-            RawFault::DbFreeze { at, duration } => (FaultSetting::DbFreeze, at, duration),
+            RawFault::DbCrash { at, duration } => (FaultKind::DbCrash, at, duration),
+            RawFault::DbStop { at, duration } => (FaultKind::DbStop, at, duration),
+            RawFault::DbFreeze { at, duration } => (FaultKind::DbFreeze, at, duration),
             RawFault::DbLatency {
                 at,
                 duration,
                 delay,
                 jitter,
-            } => (FaultSetting::DbLatency { delay, jitter }, at, duration),
-            RawFault::DbBlackhole { at, duration } => (FaultSetting::DbBlackhole, at, duration),
-            RawFault::BrokerKill { at, duration } => (FaultSetting::BrokerKill, at, duration),
-            RawFault::ConsumerKill { at, duration } => (FaultSetting::ConsumerKill, at, duration),
+            } => (FaultKind::DbLatency { delay, jitter }, at, duration),
+            RawFault::DbBlackhole { at, duration } => (FaultKind::DbBlackhole, at, duration),
+            RawFault::BrokerKill { at, duration } => (FaultKind::BrokerKill, at, duration),
+            RawFault::ConsumerKill { at, duration } => (FaultKind::ConsumerKill, at, duration),
         };
         Self { kind, at, duration }
     }
@@ -505,18 +555,18 @@ impl From<Fault> for RawFault {
     fn from(fault: Fault) -> Self {
         let (at, duration) = (fault.at, fault.duration);
         match fault.kind {
-            FaultSetting::DbCrash => RawFault::DbCrash { at, duration },
-            FaultSetting::DbStop => RawFault::DbStop { at, duration },
-            FaultSetting::DbFreeze => RawFault::DbFreeze { at, duration },
-            FaultSetting::DbLatency { delay, jitter } => RawFault::DbLatency {
+            FaultKind::DbCrash => RawFault::DbCrash { at, duration },
+            FaultKind::DbStop => RawFault::DbStop { at, duration },
+            FaultKind::DbFreeze => RawFault::DbFreeze { at, duration },
+            FaultKind::DbLatency { delay, jitter } => RawFault::DbLatency {
                 at,
                 duration,
                 delay,
                 jitter,
             },
-            FaultSetting::DbBlackhole => RawFault::DbBlackhole { at, duration },
-            FaultSetting::BrokerKill => RawFault::BrokerKill { at, duration },
-            FaultSetting::ConsumerKill => RawFault::ConsumerKill { at, duration },
+            FaultKind::DbBlackhole => RawFault::DbBlackhole { at, duration },
+            FaultKind::BrokerKill => RawFault::BrokerKill { at, duration },
+            FaultKind::ConsumerKill => RawFault::ConsumerKill { at, duration },
         }
     }
 }
@@ -562,6 +612,16 @@ pub enum Metric {
     /// Seconds from the end of the last fault until the consumer backlog is
     /// back to its level before the fault.
     DrainS,
+}
+
+impl Metric {
+    /// The name a scenario gives it (`lost_events`).
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
@@ -699,17 +759,19 @@ pub mod defaults {
                 name: "rest".into(),
                 pool: Pool::default(),
             },
-            kafka("kafka-buffered", ConsumerSetting::Buffered),
-            kafka("kafka-drop", ConsumerSetting::Drop),
+            kafka("kafka-buffered", Mode::Buffered),
+            kafka("kafka-drop", Mode::Drop),
         ]
     }
 }
 
 /// One segment of the lowered rate: from `start` (inclusive) to `end`
 /// (exclusive) the rate goes linearly from `from_rps` to `to_rps`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct RateSegment {
+    #[serde(rename = "start_s", serialize_with = "crate::plan::seconds")]
     pub start: Duration,
+    #[serde(rename = "end_s", serialize_with = "crate::plan::seconds")]
     pub end: Duration,
     pub from_rps: f64,
     pub to_rps: f64,
@@ -773,34 +835,55 @@ impl RateShape {
 
     /// The send times of every request, from the run's start, in order.
     pub fn schedule(&self, duration: Duration) -> Vec<Duration> {
-        let mut times = Vec::new();
-        for segment in self.segments(duration) {
-            let length = (segment.end - segment.start).as_secs_f64();
-            let (a, b) = (segment.from_rps, segment.to_rps);
-            // Requests due by time t into the segment: a t + (b - a) t² / 2L.
-            let total = (a + b) / 2.0 * length;
-            let count = total.floor() as u64;
-            for i in 0..count {
-                let n = i as f64;
-                let t = if (b - a).abs() < 1e-9 {
-                    n / a
-                } else {
-                    // Solve (b - a)/(2L) t² + a t - n = 0 for t.
-                    let k = (b - a) / (2.0 * length);
-                    (-a + (a * a + 4.0 * k * n).max(0.0).sqrt()) / (2.0 * k)
-                };
-                if t.is_finite() && t >= 0.0 && t < length {
-                    times.push(segment.start + Duration::from_secs_f64(t));
-                }
+        schedule_of(&self.segments(duration))
+    }
+}
+
+/// The send times of every request of lowered rate `segments`, in order.
+pub fn schedule_of(segments: &[RateSegment]) -> Vec<Duration> {
+    let mut times = Vec::new();
+    for segment in segments {
+        let length = (segment.end - segment.start).as_secs_f64();
+        let (a, b) = (segment.from_rps, segment.to_rps);
+        // Requests due by time t into the segment: a t + (b - a) t² / 2L.
+        let total = (a + b) / 2.0 * length;
+        let count = total.floor() as u64;
+        for i in 0..count {
+            let n = i as f64;
+            let t = if (b - a).abs() < 1e-9 {
+                n / a
+            } else {
+                // Solve (b - a)/(2L) t² + a t - n = 0 for t.
+                let k = (b - a) / (2.0 * length);
+                (-a + (a * a + 4.0 * k * n).max(0.0).sqrt()) / (2.0 * k)
+            };
+            if t.is_finite() && t >= 0.0 && t < length {
+                times.push(segment.start + Duration::from_secs_f64(t));
             }
         }
-        times
     }
+    times
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_fault_kind_is_named_once() {
+        for kind in FaultKind::ALL {
+            let json = serde_json::to_value(&kind).unwrap();
+            assert_eq!(json["kind"], kind.name());
+            let raw = serde_json::to_value(RawFault::from(Fault {
+                kind: kind.clone(),
+                at: Span::secs(1),
+                duration: Span::secs(1),
+            }))
+            .unwrap();
+            assert_eq!(raw["kind"], kind.name());
+        }
+        assert_eq!(FaultKind::names().count(), 7);
+    }
 
     #[test]
     fn the_default_rate_is_the_originals_15000_requests() {

@@ -5,7 +5,6 @@
 //! incomplete.
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use faultline_stack::postgres::probe_url;
@@ -13,120 +12,14 @@ use faultline_stack::{ProxyMode, StackError};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::experiment::FaultKind;
+use crate::plan::FaultSpec;
 use crate::stack::LabStack;
 
 /// How long a probe may wait for the effect of a fault, or for its end.
 const VERIFY_LIMIT: Duration = Duration::from_secs(10);
 /// A probe's own timeout: a frozen or blackholed database fails it.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What a fault does.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FaultKind {
-    /// SIGKILL to every PostgreSQL process; restart with crash recovery.
-    DbCrash,
-    /// Fast shutdown; restart.
-    DbStop,
-    /// SIGSTOP to every PostgreSQL process; SIGCONT at the end.
-    DbFreeze,
-    /// Delay (± jitter) on every chunk between the services and PostgreSQL.
-    DbLatency { delay: Duration, jitter: Duration },
-    /// Traffic between the services and PostgreSQL silently dropped.
-    DbBlackhole,
-    /// SIGKILL to the broker; restart.
-    BrokerKill,
-    /// SIGKILL to the consumer(s); restart.
-    ConsumerKill,
-}
-
-impl FaultKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            FaultKind::DbCrash => "db-crash",
-            FaultKind::DbStop => "db-stop",
-            FaultKind::DbFreeze => "db-freeze",
-            FaultKind::DbLatency { .. } => "db-latency",
-            FaultKind::DbBlackhole => "db-blackhole",
-            FaultKind::BrokerKill => "broker-kill",
-            FaultKind::ConsumerKill => "consumer-kill",
-        }
-    }
-
-    /// Every kind's name, for error messages.
-    pub const NAMES: &[&str] = &[
-        "db-crash",
-        "db-stop",
-        "db-freeze",
-        "db-latency",
-        "db-blackhole",
-        "broker-kill",
-        "consumer-kill",
-    ];
-}
-
-/// A fault with its place on the run's clock.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FaultSpec {
-    pub kind: FaultKind,
-    /// From the run's start.
-    pub start: Duration,
-    pub duration: Duration,
-}
-
-impl fmt::Display for FaultSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}@{}+{}",
-            self.kind.name(),
-            humantime::format_duration(self.start),
-            humantime::format_duration(self.duration)
-        )
-    }
-}
-
-/// `KIND@START+DURATION`, e.g. `db-crash@90s+120s` or
-/// `db-latency:200ms:50ms@10s+30s` (delay, then jitter).
-impl FromStr for FaultSpec {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let usage = "expected KIND@START+DURATION, e.g. db-crash@90s+120s";
-        let (kind, timing) = text.split_once('@').ok_or(usage)?;
-        let (start, duration) = timing.split_once('+').ok_or(usage)?;
-        let parse = |what: &str, value: &str| {
-            humantime::parse_duration(value).map_err(|e| format!("{what} {value:?}: {e}"))
-        };
-        let mut parts = kind.split(':');
-        let kind = match parts.next().unwrap_or_default() {
-            "db-crash" => FaultKind::DbCrash,
-            "db-stop" => FaultKind::DbStop,
-            "db-freeze" => FaultKind::DbFreeze,
-            "db-blackhole" => FaultKind::DbBlackhole,
-            "broker-kill" => FaultKind::BrokerKill,
-            "consumer-kill" => FaultKind::ConsumerKill,
-            "db-latency" => FaultKind::DbLatency {
-                delay: parse("delay", parts.next().unwrap_or("100ms"))?,
-                jitter: parse("jitter", parts.next().unwrap_or("0ms"))?,
-            },
-            other => {
-                return Err(format!(
-                    "unknown fault {other:?}; known: {}",
-                    FaultKind::NAMES.join(", ")
-                ));
-            }
-        };
-        let duration = parse("duration", duration)?;
-        if duration.is_zero() {
-            return Err("a fault's duration must be more than zero".into());
-        }
-        Ok(Self {
-            kind,
-            start: parse("start", start)?,
-            duration,
-        })
-    }
-}
 
 /// What happened to one fault, times in seconds from the run's start.
 #[derive(Debug, Clone, Serialize)]
@@ -155,13 +48,7 @@ impl FaultRecord {
     fn planned(spec: &FaultSpec) -> Self {
         Self {
             kind: spec.kind.name().to_string(),
-            target: match spec.kind {
-                FaultKind::DbCrash | FaultKind::DbStop | FaultKind::DbFreeze => "postgres",
-                FaultKind::DbLatency { .. } | FaultKind::DbBlackhole => "postgres-link",
-                FaultKind::BrokerKill => "broker",
-                FaultKind::ConsumerKill => "consumers",
-            }
-            .to_string(),
+            target: spec.kind.target().to_string(),
             planned_start_s: spec.start.as_secs_f64(),
             planned_end_s: (spec.start + spec.duration).as_secs_f64(),
             actual_start_s: None,
@@ -287,8 +174,8 @@ pub async fn inject(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRe
         FaultKind::DbFreeze => stack.database.local().and_then(|p| p.freeze()),
         FaultKind::DbLatency { delay, jitter } => {
             stack.proxy.set_mode(ProxyMode::Delay {
-                delay: *delay,
-                jitter: *jitter,
+                delay: delay.0,
+                jitter: jitter.0,
             });
             Ok(())
         }
@@ -434,7 +321,7 @@ async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Str
             .await
         }
         FaultKind::DbLatency { delay, .. } => {
-            let delay = *delay;
+            let delay = delay.0;
             until(
                 async || match timed_query(&linked, delay * 4 + PROBE_TIMEOUT).await? {
                     took if took >= delay => Ok(()),
@@ -474,7 +361,7 @@ async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), S
             .await
         }
         FaultKind::DbLatency { delay, .. } => {
-            let delay = *delay;
+            let delay = delay.0;
             until(
                 async || match timed_query(&linked, PROBE_TIMEOUT).await? {
                     took if took < delay => Ok(()),
@@ -505,43 +392,6 @@ async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), S
                 until(async || healthy(addr).await, Result::is_ok).await?;
             }
             Ok(())
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn specs_parse_and_print() {
-        let spec: FaultSpec = "db-crash@90s+2m".parse().unwrap();
-        assert_eq!(spec.kind, FaultKind::DbCrash);
-        assert_eq!(spec.start, Duration::from_secs(90));
-        assert_eq!(spec.duration, Duration::from_secs(120));
-        assert_eq!(spec.to_string(), "db-crash@1m 30s+2m");
-        let latency: FaultSpec = "db-latency:200ms:50ms@1s+5s".parse().unwrap();
-        assert_eq!(
-            latency.kind,
-            FaultKind::DbLatency {
-                delay: Duration::from_millis(200),
-                jitter: Duration::from_millis(50)
-            }
-        );
-    }
-
-    #[test]
-    fn bad_specs_say_what_is_wrong() {
-        for (text, expected) in [
-            ("db-crash", "expected KIND@START+DURATION"),
-            ("db-crash@90s", "expected KIND@START+DURATION"),
-            ("db-melt@1s+1s", "unknown fault \"db-melt\""),
-            ("db-crash@soon+1s", "start \"soon\""),
-            ("db-crash@1s+0s", "more than zero"),
-            ("db-latency:fast@1s+1s", "delay \"fast\""),
-        ] {
-            let error = text.parse::<FaultSpec>().unwrap_err();
-            assert!(error.contains(expected), "{text}: {error}");
         }
     }
 }

@@ -88,9 +88,10 @@ pub struct Row {
 }
 
 /// How a driver sends.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct DriverSettings {
     /// Longest wait for one answer.
+    #[serde(rename = "timeout_ms", serialize_with = "crate::plan::millis")]
     pub timeout: Duration,
     /// Most requests in flight; a due request beyond it is counted as not sent.
     pub max_in_flight: usize,
@@ -101,6 +102,7 @@ pub struct DriverSettings {
     /// Extra attempts after a retriable failure.
     pub max_retries: u32,
     /// Wait before the first retry, doubled each time.
+    #[serde(rename = "backoff_ms", serialize_with = "crate::plan::millis")]
     pub backoff: Duration,
 }
 
@@ -321,14 +323,9 @@ pub fn collector() -> (
     (tx, task)
 }
 
-/// A histogram of microseconds from 0 to one hour at 3 significant digits.
-pub fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
-}
-
 /// Latency from the intended send time, in µs, of the rows `keep` selects.
 pub fn latency(rows: &[Row], keep: impl Fn(&Row) -> bool) -> Histogram<u64> {
-    let mut histogram = histogram();
+    let mut histogram = crate::stats::histogram();
     for row in rows.iter().filter(|r| keep(r)) {
         histogram.saturating_record(row.finished_us.saturating_sub(row.intended_us));
     }
@@ -337,7 +334,7 @@ pub fn latency(rows: &[Row], keep: impl Fn(&Row) -> bool) -> Histogram<u64> {
 
 /// How late each request was sent relative to its schedule, in µs.
 pub fn schedule_lag(rows: &[Row]) -> Histogram<u64> {
-    let mut histogram = histogram();
+    let mut histogram = crate::stats::histogram();
     for row in rows.iter().filter(|r| r.outcome != Outcome::NotSent) {
         histogram.saturating_record(row.sent_us.saturating_sub(row.intended_us));
     }

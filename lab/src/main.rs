@@ -33,7 +33,9 @@ fn stdout_failed(error: std::io::Error) -> ! {
 
 mod up;
 
-use faultline::{clean, load};
+use faultline::experiment::DriverSetting;
+use faultline::shutdown::{self, Shutdown};
+use faultline::{clean, load, run_folder};
 
 use std::path::PathBuf;
 
@@ -79,10 +81,20 @@ enum Command {
         out: PathBuf,
         /// Override the scenario's load driver.
         #[arg(long, value_enum)]
-        driver: Option<DriverArg>,
+        driver: Option<DriverSetting>,
         /// No progress lines.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Print what a scenario lowers to, as JSON: the stack and every
+    /// service's flags, the fault timeline, the load schedule, the driver's
+    /// settings and each repetition's seed. Exit status 2 if it is invalid.
+    Plan {
+        /// The scenario.
+        file: PathBuf,
+        /// Override the scenario's load driver.
+        #[arg(long, value_enum)]
+        driver: Option<DriverSetting>,
     },
     /// Recompute a run folder's summary.json, report.html and report.md from
     /// its raw files alone, and the index.html of the folder it is in, if any.
@@ -108,10 +120,13 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// Print the JSON Schema of the scenario format (for editors), or with
-    /// --markdown the reference of every field.
+    /// --markdown the reference of every field, or with --summary the JSON
+    /// Schema of a run's summary.json.
     Schema {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "summary")]
         markdown: bool,
+        #[arg(long)]
+        summary: bool,
     },
     /// Drive an open-model load of location events at one URL and summarise it.
     Load(LoadArgs),
@@ -121,12 +136,6 @@ enum Command {
         #[arg(default_value = faultline::WORK_DIR)]
         dir: PathBuf,
     },
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum DriverArg {
-    Native,
-    K6,
 }
 
 #[derive(Debug, clap::Args)]
@@ -178,7 +187,12 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Stack {
             command: StackCommand::Up(args),
-        } => runtime.block_on(up::run(args)),
+        } => {
+            shutdown::become_subreaper();
+            let result = runtime.block_on(up::run(args));
+            shutdown::stop_orphans();
+            result
+        }
         Command::Load(args) => runtime.block_on(run_load(args)),
         Command::Run {
             file,
@@ -186,16 +200,10 @@ fn main() -> anyhow::Result<()> {
             driver,
             quiet,
         } => {
-            let options = faultline::run::RunOptions {
-                out,
-                driver: driver.map(|d| match d {
-                    DriverArg::Native => faultline::experiment::DriverSetting::Native,
-                    DriverArg::K6 => faultline::experiment::DriverSetting::K6,
-                }),
-                quiet,
-            };
+            let options = faultline::run::RunOptions { out, driver, quiet };
+            shutdown::become_subreaper();
             let dir = runtime.block_on(async {
-                let shutdown = faultline_services::shutdown_on_signals();
+                let shutdown = Shutdown::on_signals();
                 let leftovers = faultline::clean::clean(std::path::Path::new(faultline::WORK_DIR));
                 if !leftovers.is_empty() {
                     eprintln!(
@@ -204,15 +212,30 @@ fn main() -> anyhow::Result<()> {
                     );
                 }
                 faultline::run::run(&file, options, shutdown).await
-            })?;
+            });
+            shutdown::stop_orphans();
+            let dir = dir?;
             outln!("{}", dir.display());
             exit_with_the_runs_verdict(&dir);
             Ok(())
         }
+        Command::Plan { file, driver } => match faultline::validate::load(&file) {
+            Ok((experiment, _)) => {
+                let plan = faultline::plan::Plan::of(&experiment, driver);
+                outln!("{}", serde_json::to_string_pretty(&plan)?);
+                Ok(())
+            }
+            Err(problems) => {
+                for problem in &problems {
+                    eprintln!("{problem}");
+                }
+                std::process::exit(2);
+            }
+        },
         Command::Report { dir } => {
-            let summary = faultline::report::write(&dir)
+            let summary = faultline::analyse_and_report(&dir)
                 .with_context(|| format!("could not analyze {}", dir.display()))?;
-            out!("{}", faultline::analyze::headline(&summary));
+            out!("{}", faultline::report::headline(&summary));
             // The folder's index of runs, when it has one (`faultline run` writes it).
             if let Some(parent) = dir.canonicalize()?.parent()
                 && parent.join("index.html").is_file()
@@ -262,9 +285,14 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Schema { markdown } => {
+        Command::Schema { markdown, summary } => {
             if markdown {
                 out!("{}", faultline::validate::reference());
+            } else if summary {
+                outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&run_folder::summary_schema())?
+                );
             } else {
                 outln!(
                     "{}",
@@ -282,31 +310,24 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Exit status 4 when the run at `dir` is not complete (its figures cannot
-/// gate anything), else 3 when one of its hypotheses failed, so that
-/// scenarios work as CI gates.
+/// gate anything) or its summary cannot be read, else 3 when one of its
+/// hypotheses failed, so that scenarios work as CI gates.
 fn exit_with_the_runs_verdict(dir: &std::path::Path) {
-    let summary = std::fs::read_to_string(dir.join("summary.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
-    let status = summary
-        .as_ref()
-        .and_then(|s| s["status"].as_str().map(str::to_string))
-        .unwrap_or_else(|| "failed".into());
-    if status != "complete" {
-        eprintln!("faultline: the run is {status}; its hypotheses were not judged (exit status 4)");
+    let summary = match run_folder::read_summary(dir) {
+        Ok(summary) => summary,
+        Err(error) => {
+            eprintln!("faultline: {error}; the run's hypotheses were not judged (exit status 4)");
+            std::process::exit(4);
+        }
+    };
+    if summary.status != run_folder::Status::Complete {
+        eprintln!(
+            "faultline: the run is {}; its hypotheses were not judged (exit status 4)",
+            summary.status
+        );
         std::process::exit(4);
     }
-    let failed = summary
-        .and_then(|summary| {
-            Some(
-                summary["hypotheses"]
-                    .as_array()?
-                    .iter()
-                    .filter(|h| h["passed"] == false)
-                    .count(),
-            )
-        })
-        .unwrap_or(0);
+    let failed = summary.failed_hypotheses();
     if failed > 0 {
         eprintln!(
             "faultline: {failed} hypothes{} failed (exit status 3)",

@@ -12,9 +12,11 @@ use anyhow::Context;
 use minijinja::{Environment, Value};
 use serde::Serialize;
 
-use crate::analyze::{self, ArchitectureSummary, Estimate, RunFiles, Summary};
+use crate::analyze::{self, Analysis, RunFiles};
 use crate::chart::{self, LineChart};
-use crate::experiment::{ArchitectureSettings, ConsumerSetting, Experiment, Metric, RateShape};
+use crate::experiment::{ArchitectureSettings, Experiment, Metric, Mode, RateShape};
+use crate::run_folder::summary::{ArchitectureSummary, Estimate};
+use crate::run_folder::{self, Manifest, Summary};
 
 const MARKDOWN: &str = include_str!("../templates/report.md.j2");
 const HTML: &str = include_str!("../templates/report.html.j2");
@@ -123,15 +125,14 @@ fn describe_architecture(a: &ArchitectureSettings) -> String {
             "Kafka: POST → produce (acks=all) → 202; {} consumer in batches of {batch_size}, \
              breaker opens after {} failures for {}{}",
             match consumer {
-                ConsumerSetting::Buffered => "buffered",
-                ConsumerSetting::Drop => "drop",
+                Mode::Buffered => "buffered",
+                Mode::Drop => "drop",
             },
             breaker.failures,
             breaker.open_for,
             match consumer {
-                ConsumerSetting::Buffered =>
-                    ", pausing its partitions while open (nothing dropped)",
-                ConsumerSetting::Drop =>
+                Mode::Buffered => ", pausing its partitions while open (nothing dropped)",
+                Mode::Drop =>
                     ", dropping what fails and what arrives while open (the original policy)",
             }
         ),
@@ -187,7 +188,7 @@ pub struct Model<'a> {
     client_timeout: String,
     repetitions: u32,
     seed: u64,
-    manifest: &'a serde_json::Value,
+    manifest: &'a Manifest,
     broker_durable: Option<bool>,
     scenario_toml: &'a str,
     charts: BTreeMap<&'static str, ChartView>,
@@ -202,7 +203,8 @@ impl Model<'_> {
 }
 
 /// Builds the report's model of an analysed run.
-pub fn model<'a>(summary: &'a Summary, files: &'a RunFiles) -> anyhow::Result<Model<'a>> {
+pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<Model<'a>> {
+    let summary = &analysis.summary;
     let experiment = &files.experiment;
     let architectures = experiment
         .architectures
@@ -217,7 +219,7 @@ pub fn model<'a>(summary: &'a Summary, files: &'a RunFiles) -> anyhow::Result<Mo
             })
         })
         .collect();
-    let charts = charts(summary, experiment)?
+    let charts = charts(analysis, experiment)?
         .into_iter()
         .map(|(name, title, svg)| {
             (
@@ -250,7 +252,7 @@ pub fn model<'a>(summary: &'a Summary, files: &'a RunFiles) -> anyhow::Result<Mo
         repetitions: experiment.repetitions,
         seed: experiment.seed,
         manifest: &files.manifest,
-        broker_durable: files.manifest["repetitions"][0]["broker_durable"].as_bool(),
+        broker_durable: files.manifest.repetitions.first().map(|r| r.broker_durable),
         scenario_toml: files.experiment_text.trim_end(),
         charts,
         version: faultline_services::VERSION,
@@ -275,13 +277,13 @@ pub fn render(model: &Model) -> anyhow::Result<(String, String)> {
 /// `until` (the load's end for request figures; the scraped series go on
 /// through the drain).
 fn points_of(
-    summary: &Summary,
+    analysis: &Analysis,
     name: &str,
     repetition: u32,
     until: f64,
     f: impl Fn(&analyze::Second) -> Option<f64>,
 ) -> Vec<(f64, f64)> {
-    summary
+    analysis
         .series_of(name, repetition)
         .map(|s| {
             s.seconds
@@ -295,12 +297,12 @@ fn points_of(
 
 /// The first repetition's points.
 fn points(
-    summary: &Summary,
+    analysis: &Analysis,
     name: &str,
     until: f64,
     f: impl Fn(&analyze::Second) -> Option<f64>,
 ) -> Vec<(f64, f64)> {
-    points_of(summary, name, 0, until, f)
+    points_of(analysis, name, 0, until, f)
 }
 
 /// Limits of the scenario's hypotheses on `metrics`, as chart rules; one
@@ -331,9 +333,10 @@ fn thresholds(experiment: &Experiment, metrics: &[Metric], scale: f64) -> Vec<(S
 
 /// The report's charts: (name, title, SVG).
 fn charts(
-    summary: &Summary,
+    analysis: &Analysis,
     experiment: &Experiment,
 ) -> anyhow::Result<Vec<(&'static str, String, String)>> {
+    let summary = &analysis.summary;
     let names: Vec<&str> = experiment.architectures.iter().map(|a| a.name()).collect();
     let faults = summary.windows(0);
     let x_max = experiment.duration.0.as_secs_f64();
@@ -347,7 +350,7 @@ fn charts(
     // Timeline strip: the offered load and the faults.
     let offered = names
         .first()
-        .map(|name| points(summary, name, x_max, |s| Some(s.offered as f64)))
+        .map(|name| points(analysis, name, x_max, |s| Some(s.offered as f64)))
         .unwrap_or_default();
     let named: Vec<(f64, f64, String)> = summary
         .faults
@@ -372,12 +375,12 @@ fn charts(
                     (
                         "ok/s".to_string(),
                         1,
-                        points(summary, name, x_max, |s| Some(s.ok as f64)),
+                        points(analysis, name, x_max, |s| Some(s.ok as f64)),
                     ),
                     (
                         "failed/s".to_string(),
                         2,
-                        points(summary, name, x_max, |s| Some(s.failed as f64)),
+                        points(analysis, name, x_max, |s| Some(s.failed as f64)),
                     ),
                 ],
             )
@@ -396,7 +399,7 @@ fn charts(
         names
             .iter()
             .enumerate()
-            .map(|(i, name)| (name.to_string(), i, points(summary, name, until, f)))
+            .map(|(i, name)| (name.to_string(), i, points(analysis, name, until, f)))
             .filter(|(_, _, p)| !p.is_empty())
             .collect()
     };
@@ -405,7 +408,7 @@ fn charts(
         (1..summary.repetitions as u32)
             .flat_map(|r| {
                 names.iter().enumerate().map(move |(i, name)| {
-                    (name.to_string(), i, points_of(summary, name, r, until, f))
+                    (name.to_string(), i, points_of(analysis, name, r, until, f))
                 })
             })
             .filter(|(_, _, p)| !p.is_empty())
@@ -474,7 +477,7 @@ fn charts(
         .iter()
         .enumerate()
         .filter_map(|(i, name)| {
-            let points = summary.freshness_cdf.get(*name)?;
+            let points = analysis.freshness_cdf.get(*name)?;
             (!points.is_empty()).then(|| {
                 (
                     name.to_string(),
@@ -553,42 +556,38 @@ fn charts(
     Ok(out)
 }
 
-/// Analyzes the run folder at `dir` and writes `summary.json`, `report.md`,
-/// `charts/*.svg` and `report.html` from its files alone.
-pub fn write(dir: &Path) -> anyhow::Result<Summary> {
-    let files = RunFiles::read(dir)?;
-    let summary = analyze::summarize(&files)?;
-    std::fs::write(
-        dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?,
-    )
-    .with_context(|| format!("cannot write {}", dir.join("summary.json").display()))?;
-    let model = model(&summary, &files)?;
+/// Writes the report of an analysed run into its folder `dir`:
+/// `report.md`, `charts/*.svg`, `charts/seconds.csv` and `report.html`.
+pub fn write(dir: &Path, files: &RunFiles, analysis: &Analysis) -> anyhow::Result<()> {
+    let model = model(analysis, files)?;
     let (markdown, html) = render(&model)?;
-    let charts = dir.join("charts");
+    let charts = dir.join(run_folder::CHARTS);
     std::fs::create_dir_all(&charts)
         .with_context(|| format!("cannot create {}", charts.display()))?;
+    let write = |path: PathBuf, text: &str| {
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
     for (name, chart) in &model.charts {
-        std::fs::write(charts.join(format!("{name}.svg")), &chart.svg)?;
+        write(charts.join(format!("{name}.svg")), &chart.svg)?;
     }
-    std::fs::write(charts.join("seconds.csv"), seconds_csv(&summary))?;
-    std::fs::write(dir.join("report.md"), markdown)?;
-    std::fs::write(dir.join("report.html"), html)?;
+    write(charts.join("seconds.csv"), &seconds_csv(analysis))?;
+    write(dir.join(run_folder::REPORT_MD), &markdown)?;
+    write(dir.join(run_folder::REPORT_HTML), &html)?;
     if std::env::var_os("FAULTLINE_REPORT_MODEL").is_some() {
-        std::fs::write(dir.join("report-model.json"), model.to_json()?)?;
+        write(dir.join("report-model.json"), &model.to_json()?)?;
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// The per-second series behind the charts, every architecture and
 /// repetition, as CSV.
-pub fn seconds_csv(summary: &Summary) -> String {
+pub fn seconds_csv(analysis: &Analysis) -> String {
     let mut out = String::from(
         "architecture,repetition,t,offered,ok,failed,error_rate,failures,ok_p50_ms,ok_p99_ms,\
          failed_p50_ms,failed_p99_ms,backlog,breaker,freshness_p50_ms,freshness_p99_ms\n",
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
-    for series in &summary.series {
+    for series in &analysis.series {
         for s in &series.seconds {
             let failures: Vec<String> =
                 s.failures.iter().map(|(k, n)| format!("{k}:{n}")).collect();
@@ -612,6 +611,41 @@ pub fn seconds_csv(summary: &Summary) -> String {
                 opt(s.freshness_p99_ms),
             ));
         }
+    }
+    out
+}
+
+/// A few lines of headline figures per architecture, for the terminal.
+pub fn headline(summary: &Summary) -> String {
+    let mut out = format!(
+        "{:<16} {:>9} {:>9} {:>8} {:>9} {:>9} {:>12} {:>12}\n",
+        "architecture", "requests", "failed", "errors", "stored", "lost", "fresh p99", "lost value"
+    );
+    for (name, a) in &summary.architectures {
+        out.push_str(&format!(
+            "{:<16} {:>9} {:>9} {:>7.2}% {:>9} {:>9} {:>12} {:>12}\n",
+            name,
+            a.totals.requests,
+            a.totals.failed,
+            100.0 * a.totals.error_rate,
+            a.stored,
+            a.lost,
+            a.freshness_ms
+                .as_ref()
+                .map_or("-".to_string(), |f| format!("{:.1} s", f.p99 / 1000.0)),
+            format!("{:.2} {}", a.cost.revenue_lost, a.cost.currency),
+        ));
+    }
+    for h in &summary.hypotheses {
+        out.push_str(&format!(
+            "{} {} ({} {}: {} {})\n",
+            if h.passed { "PASS" } else { "FAIL" },
+            h.title,
+            h.architecture,
+            h.metric.name(),
+            h.value.map_or("n/a".to_string(), |v| format!("{v}")),
+            h.limit
+        ));
     }
     out
 }
@@ -648,36 +682,34 @@ pub fn write_index(reports: &Path) -> anyhow::Result<PathBuf> {
         std::fs::read_dir(reports).with_context(|| format!("cannot list {}", reports.display()))?;
     for entry in listing.flatten() {
         let dir = entry.path();
-        let (Ok(summary), Ok(manifest)) = (
-            std::fs::read_to_string(dir.join("summary.json")),
-            std::fs::read_to_string(dir.join("manifest.json")),
-        ) else {
+        if !dir.join(run_folder::SUMMARY).is_file() {
             continue;
+        }
+        // A folder that is not a readable run is left out, and said so.
+        let (summary, manifest) = match run_folder::read_summary(&dir)
+            .and_then(|s| Ok((s, run_folder::read_manifest(&dir)?)))
+        {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(%error, "Left a run out of the index.");
+                continue;
+            }
         };
-        let (Ok(summary), Ok(manifest)) = (
-            serde_json::from_str::<serde_json::Value>(&summary),
-            serde_json::from_str::<serde_json::Value>(&manifest),
-        ) else {
-            continue;
-        };
-        let architectures = summary["architectures"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(name, a)| {
-                        (
-                            name.clone(),
-                            IndexFigures {
-                                error_rate: a["error_rate"].as_f64().unwrap_or(0.0),
-                                lost: a["lost"].as_u64().unwrap_or(0),
-                                revenue_lost: a["cost"]["revenue_lost"].as_f64().unwrap_or(0.0),
-                                currency: a["cost"]["currency"].as_str().unwrap_or("").into(),
-                            },
-                        )
-                    })
-                    .collect()
+        let architectures = summary
+            .architectures
+            .iter()
+            .map(|(name, a)| {
+                (
+                    name.clone(),
+                    IndexFigures {
+                        error_rate: a.totals.error_rate,
+                        lost: a.lost,
+                        revenue_lost: a.cost.revenue_lost,
+                        currency: a.cost.currency.clone(),
+                    },
+                )
             })
-            .unwrap_or_default();
+            .collect();
         entries.push(IndexEntry {
             link: Value::from_safe_string(
                 format!("{}/report.html", entry.file_name().to_string_lossy())
@@ -686,14 +718,12 @@ pub fn write_index(reports: &Path) -> anyhow::Result<PathBuf> {
                     .replace('<', "&lt;")
                     .replace('>', "&gt;"),
             ),
-            run_id: summary["run_id"].as_str().unwrap_or_default().into(),
-            started_at: manifest["started_at"].as_str().unwrap_or_default().into(),
-            experiment: summary["experiment"].as_str().unwrap_or_default().into(),
-            status: summary["status"].as_str().unwrap_or_default().into(),
-            passed: summary["hypotheses"]
-                .as_array()
-                .map_or(0, |h| h.iter().filter(|h| h["passed"] == true).count()),
-            hypotheses: summary["hypotheses"].as_array().map_or(0, Vec::len),
+            passed: summary.hypotheses.len() - summary.failed_hypotheses(),
+            hypotheses: summary.hypotheses.len(),
+            run_id: summary.run_id,
+            started_at: manifest.started_at,
+            experiment: summary.experiment,
+            status: summary.status.to_string(),
             architectures,
         });
     }
@@ -723,9 +753,11 @@ pub struct Change {
 /// do not overlap (both need repetitions).
 pub fn compare(baseline: &Path, candidate: &Path) -> anyhow::Result<Vec<Change>> {
     let a = analyze::analyze(baseline)
-        .with_context(|| format!("could not analyze {}", baseline.display()))?;
+        .with_context(|| format!("could not analyze {}", baseline.display()))?
+        .summary;
     let b = analyze::analyze(candidate)
-        .with_context(|| format!("could not analyze {}", candidate.display()))?;
+        .with_context(|| format!("could not analyze {}", candidate.display()))?
+        .summary;
     type Pick = fn(&ArchitectureSummary) -> (Option<f64>, Option<&Estimate>);
     let figures: [(&str, Pick); 7] = [
         ("error rate", |s| {

@@ -6,33 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use clap::ValueEnum;
 use faultline_services::consumer::Mode;
-use faultline_stack::{
-    Broker, BrokerChoice, FaultProxy, Postgres, Service, ServiceKind, StackError,
-};
+use faultline_stack::{Broker, FaultProxy, Postgres, Service, ServiceKind, StackError};
 
-/// One architecture under test.
-#[derive(Debug, Clone)]
-pub enum Architecture {
-    /// The REST service writing straight to PostgreSQL.
-    Rest { name: String, args: Vec<String> },
-    /// A producer, a topic and a consumer in `mode`.
-    Kafka {
-        name: String,
-        mode: Mode,
-        producer_args: Vec<String>,
-        consumer_args: Vec<String>,
-    },
-}
-
-impl Architecture {
-    pub fn name(&self) -> &str {
-        match self {
-            Architecture::Rest { name, .. } | Architecture::Kafka { name, .. } => name,
-        }
-    }
-}
+use crate::plan::{Architecture, DatabaseChoice, StackPlan, mode_name};
 
 #[cfg(test)]
 mod tests {
@@ -57,16 +34,6 @@ mod tests {
         }
         assert!(with_address("mysql://x", proxy).is_err());
     }
-}
-
-/// Where the database comes from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum DatabaseChoice {
-    /// An ephemeral cluster in the run folder, owned by the lab.
-    #[default]
-    Local,
-    /// A server the lab does not own; faults that need its process are refused.
-    External(String),
 }
 
 /// The database of a run.
@@ -127,46 +94,6 @@ fn address_of(url: &str) -> Result<SocketAddr, StackError> {
         .map_err(|e| bad(format!("{host}:{port}: {e}")))?
         .next()
         .ok_or_else(|| bad(format!("{host}:{port} resolves to nothing")))
-}
-
-/// What to bring up.
-#[derive(Debug, Clone)]
-pub struct StackPlan {
-    pub database: DatabaseChoice,
-    pub broker: BrokerChoice,
-    pub partitions: i32,
-    pub architectures: Vec<Architecture>,
-}
-
-impl StackPlan {
-    /// REST plus one Kafka path per consumer mode, with default settings.
-    pub fn standard(modes: &[Mode], partitions: i32) -> Self {
-        let mut architectures = vec![Architecture::Rest {
-            name: "rest".into(),
-            args: Vec::new(),
-        }];
-        for mode in modes {
-            architectures.push(Architecture::Kafka {
-                name: format!("kafka-{}", mode_name(*mode)),
-                mode: *mode,
-                producer_args: Vec::new(),
-                consumer_args: Vec::new(),
-            });
-        }
-        Self {
-            database: DatabaseChoice::Local,
-            broker: BrokerChoice::Auto,
-            partitions,
-            architectures,
-        }
-    }
-}
-
-pub fn mode_name(mode: Mode) -> String {
-    mode.to_possible_value()
-        .expect("every mode has a name")
-        .get_name()
-        .to_string()
 }
 
 /// A running REST architecture.
@@ -410,14 +337,50 @@ impl LabStack {
     }
 }
 
-impl Drop for LabStack {
-    fn drop(&mut self) {
-        // A frozen database would make every service's shutdown wait on it.
+impl LabStack {
+    /// Stops everything, blocking: the services first (each given
+    /// [`SERVICE_GRACE`], or [`HURRIED_GRACE`] once `hurry` says so), then
+    /// the broker, the proxy and the database. Call it off the async
+    /// workers. Returns how long it took.
+    pub fn down(mut self, hurry: &dyn Fn() -> bool) -> Duration {
+        let started = Instant::now();
+        self.thaw();
+        let grace = || {
+            if hurry() {
+                HURRIED_GRACE
+            } else {
+                SERVICE_GRACE
+            }
+        };
+        for rest in &mut self.rest {
+            rest.service.stop(grace());
+        }
+        for kafka in &mut self.kafka {
+            kafka.producer.stop(grace());
+            kafka.consumer.stop(grace());
+        }
+        drop(self);
+        started.elapsed()
+    }
+
+    /// A frozen database would make every service's shutdown wait on it.
+    fn thaw(&mut self) {
         if let Ok(postgres) = self.database.local()
             && postgres.is_frozen()
         {
             let _ = postgres.thaw();
         }
+    }
+}
+
+/// How long a service may take to stop on SIGTERM before it is killed.
+pub const SERVICE_GRACE: Duration = Duration::from_secs(10);
+/// The same after a second Ctrl-C.
+pub const HURRIED_GRACE: Duration = Duration::from_millis(200);
+
+impl Drop for LabStack {
+    fn drop(&mut self) {
+        self.thaw();
         let _ = std::fs::remove_file(self.dir.join("runner.pid"));
     }
 }

@@ -11,13 +11,17 @@
 //!   copies. Its backlog grows during the window and reads zero
 //!   `drain_s` after it; its breaker reads open during the window.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::collect::{self, MetricRow, Sample, StoredRow};
+use crate::collect::{MetricRow, Sample, StoredRow};
+use crate::experiment::DriverSetting;
 use crate::fault::FaultRecord;
 use crate::load::{Outcome, Row};
+use crate::run_folder::frames::{faults_frame, metrics_frame, requests_frame, stored_frame};
+use crate::run_folder::{self, Host, Manifest, RepetitionSummary, Status, Versions};
 
 /// What the synthetic run contains.
 #[derive(Debug, Clone)]
@@ -199,8 +203,8 @@ impl Synthetic {
                     });
                 }
             }
-            metrics.push(collect::metrics_frame(repetition, &scraped)?);
-            faults.push(collect::faults_frame(
+            metrics.push(metrics_frame(repetition, &scraped)?);
+            faults.push(faults_frame(
                 repetition,
                 &[FaultRecord {
                     kind: "db-crash".into(),
@@ -217,53 +221,60 @@ impl Synthetic {
                     detail: String::new(),
                 }],
             )?);
-            requests.push(collect::requests_frame(repetition, &names, &rows)?);
-            let mut frame = collect::stored_frame(repetition, t0, &stored_rows)?;
+            requests.push(requests_frame(repetition, &names, &rows)?);
+            let mut frame = stored_frame(repetition, t0, &stored_rows)?;
             let copies: Vec<i32> = (0..frame.height())
                 .map(|i| if i < self.duplicates { 2 } else { 1 })
                 .collect();
             frame.with_column(Column::new("copies".into(), copies))?;
             stored.push(frame);
-            repetitions.push(serde_json::json!({
-                "repetition": repetition,
-                "status": "complete",
-                "reasons": [],
-                "stack_startup_s": 1.0,
-                "load_end_s": self.seconds,
-                "drain_s": { "kafka": 0.5 },
-                "t0_unix_us": t0,
-                "broker": "synthetic",
-                "broker_durable": false,
-            }));
+            repetitions.push(RepetitionSummary {
+                repetition,
+                status: Status::Complete,
+                reasons: Vec::new(),
+                stack_startup_s: 1.0,
+                load_end_s: f64::from(self.seconds),
+                drain_s: BTreeMap::from([("kafka".to_string(), Some(0.5))]),
+                t0_unix_us: t0,
+                broker: "synthetic".into(),
+                broker_durable: false,
+            });
         }
-        for (file, frames) in [
-            ("requests.parquet", requests),
-            ("stored.parquet", stored),
-            ("metrics.parquet", metrics),
-            ("faults.parquet", faults),
+        for (frame, frames) in [
+            (&run_folder::REQUESTS, requests),
+            (&run_folder::STORED, stored),
+            (&run_folder::METRICS, metrics),
+            (&run_folder::FAULTS, faults),
         ] {
-            let mut frame = concat_frames(frames)?;
-            ParquetWriter::new(std::fs::File::create(dir.join(file))?).finish(&mut frame)?;
+            frame.write(dir, &mut concat_frames(frames)?)?;
         }
-        let manifest = serde_json::json!({
-            "schema": 1,
-            "experiment": "synthetic",
-            "run_id": "20261125T000000Z-synthetic",
-            "status": "complete",
-            "reasons": [],
-            "started_at": "2026-11-25T00:00:00Z",
-            "finished_at": "2026-11-25T00:01:00Z",
-            "seed": 7,
-            "driver": "native",
-            "architectures": names,
-            "versions": { "faultline": faultline_services::VERSION, "rustc": "rustc", "postgres": "17", "broker": "synthetic", "k6": null },
-            "host": { "cores": 2, "memory_bytes": 1u64 << 34, "kernel": "linux", "hostname": "synthetic" },
-            "repetitions": repetitions,
-        });
-        std::fs::write(
-            dir.join("manifest.json"),
-            serde_json::to_string_pretty(&manifest)?,
-        )?;
+        let manifest = Manifest {
+            schema: run_folder::summary::SCHEMA,
+            experiment: "synthetic".into(),
+            run_id: "20261125T000000Z-synthetic".into(),
+            status: Status::Complete,
+            reasons: Vec::new(),
+            started_at: "2026-11-25T00:00:00Z".into(),
+            finished_at: Some("2026-11-25T00:01:00Z".into()),
+            seed: 7,
+            driver: DriverSetting::Native,
+            architectures: names,
+            versions: Versions {
+                faultline: faultline_services::VERSION.into(),
+                rustc: "rustc".into(),
+                postgres: "17".into(),
+                broker: "synthetic".into(),
+                k6: None,
+            },
+            host: Host {
+                cores: 2,
+                memory_bytes: 1 << 34,
+                kernel: "linux".into(),
+                hostname: "synthetic".into(),
+            },
+            repetitions,
+        };
+        run_folder::save(&manifest, &dir.join(run_folder::MANIFEST))?;
         Ok(())
     }
 }

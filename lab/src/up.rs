@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use faultline::fault::{self, FaultRecord, FaultSpec};
-use faultline::stack::{DatabaseChoice, LabStack, StackPlan};
+use faultline::fault::{self, FaultRecord};
+use faultline::plan::{DatabaseChoice, FaultSpec, StackPlan};
+use faultline::shutdown::Shutdown;
+use faultline::stack::LabStack;
 use faultline_services::consumer::Mode;
 use faultline_stack::BrokerChoice;
 
@@ -24,10 +26,10 @@ pub struct UpArgs {
     kafka: Vec<Mode>,
     /// Broker: auto (Apache Kafka if on PATH, else nisshi/tansu), kafka,
     /// nisshi, or external:HOST:PORT.
-    #[arg(long, default_value = "auto", value_parser = parse_broker)]
+    #[arg(long, default_value = "auto")]
     broker: BrokerChoice,
     /// Database: local (an ephemeral cluster) or external:postgres://...
-    #[arg(long, default_value = "local", value_parser = parse_database)]
+    #[arg(long, default_value = "local")]
     database: DatabaseChoice,
     /// A fault on the stack's clock, KIND@START+DURATION (repeatable), e.g.
     /// db-crash@30s+60s or db-latency:200ms:50ms@10s+20s.
@@ -39,34 +41,6 @@ pub struct UpArgs {
     /// Write the URLs as shell variables (FAULTLINE_REST_URL=...) to this file.
     #[arg(long)]
     env_file: Option<PathBuf>,
-}
-
-fn parse_broker(text: &str) -> Result<BrokerChoice, String> {
-    match text {
-        "auto" => Ok(BrokerChoice::Auto),
-        "kafka" => Ok(BrokerChoice::Kafka),
-        "nisshi" | "tansu" => Ok(BrokerChoice::Nisshi),
-        other => match other.strip_prefix("external:") {
-            Some(servers) if !servers.is_empty() => Ok(BrokerChoice::External(servers.into())),
-            _ => Err(format!(
-                "unknown broker {other:?}; expected auto, kafka, nisshi or external:HOST:PORT"
-            )),
-        },
-    }
-}
-
-fn parse_database(text: &str) -> Result<DatabaseChoice, String> {
-    match text {
-        "local" => Ok(DatabaseChoice::Local),
-        other => match other.strip_prefix("external:") {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Ok(DatabaseChoice::External(url.into()))
-            }
-            _ => Err(format!(
-                "unknown database {other:?}; expected local or external:postgres://USER@HOST:PORT/DB"
-            )),
-        },
-    }
 }
 
 fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -108,7 +82,7 @@ fn describe(record: &FaultRecord, started: bool) -> String {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let shutdown = faultline_services::shutdown_on_signals();
+    let shutdown = Shutdown::on_signals();
     let work = PathBuf::from(faultline::WORK_DIR);
     let leftovers = faultline::clean::clean(&work);
     if !leftovers.is_empty() {
@@ -162,7 +136,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             &mut stack,
             &args.faults,
             t0,
-            &shutdown,
+            &shutdown.graceful,
             |record, started| {
                 println!("{}", describe(record, started));
             },
@@ -174,7 +148,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     if finished && !args.exit_after_faults {
         println!("Ctrl-C to tear it down.");
-        shutdown.cancelled().await;
+        shutdown.graceful.cancelled().await;
     }
     let unverified: Vec<&str> = records
         .iter()
@@ -196,7 +170,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     eprintln!("faultline: tearing the stack down");
     let teardown = Instant::now();
-    drop(stack);
+    let force = shutdown.force.clone();
+    tokio::task::spawn_blocking(move || stack.down(&|| force.is_cancelled()))
+        .await
+        .context("the teardown failed")?;
     write_json(
         &status_path,
         &serde_json::json!({ "status": status, "reason": reason }),

@@ -18,7 +18,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::experiment::{
-    ArchitectureSettings, BrokerSetting, DatabaseSetting, Experiment, FaultSetting, RateShape, Span,
+    ArchitectureSettings, BrokerSetting, DatabaseSetting, Experiment, FaultKind, RateShape, Span,
 };
 
 /// One problem in a scenario.
@@ -899,12 +899,12 @@ fn check(experiment: &Experiment, report: &mut Report<'_>) {
             );
         }
         match fault.kind {
-            FaultSetting::BrokerKill | FaultSetting::ConsumerKill if !has_kafka => report.at(
+            FaultKind::BrokerKill | FaultKind::ConsumerKill if !has_kafka => report.at(
                 &format!("{path}.kind"),
                 "no architecture uses a broker or a consumer".into(),
                 None,
             ),
-            FaultSetting::BrokerKill if stack.broker == BrokerSetting::External => report.at(
+            FaultKind::BrokerKill if stack.broker == BrokerSetting::External => report.at(
                 &format!("{path}.kind"),
                 "the broker is external: the lab cannot kill it".into(),
                 None,

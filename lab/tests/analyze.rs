@@ -15,8 +15,10 @@ fn folder(name: &str) -> PathBuf {
     dir
 }
 
+/// Analyses and renders the run at `dir`; its `summary.json` as other
+/// tools read it, untyped.
 fn summary_of(dir: &Path) -> Value {
-    faultline::report::write(dir).unwrap();
+    faultline::analyse_and_report(dir).unwrap();
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
 }
 
@@ -212,93 +214,103 @@ fn repetitions_give_intervals_and_compare_tells_noise_from_change() {
     let _ = std::fs::remove_dir_all(&b);
 }
 
-/// Checks `value` against the subset of JSON Schema `docs/summary.schema.json`
-/// uses: type, const, enum, required, properties, additionalProperties,
-/// items, $ref.
-fn check(value: &Value, schema: &Value, root: &Value, path: &str, problems: &mut Vec<String>) {
-    if let Some(reference) = schema["$ref"].as_str() {
-        let name = reference.trim_start_matches("#/$defs/");
-        return check(value, &root["$defs"][name], root, path, problems);
-    }
-    let type_name = match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    };
-    let allowed: Vec<&str> = match &schema["type"] {
-        Value::String(t) => vec![t.as_str()],
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => vec![],
-    };
-    let fits = |t: &str| t == type_name || (t == "number" && type_name == "integer");
-    if !allowed.is_empty() && !allowed.iter().any(|t| fits(t)) {
-        problems.push(format!("{path}: {type_name}, want {allowed:?}"));
-        return;
-    }
-    if let Some(want) = schema.get("const")
-        && value != want
-    {
-        problems.push(format!("{path}: {value}, want {want}"));
-    }
-    if let Some(options) = schema["enum"].as_array()
-        && !options.contains(value)
-    {
-        problems.push(format!("{path}: {value} not in {options:?}"));
-    }
-    if let Value::Object(map) = value {
-        for key in schema["required"].as_array().into_iter().flatten() {
-            if !map.contains_key(key.as_str().unwrap()) {
-                problems.push(format!("{path}: {key} missing"));
-            }
-        }
-        for (key, child) in map {
-            let path = format!("{path}.{key}");
-            if let Some(sub) = schema["properties"].get(key) {
-                check(child, sub, root, &path, problems);
-            } else if schema["additionalProperties"] == Value::Bool(false) {
-                problems.push(format!("{path}: not allowed"));
-            } else if schema["additionalProperties"].is_object() {
-                check(
-                    child,
-                    &schema["additionalProperties"],
-                    root,
-                    &path,
-                    problems,
-                );
-            }
-        }
-    }
-    if let (Value::Array(items), Some(sub)) = (value, schema.get("items")) {
-        for (i, item) in items.iter().enumerate() {
-            check(item, sub, root, &format!("{path}[{i}]"), problems);
-        }
-    }
-}
-
 #[test]
 fn the_summary_follows_its_published_schema() {
-    let schema: Value =
+    let published: Value =
         serde_json::from_str(include_str!("../../docs/summary.schema.json")).unwrap();
+    assert!(
+        published == faultline::run_folder::summary_schema(),
+        "docs/summary.schema.json is stale: faultline schema --summary > docs/summary.schema.json"
+    );
+    let validator = jsonschema::validator_for(&published).unwrap();
     let dir = folder("schema");
     Synthetic::default().write(&dir).unwrap();
     let summary = summary_of(&dir);
-    let mut problems = Vec::new();
-    check(&summary, &schema, &schema, "$", &mut problems);
+    let problems: Vec<String> = validator
+        .iter_errors(&summary)
+        .map(|e| e.to_string())
+        .collect();
     assert!(problems.is_empty(), "{problems:#?}");
-    // The checker itself catches a missing figure and a wrong type.
+    // The schema catches a missing figure and a wrong type.
     let mut broken = summary.clone();
     broken["architectures"]["kafka"]
         .as_object_mut()
         .unwrap()
         .remove("lost");
     broken["architectures"]["rest"]["error_rate"] = Value::from("high");
-    let mut problems = Vec::new();
-    check(&broken, &schema, &schema, "$", &mut problems);
+    let problems: Vec<String> = validator
+        .iter_errors(&broken)
+        .map(|e| e.to_string())
+        .collect();
     assert_eq!(problems.len(), 2, "{problems:#?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reading a run folder back names the file and the field that is wrong:
+/// a summary without its hypotheses cannot pass for one whose all held.
+#[test]
+fn a_broken_run_folder_file_is_named_with_its_field() {
+    let dir = folder("broken");
+    Synthetic::default().write(&dir).unwrap();
+    faultline::analyse_and_report(&dir).unwrap();
+    let path = dir.join("summary.json");
+    let mut summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let hypotheses = summary
+        .as_object_mut()
+        .unwrap()
+        .remove("hypotheses")
+        .unwrap();
+    summary["verdicts"] = hypotheses;
+    std::fs::write(&path, summary.to_string()).unwrap();
+    let error = faultline::run_folder::read_summary(&dir)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("summary.json"), "{error}");
+    assert!(error.contains("hypotheses"), "{error}");
+
+    summary["hypotheses"] = summary["verdicts"].take();
+    summary["architectures"]["rest"]["cost"]["revenue_lost"] = Value::from("a lot");
+    std::fs::write(&path, summary.to_string()).unwrap();
+    let error = faultline::run_folder::read_summary(&dir)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("architectures.rest.cost.revenue_lost"),
+        "{error}"
+    );
+
+    let manifest = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("\"t0_unix_us\"", "\"t0\"")).unwrap();
+    let error = faultline::analyze::analyze(&dir).map(drop).unwrap_err();
+    let error = format!("{error:#}");
+    assert!(
+        error.contains("manifest.json") && error.contains("t0_unix_us"),
+        "{error}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A Parquet file with a column of the wrong type is refused by name.
+#[test]
+fn a_parquet_column_of_the_wrong_type_is_named() {
+    use polars::prelude::*;
+    let dir = folder("column");
+    Synthetic::default().write(&dir).unwrap();
+    let mut frame = faultline::run_folder::STORED.read(&dir).unwrap();
+    frame
+        .with_column(Column::new("copies".into(), vec!["one"; frame.height()]))
+        .unwrap();
+    faultline::run_folder::STORED
+        .write(&dir, &mut frame)
+        .unwrap();
+    let error = faultline::analyze::analyze(&dir).map(drop).unwrap_err();
+    let error = format!("{error:#}");
+    assert!(
+        error.contains("stored.parquet") && error.contains("column copies"),
+        "{error}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -313,7 +325,7 @@ fn the_report_is_self_contained_and_the_index_lists_every_run() {
     .write(&reports.join("b"))
     .unwrap();
     for run in ["a", "b"] {
-        faultline::report::write(&reports.join(run)).unwrap();
+        faultline::analyse_and_report(&reports.join(run)).unwrap();
     }
     let dir = reports.join("b");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
@@ -388,7 +400,7 @@ fn chromium() -> PathBuf {
 fn a_real_chromium_renders_the_report() {
     let dir = folder("chromium");
     Synthetic::default().write(&dir).unwrap();
-    faultline::report::write(&dir).unwrap();
+    faultline::analyse_and_report(&dir).unwrap();
     let page = format!("file://{}", dir.join("report.html").display());
     let profile = dir.join("profile");
     let flags = [

@@ -521,7 +521,7 @@ fn the_default_scenario_reproduces_the_original_poc() {
     );
     assert_eq!(experiment.workload.client_timeout, Span::secs(5));
     assert_eq!(experiment.faults.len(), 1);
-    assert_eq!(experiment.faults[0].kind, FaultSetting::DbCrash);
+    assert_eq!(experiment.faults[0].kind, FaultKind::DbCrash);
     assert_eq!(
         (experiment.faults[0].at, experiment.faults[0].duration),
         (Span::secs(90), Span::secs(120))

@@ -39,6 +39,22 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
+    /// The value of the `circuit_breaker_state` gauge.
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    /// The state a scraped `circuit_breaker_state` value stands for: the
+    /// nearest code, so a value averaged over a second still reads.
+    pub fn from_code(value: f64) -> Option<Self> {
+        match value.round() as i64 {
+            0 => Some(BreakerState::Closed),
+            1 => Some(BreakerState::HalfOpen),
+            2 => Some(BreakerState::Open),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             BreakerState::Closed => "closed",
@@ -169,6 +185,14 @@ mod tests {
         b.on_failure(t0);
         b.on_failure(t0);
         assert_eq!(b.state(t0), BreakerState::Closed);
+        for state in [
+            BreakerState::Closed,
+            BreakerState::HalfOpen,
+            BreakerState::Open,
+        ] {
+            assert_eq!(BreakerState::from_code(state.code() as f64), Some(state));
+        }
+        assert_eq!(BreakerState::from_code(7.0), None);
         assert!(b.allow(t0));
     }
 

@@ -37,10 +37,22 @@ use crate::store::{Batch, DbConfig, Position, Store, StoreError};
 pub const SERVICE: &str = "faultline-consumer";
 
 /// What the consumer does with a batch it cannot store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Keep it, pause, and retry through the circuit breaker: nothing is lost.
+    #[default]
     Buffered,
     /// Count it as dropped and move on: the original proof of concept's policy.
     Drop,
@@ -516,7 +528,7 @@ impl Worker {
 
     fn publish_gauges(&self, pending: Option<&Pending>) {
         let state = self.breaker.state(Instant::now());
-        self.metrics.breaker_state.set(state as i64);
+        self.metrics.breaker_state.set(state.code());
         let lag = pending
             .and_then(|p| p.oldest_ms)
             .map(|ms| (chrono::Utc::now().timestamp_millis() - ms).max(0) as f64 / 1000.0)

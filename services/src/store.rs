@@ -407,3 +407,50 @@ impl Batch {
         self.sent_ats.clear();
     }
 }
+
+/// One stored event as the audit reads it; times are Unix microseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    pub event_id: Uuid,
+    pub stored_by: String,
+    pub sent_at_us: i64,
+    pub stored_at_us: i64,
+}
+
+/// Every stored event, read with `client`: what the lab's audit compares
+/// with what was acknowledged.
+pub async fn audit(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<AuditRow>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT event_id, stored_by,
+                    (extract(epoch FROM sent_at) * 1000000)::int8,
+                    (extract(epoch FROM stored_at) * 1000000)::int8
+             FROM location_events",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| AuditRow {
+            event_id: r.get(0),
+            stored_by: r.get(1),
+            sent_at_us: r.get(2),
+            stored_at_us: r.get(3),
+        })
+        .collect())
+}
+
+/// Stored events per `stored_by`, read with `client`.
+pub async fn stored_counts(
+    client: &tokio_postgres::Client,
+) -> Result<HashMap<String, i64>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT stored_by, count(*) FROM location_events GROUP BY stored_by",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}

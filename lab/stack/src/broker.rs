@@ -66,6 +66,37 @@ pub enum BrokerChoice {
     External(String),
 }
 
+/// `auto`, `kafka`, `nisshi` or `external:HOST:PORT`.
+impl std::fmt::Display for BrokerChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BrokerChoice::Auto => f.write_str("auto"),
+            BrokerChoice::Kafka => f.write_str("kafka"),
+            BrokerChoice::Nisshi => f.write_str("nisshi"),
+            BrokerChoice::External(servers) => write!(f, "external:{servers}"),
+        }
+    }
+}
+
+/// `auto`, `kafka`, `nisshi` (or `tansu`), or `external:HOST:PORT`.
+impl std::str::FromStr for BrokerChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "auto" => Ok(BrokerChoice::Auto),
+            "kafka" => Ok(BrokerChoice::Kafka),
+            "nisshi" | "tansu" => Ok(BrokerChoice::Nisshi),
+            other => match other.strip_prefix("external:") {
+                Some(servers) if !servers.is_empty() => Ok(BrokerChoice::External(servers.into())),
+                _ => Err(format!(
+                    "unknown broker {other:?}; expected auto, kafka, nisshi or external:HOST:PORT"
+                )),
+            },
+        }
+    }
+}
+
 /// The Apache Kafka scripts: `kafka-server-start.sh` and `kafka-storage.sh`.
 pub fn find_kafka() -> Option<(PathBuf, PathBuf)> {
     for suffix in [".sh", ""] {

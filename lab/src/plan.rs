@@ -1,0 +1,546 @@
+//! A scenario lowered to what a run does: the stack with every service's
+//! flags, the fault timeline, the load schedule, the driver's settings and
+//! the seed of each repetition. Pure: no I/O, printable as JSON
+//! (`faultline plan FILE`), consumed by the runner and by both drivers.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use faultline_services::consumer::Mode;
+use faultline_stack::BrokerChoice;
+use serde::{Serialize, Serializer};
+
+use crate::experiment::{
+    ArchitectureSettings, BrokerSetting, DatabaseSetting, DriverSetting, Experiment, FaultKind,
+    Pool, RateSegment, Span,
+};
+
+/// Serialises a duration as seconds (`90.0`), for the plan's JSON.
+pub(crate) fn seconds<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(d.as_secs_f64())
+}
+
+/// Serialises a duration as whole milliseconds (`5000`).
+pub(crate) fn millis<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(d.as_millis() as u64)
+}
+
+fn broker_name<S: Serializer>(choice: &BrokerChoice, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(choice)
+}
+
+/// Everything one run of a scenario does, decided before anything starts.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The scenario's name.
+    pub experiment: String,
+    /// How long load is offered.
+    #[serde(rename = "duration_s", serialize_with = "seconds")]
+    pub duration: Duration,
+    pub repetitions: u32,
+    /// Longest wait after the load for consumers to store what they took.
+    #[serde(rename = "drain_timeout_s", serialize_with = "seconds")]
+    pub drain_timeout: Duration,
+    pub stack: StackPlan,
+    /// The fault timeline, in the scenario's order.
+    pub faults: Vec<FaultSpec>,
+    pub load: LoadPlan,
+}
+
+impl Plan {
+    /// Lowers a validated scenario; `driver` overrides the scenario's.
+    pub fn of(experiment: &Experiment, driver: Option<DriverSetting>) -> Self {
+        Self {
+            experiment: experiment.name.clone(),
+            duration: experiment.duration.0,
+            repetitions: experiment.repetitions,
+            drain_timeout: experiment.drain_timeout.0,
+            stack: StackPlan::of(experiment),
+            faults: experiment
+                .faults
+                .iter()
+                .map(|fault| FaultSpec {
+                    kind: fault.kind.clone(),
+                    start: fault.at.0,
+                    duration: fault.duration.0,
+                })
+                .collect(),
+            load: LoadPlan::of(experiment, driver),
+        }
+    }
+
+    /// The architectures' names, in the scenario's order: the index of one
+    /// is its number in the load driver's rows.
+    pub fn architectures(&self) -> Vec<String> {
+        self.stack
+            .architectures
+            .iter()
+            .map(|a| a.name().to_string())
+            .collect()
+    }
+
+    /// The architectures that have a consumer to drain.
+    pub fn kafka_architectures(&self) -> Vec<String> {
+        self.stack
+            .architectures
+            .iter()
+            .filter(|a| matches!(a, Architecture::Kafka { .. }))
+            .map(|a| a.name().to_string())
+            .collect()
+    }
+}
+
+/// The load every architecture is offered.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadPlan {
+    pub driver: DriverSetting,
+    /// The rate over time, lowered to linear segments.
+    pub segments: Vec<RateSegment>,
+    /// Requests each architecture is sent in one repetition.
+    pub requests: usize,
+    /// The highest rate of any segment, per second.
+    pub peak_rps: f64,
+    /// Everything the native driver needs but the seed.
+    pub settings: crate::load::DriverSettings,
+    /// The seed of the event stream of each repetition.
+    pub seeds: Vec<u64>,
+}
+
+impl LoadPlan {
+    fn of(experiment: &Experiment, driver: Option<DriverSetting>) -> Self {
+        let workload = &experiment.workload;
+        let segments = workload.rate.segments(experiment.duration.0);
+        let peak_rps = segments
+            .iter()
+            .map(|s| s.from_rps.max(s.to_rps))
+            .fold(0.0, f64::max);
+        let attempts = f64::from(workload.retries.max_retries + 1);
+        Self {
+            driver: driver.unwrap_or(workload.driver),
+            requests: crate::experiment::schedule_of(&segments).len(),
+            peak_rps,
+            segments,
+            settings: crate::load::DriverSettings {
+                timeout: workload.client_timeout.0,
+                max_in_flight: max_in_flight(peak_rps, workload.client_timeout.0, attempts),
+                drivers: workload.drivers,
+                seed: experiment.seed,
+                max_retries: workload.retries.max_retries,
+                backoff: workload.retries.backoff.0,
+            },
+            seeds: (0..experiment.repetitions)
+                .map(|r| repetition_seed(experiment.seed, r))
+                .collect(),
+        }
+    }
+
+    /// The send times of every request, from the repetition's start.
+    pub fn schedule(&self) -> Vec<Duration> {
+        crate::experiment::schedule_of(&self.segments)
+    }
+
+    /// The native driver's settings in `repetition`.
+    pub fn settings_of(&self, repetition: u32) -> crate::load::DriverSettings {
+        crate::load::DriverSettings {
+            seed: self.seeds[repetition as usize],
+            ..self.settings.clone()
+        }
+    }
+}
+
+/// The seed of repetition `r`'s event stream: repetitions differ, the same
+/// scenario gives the same streams.
+pub fn repetition_seed(seed: u64, repetition: u32) -> u64 {
+    seed ^ u64::from(repetition).wrapping_mul(0x9E37_79B9)
+}
+
+/// The most requests one driver keeps in flight: twice what the peak rate
+/// can have outstanding when every attempt waits its whole timeout, and at
+/// least 1,000. A request can only be refused by this bound when the driver
+/// itself falls behind, never because the system under test is slow.
+pub fn max_in_flight(peak_rps: f64, timeout: Duration, attempts: f64) -> usize {
+    let outstanding = peak_rps * timeout.as_secs_f64() * attempts;
+    (2.0 * outstanding).ceil().max(1000.0) as usize
+}
+
+/// What to bring up.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackPlan {
+    pub database: DatabaseChoice,
+    #[serde(serialize_with = "broker_name")]
+    pub broker: BrokerChoice,
+    pub partitions: i32,
+    pub architectures: Vec<Architecture>,
+}
+
+impl StackPlan {
+    /// The scenario's stack: database and broker choices, and each
+    /// architecture with the service flags its settings become.
+    pub fn of(experiment: &Experiment) -> Self {
+        let stack = &experiment.stack;
+        Self {
+            database: match stack.database {
+                DatabaseSetting::Local => DatabaseChoice::Local,
+                DatabaseSetting::External => {
+                    DatabaseChoice::External(stack.database_url.clone().unwrap_or_default())
+                }
+            },
+            broker: match stack.broker {
+                BrokerSetting::Auto => BrokerChoice::Auto,
+                BrokerSetting::Kafka => BrokerChoice::Kafka,
+                BrokerSetting::Nisshi => BrokerChoice::Nisshi,
+                BrokerSetting::External => {
+                    BrokerChoice::External(stack.bootstrap_servers.clone().unwrap_or_default())
+                }
+            },
+            partitions: stack.partitions as i32,
+            architectures: experiment
+                .architectures
+                .iter()
+                .map(Architecture::of)
+                .collect(),
+        }
+    }
+
+    /// REST plus one Kafka path per consumer mode, with the services'
+    /// own defaults.
+    pub fn standard(modes: &[Mode], partitions: i32) -> Self {
+        let mut architectures = vec![Architecture::Rest {
+            name: "rest".into(),
+            args: Vec::new(),
+        }];
+        for mode in modes {
+            architectures.push(Architecture::Kafka {
+                name: format!("kafka-{}", mode_name(*mode)),
+                mode: *mode,
+                producer_args: Vec::new(),
+                consumer_args: Vec::new(),
+            });
+        }
+        Self {
+            database: DatabaseChoice::Local,
+            broker: BrokerChoice::Auto,
+            partitions,
+            architectures,
+        }
+    }
+}
+
+/// A consumer mode's name, as the consumer's `--mode` flag takes it.
+pub fn mode_name(mode: Mode) -> String {
+    clap::ValueEnum::to_possible_value(&mode)
+        .expect("every mode has a name")
+        .get_name()
+        .to_string()
+}
+
+/// One architecture under test, with the flags of its services.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Architecture {
+    /// The REST service writing straight to PostgreSQL.
+    Rest { name: String, args: Vec<String> },
+    /// A producer, a topic and a consumer in `mode`.
+    Kafka {
+        name: String,
+        mode: Mode,
+        producer_args: Vec<String>,
+        consumer_args: Vec<String>,
+    },
+}
+
+impl Architecture {
+    pub fn name(&self) -> &str {
+        match self {
+            Architecture::Rest { name, .. } | Architecture::Kafka { name, .. } => name,
+        }
+    }
+
+    fn of(settings: &ArchitectureSettings) -> Self {
+        let ms = |span: Span| span.0.as_millis();
+        let pool_args = |pool: &Pool| {
+            vec![
+                format!("--pool-size={}", pool.size),
+                format!("--acquire-timeout-ms={}", ms(pool.acquire_timeout)),
+                format!("--connect-timeout-ms={}", ms(pool.connect_timeout)),
+                format!("--statement-timeout-ms={}", ms(pool.statement_timeout)),
+                format!("--idle-timeout-ms={}", ms(pool.idle_timeout)),
+            ]
+        };
+        match settings {
+            ArchitectureSettings::Rest { name, pool } => {
+                let mut args = pool_args(pool);
+                args.push(format!("--stored-by={name}"));
+                Architecture::Rest {
+                    name: name.clone(),
+                    args,
+                }
+            }
+            ArchitectureSettings::Kafka {
+                name,
+                consumer,
+                delivery_timeout,
+                batch_size,
+                batch_linger,
+                breaker,
+                pool,
+            } => {
+                let mut consumer_args = pool_args(pool);
+                consumer_args.extend([
+                    format!("--stored-by={name}"),
+                    format!("--batch-size={batch_size}"),
+                    format!("--batch-linger-ms={}", ms(*batch_linger)),
+                    format!("--breaker-failures={}", breaker.failures),
+                    format!("--breaker-open-ms={}", ms(breaker.open_for)),
+                    format!("--breaker-successes={}", breaker.successes),
+                ]);
+                Architecture::Kafka {
+                    name: name.clone(),
+                    mode: *consumer,
+                    producer_args: vec![format!("--delivery-timeout-ms={}", ms(*delivery_timeout))],
+                    consumer_args,
+                }
+            }
+        }
+    }
+}
+
+/// Where the database comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseChoice {
+    /// An ephemeral cluster in the run folder, owned by the lab.
+    #[default]
+    Local,
+    /// A server the lab does not own; faults that need its process are refused.
+    External(String),
+}
+
+/// `local` or `external:postgres://USER@HOST:PORT/DB`.
+impl FromStr for DatabaseChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "local" => Ok(DatabaseChoice::Local),
+            other => match other.strip_prefix("external:") {
+                Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    Ok(DatabaseChoice::External(url.into()))
+                }
+                _ => Err(format!(
+                    "unknown database {other:?}; expected local or \
+                     external:postgres://USER@HOST:PORT/DB"
+                )),
+            },
+        }
+    }
+}
+
+/// A fault with its place on the run's clock.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultSpec {
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    /// From the run's start.
+    #[serde(rename = "start_s", serialize_with = "seconds")]
+    pub start: Duration,
+    #[serde(rename = "duration_s", serialize_with = "seconds")]
+    pub duration: Duration,
+}
+
+impl FaultSpec {
+    /// When it is planned to end, from the run's start.
+    pub fn end(&self) -> Duration {
+        self.start + self.duration
+    }
+}
+
+impl fmt::Display for FaultSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}@{}+{}",
+            self.kind.name(),
+            humantime::format_duration(self.start),
+            humantime::format_duration(self.duration)
+        )
+    }
+}
+
+/// `KIND@START+DURATION`, e.g. `db-crash@90s+120s` or
+/// `db-latency:200ms:50ms@10s+30s` (delay, then jitter).
+impl FromStr for FaultSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let usage = "expected KIND@START+DURATION, e.g. db-crash@90s+120s";
+        let (kind, timing) = text.split_once('@').ok_or(usage)?;
+        let (start, duration) = timing.split_once('+').ok_or(usage)?;
+        let parse = |what: &str, value: &str| {
+            humantime::parse_duration(value).map_err(|e| format!("{what} {value:?}: {e}"))
+        };
+        let mut parts = kind.split(':');
+        let name = parts.next().unwrap_or_default();
+        let kind = match FaultKind::ALL.into_iter().find(|k| k.name() == name) {
+            Some(FaultKind::DbLatency { delay, jitter }) => FaultKind::DbLatency {
+                delay: parts
+                    .next()
+                    .map_or(Ok(delay), |d| parse("delay", d).map(Span))?,
+                jitter: parts
+                    .next()
+                    .map_or(Ok(jitter), |j| parse("jitter", j).map(Span))?,
+            },
+            Some(kind) => kind,
+            None => {
+                return Err(format!(
+                    "unknown fault {name:?}; known: {}",
+                    FaultKind::names().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        };
+        let duration = parse("duration", duration)?;
+        if duration.is_zero() {
+            return Err("a fault's duration must be more than zero".into());
+        }
+        Ok(Self {
+            kind,
+            start: parse("start", start)?,
+            duration,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(toml: &str) -> Plan {
+        let experiment = crate::validate::parse(toml, "test.toml").expect("a valid scenario");
+        Plan::of(&experiment, None)
+    }
+
+    #[test]
+    fn the_default_scenario_lowers_to_the_originals_run() {
+        let plan = plan(
+            "name = \"d\"\n[[faults]]\nkind = \"db-crash\"\nat = \"90s\"\nduration = \"120s\"\n",
+        );
+        assert_eq!(plan.duration, Duration::from_secs(300));
+        assert_eq!(plan.load.requests, 15_000);
+        assert_eq!(plan.load.peak_rps, 50.0);
+        assert_eq!(plan.load.driver, DriverSetting::Native);
+        assert_eq!(plan.load.settings.timeout, Duration::from_secs(5));
+        // 50/s × 5 s outstanding at most, doubled, at least 1,000.
+        assert_eq!(plan.load.settings.max_in_flight, 1000);
+        assert_eq!(
+            plan.architectures(),
+            ["rest", "kafka-buffered", "kafka-drop"]
+        );
+        assert_eq!(plan.kafka_architectures(), ["kafka-buffered", "kafka-drop"]);
+        assert_eq!(plan.faults.len(), 1);
+        assert_eq!(plan.faults[0].to_string(), "db-crash@1m 30s+2m");
+        assert_eq!(plan.faults[0].end(), Duration::from_secs(210));
+        let Architecture::Kafka {
+            mode,
+            consumer_args,
+            producer_args,
+            ..
+        } = &plan.stack.architectures[2]
+        else {
+            panic!("the third architecture is Kafka");
+        };
+        assert_eq!(*mode, Mode::Drop);
+        for flag in [
+            "--batch-size=1",
+            "--breaker-failures=5",
+            "--breaker-open-ms=60000",
+            "--breaker-successes=3",
+            "--pool-size=10",
+            "--stored-by=kafka-drop",
+        ] {
+            assert!(consumer_args.iter().any(|a| a == flag), "{flag}");
+        }
+        assert_eq!(producer_args, &["--delivery-timeout-ms=5000"]);
+    }
+
+    #[test]
+    fn repetitions_get_their_own_seeds_and_the_same_schedule() {
+        let plan = plan(
+            "name = \"r\"\nduration = \"10s\"\nrepetitions = 3\nseed = 9\n\
+             [workload]\nrate = { shape = \"ramp\", from_rps = 100, to_rps = 300 }\n\
+             retries = { max_retries = 2 }\n",
+        );
+        assert_eq!(plan.load.seeds.len(), 3);
+        assert_eq!(plan.load.seeds[0], 9);
+        assert_ne!(plan.load.seeds[1], plan.load.seeds[2]);
+        assert_eq!(plan.load.settings_of(2).seed, plan.load.seeds[2]);
+        assert_eq!(plan.load.schedule().len(), plan.load.requests);
+        assert!((plan.load.requests as i64 - 2000).abs() <= 1);
+        // 300/s × 5 s × 3 attempts, doubled.
+        assert_eq!(plan.load.settings.max_in_flight, 9000);
+    }
+
+    #[test]
+    fn the_plan_prints_as_json_with_units_in_names() {
+        let plan = plan(
+            "name = \"p\"\nduration = \"20s\"\n[stack]\nbroker = \"external\"\n\
+             bootstrap_servers = \"kafka:9092\"\n\
+             [[faults]]\nkind = \"db-latency\"\nat = \"5s\"\nduration = \"5s\"\ndelay = \"200ms\"\n",
+        );
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["duration_s"], 20.0);
+        assert_eq!(json["stack"]["broker"], "external:kafka:9092");
+        assert_eq!(json["stack"]["database"], "local");
+        assert_eq!(json["faults"][0]["kind"], "db-latency");
+        assert_eq!(json["faults"][0]["delay"], "200ms");
+        assert_eq!(json["faults"][0]["start_s"], 5.0);
+        assert_eq!(json["stack"]["architectures"][1]["mode"], "buffered");
+        assert_eq!(json["load"]["settings"]["timeout_ms"], 5000);
+        assert_eq!(json["load"]["segments"][0]["end_s"], 20.0);
+    }
+
+    #[test]
+    fn fault_specs_parse_and_print() {
+        let spec: FaultSpec = "db-crash@90s+2m".parse().unwrap();
+        assert_eq!(spec.kind, FaultKind::DbCrash);
+        assert_eq!(spec.start, Duration::from_secs(90));
+        assert_eq!(spec.duration, Duration::from_secs(120));
+        assert_eq!(spec.to_string(), "db-crash@1m 30s+2m");
+        let latency: FaultSpec = "db-latency:200ms:50ms@1s+5s".parse().unwrap();
+        assert_eq!(
+            latency.kind,
+            FaultKind::DbLatency {
+                delay: Span::millis(200),
+                jitter: Span::millis(50)
+            }
+        );
+        let default: FaultSpec = "db-latency@1s+5s".parse().unwrap();
+        assert_eq!(default.kind, FaultKind::ALL[3]);
+    }
+
+    #[test]
+    fn bad_fault_specs_say_what_is_wrong() {
+        for (text, expected) in [
+            ("db-crash", "expected KIND@START+DURATION"),
+            ("db-crash@90s", "expected KIND@START+DURATION"),
+            ("db-melt@1s+1s", "unknown fault \"db-melt\""),
+            ("db-melt@1s+1s", "db-crash, db-stop"),
+            ("db-crash@soon+1s", "start \"soon\""),
+            ("db-crash@1s+0s", "more than zero"),
+            ("db-latency:fast@1s+1s", "delay \"fast\""),
+        ] {
+            let error = text.parse::<FaultSpec>().unwrap_err();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_database_choice_parses() {
+        assert_eq!("local".parse(), Ok(DatabaseChoice::Local));
+        assert_eq!(
+            "external:postgres://u@h:5432/d".parse(),
+            Ok(DatabaseChoice::External("postgres://u@h:5432/d".into()))
+        );
+        assert!("mysql".parse::<DatabaseChoice>().is_err());
+    }
+}

@@ -1,0 +1,287 @@
+//! `faultline run`: one scenario from TOML to a run folder of raw data, its
+//! summary and its report.
+//!
+//! The scenario is validated and lowered to a [`Plan`]; each repetition
+//! ([`repetition::Repetition`]) brings up a fresh stack, drives every
+//! architecture on one clock while the faults play out and the metrics are
+//! scraped, drains, audits the database and tears down. Rows go to the
+//! Parquet files of the run folder as each repetition ends; `manifest.json`
+//! says how it went.
+
+pub mod drain;
+pub mod progress;
+pub mod repetition;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::experiment::DriverSetting;
+use crate::plan::Plan;
+use crate::run_folder::{self, Manifest, ParquetSink, Status, Versions, frames, manifest::host};
+use crate::shutdown::Shutdown;
+use progress::Progress;
+use repetition::Repetition;
+
+/// How a run is shown and where it goes.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Parent of the run folder.
+    pub out: PathBuf,
+    /// Overrides the scenario's driver.
+    pub driver: Option<DriverSetting>,
+    /// No progress lines.
+    pub quiet: bool,
+}
+
+fn command_version(program: &Path, arg: &str) -> String {
+    std::process::Command::new(program)
+        .arg(arg)
+        .output()
+        .ok()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// The Parquet files of a run folder, written as repetitions end.
+pub struct Sinks {
+    requests: ParquetSink,
+    stored: ParquetSink,
+    metrics: ParquetSink,
+    faults: ParquetSink,
+}
+
+impl Sinks {
+    fn create(dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self {
+            requests: run_folder::REQUESTS.sink(dir)?,
+            stored: run_folder::STORED.sink(dir)?,
+            metrics: run_folder::METRICS.sink(dir)?,
+            faults: run_folder::FAULTS.sink(dir)?,
+        })
+    }
+
+    fn finish(self, architectures: &[String]) -> anyhow::Result<()> {
+        self.requests
+            .finish(frames::requests_frame(0, architectures, &[])?)?;
+        self.stored.finish(frames::stored_frame(0, 0, &[])?)?;
+        self.metrics.finish(frames::metrics_frame(0, &[])?)?;
+        self.faults.finish(frames::faults_frame(0, &[])?)?;
+        Ok(())
+    }
+}
+
+/// Creates the run folder `out/<id>`, or `out/<id>-2`, `-3`, … when a run
+/// of the same scenario started in the same second; returns its id and path.
+fn create_run_dir(out: &Path, id: &str) -> anyhow::Result<(String, PathBuf)> {
+    let unwritable = |dir: &Path| {
+        format!(
+            "cannot write the run folder {}: choose a folder you can write to with --out DIR \
+             (the default is ./reports)",
+            dir.display()
+        )
+    };
+    std::fs::create_dir_all(out).with_context(|| unwritable(&out.join(id)))?;
+    for n in 1.. {
+        let run_id = if n == 1 {
+            id.to_string()
+        } else {
+            format!("{id}-{n}")
+        };
+        let dir = out.join(&run_id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((run_id, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| unwritable(&dir)),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// Runs the scenario at `path`; returns the run folder.
+pub async fn run(path: &Path, options: RunOptions, shutdown: Shutdown) -> anyhow::Result<PathBuf> {
+    let (experiment, text) = crate::validate::load(path).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the scenario is invalid:\n{}", list.join("\n"))
+    })?;
+    let plan = Plan::of(&experiment, options.driver);
+    let progress = Progress {
+        quiet: options.quiet,
+        terminal: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let k6 = match plan.load.driver {
+        DriverSetting::K6 => Some(crate::k6::find().context(
+            "the k6 driver needs k6: run scripts/setup, use the Nix dev shell, or put k6 on PATH",
+        )?),
+        DriverSetting::Native => None,
+    };
+    let started_at = chrono::Utc::now();
+    let (run_id, dir) = create_run_dir(
+        &options.out,
+        &format!(
+            "{}-{}",
+            started_at.format("%Y%m%dT%H%M%SZ"),
+            plan.experiment
+        ),
+    )?;
+    let dir = std::path::absolute(&dir)?;
+    std::fs::write(dir.join(run_folder::EXPERIMENT), &text)?;
+    let mut manifest = manifest(&plan, run_id.clone(), started_at, experiment.seed);
+    let manifest_path = dir.join(run_folder::MANIFEST);
+    run_folder::save(&manifest, &manifest_path)?;
+    progress.say(&format!("run {run_id} → {}", dir.display()));
+
+    let mut sinks = Sinks::create(&dir)?;
+    let mut reasons = Vec::new();
+    let mut failed = false;
+    for number in 0..plan.repetitions {
+        if shutdown.graceful.is_cancelled() {
+            reasons.push(format!("interrupted before repetition {number}"));
+            break;
+        }
+        let repetition = Repetition {
+            plan: &plan,
+            number,
+            k6: k6.as_deref(),
+            stack_dir: stack_dir(&dir, number)?,
+            progress: &progress,
+            shutdown: &shutdown,
+        };
+        match repetition.run(&mut sinks).await {
+            Ok(summary) => {
+                manifest.versions.broker.clone_from(&summary.broker);
+                reasons.extend(
+                    summary
+                        .reasons
+                        .iter()
+                        .map(|r| format!("repetition {number}: {r}")),
+                );
+                manifest.repetitions.push(summary);
+            }
+            Err(error) => {
+                reasons.push(format!("repetition {number} failed: {error:#}"));
+                failed = true;
+                break;
+            }
+        }
+        run_folder::save(&manifest, &manifest_path)?;
+    }
+    sinks.finish(&plan.architectures())?;
+    manifest.status = if failed {
+        Status::Failed
+    } else if reasons.is_empty()
+        && manifest.repetitions.len() == plan.repetitions as usize
+        && manifest
+            .repetitions
+            .iter()
+            .all(|r| r.status == Status::Complete)
+    {
+        Status::Complete
+    } else {
+        Status::Incomplete
+    };
+    manifest.reasons = reasons;
+    manifest.finished_at = Some(chrono::Utc::now().to_rfc3339());
+    run_folder::save(&manifest, &manifest_path)?;
+    report(&dir, &options, &progress);
+    progress.say(&format!(
+        "run {}{}",
+        manifest.status,
+        if manifest.reasons.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", manifest.reasons.join("; "))
+        }
+    ));
+    Ok(dir)
+}
+
+/// The manifest of a run that has just started.
+fn manifest(
+    plan: &Plan,
+    run_id: String,
+    started_at: chrono::DateTime<chrono::Utc>,
+    seed: u64,
+) -> Manifest {
+    let postgres_bin = faultline_stack::postgres::find_binaries().ok();
+    Manifest {
+        schema: run_folder::summary::SCHEMA,
+        experiment: plan.experiment.clone(),
+        run_id,
+        status: Status::Incomplete,
+        // Replaced when the run ends; says so if it never does.
+        reasons: vec!["the run is in progress".into()],
+        started_at: started_at.to_rfc3339(),
+        finished_at: None,
+        seed,
+        driver: plan.load.driver,
+        architectures: plan.architectures(),
+        versions: Versions {
+            faultline: faultline_services::VERSION.to_string(),
+            rustc: env!("FAULTLINE_RUSTC").to_string(),
+            postgres: postgres_bin
+                .map(|bin| command_version(&bin.join("postgres"), "--version"))
+                .unwrap_or_default(),
+            broker: String::new(),
+            k6: crate::k6::find().map(|k6| command_version(&k6, "version")),
+        },
+        host: host(),
+        repetitions: Vec::new(),
+    }
+}
+
+/// Where a repetition's stack lives: under the work folder, named after the
+/// run folder and the runner's pid, which keeps two runners' stacks apart.
+fn stack_dir(run_dir: &Path, repetition: u32) -> anyhow::Result<PathBuf> {
+    let name = run_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("run");
+    Ok(std::path::absolute(
+        PathBuf::from(crate::WORK_DIR)
+            .join("runs")
+            .join(format!("{name}-{}-{repetition}", std::process::id())),
+    )?)
+}
+
+/// Analyses the run, renders its report and refreshes the index of runs;
+/// a failure here is said, and leaves the raw data in place.
+fn report(dir: &Path, options: &RunOptions, progress: &Progress) {
+    match crate::analyse_and_report(dir) {
+        Ok(summary) => {
+            if !options.quiet {
+                eprint!("{}", crate::report::headline(&summary));
+            }
+        }
+        Err(error) => progress.say(&format!("could not analyze the run: {error:#}")),
+    }
+    if let Err(error) = crate::report::write_index(&options.out) {
+        progress.say(&format!("could not write the index of runs: {error:#}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_started_in_the_same_second_get_their_own_folders() {
+        let out = std::env::temp_dir().join(format!("faultline-run-dirs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&out);
+        let id = "20261125T000000Z-quick";
+        let first = create_run_dir(&out, id).unwrap();
+        let second = create_run_dir(&out, id).unwrap();
+        assert_eq!(first, (id.to_string(), out.join(id)));
+        assert_eq!(second.0, format!("{id}-2"));
+        assert!(second.1.is_dir());
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}

@@ -1,0 +1,135 @@
+//! What a person sees while a run goes: a line per event, and a status line
+//! a second (rewritten in place on a terminal, one every ten seconds
+//! otherwise).
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use faultline_services::breaker::BreakerState;
+use faultline_services::metrics::names;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::collect::Latest;
+use crate::load::Counters;
+
+/// Prints progress to stderr: a line a second on a terminal (rewritten in
+/// place), one every ten seconds otherwise, none when quiet.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub quiet: bool,
+    pub terminal: bool,
+}
+
+impl Progress {
+    pub fn say(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.terminal {
+            eprint!("\r\x1b[K");
+        }
+        eprintln!("faultline: {line}");
+    }
+
+    fn status(&self, tick: u64, line: &str) {
+        if self.quiet {
+            return;
+        }
+        if self.terminal {
+            eprint!("\r\x1b[K{line}");
+        } else if tick.is_multiple_of(10) {
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// The latest scraped value of a consumer metric of `architecture`.
+pub fn consumer_value(latest: &Latest, architecture: &str, metric: &str) -> Option<f64> {
+    latest
+        .lock()
+        .expect("latest lock")
+        .get(&(architecture.to_string(), "consumer".into(), metric.into()))
+        .copied()
+}
+
+/// The status line's sources, read once a second.
+pub struct Ticker {
+    pub progress: Progress,
+    pub label: String,
+    pub duration: Duration,
+    pub names: Vec<String>,
+    pub counters: Vec<Arc<Counters>>,
+    pub latest: Latest,
+    pub active_faults: Arc<Mutex<Vec<String>>>,
+    pub t0: Instant,
+}
+
+impl Ticker {
+    /// One status line a second until `stop`: elapsed time, active faults,
+    /// and per architecture the last second's ok/failed counts, breaker and
+    /// backlog.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut last: Vec<(u64, u64)> = vec![(0, 0); self.names.len()];
+        let mut tick =
+            tokio::time::interval_at(self.t0 + Duration::from_secs(1), Duration::from_secs(1));
+        let mut n = 0u64;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => break,
+            }
+            n += 1;
+            let line = self.line(&mut last);
+            self.progress.status(n, &line);
+        }
+        if self.progress.terminal && !self.progress.quiet {
+            eprintln!();
+        }
+    }
+
+    fn line(&self, last: &mut [(u64, u64)]) -> String {
+        let elapsed = self.t0.elapsed();
+        let phase = if elapsed <= self.duration {
+            "load"
+        } else {
+            "drain"
+        };
+        let faults = self.active_faults.lock().expect("faults lock").join(",");
+        let mut parts = Vec::new();
+        for (i, name) in self.names.iter().enumerate() {
+            let ok = self.counters[i].ok.load(Ordering::Relaxed);
+            let failed = self.counters[i].failed.load(Ordering::Relaxed);
+            let (last_ok, last_failed) = last[i];
+            last[i] = (ok, failed);
+            let mut part = format!(
+                "{name} ok {}/s fail {}/s",
+                ok - last_ok,
+                failed - last_failed
+            );
+            let value = |metric| consumer_value(&self.latest, name, metric);
+            if let Some(state) =
+                value(names::CIRCUIT_BREAKER_STATE).and_then(BreakerState::from_code)
+            {
+                part.push_str(&format!(" breaker {}", state.as_str()));
+            }
+            if let Some(backlog) = value(names::CONSUMER_BACKLOG_MESSAGES) {
+                part.push_str(&format!(" backlog {backlog:.0}"));
+            }
+            parts.push(part);
+        }
+        format!(
+            "{} {phase} {:>4.0}s/{}s{} | {}",
+            self.label,
+            elapsed.as_secs_f64(),
+            self.duration.as_secs(),
+            if faults.is_empty() {
+                String::new()
+            } else {
+                format!(" [{faults}]")
+            },
+            parts.join(" | ")
+        )
+    }
+}

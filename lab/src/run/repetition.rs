@@ -1,0 +1,481 @@
+//! One repetition of a run, as a struct with one method per stage:
+//! [`up`](Repetition::up) → [`drive`](Repetition::drive) →
+//! [`drain`](Repetition::drain) → [`audit`](Repetition::audit) →
+//! [`down`](Repetition::down) → [`record`](Repetition::record).
+//! The stack always goes down, whatever a stage in between returned.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use faultline_services::metrics::names;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Sinks;
+use super::drain::{Drain, Poll};
+use super::progress::{Progress, Ticker, consumer_value};
+use crate::collect::{self, Latest, MetricRow, ScrapeTarget, StoredRow};
+use crate::fault::{self, FaultRecord};
+use crate::load::{self, Counters, Row};
+use crate::plan::Plan;
+use crate::run_folder::{RepetitionSummary, Status, frames};
+use crate::shutdown::Shutdown;
+use crate::stack::LabStack;
+
+/// One repetition: a fresh stack, the load and the faults on one clock,
+/// the drain, the audit, the teardown and the rows written.
+pub struct Repetition<'a> {
+    pub plan: &'a Plan,
+    pub number: u32,
+    /// The k6 binary when k6 drives the load.
+    pub k6: Option<&'a Path>,
+    /// Where the stack's processes and data live: outside the run folder,
+    /// which keeps only what the report needs.
+    pub stack_dir: PathBuf,
+    pub progress: &'a Progress,
+    pub shutdown: &'a Shutdown,
+}
+
+/// The services' metrics, scraped each second from the load's start until
+/// the audit, and the status line fed by them.
+struct Scraping {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    rows: Arc<Mutex<Vec<MetricRow>>>,
+    latest: Latest,
+}
+
+impl Scraping {
+    async fn stop(self) -> Vec<MetricRow> {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        std::mem::take(&mut *self.rows.lock().expect("rows lock"))
+    }
+}
+
+/// What the load stage leaves for the stages after it.
+struct Driven {
+    rows: Vec<Row>,
+    faults: Vec<FaultRecord>,
+    reasons: Vec<String>,
+    t0: Instant,
+    t0_unix_us: i64,
+    load_end_s: f64,
+    scraping: Scraping,
+}
+
+/// Everything measured, ready to be written.
+struct Measured {
+    rows: Vec<Row>,
+    faults: Vec<FaultRecord>,
+    stored: Vec<StoredRow>,
+    metrics: Vec<MetricRow>,
+    reasons: Vec<String>,
+    t0_unix_us: i64,
+    load_end_s: f64,
+    drain_s: BTreeMap<String, Option<f64>>,
+}
+
+impl Repetition<'_> {
+    fn label(&self) -> String {
+        format!("[{}/{}]", self.number + 1, self.plan.repetitions)
+    }
+
+    fn say(&self, line: &str) {
+        self.progress.say(&format!("{} {line}", self.label()));
+    }
+
+    /// Runs every stage; appends the rows to `sinks`.
+    pub async fn run(self, sinks: &mut Sinks) -> anyhow::Result<RepetitionSummary> {
+        let mut stack = self.up().await?;
+        let startup_s = stack.startup.as_secs_f64();
+        let broker = stack
+            .broker
+            .as_ref()
+            .map(|b| (b.version(), b.kind().durable()))
+            .unwrap_or_default();
+        let measured = self.measure(&mut stack).await;
+        self.down(stack).await;
+        let measured = measured?;
+        let reasons = measured.reasons.clone();
+        let drain_s = measured.drain_s.clone();
+        let (t0_unix_us, load_end_s) = (measured.t0_unix_us, measured.load_end_s);
+        self.record(sinks, measured)?;
+        Ok(RepetitionSummary {
+            repetition: self.number,
+            status: if reasons.is_empty() {
+                Status::Complete
+            } else {
+                Status::Incomplete
+            },
+            reasons,
+            stack_startup_s: startup_s,
+            load_end_s,
+            drain_s,
+            t0_unix_us,
+            broker: broker.0,
+            broker_durable: broker.1,
+        })
+    }
+
+    /// Brings the stack up and checks that every fault can act on it.
+    pub async fn up(&self) -> anyhow::Result<LabStack> {
+        self.say("bringing the stack up");
+        let stack = LabStack::up(&self.plan.stack, &self.stack_dir, |line| self.say(line))
+            .await
+            .context("could not bring the stack up")?;
+        if let Err(problem) = fault::check(&self.plan.faults, &stack) {
+            self.down(stack).await;
+            anyhow::bail!("{problem}");
+        }
+        self.say(&format!(
+            "stack ready in {:.1} s; load for {}",
+            stack.startup.as_secs_f64(),
+            humantime::format_duration(self.plan.duration)
+        ));
+        Ok(stack)
+    }
+
+    async fn measure(&self, stack: &mut LabStack) -> anyhow::Result<Measured> {
+        let driven = self.drive(stack).await?;
+        let mut reasons = driven.reasons;
+        let waited = !self.shutdown.graceful.is_cancelled();
+        let drain_s = self
+            .drain(
+                stack,
+                &driven.rows,
+                driven.t0,
+                driven.load_end_s,
+                &driven.scraping.latest,
+            )
+            .await;
+        for (name, drained) in drain_s.iter().filter(|_| waited) {
+            if drained.is_none() {
+                reasons.push(format!(
+                    "{name} did not drain within {}",
+                    humantime::format_duration(self.plan.drain_timeout)
+                ));
+            }
+        }
+        let metrics = driven.scraping.stop().await;
+        let stored = match self.audit(stack).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                reasons.push(format!("audit failed: {error}"));
+                Vec::new()
+            }
+        };
+        Ok(Measured {
+            rows: driven.rows,
+            faults: driven.faults,
+            stored,
+            metrics,
+            reasons,
+            t0_unix_us: driven.t0_unix_us,
+            load_end_s: driven.load_end_s,
+            drain_s,
+        })
+    }
+
+    /// Targets, one per architecture in the plan's order: the URL the load
+    /// goes to, and the services to scrape.
+    fn targets(&self, stack: &LabStack) -> (Vec<String>, Vec<ScrapeTarget>) {
+        let mut urls = Vec::new();
+        let mut scrape = Vec::new();
+        let target = |architecture: &str, service: &str, addr| ScrapeTarget {
+            architecture: architecture.to_string(),
+            service: service.into(),
+            addr,
+        };
+        for name in self.plan.architectures() {
+            if let Some(rest) = stack.rest.iter().find(|r| r.name == name) {
+                urls.push(rest.service.url("/events"));
+                scrape.push(target(&name, "rest", rest.service.addr()));
+            } else if let Some(kafka) = stack.kafka.iter().find(|k| k.name == name) {
+                urls.push(kafka.producer.url("/events"));
+                scrape.push(target(&name, "producer", kafka.producer.addr()));
+                scrape.push(target(&name, "consumer", kafka.consumer.addr()));
+            }
+        }
+        (urls, scrape)
+    }
+
+    /// Drives every architecture on one clock while the faults play out
+    /// and the metrics are scraped; returns when the load has ended.
+    async fn drive(&self, stack: &mut LabStack) -> anyhow::Result<Driven> {
+        let names = self.plan.architectures();
+        let (urls, scrape_targets) = self.targets(stack);
+        let load_cancel = self.shutdown.graceful.child_token();
+        let counters: Vec<Arc<Counters>> = names.iter().map(|_| Arc::default()).collect();
+        let active_faults = Arc::new(Mutex::new(Vec::<String>::new()));
+        let t0 = Instant::now();
+        let t0_unix_us = chrono::Utc::now().timestamp_micros();
+        let load = self.start_load(&names, &urls, &counters, t0, t0_unix_us, &load_cancel)?;
+        let scraping = self.start_scraping(scrape_targets, &names, &counters, &active_faults, t0);
+
+        // The faults play out in this task, which owns the stack.
+        let label = self.label();
+        let (faults, finished) = fault::run_timeline(
+            stack,
+            &self.plan.faults,
+            t0.into_std(),
+            &self.shutdown.graceful,
+            |record, started| {
+                let mut active = active_faults.lock().expect("faults lock");
+                if started {
+                    active.push(record.kind.clone());
+                } else {
+                    active.retain(|k| k != &record.kind);
+                }
+                let (verified, at) = if started {
+                    (record.verified_start, record.actual_start_s)
+                } else {
+                    (record.verified_end, record.actual_end_s)
+                };
+                self.progress.say(&format!(
+                    "{label} fault {} {} at {:.1} s{}",
+                    record.kind,
+                    if started { "injected" } else { "ended" },
+                    at.unwrap_or_default(),
+                    if verified {
+                        ", verified"
+                    } else {
+                        ", NOT verified"
+                    }
+                ));
+            },
+        )
+        .await;
+        let rows = match load.await {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(error)) => {
+                scraping.stop().await;
+                anyhow::bail!("the load driver failed: {error}");
+            }
+            Err(error) => {
+                scraping.stop().await;
+                return Err(error).context("the load driver failed");
+            }
+        };
+        let load_end_s = t0.elapsed().as_secs_f64();
+        let mut reasons = Vec::new();
+        if !finished || self.shutdown.graceful.is_cancelled() {
+            reasons.push("interrupted".to_string());
+        }
+        for record in faults.iter().filter(|r| !r.verified) {
+            reasons.push(if record.actual_start_s.is_none() {
+                format!("fault {} never started", record.kind)
+            } else {
+                format!("fault {} not verified: {}", record.kind, record.detail)
+            });
+        }
+        Ok(Driven {
+            rows,
+            faults,
+            reasons,
+            t0,
+            t0_unix_us,
+            load_end_s,
+            scraping,
+        })
+    }
+
+    /// The load: the native drivers, one per architecture, or one k6
+    /// process for all of them.
+    fn start_load(
+        &self,
+        names: &[String],
+        urls: &[String],
+        counters: &[Arc<Counters>],
+        t0: Instant,
+        t0_unix_us: i64,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<JoinHandle<Result<Vec<Row>, String>>> {
+        let Some(k6) = self.k6 else {
+            let schedule = Arc::new(self.plan.load.schedule());
+            let settings = self.plan.load.settings_of(self.number);
+            let (rows_tx, collector) = load::collector();
+            let mut drivers = tokio::task::JoinSet::new();
+            for (i, url) in urls.iter().enumerate() {
+                drivers.spawn(load::drive(
+                    i as u16,
+                    url.clone(),
+                    schedule.clone(),
+                    settings.clone(),
+                    t0,
+                    cancel.clone(),
+                    rows_tx.clone(),
+                    counters[i].clone(),
+                ));
+            }
+            drop(rows_tx);
+            return Ok(tokio::spawn(async move {
+                while drivers.join_next().await.is_some() {}
+                collector.await.map_err(|e| e.to_string())
+            }));
+        };
+        let targets: Vec<(String, String)> =
+            names.iter().cloned().zip(urls.iter().cloned()).collect();
+        let script = self.stack_dir.join("load.js");
+        std::fs::write(&script, crate::k6::script(self.plan, &targets))
+            .with_context(|| format!("could not write {}", script.display()))?;
+        let csv = self.stack_dir.join("k6.csv");
+        let (k6, names, cancel) = (k6.to_path_buf(), names.to_vec(), cancel.clone());
+        Ok(tokio::spawn(async move {
+            crate::k6::drive(&k6, &script, &csv, cancel).await?;
+            crate::k6::rows(&csv, &names, t0_unix_us / 1000)
+        }))
+    }
+
+    fn start_scraping(
+        &self,
+        targets: Vec<ScrapeTarget>,
+        names: &[String],
+        counters: &[Arc<Counters>],
+        active_faults: &Arc<Mutex<Vec<String>>>,
+        t0: Instant,
+    ) -> Scraping {
+        let stop = CancellationToken::new();
+        let rows = Arc::new(Mutex::new(Vec::new()));
+        let latest: Latest = Arc::default();
+        let scraper = tokio::spawn(collect::scrape(
+            targets,
+            t0,
+            stop.clone(),
+            rows.clone(),
+            latest.clone(),
+        ));
+        let ticker = Ticker {
+            progress: self.progress.clone(),
+            label: self.label(),
+            duration: self.plan.duration,
+            names: names.to_vec(),
+            counters: counters.to_vec(),
+            latest: latest.clone(),
+            active_faults: active_faults.clone(),
+            t0,
+        };
+        let ticker = tokio::spawn(ticker.run(stop.clone()));
+        Scraping {
+            stop,
+            tasks: vec![scraper, ticker],
+            rows,
+            latest,
+        }
+    }
+
+    /// Waits, at most the plan's drain timeout, until every Kafka
+    /// architecture has drained (see [`Drain::poll`]); seconds from the
+    /// load's end until each did, `None` for those that did not.
+    async fn drain(
+        &self,
+        stack: &LabStack,
+        rows: &[Row],
+        t0: Instant,
+        load_end_s: f64,
+        latest: &Latest,
+    ) -> BTreeMap<String, Option<f64>> {
+        let kafka = self.plan.kafka_architectures();
+        let mut drains: BTreeMap<String, Drain> = kafka
+            .iter()
+            .map(|n| (n.clone(), Drain::default()))
+            .collect();
+        if kafka.is_empty() || self.shutdown.graceful.is_cancelled() {
+            return kafka.into_iter().map(|n| (n, None)).collect();
+        }
+        self.say(&format!(
+            "load done; draining (at most {})",
+            humantime::format_duration(self.plan.drain_timeout)
+        ));
+        let names = self.plan.architectures();
+        let mut acknowledged: BTreeMap<&str, u64> = BTreeMap::new();
+        for row in rows.iter().filter(|r| r.outcome.ok()) {
+            *acknowledged
+                .entry(names[usize::from(row.architecture)].as_str())
+                .or_default() += 1;
+        }
+        let database_url = stack.database.url();
+        let deadline = Instant::now() + self.plan.drain_timeout;
+        loop {
+            let stored = collect::stored_counts(&database_url)
+                .await
+                .unwrap_or_default();
+            let at_s = t0.elapsed().as_secs_f64() - load_end_s;
+            let mut all = true;
+            for (name, drain) in &mut drains {
+                let value = |metric| consumer_value(latest, name, metric);
+                all &= drain.poll(
+                    at_s,
+                    Poll {
+                        acknowledged: acknowledged.get(name.as_str()).copied().unwrap_or(0),
+                        stored: stored.get(name).copied().unwrap_or(0).max(0) as u64,
+                        backlog: value(names::CONSUMER_BACKLOG_MESSAGES),
+                        lag_s: value(names::KAFKA_CONSUMER_LAG_SECONDS),
+                    },
+                );
+            }
+            if all || Instant::now() > deadline || self.shutdown.graceful.is_cancelled() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        drains
+            .into_iter()
+            .map(|(name, drain)| (name, drain.drained_after_s))
+            .collect()
+    }
+
+    /// Every event the database holds after the drain.
+    async fn audit(&self, stack: &LabStack) -> Result<Vec<StoredRow>, collect::AuditError> {
+        self.say("auditing the database");
+        collect::audit(&stack.database.url()).await
+    }
+
+    /// Tears the stack down off the async workers: services first, each
+    /// given its grace unless a second Ctrl-C asks for haste.
+    pub async fn down(&self, stack: LabStack) {
+        let force = self.shutdown.force.clone();
+        let stack_dir = self.stack_dir.clone();
+        let teardown = tokio::task::spawn_blocking(move || {
+            let took = stack.down(&|| force.is_cancelled());
+            let _ = std::fs::remove_dir_all(&stack_dir);
+            took
+        });
+        match teardown.await {
+            Ok(took) => tracing::debug!(?took, "Stack down."),
+            Err(error) => tracing::error!(%error, "The teardown panicked."),
+        }
+    }
+
+    /// Appends this repetition's rows to the run folder's Parquet files.
+    fn record(&self, sinks: &mut Sinks, measured: Measured) -> anyhow::Result<()> {
+        let names = self.plan.architectures();
+        let number = self.number;
+        frames::write_batched(&mut sinks.requests, &measured.rows, |chunk| {
+            frames::requests_frame(number, &names, chunk)
+        })?;
+        frames::write_batched(&mut sinks.stored, &measured.stored, |chunk| {
+            frames::stored_frame(number, measured.t0_unix_us, chunk)
+        })?;
+        frames::write_batched(&mut sinks.metrics, &measured.metrics, |chunk| {
+            frames::metrics_frame(number, chunk)
+        })?;
+        frames::write_batched(&mut sinks.faults, &measured.faults, |chunk| {
+            frames::faults_frame(number, chunk)
+        })?;
+        let ok = measured.rows.iter().filter(|r| r.outcome.ok()).count();
+        self.say(&format!(
+            "{} requests ({ok} ok), {} events stored, {} metric samples",
+            measured.rows.len(),
+            measured.stored.len(),
+            measured.metrics.len()
+        ));
+        Ok(())
+    }
+}

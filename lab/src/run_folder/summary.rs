@@ -1,0 +1,204 @@
+//! `summary.json`: every headline figure of a run, machine-readable. Other
+//! tools read it; fields may be added, none is renamed or removed within a
+//! schema version. `docs/summary.schema.json` is generated from these types
+//! (`faultline schema --summary`).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::manifest::Status;
+use crate::experiment::{Metric, Phase};
+
+/// The version of the format; a reader refuses another.
+pub const SCHEMA: u32 = 1;
+
+/// faultline summary.json, schema 1: every headline figure of a run. Times are
+/// seconds from the run's start; latencies milliseconds. Fields may be added;
+/// none is removed or renamed within schema 1.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[schemars(title = "faultline summary.json")]
+pub struct Summary {
+    /// The version of this format.
+    pub schema: u32,
+    /// The scenario's name.
+    pub experiment: String,
+    pub run_id: String,
+    pub status: Status,
+    /// Repetitions that ran.
+    pub repetitions: usize,
+    /// Each fault of each repetition, as planned and as it happened.
+    pub faults: Vec<FaultSummary>,
+    /// Figures per architecture, by name.
+    pub architectures: BTreeMap<String, ArchitectureSummary>,
+    /// Each hypothesis of the scenario, judged.
+    pub hypotheses: Vec<HypothesisResult>,
+}
+
+impl Summary {
+    /// Fault windows (actual times where known) of `repetition`.
+    pub fn windows(&self, repetition: u32) -> Vec<(f64, f64)> {
+        windows_of(&self.faults, repetition)
+    }
+
+    /// Hypotheses that did not hold.
+    pub fn failed_hypotheses(&self) -> usize {
+        self.hypotheses.iter().filter(|h| !h.passed).count()
+    }
+}
+
+/// Fault windows (actual times where known) of `repetition`.
+pub fn windows_of(faults: &[FaultSummary], repetition: u32) -> Vec<(f64, f64)> {
+    faults
+        .iter()
+        .filter(|f| f.repetition == repetition)
+        .map(|f| {
+            let start = f.actual_start_s.or(f.planned_start_s).unwrap_or(0.0);
+            (start, f.actual_end_s.or(f.planned_end_s).unwrap_or(start))
+        })
+        .collect()
+}
+
+/// Percentiles in milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+/// Requests, answers and latency of a set of requests.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct PhaseSummary {
+    pub requests: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub error_rate: f64,
+    /// Latency of the successful requests.
+    pub latency_ms: Option<Latency>,
+    /// Failed requests by class: an HTTP status (`503`), `timeout`,
+    /// `refused`, `connection` or `not_sent`.
+    pub failures: BTreeMap<String, u64>,
+}
+
+/// Acknowledged → stored delay, in milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Freshness {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    /// Share of the stored acknowledged events later than the staleness budget.
+    pub stale_share: f64,
+}
+
+/// The cost model's result with every input beside it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Cost {
+    pub currency: String,
+    /// Failed requests, lost events and events stored later than the
+    /// staleness budget, over all repetitions.
+    pub failed_events: u64,
+    pub orders_lost: f64,
+    pub revenue_lost: f64,
+    /// Revenue lost in one outage (one repetition), on average.
+    pub per_outage: f64,
+    /// One outage scaled to the production rate, times the outages a year.
+    pub per_year: f64,
+    pub inputs: CostInputs,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct CostInputs {
+    pub order_value: f64,
+    pub orders_lost_per_failed_event: f64,
+    pub production_rps: f64,
+    /// The rate this run offered to the architecture, on average.
+    pub run_rps: f64,
+    pub outages_per_year: f64,
+    pub staleness_budget_s: f64,
+}
+
+/// A figure over the repetitions: its mean and a 95 % bootstrap interval
+/// (`None` with a single repetition).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Estimate {
+    pub mean: f64,
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+    pub values: Vec<f64>,
+}
+
+/// The headline figures of each repetition, summarised.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Repetitions {
+    pub count: usize,
+    pub error_rate: Option<Estimate>,
+    pub error_rate_during: Option<Estimate>,
+    pub lost: Option<Estimate>,
+    pub latency_p99_ms: Option<Estimate>,
+    pub recovery_s: Option<Estimate>,
+    pub drain_s: Option<Estimate>,
+    pub revenue_lost: Option<Estimate>,
+}
+
+/// The figures of one architecture, all repetitions pooled.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ArchitectureSummary {
+    /// Requests, answers, error rate and latency over the whole run.
+    #[serde(flatten)]
+    pub totals: PhaseSummary,
+    pub phases: BTreeMap<String, PhaseSummary>,
+    pub acknowledged: u64,
+    pub stored: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub stored_unacknowledged: u64,
+    /// Acknowledged events stored later than the staleness budget.
+    pub stale: u64,
+    pub freshness_ms: Option<Freshness>,
+    /// Fault end → error rate back within the baseline for 5 s (the worst
+    /// repetition).
+    pub recovery_s: Option<f64>,
+    /// Fault end → consumer backlog back to its level before the fault
+    /// (the worst repetition).
+    pub drain_s: Option<f64>,
+    /// Load end → everything acknowledged stored (the runner's drain wait).
+    pub settle_s: Option<f64>,
+    pub peak_backlog: Option<f64>,
+    /// Seconds whose scraped breaker state read open (the worst
+    /// repetition); `None` without a breaker.
+    pub breaker_open_s: Option<f64>,
+    pub cost: Cost,
+    pub repetitions: Repetitions,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct HypothesisResult {
+    pub title: String,
+    pub architecture: String,
+    pub metric: Metric,
+    pub phase: Option<Phase>,
+    /// `≤ x` or `≥ x`.
+    pub limit: String,
+    pub value: Option<f64>,
+    pub passed: bool,
+}
+
+/// One fault as planned and as it happened.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct FaultSummary {
+    pub repetition: u32,
+    pub kind: String,
+    pub target: String,
+    pub planned_start_s: Option<f64>,
+    pub planned_end_s: Option<f64>,
+    pub actual_start_s: Option<f64>,
+    pub actual_end_s: Option<f64>,
+    pub verified: bool,
+    pub effect_ms: Option<f64>,
+    pub recovery_ms: Option<f64>,
+}

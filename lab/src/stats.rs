@@ -1,0 +1,110 @@
+//! Statistics shared by the load driver and the analysis: HDR histograms of
+//! microseconds, percentiles, ratios and intervals over repetitions. Pure
+//! functions of their inputs.
+
+use hdrhistogram::Histogram;
+
+use crate::run_folder::summary::{Estimate, Latency};
+
+/// A histogram of microseconds from 0 to one hour at 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
+}
+
+/// Percentiles of microsecond values, in milliseconds.
+pub fn latency(values_us: impl Iterator<Item = u64>) -> Option<Latency> {
+    let mut histogram = histogram();
+    for value in values_us {
+        histogram.saturating_record(value);
+    }
+    if histogram.is_empty() {
+        return None;
+    }
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
+    Some(Latency {
+        p50: ms(0.5),
+        p90: ms(0.9),
+        p99: ms(0.99),
+        p999: ms(0.999),
+        max: histogram.max() as f64 / 1000.0,
+    })
+}
+
+/// `part / whole`, 0 when `whole` is 0.
+pub fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+/// FNV-1a, to derive a per-architecture bootstrap seed.
+pub fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Mean and 95 % percentile-bootstrap interval of the mean (2,000
+/// resamples, deterministic for a seed).
+pub fn estimate(values: &[f64], seed: u64) -> Option<Estimate> {
+    const RESAMPLES: usize = 2000;
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len();
+    let mean = values.iter().sum::<f64>() / n as f64;
+    if n == 1 {
+        return Some(Estimate {
+            mean,
+            low: None,
+            high: None,
+            values: values.to_vec(),
+        });
+    }
+    let mut state = seed | 1;
+    let mut next = || {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let mut means: Vec<f64> = (0..RESAMPLES)
+        .map(|_| {
+            (0..n)
+                .map(|_| values[(next() % n as u64) as usize])
+                .sum::<f64>()
+                / n as f64
+        })
+        .collect();
+    means.sort_by(f64::total_cmp);
+    Some(Estimate {
+        mean,
+        low: Some(means[(RESAMPLES as f64 * 0.025) as usize]),
+        high: Some(means[(RESAMPLES as f64 * 0.975) as usize - 1]),
+        values: values.to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bootstrap_interval_holds_the_mean_and_is_reproducible() {
+        let values = [0.40, 0.42, 0.39, 0.41, 0.45];
+        let a = estimate(&values, 7).unwrap();
+        let b = estimate(&values, 7).unwrap();
+        assert_eq!(a, b);
+        assert!((a.mean - 0.414).abs() < 1e-12);
+        let (low, high) = (a.low.unwrap(), a.high.unwrap());
+        assert!(low <= a.mean && a.mean <= high, "{a:?}");
+        assert!(low >= 0.39 && high <= 0.45, "{a:?}");
+        assert!(high - low > 0.0);
+        let single = estimate(&[3.0], 7).unwrap();
+        assert_eq!((single.mean, single.low, single.high), (3.0, None, None));
+        assert!(estimate(&[], 7).is_none());
+    }
+}
