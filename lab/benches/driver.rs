@@ -40,11 +40,11 @@ async fn measure(url: &str, rate: f64, seconds: u64, streams: u16) {
     let t0 = tokio::time::Instant::now();
     let mut drivers = tokio::task::JoinSet::new();
     for stream in 0..streams {
-        drivers.spawn(load::drive(
-            stream,
-            url.to_string(),
-            schedule.clone(),
-            DriverSettings {
+        let driver = load::Driver {
+            architecture: stream,
+            url: url.to_string(),
+            schedule: schedule.clone(),
+            settings: DriverSettings {
                 timeout: Duration::from_secs(5),
                 max_in_flight: 20_000,
                 drivers: 5000,
@@ -52,11 +52,9 @@ async fn measure(url: &str, rate: f64, seconds: u64, streams: u16) {
                 max_retries: 0,
                 backoff: Duration::ZERO,
             },
-            t0,
-            CancellationToken::new(),
-            tx.clone(),
-            Arc::new(Counters::default()),
-        ));
+            counters: Arc::new(Counters::default()),
+        };
+        drivers.spawn(driver.run(t0, CancellationToken::new(), tx.clone()));
     }
     drop(tx);
     while drivers.join_next().await.is_some() {}

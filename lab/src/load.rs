@@ -114,20 +114,46 @@ pub struct Counters {
     pub failed: AtomicU64,
 }
 
-/// Drives one architecture: POSTs an event to `url` at each scheduled time
-/// after `t0`, until the schedule ends or `cancel` fires; sends one row per
-/// request to `rows`.
-#[allow(clippy::too_many_arguments)]
-pub async fn drive(
-    architecture: u16,
-    url: String,
-    schedule: Arc<Vec<Duration>>,
-    settings: DriverSettings,
+/// The load of one architecture.
+#[derive(Debug, Clone)]
+pub struct Driver {
+    /// The architecture's number in the rows.
+    pub architecture: u16,
+    /// Where events are POSTed.
+    pub url: String,
+    /// Send times from the clock's start.
+    pub schedule: Arc<Vec<Duration>>,
+    pub settings: DriverSettings,
+    /// Live counts for progress lines.
+    pub counters: Arc<Counters>,
+}
+
+impl Driver {
+    /// POSTs an event at each scheduled time after `t0`, until the schedule
+    /// ends or `cancel` fires; sends one row per request to `rows`.
+    pub async fn run(
+        self,
+        t0: Instant,
+        cancel: CancellationToken,
+        rows: mpsc::UnboundedSender<Row>,
+    ) {
+        drive(self, t0, cancel, rows).await;
+    }
+}
+
+async fn drive(
+    driver: Driver,
     t0: Instant,
     cancel: CancellationToken,
     rows: mpsc::UnboundedSender<Row>,
-    counters: Arc<Counters>,
 ) {
+    let Driver {
+        architecture,
+        url,
+        schedule,
+        settings,
+        counters,
+    } = driver;
     let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(usize::MAX)
         .pool_idle_timeout(Duration::from_secs(30))

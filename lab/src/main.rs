@@ -360,11 +360,11 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1);
-    load::drive(
-        0,
-        args.url,
+    let driver = load::Driver {
+        architecture: 0,
+        url: args.url,
         schedule,
-        load::DriverSettings {
+        settings: load::DriverSettings {
             timeout: args.timeout,
             max_in_flight: args.max_in_flight,
             drivers: args.drivers,
@@ -372,12 +372,11 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
             max_retries: 0,
             backoff: std::time::Duration::ZERO,
         },
-        t0,
-        tokio_util::sync::CancellationToken::new(),
-        tx,
-        Default::default(),
-    )
-    .await;
+        counters: Default::default(),
+    };
+    driver
+        .run(t0, tokio_util::sync::CancellationToken::new(), tx)
+        .await;
     let elapsed = t0.elapsed();
     let rows = collector.await?;
     let offered = rows.len();

@@ -271,12 +271,21 @@ async fn drop_mode_loses_events_under_the_same_outage() {
         "drop mode stored nothing after the outage"
     );
     let in_db = stored_ids(&stack, "kafka-drop").await;
-    assert_eq!(in_db.len() as f64, stored);
+    // A commit the crash cut off may have reached the disk without its
+    // answer reaching the consumer, which then counts the event as dropped:
+    // with one event per batch and one crash, at most one such event.
+    let ambiguous = in_db.len() as f64 - stored;
+    assert!(
+        ambiguous == 0.0 || ambiguous == 1.0,
+        "{} rows in the database, {stored} counted as stored",
+        in_db.len()
+    );
     let in_db: HashSet<Uuid> = in_db.into_iter().collect();
     assert!(in_db.is_subset(&produced));
     let lost = produced.difference(&in_db).count();
     assert_eq!(
-        lost as f64, dropped,
+        lost as f64 + ambiguous,
+        dropped,
         "the database is missing exactly the dropped events"
     );
     eprintln!("drop mode lost {lost} of {EVENTS} acknowledged events");

@@ -303,16 +303,14 @@ impl Repetition<'_> {
             let (rows_tx, collector) = load::collector();
             let mut drivers = tokio::task::JoinSet::new();
             for (i, url) in urls.iter().enumerate() {
-                drivers.spawn(load::drive(
-                    i as u16,
-                    url.clone(),
-                    schedule.clone(),
-                    settings.clone(),
-                    t0,
-                    cancel.clone(),
-                    rows_tx.clone(),
-                    counters[i].clone(),
-                ));
+                let driver = load::Driver {
+                    architecture: i as u16,
+                    url: url.clone(),
+                    schedule: schedule.clone(),
+                    settings: settings.clone(),
+                    counters: counters[i].clone(),
+                };
+                drivers.spawn(driver.run(t0, cancel.clone(), rows_tx.clone()));
             }
             drop(rows_tx);
             return Ok(tokio::spawn(async move {

@@ -1,0 +1,246 @@
+//! The join stage: every request with the database audit and its
+//! repetition's start, in one lazy Polars plan; per-second buckets; the
+//! audit's own counts; the scraped consumer state.
+
+use std::collections::{BTreeMap, HashMap};
+
+use faultline_services::metrics::names;
+use polars::prelude::*;
+
+use super::{RunFiles, flags, numbers, strings};
+
+/// One request after the audit join.
+pub struct Request {
+    pub repetition: u32,
+    pub intended_s: f64,
+    pub latency_us: u64,
+    pub ok: bool,
+    /// The failure class of a failed request.
+    pub failure: Option<String>,
+    /// Acknowledged → stored, for acknowledged events that were stored.
+    pub freshness_us: Option<u64>,
+    pub lost: bool,
+}
+
+/// Per (architecture, repetition) and second: the last backlog and the
+/// highest breaker state scraped.
+pub type Scraped = HashMap<(String, u32), BTreeMap<u32, (Option<f64>, Option<f64>)>>;
+
+/// Joins every request with the audit: `latency_us`, `failure`,
+/// `freshness_us` (acknowledged → stored), `lost`, `second`.
+pub fn joined(files: &RunFiles, t0: &HashMap<u32, i64>) -> PolarsResult<LazyFrame> {
+    let (reps, starts): (Vec<u32>, Vec<i64>) = t0.iter().map(|(r, t)| (*r, *t)).unzip();
+    let t0 = DataFrame::new(
+        reps.len(),
+        vec![
+            Series::new("repetition".into(), reps).into(),
+            Series::new("t0_unix_us".into(), starts).into(),
+        ],
+    )?;
+    let keys = [col("repetition"), col("architecture"), col("event_id")];
+    let stored = files
+        .stored
+        .clone()
+        .lazy()
+        .select([
+            col("repetition"),
+            col("architecture"),
+            col("event_id"),
+            col("stored_at_us"),
+        ])
+        .unique(None, UniqueKeepStrategy::First);
+    let acked_at = col("t0_unix_us") + col("finished_us");
+    let delay = col("stored_at_us") - acked_at;
+    Ok(files
+        .requests
+        .clone()
+        .lazy()
+        .join(stored, keys.clone(), keys, JoinArgs::new(JoinType::Left))
+        .join(
+            t0.lazy(),
+            [col("repetition")],
+            [col("repetition")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_columns([
+            when(col("finished_us").gt(col("intended_us")))
+                .then(col("finished_us") - col("intended_us"))
+                .otherwise(lit(0i64))
+                .alias("latency_us"),
+            when(col("ok"))
+                .then(lit(Null {}).cast(DataType::String))
+                .when(col("status").gt(lit(0)))
+                .then(col("status").cast(DataType::String))
+                .otherwise(col("error"))
+                .alias("failure"),
+            when(col("ok").and(col("stored_at_us").is_not_null()))
+                .then(
+                    when(delay.clone().gt(lit(0i64)))
+                        .then(delay)
+                        .otherwise(lit(0i64)),
+                )
+                .otherwise(lit(Null {}).cast(DataType::Int64))
+                .alias("freshness_us"),
+            col("ok").and(col("stored_at_us").is_null()).alias("lost"),
+            // Whole seconds (intended times are never negative).
+            (col("intended_us").cast(DataType::Float64) / lit(1e6))
+                .cast(DataType::Int64)
+                .alias("second"),
+        ]))
+}
+
+/// Per architecture, repetition and second: counts and percentiles.
+pub fn per_second(joined: LazyFrame) -> PolarsResult<(DataFrame, DataFrame)> {
+    let q = |e: Expr, q: f64| e.quantile(lit(q), QuantileMethod::Linear);
+    let ms = |e: Expr| e.cast(DataType::Float64) / lit(1000.0);
+    let keys = [col("architecture"), col("repetition"), col("second")];
+    let counts = joined
+        .clone()
+        .group_by(keys.clone())
+        .agg([
+            len().alias("offered"),
+            col("ok").cast(DataType::UInt64).sum().alias("ok"),
+            q(ms(col("latency_us")).filter(col("ok")), 0.5).alias("ok_p50_ms"),
+            q(ms(col("latency_us")).filter(col("ok")), 0.99).alias("ok_p99_ms"),
+            q(ms(col("latency_us")).filter(col("ok").not()), 0.5).alias("failed_p50_ms"),
+            q(ms(col("latency_us")).filter(col("ok").not()), 0.99).alias("failed_p99_ms"),
+            q(ms(col("freshness_us")), 0.5).alias("freshness_p50_ms"),
+            q(ms(col("freshness_us")), 0.99).alias("freshness_p99_ms"),
+        ])
+        .collect()?;
+    let failures = joined
+        .filter(col("failure").is_not_null())
+        .group_by([
+            col("architecture"),
+            col("repetition"),
+            col("second"),
+            col("failure"),
+        ])
+        .agg([len().alias("n")])
+        .collect()?;
+    Ok((counts, failures))
+}
+
+/// The joined rows, one [`Request`] each, grouped by architecture.
+pub fn requests(joined: LazyFrame) -> anyhow::Result<HashMap<String, Vec<Request>>> {
+    let rows = joined
+        .select([
+            col("architecture"),
+            col("repetition"),
+            col("intended_us"),
+            col("latency_us"),
+            col("ok"),
+            col("failure"),
+            col("freshness_us"),
+            col("lost"),
+        ])
+        .collect()?;
+    let arch = strings(&rows, "architecture")?;
+    let rep = numbers(&rows, "repetition")?;
+    let intended = numbers(&rows, "intended_us")?;
+    let latency_us = numbers(&rows, "latency_us")?;
+    let ok = flags(&rows, "ok")?;
+    let failure = rows.column("failure")?.str()?.clone();
+    let freshness = numbers(&rows, "freshness_us")?;
+    let lost = flags(&rows, "lost")?;
+    let mut by_arch: HashMap<String, Vec<Request>> = HashMap::new();
+    for (i, arch) in arch.into_iter().enumerate() {
+        by_arch.entry(arch).or_default().push(Request {
+            repetition: rep[i].unwrap_or(0.0) as u32,
+            intended_s: intended[i].unwrap_or(0.0) / 1e6,
+            latency_us: latency_us[i].unwrap_or(0.0) as u64,
+            ok: ok[i],
+            failure: failure.get(i).map(str::to_string),
+            freshness_us: freshness[i].map(|f| f as u64),
+            lost: lost[i],
+        });
+    }
+    Ok(by_arch)
+}
+
+/// The audit's side per (architecture, repetition): stored rows,
+/// duplicates, and stored rows nobody was told about.
+pub type AuditCounts = HashMap<(String, u32), (u64, u64, u64)>;
+
+/// Counts [`AuditCounts`] from the stored rows and the acknowledged requests.
+pub fn audit(files: &RunFiles) -> anyhow::Result<AuditCounts> {
+    let acked = files.requests.clone().lazy().filter(col("ok")).select([
+        col("repetition"),
+        col("architecture"),
+        col("event_id"),
+        lit(true).alias("acked"),
+    ]);
+    let keys = [col("repetition"), col("architecture"), col("event_id")];
+    let audit = files
+        .stored
+        .clone()
+        .lazy()
+        .join(acked, keys.clone(), keys, JoinArgs::new(JoinType::Left))
+        .group_by([col("architecture"), col("repetition")])
+        .agg([
+            len().alias("stored"),
+            (col("copies").cast(DataType::Int64) - lit(1i64))
+                .sum()
+                .alias("duplicates"),
+            col("acked")
+                .is_null()
+                .cast(DataType::UInt64)
+                .sum()
+                .alias("unacknowledged"),
+        ])
+        .collect()?;
+    let arch = strings(&audit, "architecture")?;
+    let rep = numbers(&audit, "repetition")?;
+    let stored = numbers(&audit, "stored")?;
+    let duplicates = numbers(&audit, "duplicates")?;
+    let unacknowledged = numbers(&audit, "unacknowledged")?;
+    let mut counts = AuditCounts::new();
+    for (i, arch) in arch.into_iter().enumerate() {
+        let n = |v: &[Option<f64>]| v[i].unwrap_or(0.0).max(0.0) as u64;
+        counts.insert(
+            (arch, rep[i].unwrap_or(0.0) as u32),
+            (n(&stored), n(&duplicates), n(&unacknowledged)),
+        );
+    }
+    Ok(counts)
+}
+
+/// Backlog readings per (architecture, repetition), in time order.
+pub type BacklogPoints = HashMap<(String, u32), Vec<(f64, f64)>>;
+
+/// The scraped consumer state: backlog and breaker per second, and every
+/// backlog reading.
+pub fn scraped(metrics: &DataFrame) -> anyhow::Result<(Scraped, BacklogPoints)> {
+    let mut scraped: Scraped = HashMap::new();
+    let mut backlog_points: BacklogPoints = HashMap::new();
+    let arch = strings(metrics, "architecture")?;
+    let metric = strings(metrics, "metric")?;
+    let value = numbers(metrics, "value")?;
+    let rep = numbers(metrics, "repetition")?;
+    let t = numbers(metrics, "t_s")?;
+    for i in 0..metrics.height() {
+        let is_backlog = metric[i] == names::CONSUMER_BACKLOG_MESSAGES;
+        if !is_backlog && metric[i] != names::CIRCUIT_BREAKER_STATE {
+            continue;
+        }
+        let (Some(t), Some(value)) = (t[i], value[i]) else {
+            continue;
+        };
+        let key = (arch[i].clone(), rep[i].unwrap_or(0.0) as u32);
+        let slot = scraped
+            .entry(key.clone())
+            .or_default()
+            .entry(t.max(0.0) as u32)
+            .or_default();
+        if is_backlog {
+            slot.0 = Some(value);
+            backlog_points.entry(key).or_default().push((t, value));
+        } else {
+            slot.1 = Some(slot.1.map_or(value, |b: f64| b.max(value)));
+        }
+    }
+    for points in backlog_points.values_mut() {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    Ok((scraped, backlog_points))
+}

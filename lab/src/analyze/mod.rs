@@ -1,0 +1,334 @@
+//! From a run folder's raw rows to `summary.json`: every headline figure,
+//! computed from that run's data only.
+//!
+//! Polars joins each request with the database audit (was it stored, when)
+//! and buckets the joined rows into per-second series; the headline figures
+//! are then computed per architecture, over all repetitions and over each
+//! repetition apart:
+//! - requests, answers, failures by error class, latency percentiles of
+//!   successes (from the intended send time, HDR histograms), per phase
+//!   (before / during / after the faults, from their *actual* times);
+//! - the loss audit: acknowledged, stored, lost, duplicates, stored without
+//!   acknowledgement; freshness (acknowledged → stored) and staleness;
+//! - time to recover, time to drain, peak backlog; the cost model;
+//! - across repetitions, means with 95 % bootstrap confidence intervals;
+//! - the scenario's hypotheses, each to a value, a limit and a verdict.
+
+pub mod cost;
+pub mod figures;
+pub mod join;
+pub mod series;
+pub mod verdicts;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use faultline_services::breaker::BreakerState;
+use polars::prelude::*;
+
+use crate::experiment::Experiment;
+use crate::run_folder::summary::{ArchitectureSummary, Repetitions, windows_of};
+use crate::run_folder::{self, FolderError, Manifest, Summary};
+use crate::stats::{estimate, fnv};
+use figures::Figures;
+pub use series::{PerSecond, Second};
+
+/// A run analysed: `summary.json` and the series the report draws.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub summary: Summary,
+    /// Per second, per architecture and repetition.
+    pub series: Vec<PerSecond>,
+    /// Freshness distribution per architecture: (milliseconds, share of
+    /// stored acknowledged events at most that late).
+    pub freshness_cdf: BTreeMap<String, Vec<(f64, f64)>>,
+}
+
+impl Analysis {
+    /// The series of `architecture` in `repetition`.
+    pub fn series_of(&self, architecture: &str, repetition: u32) -> Option<&PerSecond> {
+        self.series
+            .iter()
+            .find(|s| s.architecture == architecture && s.repetition == repetition)
+    }
+}
+
+/// The files of a run folder, read.
+pub struct RunFiles {
+    pub experiment: Experiment,
+    pub experiment_text: String,
+    pub manifest: Manifest,
+    pub requests: DataFrame,
+    pub stored: DataFrame,
+    pub metrics: DataFrame,
+    pub faults: DataFrame,
+}
+
+impl RunFiles {
+    pub fn read(dir: &Path) -> Result<Self, FolderError> {
+        let (experiment, experiment_text) = run_folder::read_experiment(dir)?;
+        Ok(Self {
+            experiment,
+            experiment_text,
+            manifest: run_folder::read_manifest(dir)?,
+            requests: run_folder::REQUESTS.read(dir)?,
+            stored: run_folder::STORED.read(dir)?,
+            metrics: run_folder::METRICS.read(dir)?,
+            faults: run_folder::FAULTS.read(dir)?,
+        })
+    }
+}
+
+pub(crate) fn strings(frame: &DataFrame, name: &str) -> anyhow::Result<Vec<String>> {
+    Ok(frame
+        .column(name)?
+        .str()?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
+}
+
+pub(crate) fn numbers(frame: &DataFrame, name: &str) -> anyhow::Result<Vec<Option<f64>>> {
+    let column = frame.column(name)?.cast(&DataType::Float64)?;
+    Ok(column.f64()?.iter().collect())
+}
+
+pub(crate) fn flags(frame: &DataFrame, name: &str) -> anyhow::Result<Vec<bool>> {
+    Ok(frame
+        .column(name)?
+        .bool()?
+        .iter()
+        .map(|v| v.unwrap_or(false))
+        .collect())
+}
+
+/// Reads the run folder at `dir` and analyses it.
+pub fn analyze(dir: &Path) -> anyhow::Result<Analysis> {
+    summarize(&RunFiles::read(dir)?)
+}
+
+/// Analyses a run's files: join, figures per architecture, verdicts.
+pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
+    let experiment = &files.experiment;
+    let manifest = &files.manifest;
+    let t0_of: HashMap<u32, i64> = manifest
+        .repetitions
+        .iter()
+        .map(|r| (r.repetition, r.t0_unix_us))
+        .collect();
+    let faults = figures::faults(&files.faults)?;
+    let repetitions = manifest.repetitions.len().max(1) as u32;
+    let windows: HashMap<u32, Vec<(f64, f64)>> = (0..repetitions)
+        .map(|r| (r, windows_of(&faults, r)))
+        .collect();
+
+    let joined = join::joined(files, &t0_of)?;
+    let (counts, failures) = join::per_second(joined.clone())?;
+    let mut requests = join::requests(joined)?;
+    let (scraped, backlog) = join::scraped(&files.metrics)?;
+    let context = Context {
+        experiment,
+        manifest,
+        windows,
+        audit: join::audit(files)?,
+        scraped: &scraped,
+        backlog,
+        repetitions,
+    };
+    let series = series::build_series(
+        &counts,
+        &failures,
+        &scraped,
+        experiment.duration.0.as_secs_f64().ceil() as u32,
+    )?;
+    let mut architectures = BTreeMap::new();
+    let mut freshness_cdf = BTreeMap::new();
+    for architecture in &experiment.architectures {
+        let name = architecture.name();
+        let rows = requests.remove(name).unwrap_or_default();
+        let mut delays: Vec<u64> = rows.iter().filter_map(|r| r.freshness_us).collect();
+        delays.sort_unstable();
+        freshness_cdf.insert(name.to_string(), series::cdf(&delays));
+        architectures.insert(name.to_string(), context.architecture(name, &rows));
+    }
+    let hypotheses = verdicts::judge(&experiment.hypotheses, &architectures);
+    Ok(Analysis {
+        summary: Summary {
+            schema: run_folder::summary::SCHEMA,
+            experiment: experiment.name.clone(),
+            run_id: manifest.run_id.clone(),
+            status: manifest.status,
+            repetitions: manifest.repetitions.len(),
+            faults,
+            architectures,
+            hypotheses,
+        },
+        series,
+        freshness_cdf,
+    })
+}
+
+/// What every architecture's figures are computed against.
+struct Context<'a> {
+    experiment: &'a Experiment,
+    manifest: &'a Manifest,
+    /// Fault windows per repetition.
+    windows: HashMap<u32, Vec<(f64, f64)>>,
+    audit: join::AuditCounts,
+    scraped: &'a join::Scraped,
+    backlog: join::BacklogPoints,
+    repetitions: u32,
+}
+
+impl Context<'_> {
+    /// The stored, duplicate and unacknowledged counts of `name` over `reps`.
+    fn audit_of(&self, name: &str, reps: &[u32]) -> (u64, u64, u64) {
+        reps.iter().fold((0, 0, 0), |acc, r| {
+            let a = self
+                .audit
+                .get(&(name.to_string(), *r))
+                .copied()
+                .unwrap_or_default();
+            (acc.0 + a.0, acc.1 + a.1, acc.2 + a.2)
+        })
+    }
+
+    /// The figures of architecture `name` from its joined `rows`.
+    fn architecture(&self, name: &str, rows: &[join::Request]) -> ArchitectureSummary {
+        let economics = &self.experiment.economics;
+        let budget_us = economics.staleness_budget.0.as_micros() as u64;
+        let key = |r: u32| (name.to_string(), r);
+        let all: Vec<&join::Request> = rows.iter().collect();
+        let reps: Vec<u32> = (0..self.repetitions).collect();
+        let each: Vec<Figures> = reps
+            .iter()
+            .map(|r| {
+                let rows: Vec<&join::Request> =
+                    all.iter().copied().filter(|q| q.repetition == *r).collect();
+                let recovery = figures::recovery(rows.iter().copied(), &self.windows[r]);
+                let drain = figures::drain(self.backlog.get(&key(*r)), &self.windows[r]);
+                let audit = self.audit_of(name, &[*r]);
+                Figures::of(&rows, &self.windows, audit, budget_us, recovery, drain)
+            })
+            .collect();
+        // Recovery and drain over all repetitions: the worst one's, if every
+        // repetition got there.
+        let worst = |f: fn(&Figures) -> Option<f64>| {
+            each.iter()
+                .map(f)
+                .try_fold(None, |acc: Option<f64>, v| {
+                    v.map(|v| Some(acc.map_or(v, |a| a.max(v))))
+                })
+                .flatten()
+        };
+        let pooled = Figures::of(
+            &all,
+            &self.windows,
+            self.audit_of(name, &reps),
+            budget_us,
+            worst(|f| f.recovery_s),
+            worst(|f| f.drain_s),
+        );
+        let run_rps = rows.len() as f64
+            / (self.experiment.duration.0.as_secs_f64() * f64::from(self.repetitions)).max(1e-9);
+        let cost_of = |failed, outages| cost::of(economics, failed, outages, run_rps);
+        let seed = self.experiment.seed ^ fnv(name);
+        let estimate = |f: &dyn Fn(&Figures) -> Option<f64>| {
+            estimate(&each.iter().filter_map(f).collect::<Vec<_>>(), seed)
+        };
+        let repetitions = Repetitions {
+            count: each.len(),
+            error_rate: estimate(&|f| Some(f.totals.error_rate)),
+            error_rate_during: estimate(&|f| f.phases.get("during").map(|p| p.error_rate)),
+            lost: estimate(&|f| Some(f.lost as f64)),
+            latency_p99_ms: estimate(&|f| f.totals.latency_ms.as_ref().map(|l| l.p99)),
+            recovery_s: estimate(&|f| f.recovery_s),
+            drain_s: estimate(&|f| f.drain_s),
+            revenue_lost: estimate(&|f| Some(cost_of(f.failed_events(), 1).revenue_lost)),
+        };
+        ArchitectureSummary {
+            cost: cost_of(pooled.failed_events(), self.repetitions as usize),
+            settle_s: self
+                .manifest
+                .repetitions
+                .iter()
+                .filter_map(|r| r.drain_s.get(name).copied().flatten())
+                .reduce(f64::max),
+            peak_backlog: reps
+                .iter()
+                .filter_map(|r| self.backlog.get(&key(*r)))
+                .flat_map(|points| points.iter().map(|p| p.1))
+                .reduce(f64::max),
+            breaker_open_s: self.breaker_open_s(name),
+            totals: pooled.totals,
+            phases: pooled.phases,
+            acknowledged: pooled.acknowledged,
+            stored: pooled.stored,
+            lost: pooled.lost,
+            duplicates: pooled.duplicates,
+            stored_unacknowledged: pooled.stored_unacknowledged,
+            stale: pooled.stale,
+            freshness_ms: pooled.freshness,
+            recovery_s: pooled.recovery_s,
+            drain_s: pooled.drain_s,
+            repetitions,
+        }
+    }
+
+    /// Seconds the breaker of `name` read open, in the worst repetition
+    /// that has a breaker; `None` without one.
+    fn breaker_open_s(&self, name: &str) -> Option<f64> {
+        (0..self.repetitions)
+            .filter_map(|r| {
+                let seconds = self.scraped.get(&(name.to_string(), r))?;
+                let states = || seconds.values().filter_map(|(_, breaker)| *breaker);
+                let open = |b: &f64| BreakerState::from_code(*b) == Some(BreakerState::Open);
+                (states().count() > 0).then(|| states().filter(open).count() as f64)
+            })
+            .reduce(f64::max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::figures::{drain, phase_of};
+    use super::series::cdf;
+
+    #[test]
+    fn phases_follow_the_fault_windows() {
+        let windows = [(10.0, 20.0), (30.0, 40.0)];
+        assert_eq!(phase_of(&windows, 5.0), Some("before"));
+        assert_eq!(phase_of(&windows, 10.0), Some("during"));
+        assert_eq!(phase_of(&windows, 25.0), Some("between"));
+        assert_eq!(phase_of(&windows, 40.0), Some("after"));
+        assert_eq!(phase_of(&[], 5.0), None);
+    }
+
+    #[test]
+    fn drain_ends_when_the_backlog_is_back_to_its_usual_level() {
+        // A few messages in flight before the fault, one stray spike.
+        let mut points: Vec<(f64, f64)> = (0..20).map(|t| (f64::from(t) + 0.5, 3.0)).collect();
+        points[5].1 = 45.0;
+        points.extend([
+            (20.5, 500.0),
+            (29.5, 900.0),
+            (31.5, 40.0),
+            (32.5, 2.0),
+            (33.5, 0.0),
+        ]);
+        assert_eq!(drain(Some(&points), &[(20.0, 30.0)]), Some(2.5));
+        assert_eq!(drain(Some(&points), &[]), None);
+        assert_eq!(drain(None, &[(20.0, 30.0)]), None);
+        points.truncate(22);
+        assert_eq!(drain(Some(&points), &[(20.0, 30.0)]), None, "never drained");
+    }
+
+    #[test]
+    fn the_distribution_ends_at_the_slowest_event() {
+        let delays: Vec<u64> = (1..=1000).map(|d| d * 1000).collect();
+        let points = cdf(&delays);
+        assert_eq!(points.len(), 200);
+        assert_eq!(points.last(), Some(&(1000.0, 1.0)));
+        assert_eq!(points[0], (5.0, 0.005));
+    }
+}
