@@ -20,7 +20,8 @@
 //! - [`stats`]: percentiles and intervals, shared by the driver and the analysis
 //! - [`analyze`]: from the run folder's raw rows to `summary.json`
 //! - [`chart`], [`report`]: SVG charts, the HTML/Markdown report, the index
-//!   of runs and the comparison of two runs
+//!   of runs, the terminal's headline table
+//! - [`compare`]: two runs' headline figures side by side, change against noise
 //! - [`synthetic`]: run folders with known answers, for tests and benchmarks
 //! - [`shutdown`]: Ctrl-C once to stop a run, twice to hurry its teardown
 //! - [`clean`]: finds and stops what a killed runner left behind
@@ -29,6 +30,7 @@ pub mod analyze;
 pub mod chart;
 pub mod clean;
 pub mod collect;
+pub mod compare;
 pub mod experiment;
 pub mod fault;
 pub mod k6;

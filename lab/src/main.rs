@@ -250,13 +250,13 @@ fn main() -> anyhow::Result<()> {
             candidate,
             json,
         } => {
-            let changes = faultline::report::compare(&baseline, &candidate)?;
+            let changes = faultline::compare::compare(&baseline, &candidate)?;
             if json {
                 outln!("{}", serde_json::to_string_pretty(&changes)?);
             } else {
                 out!(
                     "{}",
-                    faultline::report::compare_markdown(&baseline, &candidate, &changes)
+                    faultline::compare::compare_markdown(&baseline, &candidate, &changes)
                 );
             }
             Ok(())

@@ -196,16 +196,16 @@ fn repetitions_give_intervals_and_compare_tells_noise_from_change() {
         1e-9
     ));
 
-    let same = faultline::report::compare(&a, &a).unwrap();
+    let same = faultline::compare::compare(&a, &a).unwrap();
     assert!(same.iter().all(|c| c.verdict == "within noise"), "{same:?}");
-    let changes = faultline::report::compare(&a, &b).unwrap();
+    let changes = faultline::compare::compare(&a, &b).unwrap();
     let rest_errors = changes
         .iter()
         .find(|c| c.architecture == "rest" && c.figure == "error rate")
         .unwrap();
     assert_eq!(rest_errors.verdict, "beyond noise");
     assert!(rest_errors.candidate > rest_errors.baseline);
-    let markdown = faultline::report::compare_markdown(&a, &b, &changes);
+    let markdown = faultline::compare::compare_markdown(&a, &b, &changes);
     assert!(
         markdown.contains("| rest | error rate | 0.33 | 0.50 | +50.0 % | beyond noise |"),
         "{markdown}"

@@ -1,0 +1,374 @@
+//! The run's report: one model built from the run folder's files (summary,
+//! scenario, manifest, charts), rendered twice by minijinja: a
+//! self-contained `report.html` (charts inline, no network) and a
+//! `report.md` whose charts are the SVG files in `charts/` beside it.
+//! Also `reports/index.html` (every run of a folder, [`index`]) and the
+//! terminal's headline table. The charts are [`charts`], one method each.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use minijinja::{Environment, Value};
+use serde::Serialize;
+
+pub mod charts;
+pub mod index;
+
+pub use index::write_index;
+
+use crate::analyze::{Analysis, RunFiles};
+use crate::chart;
+use crate::experiment::{ArchitectureSettings, Mode, RateShape};
+use crate::run_folder::summary::ArchitectureSummary;
+use crate::run_folder::{self, Manifest, Summary};
+
+const MARKDOWN: &str = include_str!("../../templates/report.md.j2");
+const HTML: &str = include_str!("../../templates/report.html.j2");
+const INDEX: &str = include_str!("../../templates/index.html.j2");
+const STYLE: &str = include_str!("../../templates/style.css");
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.add_template("report.md", MARKDOWN)
+        .expect("the Markdown template parses");
+    env.add_template("report.html", HTML)
+        .expect("the HTML template parses");
+    env.add_template("index.html", INDEX)
+        .expect("the index template parses");
+    env.add_global("style", Value::from_safe_string(STYLE.to_string()));
+    env.add_function("pct", |v: Option<f64>| {
+        v.map_or("-".into(), |v| format!("{:.2} %", 100.0 * v))
+    });
+    env.add_function("ms", |v: Option<f64>| ms(v));
+    env.add_function("secs", |v: Option<f64>| {
+        v.map_or("-".into(), |v| format!("{v:.1} s"))
+    });
+    env.add_function("money", |v: Option<f64>| {
+        v.map_or("-".into(), |v| {
+            let whole = format!("{:.0}", v.abs());
+            let mut grouped = String::new();
+            for (i, c) in whole.chars().enumerate() {
+                if i > 0 && (whole.len() - i) % 3 == 0 {
+                    grouped.push(',');
+                }
+                grouped.push(c);
+            }
+            format!("{}{grouped}", if v < 0.0 { "-" } else { "" })
+        })
+    });
+    env.add_function("num", |v: Option<f64>| num(v));
+    env.add_function("ci", |e: Option<Value>, kind: String| -> String {
+        let Some(e) = e.filter(|e| !e.is_none()) else {
+            return "-".into();
+        };
+        let get = |k: &str| e.get_attr(k).ok().and_then(|v| f64::try_from(v).ok());
+        let show = |v: Option<f64>| match kind.as_str() {
+            "pct" => v.map_or("-".into(), |v| format!("{:.2} %", 100.0 * v)),
+            "ms" => ms(v),
+            "s" => v.map_or("-".into(), |v| format!("{v:.1} s")),
+            _ => num(v),
+        };
+        match (get("low"), get("high")) {
+            (Some(low), Some(high)) => {
+                format!(
+                    "{} [{} – {}]",
+                    show(get("mean")),
+                    show(Some(low)),
+                    show(Some(high))
+                )
+            }
+            _ => show(get("mean")),
+        }
+    });
+    env
+}
+
+fn ms(v: Option<f64>) -> String {
+    match v {
+        None => "-".to_string(),
+        Some(v) if v >= 10_000.0 => format!("{:.1} s", v / 1000.0),
+        Some(v) => format!("{v:.1} ms"),
+    }
+}
+
+pub(crate) fn num(v: Option<f64>) -> String {
+    match v {
+        None => "-".to_string(),
+        Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+fn describe_rate(rate: &RateShape) -> String {
+    match rate {
+        RateShape::Constant { rps } => format!("{rps} req/s per architecture"),
+        RateShape::Ramp { from_rps, to_rps } => {
+            format!("{from_rps} → {to_rps} req/s per architecture")
+        }
+        RateShape::Steps { steps } => format!("{} rate steps per architecture", steps.len()),
+        RateShape::Spike {
+            base_rps, peak_rps, ..
+        } => {
+            format!("{base_rps} req/s with a spike to {peak_rps} req/s per architecture")
+        }
+    }
+}
+
+fn describe_architecture(a: &ArchitectureSettings) -> String {
+    match a {
+        ArchitectureSettings::Rest { pool, .. } => format!(
+            "REST: POST → INSERT into PostgreSQL → 201; pool of {}, statement timeout {}",
+            pool.size, pool.statement_timeout
+        ),
+        ArchitectureSettings::Kafka {
+            consumer,
+            breaker,
+            batch_size,
+            ..
+        } => format!(
+            "Kafka: POST → produce (acks=all) → 202; {} consumer in batches of {batch_size}, \
+             breaker opens after {} failures for {}{}",
+            match consumer {
+                Mode::Buffered => "buffered",
+                Mode::Drop => "drop",
+            },
+            breaker.failures,
+            breaker.open_for,
+            match consumer {
+                Mode::Buffered => ", pausing its partitions while open (nothing dropped)",
+                Mode::Drop =>
+                    ", dropping what fails and what arrives while open (the original policy)",
+            }
+        ),
+    }
+}
+
+/// Every chart a report draws (backlog, breaker and freshness only when an
+/// architecture has a consumer or stored events), in order; each is
+/// `charts/<name>.svg`.
+pub const CHARTS: [&str; 8] = [
+    "timeline",
+    "answers",
+    "errors",
+    "latency",
+    "backlog",
+    "breaker",
+    "freshness",
+    "audit",
+];
+
+/// One architecture as the templates see it.
+#[derive(Serialize)]
+struct ArchitectureView<'a> {
+    name: &'a str,
+    colour: String,
+    description: String,
+    s: &'a ArchitectureSummary,
+}
+
+/// A chart and where its data come from.
+#[derive(Serialize)]
+struct ChartView {
+    title: String,
+    file: String,
+    #[serde(skip)]
+    svg: String,
+    /// The SVG, inline, for the HTML report.
+    inline: Value,
+}
+
+/// Everything the templates use: built once, rendered as HTML and as Markdown.
+#[derive(Serialize)]
+pub struct Model<'a> {
+    title: String,
+    description: &'a str,
+    summary: &'a Summary,
+    architectures: Vec<ArchitectureView<'a>>,
+    phases: Vec<&'static str>,
+    economics: &'a crate::experiment::Economics,
+    staleness: String,
+    duration: String,
+    rate: String,
+    client_timeout: String,
+    repetitions: u32,
+    seed: u64,
+    manifest: &'a Manifest,
+    broker_durable: Option<bool>,
+    scenario_toml: &'a str,
+    charts: BTreeMap<&'static str, ChartView>,
+    version: &'static str,
+}
+
+impl Model<'_> {
+    /// The model as JSON without the chart bodies, to debug a template.
+    pub fn to_json(&self) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(self)?)
+    }
+}
+
+/// Builds the report's model of an analysed run.
+pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<Model<'a>> {
+    let summary = &analysis.summary;
+    let experiment = &files.experiment;
+    let architectures = experiment
+        .architectures
+        .iter()
+        .enumerate()
+        .filter_map(|(index, a)| {
+            Some(ArchitectureView {
+                name: a.name(),
+                colour: chart::colour(index),
+                description: describe_architecture(a),
+                s: summary.architectures.get(a.name())?,
+            })
+        })
+        .collect();
+    let charts = charts::Charts::new(analysis, experiment)
+        .draw()?
+        .into_iter()
+        .map(|(name, title, svg)| {
+            (
+                name,
+                ChartView {
+                    title,
+                    file: format!("charts/{name}.svg"),
+                    inline: Value::from_safe_string(svg.clone()),
+                    svg,
+                },
+            )
+        })
+        .collect();
+    let title = if experiment.title.is_empty() {
+        experiment.name.clone()
+    } else {
+        experiment.title.clone()
+    };
+    Ok(Model {
+        title,
+        description: experiment.description.trim(),
+        summary,
+        architectures,
+        phases: vec!["before", "during", "between", "after"],
+        economics: &experiment.economics,
+        staleness: experiment.economics.staleness_budget.to_string(),
+        duration: experiment.duration.to_string(),
+        rate: describe_rate(&experiment.workload.rate),
+        client_timeout: experiment.workload.client_timeout.to_string(),
+        repetitions: experiment.repetitions,
+        seed: experiment.seed,
+        manifest: &files.manifest,
+        broker_durable: files.manifest.repetitions.first().map(|r| r.broker_durable),
+        scenario_toml: files.experiment_text.trim_end(),
+        charts,
+        version: faultline_services::VERSION,
+    })
+}
+
+/// Renders the model as (Markdown, HTML).
+pub fn render(model: &Model) -> anyhow::Result<(String, String)> {
+    let env = environment();
+    let markdown = env
+        .get_template("report.md")?
+        .render(model)
+        .context("rendering report.md")?;
+    let html = env
+        .get_template("report.html")?
+        .render(model)
+        .context("rendering report.html")?;
+    Ok((markdown, html))
+}
+
+/// Writes the report of an analysed run into its folder `dir`:
+/// `report.md`, `charts/*.svg`, `charts/seconds.csv` and `report.html`.
+pub fn write(dir: &Path, files: &RunFiles, analysis: &Analysis) -> anyhow::Result<()> {
+    let model = model(analysis, files)?;
+    let (markdown, html) = render(&model)?;
+    let charts = dir.join(run_folder::CHARTS);
+    std::fs::create_dir_all(&charts)
+        .with_context(|| format!("cannot create {}", charts.display()))?;
+    let write = |path: PathBuf, text: &str| {
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    for (name, chart) in &model.charts {
+        write(charts.join(format!("{name}.svg")), &chart.svg)?;
+    }
+    write(charts.join("seconds.csv"), &seconds_csv(analysis))?;
+    write(dir.join(run_folder::REPORT_MD), &markdown)?;
+    write(dir.join(run_folder::REPORT_HTML), &html)?;
+    if std::env::var_os("FAULTLINE_REPORT_MODEL").is_some() {
+        write(dir.join("report-model.json"), &model.to_json()?)?;
+    }
+    Ok(())
+}
+
+/// The per-second series behind the charts, every architecture and
+/// repetition, as CSV.
+pub fn seconds_csv(analysis: &Analysis) -> String {
+    let mut out = String::from(
+        "architecture,repetition,t,offered,ok,failed,error_rate,failures,ok_p50_ms,ok_p99_ms,\
+         failed_p50_ms,failed_p99_ms,backlog,breaker,freshness_p50_ms,freshness_p99_ms\n",
+    );
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
+    for series in &analysis.series {
+        for s in &series.seconds {
+            let failures: Vec<String> =
+                s.failures.iter().map(|(k, n)| format!("{k}:{n}")).collect();
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                series.architecture,
+                series.repetition,
+                s.t,
+                s.offered,
+                s.ok,
+                s.failed,
+                s.error_rate,
+                failures.join(";"),
+                opt(s.ok_p50_ms),
+                opt(s.ok_p99_ms),
+                opt(s.failed_p50_ms),
+                opt(s.failed_p99_ms),
+                opt(s.backlog),
+                opt(s.breaker),
+                opt(s.freshness_p50_ms),
+                opt(s.freshness_p99_ms),
+            ));
+        }
+    }
+    out
+}
+
+/// A few lines of headline figures per architecture, for the terminal.
+pub fn headline(summary: &Summary) -> String {
+    let mut out = format!(
+        "{:<16} {:>9} {:>9} {:>8} {:>9} {:>9} {:>12} {:>12}\n",
+        "architecture", "requests", "failed", "errors", "stored", "lost", "fresh p99", "lost value"
+    );
+    for (name, a) in &summary.architectures {
+        out.push_str(&format!(
+            "{:<16} {:>9} {:>9} {:>7.2}% {:>9} {:>9} {:>12} {:>12}\n",
+            name,
+            a.totals.requests,
+            a.totals.failed,
+            100.0 * a.totals.error_rate,
+            a.stored,
+            a.lost,
+            a.freshness_ms
+                .as_ref()
+                .map_or("-".to_string(), |f| format!("{:.1} s", f.p99 / 1000.0)),
+            format!("{:.2} {}", a.cost.revenue_lost, a.cost.currency),
+        ));
+    }
+    for h in &summary.hypotheses {
+        out.push_str(&format!(
+            "{} {} ({} {}: {} {})\n",
+            if h.passed { "PASS" } else { "FAIL" },
+            h.title,
+            h.architecture,
+            h.metric.name(),
+            h.value.map_or("n/a".to_string(), |v| format!("{v}")),
+            h.limit
+        ));
+    }
+    out
+}
