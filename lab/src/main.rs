@@ -199,26 +199,11 @@ fn main() -> anyhow::Result<()> {
             out,
             driver,
             quiet,
-        } => {
-            let options = faultline::run::RunOptions { out, driver, quiet };
-            shutdown::become_subreaper();
-            let dir = runtime.block_on(async {
-                let shutdown = Shutdown::on_signals();
-                let leftovers = faultline::clean::clean(std::path::Path::new(faultline::WORK_DIR));
-                if !leftovers.is_empty() {
-                    eprintln!(
-                        "faultline: stopped {} process(es) left behind by an earlier run",
-                        leftovers.len()
-                    );
-                }
-                faultline::run::run(&file, options, shutdown).await
-            });
-            shutdown::stop_orphans();
-            let dir = dir?;
-            outln!("{}", dir.display());
-            exit_with_the_runs_verdict(&dir);
-            Ok(())
-        }
+        } => run(
+            &runtime,
+            &file,
+            faultline::run::RunOptions { out, driver, quiet },
+        ),
         Command::Plan { file, driver } => match faultline::validate::load(&file) {
             Ok((experiment, _)) => {
                 let plan = faultline::plan::Plan::of(&experiment, driver);
@@ -232,19 +217,7 @@ fn main() -> anyhow::Result<()> {
                 std::process::exit(2);
             }
         },
-        Command::Report { dir } => {
-            let summary = faultline::analyse_and_report(&dir)
-                .with_context(|| format!("could not analyze {}", dir.display()))?;
-            out!("{}", faultline::report::headline(&summary));
-            // The folder's index of runs, when it has one (`faultline run` writes it).
-            if let Some(parent) = dir.canonicalize()?.parent()
-                && parent.join("index.html").is_file()
-            {
-                faultline::report::write_index(parent)?;
-            }
-            outln!("{}", dir.join("report.html").display());
-            Ok(())
-        }
+        Command::Report { dir } => report(&dir),
         Command::Compare {
             baseline,
             candidate,
@@ -262,27 +235,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Validate { files } => {
-            let mut invalid = 0;
-            for file in &files {
-                match faultline::validate::load(file) {
-                    Ok(_) => outln!("{}: ok", file.display()),
-                    Err(problems) => {
-                        invalid += 1;
-                        for problem in &problems {
-                            eprintln!("{problem}");
-                        }
-                        eprintln!(
-                            "{}: {} problem{}",
-                            file.display(),
-                            problems.len(),
-                            if problems.len() == 1 { "" } else { "s" }
-                        );
-                    }
-                }
-            }
-            if invalid > 0 {
-                std::process::exit(2);
-            }
+            validate(&files);
             Ok(())
         }
         Command::Schema { markdown, summary } => {
@@ -306,6 +259,74 @@ fn main() -> anyhow::Result<()> {
             outln!("stopped {} leftover process(es)", stopped.len());
             Ok(())
         }
+    }
+}
+
+/// `faultline run`: the run, then its folder's path and its verdict as the
+/// exit status.
+fn run(
+    runtime: &tokio::runtime::Runtime,
+    file: &std::path::Path,
+    options: faultline::run::RunOptions,
+) -> anyhow::Result<()> {
+    shutdown::become_subreaper();
+    let dir = runtime.block_on(async {
+        let shutdown = Shutdown::on_signals();
+        let leftovers = faultline::clean::clean(std::path::Path::new(faultline::WORK_DIR));
+        if !leftovers.is_empty() {
+            eprintln!(
+                "faultline: stopped {} process(es) left behind by an earlier run",
+                leftovers.len()
+            );
+        }
+        faultline::run::run(file, options, shutdown).await
+    });
+    shutdown::stop_orphans();
+    let dir = dir?;
+    outln!("{}", dir.display());
+    exit_with_the_runs_verdict(&dir);
+    Ok(())
+}
+
+/// `faultline report`: re-analyses a run folder from its files and
+/// refreshes the index of runs beside it, when there is one.
+fn report(dir: &std::path::Path) -> anyhow::Result<()> {
+    let summary = faultline::analyse_and_report(dir)
+        .with_context(|| format!("could not analyze {}", dir.display()))?;
+    out!("{}", faultline::report::headline(&summary));
+    // The folder's index of runs, when it has one (`faultline run` writes it).
+    if let Some(parent) = dir.canonicalize()?.parent()
+        && parent.join("index.html").is_file()
+    {
+        faultline::report::write_index(parent)?;
+    }
+    outln!("{}", dir.join("report.html").display());
+    Ok(())
+}
+
+/// `faultline validate`: every problem of every file; exit status 2 if any
+/// is invalid.
+fn validate(files: &[PathBuf]) {
+    let mut invalid = 0;
+    for file in files {
+        match faultline::validate::load(file) {
+            Ok(_) => outln!("{}: ok", file.display()),
+            Err(problems) => {
+                invalid += 1;
+                for problem in &problems {
+                    eprintln!("{problem}");
+                }
+                eprintln!(
+                    "{}: {} problem{}",
+                    file.display(),
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                );
+            }
+        }
+    }
+    if invalid > 0 {
+        std::process::exit(2);
     }
 }
 

@@ -63,6 +63,39 @@ impl Database {
     }
 }
 
+impl Database {
+    /// Starts a local cluster under `dir`, or checks that an external one
+    /// answers.
+    async fn start(
+        choice: &DatabaseChoice,
+        dir: &Path,
+        progress: &impl Fn(&str),
+    ) -> Result<Self, StackError> {
+        match choice {
+            DatabaseChoice::Local => {
+                let postgres = Postgres::start(&dir.join("postgres")).await?;
+                progress(&format!("PostgreSQL ready on port {}", postgres.port()));
+                Ok(Database::Local(postgres))
+            }
+            DatabaseChoice::External(url) => {
+                let addr = address_of(url)?;
+                faultline_stack::postgres::probe_url(url, Duration::from_secs(5))
+                    .await
+                    .map_err(|detail| StackError::NotReady {
+                        what: "the external database".into(),
+                        waited: Duration::from_secs(5),
+                        detail,
+                    })?;
+                progress(&format!("external PostgreSQL answers at {addr}"));
+                Ok(Database::External {
+                    url: url.clone(),
+                    addr,
+                })
+            }
+        }
+    }
+}
+
 /// Replaces the host and port of a `postgres://` URL.
 pub fn with_address(url: &str, addr: SocketAddr) -> Result<String, String> {
     let rest = url
@@ -113,6 +146,49 @@ pub struct KafkaParts {
     pub consumer: Service,
 }
 
+impl KafkaParts {
+    /// Creates the architecture's topic and starts its producer and its
+    /// consumer (whose database URL is `database_url`), logs under `dir`.
+    async fn start(
+        broker: &Broker,
+        partitions: i32,
+        (name, mode): (&str, Mode),
+        (producer_args, consumer_args): (&[String], &[String]),
+        database_url: &str,
+        dir: &Path,
+    ) -> Result<Self, StackError> {
+        let topic = format!("driver-locations-{name}");
+        broker.create_topic(&topic, partitions).await?;
+        let common = vec![
+            "--bootstrap-servers".to_string(),
+            broker.bootstrap(),
+            "--topic".to_string(),
+            topic.clone(),
+        ];
+        let mut args = common.clone();
+        args.extend(producer_args.iter().cloned());
+        let producer = Service::start(ServiceKind::Producer, args, dir).await?;
+        let mut args = common;
+        args.extend([
+            "--database-url".to_string(),
+            database_url.to_string(),
+            "--mode".to_string(),
+            mode_name(mode),
+            "--group".to_string(),
+            format!("location-group-{name}"),
+        ]);
+        args.extend(consumer_args.iter().cloned());
+        let consumer = Service::start(ServiceKind::Consumer, args, dir).await?;
+        Ok(Self {
+            name: name.to_string(),
+            mode,
+            topic,
+            producer,
+            consumer,
+        })
+    }
+}
+
 /// The running stack. Fields drop in order: services first, then the
 /// broker, the proxy and the database.
 #[derive(Debug)]
@@ -145,28 +221,7 @@ impl LabStack {
                 source,
             },
         )?;
-        let database = match &plan.database {
-            DatabaseChoice::Local => {
-                let postgres = Postgres::start(&dir.join("postgres")).await?;
-                progress(&format!("PostgreSQL ready on port {}", postgres.port()));
-                Database::Local(postgres)
-            }
-            DatabaseChoice::External(url) => {
-                let addr = address_of(url)?;
-                faultline_stack::postgres::probe_url(url, Duration::from_secs(5))
-                    .await
-                    .map_err(|detail| StackError::NotReady {
-                        what: "the external database".into(),
-                        waited: Duration::from_secs(5),
-                        detail,
-                    })?;
-                progress(&format!("external PostgreSQL answers at {addr}"));
-                Database::External {
-                    url: url.clone(),
-                    addr,
-                }
-            }
-        };
+        let database = Database::start(&plan.database, dir, &progress).await?;
         let upstream = match &database {
             Database::Local(postgres) => SocketAddr::from(([127, 0, 0, 1], postgres.port())),
             Database::External { addr, .. } => *addr,
@@ -219,41 +274,22 @@ impl LabStack {
                     consumer_args,
                 } => {
                     let broker = broker.as_ref().expect("a broker was started");
-                    let topic = format!("driver-locations-{name}");
-                    broker.create_topic(&topic, plan.partitions).await?;
-                    let common = vec![
-                        "--bootstrap-servers".to_string(),
-                        broker.bootstrap(),
-                        "--topic".to_string(),
-                        topic.clone(),
-                    ];
-                    let mut args = common.clone();
-                    args.extend(producer_args.iter().cloned());
-                    let producer = Service::start(ServiceKind::Producer, args, &services).await?;
-                    let mut args = common;
-                    args.extend([
-                        "--database-url".to_string(),
-                        via_proxy.clone(),
-                        "--mode".to_string(),
-                        mode_name(*mode),
-                        "--group".to_string(),
-                        format!("location-group-{name}"),
-                    ]);
-                    args.extend(consumer_args.iter().cloned());
-                    let consumer = Service::start(ServiceKind::Consumer, args, &services).await?;
+                    let parts = KafkaParts::start(
+                        broker,
+                        plan.partitions,
+                        (name, *mode),
+                        (producer_args, consumer_args),
+                        &via_proxy,
+                        &services,
+                    )
+                    .await?;
                     progress(&format!(
                         "{name}: producer at {}, consumer ({}) at {}",
-                        producer.url(""),
+                        parts.producer.url(""),
                         mode_name(*mode),
-                        consumer.url("")
+                        parts.consumer.url("")
                     ));
-                    kafka.push(KafkaParts {
-                        name: name.clone(),
-                        mode: *mode,
-                        topic,
-                        producer,
-                        consumer,
-                    });
+                    kafka.push(parts);
                 }
             }
         }

@@ -96,6 +96,159 @@ impl Synthetic {
         )
     }
 
+    /// The requests of one repetition starting at `t0` (Unix µs), and the
+    /// rows the audit finds stored.
+    fn rows(&self, repetition: u32, t0: i64, names: &[String]) -> (Vec<Row>, Vec<StoredRow>) {
+        let (f0, f1) = (
+            u64::from(self.fault.0) * 1_000_000,
+            u64::from(self.fault.1) * 1_000_000,
+        );
+        let mut rows = Vec::new();
+        let mut stored_rows = Vec::new();
+        let mut unacknowledged = 0;
+        let mut during_kafka = 0u64;
+        let n = self.requests();
+        for seq in 0..n {
+            let intended_us = seq * 1_000_000 / u64::from(self.rps);
+            let in_fault = (f0..f1).contains(&intended_us);
+            for (architecture, name) in names.iter().enumerate() {
+                let event_id = uuid::Uuid::from_u64_pair(
+                    u64::from(repetition) << 32 | architecture as u64,
+                    seq,
+                );
+                let finished_us = intended_us + self.latency_ms * 1000;
+                let rest = architecture == 0;
+                let ok = !(rest && in_fault);
+                rows.push(Row {
+                    architecture: architecture as u16,
+                    seq,
+                    intended_us,
+                    sent_us: intended_us,
+                    finished_us,
+                    outcome: Outcome::Status(match (rest, ok) {
+                        (true, true) => 201,
+                        (true, false) => 503,
+                        _ => 202,
+                    }),
+                    attempts: 1,
+                    event_id,
+                });
+                let acked_at = t0 + finished_us as i64;
+                let stored_at = if rest {
+                    if ok {
+                        Some(acked_at + self.fresh_ms as i64 * 1000)
+                    } else if unacknowledged < self.rest_unacknowledged_stored {
+                        unacknowledged += 1;
+                        Some(acked_at)
+                    } else {
+                        None
+                    }
+                } else if in_fault {
+                    during_kafka += 1;
+                    (!(during_kafka - 1).is_multiple_of(self.lost_every))
+                        .then_some(t0 + f1 as i64 + self.late_s as i64 * 1_000_000)
+                } else {
+                    Some(acked_at + self.fresh_ms as i64 * 1000)
+                };
+                if let Some(stored_at_us) = stored_at {
+                    stored_rows.push(StoredRow {
+                        event_id,
+                        stored_by: name.clone(),
+                        sent_at_us: t0 + intended_us as i64,
+                        stored_at_us,
+                    });
+                }
+            }
+        }
+        (rows, stored_rows)
+    }
+
+    /// The consumer's scraped backlog and breaker state, each second.
+    fn scraped(&self) -> Vec<MetricRow> {
+        let mut scraped = Vec::new();
+        for t in 0..self.seconds + 5 {
+            let (backlog, breaker) = if t < self.fault.0 {
+                (0.0, 0.0)
+            } else if t < self.fault.1 {
+                (f64::from((t - self.fault.0 + 1) * self.rps), 2.0)
+            } else if t < self.fault.1 + self.drain_s {
+                (f64::from(self.rps * (self.fault.1 + self.drain_s - t)), 0.0)
+            } else {
+                (0.0, 0.0)
+            };
+            for (metric, value) in [
+                (
+                    faultline_services::metrics::names::CONSUMER_BACKLOG_MESSAGES,
+                    backlog,
+                ),
+                (
+                    faultline_services::metrics::names::CIRCUIT_BREAKER_STATE,
+                    breaker,
+                ),
+            ] {
+                scraped.push(MetricRow {
+                    t_s: f64::from(t) + 0.5,
+                    architecture: "kafka".into(),
+                    service: "consumer".into(),
+                    sample: Sample {
+                        metric: metric.into(),
+                        labels: String::new(),
+                        value,
+                    },
+                });
+            }
+        }
+        scraped
+    }
+
+    /// The fault, as it happened in every repetition.
+    fn fault_record(&self) -> FaultRecord {
+        FaultRecord {
+            kind: "db-crash".into(),
+            target: "postgres".into(),
+            planned_start_s: f64::from(self.fault.0),
+            planned_end_s: f64::from(self.fault.1),
+            actual_start_s: Some(f64::from(self.fault.0)),
+            actual_end_s: Some(f64::from(self.fault.1)),
+            verified_start: true,
+            verified_end: true,
+            effect_ms: Some(15.0),
+            recovery_ms: Some(150.0),
+            verified: true,
+            detail: String::new(),
+        }
+    }
+
+    /// The manifest of a complete run of `repetitions`.
+    fn manifest(&self, names: Vec<String>, repetitions: Vec<RepetitionSummary>) -> Manifest {
+        Manifest {
+            schema: run_folder::summary::SCHEMA,
+            experiment: "synthetic".into(),
+            run_id: "20261125T000000Z-synthetic".into(),
+            status: Status::Complete,
+            reasons: Vec::new(),
+            started_at: "2026-11-25T00:00:00Z".into(),
+            finished_at: Some("2026-11-25T00:01:00Z".into()),
+            seed: 7,
+            driver: DriverSetting::Native,
+            architectures: names,
+            versions: Versions {
+                faultline: faultline_services::VERSION.into(),
+                rustc: "rustc".into(),
+                postgres: "17".into(),
+                broker: "synthetic".into(),
+                k6: None,
+            },
+            host: Host {
+                cores: 2,
+                memory_bytes: 1 << 34,
+                kernel: "linux".into(),
+                hostname: "synthetic".into(),
+            },
+            repetitions,
+        }
+    }
+
     /// Writes the run folder at `dir`.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
@@ -107,120 +260,11 @@ impl Synthetic {
         let mut metrics = Vec::new();
         let mut faults = Vec::new();
         let mut repetitions = Vec::new();
-        let (f0, f1) = (
-            u64::from(self.fault.0) * 1_000_000,
-            u64::from(self.fault.1) * 1_000_000,
-        );
         for repetition in 0..self.repetitions {
             let t0 = t0_base + i64::from(repetition) * 1_000_000_000;
-            let mut rows = Vec::new();
-            let mut stored_rows = Vec::new();
-            let mut unacknowledged = 0;
-            let mut during_kafka = 0u64;
-            let n = self.requests();
-            for seq in 0..n {
-                let intended_us = seq * 1_000_000 / u64::from(self.rps);
-                let in_fault = (f0..f1).contains(&intended_us);
-                for (architecture, name) in names.iter().enumerate() {
-                    let event_id = uuid::Uuid::from_u64_pair(
-                        u64::from(repetition) << 32 | architecture as u64,
-                        seq,
-                    );
-                    let finished_us = intended_us + self.latency_ms * 1000;
-                    let rest = architecture == 0;
-                    let ok = !(rest && in_fault);
-                    rows.push(Row {
-                        architecture: architecture as u16,
-                        seq,
-                        intended_us,
-                        sent_us: intended_us,
-                        finished_us,
-                        outcome: Outcome::Status(match (rest, ok) {
-                            (true, true) => 201,
-                            (true, false) => 503,
-                            _ => 202,
-                        }),
-                        attempts: 1,
-                        event_id,
-                    });
-                    let acked_at = t0 + finished_us as i64;
-                    let stored_at = if rest {
-                        if ok {
-                            Some(acked_at + self.fresh_ms as i64 * 1000)
-                        } else if unacknowledged < self.rest_unacknowledged_stored {
-                            unacknowledged += 1;
-                            Some(acked_at)
-                        } else {
-                            None
-                        }
-                    } else if in_fault {
-                        during_kafka += 1;
-                        (!(during_kafka - 1).is_multiple_of(self.lost_every))
-                            .then_some(t0 + f1 as i64 + self.late_s as i64 * 1_000_000)
-                    } else {
-                        Some(acked_at + self.fresh_ms as i64 * 1000)
-                    };
-                    if let Some(stored_at_us) = stored_at {
-                        stored_rows.push(StoredRow {
-                            event_id,
-                            stored_by: name.clone(),
-                            sent_at_us: t0 + intended_us as i64,
-                            stored_at_us,
-                        });
-                    }
-                }
-            }
-            let mut scraped = Vec::new();
-            for t in 0..self.seconds + 5 {
-                let (backlog, breaker) = if t < self.fault.0 {
-                    (0.0, 0.0)
-                } else if t < self.fault.1 {
-                    (f64::from((t - self.fault.0 + 1) * self.rps), 2.0)
-                } else if t < self.fault.1 + self.drain_s {
-                    (f64::from(self.rps * (self.fault.1 + self.drain_s - t)), 0.0)
-                } else {
-                    (0.0, 0.0)
-                };
-                for (metric, value) in [
-                    (
-                        faultline_services::metrics::names::CONSUMER_BACKLOG_MESSAGES,
-                        backlog,
-                    ),
-                    (
-                        faultline_services::metrics::names::CIRCUIT_BREAKER_STATE,
-                        breaker,
-                    ),
-                ] {
-                    scraped.push(MetricRow {
-                        t_s: f64::from(t) + 0.5,
-                        architecture: "kafka".into(),
-                        service: "consumer".into(),
-                        sample: Sample {
-                            metric: metric.into(),
-                            labels: String::new(),
-                            value,
-                        },
-                    });
-                }
-            }
-            metrics.push(metrics_frame(repetition, &scraped)?);
-            faults.push(faults_frame(
-                repetition,
-                &[FaultRecord {
-                    kind: "db-crash".into(),
-                    target: "postgres".into(),
-                    planned_start_s: f64::from(self.fault.0),
-                    planned_end_s: f64::from(self.fault.1),
-                    actual_start_s: Some(f64::from(self.fault.0)),
-                    actual_end_s: Some(f64::from(self.fault.1)),
-                    verified_start: true,
-                    verified_end: true,
-                    effect_ms: Some(15.0),
-                    recovery_ms: Some(150.0),
-                    verified: true,
-                    detail: String::new(),
-                }],
-            )?);
+            let (rows, stored_rows) = self.rows(repetition, t0, &names);
+            metrics.push(metrics_frame(repetition, &self.scraped())?);
+            faults.push(faults_frame(repetition, &[self.fault_record()])?);
             requests.push(requests_frame(repetition, &names, &rows)?);
             let mut frame = stored_frame(repetition, t0, &stored_rows)?;
             let copies: Vec<i32> = (0..frame.height())
@@ -248,32 +292,7 @@ impl Synthetic {
         ] {
             frame.write(dir, &mut concat_frames(frames)?)?;
         }
-        let manifest = Manifest {
-            schema: run_folder::summary::SCHEMA,
-            experiment: "synthetic".into(),
-            run_id: "20261125T000000Z-synthetic".into(),
-            status: Status::Complete,
-            reasons: Vec::new(),
-            started_at: "2026-11-25T00:00:00Z".into(),
-            finished_at: Some("2026-11-25T00:01:00Z".into()),
-            seed: 7,
-            driver: DriverSetting::Native,
-            architectures: names,
-            versions: Versions {
-                faultline: faultline_services::VERSION.into(),
-                rustc: "rustc".into(),
-                postgres: "17".into(),
-                broker: "synthetic".into(),
-                k6: None,
-            },
-            host: Host {
-                cores: 2,
-                memory_bytes: 1 << 34,
-                kernel: "linux".into(),
-                hostname: "synthetic".into(),
-            },
-            repetitions,
-        };
+        let manifest = self.manifest(names, repetitions);
         run_folder::save(&manifest, &dir.join(run_folder::MANIFEST))?;
         Ok(())
     }

@@ -651,7 +651,29 @@ fn quoted(options: &[&str]) -> String {
 }
 
 /// The rules that span fields, on the typed scenario.
+/// Checks what the format cannot say: every rule, every problem reported.
 fn check(experiment: &Experiment, report: &mut Report<'_>) {
+    check_run(experiment, report);
+    check_stack(experiment, report);
+    check_workload(experiment, report);
+    check_architectures(experiment, report);
+    check_faults(experiment, report);
+    check_hypotheses(experiment, report);
+    check_economics(experiment, report);
+}
+
+/// A finite, non-negative number.
+fn non_negative(value: f64) -> bool {
+    value.is_finite() && value >= 0.0
+}
+
+/// A finite number above zero.
+fn positive(value: f64) -> bool {
+    value.is_finite() && value > 0.0
+}
+
+/// The run: a name, a duration, repetitions.
+fn check_run(experiment: &Experiment, report: &mut Report<'_>) {
     let run = experiment.duration;
     if experiment.name.is_empty()
         || !experiment
@@ -675,7 +697,10 @@ fn check(experiment: &Experiment, report: &mut Report<'_>) {
             None,
         );
     }
-    // Stack.
+}
+
+/// The stack: external parts need their addresses.
+fn check_stack(experiment: &Experiment, report: &mut Report<'_>) {
     let stack = &experiment.stack;
     if stack.broker == BrokerSetting::External && stack.bootstrap_servers.is_none() {
         report.at(
@@ -698,10 +723,12 @@ fn check(experiment: &Experiment, report: &mut Report<'_>) {
             None,
         );
     }
-    // Workload.
+}
+
+/// The load: a rate that sends something, before the run ends.
+fn check_workload(experiment: &Experiment, report: &mut Report<'_>) {
+    let run = experiment.duration;
     let workload = &experiment.workload;
-    let positive = |value: f64| value.is_finite() && value > 0.0;
-    let non_negative = |value: f64| value.is_finite() && value >= 0.0;
     match &workload.rate {
         RateShape::Constant { rps } if !positive(*rps) => report.at(
             "workload.rate.rps",
@@ -786,7 +813,10 @@ fn check(experiment: &Experiment, report: &mut Report<'_>) {
             None,
         );
     }
-    // Architectures.
+}
+
+/// The architectures: valid, distinct names and settings that can work.
+fn check_architectures(experiment: &Experiment, report: &mut Report<'_>) {
     if experiment.architectures.is_empty() {
         report.at(
             "architectures",
@@ -857,11 +887,16 @@ fn check(experiment: &Experiment, report: &mut Report<'_>) {
             );
         }
     }
+}
+
+/// The faults: inside the run, possible on this stack, no two of a kind at once.
+fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
+    let run = experiment.duration;
+    let stack = &experiment.stack;
     let has_kafka = experiment
         .architectures
         .iter()
         .any(|a| matches!(a, ArchitectureSettings::Kafka { .. }));
-    // Faults.
     for (i, fault) in experiment.faults.iter().enumerate() {
         let path = format!("faults[{i}]");
         let end = Span(fault.at.0 + fault.duration.0);
@@ -924,7 +959,10 @@ fn check(experiment: &Experiment, report: &mut Report<'_>) {
             }
         }
     }
-    // Hypotheses.
+}
+
+/// The hypotheses: a known architecture and one limit.
+fn check_hypotheses(experiment: &Experiment, report: &mut Report<'_>) {
     let names: Vec<&str> = experiment.architectures.iter().map(|a| a.name()).collect();
     for (i, hypothesis) in experiment.hypotheses.iter().enumerate() {
         let path = format!("hypotheses[{i}]");
@@ -955,7 +993,10 @@ fn check(experiment: &Experiment, report: &mut Report<'_>) {
             );
         }
     }
-    // Economics.
+}
+
+/// The economics: no negative money.
+fn check_economics(experiment: &Experiment, report: &mut Report<'_>) {
     let economics = &experiment.economics;
     for (key, value) in [
         ("order_value", economics.order_value),
