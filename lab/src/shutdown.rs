@@ -21,19 +21,12 @@ impl Shutdown {
         let shutdown = Self::default();
         let tokens = shutdown.clone();
         tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
+            let Ok(mut signals) = faultline_services::Signals::install() else {
                 tracing::error!("Could not install signal handlers.");
                 return;
             };
             for (i, token) in [tokens.graceful, tokens.force].into_iter().enumerate() {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
+                signals.next().await;
                 token.cancel();
                 if i == 0 {
                     eprintln!(

@@ -22,23 +22,42 @@ use tokio_util::sync::CancellationToken;
 /// The faultline version, reported by every service.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// SIGINT and SIGTERM, as one stream of signals.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers; needs a tokio runtime.
+    pub fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the next SIGINT or SIGTERM; its name.
+    pub async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
 /// A token cancelled on the first SIGINT or SIGTERM.
 pub fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
+        let Ok(mut signals) = Signals::install() else {
             tracing::error!("Could not install signal handlers.");
             return;
         };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received; shutting down."),
-            _ = int.recv() => tracing::info!("SIGINT received; shutting down."),
-        }
+        let signal = signals.next().await;
+        tracing::info!(signal, "Shutting down.");
         cancel.cancel();
     });
     token

@@ -161,6 +161,30 @@ impl Frame {
         ParquetSink::create(&path).map_err(|source| FolderError::Parquet { path, source })
     }
 
+    /// A frame of this file from its columns' values, in order: the names
+    /// come from here, and a value of the wrong type is refused.
+    fn build(&self, height: usize, columns: Vec<Column>) -> PolarsResult<DataFrame> {
+        assert_eq!(
+            columns.len(),
+            self.columns.len(),
+            "{}: one value list per column",
+            self.file
+        );
+        let columns = columns
+            .into_iter()
+            .zip(self.columns)
+            .map(|(column, (name, kind))| {
+                polars_ensure!(
+                    column.dtype() == &kind.dtype(),
+                    SchemaMismatch: "{}: column {name} is {}, expected {}",
+                    self.file, column.dtype(), kind.dtype()
+                );
+                Ok(column.with_name((*name).into()))
+            })
+            .collect::<PolarsResult<Vec<_>>>()?;
+        DataFrame::new(height, columns)
+    }
+
     /// Writes `frame` as this file in the run folder at `dir`, at once.
     pub fn write(&self, dir: &Path, frame: &mut DataFrame) -> Result<(), FolderError> {
         let path = dir.join(self.file);
@@ -215,12 +239,12 @@ impl ParquetSink {
     }
 }
 
-/// A named column of `values`.
-fn column<T, P: ?Sized>(name: &str, values: T) -> Column
+/// A column of `values`; [`Frame::build`] names it.
+fn column<T, P: ?Sized>(values: T) -> Column
 where
     Series: NamedFrom<T, P>,
 {
-    Series::new(name.into(), values).into()
+    Series::new(PlSmallStr::EMPTY, values).into()
 }
 
 /// The columns of `requests.parquet`.
@@ -230,63 +254,57 @@ pub fn requests_frame(
     rows: &[Row],
 ) -> PolarsResult<DataFrame> {
     let n = rows.len();
-    DataFrame::new(
+    REQUESTS.build(
         n,
         vec![
-            column("repetition", vec![repetition; n]),
+            // repetition
+            column(vec![repetition; n]),
+            // architecture
             column(
-                "architecture",
                 rows.iter()
                     .map(|r| architectures[usize::from(r.architecture)].as_str())
                     .collect::<Vec<_>>(),
             ),
-            column("seq", rows.iter().map(|r| r.seq).collect::<Vec<_>>()),
+            // seq
+            column(rows.iter().map(|r| r.seq).collect::<Vec<_>>()),
+            // event_id
             column(
-                "event_id",
                 rows.iter()
                     .map(|r| r.event_id.to_string())
                     .collect::<Vec<_>>(),
             ),
+            // intended_us
             column(
-                "intended_us",
                 rows.iter()
                     .map(|r| r.intended_us as i64)
                     .collect::<Vec<_>>(),
             ),
+            // sent_us
+            column(rows.iter().map(|r| r.sent_us as i64).collect::<Vec<_>>()),
+            // finished_us
             column(
-                "sent_us",
-                rows.iter().map(|r| r.sent_us as i64).collect::<Vec<_>>(),
-            ),
-            column(
-                "finished_us",
                 rows.iter()
                     .map(|r| r.finished_us as i64)
                     .collect::<Vec<_>>(),
             ),
+            // latency_ms
             column(
-                "latency_ms",
                 rows.iter()
                     .map(|r| r.finished_us.saturating_sub(r.intended_us) as f64 / 1000.0)
                     .collect::<Vec<_>>(),
             ),
+            // ok
+            column(rows.iter().map(|r| r.outcome.ok()).collect::<Vec<_>>()),
+            // status
             column(
-                "ok",
-                rows.iter().map(|r| r.outcome.ok()).collect::<Vec<_>>(),
-            ),
-            column(
-                "status",
                 rows.iter()
                     .map(|r| i32::from(r.outcome.status()))
                     .collect::<Vec<_>>(),
             ),
-            column(
-                "error",
-                rows.iter().map(|r| r.outcome.class()).collect::<Vec<_>>(),
-            ),
-            column(
-                "attempts",
-                rows.iter().map(|r| r.attempts).collect::<Vec<_>>(),
-            ),
+            // error
+            column(rows.iter().map(|r| r.outcome.class()).collect::<Vec<_>>()),
+            // attempts
+            column(rows.iter().map(|r| r.attempts).collect::<Vec<_>>()),
         ],
     )
 }
@@ -298,38 +316,36 @@ pub fn stored_frame(
     rows: &[StoredRow],
 ) -> PolarsResult<DataFrame> {
     let n = rows.len();
-    DataFrame::new(
+    STORED.build(
         n,
         vec![
-            column("repetition", vec![repetition; n]),
+            // repetition
+            column(vec![repetition; n]),
+            // event_id
             column(
-                "event_id",
                 rows.iter()
                     .map(|r| r.event_id.to_string())
                     .collect::<Vec<_>>(),
             ),
+            // architecture
             column(
-                "architecture",
                 rows.iter()
                     .map(|r| r.stored_by.as_str())
                     .collect::<Vec<_>>(),
             ),
+            // sent_at_us
+            column(rows.iter().map(|r| r.sent_at_us).collect::<Vec<_>>()),
+            // stored_at_us
+            column(rows.iter().map(|r| r.stored_at_us).collect::<Vec<_>>()),
+            // stored_s
             column(
-                "sent_at_us",
-                rows.iter().map(|r| r.sent_at_us).collect::<Vec<_>>(),
-            ),
-            column(
-                "stored_at_us",
-                rows.iter().map(|r| r.stored_at_us).collect::<Vec<_>>(),
-            ),
-            column(
-                "stored_s",
                 rows.iter()
                     .map(|r| (r.stored_at_us - t0_unix_us) as f64 / 1e6)
                     .collect::<Vec<_>>(),
             ),
-            // One row per id: the table's key makes every write idempotent.
-            column("copies", vec![1i32; n]),
+            // copies: one row per id, the table's key makes every write
+            // idempotent.
+            column(vec![1i32; n]),
         ],
     )
 }
@@ -337,37 +353,35 @@ pub fn stored_frame(
 /// The columns of `metrics.parquet`.
 pub fn metrics_frame(repetition: u32, rows: &[MetricRow]) -> PolarsResult<DataFrame> {
     let n = rows.len();
-    DataFrame::new(
+    METRICS.build(
         n,
         vec![
-            column("repetition", vec![repetition; n]),
-            column("t_s", rows.iter().map(|r| r.t_s).collect::<Vec<_>>()),
+            // repetition
+            column(vec![repetition; n]),
+            // t_s
+            column(rows.iter().map(|r| r.t_s).collect::<Vec<_>>()),
+            // architecture
             column(
-                "architecture",
                 rows.iter()
                     .map(|r| r.architecture.as_str())
                     .collect::<Vec<_>>(),
             ),
+            // service
+            column(rows.iter().map(|r| r.service.as_str()).collect::<Vec<_>>()),
+            // metric
             column(
-                "service",
-                rows.iter().map(|r| r.service.as_str()).collect::<Vec<_>>(),
-            ),
-            column(
-                "metric",
                 rows.iter()
                     .map(|r| r.sample.metric.as_str())
                     .collect::<Vec<_>>(),
             ),
+            // labels
             column(
-                "labels",
                 rows.iter()
                     .map(|r| r.sample.labels.as_str())
                     .collect::<Vec<_>>(),
             ),
-            column(
-                "value",
-                rows.iter().map(|r| r.sample.value).collect::<Vec<_>>(),
-            ),
+            // value
+            column(rows.iter().map(|r| r.sample.value).collect::<Vec<_>>()),
         ],
     )
 }
@@ -375,58 +389,35 @@ pub fn metrics_frame(repetition: u32, rows: &[MetricRow]) -> PolarsResult<DataFr
 /// The columns of `faults.parquet`.
 pub fn faults_frame(repetition: u32, rows: &[FaultRecord]) -> PolarsResult<DataFrame> {
     let n = rows.len();
-    DataFrame::new(
+    FAULTS.build(
         n,
         vec![
-            column("repetition", vec![repetition; n]),
-            column(
-                "kind",
-                rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>(),
-            ),
-            column(
-                "target",
-                rows.iter().map(|r| r.target.as_str()).collect::<Vec<_>>(),
-            ),
-            column(
-                "planned_start_s",
-                rows.iter().map(|r| r.planned_start_s).collect::<Vec<_>>(),
-            ),
-            column(
-                "planned_end_s",
-                rows.iter().map(|r| r.planned_end_s).collect::<Vec<_>>(),
-            ),
-            column(
-                "actual_start_s",
-                rows.iter().map(|r| r.actual_start_s).collect::<Vec<_>>(),
-            ),
-            column(
-                "actual_end_s",
-                rows.iter().map(|r| r.actual_end_s).collect::<Vec<_>>(),
-            ),
-            column(
-                "verified_start",
-                rows.iter().map(|r| r.verified_start).collect::<Vec<_>>(),
-            ),
-            column(
-                "verified_end",
-                rows.iter().map(|r| r.verified_end).collect::<Vec<_>>(),
-            ),
-            column(
-                "verified",
-                rows.iter().map(|r| r.verified).collect::<Vec<_>>(),
-            ),
-            column(
-                "effect_ms",
-                rows.iter().map(|r| r.effect_ms).collect::<Vec<_>>(),
-            ),
-            column(
-                "recovery_ms",
-                rows.iter().map(|r| r.recovery_ms).collect::<Vec<_>>(),
-            ),
-            column(
-                "detail",
-                rows.iter().map(|r| r.detail.as_str()).collect::<Vec<_>>(),
-            ),
+            // repetition
+            column(vec![repetition; n]),
+            // kind
+            column(rows.iter().map(|r| r.kind.as_str()).collect::<Vec<_>>()),
+            // target
+            column(rows.iter().map(|r| r.target.as_str()).collect::<Vec<_>>()),
+            // planned_start_s
+            column(rows.iter().map(|r| r.planned_start_s).collect::<Vec<_>>()),
+            // planned_end_s
+            column(rows.iter().map(|r| r.planned_end_s).collect::<Vec<_>>()),
+            // actual_start_s
+            column(rows.iter().map(|r| r.actual_start_s).collect::<Vec<_>>()),
+            // actual_end_s
+            column(rows.iter().map(|r| r.actual_end_s).collect::<Vec<_>>()),
+            // verified_start
+            column(rows.iter().map(|r| r.verified_start).collect::<Vec<_>>()),
+            // verified_end
+            column(rows.iter().map(|r| r.verified_end).collect::<Vec<_>>()),
+            // verified
+            column(rows.iter().map(|r| r.verified).collect::<Vec<_>>()),
+            // effect_ms
+            column(rows.iter().map(|r| r.effect_ms).collect::<Vec<_>>()),
+            // recovery_ms
+            column(rows.iter().map(|r| r.recovery_ms).collect::<Vec<_>>()),
+            // detail
+            column(rows.iter().map(|r| r.detail.as_str()).collect::<Vec<_>>()),
         ],
     )
 }
@@ -441,4 +432,60 @@ pub fn write_batched<T>(
         sink.write(frame(chunk)?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::Sample;
+    use crate::load::Outcome;
+
+    #[test]
+    fn every_writer_makes_the_columns_its_file_is_read_with() {
+        let path = Path::new("test");
+        let row = Row {
+            architecture: 0,
+            seq: 1,
+            intended_us: 10,
+            sent_us: 11,
+            finished_us: 20,
+            outcome: Outcome::Status(201),
+            attempts: 1,
+            event_id: uuid::Uuid::nil(),
+        };
+        let names = ["rest".to_string()];
+        REQUESTS
+            .check(path, &requests_frame(0, &names, &[row]).unwrap())
+            .unwrap();
+        let stored = StoredRow {
+            event_id: uuid::Uuid::nil(),
+            stored_by: "rest".into(),
+            sent_at_us: 1,
+            stored_at_us: 2,
+        };
+        STORED
+            .check(path, &stored_frame(0, 0, &[stored]).unwrap())
+            .unwrap();
+        let metric = MetricRow {
+            t_s: 0.5,
+            architecture: "kafka".into(),
+            service: "consumer".into(),
+            sample: Sample {
+                metric: "m".into(),
+                labels: String::new(),
+                value: 1.0,
+            },
+        };
+        METRICS
+            .check(path, &metrics_frame(0, &[metric]).unwrap())
+            .unwrap();
+        FAULTS.check(path, &faults_frame(0, &[]).unwrap()).unwrap();
+        let error = STORED
+            .check(path, &requests_frame(0, &names, &[]).unwrap())
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("column sent_at_us is missing"),
+            "{error}"
+        );
+    }
 }
