@@ -1,6 +1,6 @@
 //! `faultline stack up` as a person runs it: every fault kind injected and
-//! verified on a real stack; Ctrl-C in the middle of a freeze; a runner
-//! killed with SIGKILL and cleaned up after.
+//! verified on a real stack; Ctrl-C (once, and twice) in the middle of a
+//! freeze; a runner killed with SIGKILL and cleaned up after.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -273,6 +273,27 @@ fn ctrl_c_during_a_freeze_thaws_stops_everything_and_marks_the_run_incomplete() 
     );
     // The database was thawed before it was stopped: its end was verified.
     assert_eq!(freeze["verified_end"], true, "{freeze}");
+}
+
+#[test]
+fn a_second_ctrl_c_hurries_the_teardown_and_still_leaves_nothing() {
+    let mut runner = Runner::start("cli-sigint-twice", &["--fault", "db-freeze@1s+120s"]);
+    runner.wait_for("stack ready in", Duration::from_secs(60));
+    let pids = recorded_pids(&runner.dir);
+    assert!(pids.len() >= 5, "{pids:?}");
+    runner.wait_for(
+        "fault db-freeze on postgres: injected",
+        Duration::from_secs(30),
+    );
+    let runner_pid = Pid::from_raw(runner.child.id() as i32);
+    kill(runner_pid, Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    kill(runner_pid, Signal::SIGINT).unwrap();
+    let status = runner.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    let left = wait_all_gone(&pids, Duration::from_secs(5));
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    assert_eq!(runner.json("status.json")["status"], "incomplete");
 }
 
 #[test]

@@ -14,6 +14,44 @@ fn root() -> &'static Path {
 }
 
 #[test]
+fn plan_prints_what_a_scenario_lowers_to_and_refuses_an_invalid_one() {
+    let output = faultline()
+        .args(["plan", "experiments/db-crash.toml"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(plan["experiment"], "db-crash");
+    assert_eq!(plan["duration_s"], 300.0);
+    assert_eq!(plan["load"]["requests"], 15_000);
+    assert_eq!(plan["faults"][0]["kind"], "db-crash");
+    assert_eq!(plan["faults"][0]["start_s"], 90.0);
+    assert_eq!(plan["stack"]["architectures"].as_array().unwrap().len(), 3);
+    let k6 = faultline()
+        .args(["plan", "experiments/db-crash.toml", "--driver", "k6"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let k6: serde_json::Value = serde_json::from_slice(&k6.stdout).unwrap();
+    assert_eq!(k6["load"]["driver"], "k6");
+
+    let dir = std::env::temp_dir().join(format!("faultline-plan-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "name = \"b\"\nduration = \"soon\"\n").unwrap();
+    let output = faultline().arg("plan").arg(&bad).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("bad.toml:2") && said.contains("duration"),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn no_arguments_tell_a_newcomer_what_to_run_first() {
     let output = faultline().output().unwrap();
     let text = String::from_utf8_lossy(&output.stderr).to_string()
