@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use faultline_stack::postgres::probe_url;
-use faultline_stack::{ProxyMode, StackError};
+use faultline_stack::{ProbeError, ProxyMode, StackError};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -258,10 +258,28 @@ pub async fn end(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRecor
     record.verified = record.verified_start && record.verified_end;
 }
 
+/// Why a fault could not be seen to take effect or to end.
+#[derive(Debug, thiserror::Error)]
+pub enum Unverified {
+    #[error("the probe still succeeds")]
+    StillSucceeds,
+    #[error(transparent)]
+    Probe(#[from] ProbeError),
+    #[error("a query took {0:?}, less than the delay")]
+    TooFast(Duration),
+    #[error("a query still took {0:?}")]
+    StillSlow(Duration),
+    #[error("no {0} is running")]
+    Missing(&'static str),
+}
+
 /// Probes until `ok` holds for a probe result, or the limit passes.
-async fn until<F>(mut probe: impl AsyncFnMut() -> Result<(), String>, ok: F) -> Result<(), String>
+async fn until<F>(
+    mut probe: impl AsyncFnMut() -> Result<(), Unverified>,
+    ok: F,
+) -> Result<(), Unverified>
 where
-    F: Fn(&Result<(), String>) -> bool,
+    F: Fn(&Result<(), Unverified>) -> bool,
 {
     let started = Instant::now();
     loop {
@@ -271,7 +289,7 @@ where
         }
         if started.elapsed() > VERIFY_LIMIT {
             return Err(match result {
-                Ok(()) => "the probe still succeeds".into(),
+                Ok(()) => Unverified::StillSucceeds,
                 Err(error) => error,
             });
         }
@@ -279,62 +297,59 @@ where
     }
 }
 
+/// One query on `url`.
+async fn query(url: &str, limit: Duration) -> Result<(), Unverified> {
+    Ok(probe_url(url, limit).await?)
+}
+
 /// Runs one query on `url`; how long it took.
-async fn timed_query(url: &str, limit: Duration) -> Result<Duration, String> {
+async fn timed_query(url: &str, limit: Duration) -> Result<Duration, Unverified> {
     let started = Instant::now();
     probe_url(url, limit).await?;
     Ok(started.elapsed())
 }
 
 /// Whether a service answers 200 on `/healthz`.
-async fn healthy(addr: std::net::SocketAddr) -> Result<(), String> {
+async fn healthy(addr: std::net::SocketAddr) -> Result<(), Unverified> {
     match faultline_stack::services::get_json(addr, "/healthz").await {
         Ok((200, _)) => Ok(()),
-        Ok((status, _)) => Err(format!("/healthz answered {status}")),
-        Err(error) => Err(error),
+        Ok((status, _)) => Err(ProbeError::Failed(format!("/healthz answered {status}")).into()),
+        Err(error) => Err(ProbeError::Failed(error).into()),
     }
 }
 
-async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), String> {
+async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Unverified> {
     let direct = stack.database.url();
     let linked = stack.service_database_url();
     match kind {
         FaultKind::DbCrash | FaultKind::DbStop => {
-            until(
-                async || probe_url(&direct, PROBE_TIMEOUT).await,
-                Result::is_err,
-            )
-            .await
+            until(async || query(&direct, PROBE_TIMEOUT).await, Result::is_err).await
         }
         FaultKind::DbFreeze => {
             until(
-                async || probe_url(&direct, PROBE_TIMEOUT).await,
-                |r| r.as_ref().is_err_and(|e| e.starts_with("no answer")),
+                async || query(&direct, PROBE_TIMEOUT).await,
+                |r| matches!(r, Err(Unverified::Probe(ProbeError::NoAnswer(_)))),
             )
             .await
         }
         FaultKind::DbBlackhole => {
-            until(
-                async || probe_url(&linked, PROBE_TIMEOUT).await,
-                Result::is_err,
-            )
-            .await
+            until(async || query(&linked, PROBE_TIMEOUT).await, Result::is_err).await
         }
         FaultKind::DbLatency { delay, .. } => {
             let delay = delay.0;
             until(
                 async || match timed_query(&linked, delay * 4 + PROBE_TIMEOUT).await? {
                     took if took >= delay => Ok(()),
-                    took => Err(format!("a query took {took:?}, less than the delay")),
+                    took => Err(Unverified::TooFast(took)),
                 },
                 Result::is_ok,
             )
             .await
         }
         FaultKind::BrokerKill => {
-            let broker = stack.broker.as_ref().ok_or("no broker")?;
+            let broker = stack.broker.as_ref().ok_or(Unverified::Missing("broker"))?;
             until(
-                async || broker.probe(Duration::from_millis(500)).await,
+                async || Ok(broker.probe(Duration::from_millis(500)).await?),
                 Result::is_err,
             )
             .await
@@ -349,39 +364,31 @@ async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Str
     }
 }
 
-async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), String> {
+async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Unverified> {
     let direct = stack.database.url();
     let linked = stack.service_database_url();
     match kind {
         FaultKind::DbCrash | FaultKind::DbStop | FaultKind::DbFreeze => {
-            until(
-                async || probe_url(&direct, PROBE_TIMEOUT).await,
-                Result::is_ok,
-            )
-            .await
+            until(async || query(&direct, PROBE_TIMEOUT).await, Result::is_ok).await
         }
         FaultKind::DbLatency { delay, .. } => {
             let delay = delay.0;
             until(
                 async || match timed_query(&linked, PROBE_TIMEOUT).await? {
                     took if took < delay => Ok(()),
-                    took => Err(format!("a query still took {took:?}")),
+                    took => Err(Unverified::StillSlow(took)),
                 },
                 Result::is_ok,
             )
             .await
         }
         FaultKind::DbBlackhole => {
-            until(
-                async || probe_url(&linked, PROBE_TIMEOUT).await,
-                Result::is_ok,
-            )
-            .await
+            until(async || query(&linked, PROBE_TIMEOUT).await, Result::is_ok).await
         }
         FaultKind::BrokerKill => {
-            let broker = stack.broker.as_ref().ok_or("no broker")?;
+            let broker = stack.broker.as_ref().ok_or(Unverified::Missing("broker"))?;
             until(
-                async || broker.probe(Duration::from_secs(1)).await,
+                async || Ok(broker.probe(Duration::from_secs(1)).await?),
                 Result::is_ok,
             )
             .await

@@ -81,10 +81,10 @@ impl Database {
                 let addr = address_of(url)?;
                 faultline_stack::postgres::probe_url(url, Duration::from_secs(5))
                     .await
-                    .map_err(|detail| StackError::NotReady {
+                    .map_err(|error| StackError::NotReady {
                         what: "the external database".into(),
                         waited: Duration::from_secs(5),
-                        detail,
+                        detail: error.to_string(),
                     })?;
                 progress(&format!("external PostgreSQL answers at {addr}"));
                 Ok(Database::External {

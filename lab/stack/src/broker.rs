@@ -21,8 +21,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::StackError;
 use crate::process::Managed;
+use crate::{ProbeError, StackError};
 
 /// Which broker implementation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,10 +195,10 @@ impl Broker {
                 broker
                     .probe(Duration::from_secs(5))
                     .await
-                    .map_err(|detail| StackError::NotReady {
+                    .map_err(|error| StackError::NotReady {
                         what: format!("external broker {bootstrap}"),
                         waited: Duration::from_secs(5),
-                        detail,
+                        detail: error.to_string(),
                     })?;
                 return Ok(broker);
             }
@@ -402,7 +402,7 @@ impl Broker {
                     return Err(StackError::NotReady {
                         what: "broker".into(),
                         waited: limit,
-                        detail: error,
+                        detail: error.to_string(),
                     });
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
@@ -411,22 +411,23 @@ impl Broker {
     }
 
     /// One metadata round trip.
-    pub async fn probe(&self, timeout: Duration) -> Result<(), String> {
+    pub async fn probe(&self, timeout: Duration) -> Result<(), ProbeError> {
         let bootstrap = self.bootstrap();
+        let failed = |e: &dyn std::fmt::Display| ProbeError::Failed(e.to_string());
         tokio::task::spawn_blocking(move || {
             let consumer: BaseConsumer = ClientConfig::new()
                 .set("bootstrap.servers", &bootstrap)
                 .set("socket.connection.setup.timeout.ms", "1000")
                 .set("log_level", "0")
                 .create()
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| failed(&e))?;
             consumer
                 .fetch_metadata(None, timeout)
                 .map(drop)
-                .map_err(|e| e.to_string())
+                .map_err(|e| failed(&e))
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| failed(&e))?
     }
 
     /// Creates a topic (if it does not exist) and waits until its metadata

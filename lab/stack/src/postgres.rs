@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Uid, User};
 
-use crate::StackError;
 use crate::process::Managed;
+use crate::{ProbeError, StackError};
 
 /// How long a start or restart may take before it is an error.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -233,7 +233,7 @@ impl Postgres {
     }
 
     /// One query with a short connect timeout.
-    pub async fn probe(&self, timeout: Duration) -> Result<(), String> {
+    pub async fn probe(&self, timeout: Duration) -> Result<(), ProbeError> {
         probe_url(&self.url(), timeout).await
     }
 
@@ -333,22 +333,32 @@ impl Drop for Postgres {
 }
 
 /// Connects to `url` and runs one query, all within `timeout`.
-pub async fn probe_url(url: &str, timeout: Duration) -> Result<(), String> {
+pub async fn probe_url(url: &str, timeout: Duration) -> Result<(), ProbeError> {
     let url = format!("{url}?connect_timeout={}", timeout.as_secs().max(1));
+    let failed = |error: tokio_postgres::Error| {
+        let timed_out = std::error::Error::source(&error)
+            .and_then(|source| source.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+        if timed_out {
+            ProbeError::NoAnswer(timeout)
+        } else {
+            ProbeError::Failed(error.to_string())
+        }
+    };
     let attempt = async {
         let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(failed)?;
         tokio::spawn(connection);
         client
             .simple_query("SELECT 1")
             .await
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(failed)
     };
     match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result,
-        Err(_) => Err(format!("no answer within {timeout:?}")),
+        Err(_) => Err(ProbeError::NoAnswer(timeout)),
     }
 }
 
