@@ -336,13 +336,13 @@ pub struct Pool {
     #[serde(default = "defaults::pool_size")]
     pub size: u32,
     /// Longest wait for a free connection, e.g. "2s".
-    #[serde(default = "defaults::two_seconds")]
+    #[serde(default = "defaults::acquire_timeout")]
     pub acquire_timeout: Span,
     /// Longest wait to open a connection, e.g. "2s".
-    #[serde(default = "defaults::two_seconds")]
+    #[serde(default = "defaults::connect_timeout")]
     pub connect_timeout: Span,
     /// Longest a statement may run, e.g. "2s".
-    #[serde(default = "defaults::two_seconds")]
+    #[serde(default = "defaults::statement_timeout")]
     pub statement_timeout: Span,
     /// Idle connections older than this are closed, e.g. "5s".
     #[serde(default = "defaults::idle_timeout")]
@@ -353,9 +353,9 @@ impl Default for Pool {
     fn default() -> Self {
         Self {
             size: defaults::pool_size(),
-            acquire_timeout: defaults::two_seconds(),
-            connect_timeout: defaults::two_seconds(),
-            statement_timeout: defaults::two_seconds(),
+            acquire_timeout: defaults::acquire_timeout(),
+            connect_timeout: defaults::connect_timeout(),
+            statement_timeout: defaults::statement_timeout(),
             idle_timeout: defaults::idle_timeout(),
         }
     }
@@ -670,9 +670,11 @@ impl Default for Economics {
     }
 }
 
-/// Every default, in one place. They reproduce the original proof of concept.
+/// Every default, in one place. They reproduce the original proof of
+/// concept; the services' settings come from `faultline_services::defaults`.
 pub mod defaults {
     use super::*;
+    use faultline_services::defaults as service;
 
     pub fn duration() -> Span {
         Span::secs(300)
@@ -699,31 +701,37 @@ pub mod defaults {
         Span::millis(200)
     }
     pub fn delivery_timeout() -> Span {
-        Span::secs(5)
+        Span::millis(service::DELIVERY_TIMEOUT_MS)
     }
     pub fn batch_size() -> u32 {
-        1
+        service::BATCH_SIZE as u32
     }
     pub fn batch_linger() -> Span {
-        Span::millis(10)
+        Span::millis(service::BATCH_LINGER_MS)
     }
     pub fn pool_size() -> u32 {
-        10
+        service::POOL_SIZE as u32
     }
-    pub fn two_seconds() -> Span {
-        Span::secs(2)
+    pub fn acquire_timeout() -> Span {
+        Span::millis(service::ACQUIRE_TIMEOUT_MS)
+    }
+    pub fn connect_timeout() -> Span {
+        Span::millis(service::CONNECT_TIMEOUT_MS)
+    }
+    pub fn statement_timeout() -> Span {
+        Span::millis(service::STATEMENT_TIMEOUT_MS)
     }
     pub fn idle_timeout() -> Span {
-        Span::secs(5)
+        Span::millis(service::IDLE_TIMEOUT_MS)
     }
     pub fn breaker_failures() -> u32 {
-        5
+        service::BREAKER_FAILURES
     }
     pub fn breaker_open_for() -> Span {
-        Span::secs(60)
+        Span::millis(service::BREAKER_OPEN_MS)
     }
     pub fn breaker_successes() -> u32 {
-        3
+        service::BREAKER_SUCCESSES
     }
     pub fn currency() -> String {
         "USD".into()

@@ -23,9 +23,9 @@ pub struct BreakerConfig {
 impl Default for BreakerConfig {
     fn default() -> Self {
         Self {
-            failure_threshold: 5,
-            open_for: Duration::from_secs(60),
-            success_threshold: 3,
+            failure_threshold: crate::defaults::BREAKER_FAILURES,
+            open_for: Duration::from_millis(crate::defaults::BREAKER_OPEN_MS),
+            success_threshold: crate::defaults::BREAKER_SUCCESSES,
         }
     }
 }

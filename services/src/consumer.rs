@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::breaker::{Breaker, BreakerConfig, BreakerState};
+use crate::defaults;
 use crate::event::{BodyShape, decode};
 use crate::http::{self, App, Common, Identity, Response};
 use crate::metrics::{ConsumerMetrics, DbMetrics};
@@ -92,19 +93,19 @@ pub struct ConsumerConfig {
     #[arg(long, env = "FAULTLINE_STORED_BY")]
     pub stored_by: Option<String>,
     /// Most events written in one transaction.
-    #[arg(long, env = "FAULTLINE_BATCH_SIZE", default_value_t = 2000)]
+    #[arg(long, env = "FAULTLINE_BATCH_SIZE", default_value_t = defaults::BATCH_SIZE)]
     pub batch_size: usize,
     /// Longest wait to fill a batch once its first event arrived, in milliseconds.
-    #[arg(long, env = "FAULTLINE_BATCH_LINGER_MS", default_value_t = 10)]
+    #[arg(long, env = "FAULTLINE_BATCH_LINGER_MS", default_value_t = defaults::BATCH_LINGER_MS)]
     pub batch_linger_ms: u64,
     /// Consecutive failed writes that open the breaker.
-    #[arg(long, env = "FAULTLINE_BREAKER_FAILURES", default_value_t = 5)]
+    #[arg(long, env = "FAULTLINE_BREAKER_FAILURES", default_value_t = defaults::BREAKER_FAILURES)]
     pub breaker_failures: u32,
     /// How long the breaker stays open, in milliseconds.
-    #[arg(long, env = "FAULTLINE_BREAKER_OPEN_MS", default_value_t = 60_000)]
+    #[arg(long, env = "FAULTLINE_BREAKER_OPEN_MS", default_value_t = defaults::BREAKER_OPEN_MS)]
     pub breaker_open_ms: u64,
     /// Consecutive successes in half-open that close the breaker.
-    #[arg(long, env = "FAULTLINE_BREAKER_SUCCESSES", default_value_t = 3)]
+    #[arg(long, env = "FAULTLINE_BREAKER_SUCCESSES", default_value_t = defaults::BREAKER_SUCCESSES)]
     pub breaker_successes: u32,
     /// Pause between failed writes while the breaker is still closed, in
     /// milliseconds (buffered mode).

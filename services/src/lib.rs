@@ -10,6 +10,7 @@
 
 pub mod breaker;
 pub mod consumer;
+pub mod defaults;
 pub mod event;
 pub mod http;
 pub mod metrics;

@@ -55,7 +55,7 @@ pub struct ProducerConfig {
     /// Longest wait for the broker's acknowledgement, in milliseconds. The
     /// client scans for expired messages once a second, so a 503 comes at
     /// most about a second after this.
-    #[arg(long, env = "FAULTLINE_DELIVERY_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(long, env = "FAULTLINE_DELIVERY_TIMEOUT_MS", default_value_t = crate::defaults::DELIVERY_TIMEOUT_MS)]
     pub delivery_timeout_ms: u64,
     /// How long the producer waits to fill a batch, in milliseconds.
     #[arg(long, env = "FAULTLINE_LINGER_MS", default_value_t = 2)]

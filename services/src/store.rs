@@ -14,6 +14,7 @@ use deadpool_postgres::{
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
+use crate::defaults;
 use crate::event::LocationEvent;
 
 /// The table of stored events.
@@ -60,19 +61,19 @@ pub struct DbConfig {
     )]
     pub url: String,
     /// Most connections the pool opens.
-    #[arg(long, env = "FAULTLINE_POOL_SIZE", default_value_t = 10)]
+    #[arg(long, env = "FAULTLINE_POOL_SIZE", default_value_t = defaults::POOL_SIZE)]
     pub pool_size: usize,
     /// Longest wait for a free pooled connection, in milliseconds.
-    #[arg(long, env = "FAULTLINE_ACQUIRE_TIMEOUT_MS", default_value_t = 2000)]
+    #[arg(long, env = "FAULTLINE_ACQUIRE_TIMEOUT_MS", default_value_t = defaults::ACQUIRE_TIMEOUT_MS)]
     pub acquire_timeout_ms: u64,
     /// Longest wait to open a new connection, in milliseconds.
-    #[arg(long, env = "FAULTLINE_CONNECT_TIMEOUT_MS", default_value_t = 2000)]
+    #[arg(long, env = "FAULTLINE_CONNECT_TIMEOUT_MS", default_value_t = defaults::CONNECT_TIMEOUT_MS)]
     pub connect_timeout_ms: u64,
     /// Longest a statement may run, in milliseconds (server and client side).
-    #[arg(long, env = "FAULTLINE_STATEMENT_TIMEOUT_MS", default_value_t = 2000)]
+    #[arg(long, env = "FAULTLINE_STATEMENT_TIMEOUT_MS", default_value_t = defaults::STATEMENT_TIMEOUT_MS)]
     pub statement_timeout_ms: u64,
     /// Idle connections older than this are closed, in milliseconds.
-    #[arg(long, env = "FAULTLINE_IDLE_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(long, env = "FAULTLINE_IDLE_TIMEOUT_MS", default_value_t = defaults::IDLE_TIMEOUT_MS)]
     pub idle_timeout_ms: u64,
 }
 
@@ -81,11 +82,11 @@ impl DbConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            pool_size: 10,
-            acquire_timeout_ms: 2000,
-            connect_timeout_ms: 2000,
-            statement_timeout_ms: 2000,
-            idle_timeout_ms: 5000,
+            pool_size: defaults::POOL_SIZE,
+            acquire_timeout_ms: defaults::ACQUIRE_TIMEOUT_MS,
+            connect_timeout_ms: defaults::CONNECT_TIMEOUT_MS,
+            statement_timeout_ms: defaults::STATEMENT_TIMEOUT_MS,
+            idle_timeout_ms: defaults::IDLE_TIMEOUT_MS,
         }
     }
 
