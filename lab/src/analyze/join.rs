@@ -1,6 +1,7 @@
 //! The join stage: every request with the database audit and its
-//! repetition's start, in one lazy Polars plan; per-second buckets; the
-//! audit's own counts; the scraped consumer state.
+//! repetition's start, in lazy Polars plans (per-second buckets, the rows
+//! the figures need, the audit's own counts) run as one query; and the
+//! scraped consumer state.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -89,25 +90,22 @@ pub fn joined(files: &RunFiles, t0: &HashMap<u32, i64>) -> PolarsResult<LazyFram
         ]))
 }
 
-/// Per architecture, repetition and second: counts and percentiles.
-pub fn per_second(joined: LazyFrame) -> PolarsResult<(DataFrame, DataFrame)> {
+/// Per architecture, repetition and second: counts and percentiles, and
+/// failures by class.
+pub fn per_second(joined: LazyFrame) -> [LazyFrame; 2] {
     let q = |e: Expr, q: f64| e.quantile(lit(q), QuantileMethod::Linear);
     let ms = |e: Expr| e.cast(DataType::Float64) / lit(1000.0);
     let keys = [col("architecture"), col("repetition"), col("second")];
-    let counts = joined
-        .clone()
-        .group_by(keys.clone())
-        .agg([
-            len().alias("offered"),
-            col("ok").cast(DataType::UInt64).sum().alias("ok"),
-            q(ms(col("latency_us")).filter(col("ok")), 0.5).alias("ok_p50_ms"),
-            q(ms(col("latency_us")).filter(col("ok")), 0.99).alias("ok_p99_ms"),
-            q(ms(col("latency_us")).filter(col("ok").not()), 0.5).alias("failed_p50_ms"),
-            q(ms(col("latency_us")).filter(col("ok").not()), 0.99).alias("failed_p99_ms"),
-            q(ms(col("freshness_us")), 0.5).alias("freshness_p50_ms"),
-            q(ms(col("freshness_us")), 0.99).alias("freshness_p99_ms"),
-        ])
-        .collect()?;
+    let counts = joined.clone().group_by(keys.clone()).agg([
+        len().alias("offered"),
+        col("ok").cast(DataType::UInt64).sum().alias("ok"),
+        q(ms(col("latency_us")).filter(col("ok")), 0.5).alias("ok_p50_ms"),
+        q(ms(col("latency_us")).filter(col("ok")), 0.99).alias("ok_p99_ms"),
+        q(ms(col("latency_us")).filter(col("ok").not()), 0.5).alias("failed_p50_ms"),
+        q(ms(col("latency_us")).filter(col("ok").not()), 0.99).alias("failed_p99_ms"),
+        q(ms(col("freshness_us")), 0.5).alias("freshness_p50_ms"),
+        q(ms(col("freshness_us")), 0.99).alias("freshness_p99_ms"),
+    ]);
     let failures = joined
         .filter(col("failure").is_not_null())
         .group_by([
@@ -116,33 +114,48 @@ pub fn per_second(joined: LazyFrame) -> PolarsResult<(DataFrame, DataFrame)> {
             col("second"),
             col("failure"),
         ])
-        .agg([len().alias("n")])
-        .collect()?;
-    Ok((counts, failures))
+        .agg([len().alias("n")]);
+    [counts, failures]
+}
+
+/// Runs every plan in one query, so that what they share (the join) is
+/// computed once.
+pub fn collect_all<const N: usize>(plans: [LazyFrame; N]) -> PolarsResult<[DataFrame; N]> {
+    let flags = plans
+        .first()
+        .map(LazyFrame::get_current_optimizations)
+        .unwrap_or_default();
+    let plans = plans.into_iter().map(|p| p.logical_plan).collect();
+    let frames = LazyFrame::collect_all_with_engine(plans, Engine::Auto, flags)?;
+    frames.try_into().map_err(|frames: Vec<DataFrame>| {
+        polars_err!(ComputeError: "{} results for {N} plans", frames.len())
+    })
+}
+
+/// The columns of the joined rows that become [`Request`]s.
+pub fn request_rows(joined: LazyFrame) -> LazyFrame {
+    joined.select([
+        col("architecture"),
+        col("repetition"),
+        col("intended_us"),
+        col("latency_us"),
+        col("ok"),
+        col("failure"),
+        col("freshness_us"),
+        col("lost"),
+    ])
 }
 
 /// The joined rows, one [`Request`] each, grouped by architecture.
-pub fn requests(joined: LazyFrame) -> anyhow::Result<HashMap<String, Vec<Request>>> {
-    let rows = joined
-        .select([
-            col("architecture"),
-            col("repetition"),
-            col("intended_us"),
-            col("latency_us"),
-            col("ok"),
-            col("failure"),
-            col("freshness_us"),
-            col("lost"),
-        ])
-        .collect()?;
-    let arch = strings(&rows, "architecture")?;
-    let rep = numbers(&rows, "repetition")?;
-    let intended = numbers(&rows, "intended_us")?;
-    let latency_us = numbers(&rows, "latency_us")?;
-    let ok = flags(&rows, "ok")?;
+pub fn requests(rows: &DataFrame) -> anyhow::Result<HashMap<String, Vec<Request>>> {
+    let arch = strings(rows, "architecture")?;
+    let rep = numbers(rows, "repetition")?;
+    let intended = numbers(rows, "intended_us")?;
+    let latency_us = numbers(rows, "latency_us")?;
+    let ok = flags(rows, "ok")?;
     let failure = rows.column("failure")?.str()?.clone();
-    let freshness = numbers(&rows, "freshness_us")?;
-    let lost = flags(&rows, "lost")?;
+    let freshness = numbers(rows, "freshness_us")?;
+    let lost = flags(rows, "lost")?;
     let mut by_arch: HashMap<String, Vec<Request>> = HashMap::new();
     for (i, arch) in arch.into_iter().enumerate() {
         by_arch.entry(arch).or_default().push(Request {
@@ -162,8 +175,9 @@ pub fn requests(joined: LazyFrame) -> anyhow::Result<HashMap<String, Vec<Request
 /// duplicates, and stored rows nobody was told about.
 pub type AuditCounts = HashMap<(String, u32), (u64, u64, u64)>;
 
-/// Counts [`AuditCounts`] from the stored rows and the acknowledged requests.
-pub fn audit(files: &RunFiles) -> anyhow::Result<AuditCounts> {
+/// Per architecture and repetition: rows stored, extra copies, and rows
+/// stored without an acknowledgement.
+pub fn audit_plan(files: &RunFiles) -> LazyFrame {
     let acked = files.requests.clone().lazy().filter(col("ok")).select([
         col("repetition"),
         col("architecture"),
@@ -171,7 +185,7 @@ pub fn audit(files: &RunFiles) -> anyhow::Result<AuditCounts> {
         lit(true).alias("acked"),
     ]);
     let keys = [col("repetition"), col("architecture"), col("event_id")];
-    let audit = files
+    files
         .stored
         .clone()
         .lazy()
@@ -188,12 +202,15 @@ pub fn audit(files: &RunFiles) -> anyhow::Result<AuditCounts> {
                 .sum()
                 .alias("unacknowledged"),
         ])
-        .collect()?;
-    let arch = strings(&audit, "architecture")?;
-    let rep = numbers(&audit, "repetition")?;
-    let stored = numbers(&audit, "stored")?;
-    let duplicates = numbers(&audit, "duplicates")?;
-    let unacknowledged = numbers(&audit, "unacknowledged")?;
+}
+
+/// [`AuditCounts`] from the result of [`audit_plan`].
+pub fn audit(audit: &DataFrame) -> anyhow::Result<AuditCounts> {
+    let arch = strings(audit, "architecture")?;
+    let rep = numbers(audit, "repetition")?;
+    let stored = numbers(audit, "stored")?;
+    let duplicates = numbers(audit, "duplicates")?;
+    let unacknowledged = numbers(audit, "unacknowledged")?;
     let mut counts = AuditCounts::new();
     for (i, arch) in arch.into_iter().enumerate() {
         let n = |v: &[Option<f64>]| v[i].unwrap_or(0.0).max(0.0) as u64;

@@ -123,14 +123,20 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         .collect();
 
     let joined = join::joined(files, &t0_of)?;
-    let (counts, failures) = join::per_second(joined.clone())?;
-    let mut requests = join::requests(joined)?;
+    let [counts, failures] = join::per_second(joined.clone());
+    let [counts, failures, rows, audit] = join::collect_all([
+        counts,
+        failures,
+        join::request_rows(joined),
+        join::audit_plan(files),
+    ])?;
+    let mut requests = join::requests(&rows)?;
     let (scraped, backlog) = join::scraped(&files.metrics)?;
     let context = Context {
         experiment,
         manifest,
         windows,
-        audit: join::audit(files)?,
+        audit: join::audit(&audit)?,
         scraped: &scraped,
         backlog,
         repetitions,
