@@ -71,35 +71,37 @@ impl FaultRecord {
 }
 
 /// Checks that every fault can run on this stack, before anything starts.
-pub fn check(faults: &[FaultSpec], stack: &LabStack) -> Result<(), String> {
+/// A fault the stack it would act on cannot carry out.
+#[derive(Debug, thiserror::Error)]
+#[error("{fault}: {reason}")]
+pub struct Unsupported {
+    pub fault: FaultSpec,
+    pub reason: &'static str,
+}
+
+pub fn check(faults: &[FaultSpec], stack: &LabStack) -> Result<(), Unsupported> {
     for fault in faults {
-        match fault.kind {
-            FaultKind::BrokerKill if stack.broker.is_none() => {
-                return Err(format!("{fault}: no architecture uses a broker"));
+        let external_broker = stack
+            .broker
+            .as_ref()
+            .is_some_and(|b| b.kind() == faultline_stack::BrokerKind::External);
+        let external_database = matches!(stack.database, crate::stack::Database::External { .. });
+        let reason = match fault.kind {
+            FaultKind::BrokerKill if stack.broker.is_none() => "no architecture uses a broker",
+            FaultKind::BrokerKill if external_broker => {
+                "an external broker cannot be killed by the lab"
             }
-            FaultKind::BrokerKill
-                if stack
-                    .broker
-                    .as_ref()
-                    .is_some_and(|b| b.kind() == faultline_stack::BrokerKind::External) =>
-            {
-                return Err(format!(
-                    "{fault}: an external broker cannot be killed by the lab"
-                ));
+            ref kind if kind.needs_local_database() && external_database => {
+                "the database is external, so the lab cannot crash, stop or freeze it \
+                 (db-latency and db-blackhole act on the link and still work)"
             }
-            FaultKind::DbCrash | FaultKind::DbStop | FaultKind::DbFreeze
-                if matches!(stack.database, crate::stack::Database::External { .. }) =>
-            {
-                return Err(format!(
-                    "{fault}: the database is external, so the lab cannot crash, stop or freeze it \
-                     (db-latency and db-blackhole act on the link and still work)"
-                ));
-            }
-            FaultKind::ConsumerKill if stack.kafka.is_empty() => {
-                return Err(format!("{fault}: no architecture has a consumer"));
-            }
-            _ => {}
-        }
+            FaultKind::ConsumerKill if stack.kafka.is_empty() => "no architecture has a consumer",
+            _ => continue,
+        };
+        return Err(Unsupported {
+            fault: fault.clone(),
+            reason,
+        });
     }
     Ok(())
 }
@@ -314,7 +316,7 @@ async fn healthy(addr: std::net::SocketAddr) -> Result<(), Unverified> {
     match faultline_stack::services::get_json(addr, "/healthz").await {
         Ok((200, _)) => Ok(()),
         Ok((status, _)) => Err(ProbeError::Failed(format!("/healthz answered {status}")).into()),
-        Err(error) => Err(ProbeError::Failed(error).into()),
+        Err(error) => Err(error.into()),
     }
 }
 

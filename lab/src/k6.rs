@@ -19,6 +19,22 @@ use tokio_util::sync::CancellationToken;
 use crate::load::{Outcome, Row};
 use crate::plan::Plan;
 
+/// What went wrong driving the load with k6.
+#[derive(Debug, thiserror::Error)]
+pub enum K6Error {
+    #[error("could not start k6: {0}")]
+    Start(#[source] std::io::Error),
+    #[error("could not wait for k6: {0}")]
+    Wait(#[source] std::io::Error),
+    #[error("k6 exited with {status}: {stderr}")]
+    Exit {
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("k6's output {path}: {detail}")]
+    Output { path: PathBuf, detail: String },
+}
+
 /// The k6 binary: on PATH, else in the set-up script's cache.
 pub fn find() -> Option<PathBuf> {
     faultline_stack::which("k6").or_else(|| {
@@ -136,7 +152,7 @@ pub async fn drive(
     script: &Path,
     csv: &Path,
     cancel: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), K6Error> {
     let mut child = tokio::process::Command::new(k6)
         .arg("run")
         .arg("--quiet")
@@ -152,7 +168,7 @@ pub async fn drive(
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("could not start k6: {e}"))?;
+        .map_err(K6Error::Start)?;
     let stderr = child.stderr.take();
     let errors = tokio::spawn(async move {
         let mut text = String::new();
@@ -162,37 +178,44 @@ pub async fn drive(
         text
     });
     let status = tokio::select! {
-        status = child.wait() => status.map_err(|e| e.to_string())?,
+        status = child.wait() => status.map_err(K6Error::Wait)?,
         () = cancel.cancelled() => {
             // SIGINT lets k6 flush its output.
             if let Some(pid) = child.id() {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT);
             }
-            child.wait().await.map_err(|e| e.to_string())?
+            child.wait().await.map_err(K6Error::Wait)?
         }
     };
     let errors = errors.await.unwrap_or_default();
     if !status.success() && !cancel.is_cancelled() {
-        return Err(format!("k6 exited with {status}: {}", errors.trim()));
+        return Err(K6Error::Exit {
+            status,
+            stderr: errors.trim().to_string(),
+        });
     }
     Ok(())
 }
 
 /// Converts k6's CSV output to rows. `names` are the architectures in order;
 /// `t0_unix_ms` is the run's start.
-pub fn rows(csv: &Path, names: &[String], t0_unix_ms: i64) -> Result<Vec<Row>, String> {
-    let text = std::fs::read_to_string(csv).map_err(|e| format!("{}: {e}", csv.display()))?;
+pub fn rows(csv: &Path, names: &[String], t0_unix_ms: i64) -> Result<Vec<Row>, K6Error> {
+    let output = |detail: String| K6Error::Output {
+        path: csv.to_path_buf(),
+        detail,
+    };
+    let text = std::fs::read_to_string(csv).map_err(|e| output(e.to_string()))?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines
         .next()
-        .ok_or("k6 wrote no output")?
+        .ok_or_else(|| output("k6 wrote no output".into()))?
         .split(',')
         .collect();
     let column = |name: &str| {
         header
             .iter()
             .position(|h| *h == name)
-            .ok_or_else(|| format!("k6's CSV has no {name} column"))
+            .ok_or_else(|| output(format!("k6's CSV has no {name} column")))
     };
     let (metric_i, time_i, value_i, code_i, status_i, tags_i) = (
         column("metric_name")?,

@@ -56,9 +56,7 @@ impl Database {
     pub fn local(&mut self) -> Result<&mut Postgres, StackError> {
         match self {
             Database::Local(postgres) => Ok(postgres),
-            Database::External { .. } => Err(StackError::NotRunning(
-                "a local PostgreSQL (the database is external)",
-            )),
+            Database::External { .. } => Err(StackError::External("database")),
         }
     }
 }
@@ -97,11 +95,14 @@ impl Database {
 }
 
 /// Replaces the host and port of a `postgres://` URL.
-pub fn with_address(url: &str, addr: SocketAddr) -> Result<String, String> {
+pub fn with_address(url: &str, addr: SocketAddr) -> Result<String, StackError> {
     let rest = url
         .strip_prefix("postgres://")
         .or_else(|| url.strip_prefix("postgresql://"))
-        .ok_or_else(|| format!("{url:?} is not a postgres:// URL"))?;
+        .ok_or_else(|| StackError::BadUrl {
+            url: url.to_string(),
+            detail: "it does not start with postgres://".into(),
+        })?;
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     let user = authority.rsplit_once('@').map(|(user, _)| user);
@@ -113,8 +114,8 @@ pub fn with_address(url: &str, addr: SocketAddr) -> Result<String, String> {
 
 /// The first host and port of a `postgres://` URL, resolved.
 fn address_of(url: &str) -> Result<SocketAddr, StackError> {
-    let bad = |detail: String| StackError::Failed {
-        what: "the external database URL".into(),
+    let bad = |detail: String| StackError::BadUrl {
+        url: url.to_string(),
         detail,
     };
     let config: tokio_postgres::Config = url.parse().map_err(|e| bad(format!("{e}")))?;
@@ -227,11 +228,7 @@ impl LabStack {
             Database::External { addr, .. } => *addr,
         };
         let proxy = FaultProxy::start(upstream).await?;
-        let via_proxy =
-            with_address(&database.url(), proxy.addr()).map_err(|detail| StackError::Failed {
-                what: "the database URL".into(),
-                detail,
-            })?;
+        let via_proxy = with_address(&database.url(), proxy.addr())?;
         let needs_broker = plan
             .architectures
             .iter()

@@ -256,7 +256,7 @@ impl Repetition<'_> {
             Ok(Ok(rows)) => rows,
             Ok(Err(error)) => {
                 scraping.stop().await;
-                anyhow::bail!("the load driver failed: {error}");
+                return Err(error.context("the load driver failed"));
             }
             Err(error) => {
                 scraping.stop().await;
@@ -296,7 +296,7 @@ impl Repetition<'_> {
         t0: Instant,
         t0_unix_us: i64,
         cancel: &CancellationToken,
-    ) -> anyhow::Result<JoinHandle<Result<Vec<Row>, String>>> {
+    ) -> anyhow::Result<JoinHandle<anyhow::Result<Vec<Row>>>> {
         let Some(k6) = self.k6 else {
             let schedule = Arc::new(self.plan.load.schedule());
             let settings = self.plan.load.settings_of(self.number);
@@ -315,7 +315,7 @@ impl Repetition<'_> {
             drop(rows_tx);
             return Ok(tokio::spawn(async move {
                 while drivers.join_next().await.is_some() {}
-                collector.await.map_err(|e| e.to_string())
+                collector.await.context("the row collector failed")
             }));
         };
         let targets: Vec<(String, String)> =
@@ -327,7 +327,7 @@ impl Repetition<'_> {
         let (k6, names, cancel) = (k6.to_path_buf(), names.to_vec(), cancel.clone());
         Ok(tokio::spawn(async move {
             crate::k6::drive(&k6, &script, &csv, cancel).await?;
-            crate::k6::rows(&csv, &names, t0_unix_us / 1000)
+            Ok(crate::k6::rows(&csv, &names, t0_unix_us / 1000)?)
         }))
     }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::StackError;
 use crate::process::Managed;
+use crate::{ProbeError, StackError};
 
 /// Which service a process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,11 +156,11 @@ impl Service {
                     match get_json(self.addr, "/healthz").await {
                         Ok((200, _)) => return Ok(()),
                         Ok((status, body)) => last = format!("/healthz answered {status}: {body}"),
-                        Err(error) => last = error,
+                        Err(error) => last = error.to_string(),
                     }
                 }
                 Ok((status, body)) => last = format!("/identity answered {status}: {body}"),
-                Err(error) => last = error,
+                Err(error) => last = error.to_string(),
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -198,41 +198,42 @@ impl Drop for Service {
 }
 
 /// A plain HTTP/1.1 GET with a 2 s limit: the status and the body as JSON.
-pub async fn get_json(addr: SocketAddr, path: &str) -> Result<(u16, serde_json::Value), String> {
+pub async fn get_json(
+    addr: SocketAddr,
+    path: &str,
+) -> Result<(u16, serde_json::Value), ProbeError> {
     let (status, body) = get(addr, path, Duration::from_secs(2)).await?;
     let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
     Ok((status, body))
 }
 
 /// A plain HTTP/1.1 GET within `limit`: the status and the body as text.
-pub async fn get(addr: SocketAddr, path: &str, limit: Duration) -> Result<(u16, String), String> {
+pub async fn get(
+    addr: SocketAddr,
+    path: &str,
+    limit: Duration,
+) -> Result<(u16, String), ProbeError> {
+    let failed = |what: String| ProbeError::Failed(format!("{addr}{path}: {what}"));
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| e.to_string())?;
+        let io = |e: std::io::Error| failed(e.to_string());
+        let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
         let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
+        stream.write_all(request.as_bytes()).await.map_err(io)?;
         let mut response = Vec::new();
-        stream
-            .read_to_end(&mut response)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(response)
+        stream.read_to_end(&mut response).await.map_err(io)?;
+        Ok::<_, ProbeError>(response)
     };
     let response = tokio::time::timeout(limit, exchange)
         .await
-        .map_err(|_| format!("no answer from {addr} within {limit:?}"))??;
+        .map_err(|_| ProbeError::NoAnswer(limit))??;
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text
         .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("not an HTTP answer from {addr}"))?;
+        .ok_or_else(|| failed("not an HTTP answer".into()))?;
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status in the answer from {addr}"))?;
+        .ok_or_else(|| failed("no status in the answer".into()))?;
     Ok((status, body.to_string()))
 }
