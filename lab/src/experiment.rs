@@ -11,6 +11,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use faultline_services::consumer::Mode;
+pub use faultline_stack::BrokerChoice;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -123,7 +124,7 @@ pub struct StackSettings {
     /// `auto` (Apache Kafka if on PATH, else nisshi), `kafka`, `nisshi`, or
     /// `external` (then `bootstrap_servers` is required).
     #[serde(default)]
-    pub broker: BrokerSetting,
+    pub broker: BrokerChoice,
     /// Bootstrap servers of an external Kafka cluster.
     #[serde(default)]
     pub bootstrap_servers: Option<String>,
@@ -131,7 +132,7 @@ pub struct StackSettings {
     /// `database_url` is required, and db-crash, db-stop and db-freeze are
     /// refused).
     #[serde(default)]
-    pub database: DatabaseSetting,
+    pub database: DatabaseChoice,
     /// URL of an external PostgreSQL database.
     #[serde(default)]
     pub database_url: Option<String>,
@@ -143,30 +144,24 @@ pub struct StackSettings {
 impl Default for StackSettings {
     fn default() -> Self {
         Self {
-            broker: BrokerSetting::Auto,
+            broker: BrokerChoice::Auto,
             bootstrap_servers: None,
-            database: DatabaseSetting::Local,
+            database: DatabaseChoice::Local,
             database_url: None,
             partitions: defaults::partitions(),
         }
     }
 }
 
+/// Which database to use: the one list, for the scenario format, the
+/// command line and the stack.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum BrokerSetting {
-    #[default]
-    Auto,
-    Kafka,
-    Nisshi,
-    External,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum DatabaseSetting {
+pub enum DatabaseChoice {
+    /// An ephemeral cluster per run, owned by the lab.
     #[default]
     Local,
+    /// A server the lab does not own, at `database_url`.
     External,
 }
 

@@ -8,12 +8,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use faultline_services::consumer::Mode;
-use faultline_stack::BrokerChoice;
+use faultline_stack::BrokerTarget;
 use serde::{Serialize, Serializer};
 
 use crate::experiment::{
-    ArchitectureSettings, BrokerSetting, DatabaseSetting, DriverSetting, Experiment, FaultKind,
-    Pool, RateSegment, Span,
+    ArchitectureSettings, DatabaseChoice, DriverSetting, Experiment, FaultKind, Pool, RateSegment,
+    Span,
 };
 
 /// Serialises a duration as seconds (`90.0`), for the plan's JSON.
@@ -26,8 +26,8 @@ pub(crate) fn millis<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok
     serializer.serialize_u64(d.as_millis() as u64)
 }
 
-fn broker_name<S: Serializer>(choice: &BrokerChoice, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(choice)
+fn broker_name<S: Serializer>(target: &BrokerTarget, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(target)
 }
 
 /// Everything one run of a scenario does, decided before anything starts.
@@ -167,9 +167,10 @@ pub fn max_in_flight(peak_rps: f64, timeout: Duration, attempts: f64) -> usize {
 /// What to bring up.
 #[derive(Debug, Clone, Serialize)]
 pub struct StackPlan {
-    pub database: DatabaseChoice,
+    #[serde(serialize_with = "database_name")]
+    pub database: DatabaseTarget,
     #[serde(serialize_with = "broker_name")]
-    pub broker: BrokerChoice,
+    pub broker: BrokerTarget,
     pub partitions: i32,
     pub architectures: Vec<Architecture>,
 }
@@ -180,19 +181,13 @@ impl StackPlan {
     pub fn of(experiment: &Experiment) -> Self {
         let stack = &experiment.stack;
         Self {
-            database: match stack.database {
-                DatabaseSetting::Local => DatabaseChoice::Local,
-                DatabaseSetting::External => {
-                    DatabaseChoice::External(stack.database_url.clone().unwrap_or_default())
-                }
+            database: DatabaseTarget {
+                choice: stack.database,
+                url: stack.database_url.clone(),
             },
-            broker: match stack.broker {
-                BrokerSetting::Auto => BrokerChoice::Auto,
-                BrokerSetting::Kafka => BrokerChoice::Kafka,
-                BrokerSetting::Nisshi => BrokerChoice::Nisshi,
-                BrokerSetting::External => {
-                    BrokerChoice::External(stack.bootstrap_servers.clone().unwrap_or_default())
-                }
+            broker: BrokerTarget {
+                choice: stack.broker,
+                bootstrap_servers: stack.bootstrap_servers.clone(),
             },
             partitions: stack.partitions as i32,
             architectures: experiment
@@ -219,8 +214,8 @@ impl StackPlan {
             });
         }
         Self {
-            database: DatabaseChoice::Local,
-            broker: BrokerChoice::Auto,
+            database: DatabaseTarget::default(),
+            broker: BrokerTarget::default(),
             partitions,
             architectures,
         }
@@ -306,27 +301,42 @@ impl Architecture {
     }
 }
 
-/// Where the database comes from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DatabaseChoice {
-    /// An ephemeral cluster in the run folder, owned by the lab.
-    #[default]
-    Local,
-    /// A server the lab does not own; faults that need its process are refused.
-    External(String),
+fn database_name<S: Serializer>(target: &DatabaseTarget, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(target)
+}
+
+/// A database to bring up or reach: which, and where an external one is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatabaseTarget {
+    pub choice: DatabaseChoice,
+    /// The URL of an external database.
+    pub url: Option<String>,
 }
 
 /// `local` or `external:postgres://USER@HOST:PORT/DB`.
-impl FromStr for DatabaseChoice {
+impl fmt::Display for DatabaseTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.choice {
+            DatabaseChoice::Local => f.write_str("local"),
+            // The URL may hold a password: it is not printed.
+            DatabaseChoice::External => f.write_str("external"),
+        }
+    }
+}
+
+/// `local` or `external:postgres://USER@HOST:PORT/DB`.
+impl FromStr for DatabaseTarget {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text {
-            "local" => Ok(DatabaseChoice::Local),
+            "local" => Ok(Self::default()),
             other => match other.strip_prefix("external:") {
                 Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                    Ok(DatabaseChoice::External(url.into()))
+                    Ok(Self {
+                        choice: DatabaseChoice::External,
+                        url: Some(url.into()),
+                    })
                 }
                 _ => Err(format!(
                     "unknown database {other:?}; expected local or \
@@ -535,12 +545,27 @@ mod tests {
     }
 
     #[test]
-    fn a_database_choice_parses() {
-        assert_eq!("local".parse(), Ok(DatabaseChoice::Local));
+    fn a_database_and_a_broker_target_parse() {
+        assert_eq!("local".parse(), Ok(DatabaseTarget::default()));
+        let external: DatabaseTarget = "external:postgres://u:secret@h:5432/d".parse().unwrap();
+        assert_eq!(external.choice, DatabaseChoice::External);
         assert_eq!(
-            "external:postgres://u@h:5432/d".parse(),
-            Ok(DatabaseChoice::External("postgres://u@h:5432/d".into()))
+            external.url.as_deref(),
+            Some("postgres://u:secret@h:5432/d")
         );
-        assert!("mysql".parse::<DatabaseChoice>().is_err());
+        assert_eq!(
+            external.to_string(),
+            "external",
+            "a password is not printed"
+        );
+        assert!("mysql".parse::<DatabaseTarget>().is_err());
+        let broker: BrokerTarget = "external:kafka:9092".parse().unwrap();
+        assert_eq!(broker.choice, faultline_stack::BrokerChoice::External);
+        assert_eq!(broker.to_string(), "external:kafka:9092");
+        assert_eq!(
+            "tansu".parse::<BrokerTarget>().unwrap().to_string(),
+            "nisshi"
+        );
+        assert!("rabbit".parse::<BrokerTarget>().is_err());
     }
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use faultline_services::consumer::Mode;
 use faultline_stack::{Broker, FaultProxy, Postgres, Service, ServiceKind, StackError};
 
-use crate::plan::{Architecture, DatabaseChoice, StackPlan, mode_name};
+use crate::experiment::DatabaseChoice;
+use crate::plan::{Architecture, DatabaseTarget, StackPlan, mode_name};
 
 #[cfg(test)]
 mod tests {
@@ -65,17 +66,21 @@ impl Database {
     /// Starts a local cluster under `dir`, or checks that an external one
     /// answers.
     async fn start(
-        choice: &DatabaseChoice,
+        target: &DatabaseTarget,
         dir: &Path,
         progress: &impl Fn(&str),
     ) -> Result<Self, StackError> {
-        match choice {
+        match target.choice {
             DatabaseChoice::Local => {
                 let postgres = Postgres::start(&dir.join("postgres")).await?;
                 progress(&format!("PostgreSQL ready on port {}", postgres.port()));
                 Ok(Database::Local(postgres))
             }
-            DatabaseChoice::External(url) => {
+            DatabaseChoice::External => {
+                let url = target
+                    .url
+                    .as_deref()
+                    .ok_or(StackError::NoAddress("database's URL"))?;
                 let addr = address_of(url)?;
                 faultline_stack::postgres::probe_url(url, Duration::from_secs(5))
                     .await
@@ -86,7 +91,7 @@ impl Database {
                     })?;
                 progress(&format!("external PostgreSQL answers at {addr}"));
                 Ok(Database::External {
-                    url: url.clone(),
+                    url: url.to_string(),
                     addr,
                 })
             }

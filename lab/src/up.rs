@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use anyhow::Context;
 use faultline::fault::{self, FaultRecord};
-use faultline::plan::{DatabaseChoice, FaultSpec, StackPlan};
+use faultline::plan::{DatabaseTarget, FaultSpec, StackPlan};
 use faultline::shutdown::Shutdown;
 use faultline::stack::LabStack;
 use faultline_services::consumer::Mode;
-use faultline_stack::BrokerChoice;
+use faultline_stack::BrokerTarget;
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -27,10 +27,10 @@ pub struct UpArgs {
     /// Broker: auto (Apache Kafka if on PATH, else nisshi/tansu), kafka,
     /// nisshi, or external:HOST:PORT.
     #[arg(long, default_value = "auto")]
-    broker: BrokerChoice,
+    broker: BrokerTarget,
     /// Database: local (an ephemeral cluster) or external:postgres://...
     #[arg(long, default_value = "local")]
-    database: DatabaseChoice,
+    database: DatabaseTarget,
     /// A fault on the stack's clock, KIND@START+DURATION (repeatable), e.g.
     /// db-crash@30s+60s or db-latency:200ms:50ms@10s+20s.
     #[arg(long = "fault")]

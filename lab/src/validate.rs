@@ -18,7 +18,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::experiment::{
-    ArchitectureSettings, BrokerSetting, DatabaseSetting, Experiment, FaultKind, RateShape, Span,
+    ArchitectureSettings, BrokerChoice, DatabaseChoice, Experiment, FaultKind, RateShape, Span,
 };
 
 /// One problem in a scenario.
@@ -702,14 +702,14 @@ fn check_run(experiment: &Experiment, report: &mut Report<'_>) {
 /// The stack: external parts need their addresses.
 fn check_stack(experiment: &Experiment, report: &mut Report<'_>) {
     let stack = &experiment.stack;
-    if stack.broker == BrokerSetting::External && stack.bootstrap_servers.is_none() {
+    if stack.broker == BrokerChoice::External && stack.bootstrap_servers.is_none() {
         report.at(
             "stack.broker",
             "an external broker needs `stack.bootstrap_servers`".into(),
             None,
         );
     }
-    if stack.database == DatabaseSetting::External && stack.database_url.is_none() {
+    if stack.database == DatabaseChoice::External && stack.database_url.is_none() {
         report.at(
             "stack.database",
             "an external database needs `stack.database_url`".into(),
@@ -926,7 +926,7 @@ fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
                 )),
             );
         }
-        if fault.kind.needs_local_database() && stack.database == DatabaseSetting::External {
+        if fault.kind.needs_local_database() && stack.database == DatabaseChoice::External {
             report.at(
                 &format!("{path}.kind"),
                 "the database is external: the lab cannot crash, stop or freeze it".into(),
@@ -939,7 +939,7 @@ fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
                 "no architecture uses a broker or a consumer".into(),
                 None,
             ),
-            FaultKind::BrokerKill if stack.broker == BrokerSetting::External => report.at(
+            FaultKind::BrokerKill if stack.broker == BrokerChoice::External => report.at(
                 &format!("{path}.kind"),
                 "the broker is external: the lab cannot kill it".into(),
                 None,

@@ -53,42 +53,74 @@ impl BrokerKind {
     }
 }
 
-/// Which broker a scenario asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Which broker to use: the one list, for the scenario format, the command
+/// line and the stack.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum BrokerChoice {
     /// Apache Kafka if its scripts are on PATH, else nisshi/tansu.
     #[default]
     Auto,
+    /// Apache Kafka in KRaft mode.
     Kafka,
     /// nisshi or tansu, whichever is found.
     Nisshi,
-    /// Bootstrap servers of a cluster the lab does not own.
-    External(String),
+    /// A cluster the lab does not own, at its bootstrap servers.
+    External,
+}
+
+/// A broker to bring up or reach: which, and where an external one is.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BrokerTarget {
+    pub choice: BrokerChoice,
+    /// Bootstrap servers of an external cluster.
+    pub bootstrap_servers: Option<String>,
 }
 
 /// `auto`, `kafka`, `nisshi` or `external:HOST:PORT`.
-impl std::fmt::Display for BrokerChoice {
+impl std::fmt::Display for BrokerTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BrokerChoice::Auto => f.write_str("auto"),
-            BrokerChoice::Kafka => f.write_str("kafka"),
-            BrokerChoice::Nisshi => f.write_str("nisshi"),
-            BrokerChoice::External(servers) => write!(f, "external:{servers}"),
+        match (self.choice, &self.bootstrap_servers) {
+            (BrokerChoice::Auto, _) => f.write_str("auto"),
+            (BrokerChoice::Kafka, _) => f.write_str("kafka"),
+            (BrokerChoice::Nisshi, _) => f.write_str("nisshi"),
+            (BrokerChoice::External, servers) => {
+                write!(f, "external:{}", servers.as_deref().unwrap_or_default())
+            }
         }
     }
 }
 
 /// `auto`, `kafka`, `nisshi` (or `tansu`), or `external:HOST:PORT`.
-impl std::str::FromStr for BrokerChoice {
+impl std::str::FromStr for BrokerTarget {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let local = |choice| {
+            Ok(Self {
+                choice,
+                bootstrap_servers: None,
+            })
+        };
         match text {
-            "auto" => Ok(BrokerChoice::Auto),
-            "kafka" => Ok(BrokerChoice::Kafka),
-            "nisshi" | "tansu" => Ok(BrokerChoice::Nisshi),
+            "auto" => local(BrokerChoice::Auto),
+            "kafka" => local(BrokerChoice::Kafka),
+            "nisshi" | "tansu" => local(BrokerChoice::Nisshi),
             other => match other.strip_prefix("external:") {
-                Some(servers) if !servers.is_empty() => Ok(BrokerChoice::External(servers.into())),
+                Some(servers) if !servers.is_empty() => Ok(Self {
+                    choice: BrokerChoice::External,
+                    bootstrap_servers: Some(servers.into()),
+                }),
                 _ => Err(format!(
                     "unknown broker {other:?}; expected auto, kafka, nisshi or external:HOST:PORT"
                 )),
@@ -179,10 +211,14 @@ impl Broker {
     /// Starts the broker `choice` names (`auto`: Apache Kafka if present,
     /// else nisshi/tansu) with its files in `dir`, and waits until it answers
     /// a metadata request.
-    pub async fn start(dir: &Path, choice: &BrokerChoice) -> Result<Self, StackError> {
+    pub async fn start(dir: &Path, target: &BrokerTarget) -> Result<Self, StackError> {
         crate::create_dir(dir)?;
-        let (bin, kind) = match choice {
-            BrokerChoice::External(bootstrap) => {
+        let (bin, kind) = match target.choice {
+            BrokerChoice::External => {
+                let bootstrap = target
+                    .bootstrap_servers
+                    .as_ref()
+                    .ok_or(StackError::NoAddress("broker's bootstrap servers"))?;
                 let broker = Self {
                     bin: PathBuf::new(),
                     kind: BrokerKind::External,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use faultline_stack::process::descendants;
-use faultline_stack::{Broker, BrokerChoice, Postgres};
+use faultline_stack::{Broker, BrokerTarget, Postgres};
 
 fn test_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir()
@@ -98,7 +98,7 @@ async fn postgres_survives_a_crash_a_freeze_and_a_stop_and_leaves_nothing_behind
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broker_is_killed_restarted_and_stopped() {
     let dir = test_dir("stack-broker");
-    let mut broker = Broker::start(&dir.join("broker"), &BrokerChoice::Auto)
+    let mut broker = Broker::start(&dir.join("broker"), &BrokerTarget::default())
         .await
         .unwrap();
     broker.create_topic("t", 3).await.unwrap();

@@ -69,7 +69,7 @@ impl Stack {
         let mut stack = Self::postgres(name).await;
         let broker = Broker::start(
             &stack.dir.path().join("broker"),
-            &faultline_stack::BrokerChoice::Auto,
+            &faultline_stack::BrokerTarget::default(),
         )
         .await
         .expect("the broker starts (run scripts/setup to install it)");
