@@ -223,14 +223,16 @@ fn the_summary_follows_its_published_schema() {
         "docs/summary.schema.json is stale: faultline schema --summary > docs/summary.schema.json"
     );
     let validator = jsonschema::validator_for(&published).unwrap();
+    let problems = |value: &Value| -> Vec<String> {
+        validator
+            .iter_errors(value)
+            .map(|e| e.to_string())
+            .collect()
+    };
     let dir = folder("schema");
     Synthetic::default().write(&dir).unwrap();
     let summary = summary_of(&dir);
-    let problems: Vec<String> = validator
-        .iter_errors(&summary)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(problems(&summary).is_empty(), "{:#?}", problems(&summary));
     // The schema catches a missing figure and a wrong type.
     let mut broken = summary.clone();
     broken["architectures"]["kafka"]
@@ -238,11 +240,7 @@ fn the_summary_follows_its_published_schema() {
         .unwrap()
         .remove("lost");
     broken["architectures"]["rest"]["error_rate"] = Value::from("high");
-    let problems: Vec<String> = validator
-        .iter_errors(&broken)
-        .map(|e| e.to_string())
-        .collect();
-    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert_eq!(problems(&broken).len(), 2, "{:#?}", problems(&broken));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
