@@ -50,7 +50,7 @@ impl FaultRecord {
             kind: spec.kind.name().to_string(),
             target: spec.kind.target().to_string(),
             planned_start_s: spec.start.as_secs_f64(),
-            planned_end_s: (spec.start + spec.duration).as_secs_f64(),
+            planned_end_s: spec.end().as_secs_f64(),
             actual_start_s: None,
             actual_end_s: None,
             verified_start: false,
@@ -122,7 +122,7 @@ pub async fn run_timeline(
     let mut events: Vec<(Duration, usize, bool)> = Vec::new();
     for (i, fault) in faults.iter().enumerate() {
         events.push((fault.start, i, true));
-        events.push((fault.start + fault.duration, i, false));
+        events.push((fault.end(), i, false));
     }
     events.sort_by_key(|(at, i, start)| (*at, *start, *i));
     let mut active = vec![false; faults.len()];

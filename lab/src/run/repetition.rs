@@ -103,22 +103,19 @@ impl Repetition<'_> {
         let measured = self.measure(&mut stack).await;
         self.down(stack).await;
         let measured = measured?;
-        let reasons = measured.reasons.clone();
-        let drain_s = measured.drain_s.clone();
-        let (t0_unix_us, load_end_s) = (measured.t0_unix_us, measured.load_end_s);
-        self.record(sinks, measured)?;
+        self.record(sinks, &measured)?;
         Ok(RepetitionSummary {
             repetition: self.number,
-            status: if reasons.is_empty() {
+            status: if measured.reasons.is_empty() {
                 Status::Complete
             } else {
                 Status::Incomplete
             },
-            reasons,
+            reasons: measured.reasons,
             stack_startup_s: startup_s,
-            load_end_s,
-            drain_s,
-            t0_unix_us,
+            load_end_s: measured.load_end_s,
+            drain_s: measured.drain_s,
+            t0_unix_us: measured.t0_unix_us,
             broker: broker.0,
             broker_durable: broker.1,
         })
@@ -452,7 +449,7 @@ impl Repetition<'_> {
     }
 
     /// Appends this repetition's rows to the run folder's Parquet files.
-    fn record(&self, sinks: &mut Sinks, measured: Measured) -> anyhow::Result<()> {
+    fn record(&self, sinks: &mut Sinks, measured: &Measured) -> anyhow::Result<()> {
         let names = self.plan.architectures();
         let number = self.number;
         frames::write_batched(&mut sinks.requests, &measured.rows, |chunk| {
