@@ -52,6 +52,9 @@ pub struct LineChart<'a> {
     pub log_y: bool,
     pub legend: SeriesLabelPosition,
     pub height: u32,
+    /// A gap wider than this in x breaks a line (a second without data);
+    /// infinite to join every point.
+    pub max_gap: f64,
 }
 
 impl<'a> LineChart<'a> {
@@ -75,6 +78,7 @@ impl<'a> LineChart<'a> {
             log_y: false,
             legend: SeriesLabelPosition::UpperRight,
             height: 280,
+            max_gap: 1.5,
         }
     }
 }
@@ -225,8 +229,7 @@ pub fn lines(spec: &LineChart) -> anyhow::Result<String> {
             let at = (x - width - (x1 - x0) * 0.006, y1 - (y1 - y0) * 0.04);
             rule((x, y0), (x, y1), label, at)?;
         }
-        // Time series break where a second has no value; distributions never.
-        let max_gap = if spec.log_x { f64::INFINITY } else { 1.5 };
+        let max_gap = spec.max_gap;
         for (_, index, points) in &spec.faint {
             let colour = PALETTE[index % PALETTE.len()].mix(0.3).stroke_width(1);
             let mut run: Vec<(f64, f64)> = Vec::new();

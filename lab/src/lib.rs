@@ -21,6 +21,8 @@
 //! - [`analyze`]: from the run folder's raw rows to `summary.json`
 //! - [`chart`], [`report`]: SVG charts, the HTML/Markdown report, the index
 //!   of runs, the terminal's headline table
+//! - [`sweep`]: `faultline sweep`, one scenario over a grid of values: the
+//!   points' run folders, `points.parquet`, curves and break-even points
 //! - [`compare`]: two runs' headline figures side by side, change against noise
 //! - [`synthetic`]: run folders with known answers, for tests and benchmarks
 //! - [`shutdown`]: Ctrl-C once to stop a run, twice to hurry its teardown
@@ -42,6 +44,7 @@ pub mod run_folder;
 pub mod shutdown;
 pub mod stack;
 pub mod stats;
+pub mod sweep;
 pub mod synthetic;
 pub mod validate;
 

@@ -63,6 +63,7 @@ First time here? From the repository:
 Then open the report.html it prints. With faultline on PATH:
   faultline run experiments/db-crash-quick.toml        run a scenario, write reports/<run>/
   faultline validate my-scenario.toml                  check a scenario, every problem with its line
+  faultline sweep experiments/what-if-outage-length.toml   one scenario over a grid: curves, break-even
   faultline stack up                                   the stack alone, to poke at by hand";
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +87,28 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Run every point of a scenario's [sweep], each an ordinary run folder
+    /// under <sweep folder>/runs/, then the sweep's curves, break-even
+    /// points and report; prints the sweep folder's path last. Exit status 3
+    /// if a hypothesis failed at any point, 4 if a point did not complete.
+    Sweep {
+        /// The scenario, with a [sweep].
+        #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+        file: Option<PathBuf>,
+        /// Where sweep folders go.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Go on with the sweep folder DIR: points that completed are kept,
+        /// the others run.
+        #[arg(long, value_name = "DIR")]
+        resume: Option<PathBuf>,
+        /// Override the scenario's load driver.
+        #[arg(long, value_enum)]
+        driver: Option<DriverSetting>,
+        /// No progress lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Print what a scenario lowers to, as JSON: the stack and every
     /// service's flags, the fault timeline, the load schedule, the driver's
     /// settings and each repetition's seed. Exit status 2 if it is invalid.
@@ -97,7 +120,8 @@ enum Command {
         driver: Option<DriverSetting>,
     },
     /// Recompute a run folder's summary.json, report.html and report.md from
-    /// its raw files alone, and the index.html of the folder it is in, if any.
+    /// its raw files alone, and the index.html of the folder it is in, if any;
+    /// for a sweep folder, its points.parquet, sweep.json and report.
     Report {
         /// The run folder.
         dir: PathBuf,
@@ -202,7 +226,24 @@ fn main() -> anyhow::Result<()> {
         } => run(
             &runtime,
             &file,
-            faultline::run::RunOptions { out, driver, quiet },
+            faultline::run::RunOptions {
+                out,
+                driver,
+                quiet,
+                folder: None,
+            },
+        ),
+        Command::Sweep {
+            file,
+            out,
+            resume,
+            driver,
+            quiet,
+        } => sweep(
+            &runtime,
+            file.as_deref(),
+            resume.as_deref(),
+            faultline::sweep::execute::SweepOptions { out, driver, quiet },
         ),
         Command::Plan { file, driver } => match faultline::validate::load(&file) {
             Ok((experiment, _)) => {
@@ -288,9 +329,75 @@ fn run(
     Ok(())
 }
 
+/// `faultline sweep`: the sweep, then its folder's path and its verdict as
+/// the exit status.
+fn sweep(
+    runtime: &tokio::runtime::Runtime,
+    file: Option<&std::path::Path>,
+    resume: Option<&std::path::Path>,
+    options: faultline::sweep::execute::SweepOptions,
+) -> anyhow::Result<()> {
+    shutdown::become_subreaper();
+    let dir = runtime.block_on(async {
+        let shutdown = Shutdown::on_signals();
+        faultline::clean::clean(std::path::Path::new(faultline::WORK_DIR));
+        faultline::sweep::execute::sweep(file, resume, options, shutdown).await
+    });
+    shutdown::stop_orphans();
+    let dir = dir?;
+    outln!("{}", dir.display());
+    exit_with_the_sweeps_verdict(&dir);
+    Ok(())
+}
+
+/// Exit status 4 when a point of the sweep at `dir` did not complete, else
+/// 3 when a hypothesis failed at any point.
+fn exit_with_the_sweeps_verdict(dir: &std::path::Path) {
+    let summary: faultline::sweep::table::SweepSummary =
+        match run_folder::load(&dir.join(faultline::sweep::SWEEP_JSON)) {
+            Ok(summary) => summary,
+            Err(error) => {
+                eprintln!(
+                    "faultline: {error}; the sweep's hypotheses were not judged (exit status 4)"
+                );
+                std::process::exit(4);
+            }
+        };
+    if summary.complete() < summary.points.len() {
+        eprintln!(
+            "faultline: {} of {} points completed; their hypotheses do not gate anything (exit status 4)",
+            summary.complete(),
+            summary.points.len()
+        );
+        std::process::exit(4);
+    }
+    let failed = summary.failed_hypotheses();
+    if failed > 0 {
+        eprintln!(
+            "faultline: {failed} hypothes{} failed over the sweep's points (exit status 3)",
+            if failed == 1 { "is" } else { "es" }
+        );
+        std::process::exit(3);
+    }
+}
+
 /// `faultline report`: re-analyses a run folder from its files and
-/// refreshes the index of runs beside it, when there is one.
+/// refreshes the index of runs beside it, when there is one; a sweep
+/// folder's table and report are rebuilt from its points.
 fn report(dir: &std::path::Path) -> anyhow::Result<()> {
+    if dir.join(faultline::sweep::SWEEP_TOML).is_file() {
+        let summary = faultline::sweep::execute::reanalyse(dir)
+            .with_context(|| format!("could not analyze the sweep {}", dir.display()))?;
+        for line in summary
+            .break_even
+            .iter()
+            .filter(|b| b.figure == "revenue_lost")
+        {
+            outln!("{}", line.sentence);
+        }
+        outln!("{}", dir.join("report.html").display());
+        return Ok(());
+    }
     let summary = faultline::analyse_and_report(dir)
         .with_context(|| format!("could not analyze {}", dir.display()))?;
     out!("{}", faultline::report::headline(&summary));

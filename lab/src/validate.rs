@@ -65,8 +65,18 @@ pub fn reference() -> String {
     out
 }
 
-/// The schema `node` points at, following a `$ref`.
+/// The schema `node` points at, following a `$ref`, and the one branch of
+/// an optional table (`anyOf` of it and null).
 fn resolve<'a>(root: &'a Json, node: &'a Json) -> &'a Json {
+    if let Some(branches) = node["anyOf"].as_array()
+        && let [branch] = branches
+            .iter()
+            .filter(|b| b["type"] != "null")
+            .collect::<Vec<_>>()[..]
+        && branch["$ref"].is_string()
+    {
+        return resolve(root, branch);
+    }
     match node["$ref"].as_str() {
         Some(reference) => &root["$defs"][reference.trim_start_matches("#/$defs/")],
         None => node,
@@ -258,6 +268,9 @@ fn parse_into(text: &str, report: &mut Report<'_>) -> Option<Experiment> {
         }
     };
     check(&experiment, report);
+    if report.problems.is_empty() {
+        check_sweep(&experiment, report);
+    }
     report.problems.is_empty().then_some(experiment)
 }
 
@@ -309,6 +322,14 @@ impl Report<'_> {
         let span = self.span_of(path);
         self.add(span, path, message, hint);
     }
+}
+
+/// The closest of `known` keys to `key`, if it is close enough to be a typo.
+pub(crate) fn closest_key<'k>(
+    key: &str,
+    known: impl IntoIterator<Item = &'k String>,
+) -> Option<&'k str> {
+    closest(key, known.into_iter().map(String::as_str))
 }
 
 /// The closest of `known` to `word`, if it is close enough to be a typo.
@@ -660,6 +681,74 @@ fn check(experiment: &Experiment, report: &mut Report<'_>) {
     check_faults(experiment, report);
     check_hypotheses(experiment, report);
     check_economics(experiment, report);
+}
+
+/// The sweep: every key leads somewhere, and every point is a valid
+/// scenario. A problem of a point is reported at the swept value that
+/// causes it (once, however many points share the value), or, when no
+/// single value does, at `sweep` with the point's values.
+fn check_sweep(experiment: &Experiment, report: &mut Report<'_>) {
+    let grid = match crate::sweep::Grid::of(experiment) {
+        Ok(grid) => grid,
+        Err(problems) => {
+            for problem in problems {
+                report.at(&problem.path, problem.message, problem.hint);
+            }
+            return;
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    for point in &grid.points {
+        let Err(problems) = parse(&grid.scenario(point), "point") else {
+            continue;
+        };
+        for problem in problems {
+            let culprit = grid.keys.iter().position(|key| {
+                let key = key.to_string();
+                problem.path == key
+                    || problem.path.starts_with(&format!("{key}."))
+                    || problem.path.starts_with(&format!("{key}["))
+            });
+            let (path, message) = match culprit {
+                Some(i) => {
+                    let value = &point.values[i];
+                    let j = experiment.sweep.as_ref().map_or(0, |s| {
+                        s.parameters[i]
+                            .values
+                            .iter()
+                            .position(|v| v == value)
+                            .unwrap_or(0)
+                    });
+                    (
+                        format!("sweep.parameters[{i}].values[{j}]"),
+                        format!(
+                            "{} = {}: {}",
+                            grid.written[i],
+                            crate::sweep::written(value),
+                            problem.message
+                        ),
+                    )
+                }
+                None => (
+                    "sweep".to_string(),
+                    format!(
+                        "at point {} ({}): {}{}",
+                        point.index + 1,
+                        point.describe(&grid),
+                        if problem.path.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{}: ", problem.path)
+                        },
+                        problem.message
+                    ),
+                ),
+            };
+            if seen.insert((path.clone(), message.clone())) {
+                report.at(&path, message, problem.hint);
+            }
+        }
+    }
 }
 
 /// A finite, non-negative number.

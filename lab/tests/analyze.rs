@@ -425,7 +425,7 @@ fn a_real_chromium_renders_the_report() {
         String::from_utf8_lossy(&dom.stderr)
     );
     let dom = String::from_utf8_lossy(&dom.stdout);
-    assert_eq!(dom.matches("<svg").count(), 8, "{dom}");
+    assert_eq!(dom.matches("<svg").count(), 9, "{dom}");
     assert!(dom.contains("Was anything lost?"));
     // And a phone-sized screenshot is taken without error.
     let shot = dir.join("report.png");

@@ -416,6 +416,137 @@ fn several_problems_are_reported_at_once() {
     assert!(lines.windows(2).all(|w| w[0] <= w[1]), "sorted by line");
 }
 
+/// The base scenario with a `[sweep]` of `parameters`, one per line: with
+/// no `mode`, the first on line 30.
+fn with_sweep(parameters: &[&str], mode: &str) -> String {
+    format!(
+        "{BASE}\n[sweep]\n{mode}parameters = [\n{}\n]\n",
+        parameters.join(",\n")
+    )
+}
+
+#[test]
+fn a_sweep_checks_every_key_and_every_value_where_it_is_written() {
+    let valid = with_sweep(
+        &[
+            r#"  { key = "faults[0].duration", values = ["10s", "30s"] }"#,
+            r#"  { key = "architectures.kafka-buffered.breaker.open_for", values = ["5s", "60s"] }"#,
+            r#"  { key = "workload.retries.max_retries", values = [0, 2] }"#,
+        ],
+        "",
+    );
+    assert!(problems(&valid).is_empty(), "{:?}", problems(&valid));
+    // (what, parameters, mode, expected path, expected line, a word of the message)
+    type Case<'a> = (&'a str, &'a [&'a str], &'a str, &'a str, usize, &'a str);
+    let cases: &[Case] = &[
+        (
+            "a key the scenario does not have",
+            &[r#"  { key = "workload.rat.rps", values = [10] }"#],
+            "",
+            "sweep.parameters[0].key",
+            30,
+            "did you mean `rate`",
+        ),
+        (
+            "an architecture that does not exist",
+            &[r#"  { key = "architectures.kafka-drop.batch_size", values = [1] }"#],
+            "",
+            "sweep.parameters[0].key",
+            30,
+            "kafka-buffered",
+        ),
+        (
+            "a fault index out of range",
+            &[r#"  { key = "faults[3].duration", values = ["1s"] }"#],
+            "",
+            "sweep.parameters[0].key",
+            30,
+            "has 1 entry",
+        ),
+        (
+            "a value of the wrong type",
+            &[r#"  { key = "faults[0].duration", values = ["10s",
+    30] }"#],
+            "",
+            "sweep.parameters[0].values[1]",
+            31,
+            "durations are strings",
+        ),
+        (
+            "a value the format does not allow",
+            &[
+                r#"  { key = "architectures.kafka-buffered.consumer", values = ["drop", "bufferd"] }"#,
+            ],
+            "",
+            "sweep.parameters[0].values[1]",
+            30,
+            "did you mean \"buffered\"",
+        ),
+        (
+            "a key the format does not have",
+            &[r#"  { key = "workload.timeout", values = ["1s"] }"#],
+            "",
+            "sweep.parameters[0].values[0]",
+            30,
+            "unknown key `timeout`",
+        ),
+        (
+            "a value that breaks a rule across fields",
+            &[r#"  { key = "faults[0].duration", values = ["10s", "50s"] }"#],
+            "",
+            "sweep.parameters[0].values[1]",
+            30,
+            "after the run",
+        ),
+        (
+            "zip with lists of different lengths",
+            &[
+                r#"  { key = "faults[0].duration", values = ["10s", "20s"] }"#,
+                r#"  { key = "faults[0].at", values = ["5s"] }"#,
+            ],
+            "mode = \"zip\"\n",
+            "sweep.mode",
+            29,
+            "2, 1",
+        ),
+        (
+            "the same key twice",
+            &[
+                r#"  { key = "faults[0].at", values = ["5s"] }"#,
+                r#"  { key = "faults[0].at", values = ["6s"] }"#,
+            ],
+            "",
+            "sweep.parameters[1].key",
+            31,
+            "already swept",
+        ),
+        (
+            "a parameter without values",
+            &[r#"  { key = "faults[0].at", values = [] }"#],
+            "",
+            "sweep.parameters[0].values",
+            30,
+            "at least one value",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, parameters, mode, path, line, words) in cases {
+        let found = problems(&with_sweep(parameters, mode));
+        match found.iter().find(|p| p.path == *path) {
+            Some(p) if p.line == *line && p.to_string().contains(words) => {}
+            _ => failures.push(format!(
+                "{what}: expected {path} on line {line} saying {words:?}, got:\n  {}",
+                found
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn the_cli_lists_every_problem_and_exits_with_2() {
     let dir = std::env::temp_dir().join(format!("faultline-validate-{}", std::process::id()));

@@ -2,11 +2,17 @@
 //! scenario's economics, every input kept beside the result. Pure.
 
 use crate::experiment::Economics;
-use crate::run_folder::summary::{Cost, CostInputs};
+use crate::run_folder::summary::{BudgetCost, Cost, CostInputs};
 
 /// What `failed_events` cost over `outages` outages, for an architecture
 /// offered `run_rps` requests a second in the run.
-pub fn of(economics: &Economics, failed_events: u64, outages: usize, run_rps: f64) -> Cost {
+pub fn of(
+    economics: &Economics,
+    failed_events: u64,
+    failed_requests: u64,
+    outages: usize,
+    run_rps: f64,
+) -> Cost {
     let orders_lost = failed_events as f64 * economics.orders_lost_per_failed_event;
     let revenue_lost = orders_lost * economics.order_value;
     let per_outage = revenue_lost / outages.max(1) as f64;
@@ -23,6 +29,7 @@ pub fn of(economics: &Economics, failed_events: u64, outages: usize, run_rps: f6
         revenue_lost,
         per_outage,
         per_year: per_outage * scale * economics.outages_per_year,
+        poc_revenue_lost: price(economics, failed_requests),
         inputs: CostInputs {
             order_value: economics.order_value,
             orders_lost_per_failed_event: economics.orders_lost_per_failed_event,
@@ -34,6 +41,45 @@ pub fn of(economics: &Economics, failed_events: u64, outages: usize, run_rps: f6
     }
 }
 
+/// What `events` failed events cost.
+pub fn price(economics: &Economics, events: u64) -> f64 {
+    events as f64 * economics.orders_lost_per_failed_event * economics.order_value
+}
+
+/// The staleness budgets the cost is shown against, in seconds.
+pub const BUDGETS_S: [f64; 11] = [
+    1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0,
+];
+
+/// Cost per outage against the staleness budget: `failed` requests and
+/// lost events always count, an event stored after `delays_us` (sorted)
+/// only beyond the budget.
+pub fn by_budget(
+    economics: &Economics,
+    failed_and_lost: u64,
+    delays_us: &[u64],
+    outages: usize,
+) -> Vec<BudgetCost> {
+    let mut budgets: Vec<f64> = BUDGETS_S.to_vec();
+    let own = economics.staleness_budget.0.as_secs_f64();
+    if !budgets.contains(&own) {
+        budgets.push(own);
+        budgets.sort_by(f64::total_cmp);
+    }
+    budgets
+        .into_iter()
+        .map(|budget_s| {
+            let budget_us = (budget_s * 1e6) as u64;
+            let stale = (delays_us.len() - delays_us.partition_point(|d| *d <= budget_us)) as u64;
+            BudgetCost {
+                staleness_budget_s: budget_s,
+                stale,
+                per_outage: price(economics, failed_and_lost + stale) / outages.max(1) as f64,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,16 +87,45 @@ mod tests {
     #[test]
     fn the_originals_economics_price_a_failed_event_at_125_cents() {
         let economics = Economics::default();
-        let cost = of(&economics, 6000, 1, 50.0);
+        let cost = of(&economics, 6000, 1000, 1, 50.0);
         assert_eq!(cost.orders_lost, 300.0);
+        assert_eq!(cost.poc_revenue_lost, 1250.0);
         assert_eq!(cost.revenue_lost, 7500.0);
         assert_eq!(cost.per_outage, 7500.0);
         assert_eq!(cost.per_year, 7500.0 * 12.0);
         // Two outages halve the cost of one; a run at half the production
         // rate doubles the yearly figure.
-        let cost = of(&economics, 6000, 2, 25.0);
+        let cost = of(&economics, 6000, 0, 2, 25.0);
         assert_eq!(cost.per_outage, 3750.0);
         assert_eq!(cost.per_year, 3750.0 * 2.0 * 12.0);
-        assert_eq!(of(&economics, 10, 1, 0.0).per_year, 0.0);
+        assert_eq!(of(&economics, 10, 0, 1, 0.0).per_year, 0.0);
+    }
+
+    #[test]
+    fn a_tighter_budget_charges_every_event_stored_after_it() {
+        let economics = Economics::default();
+        // 10 failed or lost; events stored after 0.5 s, 3 s, 3 s, 90 s.
+        let delays = [500_000, 3_000_000, 3_000_000, 90_000_000];
+        let curve = by_budget(&economics, 10, &delays, 2);
+        let at = |s: f64| {
+            curve
+                .iter()
+                .find(|c| c.staleness_budget_s == s)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(at(1.0).stale, 3);
+        assert_eq!(at(1.0).per_outage, 13.0 * 1.25 / 2.0);
+        assert_eq!(at(5.0).stale, 1);
+        assert_eq!(at(120.0).stale, 0);
+        assert_eq!(at(120.0).per_outage, 10.0 * 1.25 / 2.0);
+        // The scenario's own budget (60 s by default) is one of the points.
+        assert!(curve.iter().any(|c| c.staleness_budget_s == 60.0));
+        assert!(
+            curve
+                .windows(2)
+                .all(|w| w[0].staleness_budget_s < w[1].staleness_budget_s
+                    && w[0].per_outage >= w[1].per_outage)
+        );
     }
 }

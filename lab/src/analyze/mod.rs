@@ -27,9 +27,9 @@ use faultline_services::breaker::BreakerState;
 use polars::prelude::*;
 
 use crate::experiment::Experiment;
-use crate::run_folder::summary::{ArchitectureSummary, Repetitions, windows_of};
+use crate::run_folder::summary::{ArchitectureSummary, RepetitionFigures, Repetitions, windows_of};
 use crate::run_folder::{self, FolderError, Manifest, Summary};
-use crate::stats::{estimate, fnv};
+use crate::stats::{estimate, fnv, ratio};
 use figures::Figures;
 pub use series::{PerSecond, Second};
 
@@ -155,7 +155,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         let mut delays: Vec<u64> = rows.iter().filter_map(|r| r.freshness_us).collect();
         delays.sort_unstable();
         freshness_cdf.insert(name.to_string(), series::cdf(&delays));
-        architectures.insert(name.to_string(), context.architecture(name, &rows));
+        architectures.insert(name.to_string(), context.architecture(name, &rows, &delays));
     }
     let hypotheses = verdicts::judge(&experiment.hypotheses, &architectures);
     Ok(Analysis {
@@ -199,8 +199,14 @@ impl Context<'_> {
         })
     }
 
-    /// The figures of architecture `name` from its joined `rows`.
-    fn architecture(&self, name: &str, rows: &[join::Request]) -> ArchitectureSummary {
+    /// The figures of architecture `name` from its joined `rows` and the
+    /// freshness of its stored events, sorted.
+    fn architecture(
+        &self,
+        name: &str,
+        rows: &[join::Request],
+        delays: &[u64],
+    ) -> ArchitectureSummary {
         let economics = &self.experiment.economics;
         let budget_us = economics.staleness_budget.0.as_micros() as u64;
         let key = |r: u32| (name.to_string(), r);
@@ -237,7 +243,15 @@ impl Context<'_> {
         );
         let run_rps = rows.len() as f64
             / (self.experiment.duration.0.as_secs_f64() * f64::from(self.repetitions)).max(1e-9);
-        let cost_of = |failed, outages| cost::of(economics, failed, outages, run_rps);
+        let cost_of = |f: &Figures, outages| {
+            cost::of(
+                economics,
+                f.failed_events(),
+                f.totals.failed,
+                outages,
+                run_rps,
+            )
+        };
         let seed = self.experiment.seed ^ fnv(name);
         let estimate = |f: &dyn Fn(&Figures) -> Option<f64>| {
             estimate(&each.iter().filter_map(f).collect::<Vec<_>>(), seed)
@@ -250,10 +264,37 @@ impl Context<'_> {
             latency_p99_ms: estimate(&|f| f.totals.latency_ms.as_ref().map(|l| l.p99)),
             recovery_s: estimate(&|f| f.recovery_s),
             drain_s: estimate(&|f| f.drain_s),
-            revenue_lost: estimate(&|f| Some(cost_of(f.failed_events(), 1).revenue_lost)),
+            revenue_lost: estimate(&|f| Some(cost_of(f, 1).revenue_lost)),
         };
+        let per_repetition = reps
+            .iter()
+            .zip(&each)
+            .map(|(r, f)| RepetitionFigures {
+                repetition: *r,
+                requests: f.totals.requests,
+                error_rate: f.totals.error_rate,
+                error_rate_during: f.phases.get("during").map(|p| p.error_rate),
+                acknowledged: f.acknowledged,
+                lost: f.lost,
+                lost_share: ratio(f.lost, f.acknowledged),
+                stale_share: f.freshness.as_ref().map(|x| x.stale_share),
+                freshness_p99_ms: f.freshness.as_ref().map(|x| x.p99),
+                latency_p99_ms: f.totals.latency_ms.as_ref().map(|l| l.p99),
+                recovery_s: f.recovery_s,
+                drain_s: f.drain_s,
+                revenue_lost: cost_of(f, 1).revenue_lost,
+                poc_revenue_lost: cost_of(f, 1).poc_revenue_lost,
+            })
+            .collect();
+        let cost_by_staleness_budget = cost::by_budget(
+            economics,
+            pooled.totals.failed + pooled.lost,
+            delays,
+            self.repetitions as usize,
+        );
         ArchitectureSummary {
-            cost: cost_of(pooled.failed_events(), self.repetitions as usize),
+            cost: cost_of(&pooled, self.repetitions as usize),
+            cost_by_staleness_budget,
             settle_s: self
                 .manifest
                 .repetitions
@@ -278,6 +319,7 @@ impl Context<'_> {
             recovery_s: pooled.recovery_s,
             drain_s: pooled.drain_s,
             repetitions,
+            per_repetition,
         }
     }
 

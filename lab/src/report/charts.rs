@@ -45,6 +45,7 @@ impl<'a> Charts<'a> {
         out.extend(self.backlog_and_breaker()?);
         out.extend(self.freshness()?);
         out.push(self.audit()?);
+        out.push(self.cost_by_budget()?);
         Ok(out)
     }
 
@@ -298,6 +299,7 @@ impl<'a> Charts<'a> {
             log_y: false,
             legend: plotters::prelude::SeriesLabelPosition::LowerRight,
             height: 280,
+            max_gap: f64::INFINITY,
         };
         Ok(Some((
             "freshness",
@@ -335,5 +337,54 @@ impl<'a> Charts<'a> {
                 &groups,
             )?,
         ))
+    }
+
+    /// Cost per outage against the staleness budget, from the freshness of
+    /// each stored event: what the answer would have been with another
+    /// budget, without running again.
+    fn cost_by_budget(&self) -> anyhow::Result<Drawn> {
+        let economics = &self.experiment.economics;
+        let series: Vec<chart::Line> = self
+            .names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| {
+                let a = self.analysis.summary.architectures.get(*name)?;
+                let points = a
+                    .cost_by_staleness_budget
+                    .iter()
+                    .map(|c| (c.staleness_budget_s, c.per_outage))
+                    .collect();
+                Some((name.to_string(), i, points))
+            })
+            .collect();
+        let budgets = || series.iter().flat_map(|(_, _, p)| p.iter().map(|p| p.0));
+        let title = format!(
+            "Revenue lost per outage ({}) if an event stored later than the budget counts as failed (log scale)",
+            economics.currency
+        );
+        let spec = LineChart {
+            title: &title,
+            x_label: "staleness budget, s",
+            y_label: "revenue lost per outage",
+            series: series.clone(),
+            faint: Vec::new(),
+            faults: &[],
+            x_range: (
+                budgets().fold(f64::INFINITY, f64::min).min(1.0) * 0.8,
+                budgets().fold(1.0, f64::max) * 1.25,
+            ),
+            thresholds: Vec::new(),
+            markers: vec![(
+                format!("this run's budget {}", economics.staleness_budget),
+                economics.staleness_budget.0.as_secs_f64(),
+            )],
+            log_x: true,
+            log_y: false,
+            legend: plotters::prelude::SeriesLabelPosition::UpperRight,
+            height: 280,
+            max_gap: f64::INFINITY,
+        };
+        Ok(("cost_by_budget", title.clone(), chart::lines(&spec)?))
     }
 }

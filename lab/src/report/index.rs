@@ -1,5 +1,5 @@
-//! `index.html` of a reports folder: every run in it, newest first, with its
-//! status, how many hypotheses held and headline figures.
+//! `index.html` of a reports folder: every sweep and every run in it, newest
+//! first, with its status, how many hypotheses held and headline figures.
 
 use std::path::{Path, PathBuf};
 
@@ -33,14 +33,74 @@ struct IndexFigures {
     currency: String,
 }
 
-/// Writes `index.html` in `reports`: every run folder in it with a
-/// `summary.json`, newest first.
+/// One sweep in `reports/index.html`.
+#[derive(Serialize)]
+struct SweepEntry {
+    link: Value,
+    started_at: String,
+    experiment: String,
+    parameters: Vec<String>,
+    points: usize,
+    complete: usize,
+    failed_hypotheses: usize,
+    break_even: Vec<String>,
+}
+
+/// A relative link, attribute-escaped already (minijinja would also escape
+/// its slashes).
+fn link_to(folder: &std::ffi::OsStr) -> Value {
+    Value::from_safe_string(
+        format!("{}/report.html", folder.to_string_lossy())
+            .replace('&', "&amp;")
+            .replace('"', "&quot;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;"),
+    )
+}
+
+/// The sweep folder at `dir`, if it is one with a readable `sweep.json`.
+fn sweep_entry(dir: &Path) -> Option<SweepEntry> {
+    let path = dir.join(crate::sweep::SWEEP_JSON);
+    if !path.is_file() {
+        return None;
+    }
+    let summary: crate::sweep::table::SweepSummary = match run_folder::load(&path) {
+        Ok(summary) => summary,
+        Err(error) => {
+            tracing::warn!(%error, "Left a sweep out of the index.");
+            return None;
+        }
+    };
+    Some(SweepEntry {
+        link: link_to(dir.file_name()?),
+        started_at: summary.started_at().unwrap_or_default().to_string(),
+        experiment: summary.experiment.clone(),
+        parameters: summary.parameters.clone(),
+        points: summary.points.len(),
+        complete: summary.complete(),
+        failed_hypotheses: summary.failed_hypotheses(),
+        break_even: summary
+            .break_even
+            .iter()
+            .filter(|b| b.figure == "revenue_lost" && !b.at.is_empty())
+            .map(|b| b.sentence.clone())
+            .collect(),
+    })
+}
+
+/// Writes `index.html` in `reports`: every sweep folder and every run
+/// folder in it with a `summary.json`, newest first.
 pub fn write_index(reports: &Path) -> anyhow::Result<PathBuf> {
     let mut entries = Vec::new();
+    let mut sweeps = Vec::new();
     let listing =
         std::fs::read_dir(reports).with_context(|| format!("cannot list {}", reports.display()))?;
     for entry in listing.flatten() {
         let dir = entry.path();
+        if let Some(sweep) = sweep_entry(&dir) {
+            sweeps.push(sweep);
+            continue;
+        }
         if !dir.join(run_folder::SUMMARY).is_file() {
             continue;
         }
@@ -70,13 +130,7 @@ pub fn write_index(reports: &Path) -> anyhow::Result<PathBuf> {
             })
             .collect();
         entries.push(IndexEntry {
-            link: Value::from_safe_string(
-                format!("{}/report.html", entry.file_name().to_string_lossy())
-                    .replace('&', "&amp;")
-                    .replace('"', "&quot;")
-                    .replace('<', "&lt;")
-                    .replace('>', "&gt;"),
-            ),
+            link: link_to(&entry.file_name()),
             passed: summary.hypotheses.len() - summary.failed_hypotheses(),
             hypotheses: summary.hypotheses.len(),
             run_id: summary.run_id,
@@ -87,9 +141,10 @@ pub fn write_index(reports: &Path) -> anyhow::Result<PathBuf> {
         });
     }
     entries.sort_by(|a, b| b.started_at.cmp(&a.started_at));
-    let html = super::environment()
-        .get_template("index.html")?
-        .render(minijinja::context! { runs => entries, version => faultline_services::VERSION })?;
+    sweeps.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    let html = super::environment().get_template("index.html")?.render(
+        minijinja::context! { runs => entries, sweeps => sweeps, version => faultline_services::VERSION },
+    )?;
     let path = reports.join("index.html");
     std::fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)

@@ -26,9 +26,11 @@ use crate::run_folder::{self, Manifest, Summary};
 const MARKDOWN: &str = include_str!("../../templates/report.md.j2");
 const HTML: &str = include_str!("../../templates/report.html.j2");
 const INDEX: &str = include_str!("../../templates/index.html.j2");
+const SWEEP_MARKDOWN: &str = include_str!("../../templates/sweep.md.j2");
+const SWEEP_HTML: &str = include_str!("../../templates/sweep.html.j2");
 const STYLE: &str = include_str!("../../templates/style.css");
 
-fn environment() -> Environment<'static> {
+pub(crate) fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.add_template("report.md", MARKDOWN)
         .expect("the Markdown template parses");
@@ -36,6 +38,10 @@ fn environment() -> Environment<'static> {
         .expect("the HTML template parses");
     env.add_template("index.html", INDEX)
         .expect("the index template parses");
+    env.add_template("sweep.md", SWEEP_MARKDOWN)
+        .expect("the sweep's Markdown template parses");
+    env.add_template("sweep.html", SWEEP_HTML)
+        .expect("the sweep's HTML template parses");
     env.add_global("style", Value::from_safe_string(STYLE.to_string()));
     env.add_function("pct", |v: Option<f64>| {
         v.map_or("-".into(), |v| format!("{:.2} %", 100.0 * v))
@@ -147,7 +153,7 @@ fn describe_architecture(a: &ArchitectureSettings) -> String {
 /// Every chart a report draws (backlog, breaker and freshness only when an
 /// architecture has a consumer or stored events), in order; each is
 /// `charts/<name>.svg`.
-pub const CHARTS: [&str; 8] = [
+pub const CHARTS: [&str; 9] = [
     "timeline",
     "answers",
     "errors",
@@ -156,6 +162,7 @@ pub const CHARTS: [&str; 8] = [
     "breaker",
     "freshness",
     "audit",
+    "cost_by_budget",
 ];
 
 /// One architecture as the templates see it.
@@ -167,15 +174,27 @@ struct ArchitectureView<'a> {
     s: &'a ArchitectureSummary,
 }
 
-/// A chart and where its data come from.
+/// A chart as the templates see it.
 #[derive(Serialize)]
-struct ChartView {
-    title: String,
-    file: String,
+pub(crate) struct ChartView {
+    pub title: String,
+    /// Its SVG file, relative to the report.
+    pub file: String,
     #[serde(skip)]
-    svg: String,
+    pub svg: String,
     /// The SVG, inline, for the HTML report.
     inline: Value,
+}
+
+impl ChartView {
+    pub fn new(title: String, file: String, svg: String) -> Self {
+        Self {
+            title,
+            file,
+            inline: Value::from_safe_string(svg.clone()),
+            svg,
+        }
+    }
 }
 
 /// Everything the templates use: built once, rendered as HTML and as Markdown.
@@ -230,12 +249,7 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         .map(|(name, title, svg)| {
             (
                 name,
-                ChartView {
-                    title,
-                    file: format!("charts/{name}.svg"),
-                    inline: Value::from_safe_string(svg.clone()),
-                    svg,
-                },
+                ChartView::new(title, format!("charts/{name}.svg"), svg),
             )
         })
         .collect();

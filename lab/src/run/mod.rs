@@ -12,12 +12,11 @@ pub mod drain;
 pub mod progress;
 pub mod repetition;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::experiment::DriverSetting;
+use crate::experiment::{DriverSetting, Experiment};
 use crate::plan::Plan;
 use crate::run_folder::{self, Manifest, ParquetSink, Status, Versions, frames, manifest::host};
 use crate::shutdown::Shutdown;
@@ -33,6 +32,9 @@ pub struct RunOptions {
     pub driver: Option<DriverSetting>,
     /// No progress lines.
     pub quiet: bool,
+    /// The run folder's name under `out`; by default the start time and
+    /// the scenario's name.
+    pub folder: Option<String>,
 }
 
 fn command_version(program: &Path, arg: &str) -> String {
@@ -81,7 +83,7 @@ impl Sinks {
 
 /// Creates the run folder `out/<id>`, or `out/<id>-2`, `-3`, … when a run
 /// of the same scenario started in the same second; returns its id and path.
-fn create_run_dir(out: &Path, id: &str) -> anyhow::Result<(String, PathBuf)> {
+pub(crate) fn create_run_dir(out: &Path, id: &str) -> anyhow::Result<(String, PathBuf)> {
     let unwritable = |dir: &Path| {
         format!(
             "cannot write the run folder {}: choose a folder you can write to with --out DIR \
@@ -112,11 +114,26 @@ pub async fn run(path: &Path, options: RunOptions, shutdown: Shutdown) -> anyhow
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("the scenario is invalid:\n{}", list.join("\n"))
     })?;
-    let plan = Plan::of(&experiment, options.driver);
-    let progress = Progress {
-        quiet: options.quiet,
-        terminal: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-    };
+    if let Some(sweep) = &experiment.sweep {
+        Progress::of(&options).say(&format!(
+            "the scenario has a [sweep] of {} points; this runs it as written \
+             (`faultline sweep {}` runs every point)",
+            crate::sweep::points_in(sweep),
+            path.display()
+        ));
+    }
+    run_scenario(&experiment, &text, options, shutdown).await
+}
+
+/// Runs a validated scenario whose text is `text`; returns the run folder.
+pub async fn run_scenario(
+    experiment: &Experiment,
+    text: &str,
+    options: RunOptions,
+    shutdown: Shutdown,
+) -> anyhow::Result<PathBuf> {
+    let plan = Plan::of(experiment, options.driver);
+    let progress = Progress::of(&options);
     let k6 = match plan.load.driver {
         DriverSetting::K6 => Some(crate::k6::find().context(
             "the k6 driver needs k6: run scripts/setup, use the Nix dev shell, or put k6 on PATH",
@@ -124,16 +141,16 @@ pub async fn run(path: &Path, options: RunOptions, shutdown: Shutdown) -> anyhow
         DriverSetting::Native => None,
     };
     let started_at = chrono::Utc::now();
-    let (run_id, dir) = create_run_dir(
-        &options.out,
-        &format!(
+    let folder = options.folder.clone().unwrap_or_else(|| {
+        format!(
             "{}-{}",
             started_at.format("%Y%m%dT%H%M%SZ"),
             plan.experiment
-        ),
-    )?;
+        )
+    });
+    let (run_id, dir) = create_run_dir(&options.out, &folder)?;
     let dir = std::path::absolute(&dir)?;
-    std::fs::write(dir.join(run_folder::EXPERIMENT), &text)?;
+    std::fs::write(dir.join(run_folder::EXPERIMENT), text)?;
     let mut manifest = manifest(&plan, run_id.clone(), started_at, experiment.seed);
     let manifest_path = dir.join(run_folder::MANIFEST);
     run_folder::save(&manifest, &manifest_path)?;

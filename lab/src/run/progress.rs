@@ -2,6 +2,7 @@
 //! a second (rewritten in place on a terminal, one every ten seconds
 //! otherwise).
 
+use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +24,19 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Progress lines on stderr, redrawn in place on a terminal without
+    /// `NO_COLOR`; none with `quiet`.
+    pub fn new(quiet: bool) -> Self {
+        Self {
+            quiet,
+            terminal: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+
+    pub fn of(options: &super::RunOptions) -> Self {
+        Self::new(options.quiet)
+    }
+
     pub fn say(&self, line: &str) {
         if self.quiet {
             return;

@@ -108,7 +108,46 @@ pub struct Cost {
     pub per_outage: f64,
     /// One outage scaled to the production rate, times the outages a year.
     pub per_year: f64,
+    /// Revenue lost under the original proof of concept's formula: failed
+    /// requests only, so an acknowledged event that is lost or late costs
+    /// nothing.
+    pub poc_revenue_lost: f64,
     pub inputs: CostInputs,
+}
+
+/// The cost of one outage had the staleness budget been another, computed
+/// from each event's freshness without running again.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct BudgetCost {
+    pub staleness_budget_s: f64,
+    /// Acknowledged events stored later than this budget, all repetitions.
+    pub stale: u64,
+    /// Revenue lost in one outage (one repetition), on average.
+    pub per_outage: f64,
+}
+
+/// The headline figures of one repetition.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct RepetitionFigures {
+    pub repetition: u32,
+    pub requests: u64,
+    pub error_rate: f64,
+    /// Error rate of the requests sent during a fault.
+    pub error_rate_during: Option<f64>,
+    pub acknowledged: u64,
+    pub lost: u64,
+    /// Lost / acknowledged.
+    pub lost_share: f64,
+    /// Share of the stored acknowledged events later than the staleness budget.
+    pub stale_share: Option<f64>,
+    pub freshness_p99_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    pub recovery_s: Option<f64>,
+    pub drain_s: Option<f64>,
+    /// Revenue lost in this repetition's outage.
+    pub revenue_lost: f64,
+    /// The same under the original proof of concept's formula.
+    pub poc_revenue_lost: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -173,7 +212,11 @@ pub struct ArchitectureSummary {
     /// repetition); `None` without a breaker.
     pub breaker_open_s: Option<f64>,
     pub cost: Cost,
+    /// Cost per outage against the staleness budget, from 1 s to 10 min.
+    pub cost_by_staleness_budget: Vec<BudgetCost>,
     pub repetitions: Repetitions,
+    /// Each repetition's headline figures, in order.
+    pub per_repetition: Vec<RepetitionFigures>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

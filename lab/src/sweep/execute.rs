@@ -1,0 +1,253 @@
+//! Running a sweep: a sweep folder, each point an ordinary run under
+//! `runs/`, then the sweep's table and report. A finished point is never
+//! run again by `--resume`; Ctrl-C stops after the point that is running
+//! has torn its stack down.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::{Grid, RUNS, SWEEP_TOML, table};
+use crate::experiment::{DriverSetting, Experiment};
+use crate::run::progress::Progress;
+use crate::run::{RunOptions, create_run_dir};
+use crate::run_folder::{self, Status};
+use crate::shutdown::Shutdown;
+
+/// Where a sweep goes and how it is shown.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// Parent of the sweep folder.
+    pub out: PathBuf,
+    /// Overrides the scenario's driver.
+    pub driver: Option<DriverSetting>,
+    pub quiet: bool,
+}
+
+/// What a sweep is about to do, for the line printed before it starts.
+pub struct Estimate {
+    pub points: usize,
+    pub to_run: usize,
+    pub low: Duration,
+    pub high: Duration,
+}
+
+/// Set-up and teardown of one repetition beyond its load and drain, as
+/// measured (docs/benchmarks.md); the estimate assumes it.
+pub const OVERHEAD_PER_REPETITION: Duration = Duration::from_secs(10);
+
+impl Estimate {
+    /// `to_run` points of `experiment`: each repetition takes its load,
+    /// some drain (none to all of the drain timeout) and the overhead.
+    pub fn of(experiment: &Experiment, points: usize, to_run: usize) -> Self {
+        let per_repetition = experiment.duration.0 + OVERHEAD_PER_REPETITION;
+        let repetitions = to_run as u32 * experiment.repetitions;
+        Self {
+            points,
+            to_run,
+            low: per_repetition * repetitions,
+            high: (per_repetition + experiment.drain_timeout.0) * repetitions,
+        }
+    }
+}
+
+fn minutes(d: Duration) -> String {
+    let m = d.as_secs_f64() / 60.0;
+    if m < 1.0 {
+        format!("{:.0} s", d.as_secs_f64())
+    } else {
+        format!("{m:.0} min")
+    }
+}
+
+/// Runs the sweep of the scenario at `file` into a new sweep folder under
+/// `options.out`, or, with `resume`, the points of the sweep folder
+/// `resume` that have not finished. Returns the sweep folder.
+pub async fn sweep(
+    file: Option<&Path>,
+    resume: Option<&Path>,
+    options: SweepOptions,
+    shutdown: Shutdown,
+) -> anyhow::Result<PathBuf> {
+    let progress = Progress::new(options.quiet);
+    let (dir, text, name) = match (resume, file) {
+        (Some(dir), _) => {
+            let path = dir.join(SWEEP_TOML);
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "{} is not a sweep folder: it has no {SWEEP_TOML}",
+                    dir.display()
+                )
+            })?;
+            (dir.to_path_buf(), text, path.display().to_string())
+        }
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            (PathBuf::new(), text, file.display().to_string())
+        }
+        (None, None) => anyhow::bail!("give a scenario, or --resume with a sweep folder"),
+    };
+    let experiment = crate::validate::parse(&text, &name).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the scenario is invalid:\n{}", list.join("\n"))
+    })?;
+    anyhow::ensure!(
+        experiment.sweep.is_some(),
+        "{name} has no [sweep]: add one (see docs/scenarios.md) or run it with `faultline run`"
+    );
+    let grid = Grid::of(&experiment)
+        .map_err(|_| anyhow::anyhow!("the sweep of {name} cannot be expanded"))?;
+    let dir = if resume.is_some() {
+        dir
+    } else {
+        let started = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        let (_, dir) = create_run_dir(
+            &options.out,
+            &format!("{started}-sweep-{}", experiment.name),
+        )?;
+        std::fs::write(dir.join(SWEEP_TOML), &text)?;
+        dir
+    };
+    let dir = std::path::absolute(&dir)?;
+    let runs = dir.join(RUNS);
+    std::fs::create_dir_all(&runs)?;
+    let done = |folder: &str| {
+        run_folder::read_manifest(&runs.join(folder)).is_ok_and(|m| m.status == Status::Complete)
+    };
+    let to_run = grid
+        .points
+        .iter()
+        .filter(|p| !done(&p.folder(&grid)))
+        .count();
+    let estimate = Estimate::of(&experiment, grid.points.len(), to_run);
+    progress.say(&format!(
+        "sweep {} → {}\nfaultline: {} points × {} repetition(s) × {} architectures{}; \
+         about {}–{} ({} of load, up to {} of drain and ~{} s of set-up per repetition)",
+        experiment.name,
+        dir.display(),
+        estimate.points,
+        experiment.repetitions,
+        experiment.architectures.len(),
+        if to_run < grid.points.len() {
+            format!(
+                ", {} already done, {to_run} to run",
+                grid.points.len() - to_run
+            )
+        } else {
+            String::new()
+        },
+        minutes(estimate.low),
+        minutes(estimate.high),
+        experiment.duration,
+        experiment.drain_timeout,
+        OVERHEAD_PER_REPETITION.as_secs(),
+    ));
+    let started = Instant::now();
+    let mut ran = 0;
+    for point in &grid.points {
+        let folder = point.folder(&grid);
+        if done(&folder) {
+            continue;
+        }
+        if shutdown.graceful.is_cancelled() {
+            break;
+        }
+        set_aside(&runs, &folder)?;
+        let left = if ran == 0 {
+            String::new()
+        } else {
+            let each = started.elapsed() / ran as u32;
+            format!(", about {} left", minutes(each * (to_run - ran) as u32))
+        };
+        progress.say(&format!(
+            "point {}/{}: {}{left}",
+            point.index + 1,
+            grid.points.len(),
+            point.describe(&grid)
+        ));
+        let scenario_text = grid.scenario(point);
+        let scenario = crate::validate::parse(&scenario_text, &folder).map_err(|problems| {
+            anyhow::anyhow!(
+                "point {} is invalid: {}",
+                point.index + 1,
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })?;
+        let options = RunOptions {
+            out: runs.clone(),
+            driver: options.driver,
+            quiet: options.quiet,
+            folder: Some(folder),
+        };
+        crate::run::run_scenario(&scenario, &scenario_text, options, shutdown.clone()).await?;
+        ran += 1;
+    }
+    if shutdown.graceful.is_cancelled() {
+        progress.say(&format!(
+            "sweep interrupted; finished points are kept: `faultline sweep --resume {}` runs the rest",
+            dir.display()
+        ));
+    }
+    let summary = table::gather(&dir, &experiment, &grid)?;
+    super::report::write(&dir, &experiment, &summary)?;
+    if let Some(parent) = dir.parent()
+        && let Err(error) = crate::report::write_index(parent)
+    {
+        progress.say(&format!("could not write the index of runs: {error:#}"));
+    }
+    progress.say(&format!(
+        "sweep: {} of {} points complete{}",
+        summary.complete(),
+        summary.points.len(),
+        summary
+            .break_even
+            .iter()
+            .filter(|b| b.figure == "revenue_lost")
+            .map(|b| format!("\nfaultline: {}", b.sentence))
+            .collect::<String>()
+    ));
+    Ok(dir)
+}
+
+/// Moves the unfinished run folder of a point, if any, out of the way
+/// (`p03-….unfinished`, `….unfinished-2`, …) so that the point runs again
+/// into its own name and nothing collected is deleted.
+fn set_aside(runs: &Path, folder: &str) -> anyhow::Result<()> {
+    let dir = runs.join(folder);
+    if !dir.exists() {
+        return Ok(());
+    }
+    for n in 1.. {
+        let aside = runs.join(if n == 1 {
+            format!("{folder}.unfinished")
+        } else {
+            format!("{folder}.unfinished-{n}")
+        });
+        if !aside.exists() {
+            std::fs::rename(&dir, &aside)
+                .with_context(|| format!("cannot move {} aside", dir.display()))?;
+            return Ok(());
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// Re-reads a sweep folder's points and rewrites its table and report.
+pub fn reanalyse(dir: &Path) -> anyhow::Result<table::SweepSummary> {
+    let path = dir.join(SWEEP_TOML);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let experiment = crate::validate::parse(&text, &path.display().to_string())
+        .map_err(|_| anyhow::anyhow!("{} is not a valid scenario", path.display()))?;
+    let grid = Grid::of(&experiment)
+        .map_err(|_| anyhow::anyhow!("the sweep of {} cannot be expanded", path.display()))?;
+    let summary = table::gather(dir, &experiment, &grid)?;
+    super::report::write(dir, &experiment, &summary)?;
+    Ok(summary)
+}
