@@ -422,13 +422,17 @@ fn break_even(summary: &SweepSummary) -> Vec<BreakEven> {
         for (figure, subject) in &subjects {
             for (i, a) in summary.architectures.iter().enumerate() {
                 for b in &summary.architectures[i + 1..] {
-                    let along: Option<Vec<(f64, Value, Value)>> = points
+                    // The points where both have the figure (a point that
+                    // has not run has none).
+                    let along: Vec<(f64, Value, Value)> = points
                         .iter()
-                        .map(|p| Some((x_of(p), value_of(p, a, figure)?, value_of(p, b, figure)?)))
+                        .filter_map(|p| {
+                            Some((x_of(p), value_of(p, a, figure)?, value_of(p, b, figure)?))
+                        })
                         .collect();
-                    let Some(along) = along.filter(|v| v.len() >= 2) else {
+                    if along.len() < 2 {
                         continue;
-                    };
+                    }
                     let xs: Vec<f64> = along.iter().map(|v| v.0).collect();
                     let a_values: Vec<Value> = along.iter().map(|v| v.1).collect();
                     let b_values: Vec<Value> = along.iter().map(|v| v.2).collect();

@@ -1,0 +1,301 @@
+//! Sweeps: a sweep folder of synthetic points re-analysed into its table,
+//! figures and report; and `faultline sweep` on the real stack, interrupted
+//! and resumed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use faultline::sweep::Grid;
+use faultline::synthetic::Synthetic;
+use polars::prelude::*;
+use serde_json::Value;
+
+fn folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("faultline-sweep-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn faultline() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn points(dir: &Path) -> DataFrame {
+    faultline::sweep::table::read_points(dir).unwrap()
+}
+
+/// The figure `name` of `architecture` at each point that ran (means).
+fn curve(sweep: &Value, architecture: &str, name: &str) -> Vec<f64> {
+    sweep["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["figures"][architecture][name]["mean"].as_f64())
+        .collect()
+}
+
+#[test]
+fn a_sweep_folder_of_synthetic_points_is_tabled_charted_and_indexed() {
+    let reports = folder("synthetic");
+    let dir = reports.join("20261201T000000Z-sweep-synthetic");
+    let base = Synthetic {
+        repetitions: 2,
+        ..Synthetic::default()
+    };
+    let text = format!(
+        "{}\n[sweep]\nparameters = [{{ key = \"faults[0].duration\", values = [\"5s\", \"10s\", \"15s\"] }}]\n",
+        base.scenario()
+    );
+    std::fs::create_dir_all(dir.join("runs")).unwrap();
+    std::fs::write(dir.join("sweep.toml"), &text).unwrap();
+    let experiment = faultline::validate::parse(&text, "sweep.toml").unwrap();
+    let grid = Grid::of(&experiment).unwrap();
+    assert_eq!(grid.points.len(), 3);
+    // Every point but the last has run: the fault lasts its point's value.
+    for (point, seconds) in grid.points.iter().zip([5, 10]) {
+        let run = dir.join("runs").join(point.folder(&grid));
+        Synthetic {
+            fault: (10, 10 + seconds),
+            ..base.clone()
+        }
+        .write(&run)
+        .unwrap();
+        faultline::analyse_and_report(&run).unwrap();
+    }
+    let output = faultline().arg("report").arg(&dir).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // One row per point that ran × architecture × repetition.
+    let table = points(&dir);
+    assert_eq!(table.height(), 2 * 2 * 2);
+    for column in [
+        "point",
+        "faults[0].duration",
+        "faults[0].duration (number)",
+        "architecture",
+        "repetition",
+        "revenue_lost",
+        "lost",
+        "stale_share",
+        "poc_revenue_lost",
+    ] {
+        assert!(table.column(column).is_ok(), "{column} is missing");
+    }
+    let sweep = read_json(&dir.join("sweep.json"));
+    assert_eq!(
+        sweep["points"][2]["status"],
+        Value::Null,
+        "the last point never ran"
+    );
+    // REST fails every request of the fault: its cost doubles with the outage.
+    let rest = curve(&sweep, "rest", "revenue_lost");
+    let each = f64::from(base.rps) * 1.25;
+    assert_eq!(rest, vec![5.0 * each, 10.0 * each]);
+    // The Kafka path loses or stores late every event of the fault: the
+    // same cost; under the original's formula (failed requests only), none.
+    assert_eq!(curve(&sweep, "kafka", "revenue_lost"), rest);
+    assert_eq!(curve(&sweep, "kafka", "poc_revenue_lost"), vec![0.0, 0.0]);
+    let cost = sweep["break_even"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["figure"] == "revenue_lost")
+        .unwrap();
+    assert!(
+        cost["sentence"]
+            .as_str()
+            .unwrap()
+            .contains("rest and kafka cost the same"),
+        "{cost}"
+    );
+    let loss = sweep["break_even"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["figure"] == "lost")
+        .unwrap();
+    assert!(
+        loss["sentence"]
+            .as_str()
+            .unwrap()
+            .starts_with("No crossing in the swept range: rest loses fewer events than kafka"),
+        "{loss}"
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert_eq!(
+        html.matches("<svg").count(),
+        8,
+        "one chart per headline figure"
+    );
+    assert!(html.contains("not run"), "the missing point is said");
+    assert!(html.contains("href=\"runs/p01-duration-5s/report.html\""));
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(markdown.contains("](charts/revenue_lost-1.svg)"));
+    assert!(dir.join("charts/revenue_lost-1.svg").is_file());
+    let index = faultline::report::write_index(&reports).unwrap();
+    let index = std::fs::read_to_string(index).unwrap();
+    assert!(index.contains("20261201T000000Z-sweep-synthetic/report.html"));
+    assert!(index.contains("2 of 3"), "{index}");
+    let _ = std::fs::remove_dir_all(&reports);
+}
+
+const TWO_POINTS: &str = r#"
+name = "two-points"
+duration = "10s"
+drain_timeout = "30s"
+
+[workload]
+rate = { shape = "constant", rps = 20 }
+
+[[architectures]]
+kind = "rest"
+name = "rest"
+
+[[architectures]]
+kind = "kafka"
+name = "kafka-buffered"
+batch_size = 50
+breaker = { failures = 5, open_for = "2s", successes = 3 }
+
+[[faults]]
+kind = "db-crash"
+at = "2s"
+duration = "2s"
+
+[[hypotheses]]
+title = "The buffered path loses nothing"
+architecture = "kafka-buffered"
+metric = "lost_events"
+max = 0
+
+[sweep]
+parameters = [{ key = "faults[0].duration", values = ["2s", "5s"] }]
+"#;
+
+/// The last line of stdout: the folder `faultline` prints last.
+fn printed_folder(output: &std::process::Output) -> PathBuf {
+    PathBuf::from(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .expect("a folder printed last"),
+    )
+}
+
+#[test]
+fn a_sweep_interrupted_keeps_its_folder_and_resumes_to_every_point() {
+    let out = folder("real");
+    let scenario = out.join("two-points.toml");
+    std::fs::write(&scenario, TWO_POINTS).unwrap();
+    // Ctrl-C during the first point: exit 4, the sweep folder printed.
+    let child = faultline()
+        .arg("sweep")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("2 points × 1 repetition(s)"), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let dir = printed_folder(&output);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("sweep.toml")).unwrap(),
+        TWO_POINTS
+    );
+    let first = dir.join("runs/p01-duration-2s");
+    assert_eq!(
+        read_json(&first.join("manifest.json"))["status"],
+        "incomplete"
+    );
+    assert!(!dir.join("runs/p02-duration-5s").exists());
+
+    // --resume sets the unfinished point aside and runs both.
+    let output = faultline()
+        .arg("sweep")
+        .arg("--resume")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(printed_folder(&output), dir);
+    assert!(dir.join("runs/p01-duration-2s.unfinished").is_dir());
+    for point in ["p01-duration-2s", "p02-duration-5s"] {
+        let manifest = read_json(&dir.join("runs").join(point).join("manifest.json"));
+        assert_eq!(manifest["status"], "complete", "{point}: {stderr}");
+        assert!(dir.join("runs").join(point).join("report.html").is_file());
+    }
+    let table = points(&dir);
+    assert_eq!(table.height(), 2 * 2, "point × architecture × repetition");
+    let sweep = read_json(&dir.join("sweep.json"));
+    // The longer outage fails more of REST's requests: the figure moves
+    // with the swept value.
+    let rest = curve(&sweep, "rest", "revenue_lost");
+    assert!(rest[1] > rest[0] * 1.5, "{rest:?}");
+    assert_eq!(curve(&sweep, "kafka-buffered", "lost"), vec![0.0, 0.0]);
+    let overhead: Vec<f64> = sweep["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["overhead_s"].as_f64().unwrap())
+        .collect();
+    assert!(overhead.iter().all(|o| *o > 0.0), "{overhead:?}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.matches("<svg").count() >= 8);
+
+    // A finished sweep resumed runs nothing and leaves its points alone.
+    let started = read_json(&dir.join("runs/p02-duration-5s/manifest.json"))["started_at"].clone();
+    let output = faultline()
+        .arg("sweep")
+        .arg("--resume")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("2 already done, 0 to run"), "{stderr}");
+    assert_eq!(
+        read_json(&dir.join("runs/p02-duration-5s/manifest.json"))["started_at"],
+        started
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_scenario_without_a_sweep_is_refused_with_a_hint() {
+    let dir = folder("no-sweep");
+    let scenario = dir.join("plain.toml");
+    std::fs::write(&scenario, "name = \"plain\"\n").unwrap();
+    let output = faultline()
+        .arg("sweep")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("has no [sweep]"), "{stderr}");
+    assert!(!dir.join("out").exists(), "nothing was created");
+    let _ = std::fs::remove_dir_all(&dir);
+}
