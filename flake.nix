@@ -57,6 +57,25 @@
           '';
         };
 
+        # `nix run .#sweep [SCENARIO] [faultline sweep flags...]`: the
+        # outage-length sweep unless another is given, in ./reports.
+        sweep = pkgs.writeShellApplication {
+          name = "faultline-sweep";
+          runtimeInputs = [ self.packages.${pkgs.stdenv.hostPlatform.system}.default ] ++ runtimeTools pkgs;
+          text = ''
+            scenario="${self.packages.${pkgs.stdenv.hostPlatform.system}.default}/share/faultline/experiments/what-if-outage-length.toml"
+            if [ $# -gt 0 ] && [ "''${1#-}" = "$1" ]; then
+              scenario="$1"
+              shift
+            fi
+            out=(--out ./reports)
+            for arg in "$@"; do
+              case "$arg" in --out|--out=*) out=() ;; esac
+            done
+            exec faultline sweep "$scenario" "''${out[@]}" "$@"
+          '';
+        };
+
         # `nix run .#stack`: the stack alone, to explore by hand.
         stack = pkgs.writeShellApplication {
           name = "faultline-stack-up";
@@ -73,6 +92,7 @@
         {
           default = app packages.experiment "faultline-experiment";
           experiment = app packages.experiment "faultline-experiment";
+          sweep = app packages.sweep "faultline-sweep";
           stack = app packages.stack "faultline-stack-up";
           faultline = app packages.default "faultline";
         });
