@@ -47,6 +47,15 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Problems one per line, for an error message.
+pub fn listed(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The JSON Schema of the scenario format.
 pub fn schema() -> Json {
     serde_json::to_value(schemars::schema_for!(Experiment)).expect("a schema is JSON")

@@ -111,8 +111,10 @@ pub(crate) fn create_run_dir(out: &Path, id: &str) -> anyhow::Result<(String, Pa
 /// Runs the scenario at `path`; returns the run folder.
 pub async fn run(path: &Path, options: RunOptions, shutdown: Shutdown) -> anyhow::Result<PathBuf> {
     let (experiment, text) = crate::validate::load(path).map_err(|problems| {
-        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("the scenario is invalid:\n{}", list.join("\n"))
+        anyhow::anyhow!(
+            "the scenario is invalid:\n{}",
+            crate::validate::listed(&problems)
+        )
     })?;
     if let Some(sweep) = &experiment.sweep {
         Progress::of(&options).say(&format!(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{Grid, RUNS, SWEEP_TOML, table};
+use super::{Grid, Point, RUNS, SWEEP_TOML, table};
 use crate::experiment::{DriverSetting, Experiment};
 use crate::run::progress::Progress;
 use crate::run::{RunOptions, create_run_dir};
@@ -61,6 +61,133 @@ fn minutes(d: Duration) -> String {
     }
 }
 
+/// A sweep folder and the points it runs.
+struct Folder {
+    dir: PathBuf,
+    experiment: Experiment,
+    grid: Grid,
+}
+
+impl Folder {
+    /// The scenario at `file` in a new sweep folder under `out`, or the
+    /// sweep folder `resume` as it was started.
+    fn open(file: Option<&Path>, resume: Option<&Path>, out: &Path) -> anyhow::Result<Self> {
+        let (text, name) = match (resume, file) {
+            (Some(dir), _) => {
+                let path = dir.join(SWEEP_TOML);
+                let text = std::fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "{} is not a sweep folder: it has no {SWEEP_TOML}",
+                        dir.display()
+                    )
+                })?;
+                (text, path.display().to_string())
+            }
+            (None, Some(file)) => (
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?,
+                file.display().to_string(),
+            ),
+            (None, None) => anyhow::bail!("give a scenario, or --resume with a sweep folder"),
+        };
+        let experiment = crate::validate::parse(&text, &name).map_err(|problems| {
+            anyhow::anyhow!(
+                "the scenario is invalid:\n{}",
+                crate::validate::listed(&problems)
+            )
+        })?;
+        anyhow::ensure!(
+            experiment.sweep.is_some(),
+            "{name} has no [sweep]: add one (see docs/scenarios.md) or run it with `faultline run`"
+        );
+        let grid = Grid::of(&experiment)
+            .map_err(|_| anyhow::anyhow!("the sweep of {name} cannot be expanded"))?;
+        let dir = match resume {
+            Some(dir) => dir.to_path_buf(),
+            None => {
+                let started = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+                let name = format!("{started}-sweep-{}", experiment.name);
+                let (_, dir) = create_run_dir(out, &name)?;
+                std::fs::write(dir.join(SWEEP_TOML), &text)?;
+                dir
+            }
+        };
+        let dir = std::path::absolute(&dir)?;
+        std::fs::create_dir_all(dir.join(RUNS))?;
+        Ok(Self {
+            dir,
+            experiment,
+            grid,
+        })
+    }
+
+    /// Whether `point` has a complete run folder.
+    fn done(&self, point: &Point) -> bool {
+        run_folder::read_manifest(&self.dir.join(RUNS).join(point.folder(&self.grid)))
+            .is_ok_and(|m| m.status == Status::Complete)
+    }
+
+    /// The line said before anything starts: points, repetitions, time.
+    fn announce(&self, progress: &Progress, to_run: usize) {
+        let (experiment, points) = (&self.experiment, self.grid.points.len());
+        let estimate = Estimate::of(experiment, points, to_run);
+        progress.say(&format!(
+            "sweep {} → {}\nfaultline: {points} points × {} repetition(s) × {} architectures{}; \
+             about {}–{} ({} of load, up to {} of drain and ~{} s of set-up per repetition)",
+            experiment.name,
+            self.dir.display(),
+            experiment.repetitions,
+            experiment.architectures.len(),
+            if to_run < points {
+                format!(", {} already done, {to_run} to run", points - to_run)
+            } else {
+                String::new()
+            },
+            minutes(estimate.low),
+            minutes(estimate.high),
+            experiment.duration,
+            experiment.drain_timeout,
+            OVERHEAD_PER_REPETITION.as_secs(),
+        ));
+    }
+
+    /// Runs `point` into its run folder, an unfinished one set aside first.
+    async fn run(
+        &self,
+        point: &Point,
+        options: &SweepOptions,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<()> {
+        let runs = self.dir.join(RUNS);
+        let folder = point.folder(&self.grid);
+        set_aside(&runs, &folder)?;
+        let text = self.grid.scenario(point);
+        let scenario = crate::validate::parse(&text, &folder).map_err(|problems| {
+            anyhow::anyhow!(
+                "point {} is invalid:\n{}",
+                point.index + 1,
+                crate::validate::listed(&problems)
+            )
+        })?;
+        let options = RunOptions {
+            out: runs,
+            driver: options.driver,
+            quiet: options.quiet,
+            folder: Some(folder),
+        };
+        crate::run::run_scenario(&scenario, &text, options, shutdown.clone()).await?;
+        Ok(())
+    }
+
+    /// `points.parquet`, `sweep.json` and the report from the points' run
+    /// folders.
+    fn analyse(&self) -> anyhow::Result<table::SweepSummary> {
+        let summary = table::gather(&self.dir, &self.experiment, &self.grid)?;
+        super::report::write(&self.dir, &self.experiment, &summary)?;
+        Ok(summary)
+    }
+}
+
 /// Runs the sweep of the scenario at `file` into a new sweep folder under
 /// `options.out`, or, with `resume`, the points of the sweep folder
 /// `resume` that have not finished. Returns the sweep folder.
@@ -71,132 +198,41 @@ pub async fn sweep(
     shutdown: Shutdown,
 ) -> anyhow::Result<PathBuf> {
     let progress = Progress::new(options.quiet);
-    let (dir, text, name) = match (resume, file) {
-        (Some(dir), _) => {
-            let path = dir.join(SWEEP_TOML);
-            let text = std::fs::read_to_string(&path).with_context(|| {
-                format!(
-                    "{} is not a sweep folder: it has no {SWEEP_TOML}",
-                    dir.display()
-                )
-            })?;
-            (dir.to_path_buf(), text, path.display().to_string())
-        }
-        (None, Some(file)) => {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
-            (PathBuf::new(), text, file.display().to_string())
-        }
-        (None, None) => anyhow::bail!("give a scenario, or --resume with a sweep folder"),
-    };
-    let experiment = crate::validate::parse(&text, &name).map_err(|problems| {
-        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("the scenario is invalid:\n{}", list.join("\n"))
-    })?;
-    anyhow::ensure!(
-        experiment.sweep.is_some(),
-        "{name} has no [sweep]: add one (see docs/scenarios.md) or run it with `faultline run`"
-    );
-    let grid = Grid::of(&experiment)
-        .map_err(|_| anyhow::anyhow!("the sweep of {name} cannot be expanded"))?;
-    let dir = if resume.is_some() {
-        dir
-    } else {
-        let started = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-        let (_, dir) = create_run_dir(
-            &options.out,
-            &format!("{started}-sweep-{}", experiment.name),
-        )?;
-        std::fs::write(dir.join(SWEEP_TOML), &text)?;
-        dir
-    };
-    let dir = std::path::absolute(&dir)?;
-    let runs = dir.join(RUNS);
-    std::fs::create_dir_all(&runs)?;
-    let done = |folder: &str| {
-        run_folder::read_manifest(&runs.join(folder)).is_ok_and(|m| m.status == Status::Complete)
-    };
-    let to_run = grid
-        .points
-        .iter()
-        .filter(|p| !done(&p.folder(&grid)))
-        .count();
-    let estimate = Estimate::of(&experiment, grid.points.len(), to_run);
-    progress.say(&format!(
-        "sweep {} → {}\nfaultline: {} points × {} repetition(s) × {} architectures{}; \
-         about {}–{} ({} of load, up to {} of drain and ~{} s of set-up per repetition)",
-        experiment.name,
-        dir.display(),
-        estimate.points,
-        experiment.repetitions,
-        experiment.architectures.len(),
-        if to_run < grid.points.len() {
-            format!(
-                ", {} already done, {to_run} to run",
-                grid.points.len() - to_run
-            )
-        } else {
-            String::new()
-        },
-        minutes(estimate.low),
-        minutes(estimate.high),
-        experiment.duration,
-        experiment.drain_timeout,
-        OVERHEAD_PER_REPETITION.as_secs(),
-    ));
+    let folder = Folder::open(file, resume, &options.out)?;
+    let points = &folder.grid.points;
+    let to_run: Vec<&Point> = points.iter().filter(|p| !folder.done(p)).collect();
+    folder.announce(&progress, to_run.len());
     let started = Instant::now();
-    let mut ran = 0;
-    for point in &grid.points {
-        let folder = point.folder(&grid);
-        if done(&folder) {
-            continue;
-        }
+    for (ran, point) in to_run.iter().enumerate() {
         if shutdown.graceful.is_cancelled() {
             break;
         }
-        set_aside(&runs, &folder)?;
-        let left = if ran == 0 {
-            String::new()
-        } else {
-            let each = started.elapsed() / ran as u32;
-            format!(", about {} left", minutes(each * (to_run - ran) as u32))
+        let left = match ran {
+            0 => String::new(),
+            _ => {
+                let each = started.elapsed() / ran as u32;
+                format!(
+                    ", about {} left",
+                    minutes(each * (to_run.len() - ran) as u32)
+                )
+            }
         };
         progress.say(&format!(
             "point {}/{}: {}{left}",
             point.index + 1,
-            grid.points.len(),
-            point.describe(&grid)
+            points.len(),
+            point.describe(&folder.grid)
         ));
-        let scenario_text = grid.scenario(point);
-        let scenario = crate::validate::parse(&scenario_text, &folder).map_err(|problems| {
-            anyhow::anyhow!(
-                "point {} is invalid: {}",
-                point.index + 1,
-                problems
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )
-        })?;
-        let options = RunOptions {
-            out: runs.clone(),
-            driver: options.driver,
-            quiet: options.quiet,
-            folder: Some(folder),
-        };
-        crate::run::run_scenario(&scenario, &scenario_text, options, shutdown.clone()).await?;
-        ran += 1;
+        folder.run(point, &options, &shutdown).await?;
     }
     if shutdown.graceful.is_cancelled() {
         progress.say(&format!(
             "sweep interrupted; finished points are kept: `faultline sweep --resume {}` runs the rest",
-            dir.display()
+            folder.dir.display()
         ));
     }
-    let summary = table::gather(&dir, &experiment, &grid)?;
-    super::report::write(&dir, &experiment, &summary)?;
-    if let Some(parent) = dir.parent()
+    let summary = folder.analyse()?;
+    if let Some(parent) = folder.dir.parent()
         && let Err(error) = crate::report::write_index(parent)
     {
         progress.say(&format!("could not write the index of runs: {error:#}"));
@@ -212,7 +248,7 @@ pub async fn sweep(
             .map(|b| format!("\nfaultline: {}", b.sentence))
             .collect::<String>()
     ));
-    Ok(dir)
+    Ok(folder.dir)
 }
 
 /// Moves the unfinished run folder of a point, if any, out of the way
@@ -240,14 +276,5 @@ fn set_aside(runs: &Path, folder: &str) -> anyhow::Result<()> {
 
 /// Re-reads a sweep folder's points and rewrites its table and report.
 pub fn reanalyse(dir: &Path) -> anyhow::Result<table::SweepSummary> {
-    let path = dir.join(SWEEP_TOML);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let experiment = crate::validate::parse(&text, &path.display().to_string())
-        .map_err(|_| anyhow::anyhow!("{} is not a valid scenario", path.display()))?;
-    let grid = Grid::of(&experiment)
-        .map_err(|_| anyhow::anyhow!("the sweep of {} cannot be expanded", path.display()))?;
-    let summary = table::gather(dir, &experiment, &grid)?;
-    super::report::write(dir, &experiment, &summary)?;
-    Ok(summary)
+    Folder::open(None, Some(dir), dir)?.analyse()
 }

@@ -336,38 +336,8 @@ impl Grid {
                     hint: None,
                 });
             }
-            let located = parameter
-                .key
-                .parse::<KeyPath>()
-                .map_err(|message| PathError {
-                    message,
-                    hint: Some(
-                        "e.g. `faults[0].duration` or `architectures.rest.pool.size`".into(),
-                    ),
-                })
-                .and_then(|key| key.locate(&base));
-            match located {
-                Ok(key) if matches!(key.0.first(), Some(Step::Key(k)) if k == "name" || k == "sweep") =>
-                {
-                    problems.push(GridProblem {
-                        path: format!("{at}.key"),
-                        message: format!("`{}` cannot be swept", parameter.key),
-                        hint: Some("every point of a sweep is the same scenario".into()),
-                    });
-                }
-                Ok(key) => {
-                    if let Some(first) = keys.iter().position(|k| k == &key) {
-                        problems.push(GridProblem {
-                            path: format!("{at}.key"),
-                            message: format!(
-                                "`{}` is already swept by sweep.parameters[{first}]",
-                                parameter.key
-                            ),
-                            hint: None,
-                        });
-                    }
-                    keys.push(key);
-                }
+            match locate(&parameter.key, &base, &keys) {
+                Ok(key) => keys.push(key),
                 Err(error) => problems.push(GridProblem {
                     path: format!("{at}.key"),
                     message: error.message,
@@ -422,6 +392,31 @@ impl Grid {
         }
         toml::to_string_pretty(&document).expect("a scenario without nulls is TOML")
     }
+}
+
+/// The swept key `written`, located in the scenario `base`: neither the
+/// name nor the sweep, and not one of the `earlier` keys again.
+fn locate(written: &str, base: &Json, earlier: &[KeyPath]) -> Result<KeyPath, PathError> {
+    let key = written
+        .parse::<KeyPath>()
+        .map_err(|message| PathError {
+            message,
+            hint: Some("e.g. `faults[0].duration` or `architectures.rest.pool.size`".into()),
+        })?
+        .locate(base)?;
+    if matches!(key.0.first(), Some(Step::Key(k)) if k == "name" || k == "sweep") {
+        return Err(PathError {
+            message: format!("`{written}` cannot be swept"),
+            hint: Some("every point of a sweep is the same scenario".into()),
+        });
+    }
+    if let Some(first) = earlier.iter().position(|k| k == &key) {
+        return Err(PathError {
+            message: format!("`{written}` is already swept by sweep.parameters[{first}]"),
+            hint: None,
+        });
+    }
+    Ok(key)
 }
 
 /// How many points a sweep has.
