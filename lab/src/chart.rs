@@ -55,6 +55,8 @@ pub struct LineChart<'a> {
     /// A gap wider than this in x breaks a line (a second without data);
     /// infinite to join every point.
     pub max_gap: f64,
+    /// A dot on every point of `series` (measured points joined by lines).
+    pub dots: bool,
 }
 
 impl<'a> LineChart<'a> {
@@ -79,6 +81,7 @@ impl<'a> LineChart<'a> {
             legend: SeriesLabelPosition::UpperRight,
             height: 280,
             max_gap: 1.5,
+            dots: false,
         }
     }
 }
@@ -246,7 +249,13 @@ pub fn lines(spec: &LineChart) -> anyhow::Result<String> {
                 .map_err(fail)?;
         }
         for (name, index, points) in &spec.series {
-            let points = points.iter().map(|(x, y)| (fx(*x), fy(*y))).collect();
+            let points: Vec<(f64, f64)> = points.iter().map(|(x, y)| (fx(*x), fy(*y))).collect();
+            if spec.dots {
+                let colour = PALETTE[index % PALETTE.len()];
+                chart
+                    .draw_series(points.iter().map(|p| Circle::new(*p, 4, colour.filled())))
+                    .map_err(fail)?;
+            }
             draw_line(&mut chart, name, *index, points, max_gap)?;
         }
         chart

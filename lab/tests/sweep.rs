@@ -299,3 +299,61 @@ fn a_scenario_without_a_sweep_is_refused_with_a_hint() {
     assert!(!dir.join("out").exists(), "nothing was created");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_committed_example_sweep_is_what_its_points_say() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/example-sweep");
+    let copy = folder("example").join("example-sweep");
+    copy_dir(&shipped, &copy);
+    // Every point re-analysed from its raw rows gives its committed summary.
+    let runs = std::fs::read_dir(copy.join("runs")).unwrap();
+    let mut points = 0;
+    for run in runs.map(|e| e.unwrap().path()).filter(|p| p.is_dir()) {
+        let summary = run.join("summary.json");
+        let committed = std::fs::read_to_string(&summary).unwrap();
+        faultline::analyse_and_report(&run).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&summary).unwrap(),
+            committed,
+            "{run:?} is stale: faultline report docs/example-sweep/runs/<point>"
+        );
+        points += 1;
+    }
+    assert_eq!(points, 3);
+    // And the sweep re-analysed from its points gives its committed table
+    // and report.
+    let output = faultline().arg("report").arg(&copy).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for file in ["sweep.json", "report.md"] {
+        assert_eq!(
+            std::fs::read_to_string(copy.join(file)).unwrap(),
+            std::fs::read_to_string(shipped.join(file)).unwrap(),
+            "docs/example-sweep/{file} is stale: faultline report docs/example-sweep"
+        );
+    }
+    let sweep = read_json(&copy.join("sweep.json"));
+    // The longer the outage, the more REST fails and the drop policy loses.
+    let rest = curve(&sweep, "rest", "revenue_lost");
+    let lost = curve(&sweep, "kafka-drop", "lost");
+    assert!(rest.windows(2).all(|w| w[0] < w[1]), "{rest:?}");
+    assert!(lost.windows(2).all(|w| w[0] < w[1]), "{lost:?}");
+    assert_eq!(curve(&sweep, "kafka-buffered", "lost"), vec![0.0; 3]);
+    let _ = std::fs::remove_dir_all(copy.parent().unwrap());
+}

@@ -300,6 +300,7 @@ impl<'a> Charts<'a> {
             legend: plotters::prelude::SeriesLabelPosition::LowerRight,
             height: 280,
             max_gap: f64::INFINITY,
+            dots: false,
         };
         Ok(Some((
             "freshness",
@@ -384,6 +385,7 @@ impl<'a> Charts<'a> {
             legend: plotters::prelude::SeriesLabelPosition::UpperRight,
             height: 280,
             max_gap: f64::INFINITY,
+            dots: true,
         };
         Ok(("cost_by_budget", title.clone(), chart::lines(&spec)?))
     }

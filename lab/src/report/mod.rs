@@ -207,6 +207,9 @@ pub struct Model<'a> {
     phases: Vec<&'static str>,
     economics: &'a crate::experiment::Economics,
     staleness: String,
+    /// Where one architecture's cost crosses another's as the staleness
+    /// budget grows, in words.
+    budget_break_even: Vec<String>,
     duration: String,
     rate: String,
     client_timeout: String,
@@ -224,6 +227,60 @@ impl Model<'_> {
     pub fn to_json(&self) -> anyhow::Result<String> {
         Ok(serde_json::to_string_pretty(self)?)
     }
+}
+
+/// For every pair of architectures, where their costs cross as the
+/// staleness budget grows (or that they do not).
+fn budget_break_even(experiment: &crate::experiment::Experiment, summary: &Summary) -> Vec<String> {
+    use crate::sweep::crossing::{Subject, Value, break_even};
+    let show = |s: f64| {
+        if s >= 120.0 {
+            format!("{:.1} min", s / 60.0)
+        } else {
+            format!("{s:.1} s")
+        }
+    };
+    let subject = Subject {
+        parameter: "staleness budget",
+        show: &show,
+        less: "costs less than",
+        same: "cost the same",
+        article: "a ",
+        joiner: " of ",
+        range: "the budgets shown",
+    };
+    let curves: Vec<(&str, Vec<(f64, Value)>)> = experiment
+        .architectures
+        .iter()
+        .filter_map(|a| {
+            let costs = &summary
+                .architectures
+                .get(a.name())?
+                .cost_by_staleness_budget;
+            let values = costs
+                .iter()
+                .map(|c| {
+                    let value = Value {
+                        mean: c.per_outage,
+                        interval: None,
+                    };
+                    (c.staleness_budget_s, value)
+                })
+                .collect();
+            Some((a.name(), values))
+        })
+        .collect();
+    let mut sentences = Vec::new();
+    for (i, (a, a_curve)) in curves.iter().enumerate() {
+        for (b, b_curve) in &curves[i + 1..] {
+            let xs: Vec<f64> = a_curve.iter().map(|p| p.0).collect();
+            let values = |curve: &[(f64, Value)]| curve.iter().map(|p| p.1).collect::<Vec<_>>();
+            let (_, _, sentence) =
+                break_even(&subject, &xs, (a, &values(a_curve)), (b, &values(b_curve)));
+            sentences.push(sentence);
+        }
+    }
+    sentences
 }
 
 /// Builds the report's model of an analysed run.
@@ -266,6 +323,7 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         phases: vec!["before", "during", "between", "after"],
         economics: &experiment.economics,
         staleness: experiment.economics.staleness_budget.to_string(),
+        budget_break_even: budget_break_even(experiment, summary),
         duration: experiment.duration.to_string(),
         rate: describe_rate(&experiment.workload.rate),
         client_timeout: experiment.workload.client_timeout.to_string(),

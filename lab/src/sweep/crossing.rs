@@ -91,10 +91,19 @@ pub struct Subject<'a> {
     pub less: &'a str,
     /// `cost the same`, `lose as many events`.
     pub same: &'a str,
+    /// Before the parameter at a crossing: `` or `a ` (`below a staleness
+    /// budget of 10 s`).
+    pub article: &'a str,
+    /// Joins the parameter and a value: ` = ` (`faults[0].duration = 45 s`)
+    /// or ` of ` (`a staleness budget of 10 s`).
+    pub joiner: &'a str,
+    /// What the values span: `the swept range`.
+    pub range: &'a str,
 }
 
 /// The break-even of architectures `a` and `b` (names and values along
-/// `xs`).
+/// `xs`): the crossings, whether the intervals around every one are apart
+/// (`None` without intervals), and the sentence that says it.
 pub fn break_even(
     subject: &Subject,
     xs: &[f64],
@@ -128,7 +137,7 @@ pub fn break_even(
                 found,
                 sure,
                 format!(
-                    "{a} and {b} {} at every swept {} ({range}).",
+                    "{a} and {b} {} at every {} from {range}.",
                     subject.same, subject.parameter
                 ),
             );
@@ -138,8 +147,8 @@ pub fn break_even(
             (b, a)
         };
         format!(
-            "No crossing in the swept range: {lower} {} {higher} at every {} from {range}.",
-            subject.less, subject.parameter
+            "No crossing in {}: {lower} {} {higher} at every {} from {range}.",
+            subject.range, subject.less, subject.parameter
         )
     } else {
         let parts: Vec<String> = found
@@ -147,26 +156,32 @@ pub fn break_even(
             .map(|c| {
                 let (before, after) = if c.a_below_before { (a, b) } else { (b, a) };
                 format!(
-                    "below {} = {} {before} {} {after}; above it {after} {} {before}",
+                    "below {}{}{}{} {before} {} {after}; above it {after} {} {before}",
+                    subject.article,
                     subject.parameter,
+                    subject.joiner,
                     show(c.x),
                     subject.less,
                     subject.less
                 )
             })
             .collect();
-        let mut sentence = capitalised(&parts.join("; then "));
-        sentence.push('.');
-        sentence.push_str(match sure {
-            Some(true) => " The intervals at the points on either side are apart.",
-            Some(false) => {
-                " The intervals at the points on either side overlap: the crossing could lie elsewhere between them."
-            }
-            None => " One repetition per point: no interval, so the crossing is only as sure as one run.",
-        });
-        sentence
+        format!("{}.", capitalised(&parts.join("; then ")))
     };
     (found, sure, sentence)
+}
+
+/// How sure a crossing is, in a sentence, from [`break_even`]'s `sure`.
+pub fn certainty(sure: Option<bool>) -> &'static str {
+    match sure {
+        Some(true) => "The intervals at the points on either side are apart.",
+        Some(false) => {
+            "The intervals at the points on either side overlap: the crossing could lie elsewhere between them."
+        }
+        None => {
+            "One repetition per point: no interval, so the crossing is only as sure as one run."
+        }
+    }
 }
 
 fn capitalised(text: &str) -> String {
@@ -200,6 +215,9 @@ mod tests {
         show: &seconds,
         less: "costs less than",
         same: "cost the same",
+        article: "",
+        joiner: " = ",
+        range: "the swept range",
     };
 
     #[test]
@@ -277,7 +295,7 @@ mod tests {
         assert_eq!(sure, Some(true), "{sentence}");
         let wide = [with(1.0, 2.0), with(3.0, 0.5)];
         let (_, sure, sentence) = break_even(&COST, &xs, ("a", &wide), ("b", &b));
-        assert_eq!(sure, Some(false));
-        assert!(sentence.contains("overlap"), "{sentence}");
+        assert_eq!(sure, Some(false), "{sentence}");
+        assert!(certainty(sure).contains("overlap"));
     }
 }

@@ -183,6 +183,7 @@ fn charts(summary: &SweepSummary, index: usize, currency: &str) -> anyhow::Resul
             legend: plotters::prelude::SeriesLabelPosition::UpperLeft,
             height: 300,
             max_gap: f64::INFINITY,
+            dots: true,
         };
         out.push(ChartView::new(
             if log_x {

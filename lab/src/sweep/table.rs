@@ -405,6 +405,9 @@ fn break_even(summary: &SweepSummary) -> Vec<BreakEven> {
                 show: &show,
                 less: "costs less than",
                 same: "cost the same",
+                article: "",
+                joiner: " = ",
+                range: "the swept range",
             },
         ),
         (
@@ -414,6 +417,9 @@ fn break_even(summary: &SweepSummary) -> Vec<BreakEven> {
                 show: &show,
                 less: "loses fewer events than",
                 same: "lose as many events",
+                article: "",
+                joiner: " = ",
+                range: "the swept range",
             },
         ),
     ];
@@ -445,10 +451,13 @@ fn break_even(summary: &SweepSummary) -> Vec<BreakEven> {
                         holding: holding.clone(),
                         at: crosses.iter().map(|c| c.x).collect(),
                         sure,
-                        sentence: if holding.is_empty() {
-                            sentence
-                        } else {
-                            format!("At {holding}: {sentence}")
+                        sentence: match (holding.is_empty(), crosses.is_empty()) {
+                            (true, true) => sentence,
+                            (true, false) => format!("{sentence} {}", crossing::certainty(sure)),
+                            (false, true) => format!("At {holding}: {sentence}"),
+                            (false, false) => {
+                                format!("At {holding}: {sentence} {}", crossing::certainty(sure))
+                            }
                         },
                     });
                 }
