@@ -148,6 +148,59 @@ fn a_sweep_folder_of_synthetic_points_is_tabled_charted_and_indexed() {
     let _ = std::fs::remove_dir_all(&reports);
 }
 
+#[test]
+fn two_parameters_draw_one_small_chart_per_value_of_the_second() {
+    let dir = folder("grid").join("sweep");
+    let base = Synthetic::default();
+    let text = format!(
+        "{}\n[sweep]\nparameters = [\n  {{ key = \"faults[0].duration\", values = [\"5s\", \"10s\"] }},\n  {{ key = \"workload.rate.rps\", values = [10, 20] }},\n]\n",
+        base.scenario()
+    );
+    std::fs::create_dir_all(dir.join("runs")).unwrap();
+    std::fs::write(dir.join("sweep.toml"), &text).unwrap();
+    let experiment = faultline::validate::parse(&text, "sweep.toml").unwrap();
+    let grid = Grid::of(&experiment).unwrap();
+    for point in &grid.points {
+        let seconds = faultline::sweep::numeric(&point.values[0]).unwrap() as u32;
+        let rps = faultline::sweep::numeric(&point.values[1]).unwrap() as u32;
+        let run = dir.join("runs").join(point.folder(&grid));
+        Synthetic {
+            fault: (10, 10 + seconds),
+            rps,
+            ..base.clone()
+        }
+        .write(&run)
+        .unwrap();
+        faultline::analyse_and_report(&run).unwrap();
+    }
+    let summary = faultline::sweep::execute::reanalyse(&dir).unwrap();
+    assert_eq!(summary.points.len(), 4);
+    assert_eq!(points(&dir).height(), 4 * 2);
+    // One REST cost curve per rate, each along the outage: the cost doubles
+    // with the outage and with the rate.
+    let sweep = read_json(&dir.join("sweep.json"));
+    let rest = curve(&sweep, "rest", "revenue_lost");
+    assert_eq!(rest, vec![62.5, 125.0, 125.0, 250.0]);
+    let holding: Vec<&str> = summary
+        .break_even
+        .iter()
+        .filter(|b| b.figure == "revenue_lost")
+        .map(|b| b.holding.as_str())
+        .collect();
+    assert_eq!(
+        holding,
+        ["workload.rate.rps = 10", "workload.rate.rps = 20"]
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert_eq!(
+        html.matches("<svg").count(),
+        8 * 2,
+        "two small charts per figure"
+    );
+    assert!(html.contains("at workload.rate.rps = 20"));
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
 const TWO_POINTS: &str = r#"
 name = "two-points"
 duration = "10s"
