@@ -25,31 +25,18 @@ pub struct SweepOptions {
     pub quiet: bool,
 }
 
-/// What a sweep is about to do, for the line printed before it starts.
-pub struct Estimate {
-    pub points: usize,
-    pub to_run: usize,
-    pub low: Duration,
-    pub high: Duration,
-}
-
 /// Set-up and teardown of one repetition beyond its load and drain, as
 /// measured (docs/benchmarks.md); the estimate assumes it.
-pub const OVERHEAD_PER_REPETITION: Duration = Duration::from_secs(10);
+pub const OVERHEAD_PER_REPETITION: Duration = Duration::from_secs(5);
 
-impl Estimate {
-    /// `to_run` points of `experiment`: each repetition takes its load,
-    /// some drain (none to all of the drain timeout) and the overhead.
-    pub fn of(experiment: &Experiment, points: usize, to_run: usize) -> Self {
-        let per_repetition = experiment.duration.0 + OVERHEAD_PER_REPETITION;
-        let repetitions = to_run as u32 * experiment.repetitions;
-        Self {
-            points,
-            to_run,
-            low: per_repetition * repetitions,
-            high: (per_repetition + experiment.drain_timeout.0) * repetitions,
-        }
-    }
+/// How long a point of `scenario` should take: at least its repetitions'
+/// load and set-up, at most that and every drain timeout.
+pub fn expected(scenario: &Experiment) -> (Duration, Duration) {
+    let each = scenario.duration.0 + OVERHEAD_PER_REPETITION;
+    (
+        each * scenario.repetitions,
+        (each + scenario.drain_timeout.0) * scenario.repetitions,
+    )
 }
 
 fn minutes(d: Duration) -> String {
@@ -66,6 +53,8 @@ struct Folder {
     dir: PathBuf,
     experiment: Experiment,
     grid: Grid,
+    /// Each point's scenario: its text and what it reads as.
+    scenarios: Vec<(String, Experiment)>,
 }
 
 impl Folder {
@@ -102,6 +91,22 @@ impl Folder {
         );
         let grid = Grid::of(&experiment)
             .map_err(|_| anyhow::anyhow!("the sweep of {name} cannot be expanded"))?;
+        let scenarios = grid
+            .points
+            .iter()
+            .map(|point| {
+                let text = grid.scenario(point);
+                let scenario =
+                    crate::validate::parse(&text, &point.folder(&grid)).map_err(|problems| {
+                        anyhow::anyhow!(
+                            "point {} is invalid:\n{}",
+                            point.index + 1,
+                            crate::validate::listed(&problems)
+                        )
+                    })?;
+                Ok((text, scenario))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let dir = match resume {
             Some(dir) => dir.to_path_buf(),
             None => {
@@ -118,6 +123,7 @@ impl Folder {
             dir,
             experiment,
             grid,
+            scenarios,
         })
     }
 
@@ -127,26 +133,38 @@ impl Folder {
             .is_ok_and(|m| m.status == Status::Complete)
     }
 
+    /// How long the points `to_run` should take, at least and at most.
+    fn expected(&self, to_run: &[&Point]) -> (Duration, Duration) {
+        to_run
+            .iter()
+            .map(|p| expected(&self.scenarios[p.index].1))
+            .fold((Duration::ZERO, Duration::ZERO), |a, b| {
+                (a.0 + b.0, a.1 + b.1)
+            })
+    }
+
     /// The line said before anything starts: points, repetitions, time.
-    fn announce(&self, progress: &Progress, to_run: usize) {
+    fn announce(&self, progress: &Progress, to_run: &[&Point]) {
         let (experiment, points) = (&self.experiment, self.grid.points.len());
-        let estimate = Estimate::of(experiment, points, to_run);
+        let (low, high) = self.expected(to_run);
         progress.say(&format!(
             "sweep {} → {}\nfaultline: {points} points × {} repetition(s) × {} architectures{}; \
-             about {}–{} ({} of load, up to {} of drain and ~{} s of set-up per repetition)",
+             about {}–{} (each repetition: its load, up to its drain timeout, ~{} s of set-up)",
             experiment.name,
             self.dir.display(),
             experiment.repetitions,
             experiment.architectures.len(),
-            if to_run < points {
-                format!(", {} already done, {to_run} to run", points - to_run)
+            if to_run.len() < points {
+                format!(
+                    ", {} already done, {} to run",
+                    points - to_run.len(),
+                    to_run.len()
+                )
             } else {
                 String::new()
             },
-            minutes(estimate.low),
-            minutes(estimate.high),
-            experiment.duration,
-            experiment.drain_timeout,
+            minutes(low),
+            minutes(high),
             OVERHEAD_PER_REPETITION.as_secs(),
         ));
     }
@@ -161,21 +179,14 @@ impl Folder {
         let runs = self.dir.join(RUNS);
         let folder = point.folder(&self.grid);
         set_aside(&runs, &folder)?;
-        let text = self.grid.scenario(point);
-        let scenario = crate::validate::parse(&text, &folder).map_err(|problems| {
-            anyhow::anyhow!(
-                "point {} is invalid:\n{}",
-                point.index + 1,
-                crate::validate::listed(&problems)
-            )
-        })?;
+        let (text, scenario) = &self.scenarios[point.index];
         let options = RunOptions {
             out: runs,
             driver: options.driver,
             quiet: options.quiet,
             folder: Some(folder),
         };
-        crate::run::run_scenario(&scenario, &text, options, shutdown.clone()).await?;
+        crate::run::run_scenario(scenario, text, options, shutdown.clone()).await?;
         Ok(())
     }
 
@@ -201,21 +212,22 @@ pub async fn sweep(
     let folder = Folder::open(file, resume, &options.out)?;
     let points = &folder.grid.points;
     let to_run: Vec<&Point> = points.iter().filter(|p| !folder.done(p)).collect();
-    folder.announce(&progress, to_run.len());
+    folder.announce(&progress, &to_run);
     let started = Instant::now();
     for (ran, point) in to_run.iter().enumerate() {
         if shutdown.graceful.is_cancelled() {
             break;
         }
-        let left = match ran {
-            0 => String::new(),
-            _ => {
-                let each = started.elapsed() / ran as u32;
-                format!(
-                    ", about {} left",
-                    minutes(each * (to_run.len() - ran) as u32)
-                )
-            }
+        // What is left, scaled by how the finished points compared with
+        // their own estimate.
+        let (done, _) = folder.expected(&to_run[..ran]);
+        let (left, _) = folder.expected(&to_run[ran..]);
+        let left = match done.as_secs_f64() {
+            0.0 => String::new(),
+            done => format!(
+                ", about {} left",
+                minutes(left.mul_f64(started.elapsed().as_secs_f64() / done))
+            ),
         };
         progress.say(&format!(
             "point {}/{}: {}{left}",
