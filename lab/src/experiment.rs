@@ -877,6 +877,27 @@ impl RateShape {
         }
     }
 
+    /// About how many requests the shape sends in `duration`, without
+    /// building the schedule.
+    pub fn requests(&self, duration: Duration) -> f64 {
+        self.segments(duration)
+            .iter()
+            .map(|s| (s.from_rps + s.to_rps) / 2.0 * (s.end - s.start).as_secs_f64())
+            .sum()
+    }
+
+    /// The highest rate it reaches, in requests a second.
+    pub fn peak_rps(&self) -> f64 {
+        match self {
+            RateShape::Constant { rps } => *rps,
+            RateShape::Ramp { from_rps, to_rps } => from_rps.max(*to_rps),
+            RateShape::Steps { steps } => steps.iter().map(|s| s.rps).fold(0.0, f64::max),
+            RateShape::Spike {
+                base_rps, peak_rps, ..
+            } => base_rps.max(*peak_rps),
+        }
+    }
+
     /// The send times of every request, from the run's start, in order.
     pub fn schedule(&self, duration: Duration) -> Vec<Duration> {
         schedule_of(&self.segments(duration))

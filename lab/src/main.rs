@@ -423,11 +423,11 @@ fn validate(files: &[PathBuf]) {
                 for problem in &problems {
                     eprintln!("{problem}");
                 }
+                let count = faultline::validate::total(&problems);
                 eprintln!(
-                    "{}: {} problem{}",
+                    "{}: {count} problem{}",
                     file.display(),
-                    problems.len(),
-                    if problems.len() == 1 { "" } else { "s" }
+                    if count == 1 { "" } else { "s" }
                 );
             }
         }

@@ -21,6 +21,30 @@ use crate::experiment::{
     ArchitectureSettings, BrokerChoice, DatabaseChoice, Experiment, FaultKind, RateShape, Span,
 };
 
+/// The largest values a scenario may give: beyond them a run cannot be
+/// meant, and the runner would panic or run out of memory.
+pub mod limits {
+    use std::time::Duration;
+
+    /// Any duration.
+    pub const SPAN: Duration = Duration::from_secs(24 * 3600);
+    /// Any number with a fraction (rates, money, limits).
+    pub const NUMBER: f64 = 1e12;
+    /// Requests a second offered to one architecture.
+    pub const RPS: f64 = 1_000_000.0;
+    /// Requests over every architecture in one repetition: each one is a
+    /// row held in memory until the repetition ends.
+    pub const REQUESTS: u64 = 20_000_000;
+    pub const PARTITIONS: u32 = 10_000;
+    pub const REPETITIONS: u32 = 1_000;
+    pub const POOL: u32 = 10_000;
+    pub const BATCH: u32 = 1_000_000;
+    pub const RETRIES: u32 = 100;
+    pub const DRIVERS: u32 = 10_000_000;
+    /// Problems listed for one file; the rest are counted.
+    pub const PROBLEMS: usize = 200;
+}
+
 /// One problem in a scenario.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -31,6 +55,17 @@ pub struct Problem {
     pub path: String,
     pub message: String,
     pub hint: Option<String>,
+    /// Problems after this one that are not listed (the last of a long
+    /// list counts them).
+    pub unlisted: usize,
+}
+
+/// How many problems a list stands for, the unlisted ones included.
+pub fn total(problems: &[Problem]) -> usize {
+    problems
+        .iter()
+        .map(|p| if p.unlisted > 0 { p.unlisted } else { 1 })
+        .sum()
 }
 
 impl fmt::Display for Problem {
@@ -226,6 +261,7 @@ pub fn load(path: &Path) -> Result<(Experiment, String), Vec<Problem>> {
             path: String::new(),
             message: format!("cannot read the file: {e}"),
             hint: None,
+            unlisted: 0,
         }]
     })?;
     parse(&text, &file).map(|experiment| (experiment, text))
@@ -233,15 +269,9 @@ pub fn load(path: &Path) -> Result<(Experiment, String), Vec<Problem>> {
 
 /// Checks scenario text; `file` names it in the problems.
 pub fn parse(text: &str, file: &str) -> Result<Experiment, Vec<Problem>> {
-    let mut report = Report {
-        text,
-        file,
-        problems: Vec::new(),
-        spans: HashMap::new(),
-    };
+    let mut report = Report::new(text, file);
     let result = parse_into(text, &mut report);
-    report.problems.sort_by_key(|p| (p.line, p.column));
-    result.ok_or(report.problems)
+    result.ok_or_else(|| report.listed())
 }
 
 fn parse_into(text: &str, report: &mut Report<'_>) -> Option<Experiment> {
@@ -293,24 +323,74 @@ type Spans = HashMap<String, Range<usize>>;
 struct Report<'a> {
     text: &'a str,
     file: &'a str,
-    problems: Vec<Problem>,
+    /// Each problem at the byte offset where it is; lines and columns are
+    /// found for the listed ones only, once, at the end.
+    problems: Vec<(usize, Problem)>,
     spans: Spans,
 }
 
-impl Report<'_> {
+impl<'a> Report<'a> {
+    fn new(text: &'a str, file: &'a str) -> Self {
+        Self {
+            text,
+            file,
+            problems: Vec::new(),
+            spans: HashMap::new(),
+        }
+    }
+
     fn add(&mut self, span: Range<usize>, path: &str, message: String, hint: Option<String>) {
-        let offset = span.start.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        self.problems.push(Problem {
+        let problem = Problem {
             file: self.file.to_string(),
-            line,
-            column,
+            line: 0,
+            column: 0,
             path: path.to_string(),
             message,
             hint,
-        });
+            unlisted: 0,
+        };
+        self.problems
+            .push((span.start.min(self.text.len()), problem));
+    }
+
+    /// The first [`limits::PROBLEMS`] problems in the order of the text,
+    /// each with its line and column, and one that counts the rest.
+    fn listed(mut self) -> Vec<Problem> {
+        self.problems.sort_by_key(|(offset, _)| *offset);
+        let unlisted = self.problems.len().saturating_sub(limits::PROBLEMS);
+        self.problems.truncate(limits::PROBLEMS);
+        let text = self.text;
+        let lines: Vec<usize> = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        let mut listed: Vec<Problem> = self
+            .problems
+            .into_iter()
+            .map(|(offset, mut problem)| {
+                problem.line = lines.partition_point(|start| *start <= offset);
+                let start = lines[problem.line - 1];
+                problem.column = text
+                    .get(start..offset)
+                    .map_or(offset - start, |l| l.chars().count())
+                    + 1;
+                problem
+            })
+            .collect();
+        if unlisted > 0 {
+            listed.push(Problem {
+                file: self.file.to_string(),
+                line: listed.last().map_or(1, |p| p.line),
+                column: 1,
+                path: String::new(),
+                message: format!(
+                    "… and {unlisted} more problems, not listed (the first {} are)",
+                    limits::PROBLEMS
+                ),
+                hint: None,
+                unlisted,
+            });
+        }
+        listed
     }
 
     /// The span of `path`, or of its closest written ancestor.
@@ -431,18 +511,27 @@ impl<'s> Walker<'s, '_, '_> {
                     }
                 }
             }
-            ("string", DeValue::String(text)) => {
-                if schema.get("pattern").is_some()
-                    && let Err(error) = humantime::parse_duration(text)
-                {
-                    self.report.add(
+            ("string", DeValue::String(text)) if schema.get("pattern").is_some() => {
+                match humantime::parse_duration(text) {
+                    Err(error) => self.report.add(
                         span,
                         path,
                         format!("{text:?} is not a duration: {error}"),
                         Some("write a number and a unit, e.g. \"90s\", \"2m\" or \"250ms\"".into()),
-                    );
+                    ),
+                    Ok(duration) if duration > limits::SPAN => self.report.add(
+                        span,
+                        path,
+                        format!(
+                            "{text:?} is longer than {}, the longest duration a scenario may give",
+                            humantime::format_duration(limits::SPAN)
+                        ),
+                        None,
+                    ),
+                    Ok(_) => {}
                 }
             }
+            ("string", DeValue::String(_)) => {}
             ("integer", DeValue::Integer(integer)) => {
                 let parsed =
                     i128::from_str_radix(&integer.as_str().replace('_', ""), integer.radix());
@@ -458,8 +547,30 @@ impl<'s> Walker<'s, '_, '_> {
                     );
                 }
             }
-            ("number", DeValue::Integer(_) | DeValue::Float(_))
-            | ("boolean", DeValue::Boolean(_)) => {}
+            ("number", DeValue::Float(float)) => {
+                let value: f64 = float.as_str().replace('_', "").parse().unwrap_or(f64::NAN);
+                if !value.is_finite() || value.abs() > limits::NUMBER {
+                    self.report.add(
+                        span,
+                        path,
+                        format!("{} is not a number a scenario may give", float.as_str()),
+                        Some(format!("give a finite number within ±{:e}", limits::NUMBER)),
+                    );
+                }
+            }
+            ("number", DeValue::Integer(integer)) => {
+                let parsed =
+                    i128::from_str_radix(&integer.as_str().replace('_', ""), integer.radix());
+                if parsed.is_ok_and(|n| n.unsigned_abs() as f64 > limits::NUMBER) {
+                    self.report.add(
+                        span,
+                        path,
+                        format!("{} is beyond ±{:e}", integer.as_str(), limits::NUMBER),
+                        None,
+                    );
+                }
+            }
+            ("boolean", DeValue::Boolean(_)) => {}
             (expected, found) => {
                 let expected = match expected {
                     "object" => "a table",
@@ -645,14 +756,9 @@ impl<'s> Walker<'s, '_, '_> {
             return;
         }
         // Untagged: the branch with the fewest problems.
-        let mut best: Option<(Vec<Problem>, Spans)> = None;
+        let mut best: Option<(Vec<(usize, Problem)>, Spans)> = None;
         for branch in branches {
-            let mut scratch = Report {
-                text: self.report.text,
-                file: self.report.file,
-                problems: Vec::new(),
-                spans: HashMap::new(),
-            };
+            let mut scratch = Report::new(self.report.text, self.report.file);
             Walker {
                 root: self.root,
                 report: &mut scratch,
@@ -788,6 +894,17 @@ fn check_run(experiment: &Experiment, report: &mut Report<'_>) {
     if run.0.is_zero() {
         report.at("duration", "the run must last more than zero".into(), None);
     }
+    if experiment.repetitions > limits::REPETITIONS {
+        report.at(
+            "repetitions",
+            format!(
+                "{} repetitions is more than {}",
+                experiment.repetitions,
+                limits::REPETITIONS
+            ),
+            None,
+        );
+    }
     if experiment.repetitions == 0 {
         report.at(
             "repetitions",
@@ -811,6 +928,17 @@ fn check_stack(experiment: &Experiment, report: &mut Report<'_>) {
         report.at(
             "stack.database",
             "an external database needs `stack.database_url`".into(),
+            None,
+        );
+    }
+    if stack.partitions > limits::PARTITIONS {
+        report.at(
+            "stack.partitions",
+            format!(
+                "{} partitions is more than {}",
+                stack.partitions,
+                limits::PARTITIONS
+            ),
             None,
         );
     }
@@ -897,6 +1025,39 @@ fn check_workload(experiment: &Experiment, report: &mut Report<'_>) {
         }
         _ => {}
     }
+    let peak = workload.rate.peak_rps();
+    if peak > limits::RPS {
+        report.at(
+            "workload.rate",
+            format!("a rate of {peak} req/s is beyond one machine's load generator"),
+            Some(format!("at most {} req/s per architecture", limits::RPS)),
+        );
+    } else {
+        let requests = workload.rate.requests(run.0) * experiment.architectures.len().max(1) as f64;
+        if requests > limits::REQUESTS as f64 {
+            report.at(
+                "workload.rate",
+                format!(
+                    "{requests:.0} requests a repetition over every architecture; at most {} \
+                     are held in memory",
+                    limits::REQUESTS
+                ),
+                Some("shorten the run or lower the rate".into()),
+            );
+        }
+    }
+    for (key, value, most) in [
+        ("workload.drivers", workload.drivers, limits::DRIVERS),
+        (
+            "workload.retries.max_retries",
+            workload.retries.max_retries,
+            limits::RETRIES,
+        ),
+    ] {
+        if value > most {
+            report.at(key, format!("{value} is more than {most}"), None);
+        }
+    }
     if workload.client_timeout.0.is_zero() {
         report.at(
             "workload.client_timeout",
@@ -953,6 +1114,13 @@ fn check_architectures(experiment: &Experiment, report: &mut Report<'_>) {
                 delivery_timeout,
                 ..
             } => {
+                if *batch_size > limits::BATCH {
+                    report.at(
+                        &format!("{path}.batch_size"),
+                        format!("{batch_size} is more than {}", limits::BATCH),
+                        None,
+                    );
+                }
                 if *batch_size == 0 {
                     report.at(
                         &format!("{path}.batch_size"),
@@ -977,6 +1145,13 @@ fn check_architectures(experiment: &Experiment, report: &mut Report<'_>) {
                 pool
             }
         };
+        if pool.size > limits::POOL {
+            report.at(
+                &format!("{path}.pool.size"),
+                format!("{} connections is more than {}", pool.size, limits::POOL),
+                None,
+            );
+        }
         if pool.size == 0 {
             report.at(
                 &format!("{path}.pool.size"),

@@ -364,6 +364,78 @@ fn every_malformed_scenario_names_its_key_and_line() {
             "zero or more",
         ),
         (
+            "a run longer than a day",
+            "duration = \"60s\"",
+            "duration = \"100000000h\"",
+            "duration",
+            2,
+            "longer than 1day",
+        ),
+        (
+            "a fault time near 2^64 seconds",
+            "at = \"20s\"",
+            "at = \"18446744073709551615s\"",
+            "faults[0].at",
+            19,
+            "longest duration",
+        ),
+        (
+            "a rate of 1e308",
+            "rps = 50",
+            "rps = 1e308",
+            "workload.rate.rps",
+            5,
+            "not a number a scenario may give",
+        ),
+        (
+            "a rate beyond the load generator",
+            "rps = 50",
+            "rps = 2000000",
+            "workload.rate",
+            5,
+            "beyond one machine",
+        ),
+        (
+            "more requests than memory holds",
+            "rps = 50",
+            "rps = 200000",
+            "workload.rate",
+            5,
+            "held in memory",
+        ),
+        (
+            "partitions that wrap around",
+            "duration = \"60s\"",
+            "duration = \"60s\"\nstack = { partitions = 4294967295 }",
+            "stack.partitions",
+            3,
+            "more than 10000",
+        ),
+        (
+            "a limit that is not a number",
+            "max = 0",
+            "max = nan",
+            "hypotheses[0].max",
+            26,
+            "finite number",
+        ),
+        (
+            "money of 1e308",
+            "duration = \"60s\"",
+            "duration = \"60s\"\neconomics = { order_value = 1e308 }",
+            "economics.order_value",
+            3,
+            "not a number a scenario may give",
+        ),
+        (
+            "infinite money",
+            "duration = \"60s\"",
+            "duration = \"60s\"\neconomics = { outages_per_year = inf }",
+            "economics.outages_per_year",
+            3,
+            "finite number",
+        ),
+        (
             "TOML syntax error",
             "client_timeout = \"5s\"",
             "client_timeout = \"5s",
@@ -545,6 +617,28 @@ fn a_sweep_checks_every_key_and_every_value_where_it_is_written() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn thousands_of_problems_are_capped_and_counted() {
+    let unknown: String = (0..5000).map(|i| format!("unknown_{i} = 1\n")).collect();
+    let found = problems(&format!("{BASE}{unknown}"));
+    assert_eq!(found.len(), 201, "200 listed and one that counts the rest");
+    assert_eq!(faultline::validate::total(&found), 5000);
+    assert!(
+        found[..200]
+            .iter()
+            .all(|p| p.message.starts_with("unknown key"))
+    );
+    assert!(
+        found[200].message.contains("4800 more problems"),
+        "{}",
+        found[200]
+    );
+    // The first 200 in the file's order, each on its own line.
+    let first = BASE.lines().count() + 1;
+    let lines: Vec<usize> = found[..200].iter().map(|p| p.line).collect();
+    assert_eq!(lines, (first..first + 200).collect::<Vec<_>>());
 }
 
 #[test]
