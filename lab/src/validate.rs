@@ -1162,7 +1162,8 @@ fn check_architectures(experiment: &Experiment, report: &mut Report<'_>) {
     }
 }
 
-/// The faults: inside the run, possible on this stack, no two of a kind at once.
+/// The faults: inside the run, possible on this stack, no two at once on
+/// one component.
 fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
     let run = experiment.duration;
     let stack = &experiment.stack;
@@ -1223,11 +1224,27 @@ fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
     for (i, a) in experiment.faults.iter().enumerate() {
         for (j, b) in experiment.faults.iter().enumerate().skip(i + 1) {
             let overlap = a.at.0 < b.at.0 + b.duration.0 && b.at.0 < a.at.0 + a.duration.0;
-            if overlap && std::mem::discriminant(&a.kind) == std::mem::discriminant(&b.kind) {
+            if !overlap {
+                continue;
+            }
+            if std::mem::discriminant(&a.kind) == std::mem::discriminant(&b.kind) {
                 report.at(
                     &format!("faults[{j}].at"),
                     format!("overlaps faults[{i}], a fault of the same kind"),
                     None,
+                );
+            } else if a.kind.target() == b.kind.target() {
+                report.at(
+                    &format!("faults[{j}].at"),
+                    format!(
+                        "overlaps faults[{i}] ({}), which also acts on {}: one would end the other early",
+                        a.kind.name(),
+                        a.kind.target()
+                    ),
+                    Some(format!(
+                        "start it at {} or later",
+                        Span(a.at.0 + a.duration.0)
+                    )),
                 );
             }
         }

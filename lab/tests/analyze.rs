@@ -482,3 +482,30 @@ fn the_documented_example_run_is_reproduced_from_its_raw_rows() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_index_the_lab_did_not_write_is_left_alone() {
+    let reports = folder("foreign-index");
+    Synthetic::default().write(&reports.join("run")).unwrap();
+    faultline::analyse_and_report(&reports.join("run")).unwrap();
+    let index = reports.join("index.html");
+    std::fs::write(&index, "<h1>my team's page</h1>").unwrap();
+    let error = faultline::report::write_index(&reports).unwrap_err();
+    assert!(
+        error.to_string().contains("was not written by faultline"),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&index).unwrap(),
+        "<h1>my team's page</h1>"
+    );
+    // An index the lab wrote is replaced.
+    std::fs::remove_file(&index).unwrap();
+    faultline::report::write_index(&reports).unwrap();
+    let first = std::fs::read_to_string(&index).unwrap();
+    Synthetic::default().write(&reports.join("run-2")).unwrap();
+    faultline::analyse_and_report(&reports.join("run-2")).unwrap();
+    faultline::report::write_index(&reports).unwrap();
+    assert_ne!(std::fs::read_to_string(&index).unwrap(), first);
+    let _ = std::fs::remove_dir_all(&reports);
+}

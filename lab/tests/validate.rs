@@ -364,6 +364,14 @@ fn every_malformed_scenario_names_its_key_and_line() {
             "zero or more",
         ),
         (
+            "two faults at once on the database's processes",
+            "duration = \"20s\"\n",
+            "duration = \"20s\"\n\n[[faults]]\nkind = \"db-freeze\"\nat = \"25s\"\nduration = \"5s\"\n",
+            "faults[1].at",
+            24,
+            "also acts on postgres",
+        ),
+        (
             "a run longer than a day",
             "duration = \"60s\"",
             "duration = \"100000000h\"",
