@@ -509,3 +509,26 @@ fn an_index_the_lab_did_not_write_is_left_alone() {
     assert_ne!(std::fs::read_to_string(&index).unwrap(), first);
     let _ = std::fs::remove_dir_all(&reports);
 }
+
+#[test]
+fn html_in_the_scenario_is_shown_not_rendered_in_either_report() {
+    let dir = folder("html-title");
+    Synthetic::default().write(&dir).unwrap();
+    let scenario = dir.join("experiment.toml");
+    let text = std::fs::read_to_string(&scenario).unwrap().replace(
+        "title = \"Synthetic run\"",
+        "title = \"<script>alert(1)</script> & co\"",
+    );
+    std::fs::write(&scenario, text).unwrap();
+    faultline::analyse_and_report(&dir).unwrap();
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(!html.contains("<script>alert(1)"));
+    assert!(html.contains("&lt;script&gt;alert(1)"));
+    // In Markdown, only inside the scenario's code block (shown as code).
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let (prose, code) = markdown.split_once("```toml").unwrap();
+    assert!(!prose.contains("<script>alert(1)"));
+    assert!(prose.starts_with("# &lt;script&gt;alert(1)&lt;/script&gt; &amp; co"));
+    assert!(code.contains("<script>alert(1)"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -69,7 +69,16 @@ pub enum InputError {
     },
     #[error("driver_id must be 1 to {MAX_DRIVER_ID_CHARS} printable characters, got {0:?}")]
     BadDriverId(String),
+    #[error("sent_at must be between {EARLIEST} and {LATEST}, got {0}")]
+    BadSentAt(String),
+    #[error("the body did not arrive within {0} s")]
+    SlowBody(u64),
 }
+
+/// The earliest `sent_at` accepted.
+pub const EARLIEST: &str = "2000-01-01T00:00:00Z";
+/// The latest `sent_at` accepted.
+pub const LATEST: &str = "2100-01-01T00:00:00Z";
 
 impl InputError {
     /// The HTTP status a service answers with.
@@ -78,9 +87,11 @@ impl InputError {
             InputError::UnsupportedMediaType(_) => 415,
             InputError::TooLarge => 413,
             InputError::Empty | InputError::Malformed(_) => 400,
-            InputError::Invalid(_) | InputError::OutOfRange { .. } | InputError::BadDriverId(_) => {
-                422
-            }
+            InputError::Invalid(_)
+            | InputError::OutOfRange { .. }
+            | InputError::BadDriverId(_)
+            | InputError::BadSentAt(_) => 422,
+            InputError::SlowBody(_) => 408,
         }
     }
 
@@ -94,6 +105,8 @@ impl InputError {
             InputError::Invalid(_) => "invalid_event",
             InputError::OutOfRange { .. } => "out_of_range",
             InputError::BadDriverId(_) => "invalid_driver_id",
+            InputError::BadSentAt(_) => "invalid_sent_at",
+            InputError::SlowBody(_) => "body_timeout",
         }
     }
 }
@@ -160,6 +173,12 @@ impl LocationEvent {
         {
             return Err(InputError::BadDriverId(self.driver_id.clone()));
         }
+        let bound = |t: &str| DateTime::parse_from_rfc3339(t).map(|t| t.with_timezone(&Utc));
+        if let (Ok(earliest), Ok(latest)) = (bound(EARLIEST), bound(LATEST))
+            && !(earliest..latest).contains(&self.sent_at)
+        {
+            return Err(InputError::BadSentAt(self.sent_at.to_rfc3339()));
+        }
         Ok(())
     }
 
@@ -193,6 +212,17 @@ mod tests {
     }
 
     const GOOD: &str = r#"{"event_id":"7f0c2a34-3d5e-4b43-9b1e-0a8f6c1d2e3f","driver_id":"driver_7","lat":37.78,"lng":-122.41,"sent_at":"2026-01-01T00:00:00.123Z"}"#;
+
+    #[test]
+    fn a_send_time_outside_this_century_is_refused() {
+        for year in ["0000", "1999", "2100", "9999"] {
+            let body = GOOD.replace("2026", year);
+            let error = decode(body.as_bytes(), BodyShape::Event, now).unwrap_err();
+            assert!(matches!(error, InputError::BadSentAt(_)), "{year}: {error}");
+            assert_eq!(error.status(), 422);
+        }
+        assert!(decode(GOOD.as_bytes(), BodyShape::Event, now).is_ok());
+    }
 
     #[test]
     fn a_full_event_round_trips() {

@@ -34,6 +34,14 @@ pub const SERVICE_HEADER: &str = "x-faultline-service";
 /// Longest time in-flight requests get to finish after shutdown is asked for.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest wait for a request's body once its headers are in: a body
+/// trickled slower than this gets a 408 and the connection is closed.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest request head (request line and headers) read; a larger one gets
+/// a 431. Far above what a client of these services sends.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
 /// Who answers on a port: the lab's preflight reads this from `GET /identity`.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Identity {
@@ -87,6 +95,7 @@ pub async fn serve<A: App>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
+        .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     loop {
         let (stream, _) = tokio::select! {
@@ -238,9 +247,13 @@ pub async fn read_json_body(request: Request<Incoming>) -> Result<Bytes, InputEr
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(InputError::TooLarge);
     }
-    match Limited::new(request.into_body(), MAX_BODY_BYTES)
-        .collect()
+    let read = tokio::time::timeout(
+        BODY_TIMEOUT,
+        Limited::new(request.into_body(), MAX_BODY_BYTES).collect(),
+    );
+    match read
         .await
+        .map_err(|_| InputError::SlowBody(BODY_TIMEOUT.as_secs()))?
     {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(InputError::TooLarge),

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::event::BodyShape;
 use crate::http::{self, App, Common, Identity, Response};
 use crate::metrics::{DbMetrics, HttpMetrics, names};
-use crate::store::{DbConfig, Store, StoreError};
+use crate::store::{DbConfig, Inserted, Store, StoreError};
 
 /// The name the REST service gives itself, in `/identity` and in `stored_by`.
 pub const SERVICE: &str = "faultline-rest";
@@ -65,18 +65,28 @@ impl App for Rest {
         };
         let started = Instant::now();
         match self.store.insert(&event, &self.stored_by).await {
-            Ok(new) => {
+            Ok(inserted) => {
+                let new = inserted == Inserted::New;
                 self.db_metrics
                     .write_ok(started.elapsed().as_secs_f64(), u64::from(new), 1);
-                let status = if new {
-                    StatusCode::CREATED
-                } else {
-                    StatusCode::OK
-                };
-                http::json(
-                    status,
-                    &serde_json::json!({ "event_id": event.event_id, "stored": true, "duplicate": !new }),
-                )
+                match inserted {
+                    Inserted::Conflict => http::error(
+                        StatusCode::CONFLICT,
+                        "event_id_reused",
+                        &format!(
+                            "event {} is already stored with another driver, position or time",
+                            event.event_id
+                        ),
+                    ),
+                    _ => http::json(
+                        if new {
+                            StatusCode::CREATED
+                        } else {
+                            StatusCode::OK
+                        },
+                        &serde_json::json!({ "event_id": event.event_id, "stored": true, "duplicate": !new }),
+                    ),
+                }
             }
             Err(error) => {
                 self.db_metrics

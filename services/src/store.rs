@@ -145,6 +145,17 @@ impl From<PoolError> for StoreError {
     }
 }
 
+/// What storing one event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// A new row.
+    New,
+    /// The same event was already stored: nothing changed.
+    Again,
+    /// Another event with the same id was already stored: nothing changed.
+    Conflict,
+}
+
 /// A bounded pool of connections with every call time-limited.
 #[derive(Clone)]
 pub struct Store {
@@ -263,9 +274,14 @@ impl Store {
         .await
     }
 
-    /// Stores one event. `Ok(true)` if it is new, `Ok(false)` if that id was
-    /// already stored.
-    pub async fn insert(&self, event: &LocationEvent, stored_by: &str) -> Result<bool, StoreError> {
+    /// Stores one event, unless its id is already stored: then says
+    /// whether the stored event is the same one (a resend) or another
+    /// (an id reused for a different payload).
+    pub async fn insert(
+        &self,
+        event: &LocationEvent,
+        stored_by: &str,
+    ) -> Result<Inserted, StoreError> {
         self.with_client(async |c| {
             let statement = c
                 .prepare_cached(
@@ -286,7 +302,31 @@ impl Store {
                     ],
                 )
                 .await?;
-            Ok(n == 1)
+            if n == 1 {
+                return Ok(Inserted::New);
+            }
+            let same = c
+                .prepare_cached(
+                    "SELECT (driver_id, lat, lng, sent_at) = ($2, $3, $4, $5)
+                     FROM location_events WHERE event_id = $1",
+                )
+                .await?;
+            let row = c
+                .query_opt(
+                    &same,
+                    &[
+                        &event.event_id,
+                        &event.driver_id,
+                        &event.lat,
+                        &event.lng,
+                        &event.sent_at,
+                    ],
+                )
+                .await?;
+            Ok(match row.map(|r| r.get::<_, bool>(0)) {
+                Some(false) => Inserted::Conflict,
+                _ => Inserted::Again,
+            })
         })
         .await
     }

@@ -50,6 +50,81 @@ async fn stores_an_event_exactly_once_even_when_sent_twice() {
     );
     assert!(metrics.contains("events_stored_total 1"), "{metrics}");
     assert!(metrics.contains("events_duplicate_total 1"), "{metrics}");
+
+    // The same id with another position is refused, and the stored event
+    // is left as it was.
+    let mut other = event.clone();
+    other.lat += 1.0;
+    let reused = http
+        .post_json(&rest.url("/events"), serde_json::to_vec(&other).unwrap())
+        .await;
+    assert_eq!(reused.status, 409, "{}", reused.text);
+    assert_eq!(reused.body["error"], "event_id_reused");
+    let lat: f64 = stack
+        .sql()
+        .await
+        .query_one(
+            "SELECT lat FROM location_events WHERE event_id = $1",
+            &[&event.event_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(lat, event.lat);
+    rest.stop().await;
+}
+
+/// Sends `head` and `body` on a raw connection and reads the status line
+/// of the answer, if one comes within `limit`.
+async fn raw_status(
+    addr: std::net::SocketAddr,
+    head: &str,
+    body: &[u8],
+    limit: Duration,
+) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before it has read everything.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body).await;
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(limit, stream.read(&mut answer))
+        .await
+        .ok()?
+        .ok()?;
+    String::from_utf8_lossy(&answer[..n])
+        .lines()
+        .next()
+        .map(str::to_string)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_body_times_out_and_a_huge_head_is_refused() {
+    let stack = Stack::postgres("rest-slow").await;
+    let rest = start_rest(&stack).await;
+    // A body announced as 150 bytes of which 10 come: 408 after the body
+    // timeout, not a connection held for ever.
+    let started = Instant::now();
+    let status = raw_status(
+        rest.addr,
+        "POST /events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 150\r\n\r\n",
+        b"{\"event_id\"",
+        faultline_services::http::BODY_TIMEOUT + Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(status.as_deref(), Some("HTTP/1.1 408 Request Timeout"));
+    assert!(started.elapsed() >= faultline_services::http::BODY_TIMEOUT);
+    // A 200 KB header: 431 at once.
+    let head = format!(
+        "POST /events HTTP/1.1\r\nhost: x\r\nx-padding: {}\r\ncontent-length: 0\r\n\r\n",
+        "a".repeat(200 * 1024)
+    );
+    let status = raw_status(rest.addr, &head, b"", Duration::from_secs(5)).await;
+    assert_eq!(
+        status.as_deref(),
+        Some("HTTP/1.1 431 Request Header Fields Too Large")
+    );
+    assert_eq!(stack.count("SELECT count(*) FROM location_events").await, 0);
     rest.stop().await;
 }
 

@@ -43,6 +43,12 @@ pub(crate) fn environment() -> Environment<'static> {
     env.add_template("sweep.html", SWEEP_HTML)
         .expect("the sweep's HTML template parses");
     env.add_global("style", Value::from_safe_string(STYLE.to_string()));
+    // Text from the scenario in Markdown: HTML in it is shown, not rendered.
+    env.add_filter("md", |text: String| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    });
     env.add_function("pct", |v: Option<f64>| {
         v.map_or("-".into(), |v| format!("{:.2} %", 100.0 * v))
     });

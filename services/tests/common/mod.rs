@@ -671,6 +671,26 @@ pub fn bad_cases(legacy: &'static str) -> Vec<BadCase> {
             422,
         ),
         case(
+            "sent_at in the year 9999",
+            "POST",
+            "/events",
+            json,
+            full(&format!(
+                "{id},\"driver_id\":\"d1\",\"lat\":1.0,\"lng\":2.0,\"sent_at\":\"9999-01-01T00:00:00Z\""
+            )),
+            422,
+        ),
+        case(
+            "sent_at in the year 0",
+            "POST",
+            "/events",
+            json,
+            full(&format!(
+                "{id},\"driver_id\":\"d1\",\"lat\":1.0,\"lng\":2.0,\"sent_at\":\"0000-01-01T00:00:00Z\""
+            )),
+            422,
+        ),
+        case(
             "legacy: lng below -180",
             "POST",
             legacy,
