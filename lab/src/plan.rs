@@ -313,6 +313,51 @@ pub struct DatabaseTarget {
     pub url: Option<String>,
 }
 
+/// The passwords in a scenario's addresses
+/// (`postgres://user:PASSWORD@host/db`, `…?password=PASSWORD`), to keep out
+/// of what is shared: the reports.
+pub fn secrets(experiment: &Experiment) -> Vec<String> {
+    let stack = &experiment.stack;
+    [
+        stack.database_url.as_deref(),
+        stack.bootstrap_servers.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(|addresses| addresses.split(','))
+    .flat_map(passwords_in)
+    .collect()
+}
+
+fn passwords_in(url: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some((_, rest)) = url.split_once("://") {
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        if let Some((userinfo, _)) = authority.rsplit_once('@')
+            && let Some((_, password)) = userinfo.split_once(':')
+        {
+            found.push(password.to_string());
+        }
+    }
+    if let Some((_, query)) = url.split_once('?') {
+        found.extend(
+            query
+                .split('&')
+                .filter_map(|pair| pair.strip_prefix("password="))
+                .map(str::to_string),
+        );
+    }
+    found.retain(|p| !p.is_empty());
+    found
+}
+
+/// `text` with every one of `secrets` replaced by `****`.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(text.to_string(), |text, secret| {
+        text.replace(secret, "****")
+    })
+}
+
 /// `local` or `external:postgres://USER@HOST:PORT/DB`.
 impl fmt::Display for DatabaseTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -567,5 +612,27 @@ mod tests {
             "nisshi"
         );
         assert!("rabbit".parse::<BrokerTarget>().is_err());
+    }
+
+    #[test]
+    fn passwords_in_addresses_are_found_and_redacted() {
+        let mut experiment = crate::validate::parse("name = \"x\"\n", "x.toml").unwrap();
+        experiment.stack.database_url =
+            Some("postgres://app:s3cr%40t@db.internal:5432/rides?sslmode=require".into());
+        experiment.stack.bootstrap_servers = Some("a:9092,b:9092".into());
+        assert_eq!(secrets(&experiment), ["s3cr%40t"]);
+        experiment.stack.database_url =
+            Some("postgresql://db.internal/rides?user=app&password=hunter2".into());
+        let found = secrets(&experiment);
+        assert_eq!(found, ["hunter2"]);
+        assert_eq!(
+            redact(
+                "database_url = \"postgresql://db/r?user=app&password=hunter2\"",
+                &found
+            ),
+            "database_url = \"postgresql://db/r?user=app&password=****\""
+        );
+        experiment.stack.database_url = Some("postgres://app@db/rides".into());
+        assert!(secrets(&experiment).is_empty());
     }
 }

@@ -173,18 +173,17 @@ impl KafkaParts {
         ];
         let mut args = common.clone();
         args.extend(producer_args.iter().cloned());
-        let producer = Service::start(ServiceKind::Producer, args, dir).await?;
+        let producer = Service::start(ServiceKind::Producer, args, Vec::new(), dir).await?;
         let mut args = common;
         args.extend([
-            "--database-url".to_string(),
-            database_url.to_string(),
             "--mode".to_string(),
             mode_name(mode),
             "--group".to_string(),
             format!("location-group-{name}"),
         ]);
         args.extend(consumer_args.iter().cloned());
-        let consumer = Service::start(ServiceKind::Consumer, args, dir).await?;
+        let consumer =
+            Service::start(ServiceKind::Consumer, args, database_env(database_url), dir).await?;
         Ok(Self {
             name: name.to_string(),
             mode,
@@ -193,6 +192,12 @@ impl KafkaParts {
             consumer,
         })
     }
+}
+
+/// The database URL handed to a service in its environment, where `ps`
+/// does not show it (a password in it stays out of sight).
+fn database_env(url: &str) -> Vec<(String, String)> {
+    vec![("FAULTLINE_DATABASE_URL".to_string(), url.to_string())]
 }
 
 /// The running stack. Fields drop in order: services first, then the
@@ -260,9 +265,13 @@ impl LabStack {
             let services = dir.join("services").join(architecture.name());
             match architecture {
                 Architecture::Rest { name, args } => {
-                    let mut all = vec!["--database-url".to_string(), via_proxy.clone()];
-                    all.extend(args.iter().cloned());
-                    let service = Service::start(ServiceKind::Rest, all, &services).await?;
+                    let service = Service::start(
+                        ServiceKind::Rest,
+                        args.clone(),
+                        database_env(&via_proxy),
+                        &services,
+                    )
+                    .await?;
                     progress(&format!("{name}: REST at {}", service.url("")));
                     rest.push(RestParts {
                         name: name.clone(),

@@ -219,6 +219,18 @@ fn every_fault_kind_is_injected_verified_ended_and_verified() {
     assert!(startup < 15.0, "start-up took {startup} s");
     let pids = recorded_pids(&runner.dir);
     assert!(pids.len() >= 6, "only {} processes recorded", pids.len());
+    // The services get the database's address in their environment, not on
+    // their command line, where `ps` would show a password in it.
+    let services: Vec<String> = pids
+        .iter()
+        .map(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains("faultline-"))
+        .collect();
+    assert!(services.len() >= 3, "{services:?}");
+    for cmdline in &services {
+        assert!(!cmdline.contains("postgres://"), "{cmdline}");
+    }
     // Write through the REST service and read it back from the database.
     let rest = variable(&ready, "FAULTLINE_REST_URL");
     let event = r#"{"event_id":"0b0e7a55-0000-4000-8000-000000000001","driver_id":"driver_1","lat":37.78,"lng":-122.41,"sent_at":"2026-01-01T00:00:00Z"}"#;

@@ -57,6 +57,7 @@ pub struct DbConfig {
     #[arg(
         long = "database-url",
         env = "FAULTLINE_DATABASE_URL",
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub url: String,

@@ -223,7 +223,8 @@ pub struct Model<'a> {
     seed: u64,
     manifest: &'a Manifest,
     broker_durable: Option<bool>,
-    scenario_toml: &'a str,
+    /// The scenario as written, passwords redacted.
+    scenario_toml: String,
     charts: BTreeMap<&'static str, ChartView>,
     version: &'static str,
 }
@@ -337,7 +338,10 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         seed: experiment.seed,
         manifest: &files.manifest,
         broker_durable: files.manifest.repetitions.first().map(|r| r.broker_durable),
-        scenario_toml: files.experiment_text.trim_end(),
+        scenario_toml: crate::plan::redact(
+            files.experiment_text.trim_end(),
+            &crate::plan::secrets(experiment),
+        ),
         charts,
         version: faultline_services::VERSION,
     })

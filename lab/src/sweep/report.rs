@@ -313,7 +313,10 @@ pub fn write(dir: &Path, experiment: &Experiment, summary: &SweepSummary) -> any
                 .map(|o| o / f64::from(summary.repetitions.max(1))),
         ),
         budgets: vec![10.0, 60.0, 300.0],
-        scenario_toml: scenario_toml.trim_end().to_string(),
+        scenario_toml: crate::plan::redact(
+            scenario_toml.trim_end(),
+            &crate::plan::secrets(experiment),
+        ),
         version: faultline_services::VERSION,
     };
     let env = crate::report::environment();

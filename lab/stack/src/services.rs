@@ -55,17 +55,21 @@ pub struct Service {
     kind: ServiceKind,
     bin: PathBuf,
     args: Vec<String>,
+    /// Settings handed over in the environment (secrets: they do not show
+    /// in `ps`).
+    env: Vec<(String, String)>,
     dir: PathBuf,
     addr: SocketAddr,
     process: Option<Managed>,
 }
 
 impl Service {
-    /// Starts `kind` with `args` (plus `--listen` on a free port), logs in
-    /// `dir`, and waits until its preflight passes.
+    /// Starts `kind` with `args` (plus `--listen` on a free port) and `env`,
+    /// logs in `dir`, and waits until its preflight passes.
     pub async fn start(
         kind: ServiceKind,
         args: Vec<String>,
+        env: Vec<(String, String)>,
         dir: &Path,
     ) -> Result<Self, StackError> {
         crate::create_dir(dir)?;
@@ -74,6 +78,7 @@ impl Service {
             kind,
             bin: find_service(kind)?,
             args,
+            env,
             dir: dir.to_path_buf(),
             addr,
             process: None,
@@ -107,6 +112,7 @@ impl Service {
         let mut command = Command::new(&self.bin);
         command
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("--listen")
             .arg(self.addr.to_string())
             .stdin(Stdio::null());
