@@ -53,17 +53,18 @@ let
     assert package.pname == "faultline";
     assert package.meta.mainProgram == "faultline";
     assert builtins.isString package.postInstall;
-    assert builtins.all (a: apps.${a}.type == "app") [ "default" "experiment" "stack" "faultline" ];
+    assert builtins.all (a: apps.${a}.type == "app") [ "default" "experiment" "sweep" "stack" "faultline" ];
     assert hasSuffix "/bin/faultline-experiment" apps.experiment.program;
+    assert hasSuffix "/bin/faultline-sweep" apps.sweep.program;
     assert apps.default.program == apps.experiment.program;
     assert builtins.isAttrs outputs.devShells.${system}.default;
     assert builtins.all (c: builtins.isAttrs outputs.checks.${system}.${c}) [ "build" "fmt" "clippy" ];
     assert builtins.isString outputs.checks.${system}.clippy.buildPhase;
     {
       inherit (package) name postInstall;
-      programs = map (a: apps.${a}.program) [ "default" "experiment" "stack" "faultline" ];
+      programs = map (a: apps.${a}.program) [ "default" "experiment" "sweep" "stack" "faultline" ];
       # The scripts, for shellcheck (writeShellApplication runs it too).
-      scripts = map (p: outputs.packages.${system}.${p}.text) [ "experiment" "stack" ];
+      scripts = map (p: outputs.packages.${system}.${p}.text) [ "experiment" "stack" "sweep" ];
       checks = builtins.attrNames outputs.checks.${system};
     };
 in

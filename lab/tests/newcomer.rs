@@ -259,6 +259,30 @@ fn the_flake_evaluates_and_its_experiment_app_passes_arguments_through() {
         "run my.toml --out elsewhere"
     );
     assert!(run(&["--quiet"]).ends_with(&format!("{default} --quiet")));
+    // `nix run .#sweep`: the outage-length sweep unless another is given.
+    std::fs::write(
+        &script,
+        format!(
+            "#!/usr/bin/env bash\nset -o errexit\nset -o nounset\nset -o pipefail\n{}",
+            system["scripts"][2].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let shellcheck = Command::new("shellcheck").arg(&script).output().unwrap();
+    assert!(
+        shellcheck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shellcheck.stdout)
+    );
+    assert!(run(&[]).starts_with("sweep /nix/store/"));
+    assert!(
+        run(&[])
+            .ends_with("/share/faultline/experiments/what-if-outage-length.toml --out ./reports")
+    );
+    assert_eq!(
+        run(&["my.toml", "--quiet"]),
+        "sweep my.toml --out ./reports --quiet"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
