@@ -26,6 +26,8 @@ pub mod names {
     pub const KAFKA_PRODUCE: &str = "kafka_produce";
     /// Histogram: time from produce to broker acknowledgement, in seconds.
     pub const KAFKA_PRODUCE_DURATION: &str = "kafka_produce_duration_seconds";
+    /// Counter: producer clients replaced after a fatal error.
+    pub const KAFKA_PRODUCER_RESTARTS: &str = "kafka_producer_restarts";
     /// Gauge: 0 closed, 1 half-open, 2 open.
     pub const CIRCUIT_BREAKER_STATE: &str = "circuit_breaker_state";
     /// Gauge: age in seconds of the oldest event read but not yet stored.
@@ -198,6 +200,7 @@ impl DbMetrics {
 pub struct ProduceMetrics {
     outcomes: Family<ProduceLabel, Counter>,
     duration: Histogram,
+    restarts: Counter,
 }
 
 impl ProduceMetrics {
@@ -205,6 +208,7 @@ impl ProduceMetrics {
         let metrics = Self {
             outcomes: Family::default(),
             duration: latency_histogram(),
+            restarts: Counter::default(),
         };
         registry.register(
             names::KAFKA_PRODUCE,
@@ -216,7 +220,17 @@ impl ProduceMetrics {
             "Time from produce to broker acknowledgement in seconds",
             metrics.duration.clone(),
         );
+        registry.register(
+            names::KAFKA_PRODUCER_RESTARTS,
+            "Clients replaced after a fatal error (a broker that forgot the idempotent producer)",
+            metrics.restarts.clone(),
+        );
         metrics
+    }
+
+    /// A dead client was replaced.
+    pub fn restarted(&self) {
+        self.restarts.inc();
     }
 
     pub fn observe(&self, ok: bool, seconds: f64) {

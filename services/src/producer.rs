@@ -4,7 +4,7 @@
 //! 503 within the delivery timeout.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
@@ -89,10 +89,67 @@ const ROUTES: &[(&str, BodyShape)] = &[
 ];
 
 struct Producer {
-    producer: FutureProducer,
+    /// The client and its generation: a client that stopped delivering (an
+    /// idempotent producer whose broker restarted and forgot it never
+    /// recovers by itself) is replaced by a new one.
+    producer: RwLock<(u64, FutureProducer)>,
+    client: ClientConfig,
+    /// Failed sends in a row of the current client, and when it started.
+    failing: Mutex<(u32, Instant)>,
+    /// Failures in a row, over at least this long, replace the client.
+    patience: Duration,
     topic: String,
     metrics: ProduceMetrics,
     retry_after_s: u32,
+}
+
+/// Failed sends in a row that, over [`Producer::patience`], replace a client.
+const FAILURES_BEFORE_REPLACING: u32 = 3;
+
+impl Producer {
+    /// The client in use and its generation.
+    fn current(&self) -> (u64, FutureProducer) {
+        let current = self.producer.read().unwrap_or_else(|e| e.into_inner());
+        (current.0, current.1.clone())
+    }
+
+    /// Notes how a send of the client of `generation` went, and replaces
+    /// that client if it is dead: a fatal error, or failures in a row for
+    /// longer than `patience` (a broker that is still down gets a new
+    /// client that connects when it is back; one that came back answers it).
+    fn outcome(&self, generation: u64, producer: &FutureProducer, ok: bool) {
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        if ok {
+            *failing = (0, Instant::now());
+            return;
+        }
+        if failing.0 == 0 {
+            failing.1 = Instant::now();
+        }
+        failing.0 += 1;
+        let fatal = producer.client().fatal_error();
+        let stuck = failing.0 >= FAILURES_BEFORE_REPLACING && failing.1.elapsed() >= self.patience;
+        if fatal.is_none() && !stuck {
+            return;
+        }
+        let mut current = self.producer.write().unwrap_or_else(|e| e.into_inner());
+        if current.0 != generation {
+            return;
+        }
+        match self.client.create::<FutureProducer>() {
+            Ok(fresh) => {
+                *current = (generation + 1, fresh);
+                *failing = (0, Instant::now());
+                self.metrics.restarted();
+                tracing::warn!(
+                    ?fatal,
+                    failures = FAILURES_BEFORE_REPLACING,
+                    "The producer stopped delivering; replaced it with a new client."
+                );
+            }
+            Err(error) => tracing::warn!(%error, "Could not replace the failed producer."),
+        }
+    }
 }
 
 impl App for Producer {
@@ -106,11 +163,13 @@ impl App for Producer {
             .key(event.driver_id.as_str())
             .payload(&payload);
         let started = Instant::now();
-        let outcome = self.producer.send(record, Duration::from_millis(100)).await;
+        let (generation, producer) = self.current();
+        let outcome = producer.send(record, Duration::from_millis(100)).await;
         let seconds = started.elapsed().as_secs_f64();
         match outcome {
             Ok(delivery) => {
                 self.metrics.observe(true, seconds);
+                self.outcome(generation, &producer, true);
                 http::json(
                     StatusCode::ACCEPTED,
                     &serde_json::json!({
@@ -122,6 +181,7 @@ impl App for Producer {
             }
             Err((error, _)) => {
                 self.metrics.observe(false, seconds);
+                self.outcome(generation, &producer, false);
                 tracing::debug!(%error, "Produce failed.");
                 http::unavailable(
                     "broker_unavailable",
@@ -133,7 +193,12 @@ impl App for Producer {
     }
 
     fn health(&self) -> serde_json::Value {
-        serde_json::json!({ "topic": self.topic, "in_flight": self.producer.in_flight_count() })
+        let (generation, producer) = self.current();
+        serde_json::json!({
+            "topic": self.topic,
+            "in_flight": producer.in_flight_count(),
+            "generation": generation,
+        })
     }
 }
 
@@ -144,12 +209,19 @@ pub async fn run(
     config: ProducerConfig,
     shutdown: CancellationToken,
 ) -> Result<(), KafkaError> {
-    let producer: FutureProducer = client_config(&config).create()?;
+    let client = client_config(&config);
+    let producer: FutureProducer = client.create()?;
     let mut registry = crate::metrics::registry(SERVICE);
     let http_metrics = HttpMetrics::register(&mut registry, names::PRODUCER_HTTP_REQUESTS);
     let metrics = ProduceMetrics::register(&mut registry);
     let app = Arc::new(Producer {
-        producer: producer.clone(),
+        producer: RwLock::new((0, producer)),
+        client,
+        failing: Mutex::new((0, Instant::now())),
+        // Longer than one delivery timeout, so a slow broker is not taken
+        // for a dead client.
+        patience: Duration::from_millis(config.delivery_timeout_ms.max(1) * 2)
+            .max(Duration::from_secs(5)),
         topic: config.kafka.topic.clone(),
         metrics,
         retry_after_s: config.retry_after_s,
@@ -161,7 +233,8 @@ pub async fn run(
         started: Instant::now(),
     });
     tracing::info!(topic = %config.kafka.topic, brokers = %config.kafka.bootstrap_servers, "Serving the producer.");
-    http::serve(listener, app, common, shutdown).await;
+    http::serve(listener, app.clone(), common, shutdown).await;
+    let (_, producer) = app.current();
     let flush = Duration::from_millis(config.delivery_timeout_ms);
     tokio::task::spawn_blocking(move || producer.flush(flush))
         .await

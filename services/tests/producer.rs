@@ -144,3 +144,61 @@ async fn a_dead_broker_is_a_503_within_the_delivery_timeout() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_broker_gets_202s_again_without_restarting_the_producer() {
+    let topic = "locations-restart";
+    let mut stack = Stack::with_broker("producer-restart", topic, 1).await;
+    let producer = start_producer(&stack, topic, 1500).await;
+    let http = Http::new();
+    let url = producer.url("/events");
+    let post = |n: usize| {
+        let http = &http;
+        let url = &url;
+        async move {
+            http.post_json(url, serde_json::to_vec(&event(n)).unwrap())
+                .await
+        }
+    };
+    assert_eq!(post(1).await.status, 202);
+    let broker = stack.broker.as_mut().unwrap();
+    broker.kill().unwrap();
+    assert_eq!(post(2).await.status, 503);
+    broker.restart().await.unwrap();
+    if !broker.kind().durable() {
+        // Memory storage forgot the topic with everything else.
+        broker.create_topic(topic, 1).await.unwrap();
+    }
+    // 503s while the producer finds its feet, then 202s again.
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    let mut last = String::new();
+    let mut n = 3;
+    while started.elapsed() < Duration::from_secs(45) {
+        let answer = post(n).await;
+        n += 1;
+        answers.push(answer.status);
+        last = answer.text.clone();
+        if answers.iter().rev().take(3).filter(|s| **s == 202).count() == 3 {
+            break;
+        }
+        assert!(
+            answer.status == 202 || answer.status == 503,
+            "{}",
+            answer.text
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        answers.iter().rev().take(3).all(|s| *s == 202),
+        "no 202 in {:?} after the restart: {answers:?}; the last answer: {last}",
+        started.elapsed()
+    );
+    let metrics = http.get(&producer.url("/metrics")).await.text;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("kafka_producer_restarts_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+}
