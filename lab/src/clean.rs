@@ -1,7 +1,7 @@
 //! Leftovers of a runner that was itself killed: every process the lab
 //! starts has a pid file naming its program, and each stack folder has a
 //! `runner.pid` naming the runner that owns it. A folder whose runner is gone
-//! has its processes stopped.
+//! has its processes stopped, and a run's stack folder is removed.
 
 use std::path::Path;
 
@@ -12,7 +12,21 @@ pub fn clean(dir: &Path) -> Vec<u32> {
     if runner_alive(dir) {
         return Vec::new();
     }
+    // The stack folder of a run (`runs/<run>-<pid>-<repetition>`, made by
+    // the runner for the run alone) goes with its processes; a folder given
+    // to `stack up --dir` is the user's and stays.
+    let a_runs_stack = dir.join("runner.pid").is_file()
+        && dir
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|name| name == "runs");
     let mut stopped = faultline_stack::process::clean_leftovers(dir);
+    if a_runs_stack {
+        if let Err(error) = std::fs::remove_dir_all(dir) {
+            tracing::warn!(%error, dir = %dir.display(), "Could not remove a dead run's stack folder.");
+        }
+        return stopped;
+    }
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -84,6 +98,31 @@ mod tests {
         std::fs::remove_file(dir.join("runs/a/runner.pid")).unwrap();
         assert_eq!(clean(&dir), vec![sleeper.id()]);
         assert!(sleeper.wait().is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_dead_runs_stack_folder_goes_and_a_folder_given_by_hand_stays() {
+        let dir = std::env::temp_dir().join(format!("faultline-clean-dead-{}", std::process::id()));
+        let run = dir.join("runs/20261201T000000Z-quick-1-0");
+        let by_hand = dir.join("my-stack");
+        for folder in [&run, &by_hand] {
+            std::fs::create_dir_all(folder.join("postgres")).unwrap();
+            std::fs::write(folder.join("postgres/data"), "rows").unwrap();
+        }
+        // A runner that has exited.
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        gone.wait().unwrap();
+        for folder in [&run, &by_hand] {
+            std::fs::write(
+                folder.join("runner.pid"),
+                format!("{} faultline\n", gone.id()),
+            )
+            .unwrap();
+        }
+        clean(&dir);
+        assert!(!run.exists(), "the dead run's stack folder is still there");
+        assert!(by_hand.join("postgres/data").is_file());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
