@@ -376,14 +376,18 @@ pub fn show_x(summary: &SweepSummary, x: f64) -> String {
     }
 }
 
+/// A number to three significant digits or so: `368`, `37.5`, `0.125`.
 fn trim(x: f64) -> String {
-    if x.fract().abs() < 1e-9 {
-        format!("{x:.0}")
+    let decimals = match x.abs() {
+        a if a >= 100.0 || x.fract().abs() < 1e-9 => 0,
+        a if a >= 10.0 => 1,
+        _ => 3,
+    };
+    let text = format!("{x:.decimals$}");
+    if decimals == 0 {
+        text
     } else {
-        format!("{x:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -652,6 +656,8 @@ mod tests {
         };
         assert_eq!(show_x(&summary, 45.0), "45 s");
         assert_eq!(show_x(&summary, 37.5), "37.5 s");
+        assert_eq!(show_x(&summary, 0.125), "0.125 s");
+        assert_eq!(show_x(&summary, 368.317), "368 s");
         assert_eq!(show_x(&summary, 300.0), "5 min");
     }
 }
