@@ -64,7 +64,10 @@ Then open the report.html it prints. With faultline on PATH:
   faultline run experiments/db-crash-quick.toml        run a scenario, write reports/<run>/
   faultline validate my-scenario.toml                  check a scenario, every problem with its line
   faultline sweep experiments/what-if-outage-length.toml   one scenario over a grid: curves, break-even
-  faultline stack up                                   the stack alone, to poke at by hand";
+  faultline stack up                                   the stack alone, to poke at by hand
+
+Exit status: 0 done (every hypothesis held); 1 an error; 2 an invalid scenario;
+3 a hypothesis failed; 4 the run (or a point of a sweep) did not complete.";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -196,7 +199,26 @@ enum StackCommand {
     Up(up::UpArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; an error is printed as its chain of causes (never a
+/// backtrace, whatever `RUST_BACKTRACE` says) with exit status 2 for an
+/// invalid scenario and 1 for anything else.
+fn main() {
+    if let Err(error) = run_command() {
+        // Each cause once: some errors already say their source.
+        let mut message = error.to_string();
+        for cause in error.chain().skip(1).map(ToString::to_string) {
+            if !message.contains(&cause) {
+                message.push_str(": ");
+                message.push_str(&cause);
+            }
+        }
+        eprintln!("faultline: {message}");
+        let invalid = error.is::<faultline::validate::Invalid>();
+        std::process::exit(if invalid { 2 } else { 1 });
+    }
+}
+
+fn run_command() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()

@@ -82,6 +82,12 @@ impl fmt::Display for Problem {
     }
 }
 
+/// A scenario that does not pass validation, as an error: the command
+/// line exits with status 2 for it.
+#[derive(Debug, thiserror::Error)]
+#[error("the scenario is invalid:\n{}", listed(.0))]
+pub struct Invalid(pub Vec<Problem>);
+
 /// Problems one per line, for an error message.
 pub fn listed(problems: &[Problem]) -> String {
     problems

@@ -766,3 +766,33 @@ fn the_default_scenario_reproduces_the_original_poc() {
         1.25
     );
 }
+
+#[test]
+fn run_and_sweep_refuse_an_invalid_scenario_with_2_and_no_backtrace() {
+    let dir = std::env::temp_dir().join(format!("faultline-invalid-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("bad.toml");
+    std::fs::write(&scenario, "name = \"bad\"\nduration = 5\n").unwrap();
+    for command in ["run", "sweep"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .arg(command)
+            .arg(&scenario)
+            .arg("--out")
+            .arg(dir.join("out"))
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains("bad.toml:2:12: duration: expected a string"),
+            "{stderr}"
+        );
+        assert!(!stderr.to_lowercase().contains("backtrace"), "{stderr}");
+        assert!(
+            !dir.join("out").exists(),
+            "{command} created its output folder"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -110,12 +110,7 @@ pub(crate) fn create_run_dir(out: &Path, id: &str) -> anyhow::Result<(String, Pa
 
 /// Runs the scenario at `path`; returns the run folder.
 pub async fn run(path: &Path, options: RunOptions, shutdown: Shutdown) -> anyhow::Result<PathBuf> {
-    let (experiment, text) = crate::validate::load(path).map_err(|problems| {
-        anyhow::anyhow!(
-            "the scenario is invalid:\n{}",
-            crate::validate::listed(&problems)
-        )
-    })?;
+    let (experiment, text) = crate::validate::load(path).map_err(crate::validate::Invalid)?;
     if let Some(sweep) = &experiment.sweep {
         Progress::of(&options).say(&format!(
             "the scenario has a [sweep] of {} points; this runs it as written \

@@ -79,12 +79,7 @@ impl Folder {
             ),
             (None, None) => anyhow::bail!("give a scenario, or --resume with a sweep folder"),
         };
-        let experiment = crate::validate::parse(&text, &name).map_err(|problems| {
-            anyhow::anyhow!(
-                "the scenario is invalid:\n{}",
-                crate::validate::listed(&problems)
-            )
-        })?;
+        let experiment = crate::validate::parse(&text, &name).map_err(crate::validate::Invalid)?;
         anyhow::ensure!(
             experiment.sweep.is_some(),
             "{name} has no [sweep]: add one (see docs/scenarios.md) or run it with `faultline run`"
