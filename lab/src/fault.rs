@@ -16,8 +16,13 @@ use crate::experiment::FaultKind;
 use crate::plan::FaultSpec;
 use crate::stack::LabStack;
 
-/// How long a probe may wait for the effect of a fault, or for its end.
-const VERIFY_LIMIT: Duration = Duration::from_secs(10);
+/// How long a probe may wait for the effect of a fault.
+const EFFECT_LIMIT: Duration = Duration::from_secs(10);
+/// How long a probe may wait for the system to be back after a fault: a
+/// database thawed or restarted under load may take a while to answer
+/// (crash recovery, a queue of connections), and judging too early would
+/// call a correct run incomplete.
+const RECOVERY_LIMIT: Duration = Duration::from_secs(60);
 /// A probe's own timeout: a frozen or blackholed database fails it.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -277,6 +282,7 @@ pub enum Unverified {
 
 /// Probes until `ok` holds for a probe result, or the limit passes.
 async fn until<F>(
+    limit: Duration,
     mut probe: impl AsyncFnMut() -> Result<(), Unverified>,
     ok: F,
 ) -> Result<(), Unverified>
@@ -289,7 +295,7 @@ where
         if ok(&result) {
             return Ok(());
         }
-        if started.elapsed() > VERIFY_LIMIT {
+        if started.elapsed() > limit {
             return Err(match result {
                 Ok(()) => Unverified::StillSucceeds,
                 Err(error) => error,
@@ -325,21 +331,33 @@ async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Unv
     let linked = stack.service_database_url();
     match kind {
         FaultKind::DbCrash | FaultKind::DbStop => {
-            until(async || query(&direct, PROBE_TIMEOUT).await, Result::is_err).await
+            until(
+                EFFECT_LIMIT,
+                async || query(&direct, PROBE_TIMEOUT).await,
+                Result::is_err,
+            )
+            .await
         }
         FaultKind::DbFreeze => {
             until(
+                EFFECT_LIMIT,
                 async || query(&direct, PROBE_TIMEOUT).await,
                 |r| matches!(r, Err(Unverified::Probe(ProbeError::NoAnswer(_)))),
             )
             .await
         }
         FaultKind::DbBlackhole => {
-            until(async || query(&linked, PROBE_TIMEOUT).await, Result::is_err).await
+            until(
+                EFFECT_LIMIT,
+                async || query(&linked, PROBE_TIMEOUT).await,
+                Result::is_err,
+            )
+            .await
         }
         FaultKind::DbLatency { delay, .. } => {
             let delay = delay.0;
             until(
+                EFFECT_LIMIT,
                 async || match timed_query(&linked, delay * 4 + PROBE_TIMEOUT).await? {
                     took if took >= delay => Ok(()),
                     took => Err(Unverified::TooFast(took)),
@@ -351,6 +369,7 @@ async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Unv
         FaultKind::BrokerKill => {
             let broker = stack.broker.as_ref().ok_or(Unverified::Missing("broker"))?;
             until(
+                EFFECT_LIMIT,
                 async || Ok(broker.probe(Duration::from_millis(500)).await?),
                 Result::is_err,
             )
@@ -359,7 +378,7 @@ async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Unv
         FaultKind::ConsumerKill => {
             for kafka in &stack.kafka {
                 let addr = kafka.consumer.addr();
-                until(async || healthy(addr).await, Result::is_err).await?;
+                until(EFFECT_LIMIT, async || healthy(addr).await, Result::is_err).await?;
             }
             Ok(())
         }
@@ -371,11 +390,17 @@ async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), U
     let linked = stack.service_database_url();
     match kind {
         FaultKind::DbCrash | FaultKind::DbStop | FaultKind::DbFreeze => {
-            until(async || query(&direct, PROBE_TIMEOUT).await, Result::is_ok).await
+            until(
+                RECOVERY_LIMIT,
+                async || query(&direct, PROBE_TIMEOUT).await,
+                Result::is_ok,
+            )
+            .await
         }
         FaultKind::DbLatency { delay, .. } => {
             let delay = delay.0;
             until(
+                RECOVERY_LIMIT,
                 async || match timed_query(&linked, PROBE_TIMEOUT).await? {
                     took if took < delay => Ok(()),
                     took => Err(Unverified::StillSlow(took)),
@@ -385,11 +410,17 @@ async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), U
             .await
         }
         FaultKind::DbBlackhole => {
-            until(async || query(&linked, PROBE_TIMEOUT).await, Result::is_ok).await
+            until(
+                RECOVERY_LIMIT,
+                async || query(&linked, PROBE_TIMEOUT).await,
+                Result::is_ok,
+            )
+            .await
         }
         FaultKind::BrokerKill => {
             let broker = stack.broker.as_ref().ok_or(Unverified::Missing("broker"))?;
             until(
+                RECOVERY_LIMIT,
                 async || Ok(broker.probe(Duration::from_secs(1)).await?),
                 Result::is_ok,
             )
@@ -398,7 +429,7 @@ async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), U
         FaultKind::ConsumerKill => {
             for kafka in &stack.kafka {
                 let addr = kafka.consumer.addr();
-                until(async || healthy(addr).await, Result::is_ok).await?;
+                until(RECOVERY_LIMIT, async || healthy(addr).await, Result::is_ok).await?;
             }
             Ok(())
         }
