@@ -121,7 +121,7 @@ pub fn compare_markdown(baseline: &Path, candidate: &Path, changes: &[Change]) -
         ));
     }
     out.push_str(
-        "\nA change is beyond noise when the runs' 95 % bootstrap intervals do not overlap; \
+        "\nA change is beyond noise when the runs' 95 % intervals do not overlap; \
          runs without repetitions cannot tell.\n",
     );
     out

@@ -46,8 +46,26 @@ pub fn fnv(text: &str) -> u64 {
     })
 }
 
-/// Mean and 95 % percentile-bootstrap interval of the mean (2,000
-/// resamples, deterministic for a seed).
+/// Below this many values, intervals are Student-t; from it, bootstrap (a
+/// percentile bootstrap of 2–9 values is little more than their range).
+pub const BOOTSTRAP_FROM: usize = 10;
+
+/// How the intervals of `repetitions` repetitions are computed: `"t"` or
+/// `"bootstrap"`.
+pub fn interval_method(repetitions: usize) -> &'static str {
+    if repetitions < BOOTSTRAP_FROM {
+        "t"
+    } else {
+        "bootstrap"
+    }
+}
+
+/// The 97.5th percentile of Student's t with 1 to 8 degrees of freedom.
+const T_975: [f64; 8] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306];
+
+/// Mean and 95 % interval of the mean: Student-t below
+/// [`BOOTSTRAP_FROM`] values, else a percentile bootstrap (2,000
+/// resamples, deterministic for a seed); no interval for one value.
 pub fn estimate(values: &[f64], seed: u64) -> Option<Estimate> {
     const RESAMPLES: usize = 2000;
     if values.is_empty() {
@@ -60,6 +78,16 @@ pub fn estimate(values: &[f64], seed: u64) -> Option<Estimate> {
             mean,
             low: None,
             high: None,
+            values: values.to_vec(),
+        });
+    }
+    if n < BOOTSTRAP_FROM {
+        let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        let half = T_975[n - 2] * (variance / n as f64).sqrt();
+        return Some(Estimate {
+            mean,
+            low: Some(mean - half),
+            high: Some(mean + half),
             values: values.to_vec(),
         });
     }
@@ -93,18 +121,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_bootstrap_interval_holds_the_mean_and_is_reproducible() {
-        let values = [0.40, 0.42, 0.39, 0.41, 0.45];
-        let a = estimate(&values, 7).unwrap();
-        let b = estimate(&values, 7).unwrap();
-        assert_eq!(a, b);
-        assert!((a.mean - 0.414).abs() < 1e-12);
-        let (low, high) = (a.low.unwrap(), a.high.unwrap());
-        assert!(low <= a.mean && a.mean <= high, "{a:?}");
-        assert!(low >= 0.39 && high <= 0.45, "{a:?}");
-        assert!(high - low > 0.0);
+    fn few_values_get_a_student_t_interval() {
+        // Mean 2, standard deviation 1, t(2 df) = 4.303: ±4.303/√3.
+        let e = estimate(&[1.0, 2.0, 3.0], 7).unwrap();
+        assert_eq!(e.mean, 2.0);
+        let half = 4.303 / 3f64.sqrt();
+        assert!((e.low.unwrap() - (2.0 - half)).abs() < 1e-12, "{e:?}");
+        assert!((e.high.unwrap() - (2.0 + half)).abs() < 1e-12, "{e:?}");
+        // Wider than the values' range, as an honest interval of three is.
+        assert!(e.low.unwrap() < 1.0 && e.high.unwrap() > 3.0);
+        assert_eq!(interval_method(3), "t");
         let single = estimate(&[3.0], 7).unwrap();
         assert_eq!((single.mean, single.low, single.high), (3.0, None, None));
         assert!(estimate(&[], 7).is_none());
+    }
+
+    #[test]
+    fn many_values_get_a_reproducible_bootstrap_interval() {
+        let values = [
+            0.40, 0.42, 0.39, 0.41, 0.45, 0.43, 0.40, 0.44, 0.42, 0.41, 0.38, 0.46,
+        ];
+        let a = estimate(&values, 7).unwrap();
+        assert_eq!(a, estimate(&values, 7).unwrap());
+        let (low, high) = (a.low.unwrap(), a.high.unwrap());
+        assert!(low <= a.mean && a.mean <= high, "{a:?}");
+        assert!(low >= 0.38 && high <= 0.46 && high > low, "{a:?}");
+        assert_eq!(interval_method(values.len()), "bootstrap");
     }
 }

@@ -532,3 +532,27 @@ fn html_in_the_scenario_is_shown_not_rendered_in_either_report() {
     assert!(code.contains("<script>alert(1)"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_summary_written_before_the_added_fields_is_still_read() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/example-run/summary.json");
+    let mut old: Value = serde_json::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
+    old.as_object_mut().unwrap().remove("interval_method");
+    for architecture in old["architectures"].as_object_mut().unwrap().values_mut() {
+        let a = architecture.as_object_mut().unwrap();
+        a.remove("per_repetition");
+        a.remove("cost_by_staleness_budget");
+        a["cost"]
+            .as_object_mut()
+            .unwrap()
+            .remove("poc_revenue_lost");
+    }
+    let dir = folder("old-summary");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("summary.json");
+    std::fs::write(&path, old.to_string()).unwrap();
+    let summary: faultline::run_folder::Summary = faultline::run_folder::load(&path).unwrap();
+    assert_eq!(summary.interval_method, "bootstrap");
+    assert!(summary.architectures["rest"].per_repetition.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -165,6 +165,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
             run_id: manifest.run_id.clone(),
             status: manifest.status,
             repetitions: manifest.repetitions.len(),
+            interval_method: crate::stats::interval_method(manifest.repetitions.len()).to_string(),
             faults,
             architectures,
             hypotheses,

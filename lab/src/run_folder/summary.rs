@@ -28,6 +28,11 @@ pub struct Summary {
     pub status: Status,
     /// Repetitions that ran.
     pub repetitions: usize,
+    /// How the 95 % intervals over the repetitions are computed: `t`
+    /// (Student-t, below 10 repetitions) or `bootstrap` (older summaries,
+    /// without the field, used the bootstrap).
+    #[serde(default = "bootstrap")]
+    pub interval_method: String,
     /// Each fault of each repetition, as planned and as it happened.
     pub faults: Vec<FaultSummary>,
     /// Figures per architecture, by name.
@@ -46,6 +51,11 @@ impl Summary {
     pub fn failed_hypotheses(&self) -> usize {
         self.hypotheses.iter().filter(|h| !h.passed).count()
     }
+}
+
+/// What summaries written before `interval_method` existed used.
+fn bootstrap() -> String {
+    "bootstrap".into()
 }
 
 /// Fault windows (actual times where known) of `repetition`.
@@ -111,6 +121,7 @@ pub struct Cost {
     /// Revenue lost under the original proof of concept's formula: failed
     /// requests only, so an acknowledged event that is lost or late costs
     /// nothing.
+    #[serde(default)]
     pub poc_revenue_lost: f64,
     pub inputs: CostInputs,
 }
@@ -161,8 +172,9 @@ pub struct CostInputs {
     pub staleness_budget_s: f64,
 }
 
-/// A figure over the repetitions: its mean and a 95 % bootstrap interval
-/// (`None` with a single repetition).
+/// A figure over the repetitions: its mean and a 95 % interval of it
+/// (Student-t below 10 repetitions, bootstrap from 10; `None` with a
+/// single repetition).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Estimate {
     pub mean: f64,
@@ -213,9 +225,11 @@ pub struct ArchitectureSummary {
     pub breaker_open_s: Option<f64>,
     pub cost: Cost,
     /// Cost per outage against the staleness budget, from 1 s to 10 min.
+    #[serde(default)]
     pub cost_by_staleness_budget: Vec<BudgetCost>,
     pub repetitions: Repetitions,
     /// Each repetition's headline figures, in order.
+    #[serde(default)]
     pub per_repetition: Vec<RepetitionFigures>,
 }
 
