@@ -89,6 +89,14 @@ fn every_figure_matches_the_rows_that_were_written() {
         (during - run.lost()) as f64 / (n - run.lost()) as f64,
         1e-12
     ));
+    // On time, of everything acknowledged: the lost events count against it,
+    // so the share falls by every event of the fault, lost or late.
+    assert!(close(
+        &kafka["freshness_ms"]["on_time_share"],
+        (n - during) as f64 / n as f64,
+        1e-12
+    ));
+    assert!(close(&rest["freshness_ms"]["on_time_share"], 1.0, 1e-12));
     assert_eq!(
         kafka["peak_backlog"],
         f64::from(run.rps * (run.fault.1 - run.fault.0))

@@ -133,8 +133,8 @@ fn a_sweep_folder_of_synthetic_points_is_tabled_charted_and_indexed() {
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert_eq!(
         html.matches("<svg").count(),
-        8,
-        "one chart per headline figure"
+        faultline::sweep::table::CHARTED,
+        "one chart per charted headline figure"
     );
     assert!(html.contains("not run"), "the missing point is said");
     assert!(html.contains("href=\"runs/p01-duration-5s/report.html\""));
@@ -194,7 +194,7 @@ fn two_parameters_draw_one_small_chart_per_value_of_the_second() {
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert_eq!(
         html.matches("<svg").count(),
-        8 * 2,
+        faultline::sweep::table::CHARTED * 2,
         "two small charts per figure"
     );
     assert!(html.contains("at workload.rate.rps = 20"));
@@ -314,7 +314,7 @@ fn a_sweep_interrupted_keeps_its_folder_and_resumes_to_every_point() {
         .collect();
     assert!(overhead.iter().all(|o| *o > 0.0), "{overhead:?}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert!(html.matches("<svg").count() >= 8);
+    assert!(html.matches("<svg").count() >= faultline::sweep::table::CHARTED);
 
     // A finished sweep resumed runs nothing and leaves its points alone.
     let started = read_json(&dir.join("runs/p02-duration-5s/manifest.json"))["started_at"].clone();

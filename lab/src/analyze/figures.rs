@@ -45,13 +45,14 @@ impl Figures {
         let delays = || rows.iter().filter_map(|r| r.freshness_us);
         let stale = delays().filter(|d| *d > budget_us).count() as u64;
         let fresh_count = delays().count() as u64;
+        let acknowledged = rows.iter().filter(|r| r.ok).count() as u64;
         Self {
             totals: phase_summary(rows.iter().copied()),
             phases: phases
                 .into_iter()
                 .map(|(phase, rows)| (phase.to_string(), phase_summary(rows.into_iter())))
                 .collect(),
-            acknowledged: rows.iter().filter(|r| r.ok).count() as u64,
+            acknowledged,
             stored,
             lost: rows.iter().filter(|r| r.lost).count() as u64,
             duplicates,
@@ -63,6 +64,7 @@ impl Figures {
                 p99: l.p99,
                 max: l.max,
                 stale_share: ratio(stale, fresh_count),
+                on_time_share: ratio(fresh_count - stale, acknowledged),
             }),
             recovery_s,
             drain_s,

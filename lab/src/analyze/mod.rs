@@ -279,6 +279,7 @@ impl Context<'_> {
                 lost: f.lost,
                 lost_share: ratio(f.lost, f.acknowledged),
                 stale_share: f.freshness.as_ref().map(|x| x.stale_share),
+                on_time_share: f.freshness.as_ref().map(|x| x.on_time_share),
                 freshness_p99_ms: f.freshness.as_ref().map(|x| x.p99),
                 latency_p99_ms: f.totals.latency_ms.as_ref().map(|l| l.p99),
                 recovery_s: f.recovery_s,

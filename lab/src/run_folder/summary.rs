@@ -103,6 +103,11 @@ pub struct Freshness {
     pub max: f64,
     /// Share of the stored acknowledged events later than the staleness budget.
     pub stale_share: f64,
+    /// Share of the *acknowledged* events stored within the staleness
+    /// budget: a lost event is not on time, so dropping late events does not
+    /// look fresh.
+    #[serde(default)]
+    pub on_time_share: f64,
 }
 
 /// The cost model's result with every input beside it.
@@ -151,6 +156,9 @@ pub struct RepetitionFigures {
     pub lost_share: f64,
     /// Share of the stored acknowledged events later than the staleness budget.
     pub stale_share: Option<f64>,
+    /// Share of the acknowledged events stored within the staleness budget.
+    #[serde(default)]
+    pub on_time_share: Option<f64>,
     pub freshness_p99_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub recovery_s: Option<f64>,

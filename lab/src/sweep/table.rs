@@ -38,7 +38,7 @@ pub struct Figure {
 
 /// The headline figures a sweep follows, in the report's order; the
 /// report charts the first [`CHARTED`].
-pub const FIGURES: [Figure; 11] = [
+pub const FIGURES: [Figure; 12] = [
     Figure {
         name: "revenue_lost",
         label: "revenue lost per outage",
@@ -62,6 +62,12 @@ pub const FIGURES: [Figure; 11] = [
         label: "share of stored events later than the staleness budget",
         unit: Unit::Share,
         of: |f| f.stale_share,
+    },
+    Figure {
+        name: "on_time_share",
+        label: "share of acknowledged events stored within the staleness budget",
+        unit: Unit::Share,
+        of: |f| f.on_time_share,
     },
     Figure {
         name: "freshness_p99_ms",
@@ -108,7 +114,7 @@ pub const FIGURES: [Figure; 11] = [
 ];
 
 /// How many of [`FIGURES`] the report draws a chart of.
-pub const CHARTED: usize = 8;
+pub const CHARTED: usize = 9;
 
 /// The version of `sweep.json`.
 pub const SCHEMA: u32 = 1;
