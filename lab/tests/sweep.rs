@@ -30,6 +30,18 @@ fn points(dir: &Path) -> DataFrame {
     faultline::sweep::table::read_points(dir).unwrap()
 }
 
+/// The sentence of the first break-even point of `figure`.
+fn break_even(sweep: &Value, figure: &str) -> String {
+    sweep["break_even"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["figure"] == figure)
+        .and_then(|b| b["sentence"].as_str())
+        .unwrap_or_else(|| panic!("no break-even of {figure}"))
+        .to_string()
+}
+
 /// The figure `name` of `architecture` at each point that ran (means).
 fn curve(sweep: &Value, architecture: &str, name: &str) -> Vec<f64> {
     sweep["points"]
@@ -104,30 +116,11 @@ fn a_sweep_folder_of_synthetic_points_is_tabled_charted_and_indexed() {
     // same cost; under the original's formula (failed requests only), none.
     assert_eq!(curve(&sweep, "kafka", "revenue_lost"), rest);
     assert_eq!(curve(&sweep, "kafka", "poc_revenue_lost"), vec![0.0, 0.0]);
-    let cost = sweep["break_even"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["figure"] == "revenue_lost")
-        .unwrap();
+    let cost = break_even(&sweep, "revenue_lost");
+    assert!(cost.contains("rest and kafka cost the same"), "{cost}");
+    let loss = break_even(&sweep, "lost");
     assert!(
-        cost["sentence"]
-            .as_str()
-            .unwrap()
-            .contains("rest and kafka cost the same"),
-        "{cost}"
-    );
-    let loss = sweep["break_even"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["figure"] == "lost")
-        .unwrap();
-    assert!(
-        loss["sentence"]
-            .as_str()
-            .unwrap()
-            .starts_with("No crossing in the swept range: rest loses fewer events than kafka"),
+        loss.starts_with("No crossing in the swept range: rest loses fewer events than kafka"),
         "{loss}"
     );
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();

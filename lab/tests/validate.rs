@@ -453,14 +453,20 @@ fn every_malformed_scenario_names_its_key_and_line() {
         ),
     ];
     assert!(cases.len() >= 30);
-    let mut failures = Vec::new();
-    for (what, from, to, path, line, words) in cases {
+    expect_each(cases.iter().map(|(what, from, to, path, line, words)| {
         assert!(BASE.contains(from), "{what}: the base has no {from:?}");
-        let text = BASE.replacen(from, to, 1);
+        (*what, BASE.replacen(from, to, 1), *path, *line, *words)
+    }));
+}
+
+/// Each case's text has a problem at `path` on `line` whose message says
+/// `words`; every case that does not is listed.
+fn expect_each<'a>(cases: impl Iterator<Item = (&'a str, String, &'a str, usize, &'a str)>) {
+    let mut failures = Vec::new();
+    for (what, text, path, line, words) in cases {
         let found = problems(&text);
-        let hit = found.iter().find(|p| p.path == *path);
-        match hit {
-            Some(p) if p.line == *line && p.to_string().contains(words) => {}
+        match found.iter().find(|p| p.path == path) {
+            Some(p) if p.line == line && p.to_string().contains(words) => {}
             _ => failures.push(format!(
                 "{what}: expected {path} on line {line} saying {words:?}, got:\n  {}",
                 found
@@ -609,22 +615,13 @@ fn a_sweep_checks_every_key_and_every_value_where_it_is_written() {
             "at least one value",
         ),
     ];
-    let mut failures = Vec::new();
-    for (what, parameters, mode, path, line, words) in cases {
-        let found = problems(&with_sweep(parameters, mode));
-        match found.iter().find(|p| p.path == *path) {
-            Some(p) if p.line == *line && p.to_string().contains(words) => {}
-            _ => failures.push(format!(
-                "{what}: expected {path} on line {line} saying {words:?}, got:\n  {}",
-                found
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n  ")
-            )),
-        }
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    expect_each(
+        cases
+            .iter()
+            .map(|(what, parameters, mode, path, line, words)| {
+                (*what, with_sweep(parameters, mode), *path, *line, *words)
+            }),
+    );
 }
 
 #[test]
