@@ -9,7 +9,9 @@
 //!   stored `late_s` after the window ends, except every `lost_every`-th,
 //!   which is never stored; the first `duplicates` stored rows have two
 //!   copies. Its backlog grows during the window and reads zero
-//!   `drain_s` after it; its breaker reads open during the window.
+//!   `drain_s` after it; its breaker reads open during the window. With
+//!   `stalled_s`, what is due in that long after the window is stored only
+//!   at its end (data-path recovery `stalled_s`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -38,6 +40,9 @@ pub struct Synthetic {
     pub duplicates: usize,
     pub rest_unacknowledged_stored: usize,
     pub drain_s: u32,
+    /// Kafka events due in the first `stalled_s` seconds after the window
+    /// are stored only at its end (a consumer whose breaker is still open).
+    pub stalled_s: u32,
 }
 
 impl Default for Synthetic {
@@ -54,6 +59,7 @@ impl Default for Synthetic {
             duplicates: 3,
             rest_unacknowledged_stored: 2,
             drain_s: 3,
+            stalled_s: 0,
         }
     }
 }
@@ -147,6 +153,10 @@ impl Synthetic {
                     during_kafka += 1;
                     (!(during_kafka - 1).is_multiple_of(self.lost_every))
                         .then_some(t0 + f1 as i64 + self.late_s as i64 * 1_000_000)
+                } else if intended_us < f1 + u64::from(self.stalled_s) * 1_000_000
+                    && intended_us >= f1
+                {
+                    Some(t0 + (f1 + u64::from(self.stalled_s) * 1_000_000) as i64)
                 } else {
                     Some(acked_at + self.fresh_ms as i64 * 1000)
                 };

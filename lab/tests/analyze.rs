@@ -564,3 +564,31 @@ fn a_summary_written_before_the_added_fields_is_still_read() {
     assert!(summary.architectures["rest"].per_repetition.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn data_recovery_waits_for_the_database_to_keep_up_not_for_the_answers() {
+    // The Kafka path answers throughout, but what is due in the 5 s after
+    // the fault is stored only then: its answers are back at once, its
+    // data 5 s later. REST's data is back with its answers.
+    let run = Synthetic {
+        stalled_s: 5,
+        ..Synthetic::default()
+    };
+    let dir = folder("data-recovery");
+    run.write(&dir).unwrap();
+    let summary = summary_of(&dir);
+    let kafka = &summary["architectures"]["kafka"];
+    let rest = &summary["architectures"]["rest"];
+    assert!(close(&kafka["data_recovery_s"], 5.0, 1e-9), "{kafka}");
+    assert!(close(&kafka["recovery_s"], 0.0, 1e-9), "{kafka}");
+    assert!(close(&rest["data_recovery_s"], 0.0, 1e-9), "{rest}");
+    // Without the stall, the Kafka path's data is back at once too.
+    let dir = folder("data-recovery-none");
+    Synthetic::default().write(&dir).unwrap();
+    let summary = summary_of(&dir);
+    assert!(close(
+        &summary["architectures"]["kafka"]["data_recovery_s"],
+        0.0,
+        1e-9
+    ));
+}

@@ -23,6 +23,8 @@ pub struct Figures {
     pub stale: u64,
     pub freshness: Option<Freshness>,
     pub recovery_s: Option<f64>,
+    /// Set by the caller: see [`data_recovery`].
+    pub data_recovery_s: Option<f64>,
     pub drain_s: Option<f64>,
 }
 
@@ -67,6 +69,7 @@ impl Figures {
                 on_time_share: ratio(fresh_count - stale, acknowledged),
             }),
             recovery_s,
+            data_recovery_s: None,
             drain_s,
         }
     }
@@ -189,6 +192,43 @@ pub fn recovery<'a>(
 /// to its level before the first fault (the 95th percentile of its readings
 /// then: a few messages are always in flight); `None` without faults,
 /// without a backlog, or if it never got back.
+/// Seconds in a row the database must keep up for the data path to count
+/// as recovered.
+const KEPT_UP_S: usize = 3;
+
+/// Fault end → the first second from which the database stores this
+/// architecture's events as fast as they are acknowledged (90 % or more,
+/// [`KEPT_UP_S`] seconds in a row), from the audit rows. A path that
+/// answers but drops (or holds back) what it acknowledged has not
+/// recovered, whatever its HTTP answers say. `None` without a fault, or if
+/// the load ended first.
+pub fn data_recovery<'a>(
+    rows: impl Iterator<Item = &'a Request>,
+    windows: &[(f64, f64)],
+) -> Option<f64> {
+    let end = windows.iter().map(|w| w.1).reduce(f64::max)?;
+    let mut acknowledged: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut stored: BTreeMap<i64, u64> = BTreeMap::new();
+    // In whole microseconds, so that an event stored on a second's edge
+    // falls in that second.
+    let second = |us: i64| us.div_euclid(1_000_000);
+    for row in rows.filter(|r| r.ok) {
+        let answered = (row.intended_s * 1e6).round() as i64 + row.latency_us as i64;
+        *acknowledged.entry(second(answered)).or_default() += 1;
+        if let Some(freshness) = row.freshness_us {
+            *stored.entry(second(answered + freshness as i64)).or_default() += 1;
+        }
+    }
+    let last = *acknowledged.keys().next_back()?;
+    let kept_up = |second: i64| {
+        let acked = acknowledged.get(&second).copied().unwrap_or(0);
+        acked > 0 && stored.get(&second).copied().unwrap_or(0) as f64 >= 0.9 * acked as f64
+    };
+    (end.floor() as i64..=last - KEPT_UP_S as i64 + 1)
+        .find(|&second| (second..second + KEPT_UP_S as i64).all(kept_up))
+        .map(|second| (second as f64 - end).max(0.0))
+}
+
 pub fn drain(points: Option<&Vec<(f64, f64)>>, windows: &[(f64, f64)]) -> Option<f64> {
     let first = windows.iter().map(|w| w.0).reduce(f64::min)?;
     let end = windows.iter().map(|w| w.1).reduce(f64::max)?;

@@ -221,7 +221,11 @@ impl Context<'_> {
                 let recovery = figures::recovery(rows.iter().copied(), &self.windows[r]);
                 let drain = figures::drain(self.backlog.get(&key(*r)), &self.windows[r]);
                 let audit = self.audit_of(name, &[*r]);
-                Figures::of(&rows, &self.windows, audit, budget_us, recovery, drain)
+                let mut figures =
+                    Figures::of(&rows, &self.windows, audit, budget_us, recovery, drain);
+                figures.data_recovery_s =
+                    figures::data_recovery(rows.iter().copied(), &self.windows[r]);
+                figures
             })
             .collect();
         // Recovery and drain over all repetitions: the worst one's, if every
@@ -234,7 +238,7 @@ impl Context<'_> {
                 })
                 .flatten()
         };
-        let pooled = Figures::of(
+        let mut pooled = Figures::of(
             &all,
             &self.windows,
             self.audit_of(name, &reps),
@@ -242,6 +246,7 @@ impl Context<'_> {
             worst(|f| f.recovery_s),
             worst(|f| f.drain_s),
         );
+        pooled.data_recovery_s = worst(|f| f.data_recovery_s);
         let run_rps = rows.len() as f64
             / (self.experiment.duration.0.as_secs_f64() * f64::from(self.repetitions)).max(1e-9);
         let cost_of = |f: &Figures, outages| {
@@ -264,6 +269,7 @@ impl Context<'_> {
             lost: estimate(&|f| Some(f.lost as f64)),
             latency_p99_ms: estimate(&|f| f.totals.latency_ms.as_ref().map(|l| l.p99)),
             recovery_s: estimate(&|f| f.recovery_s),
+            data_recovery_s: estimate(&|f| f.data_recovery_s),
             drain_s: estimate(&|f| f.drain_s),
             revenue_lost: estimate(&|f| Some(cost_of(f, 1).revenue_lost)),
         };
@@ -283,6 +289,7 @@ impl Context<'_> {
                 freshness_p99_ms: f.freshness.as_ref().map(|x| x.p99),
                 latency_p99_ms: f.totals.latency_ms.as_ref().map(|l| l.p99),
                 recovery_s: f.recovery_s,
+                data_recovery_s: f.data_recovery_s,
                 drain_s: f.drain_s,
                 revenue_lost: cost_of(f, 1).revenue_lost,
                 poc_revenue_lost: cost_of(f, 1).poc_revenue_lost,
@@ -319,6 +326,7 @@ impl Context<'_> {
             stale: pooled.stale,
             freshness_ms: pooled.freshness,
             recovery_s: pooled.recovery_s,
+            data_recovery_s: pooled.data_recovery_s,
             drain_s: pooled.drain_s,
             repetitions,
             per_repetition,

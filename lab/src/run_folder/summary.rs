@@ -162,6 +162,10 @@ pub struct RepetitionFigures {
     pub freshness_p99_ms: Option<f64>,
     pub latency_p99_ms: Option<f64>,
     pub recovery_s: Option<f64>,
+    /// Fault end → the database stores the events as fast as they are
+    /// acknowledged again.
+    #[serde(default)]
+    pub data_recovery_s: Option<f64>,
     pub drain_s: Option<f64>,
     /// Revenue lost in this repetition's outage.
     pub revenue_lost: f64,
@@ -200,6 +204,8 @@ pub struct Repetitions {
     pub lost: Option<Estimate>,
     pub latency_p99_ms: Option<Estimate>,
     pub recovery_s: Option<Estimate>,
+    #[serde(default)]
+    pub data_recovery_s: Option<Estimate>,
     pub drain_s: Option<Estimate>,
     pub revenue_lost: Option<Estimate>,
 }
@@ -222,6 +228,12 @@ pub struct ArchitectureSummary {
     /// Fault end → error rate back within the baseline for 5 s (the worst
     /// repetition).
     pub recovery_s: Option<f64>,
+    /// Fault end → the database stores this architecture's events as fast
+    /// as they are acknowledged again (90 % or more, 3 s in a row), from
+    /// the audit rows; the worst repetition. A path that answers but drops
+    /// or holds back what it acknowledged has not recovered.
+    #[serde(default)]
+    pub data_recovery_s: Option<f64>,
     /// Fault end → consumer backlog back to its level before the fault
     /// (the worst repetition).
     pub drain_s: Option<f64>,
