@@ -648,6 +648,9 @@ pub enum Metric {
     /// Seconds from the end of the last fault until the consumer backlog is
     /// back to its level before the fault.
     DrainS,
+    /// Seconds from the end of the last fault until the database stores
+    /// the architecture's events as fast as they are acknowledged again.
+    DataRecoveryS,
 }
 
 impl Metric {

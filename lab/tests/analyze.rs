@@ -576,7 +576,21 @@ fn data_recovery_waits_for_the_database_to_keep_up_not_for_the_answers() {
     };
     let dir = folder("data-recovery");
     run.write(&dir).unwrap();
+    // A claim on it, as a scenario gives one.
+    let scenario = dir.join("experiment.toml");
+    let text = std::fs::read_to_string(&scenario).unwrap()
+        + "[[hypotheses]]\ntitle = \"Kafka's data is back within 2 s\"\narchitecture = \"kafka\"\n\
+           metric = \"data_recovery_s\"\nmax = 2\n";
+    std::fs::write(&scenario, text).unwrap();
     let summary = summary_of(&dir);
+    let claim = summary["hypotheses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["metric"] == "data_recovery_s")
+        .unwrap();
+    assert_eq!(claim["passed"], false, "{claim}");
+    assert!(close(&claim["value"], 5.0, 1e-9), "{claim}");
     let kafka = &summary["architectures"]["kafka"];
     let rest = &summary["architectures"]["rest"];
     assert!(close(&kafka["data_recovery_s"], 5.0, 1e-9), "{kafka}");

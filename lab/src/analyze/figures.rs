@@ -216,7 +216,9 @@ pub fn data_recovery<'a>(
         let answered = (row.intended_s * 1e6).round() as i64 + row.latency_us as i64;
         *acknowledged.entry(second(answered)).or_default() += 1;
         if let Some(freshness) = row.freshness_us {
-            *stored.entry(second(answered + freshness as i64)).or_default() += 1;
+            *stored
+                .entry(second(answered + freshness as i64))
+                .or_default() += 1;
         }
     }
     let last = *acknowledged.keys().next_back()?;

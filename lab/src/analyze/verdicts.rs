@@ -58,6 +58,7 @@ pub fn figure(a: &ArchitectureSummary, metric: Metric, phase: Option<Phase>) -> 
         Metric::LatencyP99Ms => latency.map(|l| l.p99),
         Metric::FreshnessP99Ms => a.freshness_ms.as_ref().map(|f| f.p99),
         Metric::RecoveryS => a.recovery_s,
+        Metric::DataRecoveryS => a.data_recovery_s,
         Metric::DrainS => a.drain_s,
     }
 }
