@@ -354,9 +354,24 @@ fn the_report_is_self_contained_and_the_index_lists_every_run() {
     let seconds = Synthetic::default().seconds as usize;
     assert_eq!(rows.len() - 1, 2 * (seconds + seconds + 5));
     assert!(
-        rows.contains(&"rest,1,10,10,0,10,1,503:10,,,2,2,,,,"),
+        rows.contains(&"rest,1,10,10,0,10,1,503:10,,,2,2,,,,,0,0"),
         "{csv}"
     );
+    // Each second's lost and late events add up to the run's.
+    let header: Vec<&str> = rows[0].split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (lost, late) = (column("lost"), column("late"));
+    let kafka_total = |index: usize| -> u64 {
+        rows[1..]
+            .iter()
+            .map(|r| r.split(',').collect::<Vec<_>>())
+            .filter(|r| r[0] == "kafka" && r[1] == "0")
+            .map(|r| r[index].parse::<u64>().unwrap())
+            .sum()
+    };
+    let run = Synthetic::default();
+    assert_eq!(kafka_total(lost), run.lost());
+    assert_eq!(kafka_total(late), run.during() - run.lost());
     // Nothing is fetched: no external source, link, stylesheet or font.
     for needle in [
         "src=\"http",
@@ -433,7 +448,11 @@ fn a_real_chromium_renders_the_report() {
         String::from_utf8_lossy(&dom.stderr)
     );
     let dom = String::from_utf8_lossy(&dom.stdout);
-    assert_eq!(dom.matches("<svg").count(), 9, "{dom}");
+    assert_eq!(
+        dom.matches("<svg").count(),
+        faultline::report::CHARTS.len(),
+        "{dom}"
+    );
     assert!(dom.contains("Was anything lost?"));
     // And a phone-sized screenshot is taken without error.
     let shot = dir.join("report.png");

@@ -90,15 +90,23 @@ pub fn joined(files: &RunFiles, t0: &HashMap<u32, i64>) -> PolarsResult<LazyFram
         ]))
 }
 
-/// Per architecture, repetition and second: counts and percentiles, and
-/// failures by class.
-pub fn per_second(joined: LazyFrame) -> [LazyFrame; 2] {
+/// Per architecture, repetition and second: counts (offered, ok, lost,
+/// late) and percentiles, and failures by class.
+/// `budget_us` is the staleness budget: an acknowledged event stored later
+/// than that counts as late.
+pub fn per_second(joined: LazyFrame, budget_us: u64) -> [LazyFrame; 2] {
     let q = |e: Expr, q: f64| e.quantile(lit(q), QuantileMethod::Linear);
     let ms = |e: Expr| e.cast(DataType::Float64) / lit(1000.0);
     let keys = [col("architecture"), col("repetition"), col("second")];
     let counts = joined.clone().group_by(keys.clone()).agg([
         len().alias("offered"),
         col("ok").cast(DataType::UInt64).sum().alias("ok"),
+        col("lost").cast(DataType::UInt64).sum().alias("lost"),
+        col("freshness_us")
+            .gt(lit(budget_us as i64))
+            .cast(DataType::UInt64)
+            .sum()
+            .alias("late"),
         q(ms(col("latency_us")).filter(col("ok")), 0.5).alias("ok_p50_ms"),
         q(ms(col("latency_us")).filter(col("ok")), 0.99).alias("ok_p99_ms"),
         q(ms(col("latency_us")).filter(col("ok").not()), 0.5).alias("failed_p50_ms"),

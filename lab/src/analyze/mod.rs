@@ -123,7 +123,8 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         .collect();
 
     let joined = join::joined(files, &t0_of)?;
-    let [counts, failures] = join::per_second(joined.clone());
+    let budget_us = experiment.economics.staleness_budget.0.as_micros() as u64;
+    let [counts, failures] = join::per_second(joined.clone(), budget_us);
     let [counts, failures, rows, audit] = join::collect_all([
         counts,
         failures,

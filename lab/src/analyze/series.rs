@@ -20,6 +20,11 @@ pub struct Second {
     pub failed: u64,
     pub failures: BTreeMap<String, u64>,
     pub error_rate: f64,
+    /// Acknowledged events of this second absent from the database.
+    pub lost: u64,
+    /// Acknowledged events of this second stored later than the staleness
+    /// budget.
+    pub late: u64,
     pub ok_p50_ms: Option<f64>,
     pub ok_p99_ms: Option<f64>,
     pub failed_p50_ms: Option<f64>,
@@ -67,6 +72,8 @@ pub fn build_series(
         let second = numbers(counts, "second")?;
         let offered = numbers(counts, "offered")?;
         let ok = numbers(counts, "ok")?;
+        let lost = numbers(counts, "lost")?;
+        let late = numbers(counts, "late")?;
         let columns = [
             "ok_p50_ms",
             "ok_p99_ms",
@@ -89,6 +96,8 @@ pub fn build_series(
             s.ok = ok[i].unwrap_or(0.0) as u64;
             s.failed = s.offered - s.ok;
             s.error_rate = ratio(s.failed, s.offered);
+            s.lost = lost[i].unwrap_or(0.0) as u64;
+            s.late = late[i].unwrap_or(0.0) as u64;
             (s.ok_p50_ms, s.ok_p99_ms) = (a[i], b[i]);
             (s.failed_p50_ms, s.failed_p99_ms) = (c[i], d[i]);
             (s.freshness_p50_ms, s.freshness_p99_ms) = (e[i], f[i]);

@@ -39,6 +39,7 @@ impl<'a> Charts<'a> {
         let mut out = vec![
             self.timeline()?,
             self.answers()?,
+            self.fates()?,
             self.latency()?,
             self.errors()?,
         ];
@@ -182,6 +183,38 @@ impl<'a> Charts<'a> {
         let title = format!("Successful and failed requests per second{}", self.first());
         let svg = chart::panels(&title, "requests/s", &panels, &self.faults, self.x_max)?;
         Ok(("answers", title, svg))
+    }
+
+    /// What became of each second's acknowledged events: lost, or stored
+    /// later than the staleness budget; one panel per architecture.
+    fn fates(&self) -> anyhow::Result<Drawn> {
+        let panels: Vec<(String, Vec<chart::Line>)> = self
+            .names
+            .iter()
+            .map(|name| {
+                let line = |label: &str, colour, f: &dyn Fn(&Second) -> Option<f64>| {
+                    (
+                        label.to_string(),
+                        colour,
+                        self.points_of(name, 0, self.x_max, f),
+                    )
+                };
+                (
+                    name.to_string(),
+                    vec![
+                        line("lost/s", 2, &|s| Some(s.lost as f64)),
+                        line("late/s", 3, &|s| Some(s.late as f64)),
+                    ],
+                )
+            })
+            .collect();
+        let title = format!(
+            "Acknowledged events lost, or stored later than {}, by the second they were sent{}",
+            self.experiment.economics.staleness_budget,
+            self.first()
+        );
+        let svg = chart::panels(&title, "events/s", &panels, &self.faults, self.x_max)?;
+        Ok(("fates", title, svg))
     }
 
     /// Latency p99 of successful requests per second, log scale.

@@ -159,9 +159,10 @@ fn describe_architecture(a: &ArchitectureSettings) -> String {
 /// Every chart a report draws (backlog, breaker and freshness only when an
 /// architecture has a consumer or stored events), in order; each is
 /// `charts/<name>.svg`.
-pub const CHARTS: [&str; 9] = [
+pub const CHARTS: [&str; 10] = [
     "timeline",
     "answers",
+    "fates",
     "errors",
     "latency",
     "backlog",
@@ -389,7 +390,7 @@ pub fn write(dir: &Path, files: &RunFiles, analysis: &Analysis) -> anyhow::Resul
 pub fn seconds_csv(analysis: &Analysis) -> String {
     let mut out = String::from(
         "architecture,repetition,t,offered,ok,failed,error_rate,failures,ok_p50_ms,ok_p99_ms,\
-         failed_p50_ms,failed_p99_ms,backlog,breaker,freshness_p50_ms,freshness_p99_ms\n",
+         failed_p50_ms,failed_p99_ms,backlog,breaker,freshness_p50_ms,freshness_p99_ms,lost,late\n",
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v}"));
     for series in &analysis.series {
@@ -397,7 +398,7 @@ pub fn seconds_csv(analysis: &Analysis) -> String {
             let failures: Vec<String> =
                 s.failures.iter().map(|(k, n)| format!("{k}:{n}")).collect();
             out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                 series.architecture,
                 series.repetition,
                 s.t,
@@ -414,6 +415,8 @@ pub fn seconds_csv(analysis: &Analysis) -> String {
                 opt(s.breaker),
                 opt(s.freshness_p50_ms),
                 opt(s.freshness_p99_ms),
+                s.lost,
+                s.late,
             ));
         }
     }
