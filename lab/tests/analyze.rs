@@ -625,3 +625,38 @@ fn data_recovery_waits_for_the_database_to_keep_up_not_for_the_answers() {
         1e-9
     ));
 }
+
+#[test]
+fn the_report_opens_with_the_answer_in_words_from_the_figures() {
+    let run = Synthetic::default();
+    let dir = folder("answer");
+    run.write(&dir).unwrap();
+    faultline::analyse_and_report(&dir).unwrap();
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let answer = markdown
+        .lines()
+        .find(|l| l.starts_with("**rest**"))
+        .expect("an answer paragraph");
+    assert!(
+        answer.contains(&format!(
+            "**rest** failed 100.0 % of the requests sent during the fault ({})",
+            run.during()
+        )),
+        "{answer}"
+    );
+    assert!(
+        answer.contains(&format!(
+            "**kafka** answered every request sent during the fault, **silently lost {} acknowledged events",
+            run.lost()
+        )),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("One repetition: a second run could differ"),
+        "{answer}"
+    );
+    // The HTML report says the same, emphasis as HTML.
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("<strong>rest</strong> failed 100.0 %"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

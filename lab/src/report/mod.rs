@@ -12,6 +12,7 @@ use anyhow::Context;
 use minijinja::{Environment, Value};
 use serde::Serialize;
 
+pub mod answer;
 pub mod charts;
 pub mod index;
 
@@ -43,6 +44,26 @@ pub(crate) fn environment() -> Environment<'static> {
     env.add_template("sweep.html", SWEEP_HTML)
         .expect("the sweep's HTML template parses");
     env.add_global("style", Value::from_safe_string(STYLE.to_string()));
+    // Generated sentences with Markdown emphasis, for the HTML report:
+    // escaped, then `**x**` as <strong>x</strong>.
+    env.add_filter("strong", |text: String| {
+        let escaped = text
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        let html: String = escaped
+            .split("**")
+            .enumerate()
+            .map(|(i, part)| {
+                if i % 2 == 1 {
+                    format!("<strong>{part}</strong>")
+                } else {
+                    part.to_string()
+                }
+            })
+            .collect();
+        Value::from_safe_string(html)
+    });
     // Text from the scenario in Markdown: HTML in it is shown, not rendered.
     env.add_filter("md", |text: String| {
         text.replace('&', "&amp;")
@@ -217,6 +238,8 @@ pub struct Model<'a> {
     /// Where one architecture's cost crosses another's as the staleness
     /// budget grows, in words.
     budget_break_even: Vec<String>,
+    /// The report's first paragraph, in sentences (Markdown emphasis).
+    answer: Vec<String>,
     duration: String,
     rate: String,
     client_timeout: String,
@@ -332,6 +355,15 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         economics: &experiment.economics,
         staleness: experiment.economics.staleness_budget.to_string(),
         budget_break_even: budget_break_even(experiment, summary),
+        answer: answer::answer(
+            summary,
+            &experiment
+                .architectures
+                .iter()
+                .map(|a| a.name())
+                .collect::<Vec<_>>(),
+            &experiment.economics.staleness_budget.to_string(),
+        ),
         duration: experiment.duration.to_string(),
         rate: describe_rate(&experiment.workload.rate),
         client_timeout: experiment.workload.client_timeout.to_string(),
