@@ -8,6 +8,9 @@ use crate::experiment::{Experiment, Metric};
 
 use super::num;
 
+/// One line of a panel: its label, its style and the count it draws.
+type Count = (&'static str, usize, fn(&Second) -> u64);
+
 /// A drawn chart: its name (the SVG file's stem), title and SVG.
 pub type Drawn = (&'static str, String, String);
 
@@ -158,28 +161,28 @@ impl<'a> Charts<'a> {
         ))
     }
 
-    /// Answers per second, one panel per architecture.
-    fn answers(&self) -> anyhow::Result<Drawn> {
-        let panels: Vec<(String, Vec<chart::Line>)> = self
-            .names
+    /// One panel per architecture of the first repetition's per-second
+    /// `counts`.
+    fn panels_of(&self, counts: &[Count]) -> Vec<(String, Vec<chart::Line>)> {
+        self.names
             .iter()
             .map(|name| {
-                let line = |label: &str, colour, f: &dyn Fn(&Second) -> Option<f64>| {
-                    (
-                        label.to_string(),
-                        colour,
-                        self.points_of(name, 0, self.x_max, f),
-                    )
-                };
-                (
-                    name.to_string(),
-                    vec![
-                        line("ok/s", 1, &|s| Some(s.ok as f64)),
-                        line("failed/s", 2, &|s| Some(s.failed as f64)),
-                    ],
-                )
+                let lines = counts
+                    .iter()
+                    .map(|(label, style, count)| {
+                        let points =
+                            self.points_of(name, 0, self.x_max, &|s| Some(count(s) as f64));
+                        (label.to_string(), *style, points)
+                    })
+                    .collect();
+                (name.to_string(), lines)
             })
-            .collect();
+            .collect()
+    }
+
+    /// Answers per second, one panel per architecture.
+    fn answers(&self) -> anyhow::Result<Drawn> {
+        let panels = self.panels_of(&[("ok/s", 1, |s| s.ok), ("failed/s", 2, |s| s.failed)]);
         let title = format!("Successful and failed requests per second{}", self.first());
         let svg = chart::panels(&title, "requests/s", &panels, &self.faults, self.x_max)?;
         Ok(("answers", title, svg))
@@ -188,26 +191,7 @@ impl<'a> Charts<'a> {
     /// What became of each second's acknowledged events: lost, or stored
     /// later than the staleness budget; one panel per architecture.
     fn fates(&self) -> anyhow::Result<Drawn> {
-        let panels: Vec<(String, Vec<chart::Line>)> = self
-            .names
-            .iter()
-            .map(|name| {
-                let line = |label: &str, colour, f: &dyn Fn(&Second) -> Option<f64>| {
-                    (
-                        label.to_string(),
-                        colour,
-                        self.points_of(name, 0, self.x_max, f),
-                    )
-                };
-                (
-                    name.to_string(),
-                    vec![
-                        line("lost/s", 2, &|s| Some(s.lost as f64)),
-                        line("late/s", 3, &|s| Some(s.late as f64)),
-                    ],
-                )
-            })
-            .collect();
+        let panels = self.panels_of(&[("lost/s", 2, |s| s.lost), ("late/s", 3, |s| s.late)]);
         let title = format!(
             "Acknowledged events lost, or stored later than {}, by the second they were sent{}",
             self.experiment.economics.staleness_budget,
