@@ -660,3 +660,26 @@ fn the_report_opens_with_the_answer_in_words_from_the_figures() {
     assert!(html.contains("<strong>rest</strong> failed 100.0 %"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn warnings_to_a_pipe_carry_no_colour_codes() {
+    // A reports folder with an index, a run, and a folder that is not a
+    // readable run: refreshing the index warns about it.
+    let reports = folder("no-colour");
+    Synthetic::default().write(&reports.join("run")).unwrap();
+    faultline::analyse_and_report(&reports.join("run")).unwrap();
+    faultline::report::write_index(&reports).unwrap();
+    std::fs::create_dir_all(reports.join("broken")).unwrap();
+    std::fs::write(reports.join("broken/summary.json"), "{").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("report")
+        .arg(reports.join("run"))
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("Left a run out of the index"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    let _ = std::fs::remove_dir_all(&reports);
+}

@@ -24,12 +24,14 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Progress lines on stderr, redrawn in place on a terminal without
-    /// `NO_COLOR`; none with `quiet`.
+    /// Progress lines on stderr, the status line redrawn in place on a
+    /// terminal; none with `quiet`.
     pub fn new(quiet: bool) -> Self {
         Self {
             quiet,
-            terminal: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            // Redrawn in place on a terminal (NO_COLOR is about colour,
+            // and this has none).
+            terminal: std::io::stderr().is_terminal(),
         }
     }
 
