@@ -145,6 +145,10 @@ enum Command {
         /// Scenario files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// `text` (a line per problem on stderr), `json` (every file and its
+        /// problems on stdout) or `github` (workflow annotations on stdout).
+        #[arg(long, value_enum, default_value = "text")]
+        format: ValidateFormat,
     },
     /// Print the JSON Schema of the scenario format (for editors), or with
     /// --markdown the reference of every field, or with --summary the JSON
@@ -163,6 +167,14 @@ enum Command {
         #[arg(default_value = faultline::WORK_DIR)]
         dir: PathBuf,
     },
+}
+
+/// How `faultline validate` prints what it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ValidateFormat {
+    Text,
+    Json,
+    Github,
 }
 
 #[derive(Debug, clap::Args)]
@@ -302,8 +314,8 @@ fn run_command() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Validate { files } => {
-            validate(&files);
+        Command::Validate { files, format } => {
+            validate(&files, format);
             Ok(())
         }
         Command::Schema { markdown, summary } => {
@@ -440,24 +452,43 @@ fn report(dir: &std::path::Path) -> anyhow::Result<()> {
 
 /// `faultline validate`: every problem of every file; exit status 2 if any
 /// is invalid.
-fn validate(files: &[PathBuf]) {
+fn validate(files: &[PathBuf], format: ValidateFormat) {
     let mut invalid = 0;
+    let mut report = Vec::new();
     for file in files {
-        match faultline::validate::load(file) {
-            Ok(_) => outln!("{}: ok", file.display()),
-            Err(problems) => {
-                invalid += 1;
+        let problems = faultline::validate::load(file).err().unwrap_or_default();
+        let count = faultline::validate::total(&problems);
+        invalid += usize::from(count > 0);
+        match format {
+            ValidateFormat::Text if count == 0 => outln!("{}: ok", file.display()),
+            ValidateFormat::Text => {
                 for problem in &problems {
                     eprintln!("{problem}");
                 }
-                let count = faultline::validate::total(&problems);
                 eprintln!(
                     "{}: {count} problem{}",
                     file.display(),
                     if count == 1 { "" } else { "s" }
                 );
             }
+            ValidateFormat::Github => {
+                for problem in &problems {
+                    outln!("{}", problem.github());
+                }
+            }
+            ValidateFormat::Json => report.push(serde_json::json!({
+                "file": file.display().to_string(),
+                "valid": count == 0,
+                "problems": count,
+                "listed": problems,
+            })),
         }
+    }
+    if format == ValidateFormat::Json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("problems are JSON")
+        );
     }
     if invalid > 0 {
         std::process::exit(2);

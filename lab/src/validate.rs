@@ -46,7 +46,7 @@ pub mod limits {
 }
 
 /// One problem in a scenario.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     pub file: String,
     pub line: usize,
@@ -58,6 +58,35 @@ pub struct Problem {
     /// Problems after this one that are not listed (the last of a long
     /// list counts them).
     pub unlisted: usize,
+}
+
+impl Problem {
+    /// The problem as a GitHub Actions annotation
+    /// (`::error file=…,line=…,col=…,title=…::message`).
+    pub fn github(&self) -> String {
+        let data = |text: &str| {
+            text.replace('%', "%25")
+                .replace('\r', "%0D")
+                .replace('\n', "%0A")
+        };
+        let property = |text: &str| data(text).replace(':', "%3A").replace(',', "%2C");
+        let mut message = self.message.clone();
+        if let Some(hint) = &self.hint {
+            message.push_str(&format!(" (hint: {hint})"));
+        }
+        format!(
+            "::error file={},line={},col={},title={}::{}",
+            property(&self.file),
+            self.line,
+            self.column,
+            property(if self.path.is_empty() {
+                "scenario"
+            } else {
+                &self.path
+            }),
+            data(&message)
+        )
+    }
 }
 
 /// How many problems a list stands for, the unlisted ones included.

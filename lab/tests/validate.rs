@@ -793,3 +793,42 @@ fn run_and_sweep_refuse_an_invalid_scenario_with_2_and_no_backtrace() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn validate_speaks_json_and_github_annotations_for_ci() {
+    let dir =
+        std::env::temp_dir().join(format!("faultline-validate-formats-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "name = \"bad\"\nduration = 5\ndurtion = \"1s\"\n").unwrap();
+    let good =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/db-crash-quick.toml");
+    let run = |format: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args(["validate", "--format", format])
+            .arg(&bad)
+            .arg(&good)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{format}");
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let json: serde_json::Value = serde_json::from_str(&run("json")).unwrap();
+    assert_eq!(json[0]["valid"], false);
+    assert_eq!(json[0]["problems"], 2);
+    assert_eq!(json[0]["listed"][0]["path"], "duration");
+    assert_eq!(json[0]["listed"][0]["line"], 2);
+    assert_eq!(json[1]["valid"], true);
+    let github = run("github");
+    let lines: Vec<&str> = github.lines().collect();
+    assert_eq!(lines.len(), 2, "{github}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "::error file={},line=2,col=12,title=duration::expected a string",
+            bad.display()
+        )),
+        "{github}"
+    );
+    assert!(lines[1].contains("title=durtion::unknown key"), "{github}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
