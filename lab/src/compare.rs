@@ -97,6 +97,15 @@ pub fn compare(baseline: &Path, candidate: &Path) -> anyhow::Result<Vec<Change>>
     Ok(changes)
 }
 
+impl Change {
+    /// Worse in the candidate beyond the noise of the repetitions: every
+    /// figure compared is better lower.
+    pub fn regressed(&self) -> bool {
+        self.verdict == "beyond noise"
+            && matches!((self.baseline, self.candidate), (Some(a), Some(b)) if b > a)
+    }
+}
+
 /// The comparison as a Markdown table.
 pub fn compare_markdown(baseline: &Path, candidate: &Path, changes: &[Change]) -> String {
     let mut out = format!(

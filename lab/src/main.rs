@@ -67,7 +67,8 @@ Then open the report.html it prints. With faultline on PATH:
   faultline stack up                                   the stack alone, to poke at by hand
 
 Exit status: 0 done (every hypothesis held); 1 an error; 2 an invalid scenario;
-3 a hypothesis failed; 4 the run (or a point of a sweep) did not complete.";
+3 a hypothesis failed; 4 the run (or a point of a sweep) did not complete;
+5 compare --fail-on-regression found a figure worse beyond the noise.";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -138,6 +139,10 @@ enum Command {
         /// Print JSON instead of Markdown.
         #[arg(long)]
         json: bool,
+        /// Exit with status 5 when a figure is worse in the candidate beyond
+        /// the noise of the repetitions (a CI gate).
+        #[arg(long)]
+        fail_on_regression: bool,
     },
     /// Check scenarios; every problem is listed with its file, line and key.
     /// Exit status 2 if any scenario is invalid.
@@ -302,6 +307,7 @@ fn run_command() -> anyhow::Result<()> {
             baseline,
             candidate,
             json,
+            fail_on_regression,
         } => {
             let changes = faultline::compare::compare(&baseline, &candidate)?;
             if json {
@@ -311,6 +317,19 @@ fn run_command() -> anyhow::Result<()> {
                     "{}",
                     faultline::compare::compare_markdown(&baseline, &candidate, &changes)
                 );
+            }
+            let regressed: Vec<_> = changes.iter().filter(|c| c.regressed()).collect();
+            if fail_on_regression && !regressed.is_empty() {
+                for change in &regressed {
+                    eprintln!(
+                        "faultline: {} {} regressed beyond the noise: {} → {}",
+                        change.architecture,
+                        change.figure,
+                        faultline::report::num(change.baseline),
+                        faultline::report::num(change.candidate)
+                    );
+                }
+                std::process::exit(5);
             }
             Ok(())
         }

@@ -218,6 +218,26 @@ fn repetitions_give_intervals_and_compare_tells_noise_from_change() {
         markdown.contains("| rest | error rate | 0.33 | 0.50 | +50.0 % | beyond noise |"),
         "{markdown}"
     );
+    assert!(rest_errors.regressed());
+    // As a CI gate: worse beyond the noise exits 5; better, or the same, 0.
+    let gate = |baseline: &Path, candidate: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args(["compare", "--fail-on-regression"])
+            .arg(baseline)
+            .arg(candidate)
+            .output()
+            .unwrap()
+    };
+    let worse = gate(&a, &b);
+    assert_eq!(worse.status.code(), Some(5));
+    assert!(
+        String::from_utf8_lossy(&worse.stderr)
+            .contains("rest error rate regressed beyond the noise: 0.33 → 0.50"),
+        "{}",
+        String::from_utf8_lossy(&worse.stderr)
+    );
+    assert_eq!(gate(&b, &a).status.code(), Some(0));
+    assert_eq!(gate(&a, &a).status.code(), Some(0));
     let _ = std::fs::remove_dir_all(&a);
     let _ = std::fs::remove_dir_all(&b);
 }

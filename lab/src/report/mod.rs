@@ -125,7 +125,8 @@ fn ms(v: Option<f64>) -> String {
     }
 }
 
-pub(crate) fn num(v: Option<f64>) -> String {
+/// A number as the reports print it: whole numbers without decimals, others with two.
+pub fn num(v: Option<f64>) -> String {
     match v {
         None => "-".to_string(),
         Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
