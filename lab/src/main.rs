@@ -166,6 +166,9 @@ enum Command {
     },
     /// Drive an open-model load of location events at one URL and summarise it.
     Load(LoadArgs),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish or
+    /// powershell), e.g. `faultline completions bash > /etc/bash_completion.d/faultline`.
+    Completions { shell: clap_complete::Shell },
     /// Stop processes left behind by a runner that was itself killed.
     Clean {
         /// Folder to search for pid files (recursively).
@@ -351,6 +354,13 @@ fn run_command() -> anyhow::Result<()> {
                     serde_json::to_string_pretty(&faultline::validate::schema())?
                 );
             }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "faultline", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
             Ok(())
         }
         Command::Clean { dir } => {

@@ -301,3 +301,33 @@ fn output_piped_into_a_closed_reader_ends_quietly() {
     assert!(output.status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn completions_cover_every_command_and_parse_in_their_shell() {
+    let output = faultline().args(["completions", "bash"]).output().unwrap();
+    assert!(output.status.success());
+    let script = String::from_utf8(output.stdout).unwrap();
+    for word in [
+        "sweep",
+        "validate",
+        "--resume",
+        "--fail-on-regression",
+        "--format",
+    ] {
+        assert!(script.contains(word), "{word} is not completed");
+    }
+    // bash parses it.
+    let path = std::env::temp_dir().join(format!("faultline-completions-{}", std::process::id()));
+    std::fs::write(&path, &script).unwrap();
+    let check = Command::new("bash").arg("-n").arg(&path).output().unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let _ = std::fs::remove_file(&path);
+    // An unknown shell is a usage error that names the known ones.
+    let output = faultline().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("bash"));
+}
