@@ -52,6 +52,19 @@ fn curve(sweep: &Value, architecture: &str, name: &str) -> Vec<f64> {
         .collect()
 }
 
+/// A sweep folder at `dir` whose `sweep.toml` is `base`'s scenario swept
+/// over `parameters`; its grid, the points not yet run.
+fn sweep_folder(dir: &Path, base: &Synthetic, parameters: &str) -> Grid {
+    let text = format!(
+        "{}\n[sweep]\nparameters = [\n{parameters}\n]\n",
+        base.scenario()
+    );
+    std::fs::create_dir_all(dir.join("runs")).unwrap();
+    std::fs::write(dir.join("sweep.toml"), &text).unwrap();
+    let experiment = faultline::validate::parse(&text, "sweep.toml").unwrap();
+    Grid::of(&experiment).unwrap()
+}
+
 #[test]
 fn a_sweep_folder_of_synthetic_points_is_tabled_charted_and_indexed() {
     let reports = folder("synthetic");
@@ -60,14 +73,11 @@ fn a_sweep_folder_of_synthetic_points_is_tabled_charted_and_indexed() {
         repetitions: 2,
         ..Synthetic::default()
     };
-    let text = format!(
-        "{}\n[sweep]\nparameters = [{{ key = \"faults[0].duration\", values = [\"5s\", \"10s\", \"15s\"] }}]\n",
-        base.scenario()
+    let grid = sweep_folder(
+        &dir,
+        &base,
+        "{ key = \"faults[0].duration\", values = [\"5s\", \"10s\", \"15s\"] }",
     );
-    std::fs::create_dir_all(dir.join("runs")).unwrap();
-    std::fs::write(dir.join("sweep.toml"), &text).unwrap();
-    let experiment = faultline::validate::parse(&text, "sweep.toml").unwrap();
-    let grid = Grid::of(&experiment).unwrap();
     assert_eq!(grid.points.len(), 3);
     // Every point but the last has run: the fault lasts its point's value.
     for (point, seconds) in grid.points.iter().zip([5, 10]) {
@@ -145,14 +155,12 @@ fn a_sweep_folder_of_synthetic_points_is_tabled_charted_and_indexed() {
 fn two_parameters_draw_one_small_chart_per_value_of_the_second() {
     let dir = folder("grid").join("sweep");
     let base = Synthetic::default();
-    let text = format!(
-        "{}\n[sweep]\nparameters = [\n  {{ key = \"faults[0].duration\", values = [\"5s\", \"10s\"] }},\n  {{ key = \"workload.rate.rps\", values = [10, 20] }},\n]\n",
-        base.scenario()
+    let grid = sweep_folder(
+        &dir,
+        &base,
+        "{ key = \"faults[0].duration\", values = [\"5s\", \"10s\"] },\n\
+         { key = \"workload.rate.rps\", values = [10, 20] }",
     );
-    std::fs::create_dir_all(dir.join("runs")).unwrap();
-    std::fs::write(dir.join("sweep.toml"), &text).unwrap();
-    let experiment = faultline::validate::parse(&text, "sweep.toml").unwrap();
-    let grid = Grid::of(&experiment).unwrap();
     for point in &grid.points {
         let seconds = faultline::sweep::numeric(&point.values[0]).unwrap() as u32;
         let rps = faultline::sweep::numeric(&point.values[1]).unwrap() as u32;
