@@ -41,6 +41,8 @@ pub struct LineChart<'a> {
     pub faint: Vec<Line>,
     /// Shaded x ranges.
     pub faults: &'a [(f64, f64)],
+    /// The warm-up, shaded grey from 0 to this x (0 for none).
+    pub warmup: f64,
     pub x_range: (f64, f64),
     /// Horizontal rules: (label, y).
     pub thresholds: Vec<(String, f64)>,
@@ -73,6 +75,7 @@ impl<'a> LineChart<'a> {
             series: Vec::new(),
             faint: Vec::new(),
             faults,
+            warmup: 0.0,
             x_range: (0.0, x_max.max(1.0)),
             thresholds: Vec::new(),
             markers: Vec::new(),
@@ -201,6 +204,14 @@ pub fn lines(spec: &LineChart) -> anyhow::Result<String> {
                 Rectangle::new([(fx(*start), y0), (fx(*end), y1)], FAULT.mix(0.12).filled())
             }))
             .map_err(fail)?;
+        if spec.warmup > 0.0 && !spec.log_x {
+            chart
+                .draw_series([Rectangle::new(
+                    [(x0, y0), (fx(spec.warmup), y1)],
+                    RULE.mix(0.08).filled(),
+                )])
+                .map_err(fail)?;
+        }
         // A dashed rule from `a` to `b`, its label at `at`.
         let mut rule = |a: (f64, f64), b: (f64, f64), label: &str, at: (f64, f64)| {
             chart
@@ -277,6 +288,7 @@ pub fn panels(
     y_label: &str,
     panels: &[(String, Vec<Line>)],
     faults: &[(f64, f64)],
+    warmup: f64,
     x_max: f64,
 ) -> anyhow::Result<String> {
     let fail: Fail = fail;
@@ -316,6 +328,14 @@ pub fn panels(
                     Rectangle::new([(*start, 0.0), (*end, y_max)], FAULT.mix(0.12).filled())
                 }))
                 .map_err(fail)?;
+            if warmup > 0.0 {
+                chart
+                    .draw_series([Rectangle::new(
+                        [(0.0, 0.0), (warmup, y_max)],
+                        RULE.mix(0.08).filled(),
+                    )])
+                    .map_err(fail)?;
+            }
             for (label, index, points) in lines {
                 draw_line(&mut chart, label, *index, points.clone(), 1.5)?;
             }

@@ -121,6 +121,27 @@ pub struct Experiment {
     pub sweep: Option<Sweep>,
 }
 
+impl Experiment {
+    /// The warm-up excluded from headline latency: the scenario's
+    /// `workload.warmup`, else 5 s, or less when the first fault or a tenth
+    /// of the run comes sooner.
+    pub fn warmup(&self) -> Duration {
+        if let Some(set) = self.workload.warmup {
+            return set.0;
+        }
+        let first_fault = self.faults.iter().map(|f| f.at.0).min();
+        [
+            Some(defaults::warmup().0),
+            first_fault,
+            Some(self.duration.0 / 10),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or_default()
+    }
+}
+
 /// A grid of what-if runs over this scenario.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -226,6 +247,12 @@ pub struct Workload {
     /// send time) or `k6`.
     #[serde(default)]
     pub driver: DriverSetting,
+    /// Start-up time excluded from the headline latency figures (its
+    /// requests stay in the raw rows and its seconds are shaded on the
+    /// charts), e.g. "5s"; "0s" keeps every request. Unset: 5 s, or less
+    /// when the first fault or a tenth of the run comes sooner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Span>,
 }
 
 impl Default for Workload {
@@ -236,6 +263,7 @@ impl Default for Workload {
             drivers: defaults::drivers(),
             retries: Retries::default(),
             driver: DriverSetting::Native,
+            warmup: None,
         }
     }
 }
@@ -735,6 +763,9 @@ pub mod defaults {
     }
     pub fn drivers() -> u32 {
         5000
+    }
+    pub fn warmup() -> Span {
+        Span::secs(5)
     }
     pub fn retry_backoff() -> Span {
         Span::millis(200)

@@ -43,6 +43,11 @@ pub struct Synthetic {
     /// Kafka events due in the first `stalled_s` seconds after the window
     /// are stored only at its end (a consumer whose breaker is still open).
     pub stalled_s: u32,
+    /// Requests due in the first `slow_start.0` seconds take `slow_start.1`
+    /// milliseconds (start-up).
+    pub slow_start: (u32, u64),
+    /// `workload.warmup` in whole seconds, when the scenario sets it.
+    pub warmup_s: Option<u32>,
 }
 
 impl Default for Synthetic {
@@ -60,6 +65,8 @@ impl Default for Synthetic {
             rest_unacknowledged_stored: 2,
             drain_s: 3,
             stalled_s: 0,
+            slow_start: (0, 0),
+            warmup_s: None,
         }
     }
 }
@@ -84,7 +91,7 @@ impl Synthetic {
     pub fn scenario(&self) -> String {
         format!(
             "name = \"synthetic\"\ntitle = \"Synthetic run\"\nduration = \"{}s\"\nseed = 7\nrepetitions = {}\n\
-             [workload]\nrate = {{ shape = \"constant\", rps = {} }}\n\
+             [workload]\nrate = {{ shape = \"constant\", rps = {} }}\n{}\
              [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
              [[architectures]]\nkind = \"kafka\"\nname = \"kafka\"\n\
              [[faults]]\nkind = \"db-crash\"\nat = \"{}s\"\nduration = \"{}s\"\n\
@@ -96,6 +103,9 @@ impl Synthetic {
             self.seconds,
             self.repetitions,
             self.rps,
+            self.warmup_s
+                .map(|s| format!("warmup = \"{s}s\"\n"))
+                .unwrap_or_default(),
             self.fault.0,
             self.fault.1 - self.fault.0,
             self.rps * 10,
@@ -122,7 +132,12 @@ impl Synthetic {
                     u64::from(repetition) << 32 | architecture as u64,
                     seq,
                 );
-                let finished_us = intended_us + self.latency_ms * 1000;
+                let latency_ms = if intended_us < u64::from(self.slow_start.0) * 1_000_000 {
+                    self.slow_start.1
+                } else {
+                    self.latency_ms
+                };
+                let finished_us = intended_us + latency_ms * 1000;
                 let rest = architecture == 0;
                 let ok = !(rest && in_fault);
                 rows.push(Row {

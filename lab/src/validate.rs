@@ -1107,6 +1107,25 @@ fn check_workload(experiment: &Experiment, report: &mut Report<'_>) {
             None,
         );
     }
+    if let Some(warmup) = workload.warmup {
+        let first_fault = experiment.faults.iter().map(|f| f.at).min();
+        if warmup >= experiment.duration {
+            report.at(
+                "workload.warmup",
+                format!(
+                    "a warm-up of {warmup} leaves nothing of the run (duration {})",
+                    experiment.duration
+                ),
+                None,
+            );
+        } else if let Some(at) = first_fault.filter(|at| warmup > *at) {
+            report.at(
+                "workload.warmup",
+                format!("the warm-up ({warmup}) ends after the first fault starts, at {at}"),
+                Some(format!("set it to {at} or less")),
+            );
+        }
+    }
 }
 
 /// The architectures: valid, distinct names and settings that can work.

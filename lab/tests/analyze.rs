@@ -703,3 +703,43 @@ fn warnings_to_a_pipe_carry_no_colour_codes() {
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
     let _ = std::fs::remove_dir_all(&reports);
 }
+
+#[test]
+fn the_warmup_is_left_out_of_latency_but_kept_in_the_rows_and_the_series() {
+    // The first 2 s answer in 800 ms (start-up); everything after in 2 ms.
+    let slow = Synthetic {
+        slow_start: (2, 800),
+        ..Synthetic::default()
+    };
+    // Unset, the warm-up is 3 s here: a tenth of the 30 s run.
+    let dir = folder("warmup");
+    slow.write(&dir).unwrap();
+    let summary = summary_of(&dir);
+    assert_eq!(summary["warmup_s"], 3.0);
+    for name in ["rest", "kafka"] {
+        let a = &summary["architectures"][name];
+        assert!(close(&a["latency_ms"]["max"], 2.0, 0.01), "{a}");
+        assert!(
+            close(&a["phases"]["before"]["latency_ms"]["max"], 2.0, 0.01),
+            "{a}"
+        );
+        // Still counted as requests, and still in the per-second series.
+        assert_eq!(a["requests"], slow.requests());
+    }
+    let analysis = faultline::analyze::analyze(&dir).unwrap();
+    let first = &analysis.series_of("kafka", 0).unwrap().seconds[0];
+    assert!(first.ok_p99_ms.is_some_and(|p| (p - 800.0).abs() < 1.0));
+    // Set to zero, the start-up is in the figures: the figure moves.
+    let dir = folder("no-warmup");
+    Synthetic {
+        warmup_s: Some(0),
+        ..slow.clone()
+    }
+    .write(&dir)
+    .unwrap();
+    let summary = summary_of(&dir);
+    assert_eq!(summary["warmup_s"], 0.0);
+    let kafka = &summary["architectures"]["kafka"];
+    assert!(close(&kafka["latency_ms"]["max"], 800.0, 1.0), "{kafka}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

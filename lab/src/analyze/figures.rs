@@ -29,13 +29,15 @@ pub struct Figures {
 }
 
 impl Figures {
+    /// The figures of `rows`; the latency of requests intended before
+    /// `warmup_s` is left out (they count everywhere else). Recovery, data
+    /// recovery and drain are left for the caller.
     pub fn of(
         rows: &[&Request],
         windows: &HashMap<u32, Vec<(f64, f64)>>,
         (stored, duplicates, stored_unacknowledged): (u64, u64, u64),
         budget_us: u64,
-        recovery_s: Option<f64>,
-        drain_s: Option<f64>,
+        warmup_s: f64,
     ) -> Self {
         let mut phases: BTreeMap<&str, Vec<&Request>> = BTreeMap::new();
         for row in rows {
@@ -49,10 +51,10 @@ impl Figures {
         let fresh_count = delays().count() as u64;
         let acknowledged = rows.iter().filter(|r| r.ok).count() as u64;
         Self {
-            totals: phase_summary(rows.iter().copied()),
+            totals: phase_summary(rows.iter().copied(), warmup_s),
             phases: phases
                 .into_iter()
-                .map(|(phase, rows)| (phase.to_string(), phase_summary(rows.into_iter())))
+                .map(|(phase, rows)| (phase.to_string(), phase_summary(rows.into_iter(), warmup_s)))
                 .collect(),
             acknowledged,
             stored,
@@ -68,9 +70,9 @@ impl Figures {
                 stale_share: ratio(stale, fresh_count),
                 on_time_share: ratio(fresh_count - stale, acknowledged),
             }),
-            recovery_s,
+            recovery_s: None,
             data_recovery_s: None,
-            drain_s,
+            drain_s: None,
         }
     }
 
@@ -80,8 +82,12 @@ impl Figures {
     }
 }
 
-/// Answers and latency of a set of requests.
-pub fn phase_summary<'a>(rows: impl Iterator<Item = &'a Request> + Clone) -> PhaseSummary {
+/// Answers and latency of a set of requests; the latency leaves out the
+/// requests intended before `warmup_s`.
+pub fn phase_summary<'a>(
+    rows: impl Iterator<Item = &'a Request> + Clone,
+    warmup_s: f64,
+) -> PhaseSummary {
     let requests = rows.clone().count() as u64;
     let ok = rows.clone().filter(|r| r.ok).count() as u64;
     let mut failures = BTreeMap::new();
@@ -93,7 +99,10 @@ pub fn phase_summary<'a>(rows: impl Iterator<Item = &'a Request> + Clone) -> Pha
         ok,
         failed: requests - ok,
         error_rate: ratio(requests - ok, requests),
-        latency_ms: latency(rows.filter(|r| r.ok).map(|r| r.latency_us)),
+        latency_ms: latency(
+            rows.filter(|r| r.ok && r.intended_s >= warmup_s)
+                .map(|r| r.latency_us),
+        ),
         failures,
     }
 }

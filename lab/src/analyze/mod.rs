@@ -167,6 +167,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
             status: manifest.status,
             repetitions: manifest.repetitions.len(),
             interval_method: crate::stats::interval_method(manifest.repetitions.len()).to_string(),
+            warmup_s: experiment.warmup().as_secs_f64(),
             faults,
             architectures,
             hypotheses,
@@ -211,6 +212,7 @@ impl Context<'_> {
     ) -> ArchitectureSummary {
         let economics = &self.experiment.economics;
         let budget_us = economics.staleness_budget.0.as_micros() as u64;
+        let warmup_s = self.experiment.warmup().as_secs_f64();
         let key = |r: u32| (name.to_string(), r);
         let all: Vec<&join::Request> = rows.iter().collect();
         let reps: Vec<u32> = (0..self.repetitions).collect();
@@ -219,11 +221,10 @@ impl Context<'_> {
             .map(|r| {
                 let rows: Vec<&join::Request> =
                     all.iter().copied().filter(|q| q.repetition == *r).collect();
-                let recovery = figures::recovery(rows.iter().copied(), &self.windows[r]);
-                let drain = figures::drain(self.backlog.get(&key(*r)), &self.windows[r]);
                 let audit = self.audit_of(name, &[*r]);
-                let mut figures =
-                    Figures::of(&rows, &self.windows, audit, budget_us, recovery, drain);
+                let mut figures = Figures::of(&rows, &self.windows, audit, budget_us, warmup_s);
+                figures.recovery_s = figures::recovery(rows.iter().copied(), &self.windows[r]);
+                figures.drain_s = figures::drain(self.backlog.get(&key(*r)), &self.windows[r]);
                 figures.data_recovery_s =
                     figures::data_recovery(rows.iter().copied(), &self.windows[r]);
                 figures
@@ -244,9 +245,10 @@ impl Context<'_> {
             &self.windows,
             self.audit_of(name, &reps),
             budget_us,
-            worst(|f| f.recovery_s),
-            worst(|f| f.drain_s),
+            warmup_s,
         );
+        pooled.recovery_s = worst(|f| f.recovery_s);
+        pooled.drain_s = worst(|f| f.drain_s);
         pooled.data_recovery_s = worst(|f| f.data_recovery_s);
         let run_rps = rows.len() as f64
             / (self.experiment.duration.0.as_secs_f64() * f64::from(self.repetitions)).max(1e-9);

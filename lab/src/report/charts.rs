@@ -98,8 +98,11 @@ impl<'a> Charts<'a> {
             .collect()
     }
 
+    /// A chart over the run's time, faults and warm-up shaded.
     fn over_time(&self, title: &'static str, y: &'static str, x_max: f64) -> LineChart<'_> {
-        LineChart::over_time(title, y, &self.faults, x_max)
+        let mut chart = LineChart::over_time(title, y, &self.faults, x_max);
+        chart.warmup = self.analysis.summary.warmup_s;
+        chart
     }
 
     /// " (first repetition)" when there are others.
@@ -184,7 +187,14 @@ impl<'a> Charts<'a> {
     fn answers(&self) -> anyhow::Result<Drawn> {
         let panels = self.panels_of(&[("ok/s", 1, |s| s.ok), ("failed/s", 2, |s| s.failed)]);
         let title = format!("Successful and failed requests per second{}", self.first());
-        let svg = chart::panels(&title, "requests/s", &panels, &self.faults, self.x_max)?;
+        let svg = chart::panels(
+            &title,
+            "requests/s",
+            &panels,
+            &self.faults,
+            self.analysis.summary.warmup_s,
+            self.x_max,
+        )?;
         Ok(("answers", title, svg))
     }
 
@@ -197,7 +207,14 @@ impl<'a> Charts<'a> {
             self.experiment.economics.staleness_budget,
             self.first()
         );
-        let svg = chart::panels(&title, "events/s", &panels, &self.faults, self.x_max)?;
+        let svg = chart::panels(
+            &title,
+            "events/s",
+            &panels,
+            &self.faults,
+            self.analysis.summary.warmup_s,
+            self.x_max,
+        )?;
         Ok(("fates", title, svg))
     }
 
@@ -305,6 +322,7 @@ impl<'a> Charts<'a> {
             y_label: "% of events",
             series: cdf,
             faults: &[],
+            warmup: 0.0,
             x_range: (fastest * 0.8, slowest * 1.25),
             thresholds: Vec::new(),
             markers: vec![(
@@ -388,6 +406,7 @@ impl<'a> Charts<'a> {
             series: series.clone(),
             faint: Vec::new(),
             faults: &[],
+            warmup: 0.0,
             x_range: (
                 budgets().fold(f64::INFINITY, f64::min).min(1.0) * 0.8,
                 budgets().fold(1.0, f64::max) * 1.25,

@@ -33,6 +33,10 @@ pub struct Summary {
     /// without the field, used the bootstrap).
     #[serde(default = "bootstrap")]
     pub interval_method: String,
+    /// Seconds from the start whose requests are left out of the latency
+    /// figures (start-up); they count in every other figure.
+    #[serde(default)]
+    pub warmup_s: f64,
     /// Each fault of each repetition, as planned and as it happened.
     pub faults: Vec<FaultSummary>,
     /// Figures per architecture, by name.

@@ -170,6 +170,7 @@ fn charts(summary: &SweepSummary, index: usize, currency: &str) -> anyhow::Resul
             series,
             faint,
             faults: &[],
+            warmup: 0.0,
             x_range: if log_x {
                 (low * 0.8, high * 1.25)
             } else {
