@@ -663,8 +663,11 @@ pub enum Metric {
     ErrorRate,
     /// Acknowledged events absent from the database after the drain.
     LostEvents,
-    /// Events stored more than once.
+    /// The older name of `redelivered`: the same figure.
     Duplicates,
+    /// Deliveries of an event already stored, absorbed because the event id
+    /// is the table's key: a client's retry or a message read twice.
+    Redelivered,
     /// Latency percentiles of successful requests, in ms.
     LatencyP50Ms,
     LatencyP99Ms,

@@ -7,11 +7,13 @@
 //!   every success is stored `fresh_ms` after its answer.
 //! - `kafka` answers every request; the events due during the window are
 //!   stored `late_s` after the window ends, except every `lost_every`-th,
-//!   which is never stored; the first `duplicates` stored rows have two
-//!   copies. Its backlog grows during the window and reads zero
+//!   which is never stored. Its backlog grows during the window and reads zero
 //!   `drain_s` after it; its breaker reads open during the window. With
 //!   `stalled_s`, what is due in that long after the window is stored only
 //!   at its end (data-path recovery `stalled_s`).
+//! - Each service counts `redelivered` deliveries of events already stored,
+//!   the consumer's counter restarting from zero half-way (a restarted
+//!   process).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,7 +39,9 @@ pub struct Synthetic {
     pub fresh_ms: u64,
     pub late_s: u64,
     pub lost_every: u64,
-    pub duplicates: usize,
+    /// Deliveries of an already stored event that each service counts
+    /// (`events_duplicate_total`): REST's, then the consumer's.
+    pub redelivered: (u64, u64),
     pub rest_unacknowledged_stored: usize,
     pub drain_s: u32,
     /// Kafka events due in the first `stalled_s` seconds after the window
@@ -61,7 +65,7 @@ impl Default for Synthetic {
             fresh_ms: 5,
             late_s: 70,
             lost_every: 4,
-            duplicates: 3,
+            redelivered: (2, 5),
             rest_unacknowledged_stored: 2,
             drain_s: 3,
             stalled_s: 0,
@@ -223,6 +227,37 @@ impl Synthetic {
                 });
             }
         }
+        // Redeliveries: REST's counter climbs to its total; the consumer's
+        // counts some, restarts from zero mid-run, and counts the rest.
+        let (rest, consumer) = self.redelivered;
+        let half = self.seconds / 2;
+        for t in 0..self.seconds + 5 {
+            let rest_value = if t < half { 0 } else { rest };
+            let consumer_value = match t {
+                t if t < 2 => 0,
+                t if t < half => consumer / 2,
+                t if t == half => 0,
+                _ => consumer - consumer / 2,
+            };
+            for (architecture, service, value) in [
+                ("rest", "rest", rest_value),
+                ("kafka", "consumer", consumer_value),
+            ] {
+                scraped.push(MetricRow {
+                    t_s: f64::from(t) + 0.25,
+                    architecture: architecture.into(),
+                    service: service.into(),
+                    sample: Sample {
+                        metric: format!(
+                            "{}_total",
+                            faultline_services::metrics::names::EVENTS_DUPLICATE
+                        ),
+                        labels: String::new(),
+                        value: value as f64,
+                    },
+                });
+            }
+        }
         scraped
     }
 
@@ -291,12 +326,7 @@ impl Synthetic {
             metrics.push(metrics_frame(repetition, &self.scraped())?);
             faults.push(faults_frame(repetition, &[self.fault_record()])?);
             requests.push(requests_frame(repetition, &names, &rows)?);
-            let mut frame = stored_frame(repetition, t0, &stored_rows)?;
-            let copies: Vec<i32> = (0..frame.height())
-                .map(|i| if i < self.duplicates { 2 } else { 1 })
-                .collect();
-            frame.with_column(Column::new("copies".into(), copies))?;
-            stored.push(frame);
+            stored.push(stored_frame(repetition, t0, &stored_rows)?);
             repetitions.push(RepetitionSummary {
                 repetition,
                 status: Status::Complete,

@@ -67,8 +67,14 @@ impl App for Rest {
         match self.store.insert(&event, &self.stored_by).await {
             Ok(inserted) => {
                 let new = inserted == Inserted::New;
-                self.db_metrics
-                    .write_ok(started.elapsed().as_secs_f64(), u64::from(new), 1);
+                // A reused id with another payload is refused, not a
+                // redelivery.
+                let delivered = u64::from(inserted != Inserted::Conflict);
+                self.db_metrics.write_ok(
+                    started.elapsed().as_secs_f64(),
+                    u64::from(new),
+                    delivered,
+                );
                 match inserted {
                     Inserted::Conflict => http::error(
                         StatusCode::CONFLICT,

@@ -18,7 +18,8 @@ pub struct Figures {
     pub acknowledged: u64,
     pub stored: u64,
     pub lost: u64,
-    pub duplicates: u64,
+    /// Set by the caller: deliveries of events already stored.
+    pub redelivered: u64,
     pub stored_unacknowledged: u64,
     pub stale: u64,
     pub freshness: Option<Freshness>,
@@ -35,7 +36,7 @@ impl Figures {
     pub fn of(
         rows: &[&Request],
         windows: &HashMap<u32, Vec<(f64, f64)>>,
-        (stored, duplicates, stored_unacknowledged): (u64, u64, u64),
+        (stored, stored_unacknowledged): (u64, u64),
         budget_us: u64,
         warmup_s: f64,
     ) -> Self {
@@ -59,7 +60,7 @@ impl Figures {
             acknowledged,
             stored,
             lost: rows.iter().filter(|r| r.lost).count() as u64,
-            duplicates,
+            redelivered: 0,
             stored_unacknowledged,
             stale,
             freshness: latency(delays()).map(|l| Freshness {

@@ -179,12 +179,12 @@ pub fn requests(rows: &DataFrame) -> anyhow::Result<HashMap<String, Vec<Request>
     Ok(by_arch)
 }
 
-/// The audit's side per (architecture, repetition): stored rows,
-/// duplicates, and stored rows nobody was told about.
-pub type AuditCounts = HashMap<(String, u32), (u64, u64, u64)>;
+/// The audit's side per (architecture, repetition): stored rows, and
+/// stored rows nobody was told about.
+pub type AuditCounts = HashMap<(String, u32), (u64, u64)>;
 
-/// Per architecture and repetition: rows stored, extra copies, and rows
-/// stored without an acknowledgement.
+/// Per architecture and repetition: rows stored, and rows stored without an
+/// acknowledgement.
 pub fn audit_plan(files: &RunFiles) -> LazyFrame {
     let acked = files.requests.clone().lazy().filter(col("ok")).select([
         col("repetition"),
@@ -201,9 +201,6 @@ pub fn audit_plan(files: &RunFiles) -> LazyFrame {
         .group_by([col("architecture"), col("repetition")])
         .agg([
             len().alias("stored"),
-            (col("copies").cast(DataType::Int64) - lit(1i64))
-                .sum()
-                .alias("duplicates"),
             col("acked")
                 .is_null()
                 .cast(DataType::UInt64)
@@ -217,17 +214,58 @@ pub fn audit(audit: &DataFrame) -> anyhow::Result<AuditCounts> {
     let arch = strings(audit, "architecture")?;
     let rep = numbers(audit, "repetition")?;
     let stored = numbers(audit, "stored")?;
-    let duplicates = numbers(audit, "duplicates")?;
     let unacknowledged = numbers(audit, "unacknowledged")?;
     let mut counts = AuditCounts::new();
     for (i, arch) in arch.into_iter().enumerate() {
         let n = |v: &[Option<f64>]| v[i].unwrap_or(0.0).max(0.0) as u64;
         counts.insert(
             (arch, rep[i].unwrap_or(0.0) as u32),
-            (n(&stored), n(&duplicates), n(&unacknowledged)),
+            (n(&stored), n(&unacknowledged)),
         );
     }
     Ok(counts)
+}
+
+/// Deliveries of events already stored per (architecture, repetition):
+/// the increase of every service's `events_duplicate_total` over the
+/// repetition, a drop in a counter read as a restarted process counting
+/// from zero (as Prometheus's `increase` does).
+pub fn redelivered(metrics: &DataFrame) -> anyhow::Result<HashMap<(String, u32), u64>> {
+    let counter = format!("{}_total", names::EVENTS_DUPLICATE);
+    let arch = strings(metrics, "architecture")?;
+    let service = strings(metrics, "service")?;
+    let metric = strings(metrics, "metric")?;
+    let value = numbers(metrics, "value")?;
+    let rep = numbers(metrics, "repetition")?;
+    let t = numbers(metrics, "t_s")?;
+    let mut readings: BTreeMap<(String, u32, String), Vec<(f64, f64)>> = BTreeMap::new();
+    for i in (0..metrics.height()).filter(|i| metric[*i] == counter) {
+        if let (Some(t), Some(value)) = (t[i], value[i]) {
+            let key = (
+                arch[i].clone(),
+                rep[i].unwrap_or(0.0) as u32,
+                service[i].clone(),
+            );
+            readings.entry(key).or_default().push((t, value));
+        }
+    }
+    let mut out: HashMap<(String, u32), u64> = HashMap::new();
+    for ((arch, rep, _), mut points) in readings {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        // The first reading is the count before the repetition's load.
+        let increase: f64 = points
+            .windows(2)
+            .map(|w| {
+                if w[1].1 >= w[0].1 {
+                    w[1].1 - w[0].1
+                } else {
+                    w[1].1
+                }
+            })
+            .sum();
+        *out.entry((arch, rep)).or_default() += increase.round() as u64;
+    }
+    Ok(out)
 }
 
 /// Backlog readings per (architecture, repetition), in time order.

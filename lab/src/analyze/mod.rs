@@ -8,8 +8,8 @@
 //! - requests, answers, failures by error class, latency percentiles of
 //!   successes (from the intended send time, HDR histograms), per phase
 //!   (before / during / after the faults, from their *actual* times);
-//! - the loss audit: acknowledged, stored, lost, duplicates, stored without
-//!   acknowledgement; freshness (acknowledged → stored) and staleness;
+//! - the loss audit: acknowledged, stored, lost, stored without
+//!   acknowledgement; redeliveries absorbed (scraped counters); freshness (acknowledged → stored) and staleness;
 //! - time to recover, time to drain, peak backlog; the cost model;
 //! - across repetitions, means with 95 % bootstrap confidence intervals;
 //! - the scenario's hypotheses, each to a value, a limit and a verdict.
@@ -140,6 +140,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         audit: join::audit(&audit)?,
         scraped: &scraped,
         backlog,
+        redelivered: join::redelivered(&files.metrics)?,
         repetitions,
     };
     let series = series::build_series(
@@ -186,20 +187,28 @@ struct Context<'a> {
     audit: join::AuditCounts,
     scraped: &'a join::Scraped,
     backlog: join::BacklogPoints,
+    redelivered: HashMap<(String, u32), u64>,
     repetitions: u32,
 }
 
 impl Context<'_> {
-    /// The stored, duplicate and unacknowledged counts of `name` over `reps`.
-    fn audit_of(&self, name: &str, reps: &[u32]) -> (u64, u64, u64) {
-        reps.iter().fold((0, 0, 0), |acc, r| {
+    /// The stored and unacknowledged counts of `name` over `reps`.
+    fn audit_of(&self, name: &str, reps: &[u32]) -> (u64, u64) {
+        reps.iter().fold((0, 0), |acc, r| {
             let a = self
                 .audit
                 .get(&(name.to_string(), *r))
                 .copied()
                 .unwrap_or_default();
-            (acc.0 + a.0, acc.1 + a.1, acc.2 + a.2)
+            (acc.0 + a.0, acc.1 + a.1)
         })
+    }
+
+    /// Deliveries of events already stored, of `name` over `reps`.
+    fn redelivered_of(&self, name: &str, reps: &[u32]) -> u64 {
+        reps.iter()
+            .filter_map(|r| self.redelivered.get(&(name.to_string(), *r)))
+            .sum()
     }
 
     /// The figures of architecture `name` from its joined `rows` and the
@@ -227,6 +236,7 @@ impl Context<'_> {
                 figures.drain_s = figures::drain(self.backlog.get(&key(*r)), &self.windows[r]);
                 figures.data_recovery_s =
                     figures::data_recovery(rows.iter().copied(), &self.windows[r]);
+                figures.redelivered = self.redelivered_of(name, &[*r]);
                 figures
             })
             .collect();
@@ -250,6 +260,7 @@ impl Context<'_> {
         pooled.recovery_s = worst(|f| f.recovery_s);
         pooled.drain_s = worst(|f| f.drain_s);
         pooled.data_recovery_s = worst(|f| f.data_recovery_s);
+        pooled.redelivered = self.redelivered_of(name, &reps);
         let run_rps = rows.len() as f64
             / (self.experiment.duration.0.as_secs_f64() * f64::from(self.repetitions)).max(1e-9);
         let cost_of = |f: &Figures, outages| {
@@ -324,7 +335,8 @@ impl Context<'_> {
             acknowledged: pooled.acknowledged,
             stored: pooled.stored,
             lost: pooled.lost,
-            duplicates: pooled.duplicates,
+            redelivered: pooled.redelivered,
+            duplicates: pooled.redelivered,
             stored_unacknowledged: pooled.stored_unacknowledged,
             stale: pooled.stale,
             freshness_ms: pooled.freshness,

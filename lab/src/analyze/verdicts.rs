@@ -53,7 +53,7 @@ pub fn figure(a: &ArchitectureSummary, metric: Metric, phase: Option<Phase>) -> 
     match metric {
         Metric::ErrorRate => Some(error_rate),
         Metric::LostEvents => Some(a.lost as f64),
-        Metric::Duplicates => Some(a.duplicates as f64),
+        Metric::Duplicates | Metric::Redelivered => Some(a.redelivered as f64),
         Metric::LatencyP50Ms => latency.map(|l| l.p50),
         Metric::LatencyP99Ms => latency.map(|l| l.p99),
         Metric::FreshnessP99Ms => a.freshness_ms.as_ref().map(|f| f.p99),

@@ -79,7 +79,6 @@ pub const STORED: Frame = Frame {
         ("sent_at_us", Kind::Int64),
         ("stored_at_us", Kind::Int64),
         ("stored_s", Kind::Float64),
-        ("copies", Kind::Int32),
     ],
 };
 
@@ -343,9 +342,6 @@ pub fn stored_frame(
                     .map(|r| (r.stored_at_us - t0_unix_us) as f64 / 1e6)
                     .collect::<Vec<_>>(),
             ),
-            // copies: one row per id, the table's key makes every write
-            // idempotent.
-            column(vec![1i32; n]),
         ],
     )
 }

@@ -224,6 +224,14 @@ pub struct ArchitectureSummary {
     pub acknowledged: u64,
     pub stored: u64,
     pub lost: u64,
+    /// Deliveries of an event already stored, absorbed because the event id
+    /// is the table's key: a client's retry of a request whose first
+    /// attempt was stored (REST's "already stored" answers), or a message
+    /// the consumer read twice. From the services' `events_duplicate_total`.
+    #[serde(default)]
+    pub redelivered: u64,
+    /// The older name of `redelivered`, the same value (no event is ever
+    /// stored twice: the event id is the table's key).
     pub duplicates: u64,
     pub stored_unacknowledged: u64,
     /// Acknowledged events stored later than the staleness budget.
