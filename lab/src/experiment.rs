@@ -331,8 +331,11 @@ pub struct Step {
     pub rps: f64,
 }
 
-/// Client retries.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
+/// Client retries of a failed request (a 5xx, a timeout, a refused or
+/// broken connection), with the same event id: the services store an id
+/// once, so a retry of a request whose first attempt was stored is
+/// absorbed (and counted as `redelivered`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Retries {
     /// Extra attempts after a failed one (0 = no retries).
@@ -341,6 +344,35 @@ pub struct Retries {
     /// Wait before the first retry, doubled each time, e.g. "200ms".
     #[serde(default = "defaults::retry_backoff")]
     pub backoff: Span,
+    /// The longest wait between two attempts, e.g. "30s".
+    #[serde(default = "defaults::retry_max_backoff")]
+    pub max_backoff: Span,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Self {
+            max_retries: 0,
+            backoff: defaults::retry_backoff(),
+            max_backoff: defaults::retry_max_backoff(),
+        }
+    }
+}
+
+impl Retries {
+    /// The wait after failed attempt `attempt` (1 for the first).
+    pub fn wait_after(&self, attempt: u32) -> Duration {
+        let doubled = self
+            .backoff
+            .0
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+        doubled.min(self.max_backoff.0)
+    }
+
+    /// Every wait of a request that fails every attempt, added up.
+    pub fn total_wait(&self) -> Duration {
+        (1..=self.max_retries).map(|a| self.wait_after(a)).sum()
+    }
 }
 
 /// One architecture under test.
@@ -354,6 +386,10 @@ pub enum ArchitectureSettings {
         /// The database connection pool.
         #[serde(default)]
         pool: Pool,
+        /// This architecture's clients' retries, in place of
+        /// `workload.retries`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retries: Option<Retries>,
     },
     /// POST → produce (202 after acks=all) → consumer → PostgreSQL.
     Kafka {
@@ -379,6 +415,10 @@ pub enum ArchitectureSettings {
         /// The consumer's database connection pool.
         #[serde(default)]
         pool: Pool,
+        /// This architecture's clients' retries, in place of
+        /// `workload.retries`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retries: Option<Retries>,
     },
 }
 
@@ -387,6 +427,16 @@ impl ArchitectureSettings {
         match self {
             ArchitectureSettings::Rest { name, .. } | ArchitectureSettings::Kafka { name, .. } => {
                 name
+            }
+        }
+    }
+
+    /// Its clients' retries: its own, else the workload's.
+    pub fn retries<'a>(&'a self, workload: &'a Workload) -> &'a Retries {
+        match self {
+            ArchitectureSettings::Rest { retries, .. }
+            | ArchitectureSettings::Kafka { retries, .. } => {
+                retries.as_ref().unwrap_or(&workload.retries)
             }
         }
     }
@@ -671,7 +721,7 @@ pub enum Metric {
     /// Latency percentiles of successful requests, in ms.
     LatencyP50Ms,
     LatencyP99Ms,
-    /// Acknowledged → stored, 99th percentile, in ms.
+    /// Sent → stored, of acknowledged events, 99th percentile, in ms.
     FreshnessP99Ms,
     /// Seconds from the end of the last fault until the error rate is back
     /// within the baseline for 5 s.
@@ -773,6 +823,9 @@ pub mod defaults {
     pub fn retry_backoff() -> Span {
         Span::millis(200)
     }
+    pub fn retry_max_backoff() -> Span {
+        Span::secs(30)
+    }
     pub fn delivery_timeout() -> Span {
         Span::millis(service::DELIVERY_TIMEOUT_MS)
     }
@@ -834,11 +887,13 @@ pub mod defaults {
             batch_linger: batch_linger(),
             breaker: Breaker::default(),
             pool: Pool::default(),
+            retries: None,
         };
         vec![
             ArchitectureSettings::Rest {
                 name: "rest".into(),
                 pool: Pool::default(),
+                retries: None,
             },
             kafka("kafka-buffered", Mode::Buffered),
             kafka("kafka-drop", Mode::Drop),

@@ -99,11 +99,8 @@ pub struct DriverSettings {
     pub drivers: u32,
     /// Seed of the event stream.
     pub seed: u64,
-    /// Extra attempts after a retriable failure.
-    pub max_retries: u32,
-    /// Wait before the first retry, doubled each time.
-    #[serde(rename = "backoff_ms", serialize_with = "crate::plan::millis")]
-    pub backoff: Duration,
+    /// Retries of a retriable failure, with the same event id.
+    pub retries: crate::experiment::Retries,
 }
 
 /// Live counts of one architecture, for progress lines.
@@ -208,16 +205,17 @@ async fn drive(
                     async move {
                         let sent = Instant::now();
                         let mut attempts = 0;
+                        // A retry resends the same event: a changed payload
+                        // under the same id would be refused as a reused id.
                         let mut event = event;
+                        event.sent_at = chrono::Utc::now();
                         let outcome = loop {
                             attempts += 1;
-                            event.sent_at = chrono::Utc::now();
                             let outcome = post(&client, &url, &event, settings.timeout).await;
-                            if !outcome.retriable() || attempts > settings.max_retries {
+                            if !outcome.retriable() || attempts > settings.retries.max_retries {
                                 break outcome;
                             }
-                            let backoff = settings.backoff * 2u32.saturating_pow(attempts - 1);
-                            tokio::time::sleep(backoff).await;
+                            tokio::time::sleep(settings.retries.wait_after(attempts)).await;
                         };
                         let counter = if outcome.ok() {
                             &counters.ok

@@ -292,19 +292,28 @@ fn run_command() -> anyhow::Result<()> {
             resume.as_deref(),
             faultline::sweep::execute::SweepOptions { out, driver, quiet },
         ),
-        Command::Plan { file, driver } => match faultline::validate::load(&file) {
-            Ok((experiment, _)) => {
-                let plan = faultline::plan::Plan::of(&experiment, driver);
-                outln!("{}", serde_json::to_string_pretty(&plan)?);
-                Ok(())
-            }
-            Err(problems) => {
-                for problem in &problems {
-                    eprintln!("{problem}");
+        Command::Plan { file, driver } => {
+            match faultline::validate::load(&file).and_then(|(experiment, text)| {
+                faultline::validate::with_driver(
+                    experiment,
+                    &text,
+                    &file.display().to_string(),
+                    driver,
+                )
+            }) {
+                Ok(experiment) => {
+                    let plan = faultline::plan::Plan::of(&experiment, driver);
+                    outln!("{}", serde_json::to_string_pretty(&plan)?);
+                    Ok(())
                 }
-                std::process::exit(2);
+                Err(problems) => {
+                    for problem in &problems {
+                        eprintln!("{problem}");
+                    }
+                    std::process::exit(2);
+                }
             }
-        },
+        }
         Command::Report { dir } => report(&dir),
         Command::Compare {
             baseline,
@@ -584,8 +593,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
             max_in_flight: args.max_in_flight,
             drivers: args.drivers,
             seed,
-            max_retries: 0,
-            backoff: std::time::Duration::ZERO,
+            retries: Default::default(),
         },
         counters: Default::default(),
     };

@@ -13,7 +13,7 @@ use serde::{Serialize, Serializer};
 
 use crate::experiment::{
     ArchitectureSettings, DatabaseChoice, DriverSetting, Experiment, FaultKind, Pool, RateSegment,
-    Span,
+    Retries, Span,
 };
 
 /// Serialises a duration as seconds (`90.0`), for the plan's JSON.
@@ -105,6 +105,8 @@ pub struct LoadPlan {
     pub settings: crate::load::DriverSettings,
     /// The seed of the event stream of each repetition.
     pub seeds: Vec<u64>,
+    /// Each architecture's clients' retries, in the scenario's order.
+    pub retries: Vec<Retries>,
 }
 
 impl LoadPlan {
@@ -115,7 +117,18 @@ impl LoadPlan {
             .iter()
             .map(|s| s.from_rps.max(s.to_rps))
             .fold(0.0, f64::max);
-        let attempts = f64::from(workload.retries.max_retries + 1);
+        let retries: Vec<Retries> = experiment
+            .architectures
+            .iter()
+            .map(|a| a.retries(workload).clone())
+            .collect();
+        // Outstanding per request at worst: every attempt waits its whole
+        // timeout, and every backoff between.
+        let busy = retries
+            .iter()
+            .map(|r| workload.client_timeout.0 * (r.max_retries + 1) + r.total_wait())
+            .max()
+            .unwrap_or(workload.client_timeout.0);
         Self {
             driver: driver.unwrap_or(workload.driver),
             requests: crate::experiment::schedule_of(&segments).len(),
@@ -123,12 +136,12 @@ impl LoadPlan {
             segments,
             settings: crate::load::DriverSettings {
                 timeout: workload.client_timeout.0,
-                max_in_flight: max_in_flight(peak_rps, workload.client_timeout.0, attempts),
+                max_in_flight: max_in_flight(peak_rps, busy),
                 drivers: workload.drivers,
                 seed: experiment.seed,
-                max_retries: workload.retries.max_retries,
-                backoff: workload.retries.backoff.0,
+                retries: workload.retries.clone(),
             },
+            retries,
             seeds: (0..experiment.repetitions)
                 .map(|r| repetition_seed(experiment.seed, r))
                 .collect(),
@@ -140,10 +153,12 @@ impl LoadPlan {
         crate::experiment::schedule_of(&self.segments)
     }
 
-    /// The native driver's settings in `repetition`.
-    pub fn settings_of(&self, repetition: u32) -> crate::load::DriverSettings {
+    /// The native driver's settings for architecture number `architecture`
+    /// in `repetition`.
+    pub fn settings_of(&self, repetition: u32, architecture: usize) -> crate::load::DriverSettings {
         crate::load::DriverSettings {
             seed: self.seeds[repetition as usize],
+            retries: self.retries[architecture].clone(),
             ..self.settings.clone()
         }
     }
@@ -156,11 +171,12 @@ pub fn repetition_seed(seed: u64, repetition: u32) -> u64 {
 }
 
 /// The most requests one driver keeps in flight: twice what the peak rate
-/// can have outstanding when every attempt waits its whole timeout, and at
+/// can have outstanding when each request is `busy` that long (every
+/// attempt waits its whole timeout, and every backoff between), and at
 /// least 1,000. A request can only be refused by this bound when the driver
 /// itself falls behind, never because the system under test is slow.
-pub fn max_in_flight(peak_rps: f64, timeout: Duration, attempts: f64) -> usize {
-    let outstanding = peak_rps * timeout.as_secs_f64() * attempts;
+pub fn max_in_flight(peak_rps: f64, busy: Duration) -> usize {
+    let outstanding = peak_rps * busy.as_secs_f64();
     (2.0 * outstanding).ceil().max(1000.0) as usize
 }
 
@@ -264,7 +280,7 @@ impl Architecture {
             ]
         };
         match settings {
-            ArchitectureSettings::Rest { name, pool } => {
+            ArchitectureSettings::Rest { name, pool, .. } => {
                 let mut args = pool_args(pool);
                 args.push(format!("--stored-by={name}"));
                 Architecture::Rest {
@@ -280,6 +296,7 @@ impl Architecture {
                 batch_linger,
                 breaker,
                 pool,
+                ..
             } => {
                 let mut consumer_args = pool_args(pool);
                 consumer_args.extend([
@@ -528,11 +545,30 @@ mod tests {
         assert_eq!(plan.load.seeds.len(), 3);
         assert_eq!(plan.load.seeds[0], 9);
         assert_ne!(plan.load.seeds[1], plan.load.seeds[2]);
-        assert_eq!(plan.load.settings_of(2).seed, plan.load.seeds[2]);
+        assert_eq!(plan.load.settings_of(2, 0).seed, plan.load.seeds[2]);
         assert_eq!(plan.load.schedule().len(), plan.load.requests);
         assert!((plan.load.requests as i64 - 2000).abs() <= 1);
-        // 300/s × 5 s × 3 attempts, doubled.
-        assert_eq!(plan.load.settings.max_in_flight, 9000);
+        // 300/s × (5 s × 3 attempts + 0.2 s + 0.4 s of backoff), doubled.
+        assert_eq!(plan.load.settings.max_in_flight, 9360);
+    }
+
+    #[test]
+    fn an_architecture_with_its_own_retries_keeps_them_the_others_get_the_workloads() {
+        let plan = plan(
+            "name = \"r\"\nduration = \"10s\"\n[workload]\nretries = { max_retries = 1 }\n\
+             [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
+             [[architectures]]\nkind = \"rest\"\nname = \"rest-retry\"\n\
+             retries = { max_retries = 10, backoff = \"1s\", max_backoff = \"30s\" }\n",
+        );
+        assert_eq!(plan.load.settings_of(0, 0).retries.max_retries, 1);
+        let retry = plan.load.settings_of(0, 1).retries;
+        assert_eq!(retry.max_retries, 10);
+        // 1, 2, 4, 8, 16, then capped at 30 s.
+        assert_eq!(retry.wait_after(5), Duration::from_secs(16));
+        assert_eq!(retry.wait_after(6), Duration::from_secs(30));
+        assert_eq!(retry.total_wait(), Duration::from_secs(31 + 5 * 30));
+        // 50/s × (5 s × 11 attempts + 181 s of backoff), doubled.
+        assert_eq!(plan.load.settings.max_in_flight, 23_600);
     }
 
     #[test]

@@ -18,7 +18,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::experiment::{
-    ArchitectureSettings, BrokerChoice, DatabaseChoice, Experiment, FaultKind, RateShape, Span,
+    ArchitectureSettings, BrokerChoice, DatabaseChoice, DriverSetting, Experiment, FaultKind,
+    RateShape, Retries, Span,
 };
 
 /// The largest values a scenario may give: beyond them a run cannot be
@@ -307,6 +308,28 @@ pub fn parse(text: &str, file: &str) -> Result<Experiment, Vec<Problem>> {
     let mut report = Report::new(text, file);
     let result = parse_into(text, &mut report);
     result.ok_or_else(|| report.listed())
+}
+
+/// Checks a scenario read from `text` again with its driver overridden
+/// (`--driver`): a setting that rules the driver out is a problem at its
+/// key, e.g. client retries, which k6 is not fed.
+pub fn with_driver(
+    mut experiment: Experiment,
+    text: &str,
+    file: &str,
+    driver: Option<DriverSetting>,
+) -> Result<Experiment, Vec<Problem>> {
+    let Some(driver) = driver else {
+        return Ok(experiment);
+    };
+    experiment.workload.driver = driver;
+    let mut report = Report::new(text, file);
+    check(&experiment, &mut report);
+    if report.problems.is_empty() {
+        Ok(experiment)
+    } else {
+        Err(report.listed())
+    }
 }
 
 fn parse_into(text: &str, report: &mut Report<'_>) -> Option<Experiment> {
@@ -1081,18 +1104,14 @@ fn check_workload(experiment: &Experiment, report: &mut Report<'_>) {
             );
         }
     }
-    for (key, value, most) in [
-        ("workload.drivers", workload.drivers, limits::DRIVERS),
-        (
-            "workload.retries.max_retries",
-            workload.retries.max_retries,
-            limits::RETRIES,
-        ),
-    ] {
-        if value > most {
-            report.at(key, format!("{value} is more than {most}"), None);
-        }
+    if workload.drivers > limits::DRIVERS {
+        report.at(
+            "workload.drivers",
+            format!("{} is more than {}", workload.drivers, limits::DRIVERS),
+            None,
+        );
     }
+    check_retries(&workload.retries, "workload.retries", experiment, report);
     if workload.client_timeout.0.is_zero() {
         report.at(
             "workload.client_timeout",
@@ -1125,6 +1144,35 @@ fn check_workload(experiment: &Experiment, report: &mut Report<'_>) {
                 Some(format!("set it to {at} or less")),
             );
         }
+    }
+}
+
+/// Client retries at `path`: a bounded count, a backoff the native driver
+/// can keep (k6 is fed no retries).
+fn check_retries(retries: &Retries, path: &str, experiment: &Experiment, report: &mut Report<'_>) {
+    if retries.max_retries > limits::RETRIES {
+        report.at(
+            &format!("{path}.max_retries"),
+            format!("{} is more than {}", retries.max_retries, limits::RETRIES),
+            None,
+        );
+    }
+    if retries.max_retries > 0 && experiment.workload.driver == DriverSetting::K6 {
+        report.at(
+            &format!("{path}.max_retries"),
+            "the k6 driver does not retry".into(),
+            Some("use workload.driver = \"native\"".into()),
+        );
+    }
+    if retries.max_backoff < retries.backoff {
+        report.at(
+            &format!("{path}.max_backoff"),
+            format!(
+                "{} is shorter than the first wait, {}",
+                retries.max_backoff, retries.backoff
+            ),
+            None,
+        );
     }
 }
 
@@ -1199,6 +1247,17 @@ fn check_architectures(experiment: &Experiment, report: &mut Report<'_>) {
                 pool
             }
         };
+        if let ArchitectureSettings::Rest {
+            retries: Some(retries),
+            ..
+        }
+        | ArchitectureSettings::Kafka {
+            retries: Some(retries),
+            ..
+        } = architecture
+        {
+            check_retries(retries, &format!("{path}.retries"), experiment, report);
+        }
         if pool.size > limits::POOL {
             report.at(
                 &format!("{path}.pool.size"),

@@ -27,14 +27,28 @@ fn plan_prints_what_a_scenario_lowers_to_and_refuses_an_invalid_one() {
     assert_eq!(plan["load"]["requests"], 15_000);
     assert_eq!(plan["faults"][0]["kind"], "db-crash");
     assert_eq!(plan["faults"][0]["start_s"], 90.0);
-    assert_eq!(plan["stack"]["architectures"].as_array().unwrap().len(), 3);
+    assert_eq!(plan["stack"]["architectures"].as_array().unwrap().len(), 4);
     let k6 = faultline()
-        .args(["plan", "experiments/db-crash.toml", "--driver", "k6"])
+        .args(["plan", "experiments/db-latency.toml", "--driver", "k6"])
         .current_dir(root())
         .output()
         .unwrap();
     let k6: serde_json::Value = serde_json::from_slice(&k6.stdout).unwrap();
     assert_eq!(k6["load"]["driver"], "k6");
+    // k6 is fed no retries: a scenario whose clients retry refuses it, at
+    // the key that retries.
+    let refused = faultline()
+        .args(["plan", "experiments/db-crash.toml", "--driver", "k6"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("db-crash.toml:")
+            && said.contains("architectures[1].retries.max_retries: the k6 driver does not retry"),
+        "{said}"
+    );
 
     let dir = std::env::temp_dir().join(format!("faultline-plan-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -368,3 +368,74 @@ fn ctrl_c_keeps_the_rows_reports_the_run_incomplete_and_exits_4() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn a_retry_of_a_stored_event_is_absorbed_and_counted_as_redelivered() {
+    // Two REST architectures under a slow database link: each INSERT takes
+    // longer than the client waits, so the first attempt times out after
+    // its row committed. One architecture's clients retry (same event id);
+    // the retries that land find the row stored: redelivered, not stored
+    // twice. The other's clients give up: failures, some of them stored.
+    let out = std::env::temp_dir().join(format!("faultline-redelivered-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let scenario = out.join("slow-link.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"slow-link\"\nduration = \"14s\"\ndrain_timeout = \"30s\"\n\
+         [workload]\nrate = { shape = \"constant\", rps = 20 }\nclient_timeout = \"500ms\"\n\
+         [[architectures]]\nkind = \"rest\"\nname = \"rest\"\npool = { size = 50 }\n\
+         [[architectures]]\nkind = \"rest\"\nname = \"rest-retry\"\npool = { size = 50 }\n\
+         retries = { max_retries = 10, backoff = \"1s\", max_backoff = \"1s\" }\n\
+         [[faults]]\nkind = \"db-latency\"\nat = \"4s\"\nduration = \"4s\"\ndelay = \"400ms\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dir = PathBuf::from(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .unwrap(),
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let (rest, retry) = (
+        &summary["architectures"]["rest"],
+        &summary["architectures"]["rest-retry"],
+    );
+    let n = |v: &serde_json::Value, key: &str| v[key].as_u64().unwrap();
+    assert!(n(rest, "failed") > 20, "{rest}");
+    assert!(n(rest, "stored_unacknowledged") > 0, "{rest}");
+    assert_eq!(n(rest, "redelivered"), 0, "{rest}");
+    assert!(n(retry, "redelivered") > 5, "{retry}");
+    assert!(n(retry, "failed") < n(rest, "failed") / 4, "{retry}");
+    assert_eq!(n(retry, "lost"), 0, "{retry}");
+    // Every id once in the table, however often it was delivered.
+    let stored = read(&dir, "stored.parquet");
+    let ids: HashSet<String> = strings(&stored, "event_id").into_iter().collect();
+    assert_eq!(ids.len(), stored.height());
+    // The retried requests took several attempts, and their lateness counts.
+    let requests = read(&dir, "requests.parquet");
+    let attempts = floats(&requests, "attempts");
+    let architecture = strings(&requests, "architecture");
+    assert!(
+        (0..attempts.len()).any(|i| architecture[i] == "rest-retry" && attempts[i] > 1.0),
+        "no request was retried"
+    );
+    assert!(
+        retry["freshness_ms"]["max"].as_f64().unwrap() >= 400.0,
+        "{retry}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

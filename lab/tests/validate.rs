@@ -757,7 +757,20 @@ fn the_default_scenario_reproduces_the_original_poc() {
         (Span::secs(90), Span::secs(120))
     );
     let names: Vec<&str> = experiment.architectures.iter().map(|a| a.name()).collect();
-    assert_eq!(names, ["rest", "kafka-buffered", "kafka-drop"]);
+    assert_eq!(
+        names,
+        ["rest", "rest-retry", "kafka-buffered", "kafka-drop"]
+    );
+    // Only the added REST architecture's clients retry, long enough to
+    // outlast the two-minute outage.
+    assert_eq!(
+        experiment.architectures[0]
+            .retries(&experiment.workload)
+            .max_retries,
+        0
+    );
+    let retry = experiment.architectures[1].retries(&experiment.workload);
+    assert!(retry.total_wait() > std::time::Duration::from_secs(120));
     assert_eq!(
         experiment.economics.order_value * experiment.economics.orders_lost_per_failed_event,
         1.25
@@ -831,4 +844,42 @@ fn validate_speaks_json_and_github_annotations_for_ci() {
     );
     assert!(lines[1].contains("title=durtion::unknown key"), "{github}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn retries_and_warmup_are_checked_where_they_are_written() {
+    let problems = faultline::validate::parse(
+        "name = \"r\"\nduration = \"20s\"\n\
+         [workload]\ndriver = \"k6\"\nwarmup = \"12s\"\n\
+         [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
+         retries = { max_retries = 3, backoff = \"2s\", max_backoff = \"1s\" }\n\
+         [[faults]]\nkind = \"db-crash\"\nat = \"10s\"\nduration = \"5s\"\n",
+        "r.toml",
+    )
+    .unwrap_err();
+    let text = faultline::validate::listed(&problems);
+    for (key, line, words) in [
+        (
+            "architectures[0].retries.max_retries",
+            9,
+            "the k6 driver does not retry",
+        ),
+        (
+            "architectures[0].retries.max_backoff",
+            9,
+            "1s is shorter than the first wait, 2s",
+        ),
+        (
+            "workload.warmup",
+            5,
+            "ends after the first fault starts, at 10s",
+        ),
+    ] {
+        let problem = problems
+            .iter()
+            .find(|p| p.path == key)
+            .unwrap_or_else(|| panic!("{key} not in {text}"));
+        assert_eq!(problem.line, line, "{text}");
+        assert!(problem.message.contains(words), "{text}");
+    }
 }

@@ -223,12 +223,11 @@ pub fn data_recovery<'a>(
     // falls in that second.
     let second = |us: i64| us.div_euclid(1_000_000);
     for row in rows.filter(|r| r.ok) {
-        let answered = (row.intended_s * 1e6).round() as i64 + row.latency_us as i64;
+        let sent = (row.intended_s * 1e6).round() as i64;
+        let answered = sent + row.latency_us as i64;
         *acknowledged.entry(second(answered)).or_default() += 1;
         if let Some(freshness) = row.freshness_us {
-            *stored
-                .entry(second(answered + freshness as i64))
-                .or_default() += 1;
+            *stored.entry(second(sent + freshness as i64)).or_default() += 1;
         }
     }
     let last = *acknowledged.keys().next_back()?;

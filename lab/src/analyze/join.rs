@@ -18,7 +18,9 @@ pub struct Request {
     pub ok: bool,
     /// The failure class of a failed request.
     pub failure: Option<String>,
-    /// Acknowledged → stored, for acknowledged events that were stored.
+    /// Sent (the intended send time: when the user acted) → stored, for
+    /// acknowledged events that were stored. A client's retries count: an
+    /// event acknowledged on its fifth attempt is as late as the wait.
     pub freshness_us: Option<u64>,
     pub lost: bool,
 }
@@ -28,7 +30,7 @@ pub struct Request {
 pub type Scraped = HashMap<(String, u32), BTreeMap<u32, (Option<f64>, Option<f64>)>>;
 
 /// Joins every request with the audit: `latency_us`, `failure`,
-/// `freshness_us` (acknowledged → stored), `lost`, `second`.
+/// `freshness_us` (sent → stored, for acknowledged events), `lost`, `second`.
 pub fn joined(files: &RunFiles, t0: &HashMap<u32, i64>) -> PolarsResult<LazyFrame> {
     let (reps, starts): (Vec<u32>, Vec<i64>) = t0.iter().map(|(r, t)| (*r, *t)).unzip();
     let t0 = DataFrame::new(
@@ -50,8 +52,8 @@ pub fn joined(files: &RunFiles, t0: &HashMap<u32, i64>) -> PolarsResult<LazyFram
             col("stored_at_us"),
         ])
         .unique(None, UniqueKeepStrategy::First);
-    let acked_at = col("t0_unix_us") + col("finished_us");
-    let delay = col("stored_at_us") - acked_at;
+    let sent_at = col("t0_unix_us") + col("intended_us");
+    let delay = col("stored_at_us") - sent_at;
     Ok(files
         .requests
         .clone()

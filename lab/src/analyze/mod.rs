@@ -9,7 +9,7 @@
 //!   successes (from the intended send time, HDR histograms), per phase
 //!   (before / during / after the faults, from their *actual* times);
 //! - the loss audit: acknowledged, stored, lost, stored without
-//!   acknowledgement; redeliveries absorbed (scraped counters); freshness (acknowledged → stored) and staleness;
+//!   acknowledgement; redeliveries absorbed (scraped counters); freshness (sent → stored) and staleness;
 //! - time to recover, time to drain, peak backlog; the cost model;
 //! - across repetitions, means with 95 % bootstrap confidence intervals;
 //! - the scenario's hypotheses, each to a value, a limit and a verdict.

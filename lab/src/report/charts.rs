@@ -318,7 +318,7 @@ impl<'a> Charts<'a> {
         let fastest = delays().fold(f64::INFINITY, f64::min).max(0.1);
         let freshness = LineChart {
             title: "Freshness: share of acknowledged events stored within x ms (log scale)",
-            x_label: "acknowledged → stored, ms",
+            x_label: "sent → stored, ms",
             y_label: "% of events",
             series: cdf,
             faults: &[],

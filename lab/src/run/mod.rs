@@ -111,6 +111,13 @@ pub(crate) fn create_run_dir(out: &Path, id: &str) -> anyhow::Result<(String, Pa
 /// Runs the scenario at `path`; returns the run folder.
 pub async fn run(path: &Path, options: RunOptions, shutdown: Shutdown) -> anyhow::Result<PathBuf> {
     let (experiment, text) = crate::validate::load(path).map_err(crate::validate::Invalid)?;
+    let experiment = crate::validate::with_driver(
+        experiment,
+        &text,
+        &path.display().to_string(),
+        options.driver,
+    )
+    .map_err(crate::validate::Invalid)?;
     if let Some(sweep) = &experiment.sweep {
         Progress::of(&options).say(&format!(
             "the scenario has a [sweep] of {} points; this runs it as written \

@@ -296,7 +296,7 @@ impl Repetition<'_> {
     ) -> anyhow::Result<JoinHandle<anyhow::Result<Vec<Row>>>> {
         let Some(k6) = self.k6 else {
             let schedule = Arc::new(self.plan.load.schedule());
-            let settings = self.plan.load.settings_of(self.number);
+
             let (rows_tx, collector) = load::collector();
             let mut drivers = tokio::task::JoinSet::new();
             for (i, url) in urls.iter().enumerate() {
@@ -304,7 +304,7 @@ impl Repetition<'_> {
                     architecture: i as u16,
                     url: url.clone(),
                     schedule: schedule.clone(),
-                    settings: settings.clone(),
+                    settings: self.plan.load.settings_of(self.number, i),
                     counters: counters[i].clone(),
                 };
                 drivers.spawn(driver.run(t0, cancel.clone(), rows_tx.clone()));

@@ -98,7 +98,9 @@ pub struct PhaseSummary {
     pub failures: BTreeMap<String, u64>,
 }
 
-/// Acknowledged → stored delay, in milliseconds.
+/// Sent → stored delay of the acknowledged events that were stored, in
+/// milliseconds: from the intended send time (when the user acted), so a
+/// client's retries and the answer's own latency count.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Freshness {
     pub p50: f64,

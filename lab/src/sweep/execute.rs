@@ -59,8 +59,14 @@ struct Folder {
 
 impl Folder {
     /// The scenario at `file` in a new sweep folder under `out`, or the
-    /// sweep folder `resume` as it was started.
-    fn open(file: Option<&Path>, resume: Option<&Path>, out: &Path) -> anyhow::Result<Self> {
+    /// sweep folder `resume` as it was started; each point checked with
+    /// `driver`, when it overrides the scenario's.
+    fn open(
+        file: Option<&Path>,
+        resume: Option<&Path>,
+        out: &Path,
+        driver: Option<DriverSetting>,
+    ) -> anyhow::Result<Self> {
         let (text, name) = match (resume, file) {
             (Some(dir), _) => {
                 let path = dir.join(SWEEP_TOML);
@@ -91,8 +97,11 @@ impl Folder {
             .iter()
             .map(|point| {
                 let text = grid.scenario(point);
-                let scenario =
-                    crate::validate::parse(&text, &point.folder(&grid)).map_err(|problems| {
+                let scenario = crate::validate::parse(&text, &point.folder(&grid))
+                    .and_then(|s| {
+                        crate::validate::with_driver(s, &text, &point.folder(&grid), driver)
+                    })
+                    .map_err(|problems| {
                         anyhow::anyhow!(
                             "point {} is invalid:\n{}",
                             point.index + 1,
@@ -204,7 +213,7 @@ pub async fn sweep(
     shutdown: Shutdown,
 ) -> anyhow::Result<PathBuf> {
     let progress = Progress::new(options.quiet);
-    let folder = Folder::open(file, resume, &options.out)?;
+    let folder = Folder::open(file, resume, &options.out, options.driver)?;
     let points = &folder.grid.points;
     let to_run: Vec<&Point> = points.iter().filter(|p| !folder.done(p)).collect();
     folder.announce(&progress, &to_run);
@@ -283,5 +292,5 @@ fn set_aside(runs: &Path, folder: &str) -> anyhow::Result<()> {
 
 /// Re-reads a sweep folder's points and rewrites its table and report.
 pub fn reanalyse(dir: &Path) -> anyhow::Result<table::SweepSummary> {
-    Folder::open(None, Some(dir), dir)?.analyse()
+    Folder::open(None, Some(dir), dir, None)?.analyse()
 }

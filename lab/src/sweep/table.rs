@@ -71,7 +71,7 @@ pub const FIGURES: [Figure; 13] = [
     },
     Figure {
         name: "freshness_p99_ms",
-        label: "freshness p99 (acknowledged → stored)",
+        label: "freshness p99 (sent → stored)",
         unit: Unit::Ms,
         of: |f| f.freshness_p99_ms,
     },
