@@ -49,8 +49,7 @@ async fn measure(url: &str, rate: f64, seconds: u64, streams: u16) {
                 max_in_flight: 20_000,
                 drivers: 5000,
                 seed: 1,
-                max_retries: 0,
-                backoff: Duration::ZERO,
+                retries: Default::default(),
             },
             counters: Arc::new(Counters::default()),
         };
