@@ -20,7 +20,7 @@ pub use index::write_index;
 
 use crate::analyze::{Analysis, RunFiles};
 use crate::chart;
-use crate::experiment::{ArchitectureSettings, Mode, RateShape};
+use crate::experiment::{ArchitectureSettings, Mode, Pool, RateShape, Span, Workload};
 use crate::run_folder::summary::ArchitectureSummary;
 use crate::run_folder::{self, Manifest, Summary};
 
@@ -149,31 +149,64 @@ fn describe_rate(rate: &RateShape) -> String {
     }
 }
 
-fn describe_architecture(a: &ArchitectureSettings) -> String {
+/// An architecture in words, with every setting that shapes what it does
+/// (pool timeouts, batches, breaker, its clients' retries), as the
+/// scenario set them or as their defaults.
+fn describe_architecture(a: &ArchitectureSettings, workload: &Workload) -> String {
+    let pool = |pool: &Pool| {
+        format!(
+            "pool of {} (connect timeout {}, wait for a connection {}, statement timeout {}, \
+             idle connections closed after {})",
+            pool.size,
+            pool.connect_timeout,
+            pool.acquire_timeout,
+            pool.statement_timeout,
+            pool.idle_timeout
+        )
+    };
+    let retries = a.retries(workload);
+    let clients = if retries.max_retries == 0 {
+        "clients do not retry".to_string()
+    } else {
+        format!(
+            "clients retry a failure up to {} times, waiting {} doubling to at most {} \
+             (the last attempt {} after the first, timeouts aside)",
+            retries.max_retries,
+            retries.backoff,
+            retries.max_backoff,
+            Span(retries.total_wait())
+        )
+    };
     match a {
-        ArchitectureSettings::Rest { pool, .. } => format!(
-            "REST: POST → INSERT into PostgreSQL → 201; pool of {}, statement timeout {}",
-            pool.size, pool.statement_timeout
+        ArchitectureSettings::Rest { pool: p, .. } => format!(
+            "REST: POST → INSERT into PostgreSQL → 201; {}; {clients}",
+            pool(p)
         ),
         ArchitectureSettings::Kafka {
             consumer,
             breaker,
             batch_size,
+            batch_linger,
+            delivery_timeout,
+            pool: p,
             ..
         } => format!(
-            "Kafka: POST → produce (acks=all) → 202; {} consumer in batches of {batch_size}, \
-             breaker opens after {} failures for {}{}",
+            "Kafka: POST → produce (acks=all, delivery timeout {delivery_timeout}) → 202; {} \
+             consumer in batches of up to {batch_size} (linger {batch_linger}), breaker opens \
+             after {} failures for {} and closes after {} successes{}; consumer {}; {clients}",
             match consumer {
                 Mode::Buffered => "buffered",
                 Mode::Drop => "drop",
             },
             breaker.failures,
             breaker.open_for,
+            breaker.successes,
             match consumer {
                 Mode::Buffered => ", pausing its partitions while open (nothing dropped)",
                 Mode::Drop =>
                     ", dropping what fails and what arrives while open (the original policy)",
-            }
+            },
+            pool(p)
         ),
     }
 }
@@ -327,7 +360,7 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
             Some(ArchitectureView {
                 name: a.name(),
                 colour: chart::colour(index),
-                description: describe_architecture(a),
+                description: describe_architecture(a, &experiment.workload),
                 s: summary.architectures.get(a.name())?,
             })
         })
@@ -489,4 +522,34 @@ pub fn headline(summary: &Summary) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe_architecture;
+
+    #[test]
+    fn an_architecture_is_labelled_with_what_the_scenario_set() {
+        let experiment = crate::validate::parse(
+            "name = \"l\"\n\
+             [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
+             pool = { size = 10, connect_timeout = \"3s\", idle_timeout = \"5s\" }\n\
+             [[architectures]]\nkind = \"rest\"\nname = \"rest-retry\"\n\
+             retries = { max_retries = 3, backoff = \"1s\", max_backoff = \"3s\" }\n",
+            "l.toml",
+        )
+        .unwrap();
+        let [rest, retry] = [0, 1]
+            .map(|i| describe_architecture(&experiment.architectures[i], &experiment.workload));
+        assert!(rest.contains("connect timeout 3s"), "{rest}");
+        assert!(rest.contains("idle connections closed after 5s"), "{rest}");
+        assert!(rest.contains("clients do not retry"), "{rest}");
+        assert!(
+            retry.contains(
+                "retry a failure up to 3 times, waiting 1s doubling to at most 3s \
+                 (the last attempt 6s after the first"
+            ),
+            "{retry}"
+        );
+    }
 }
