@@ -52,6 +52,14 @@ pub struct Synthetic {
     pub slow_start: (u32, u64),
     /// `workload.warmup` in whole seconds, when the scenario sets it.
     pub warmup_s: Option<u32>,
+    /// The database is back this long after the fault's end (its verified
+    /// recovery); REST fails until then.
+    pub db_back_ms: u64,
+    /// REST fails this much longer still (a pool reconnecting).
+    pub rest_slow_ms: u64,
+    /// The consumer's breaker reads open this many seconds after the
+    /// window too.
+    pub breaker_extra_s: u32,
 }
 
 impl Default for Synthetic {
@@ -71,6 +79,9 @@ impl Default for Synthetic {
             stalled_s: 0,
             slow_start: (0, 0),
             warmup_s: None,
+            db_back_ms: 0,
+            rest_slow_ms: 0,
+            breaker_extra_s: 0,
         }
     }
 }
@@ -131,6 +142,8 @@ impl Synthetic {
         for seq in 0..n {
             let intended_us = seq * 1_000_000 / u64::from(self.rps);
             let in_fault = (f0..f1).contains(&intended_us);
+            let rest_down =
+                (f0..f1 + (self.db_back_ms + self.rest_slow_ms) * 1000).contains(&intended_us);
             for (architecture, name) in names.iter().enumerate() {
                 let event_id = uuid::Uuid::from_u64_pair(
                     u64::from(repetition) << 32 | architecture as u64,
@@ -143,7 +156,7 @@ impl Synthetic {
                 };
                 let finished_us = intended_us + latency_ms * 1000;
                 let rest = architecture == 0;
-                let ok = !(rest && in_fault);
+                let ok = !(rest && rest_down);
                 rows.push(Row {
                     architecture: architecture as u16,
                     seq,
@@ -204,6 +217,11 @@ impl Synthetic {
                 (f64::from(self.rps * (self.fault.1 + self.drain_s - t)), 0.0)
             } else {
                 (0.0, 0.0)
+            };
+            let breaker = if t >= self.fault.1 && t < self.fault.1 + self.breaker_extra_s {
+                2.0
+            } else {
+                breaker
             };
             for (metric, value) in [
                 (
@@ -273,7 +291,7 @@ impl Synthetic {
             verified_start: true,
             verified_end: true,
             effect_ms: Some(15.0),
-            recovery_ms: Some(150.0),
+            recovery_ms: Some(self.db_back_ms as f64),
             verified: true,
             detail: String::new(),
         }

@@ -115,6 +115,8 @@ fn every_figure_matches_the_rows_that_were_written() {
         f64::from(run.fault.1 - run.fault.0)
     );
     assert_eq!(rest["breaker_open_s"], Value::Null, "REST has no breaker");
+    assert_eq!(kafka["breaker_closed_s"], 0.0, "{kafka}");
+    assert_eq!(rest["breaker_closed_s"], Value::Null);
 
     // Money: failed + lost + late events, every input beside the result.
     let cost = &rest["cost"];
@@ -744,5 +746,57 @@ fn the_warmup_is_left_out_of_latency_but_kept_in_the_rows_and_the_series() {
     assert_eq!(summary["warmup_s"], 0.0);
     let kafka = &summary["architectures"]["kafka"];
     assert!(close(&kafka["latency_ms"]["max"], 800.0, 1.0), "{kafka}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn phases_end_when_the_database_is_back_and_recovery_is_to_the_request() {
+    // The database is back 300 ms after the fault's end; REST fails until
+    // then, and 400 ms longer while its pool reconnects.
+    let run = Synthetic {
+        db_back_ms: 300,
+        rest_slow_ms: 400,
+        ..Synthetic::default()
+    };
+    let dir = folder("db-back");
+    run.write(&dir).unwrap();
+    let summary = summary_of(&dir);
+    let rest = &summary["architectures"]["rest"];
+    // At 10 req/s the requests at 20.0, 20.1 and 20.2 s came before the
+    // database was back: the fault's, in the "during" phase.
+    let during = run.during() + 3;
+    assert_eq!(rest["phases"]["during"]["requests"], during);
+    assert_eq!(rest["phases"]["during"]["error_rate"], 1.0);
+    // The next four (20.3 to 20.6 s) failed after it: REST's own slowness,
+    // and its recovery to the request: the first success, at 20.7 s.
+    assert_eq!(rest["phases"]["after"]["failed"], 4);
+    assert!(close(&rest["recovery_s"], 0.4, 1e-6), "{rest}");
+    // Moving what the rows say moves the figure.
+    let dir = folder("db-back-sooner");
+    Synthetic {
+        rest_slow_ms: 100,
+        ..run.clone()
+    }
+    .write(&dir)
+    .unwrap();
+    let rest = &summary_of(&dir)["architectures"]["rest"];
+    assert!(close(&rest["recovery_s"], 0.1, 1e-6), "{rest}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_breaker_closes_when_its_scrapes_say_so() {
+    let run = Synthetic {
+        breaker_extra_s: 7,
+        ..Synthetic::default()
+    };
+    let dir = folder("breaker-closed");
+    run.write(&dir).unwrap();
+    let kafka = &summary_of(&dir)["architectures"]["kafka"];
+    assert_eq!(kafka["breaker_closed_s"], 7.0, "{kafka}");
+    assert_eq!(
+        kafka["breaker_open_s"],
+        f64::from(run.fault.1 - run.fault.0 + 7)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -157,12 +157,14 @@ pub fn faults(frame: &DataFrame) -> anyhow::Result<Vec<FaultSummary>> {
         .collect())
 }
 
-/// Seconds from the end of the last fault of a repetition to the first
-/// second from which, for 5 s (or to the end of the load), every second's
-/// error rate is within the baseline (the error rate before the first fault)
-/// plus one percentage point. `None` without faults or if that never came.
+/// Seconds from the end of the last fault of a repetition until the
+/// answers are back: first the whole second from which, for 5 s (or to the
+/// end of the load), every second's error rate is within the baseline (the
+/// error rate before the first fault) plus one percentage point; then, to
+/// the request, the first success after the last failure before that
+/// second. `None` without faults or if that never came.
 pub fn recovery<'a>(
-    rows: impl Iterator<Item = &'a Request>,
+    rows: impl Iterator<Item = &'a Request> + Clone,
     windows: &[(f64, f64)],
 ) -> Option<f64> {
     const HOLD: usize = 5;
@@ -176,7 +178,7 @@ pub fn recovery<'a>(
         .fold(f64::NEG_INFINITY, f64::max);
     let mut baseline = (0u64, 0u64);
     let mut seconds: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
-    for row in rows {
+    for row in rows.clone() {
         if row.intended_s < first {
             baseline.0 += 1;
             baseline.1 += u64::from(!row.ok);
@@ -193,9 +195,24 @@ pub fn recovery<'a>(
         .iter()
         .map(|(s, (n, failed))| (*s, *n > 0 && ratio(*failed, *n) <= limit))
         .collect();
-    (0..good.len())
+    let second = (0..good.len())
         .find(|&i| good[i..(i + HOLD).min(good.len())].iter().all(|g| g.1))
-        .map(|i| good[i].0 as f64)
+        .map(|i| good[i].0 as f64)?;
+    // To the request: the first success after the last failure before
+    // that second.
+    let from = end + second;
+    let last_failure = rows
+        .clone()
+        .filter(|r| !r.ok && r.intended_s >= end && r.intended_s < from)
+        .map(|r| r.intended_s)
+        .reduce(f64::max);
+    let Some(last_failure) = last_failure else {
+        return Some(second);
+    };
+    rows.filter(|r| r.ok && r.intended_s > last_failure)
+        .map(|r| r.intended_s)
+        .reduce(f64::min)
+        .map(|t| (t - end).clamp(0.0, second))
 }
 
 /// Seconds from the end of the last fault until the scraped backlog is back

@@ -330,6 +330,7 @@ impl Context<'_> {
                 .flat_map(|points| points.iter().map(|p| p.1))
                 .reduce(f64::max),
             breaker_open_s: self.breaker_open_s(name),
+            breaker_closed_s: self.breaker_closed_s(name),
             totals: pooled.totals,
             phases: pooled.phases,
             acknowledged: pooled.acknowledged,
@@ -346,6 +347,41 @@ impl Context<'_> {
             repetitions,
             per_repetition,
         }
+    }
+
+    /// Fault over → the breaker of `name` reads closed for good, in the
+    /// worst repetition; `None` without a breaker or if one never closed.
+    fn breaker_closed_s(&self, name: &str) -> Option<f64> {
+        let each = (0..self.repetitions).filter_map(|r| {
+            let seconds = self.scraped.get(&(name.to_string(), r))?;
+            let end = self.windows[&r].iter().map(|w| w.1).reduce(f64::max)?;
+            let states: Vec<(u32, f64)> = seconds
+                .iter()
+                .filter_map(|(t, (_, breaker))| Some((*t, (*breaker)?)))
+                .collect();
+            let (last_t, last) = *states.last()?;
+            if BreakerState::from_code(last) != Some(BreakerState::Closed) {
+                return Some(None);
+            }
+            // The last second that did not read closed, from the fault on.
+            let last_open = states
+                .iter()
+                .filter(|(t, b)| {
+                    f64::from(*t) + 1.0 > end
+                        && BreakerState::from_code(*b) != Some(BreakerState::Closed)
+                })
+                .map(|(t, _)| *t)
+                .next_back();
+            debug_assert!(last_open.is_none_or(|t| t < last_t));
+            Some(Some(
+                last_open.map_or(0.0, |t| (f64::from(t) + 1.0 - end).max(0.0)),
+            ))
+        });
+        each.reduce(|a, b| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            _ => None,
+        })
+        .flatten()
     }
 
     /// Seconds the breaker of `name` read open, in the worst repetition

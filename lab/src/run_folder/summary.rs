@@ -46,7 +46,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Fault windows (actual times where known) of `repetition`.
+    /// Fault windows of `repetition`: see [`windows_of`].
     pub fn windows(&self, repetition: u32) -> Vec<(f64, f64)> {
         windows_of(&self.faults, repetition)
     }
@@ -62,14 +62,22 @@ fn bootstrap() -> String {
     "bootstrap".into()
 }
 
-/// Fault windows (actual times where known) of `repetition`.
+/// Fault windows of `repetition`, as they acted: from the injection (its
+/// actual time where known) to the moment the probe saw the component
+/// back (the restore's actual time plus its verified recovery, e.g. the
+/// database accepting queries again after crash recovery). A failure
+/// before the component was back is the fault's, not the architecture's
+/// slowness to recover. The start is the injection itself: the effect
+/// probe's own round trips would only delay it.
 pub fn windows_of(faults: &[FaultSummary], repetition: u32) -> Vec<(f64, f64)> {
     faults
         .iter()
         .filter(|f| f.repetition == repetition)
         .map(|f| {
             let start = f.actual_start_s.or(f.planned_start_s).unwrap_or(0.0);
-            (start, f.actual_end_s.or(f.planned_end_s).unwrap_or(start))
+            let end = f.actual_end_s.or(f.planned_end_s).unwrap_or(start);
+            let back = f.recovery_ms.filter(|ms| ms.is_finite() && *ms > 0.0);
+            (start, end + back.unwrap_or(0.0) / 1000.0)
         })
         .collect()
 }
@@ -239,8 +247,10 @@ pub struct ArchitectureSummary {
     /// Acknowledged events stored later than the staleness budget.
     pub stale: u64,
     pub freshness_ms: Option<Freshness>,
-    /// Fault end → error rate back within the baseline for 5 s (the worst
-    /// repetition).
+    /// Fault over (the component back, see `faults[].recovery_ms`) → the
+    /// first successful request after the last failure that kept the error
+    /// rate above the baseline + 1 point, with the next 5 s within it: from
+    /// the request rows, to the request (the worst repetition).
     pub recovery_s: Option<f64>,
     /// Fault end → the database stores this architecture's events as fast
     /// as they are acknowledged again (90 % or more, 3 s in a row), from
@@ -257,6 +267,11 @@ pub struct ArchitectureSummary {
     /// Seconds whose scraped breaker state read open (the worst
     /// repetition); `None` without a breaker.
     pub breaker_open_s: Option<f64>,
+    /// Fault over → the breaker reads closed and stays closed, to the
+    /// second of its scrape (the worst repetition); `None` without a
+    /// breaker, or if it was still open at the last reading.
+    #[serde(default)]
+    pub breaker_closed_s: Option<f64>,
     pub cost: Cost,
     /// Cost per outage against the staleness budget, from 1 s to 10 min.
     #[serde(default)]
