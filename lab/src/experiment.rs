@@ -93,6 +93,12 @@ pub struct Experiment {
     /// How many times the scenario runs, each on a fresh stack.
     #[serde(default = "defaults::repetitions")]
     pub repetitions: u32,
+    /// Also run one control repetition: the same load on a fresh stack with
+    /// no fault, after the others. The report shows each phase's figures
+    /// beside the control's over the same seconds, so what the fault did is
+    /// told apart from drift (a stack that slows down over a run anyway).
+    #[serde(default)]
+    pub control: bool,
     /// Longest wait after the load for consumers to store what they were
     /// given, e.g. "120s".
     #[serde(default = "defaults::drain_timeout")]

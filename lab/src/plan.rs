@@ -39,6 +39,8 @@ pub struct Plan {
     #[serde(rename = "duration_s", serialize_with = "seconds")]
     pub duration: Duration,
     pub repetitions: u32,
+    /// One more repetition after them, with no fault: the control.
+    pub control: bool,
     /// Longest wait after the load for consumers to store what they took.
     #[serde(rename = "drain_timeout_s", serialize_with = "seconds")]
     pub drain_timeout: Duration,
@@ -55,6 +57,7 @@ impl Plan {
             experiment: experiment.name.clone(),
             duration: experiment.duration.0,
             repetitions: experiment.repetitions,
+            control: experiment.control,
             drain_timeout: experiment.drain_timeout.0,
             stack: StackPlan::of(experiment),
             faults: experiment
@@ -67,6 +70,25 @@ impl Plan {
                 })
                 .collect(),
             load: LoadPlan::of(experiment, driver),
+        }
+    }
+
+    /// Repetitions to run, the control included.
+    pub fn runs(&self) -> u32 {
+        self.repetitions + u32::from(self.control)
+    }
+
+    /// Whether repetition `number` is the control (no fault).
+    pub fn is_control(&self, number: u32) -> bool {
+        self.control && number == self.repetitions
+    }
+
+    /// The faults of repetition `number`: none for the control.
+    pub fn faults_of(&self, number: u32) -> &[FaultSpec] {
+        if self.is_control(number) {
+            &[]
+        } else {
+            &self.faults
         }
     }
 
@@ -142,7 +164,7 @@ impl LoadPlan {
                 retries: workload.retries.clone(),
             },
             retries,
-            seeds: (0..experiment.repetitions)
+            seeds: (0..experiment.repetitions + u32::from(experiment.control))
                 .map(|r| repetition_seed(experiment.seed, r))
                 .collect(),
         }

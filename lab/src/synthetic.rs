@@ -60,6 +60,10 @@ pub struct Synthetic {
     /// The consumer's breaker reads open this many seconds after the
     /// window too.
     pub breaker_extra_s: u32,
+    /// A control repetition after the others: the same load, no fault
+    /// (everything answered, everything stored `fresh_ms` after its answer),
+    /// with `control_latency_ms` for every answer.
+    pub control: Option<u64>,
 }
 
 impl Default for Synthetic {
@@ -82,6 +86,7 @@ impl Default for Synthetic {
             db_back_ms: 0,
             rest_slow_ms: 0,
             breaker_extra_s: 0,
+            control: None,
         }
     }
 }
@@ -105,7 +110,7 @@ impl Synthetic {
     /// The scenario of the run.
     pub fn scenario(&self) -> String {
         format!(
-            "name = \"synthetic\"\ntitle = \"Synthetic run\"\nduration = \"{}s\"\nseed = 7\nrepetitions = {}\n\
+            "name = \"synthetic\"\ntitle = \"Synthetic run\"\nduration = \"{}s\"\nseed = 7\nrepetitions = {}\ncontrol = {}\n\
              [workload]\nrate = {{ shape = \"constant\", rps = {} }}\n{}\
              [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
              [[architectures]]\nkind = \"kafka\"\nname = \"kafka\"\n\
@@ -117,6 +122,7 @@ impl Synthetic {
              production_rps = {}\noutages_per_year = 4\nstaleness_budget = \"60s\"\n",
             self.seconds,
             self.repetitions,
+            self.control.is_some(),
             self.rps,
             self.warmup_s
                 .map(|s| format!("warmup = \"{s}s\"\n"))
@@ -355,6 +361,37 @@ impl Synthetic {
                 t0_unix_us: t0,
                 broker: "synthetic".into(),
                 broker_durable: false,
+                control: false,
+            });
+        }
+        if let Some(latency_ms) = self.control {
+            // The same run with its fault window moved past the end.
+            let control = Synthetic {
+                fault: (self.seconds, self.seconds),
+                latency_ms,
+                stalled_s: 0,
+                db_back_ms: 0,
+                rest_slow_ms: 0,
+                slow_start: (0, 0),
+                ..self.clone()
+            };
+            let repetition = self.repetitions;
+            let t0 = t0_base + i64::from(repetition) * 1_000_000_000;
+            let (rows, stored_rows) = control.rows(repetition, t0, &names);
+            metrics.push(metrics_frame(repetition, &control.scraped())?);
+            requests.push(requests_frame(repetition, &names, &rows)?);
+            stored.push(stored_frame(repetition, t0, &stored_rows)?);
+            repetitions.push(RepetitionSummary {
+                repetition,
+                status: Status::Complete,
+                reasons: Vec::new(),
+                stack_startup_s: 1.0,
+                load_end_s: f64::from(self.seconds),
+                drain_s: BTreeMap::from([("kafka".to_string(), Some(0.5))]),
+                t0_unix_us: t0,
+                broker: "synthetic".into(),
+                broker_durable: false,
+                control: true,
             });
         }
         for (frame, frames) in [

@@ -800,3 +800,42 @@ fn the_breaker_closes_when_its_scrapes_say_so() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_control_repetition_is_shown_beside_the_run_and_pooled_into_nothing() {
+    // The control answers in 3 ms where the faulted run answers in 2 ms:
+    // drift the report shows beside the fault's effect.
+    let run = Synthetic {
+        control: Some(3),
+        ..Synthetic::default()
+    };
+    let dir = folder("control");
+    run.write(&dir).unwrap();
+    let summary = summary_of(&dir);
+    assert_eq!(summary["repetitions"], 1, "the control is not a repetition");
+    let rest = &summary["architectures"]["rest"];
+    // The run's figures are the faulted repetition's alone.
+    assert_eq!(rest["requests"], run.requests());
+    assert_eq!(rest["phases"]["during"]["error_rate"], 1.0);
+    assert_eq!(rest["per_repetition"].as_array().unwrap().len(), 1);
+    // The control: the same seconds, nothing failed, nothing lost.
+    let control = &rest["control"];
+    assert_eq!(control["requests"], run.requests());
+    assert_eq!(control["phases"]["during"]["requests"], run.during());
+    assert_eq!(control["phases"]["during"]["error_rate"], 0.0);
+    assert!(close(&control["latency_ms"]["p99"], 3.0, 0.01), "{control}");
+    assert_eq!(summary["architectures"]["kafka"]["control"]["lost"], 0);
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("| rest | before | 0.00 % | 0.00 % | 2.0 ms | 3.0 ms |"),
+        "{markdown}"
+    );
+    // Without a control, neither the field nor the section.
+    let dir = folder("no-control");
+    Synthetic::default().write(&dir).unwrap();
+    let summary = summary_of(&dir);
+    assert!(summary["architectures"]["rest"]["control"].is_null());
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(!markdown.contains("Against the control"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -439,3 +439,42 @@ fn a_retry_of_a_stored_event_is_absorbed_and_counted_as_redelivered() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn a_control_repetition_runs_the_same_load_without_the_fault() {
+    let out = std::env::temp_dir().join(format!("faultline-control-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let scenario = out.join("control.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"control\"\nduration = \"8s\"\ncontrol = true\n\
+         [workload]\nrate = { shape = \"constant\", rps = 20 }\n\
+         [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
+         [[faults]]\nkind = \"db-crash\"\nat = \"3s\"\nduration = \"3s\"\n",
+    )
+    .unwrap();
+    let dir = run_with(&scenario, "native", &out);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let reps = manifest["repetitions"].as_array().unwrap();
+    assert_eq!(reps.len(), 2, "{manifest}");
+    assert_eq!(reps[1]["control"], true, "{manifest}");
+    // The fault played out in the first repetition only.
+    let faults = read(&dir, "faults.parquet");
+    assert_eq!(floats(&faults, "repetition"), [0.0]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["repetitions"], 1);
+    let rest = &summary["architectures"]["rest"];
+    assert!(
+        rest["phases"]["during"]["error_rate"].as_f64().unwrap() > 0.5,
+        "{rest}"
+    );
+    assert_eq!(
+        rest["control"]["phases"]["during"]["error_rate"], 0.0,
+        "{rest}"
+    );
+    assert_eq!(rest["control"]["failed"], 0, "{rest}");
+    let _ = std::fs::remove_dir_all(&out);
+}

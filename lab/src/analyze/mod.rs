@@ -27,7 +27,9 @@ use faultline_services::breaker::BreakerState;
 use polars::prelude::*;
 
 use crate::experiment::Experiment;
-use crate::run_folder::summary::{ArchitectureSummary, RepetitionFigures, Repetitions, windows_of};
+use crate::run_folder::summary::{
+    ArchitectureSummary, ControlSummary, RepetitionFigures, Repetitions, windows_of,
+};
 use crate::run_folder::{self, FolderError, Manifest, Summary};
 use crate::stats::{estimate, fnv, ratio};
 use figures::Figures;
@@ -117,9 +119,17 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         .map(|r| (r.repetition, r.t0_unix_us))
         .collect();
     let faults = figures::faults(&files.faults)?;
-    let repetitions = manifest.repetitions.len().max(1) as u32;
+    let controls: Vec<u32> = manifest
+        .repetitions
+        .iter()
+        .filter(|r| r.control)
+        .map(|r| r.repetition)
+        .collect();
+    let repetitions = (manifest.repetitions.len() - controls.len()).max(1) as u32;
+    // A control's phases are the first repetition's seconds.
     let windows: HashMap<u32, Vec<(f64, f64)>> = (0..repetitions)
         .map(|r| (r, windows_of(&faults, r)))
+        .chain(controls.iter().map(|r| (*r, windows_of(&faults, 0))))
         .collect();
 
     let joined = join::joined(files, &t0_of)?;
@@ -153,11 +163,18 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
     let mut freshness_cdf = BTreeMap::new();
     for architecture in &experiment.architectures {
         let name = architecture.name();
-        let rows = requests.remove(name).unwrap_or_default();
+        let (rows, control): (Vec<join::Request>, Vec<join::Request>) = requests
+            .remove(name)
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|r| !controls.contains(&r.repetition));
         let mut delays: Vec<u64> = rows.iter().filter_map(|r| r.freshness_us).collect();
         delays.sort_unstable();
         freshness_cdf.insert(name.to_string(), series::cdf(&delays));
-        architectures.insert(name.to_string(), context.architecture(name, &rows, &delays));
+        let mut figures = context.architecture(name, &rows, &delays);
+        figures.control =
+            (!controls.is_empty()).then(|| context.control(name, &control, &controls));
+        architectures.insert(name.to_string(), figures);
     }
     let hypotheses = verdicts::judge(&experiment.hypotheses, &architectures);
     Ok(Analysis {
@@ -166,8 +183,8 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
             experiment: experiment.name.clone(),
             run_id: manifest.run_id.clone(),
             status: manifest.status,
-            repetitions: manifest.repetitions.len(),
-            interval_method: crate::stats::interval_method(manifest.repetitions.len()).to_string(),
+            repetitions: repetitions as usize,
+            interval_method: crate::stats::interval_method(repetitions as usize).to_string(),
             warmup_s: experiment.warmup().as_secs_f64(),
             faults,
             architectures,
@@ -322,6 +339,7 @@ impl Context<'_> {
                 .manifest
                 .repetitions
                 .iter()
+                .filter(|r| !r.control)
                 .filter_map(|r| r.drain_s.get(name).copied().flatten())
                 .reduce(f64::max),
             peak_backlog: reps
@@ -346,6 +364,25 @@ impl Context<'_> {
             drain_s: pooled.drain_s,
             repetitions,
             per_repetition,
+            control: None,
+        }
+    }
+
+    /// The figures of the control repetitions `reps` of `name`.
+    fn control(&self, name: &str, rows: &[join::Request], reps: &[u32]) -> ControlSummary {
+        let rows: Vec<&join::Request> = rows.iter().collect();
+        let figures = Figures::of(
+            &rows,
+            &self.windows,
+            self.audit_of(name, reps),
+            self.experiment.economics.staleness_budget.0.as_micros() as u64,
+            self.experiment.warmup().as_secs_f64(),
+        );
+        ControlSummary {
+            totals: figures.totals,
+            phases: figures.phases,
+            lost: figures.lost,
+            freshness_ms: figures.freshness,
         }
     }
 

@@ -91,6 +91,9 @@ pub(crate) fn environment() -> Environment<'static> {
         })
     });
     env.add_function("num", |v: Option<f64>| num(v));
+    env.add_function("times", |v: Option<f64>| {
+        v.map_or("-".into(), |v| format!("×{v:.2}"))
+    });
     env.add_function("ci", |e: Option<Value>, kind: String| -> String {
         let Some(e) = e.filter(|e| !e.is_none()) else {
             return "-".into();
@@ -278,6 +281,8 @@ pub struct Model<'a> {
     rate: String,
     client_timeout: String,
     repetitions: u32,
+    /// A control repetition (the same load, no fault) ran.
+    control: bool,
     seed: u64,
     manifest: &'a Manifest,
     broker_durable: Option<bool>,
@@ -402,6 +407,7 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         rate: describe_rate(&experiment.workload.rate),
         client_timeout: experiment.workload.client_timeout.to_string(),
         repetitions: experiment.repetitions,
+        control: summary.architectures.values().any(|a| a.control.is_some()),
         seed: experiment.seed,
         manifest: &files.manifest,
         broker_durable: files.manifest.repetitions.first().map(|r| r.broker_durable),

@@ -163,7 +163,7 @@ pub async fn run_scenario(
     let mut sinks = Sinks::create(&dir)?;
     let mut reasons = Vec::new();
     let mut failed = false;
-    for number in 0..plan.repetitions {
+    for number in 0..plan.runs() {
         if shutdown.graceful.is_cancelled() {
             reasons.push(format!("interrupted before repetition {number}"));
             break;
@@ -199,7 +199,7 @@ pub async fn run_scenario(
     manifest.status = if failed {
         Status::Failed
     } else if reasons.is_empty()
-        && manifest.repetitions.len() == plan.repetitions as usize
+        && manifest.repetitions.len() == plan.runs() as usize
         && manifest
             .repetitions
             .iter()

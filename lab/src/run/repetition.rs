@@ -84,7 +84,11 @@ struct Measured {
 
 impl Repetition<'_> {
     fn label(&self) -> String {
-        format!("[{}/{}]", self.number + 1, self.plan.repetitions)
+        if self.plan.is_control(self.number) {
+            "[control, no fault]".to_string()
+        } else {
+            format!("[{}/{}]", self.number + 1, self.plan.repetitions)
+        }
     }
 
     fn say(&self, line: &str) {
@@ -118,6 +122,7 @@ impl Repetition<'_> {
             t0_unix_us: measured.t0_unix_us,
             broker: broker.0,
             broker_durable: broker.1,
+            control: self.plan.is_control(self.number),
         })
     }
 
@@ -127,7 +132,7 @@ impl Repetition<'_> {
         let stack = LabStack::up(&self.plan.stack, &self.stack_dir, |line| self.say(line))
             .await
             .context("could not bring the stack up")?;
-        if let Err(problem) = fault::check(&self.plan.faults, &stack) {
+        if let Err(problem) = fault::check(self.plan.faults_of(self.number), &stack) {
             self.down(stack).await;
             anyhow::bail!("{problem}");
         }
@@ -220,7 +225,7 @@ impl Repetition<'_> {
         let label = self.label();
         let (faults, finished) = fault::run_timeline(
             stack,
-            &self.plan.faults,
+            self.plan.faults_of(self.number),
             t0.into_std(),
             &self.shutdown.graceful,
             |record, started| {

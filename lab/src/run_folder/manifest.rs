@@ -34,6 +34,9 @@ pub struct RepetitionSummary {
     pub t0_unix_us: i64,
     pub broker: String,
     pub broker_durable: bool,
+    /// The control repetition: the same load, no fault.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub control: bool,
 }
 
 /// `manifest.json`.

@@ -280,6 +280,23 @@ pub struct ArchitectureSummary {
     /// Each repetition's headline figures, in order.
     #[serde(default)]
     pub per_repetition: Vec<RepetitionFigures>,
+    /// The control repetition's figures (the same load, no fault), its
+    /// phases over the same seconds as the faulted runs'; `None` without
+    /// one. Not pooled into any figure above.
+    #[serde(default)]
+    pub control: Option<ControlSummary>,
+}
+
+/// The figures of the control repetition: the same load with no fault.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ControlSummary {
+    /// Requests, answers, error rate and latency over the whole run.
+    #[serde(flatten)]
+    pub totals: PhaseSummary,
+    /// Over the seconds of the faulted runs' phases.
+    pub phases: BTreeMap<String, PhaseSummary>,
+    pub lost: u64,
+    pub freshness_ms: Option<Freshness>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

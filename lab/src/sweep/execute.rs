@@ -30,13 +30,12 @@ pub struct SweepOptions {
 pub const OVERHEAD_PER_REPETITION: Duration = Duration::from_secs(5);
 
 /// How long a point of `scenario` should take: at least its repetitions'
-/// load and set-up, at most that and every drain timeout.
+/// (and its control's) load and set-up, at most that and every drain
+/// timeout.
 pub fn expected(scenario: &Experiment) -> (Duration, Duration) {
     let each = scenario.duration.0 + OVERHEAD_PER_REPETITION;
-    (
-        each * scenario.repetitions,
-        (each + scenario.drain_timeout.0) * scenario.repetitions,
-    )
+    let runs = scenario.repetitions + u32::from(scenario.control);
+    (each * runs, (each + scenario.drain_timeout.0) * runs)
 }
 
 fn minutes(d: Duration) -> String {
