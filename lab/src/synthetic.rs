@@ -64,6 +64,10 @@ pub struct Synthetic {
     /// (everything answered, everything stored `fresh_ms` after its answer),
     /// with `control_latency_ms` for every answer.
     pub control: Option<u64>,
+    /// Requests due from `slow_after.0` seconds on take `slow_after.1`
+    /// milliseconds; in the control too when `control_drifts`.
+    pub slow_after: Option<(u32, u64)>,
+    pub control_drifts: bool,
 }
 
 impl Default for Synthetic {
@@ -87,6 +91,8 @@ impl Default for Synthetic {
             rest_slow_ms: 0,
             breaker_extra_s: 0,
             control: None,
+            slow_after: None,
+            control_drifts: false,
         }
     }
 }
@@ -155,10 +161,12 @@ impl Synthetic {
                     u64::from(repetition) << 32 | architecture as u64,
                     seq,
                 );
-                let latency_ms = if intended_us < u64::from(self.slow_start.0) * 1_000_000 {
-                    self.slow_start.1
-                } else {
-                    self.latency_ms
+                let latency_ms = match self.slow_after {
+                    _ if intended_us < u64::from(self.slow_start.0) * 1_000_000 => {
+                        self.slow_start.1
+                    }
+                    Some((from, ms)) if intended_us >= u64::from(from) * 1_000_000 => ms,
+                    _ => self.latency_ms,
                 };
                 let finished_us = intended_us + latency_ms * 1000;
                 let rest = architecture == 0;
@@ -373,6 +381,7 @@ impl Synthetic {
                 db_back_ms: 0,
                 rest_slow_ms: 0,
                 slow_start: (0, 0),
+                slow_after: self.slow_after.filter(|_| self.control_drifts),
                 ..self.clone()
             };
             let repetition = self.repetitions;

@@ -839,3 +839,55 @@ fn a_control_repetition_is_shown_beside_the_run_and_pooled_into_nothing() {
     assert!(!markdown.contains("Against the control"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_latency_rise_after_the_fault_is_explained_by_the_control() {
+    // Answers take 2 ms, then 10 ms from 22 s on (after the fault).
+    let slow = Synthetic {
+        slow_after: Some((22, 10)),
+        control: Some(2),
+        ..Synthetic::default()
+    };
+    let note = |run: &Synthetic, name: &str| {
+        let dir = folder(&format!("notes-{name}"));
+        run.write(&dir).unwrap();
+        faultline::analyse_and_report(&dir).unwrap();
+        let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        markdown
+            .lines()
+            .find(|l| l.starts_with("**kafka**'s latency p99 after the fault"))
+            .map(str::to_string)
+    };
+    // The control did not slow: the fault's doing.
+    let caused = note(&slow, "caused").expect("a note on the rise");
+    assert!(
+        caused.contains("(10.0 ms) is 5.0× its p99 before (2.0 ms)"),
+        "{caused}"
+    );
+    assert!(caused.ends_with("so the fault caused it."), "{caused}");
+    // The control slowed as much: drift.
+    let drift = note(
+        &Synthetic {
+            control_drifts: true,
+            ..slow.clone()
+        },
+        "drift",
+    )
+    .unwrap();
+    assert!(
+        drift.ends_with("drift, which the fault did not cause."),
+        "{drift}"
+    );
+    // Without a control the note says it cannot tell; without a rise, no note.
+    let blind = note(
+        &Synthetic {
+            control: None,
+            ..slow.clone()
+        },
+        "blind",
+    )
+    .unwrap();
+    assert!(blind.contains("`control = true`"), "{blind}");
+    assert_eq!(note(&Synthetic::default(), "none"), None);
+}

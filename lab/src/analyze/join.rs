@@ -270,6 +270,70 @@ pub fn redelivered(metrics: &DataFrame) -> anyhow::Result<HashMap<(String, u32),
     Ok(out)
 }
 
+/// The increases of a scraped histogram's `_sum` and `_count` per
+/// (architecture, repetition) and phase of the fault `windows`: each
+/// increase between two readings goes to the phase of the later one (none
+/// before `warmup_s`); a drop is a restarted process counting from zero.
+pub type PhaseSums = HashMap<(String, u32), BTreeMap<&'static str, (f64, f64)>>;
+
+pub fn histogram_by_phase(
+    metrics: &DataFrame,
+    family: &str,
+    windows: &HashMap<u32, Vec<(f64, f64)>>,
+    warmup_s: f64,
+) -> anyhow::Result<PhaseSums> {
+    let (sum, count) = (format!("{family}_sum"), format!("{family}_count"));
+    let arch = strings(metrics, "architecture")?;
+    let service = strings(metrics, "service")?;
+    let metric = strings(metrics, "metric")?;
+    let value = numbers(metrics, "value")?;
+    let rep = numbers(metrics, "repetition")?;
+    let t = numbers(metrics, "t_s")?;
+    type Key = (String, u32, String, bool);
+    let mut readings: BTreeMap<Key, Vec<(f64, f64)>> = BTreeMap::new();
+    for i in 0..metrics.height() {
+        let is_sum = metric[i] == sum;
+        if !is_sum && metric[i] != count {
+            continue;
+        }
+        if let (Some(t), Some(value)) = (t[i], value[i]) {
+            let key = (
+                arch[i].clone(),
+                rep[i].unwrap_or(0.0) as u32,
+                service[i].clone(),
+                is_sum,
+            );
+            readings.entry(key).or_default().push((t, value));
+        }
+    }
+    let mut out = PhaseSums::new();
+    for ((arch, rep, _, is_sum), mut points) in readings {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let windows = windows.get(&rep).map_or(&[][..], Vec::as_slice);
+        for w in points.windows(2).filter(|w| w[0].0 >= warmup_s) {
+            let Some(phase) = super::figures::phase_of(windows, w[1].0) else {
+                continue;
+            };
+            let increase = if w[1].1 >= w[0].1 {
+                w[1].1 - w[0].1
+            } else {
+                w[1].1
+            };
+            let slot = out
+                .entry((arch.clone(), rep))
+                .or_default()
+                .entry(phase)
+                .or_default();
+            if is_sum {
+                slot.0 += increase;
+            } else {
+                slot.1 += increase;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Backlog readings per (architecture, repetition), in time order.
 pub type BacklogPoints = HashMap<(String, u32), Vec<(f64, f64)>>;
 

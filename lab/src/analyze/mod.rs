@@ -143,6 +143,12 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
     ])?;
     let mut requests = join::requests(&rows)?;
     let (scraped, backlog) = join::scraped(&files.metrics)?;
+    let produce_ack = join::histogram_by_phase(
+        &files.metrics,
+        faultline_services::metrics::names::KAFKA_PRODUCE_DURATION,
+        &windows,
+        experiment.warmup().as_secs_f64(),
+    )?;
     let context = Context {
         experiment,
         manifest,
@@ -151,6 +157,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         scraped: &scraped,
         backlog,
         redelivered: join::redelivered(&files.metrics)?,
+        produce_ack,
         repetitions,
     };
     let series = series::build_series(
@@ -205,6 +212,8 @@ struct Context<'a> {
     scraped: &'a join::Scraped,
     backlog: join::BacklogPoints,
     redelivered: HashMap<(String, u32), u64>,
+    /// The producers' acknowledgement time, summed per phase.
+    produce_ack: join::PhaseSums,
     repetitions: u32,
 }
 
@@ -219,6 +228,28 @@ impl Context<'_> {
                 .unwrap_or_default();
             (acc.0 + a.0, acc.1 + a.1)
         })
+    }
+
+    /// The mean time the broker took to acknowledge a produce of `name`
+    /// over `reps`, per phase, in milliseconds.
+    fn produce_ack_ms(&self, name: &str, reps: &[u32]) -> BTreeMap<String, f64> {
+        let mut sums: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+        for r in reps {
+            for (phase, (sum, count)) in self
+                .produce_ack
+                .get(&(name.to_string(), *r))
+                .into_iter()
+                .flatten()
+            {
+                let slot = sums.entry(phase).or_default();
+                slot.0 += sum;
+                slot.1 += count;
+            }
+        }
+        sums.into_iter()
+            .filter(|(_, (_, count))| *count > 0.0)
+            .map(|(phase, (sum, count))| (phase.to_string(), 1000.0 * sum / count))
+            .collect()
     }
 
     /// Deliveries of events already stored, of `name` over `reps`.
@@ -349,6 +380,7 @@ impl Context<'_> {
                 .reduce(f64::max),
             breaker_open_s: self.breaker_open_s(name),
             breaker_closed_s: self.breaker_closed_s(name),
+            produce_ack_ms: self.produce_ack_ms(name, &reps),
             totals: pooled.totals,
             phases: pooled.phases,
             acknowledged: pooled.acknowledged,
@@ -383,6 +415,7 @@ impl Context<'_> {
             phases: figures.phases,
             lost: figures.lost,
             freshness_ms: figures.freshness,
+            produce_ack_ms: self.produce_ack_ms(name, reps),
         }
     }
 

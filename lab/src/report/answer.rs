@@ -64,7 +64,7 @@ fn sentence(name: &str, a: &ArchitectureSummary, staleness: &str) -> String {
     if a.stale > 0 {
         let slowest = a.freshness_ms.as_ref().map(|f| f.max / 1000.0);
         parts.push(format!(
-            "stored {} events more than {staleness} after answering{}",
+            "stored {} events more than {staleness} after they were sent{}",
             count(a.stale),
             slowest
                 .map(|s| format!(" (the slowest after {})", seconds(s)))
@@ -125,6 +125,85 @@ pub fn answer(summary: &Summary, order: &[&str], staleness: &str) -> Vec<String>
         ),
     });
     sentences
+}
+
+/// The p99 of successful requests in `phase`, if any.
+fn p99(
+    phases: &std::collections::BTreeMap<String, crate::run_folder::summary::PhaseSummary>,
+    phase: &str,
+) -> Option<f64> {
+    phases.get(phase)?.latency_ms.as_ref().map(|l| l.p99)
+}
+
+/// A rise of an architecture's latency after the fault, explained from the
+/// figures: one sentence per architecture whose p99 after the fault is more
+/// than twice its p99 before, with the broker's acknowledgement time over
+/// the same phases and, when the run has one, the control's.
+pub fn notes(summary: &Summary, order: &[&str]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for name in order {
+        let Some(a) = summary.architectures.get(*name) else {
+            continue;
+        };
+        let (Some(before), Some(after)) = (p99(&a.phases, "before"), p99(&a.phases, "after"))
+        else {
+            continue;
+        };
+        if before <= 0.0 || after < 2.0 * before {
+            continue;
+        }
+        let rise = after / before;
+        let mut note = format!(
+            "**{name}**'s latency p99 after the fault ({after:.1} ms) is {rise:.1}× its p99 \
+             before ({before:.1} ms)"
+        );
+        if let (Some(ack_before), Some(ack_after)) = (
+            a.produce_ack_ms.get("before"),
+            a.produce_ack_ms.get("after"),
+        ) {
+            note.push_str(&if *ack_after >= 1.5 * ack_before {
+                format!(
+                    "; the broker's acknowledgement of a produce slowed too, from {ack_before:.1} \
+                     to {ack_after:.1} ms on average: the rise is on the broker's side"
+                )
+            } else {
+                format!(
+                    "; the broker's acknowledgement of a produce did not slow as much \
+                     ({ack_before:.1} → {ack_after:.1} ms on average): the rise is elsewhere"
+                )
+            });
+            if let Some(peak) = a.peak_backlog.filter(|p| *p > 100.0) {
+                note.push_str(&format!(
+                    " (the consumers were draining a backlog of up to {} events on the same \
+                     machine)",
+                    count(peak as u64)
+                ));
+            }
+        }
+        let control = a
+            .control
+            .as_ref()
+            .and_then(|c| Some((p99(&c.phases, "before")?, p99(&c.phases, "after")?)));
+        note.push_str(&match control {
+            Some((c_before, c_after)) if c_before > 0.0 => {
+                let c_rise = c_after / c_before;
+                format!(
+                    "; in the control, over the same seconds and without the fault, it went \
+                     from {c_before:.1} to {c_after:.1} ms (×{c_rise:.1}): {}.",
+                    if c_rise >= 0.5 * rise {
+                        "drift, which the fault did not cause"
+                    } else {
+                        "so the fault caused it"
+                    }
+                )
+            }
+            _ => "; without a control repetition (`control = true` in the scenario) this run \
+                  cannot tell the fault's effect from a stack that slows over a run."
+                .to_string(),
+        });
+        notes.push(note);
+    }
+    notes
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ pub(crate) fn environment() -> Environment<'static> {
         .expect("the sweep's HTML template parses");
     env.add_global("style", Value::from_safe_string(STYLE.to_string()));
     // Generated sentences with Markdown emphasis, for the HTML report:
-    // escaped, then `**x**` as <strong>x</strong>.
+    // escaped, then `**x**` as <strong>x</strong> and `` `x` `` as <code>x</code>.
     env.add_filter("strong", |text: String| {
         let escaped = text
             .replace('&', "&amp;")
@@ -57,6 +57,17 @@ pub(crate) fn environment() -> Environment<'static> {
             .map(|(i, part)| {
                 if i % 2 == 1 {
                     format!("<strong>{part}</strong>")
+                } else {
+                    part.to_string()
+                }
+            })
+            .collect();
+        let html: String = html
+            .split('`')
+            .enumerate()
+            .map(|(i, part)| {
+                if i % 2 == 1 {
+                    format!("<code>{part}</code>")
                 } else {
                     part.to_string()
                 }
@@ -277,6 +288,8 @@ pub struct Model<'a> {
     budget_break_even: Vec<String>,
     /// The report's first paragraph, in sentences (Markdown emphasis).
     answer: Vec<String>,
+    /// Latency rises after the fault, explained (Markdown emphasis).
+    latency_notes: Vec<String>,
     duration: String,
     rate: String,
     client_timeout: String,
@@ -394,6 +407,14 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         economics: &experiment.economics,
         staleness: experiment.economics.staleness_budget.to_string(),
         budget_break_even: budget_break_even(experiment, summary),
+        latency_notes: answer::notes(
+            summary,
+            &experiment
+                .architectures
+                .iter()
+                .map(|a| a.name())
+                .collect::<Vec<_>>(),
+        ),
         answer: answer::answer(
             summary,
             &experiment

@@ -272,6 +272,11 @@ pub struct ArchitectureSummary {
     /// breaker, or if it was still open at the last reading.
     #[serde(default)]
     pub breaker_closed_s: Option<f64>,
+    /// The mean time the broker took to acknowledge a produce, per phase,
+    /// in milliseconds (the producer's `kafka_produce_duration_seconds`,
+    /// scraped); empty without a producer.
+    #[serde(default)]
+    pub produce_ack_ms: BTreeMap<String, f64>,
     pub cost: Cost,
     /// Cost per outage against the staleness budget, from 1 s to 10 min.
     #[serde(default)]
@@ -297,6 +302,9 @@ pub struct ControlSummary {
     pub phases: BTreeMap<String, PhaseSummary>,
     pub lost: u64,
     pub freshness_ms: Option<Freshness>,
+    /// As `produce_ack_ms` of the faulted runs.
+    #[serde(default)]
+    pub produce_ack_ms: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
