@@ -891,3 +891,44 @@ fn a_latency_rise_after_the_fault_is_explained_by_the_control() {
     assert!(blind.contains("`control = true`"), "{blind}");
     assert_eq!(note(&Synthetic::default(), "none"), None);
 }
+
+#[test]
+fn the_readmes_table_of_the_pocs_claims_is_the_example_runs() {
+    // Every figure and verdict of the README's table comes from the example
+    // run's summary. FAULTLINE_BLESS=1 rewrites the README's copy.
+    use faultline::report::poc;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let run = root.join("docs/example-run");
+    let files = faultline::analyze::RunFiles::read(&run).unwrap();
+    let summary = faultline::analyze::summarize(&files).unwrap().summary;
+    let table = poc::claims(&files, &summary).unwrap();
+    let readme_path = root.join("README.md");
+    let readme = std::fs::read_to_string(&readme_path).unwrap();
+    let (Some(begin), Some(end)) = (readme.find(poc::BEGIN), readme.find(poc::END)) else {
+        panic!("the README has no generated table between its markers");
+    };
+    let start = begin + poc::BEGIN.len() + 1;
+    if std::env::var_os("FAULTLINE_BLESS").is_some() {
+        let written = format!("{}{table}{}", &readme[..start], &readme[end..]);
+        std::fs::write(&readme_path, written).unwrap();
+        return;
+    }
+    assert_eq!(
+        &readme[start..end],
+        table,
+        "README.md's table of the PoC's claims differs from the example run: \
+         FAULTLINE_BLESS=1 cargo test --test analyze poc"
+    );
+    // The figures are the run's: the drop policy's loss is in the table.
+    let lost = summary.architectures["kafka-drop"].lost.to_string();
+    let grouped: Vec<String> = lost
+        .as_bytes()
+        .rchunks(3)
+        .rev()
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    assert!(
+        table.contains(&format!("**lost {} of them", grouped.join(","))),
+        "{table}"
+    );
+}

@@ -7,7 +7,7 @@ use crate::run_folder::Summary;
 use crate::run_folder::summary::ArchitectureSummary;
 
 /// A count with thousands separators: `15,000`.
-fn count(n: u64) -> String {
+pub(crate) fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -19,7 +19,7 @@ fn count(n: u64) -> String {
     out
 }
 
-fn percent(share: f64) -> String {
+pub(crate) fn percent(share: f64) -> String {
     if share > 0.0 && share < 0.001 {
         "under 0.1 %".into()
     } else {

@@ -15,6 +15,7 @@ use serde::Serialize;
 pub mod answer;
 pub mod charts;
 pub mod index;
+pub mod poc;
 
 pub use index::write_index;
 
