@@ -52,10 +52,15 @@ impl Figures {
         let fresh_count = delays().count() as u64;
         let acknowledged = rows.iter().filter(|r| r.ok).count() as u64;
         Self {
-            totals: phase_summary(rows.iter().copied(), warmup_s),
+            totals: phase_summary(rows.iter().copied(), warmup_s, budget_us),
             phases: phases
                 .into_iter()
-                .map(|(phase, rows)| (phase.to_string(), phase_summary(rows.into_iter(), warmup_s)))
+                .map(|(phase, rows)| {
+                    (
+                        phase.to_string(),
+                        phase_summary(rows.into_iter(), warmup_s, budget_us),
+                    )
+                })
                 .collect(),
             acknowledged,
             stored,
@@ -83,11 +88,13 @@ impl Figures {
     }
 }
 
-/// Answers and latency of a set of requests; the latency leaves out the
-/// requests intended before `warmup_s`.
+/// Answers, latency and the fate of what was acknowledged, of a set of
+/// requests; the latency leaves out the requests intended before
+/// `warmup_s`, an event stored later than `budget_us` is late.
 pub fn phase_summary<'a>(
     rows: impl Iterator<Item = &'a Request> + Clone,
     warmup_s: f64,
+    budget_us: u64,
 ) -> PhaseSummary {
     let requests = rows.clone().count() as u64;
     let ok = rows.clone().filter(|r| r.ok).count() as u64;
@@ -100,6 +107,11 @@ pub fn phase_summary<'a>(
         ok,
         failed: requests - ok,
         error_rate: ratio(requests - ok, requests),
+        lost_events: rows.clone().filter(|r| r.lost).count() as u64,
+        late_events: rows
+            .clone()
+            .filter(|r| r.freshness_us.is_some_and(|f| f > budget_us))
+            .count() as u64,
         latency_ms: latency(
             rows.filter(|r| r.ok && r.intended_s >= warmup_s)
                 .map(|r| r.latency_us),

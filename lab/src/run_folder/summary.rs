@@ -99,6 +99,13 @@ pub struct PhaseSummary {
     pub ok: u64,
     pub failed: u64,
     pub error_rate: f64,
+    /// Acknowledged events of these requests absent from the database.
+    #[serde(default)]
+    pub lost_events: u64,
+    /// Acknowledged events of these requests stored later than the
+    /// staleness budget.
+    #[serde(default)]
+    pub late_events: u64,
     /// Latency of the successful requests.
     pub latency_ms: Option<Latency>,
     /// Failed requests by class: an HTTP status (`503`), `timeout`,
