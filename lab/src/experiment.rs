@@ -529,7 +529,11 @@ pub enum FaultKind {
     DbStop,
     /// SIGSTOP to every PostgreSQL process; SIGCONT at the end.
     DbFreeze,
-    /// Delay (± jitter) on the link between the services and PostgreSQL.
+    /// Latency (± jitter, seeded from the scenario's seed) on the link
+    /// between the services and PostgreSQL: every chunk, each way, leaves
+    /// the fault proxy that long after it arrived, order kept (Toxiproxy's
+    /// semantics), so a round trip costs twice the delay and a large result
+    /// the delay plus its transfer.
     DbLatency { delay: Span, jitter: Span },
     /// Traffic between the services and PostgreSQL silently dropped.
     DbBlackhole,

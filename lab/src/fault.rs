@@ -183,6 +183,7 @@ pub async fn inject(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRe
             stack.proxy.set_mode(ProxyMode::Delay {
                 delay: delay.0,
                 jitter: jitter.0,
+                seed: spec.seed,
             });
             Ok(())
         }

@@ -63,7 +63,9 @@ impl Plan {
             faults: experiment
                 .faults
                 .iter()
-                .map(|fault| FaultSpec {
+                .enumerate()
+                .map(|(i, fault)| FaultSpec {
+                    seed: experiment.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                     kind: fault.kind.clone(),
                     start: fault.at.0,
                     duration: fault.duration.0,
@@ -441,6 +443,10 @@ pub struct FaultSpec {
     pub start: Duration,
     #[serde(rename = "duration_s", serialize_with = "seconds")]
     pub duration: Duration,
+    /// Seeds the fault's randomness (a delay's jitter), from the
+    /// scenario's seed.
+    #[serde(skip)]
+    pub seed: u64,
 }
 
 impl FaultSpec {
@@ -501,6 +507,7 @@ impl FromStr for FaultSpec {
             kind,
             start: parse("start", start)?,
             duration,
+            seed: 0,
         })
     }
 }

@@ -3,9 +3,11 @@
 //! without restarting anything.
 //!
 //! - **pass**: bytes flow unchanged.
-//! - **delay**: every chunk, in each direction, waits `delay ± jitter` before
-//!   it is forwarded (order kept), so a query round trip costs about twice
-//!   the delay.
+//! - **delay**: every chunk, in each direction, is forwarded `delay ± jitter`
+//!   after it *arrived* (order kept), as Toxiproxy's latency does: a link
+//!   with that latency and no bandwidth limit. A query round trip costs
+//!   about twice the delay, and a large result about the delay plus its
+//!   transfer, not the delay once per chunk. The jitter is seeded.
 //! - **blackhole**: bytes are read and silently dropped in both directions,
 //!   and new connections are accepted but never reach the server. Clients
 //!   hang until their own timeouts. Connections that lost bytes are closed
@@ -16,10 +18,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::StackError;
 
@@ -27,7 +31,12 @@ use crate::StackError;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ProxyMode {
     Pass,
-    Delay { delay: Duration, jitter: Duration },
+    Delay {
+        delay: Duration,
+        jitter: Duration,
+        /// Seeds the jitter: the same seed gives the same delays.
+        seed: u64,
+    },
     Blackhole,
 }
 
@@ -64,8 +73,8 @@ impl FaultProxy {
                     continue;
                 };
                 let _ = client.set_nodelay(true);
-                counter.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(serve(client, upstream, watcher.clone()));
+                let number = counter.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(serve(client, upstream, watcher.clone(), number));
             }
         });
         Ok(Self {
@@ -108,7 +117,12 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn serve(client: TcpStream, upstream: SocketAddr, mode: watch::Receiver<ProxyMode>) {
+async fn serve(
+    client: TcpStream,
+    upstream: SocketAddr,
+    mode: watch::Receiver<ProxyMode>,
+    number: u64,
+) {
     let mut waiting = mode.clone();
     // A connection opened during a blackhole never reaches the server.
     while *waiting.borrow() == ProxyMode::Blackhole {
@@ -122,66 +136,109 @@ async fn serve(client: TcpStream, upstream: SocketAddr, mode: watch::Receiver<Pr
     let _ = server.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
+    // Each direction of each connection draws its own jitter.
+    let stream = number.wrapping_mul(2);
     tokio::select! {
-        () = pump(client_read, server_write, mode.clone()) => {}
-        () = pump(server_read, client_write, mode.clone()) => {}
+        () = pump(client_read, server_write, mode.clone(), stream) => {}
+        () = pump(server_read, client_write, mode.clone(), stream + 1) => {}
     }
 }
 
-/// Copies one direction, applying the proxy's mode to every chunk.
+/// Copies one direction, applying the proxy's mode to every chunk: the
+/// reader stamps each chunk with when it may leave (its arrival plus the
+/// delay, never before the chunk ahead of it) and the writer sends it then,
+/// so the delay is paid once per chunk in flight, not once per chunk in turn.
+/// `stream` tells this direction's jitter from the others'.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut mode: watch::Receiver<ProxyMode>,
+    stream: u64,
 ) {
-    let mut buffer = vec![0u8; 16 * 1024];
-    let mut lost_bytes = false;
-    loop {
-        let read = tokio::select! {
-            read = from.read(&mut buffer) => read,
-            changed = mode.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                // A blackhole ended on a connection that lost bytes to it.
-                if lost_bytes && *mode.borrow() != ProxyMode::Blackhole {
-                    return;
-                }
-                continue;
+    // Chunks in flight; a full queue stops reading (backpressure).
+    let (queue, mut due) = tokio::sync::mpsc::channel::<(Instant, Bytes)>(1024);
+    let writer = async move {
+        while let Some((at, chunk)) = due.recv().await {
+            if at > Instant::now() {
+                tokio::time::sleep_until(at).await;
             }
-        };
-        let n = match read {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        let current = *mode.borrow();
-        match current {
-            ProxyMode::Blackhole => {
-                lost_bytes = true;
-                continue;
+            if to.write_all(&chunk).await.is_err() {
+                return;
             }
-            ProxyMode::Delay { delay, jitter } => {
-                tokio::time::sleep(jittered(delay, jitter)).await;
-            }
-            ProxyMode::Pass => {}
         }
-        if to.write_all(&buffer[..n]).await.is_err() {
-            return;
+    };
+    let reader = async move {
+        let mut buffer = BytesMut::with_capacity(64 * 1024);
+        let mut lost_bytes = false;
+        let mut last = Instant::now();
+        let mut jitter_state: Option<u64> = None;
+        loop {
+            if buffer.capacity() - buffer.len() < 16 * 1024 {
+                buffer.reserve(64 * 1024);
+            }
+            let read = tokio::select! {
+                read = from.read_buf(&mut buffer) => read,
+                changed = mode.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    // A blackhole ended on a connection that lost bytes to it.
+                    if lost_bytes && *mode.borrow() != ProxyMode::Blackhole {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            match read {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let chunk = buffer.split().freeze();
+            let arrived = Instant::now();
+            let current = *mode.borrow();
+            let at = match current {
+                ProxyMode::Blackhole => {
+                    lost_bytes = true;
+                    continue;
+                }
+                ProxyMode::Delay {
+                    delay,
+                    jitter,
+                    seed,
+                } => {
+                    let state = jitter_state.get_or_insert(seed ^ splitmix(stream));
+                    arrived + jittered(delay, jitter, state)
+                }
+                ProxyMode::Pass => arrived,
+            };
+            // Order is kept: a chunk never leaves before the one ahead.
+            last = last.max(at);
+            if queue.send((last, chunk)).await.is_err() {
+                return;
+            }
         }
-    }
+    };
+    // The reader ends on end of stream, an error or a broken stream; the
+    // writer then sends what is still in flight and ends too.
+    tokio::join!(reader, writer);
 }
 
-/// `delay` plus a uniform offset in `[-jitter, +jitter]`, never negative.
-fn jittered(delay: Duration, jitter: Duration) -> Duration {
+/// One step of SplitMix64: a well-mixed 64-bit value from `x`.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `delay` plus a uniform offset in `[-jitter, +jitter]`, never negative;
+/// `state` is the jitter's random stream, advanced.
+fn jittered(delay: Duration, jitter: Duration, state: &mut u64) -> Duration {
     if jitter.is_zero() {
         return delay;
     }
-    // A cheap source of uniform noise; no need for a seeded RNG here.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let unit = f64::from(nanos.wrapping_mul(2_654_435_761) % 1_000_000) / 1_000_000.0;
+    *state = splitmix(*state);
+    let unit = (*state >> 11) as f64 / (1u64 << 53) as f64;
     let offset = (unit * 2.0 - 1.0) * jitter.as_secs_f64();
     Duration::from_secs_f64((delay.as_secs_f64() + offset).max(0.0))
 }
@@ -191,17 +248,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn jitter_stays_within_its_bounds() {
-        for _ in 0..1000 {
-            let d = jittered(Duration::from_millis(100), Duration::from_millis(20));
+    fn jitter_stays_within_its_bounds_and_follows_its_seed() {
+        let mut state = 7;
+        let draws: Vec<Duration> = (0..1000)
+            .map(|_| {
+                jittered(
+                    Duration::from_millis(100),
+                    Duration::from_millis(20),
+                    &mut state,
+                )
+            })
+            .collect();
+        for d in &draws {
             assert!(
-                d >= Duration::from_millis(80) && d <= Duration::from_millis(120),
+                *d >= Duration::from_millis(80) && *d <= Duration::from_millis(120),
                 "{d:?}"
             );
         }
+        // Spread over the range, not stuck.
+        assert!(draws.iter().any(|d| *d < Duration::from_millis(90)));
+        assert!(draws.iter().any(|d| *d > Duration::from_millis(110)));
+        // The same seed, the same delays; another seed, others.
+        let again: Vec<Duration> = {
+            let mut state = 7;
+            (0..1000)
+                .map(|_| {
+                    jittered(
+                        Duration::from_millis(100),
+                        Duration::from_millis(20),
+                        &mut state,
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(draws, again);
+        let mut other = 8;
+        assert_ne!(
+            draws[..10].to_vec(),
+            (0..10)
+                .map(|_| jittered(
+                    Duration::from_millis(100),
+                    Duration::from_millis(20),
+                    &mut other
+                ))
+                .collect::<Vec<_>>()
+        );
         assert!(
-            jittered(Duration::from_millis(5), Duration::from_millis(50))
-                <= Duration::from_millis(55)
+            jittered(
+                Duration::from_millis(5),
+                Duration::from_millis(50),
+                &mut state
+            ) <= Duration::from_millis(55)
         );
     }
 
@@ -240,6 +337,7 @@ mod tests {
         proxy.set_mode(ProxyMode::Delay {
             delay: Duration::from_millis(60),
             jitter: Duration::ZERO,
+            seed: 1,
         });
         let (ok, slow) = round_trip(&mut client).await.unwrap();
         assert!(ok && slow >= Duration::from_millis(120), "{slow:?}");
@@ -259,5 +357,50 @@ mod tests {
         assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
         let mut after = TcpStream::connect(proxy.addr()).await.unwrap();
         assert!(round_trip(&mut after).await.is_some_and(|(ok, _)| ok));
+    }
+
+    #[tokio::test]
+    async fn a_large_result_pays_the_delay_once_not_once_per_chunk() {
+        // Upstream answers any byte with 1.6 MB, as a large query result.
+        const SIZE: usize = 1_600_000;
+        let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_addr = upstream.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = upstream.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut one = [0u8; 1];
+                    while s.read_exact(&mut one).await.is_ok() {
+                        if s.write_all(&vec![7u8; SIZE]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let proxy = FaultProxy::start(upstream_addr).await.unwrap();
+        let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+        let fetch = async |client: &mut TcpStream| {
+            let started = std::time::Instant::now();
+            client.write_all(b"q").await.unwrap();
+            let mut result = vec![0u8; SIZE];
+            client.read_exact(&mut result).await.unwrap();
+            assert!(result.iter().all(|b| *b == 7), "bytes changed on the way");
+            started.elapsed()
+        };
+        let direct = fetch(&mut client).await;
+        proxy.set_mode(ProxyMode::Delay {
+            delay: Duration::from_millis(100),
+            jitter: Duration::ZERO,
+            seed: 1,
+        });
+        let delayed = fetch(&mut client).await;
+        // The request's 100 ms, then the result's 100 ms and its transfer;
+        // delaying each 16 KiB chunk in turn would take about 10 s.
+        assert!(delayed >= Duration::from_millis(200), "{delayed:?}");
+        assert!(
+            delayed < Duration::from_millis(200) + direct + Duration::from_millis(400),
+            "{delayed:?} (direct {direct:?})"
+        );
     }
 }
