@@ -79,7 +79,10 @@ fn every_figure_matches_the_rows_that_were_written() {
     assert_eq!(kafka["stale"], during - run.lost());
     // By phase: the fault's events are the lost and the late ones.
     assert_eq!(kafka["phases"]["during"]["lost_events"], run.lost());
-    assert_eq!(kafka["phases"]["during"]["late_events"], during - run.lost());
+    assert_eq!(
+        kafka["phases"]["during"]["late_events"],
+        during - run.lost()
+    );
     assert_eq!(kafka["phases"]["before"]["lost_events"], 0);
     assert_eq!(kafka["phases"]["after"]["late_events"], 0);
     // The earliest event of the fault waited until 70 s after its end.
