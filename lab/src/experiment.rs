@@ -541,11 +541,32 @@ pub enum FaultKind {
     BrokerKill,
     /// SIGKILL to the consumers; restart.
     ConsumerKill,
+    /// Shell commands on the run's clock: any chaos tool as a fault.
+    Command(CommandFault),
+}
+
+/// A fault carried out by shell commands (`sh -c`), with the stack in
+/// their environment (`FAULTLINE_DATABASE_URL`, `FAULTLINE_POSTGRES_PID`,
+/// `FAULTLINE_POSTGRES_DATA`, `FAULTLINE_BOOTSTRAP_SERVERS`); each is
+/// killed, with everything it started, past `timeout`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CommandFault {
+    /// Starts the fault.
+    pub start: String,
+    /// Ends it; run at the fault's end, and at cleanup whatever happened
+    /// (Ctrl-C included).
+    pub end: String,
+    /// Succeeds while the system is healthy: the fault is verified when it
+    /// fails after `start`, and over when it succeeds again after `end`.
+    /// Without it, only the commands' exit statuses are checked.
+    pub verify: Option<String>,
+    /// The longest any one command may run.
+    pub timeout: Span,
 }
 
 impl FaultKind {
     /// Every kind (settings at their defaults).
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::DbCrash,
         FaultKind::DbStop,
         FaultKind::DbFreeze,
@@ -556,6 +577,12 @@ impl FaultKind {
         FaultKind::DbBlackhole,
         FaultKind::BrokerKill,
         FaultKind::ConsumerKill,
+        FaultKind::Command(CommandFault {
+            start: String::new(),
+            end: String::new(),
+            verify: None,
+            timeout: Span::secs(30),
+        }),
     ];
 
     /// The kind's name, as written in a scenario.
@@ -568,12 +595,13 @@ impl FaultKind {
             FaultKind::DbBlackhole => "db-blackhole",
             FaultKind::BrokerKill => "broker-kill",
             FaultKind::ConsumerKill => "consumer-kill",
+            FaultKind::Command(_) => "command",
         }
     }
 
     /// Every kind's name.
     pub fn names() -> impl Iterator<Item = &'static str> {
-        Self::ALL.iter().map(FaultKind::name)
+        Self::ALL.map(|kind| kind.name()).into_iter()
     }
 
     /// What it acts on, as recorded in `faults.parquet`.
@@ -583,6 +611,7 @@ impl FaultKind {
             FaultKind::DbLatency { .. } | FaultKind::DbBlackhole => "postgres-link",
             FaultKind::BrokerKill => "broker",
             FaultKind::ConsumerKill => "consumers",
+            FaultKind::Command(_) => "command",
         }
     }
 
@@ -653,6 +682,29 @@ pub enum RawFault {
         /// How long it lasts, e.g. "120s".
         duration: Span,
     },
+    /// Shell commands (`sh -c`) that start and end the fault: any chaos
+    /// tool as a fault. The stack is in their environment:
+    /// FAULTLINE_DATABASE_URL, FAULTLINE_POSTGRES_PID, FAULTLINE_POSTGRES_DATA,
+    /// FAULTLINE_BOOTSTRAP_SERVERS. Their output is kept in faults.parquet.
+    Command {
+        /// When it starts, from the run's start, e.g. "90s".
+        at: Span,
+        /// How long it lasts, e.g. "120s".
+        duration: Span,
+        /// Starts the fault, e.g. "kubectl apply -f delay.yaml".
+        start: String,
+        /// Ends it, at the fault's end and at cleanup whatever happened
+        /// (Ctrl-C included), e.g. "kubectl delete -f delay.yaml".
+        end: String,
+        /// Succeeds while the system is healthy: the fault is verified when
+        /// it fails after `start` and over when it succeeds again after
+        /// `end`, e.g. "pg_isready -h db -t 1".
+        #[serde(default)]
+        verify: Option<String>,
+        /// The longest any one command may run, e.g. "30s".
+        #[serde(default = "defaults::command_timeout")]
+        timeout: Span,
+    },
 }
 
 impl From<RawFault> for Fault {
@@ -670,6 +722,23 @@ impl From<RawFault> for Fault {
             RawFault::DbBlackhole { at, duration } => (FaultKind::DbBlackhole, at, duration),
             RawFault::BrokerKill { at, duration } => (FaultKind::BrokerKill, at, duration),
             RawFault::ConsumerKill { at, duration } => (FaultKind::ConsumerKill, at, duration),
+            RawFault::Command {
+                at,
+                duration,
+                start,
+                end,
+                verify,
+                timeout,
+            } => (
+                FaultKind::Command(CommandFault {
+                    start,
+                    end,
+                    verify,
+                    timeout,
+                }),
+                at,
+                duration,
+            ),
         };
         Self { kind, at, duration }
     }
@@ -691,6 +760,19 @@ impl From<Fault> for RawFault {
             FaultKind::DbBlackhole => RawFault::DbBlackhole { at, duration },
             FaultKind::BrokerKill => RawFault::BrokerKill { at, duration },
             FaultKind::ConsumerKill => RawFault::ConsumerKill { at, duration },
+            FaultKind::Command(CommandFault {
+                start,
+                end,
+                verify,
+                timeout,
+            }) => RawFault::Command {
+                at,
+                duration,
+                start,
+                end,
+                verify,
+                timeout,
+            },
         }
     }
 }
@@ -826,6 +908,9 @@ pub mod defaults {
     }
     pub fn drivers() -> u32 {
         5000
+    }
+    pub fn command_timeout() -> Span {
+        Span::secs(30)
     }
     pub fn warmup() -> Span {
         Span::secs(5)
@@ -1049,7 +1134,7 @@ mod tests {
             .unwrap();
             assert_eq!(raw["kind"], kind.name());
         }
-        assert_eq!(FaultKind::names().count(), 7);
+        assert_eq!(FaultKind::names().count(), 8);
     }
 
     #[test]

@@ -491,6 +491,9 @@ impl FromStr for FaultSpec {
                     .next()
                     .map_or(Ok(jitter), |j| parse("jitter", j).map(Span))?,
             },
+            Some(FaultKind::Command(_)) => {
+                return Err("a command fault is written in a scenario, with its commands".into());
+            }
             Some(kind) => kind,
             None => {
                 return Err(format!(

@@ -1320,6 +1320,24 @@ fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
                 Some("db-latency and db-blackhole act on the link and still work".into()),
             );
         }
+        if let FaultKind::Command(command) = &fault.kind {
+            for (key, text) in [("start", &command.start), ("end", &command.end)] {
+                if text.trim().is_empty() {
+                    report.at(
+                        &format!("{path}.{key}"),
+                        "the command is empty".into(),
+                        Some("give a shell command, e.g. \"kubectl apply -f fault.yaml\"".into()),
+                    );
+                }
+            }
+            if command.timeout.0.is_zero() {
+                report.at(
+                    &format!("{path}.timeout"),
+                    "a timeout of zero kills every command".into(),
+                    None,
+                );
+            }
+        }
         match fault.kind {
             FaultKind::BrokerKill | FaultKind::ConsumerKill if !has_kafka => report.at(
                 &format!("{path}.kind"),
@@ -1338,6 +1356,10 @@ fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
         for (j, b) in experiment.faults.iter().enumerate().skip(i + 1) {
             let overlap = a.at.0 < b.at.0 + b.duration.0 && b.at.0 < a.at.0 + a.duration.0;
             if !overlap {
+                continue;
+            }
+            // Commands act on what they say; the lab cannot tell.
+            if matches!(a.kind, FaultKind::Command(_)) || matches!(b.kind, FaultKind::Command(_)) {
                 continue;
             }
             if std::mem::discriminant(&a.kind) == std::mem::discriminant(&b.kind) {

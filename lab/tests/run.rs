@@ -478,3 +478,59 @@ fn a_control_repetition_runs_the_same_load_without_the_fault() {
     assert_eq!(rest["control"]["failed"], 0, "{rest}");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn a_command_fault_runs_its_shell_commands_on_the_clock_and_keeps_their_output() {
+    // Shell commands that freeze and thaw PostgreSQL, as any chaos tool
+    // would, with a verify command that sees the processes stopped.
+    let out = std::env::temp_dir().join(format!("faultline-command-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let scenario = out.join("command.toml");
+    std::fs::write(
+        &scenario,
+        r#"name = "command"
+duration = "10s"
+[workload]
+rate = { shape = "constant", rps = 20 }
+client_timeout = "1s"
+[[architectures]]
+kind = "rest"
+name = "rest"
+[[faults]]
+kind = "command"
+at = "3s"
+duration = "3s"
+start = 'kill -STOP $FAULTLINE_POSTGRES_PID $(pgrep -P $FAULTLINE_POSTGRES_PID); echo frozen'
+end = 'kill -CONT $FAULTLINE_POSTGRES_PID $(pgrep -P $FAULTLINE_POSTGRES_PID); echo thawed'
+verify = "! grep -q 'State:.*stopped' /proc/$FAULTLINE_POSTGRES_PID/status"
+timeout = "5s"
+"#,
+    )
+    .unwrap();
+    let dir = run_with(&scenario, "native", &out);
+    let faults = read(&dir, "faults.parquet");
+    assert_eq!(strings(&faults, "kind"), ["command"]);
+    assert_eq!(bools(&faults, "verified"), [true], "{faults}");
+    let detail = &strings(&faults, "detail")[0];
+    assert!(
+        detail.contains("start: `kill -STOP")
+            && detail.contains("exit 0")
+            && detail.contains("frozen"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("end: `kill -CONT") && detail.contains("thawed"),
+        "{detail}"
+    );
+    // What the commands did, the load saw: REST failed while frozen only.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let rest = &summary["architectures"]["rest"];
+    assert!(
+        rest["phases"]["during"]["error_rate"].as_f64().unwrap() > 0.5,
+        "{rest}"
+    );
+    assert_eq!(rest["phases"]["before"]["failed"], 0, "{rest}");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -883,3 +883,36 @@ fn retries_and_warmup_are_checked_where_they_are_written() {
         assert!(problem.message.contains(words), "{text}");
     }
 }
+
+#[test]
+fn a_command_fault_needs_its_commands() {
+    let listed = |text: &str| {
+        faultline::validate::listed(&faultline::validate::parse(text, "c.toml").unwrap_err())
+    };
+    // A missing end command is named at its table.
+    let text = listed(
+        "name = \"c\"\nduration = \"20s\"\n\
+         [[faults]]\nkind = \"command\"\nat = \"6s\"\nduration = \"5s\"\nstart = \"true\"\n",
+    );
+    assert!(
+        text.contains("faults[0].end: missing required key `end`"),
+        "{text}"
+    );
+    // An empty command and a zero timeout, at their lines; two command
+    // faults may overlap (they act on what they say).
+    let text = listed(
+        "name = \"c\"\nduration = \"20s\"\n\
+         [[faults]]\nkind = \"command\"\nat = \"5s\"\nduration = \"5s\"\nstart = \" \"\nend = \"true\"\ntimeout = \"0s\"\n\
+         [[faults]]\nkind = \"command\"\nat = \"6s\"\nduration = \"5s\"\nstart = \"true\"\nend = \"true\"\n",
+    );
+    assert!(text.contains("c.toml:7:"), "{text}");
+    assert!(
+        text.contains("faults[0].start: the command is empty"),
+        "{text}"
+    );
+    assert!(
+        text.contains("faults[0].timeout: a timeout of zero kills every command"),
+        "{text}"
+    );
+    assert!(!text.contains("overlaps"), "{text}");
+}
