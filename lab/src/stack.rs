@@ -155,15 +155,18 @@ pub struct KafkaParts {
 impl KafkaParts {
     /// Creates the architecture's topic and starts its producer and its
     /// consumer (whose database URL is `database_url`), logs under `dir`.
+    /// The topic and the consumer group are this stack's own (`run` names
+    /// it): on a broker that outlives the stack (an external cluster), a
+    /// run never reads an earlier run's events.
     async fn start(
         broker: &Broker,
         partitions: i32,
-        (name, mode): (&str, Mode),
+        (name, mode, run): (&str, Mode, &str),
         (producer_args, consumer_args): (&[String], &[String]),
         database_url: &str,
         dir: &Path,
     ) -> Result<Self, StackError> {
-        let topic = format!("driver-locations-{name}");
+        let topic = format!("driver-locations-{name}-{run}");
         broker.create_topic(&topic, partitions).await?;
         let common = vec![
             "--bootstrap-servers".to_string(),
@@ -179,7 +182,7 @@ impl KafkaParts {
             "--mode".to_string(),
             mode_name(mode),
             "--group".to_string(),
-            format!("location-group-{name}"),
+            format!("location-group-{name}-{run}"),
         ]);
         args.extend(consumer_args.iter().cloned());
         let consumer =
@@ -192,6 +195,29 @@ impl KafkaParts {
             consumer,
         })
     }
+}
+
+/// What names this stack's topics and consumer groups: its folder's name
+/// (the run, the runner's pid and the repetition), in the characters a
+/// Kafka topic name allows.
+fn run_tag(dir: &Path) -> String {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tag: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    // Topic names are at most 249 characters; the architecture's name and
+    // the prefix take some.
+    tag.chars().rev().take(120).collect::<Vec<_>>().into_iter().rev().collect()
 }
 
 /// The database URL handed to a service in its environment, where `ps`
@@ -259,6 +285,7 @@ impl LabStack {
         } else {
             None
         };
+        let run = run_tag(dir);
         let mut rest = Vec::new();
         let mut kafka = Vec::new();
         for architecture in &plan.architectures {
@@ -288,7 +315,7 @@ impl LabStack {
                     let parts = KafkaParts::start(
                         broker,
                         plan.partitions,
-                        (name, *mode),
+                        (name, *mode, &run),
                         (producer_args, consumer_args),
                         &via_proxy,
                         &services,

@@ -534,3 +534,51 @@ timeout = "5s"
     assert_eq!(rest["phases"]["before"]["failed"], 0, "{rest}");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn two_runs_against_one_broker_each_read_only_their_own_events() {
+    // A broker that outlives the runs, as an external cluster does: each run
+    // writes to topics of its own, so the second's consumer, starting with
+    // no stored position on a fresh database, does not store the first
+    // run's events.
+    let out = std::env::temp_dir().join(format!("faultline-topics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let broker = runtime
+        .block_on(faultline_stack::broker::Broker::start(
+            &out.join("broker"),
+            &"nisshi".parse().unwrap(),
+        ))
+        .unwrap();
+    // Two seeds: the runs' event ids differ, so an event of the first
+    // stored by the second shows as stored without an acknowledgement.
+    let scenario = |seed: u32| {
+        let path = out.join(format!("topics-{seed}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"topics\"\nduration = \"4s\"\ndrain_timeout = \"30s\"\nseed = {seed}\n\
+             [stack]\nbroker = \"external\"\nbootstrap_servers = \"{}\"\n\
+             [workload]\nrate = {{ shape = \"constant\", rps = 20 }}\n\
+             [[architectures]]\nkind = \"kafka\"\nname = \"kafka\"\nbatch_size = 50\n",
+                broker.bootstrap()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    for (seed, run) in [(1, "first"), (2, "second")] {
+        let dir = run_with(&scenario(seed), "native", &out.join(run));
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+                .unwrap();
+        let kafka = &summary["architectures"]["kafka"];
+        assert_eq!(kafka["acknowledged"], 80, "{run}: {kafka}");
+        assert_eq!(kafka["stored"], 80, "{run}: {kafka}");
+        assert_eq!(kafka["stored_unacknowledged"], 0, "{run}: {kafka}");
+        assert_eq!(kafka["redelivered"], 0, "{run}: {kafka}");
+    }
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&out);
+}
