@@ -7,6 +7,7 @@
 //! 50 req/s for 300 s, both architectures at once, the database crashed at
 //! 90 s for 120 s, a 5 s client timeout, a pool of 10, breaker 5 / 60 s / 3.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -207,6 +208,37 @@ pub struct StackSettings {
     /// Partitions of each topic.
     #[serde(default = "defaults::partitions")]
     pub partitions: u32,
+    /// Replicas of each topic. Unset: 1 on the lab's own broker, 3 on an
+    /// external cluster (where acks=all with one replica protects nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<u32>,
+    /// `min.insync.replicas` of each topic. Unset: 1 on the lab's own
+    /// broker, 2 on an external cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_insync_replicas: Option<u32>,
+    /// librdkafka properties for every Kafka client, the services' and the
+    /// lab's own, e.g. a managed cluster's `"security.protocol" =
+    /// "SASL_SSL"`, `"sasl.mechanism" = "PLAIN"`, `"sasl.username"`,
+    /// `"sasl.password"`. Values of keys naming a password, secret or key
+    /// are kept out of every file of the run folder.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kafka: BTreeMap<String, String>,
+}
+
+impl StackSettings {
+    /// Replicas and `min.insync.replicas` of each topic, with the defaults
+    /// of where the broker is.
+    pub fn replication(&self) -> (u32, u32) {
+        let external = self.broker == BrokerChoice::External;
+        let replicas = self
+            .replication_factor
+            .unwrap_or(if external { 3 } else { 1 });
+        let min_insync = self
+            .min_insync_replicas
+            .unwrap_or(if external { 2 } else { 1 })
+            .min(replicas);
+        (replicas, min_insync)
+    }
 }
 
 impl Default for StackSettings {
@@ -217,6 +249,9 @@ impl Default for StackSettings {
             database: DatabaseChoice::Local,
             database_url: None,
             partitions: defaults::partitions(),
+            replication_factor: None,
+            min_insync_replicas: None,
+            kafka: BTreeMap::new(),
         }
     }
 }

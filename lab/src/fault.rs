@@ -248,7 +248,7 @@ pub async fn end(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRecor
                 if !broker.kind().durable() {
                     // Memory storage forgot the topics with everything else.
                     for kafka in &stack.kafka {
-                        broker.create_topic(&kafka.topic, stack.partitions).await?;
+                        broker.create_topic_with(&kafka.topic, stack.topics).await?;
                     }
                 }
                 Ok(())

@@ -212,6 +212,11 @@ pub struct StackPlan {
     #[serde(serialize_with = "broker_name")]
     pub broker: BrokerTarget,
     pub partitions: i32,
+    pub replication_factor: i32,
+    pub min_insync_replicas: i32,
+    /// The keys of the scenario's Kafka client properties (their values
+    /// may be secrets).
+    pub kafka_properties: Vec<String>,
     pub architectures: Vec<Architecture>,
 }
 
@@ -223,13 +228,21 @@ impl StackPlan {
         Self {
             database: DatabaseTarget {
                 choice: stack.database,
-                url: stack.database_url.clone(),
+                url: stack.database_url.as_deref().map(expanded),
             },
             broker: BrokerTarget {
                 choice: stack.broker,
-                bootstrap_servers: stack.bootstrap_servers.clone(),
+                bootstrap_servers: stack.bootstrap_servers.as_deref().map(expanded),
+                properties: stack
+                    .kafka
+                    .iter()
+                    .map(|(k, v)| (k.clone(), expanded(v)))
+                    .collect(),
             },
             partitions: stack.partitions as i32,
+            replication_factor: stack.replication().0 as i32,
+            min_insync_replicas: stack.replication().1 as i32,
+            kafka_properties: stack.kafka.keys().cloned().collect(),
             architectures: experiment
                 .architectures
                 .iter()
@@ -257,7 +270,21 @@ impl StackPlan {
             database: DatabaseTarget::default(),
             broker: BrokerTarget::default(),
             partitions,
+            replication_factor: 1,
+            min_insync_replicas: 1,
+            kafka_properties: Vec::new(),
             architectures,
+        }
+    }
+}
+
+impl StackPlan {
+    /// How each architecture's topic is created.
+    pub fn topics(&self) -> faultline_stack::broker::TopicSettings {
+        faultline_stack::broker::TopicSettings {
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+            min_insync_replicas: self.min_insync_replicas,
         }
     }
 }
@@ -359,15 +386,40 @@ pub struct DatabaseTarget {
 /// of what is shared: the reports.
 pub fn secrets(experiment: &Experiment) -> Vec<String> {
     let stack = &experiment.stack;
-    [
+    // As written and as expanded from the environment.
+    let addresses: Vec<String> = [
         stack.database_url.as_deref(),
         stack.bootstrap_servers.as_deref(),
     ]
     .into_iter()
     .flatten()
-    .flat_map(|addresses| addresses.split(','))
-    .flat_map(passwords_in)
-    .collect()
+    .flat_map(|text| [text.to_string(), expanded(text)])
+    .collect();
+    let mut secrets: Vec<String> = addresses
+        .iter()
+        .flat_map(|addresses| addresses.split(','))
+        .flat_map(passwords_in)
+        .filter(|secret| !secret.starts_with("${"))
+        .collect();
+    // Kafka client properties that hold a credential.
+    secrets.extend(
+        stack
+            .kafka
+            .iter()
+            .filter(|(key, value)| {
+                !value.is_empty()
+                    && ["password", "secret", "key", "jaas", "token", "credential"]
+                        .iter()
+                        .any(|word| key.contains(word))
+            })
+            .flat_map(|(_, value)| [value.clone(), expanded(value)])
+            .filter(|secret| !secret.starts_with("${")),
+    );
+    secrets.sort();
+    secrets.dedup();
+    // Longest first, so that a secret inside another is not half-redacted.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets
 }
 
 fn passwords_in(url: &str) -> Vec<String> {
@@ -393,6 +445,33 @@ fn passwords_in(url: &str) -> Vec<String> {
 }
 
 /// `text` with every one of `secrets` replaced by `****`.
+/// `text` with every `${NAME}` replaced by the environment variable NAME,
+/// so that a scenario names a secret without holding it; the first
+/// variable that is not set is the error.
+pub fn expand_env(text: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        let name = &rest[start + 2..start + end];
+        let value = std::env::var(name)
+            .map_err(|_| format!("the environment variable {name} is not set"))?;
+        out.push_str(&rest[..start]);
+        out.push_str(&value);
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// [`expand_env`], or the text as written when a variable is missing (the
+/// scenario's validation names it).
+fn expanded(text: &str) -> String {
+    expand_env(text).unwrap_or_else(|_| text.to_string())
+}
+
 pub fn redact(text: &str, secrets: &[String]) -> String {
     secrets.iter().fold(text.to_string(), |text, secret| {
         text.replace(secret, "****")

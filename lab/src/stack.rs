@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use faultline_services::consumer::Mode;
+use faultline_stack::broker::TopicSettings;
 use faultline_stack::{Broker, FaultProxy, Postgres, Service, ServiceKind, StackError};
 
 use crate::experiment::DatabaseChoice;
@@ -160,14 +161,14 @@ impl KafkaParts {
     /// run never reads an earlier run's events.
     async fn start(
         broker: &Broker,
-        partitions: i32,
+        topics: TopicSettings,
         (name, mode, run): (&str, Mode, &str),
         (producer_args, consumer_args): (&[String], &[String]),
         database_url: &str,
         dir: &Path,
     ) -> Result<Self, StackError> {
         let topic = format!("driver-locations-{name}-{run}");
-        broker.create_topic(&topic, partitions).await?;
+        broker.create_topic_with(&topic, topics).await?;
         let common = vec![
             "--bootstrap-servers".to_string(),
             broker.bootstrap(),
@@ -176,7 +177,21 @@ impl KafkaParts {
         ];
         let mut args = common.clone();
         args.extend(producer_args.iter().cloned());
-        let producer = Service::start(ServiceKind::Producer, args, Vec::new(), dir).await?;
+        // In the environment, where `ps` does not show them.
+        let properties: Vec<(String, String)> = if broker.properties().is_empty() {
+            Vec::new()
+        } else {
+            vec![(
+                "FAULTLINE_KAFKA_PROPERTIES".to_string(),
+                broker
+                    .properties()
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )]
+        };
+        let producer = Service::start(ServiceKind::Producer, args, properties.clone(), dir).await?;
         let mut args = common;
         args.extend([
             "--mode".to_string(),
@@ -185,8 +200,9 @@ impl KafkaParts {
             format!("location-group-{name}-{run}"),
         ]);
         args.extend(consumer_args.iter().cloned());
-        let consumer =
-            Service::start(ServiceKind::Consumer, args, database_env(database_url), dir).await?;
+        let mut env = database_env(database_url);
+        env.extend(properties);
+        let consumer = Service::start(ServiceKind::Consumer, args, env, dir).await?;
         Ok(Self {
             name: name.to_string(),
             mode,
@@ -217,7 +233,13 @@ fn run_tag(dir: &Path) -> String {
         .collect();
     // Topic names are at most 249 characters; the architecture's name and
     // the prefix take some.
-    tag.chars().rev().take(120).collect::<Vec<_>>().into_iter().rev().collect()
+    tag.chars()
+        .rev()
+        .take(120)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect()
 }
 
 /// The database URL handed to a service in its environment, where `ps`
@@ -236,7 +258,8 @@ pub struct LabStack {
     pub proxy: FaultProxy,
     pub database: Database,
     pub dir: PathBuf,
-    pub partitions: i32,
+    /// How each architecture's topic was created.
+    pub topics: TopicSettings,
     /// How long bringing it up took.
     pub startup: Duration,
 }
@@ -314,7 +337,7 @@ impl LabStack {
                     let broker = broker.as_ref().expect("a broker was started");
                     let parts = KafkaParts::start(
                         broker,
-                        plan.partitions,
+                        plan.topics(),
                         (name, *mode, &run),
                         (producer_args, consumer_args),
                         &via_proxy,
@@ -338,7 +361,7 @@ impl LabStack {
             proxy,
             database,
             dir: dir.to_path_buf(),
-            partitions: plan.partitions,
+            topics: plan.topics(),
             startup: started.elapsed(),
         })
     }

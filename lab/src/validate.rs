@@ -37,6 +37,8 @@ pub mod limits {
     /// row held in memory until the repetition ends.
     pub const REQUESTS: u64 = 20_000_000;
     pub const PARTITIONS: u32 = 10_000;
+    /// Replicas of a topic.
+    pub const REPLICAS: u32 = 16;
     pub const REPETITIONS: u32 = 1_000;
     pub const POOL: u32 = 10_000;
     pub const BATCH: u32 = 1_000_000;
@@ -721,7 +723,14 @@ impl<'s> Walker<'s, '_, '_> {
                         Some(hint),
                     );
                 }
-                None => {}
+                None => {
+                    // A map's entries (`additionalProperties` a schema):
+                    // each value checked, and found again by its key.
+                    match schema.get("additionalProperties") {
+                        Some(entry) if entry.is_object() => self.walk(&key_path, value, entry),
+                        _ => {}
+                    }
+                }
             }
         }
         if let Some(required) = schema.get("required").and_then(Json::as_array) {
@@ -1006,6 +1015,83 @@ fn check_stack(experiment: &Experiment, report: &mut Report<'_>) {
             "a topic needs at least one partition".into(),
             None,
         );
+    }
+    let named = [
+        (
+            "stack.database_url".to_string(),
+            stack.database_url.as_deref(),
+        ),
+        (
+            "stack.bootstrap_servers".to_string(),
+            stack.bootstrap_servers.as_deref(),
+        ),
+    ]
+    .into_iter()
+    .chain(
+        stack
+            .kafka
+            .iter()
+            .map(|(k, v)| (format!("stack.kafka.{k}"), Some(v.as_str()))),
+    );
+    for (path, text) in named {
+        if let Some(Err(missing)) = text.map(crate::plan::expand_env) {
+            report.at(
+                &path,
+                missing,
+                Some("set it, or write the value here (it is redacted from the run folder)".into()),
+            );
+        }
+    }
+    let external = stack.broker == BrokerChoice::External;
+    if let Some(replicas) = stack.replication_factor {
+        if replicas == 0 || replicas > limits::REPLICAS {
+            report.at(
+                "stack.replication_factor",
+                format!("{replicas} replicas: give 1 to {}", limits::REPLICAS),
+                None,
+            );
+        } else if replicas > 1 && !external {
+            report.at(
+                "stack.replication_factor",
+                format!(
+                    "the lab's own broker is a single node: it cannot hold {replicas} replicas"
+                ),
+                Some("use an external cluster (`stack.broker = \"external\"`)".into()),
+            );
+        }
+    }
+    if let Some(min_insync) = stack.min_insync_replicas {
+        let (replicas, _) = stack.replication();
+        if min_insync == 0 || min_insync > replicas {
+            report.at(
+                "stack.min_insync_replicas",
+                format!("{min_insync} in-sync replicas of {replicas}: give 1 to {replicas}"),
+                None,
+            );
+        }
+    }
+    for (key, value) in &stack.kafka {
+        let path = format!("stack.kafka.{key}");
+        if faultline_services::producer::KEPT_PROPERTIES.contains(&key.as_str()) {
+            report.at(
+                &path,
+                format!("the services set {key} themselves: what they measure depends on it"),
+                None,
+            );
+        } else if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+        {
+            report.at(
+                &path,
+                format!("{key:?} is not a librdkafka property name"),
+                None,
+            );
+        }
+        if value.contains('\n') {
+            report.at(&path, "a value is one line".into(), None);
+        }
     }
 }
 

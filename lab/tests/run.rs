@@ -582,3 +582,91 @@ fn two_runs_against_one_broker_each_read_only_their_own_events() {
     drop(broker);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn no_password_or_secret_reaches_the_run_folder_the_report_or_the_output() {
+    // An external database whose URL carries a password, written inline,
+    // and a Kafka client property whose secret comes from the environment.
+    let out = std::env::temp_dir().join(format!("faultline-secrets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (postgres, broker) = runtime.block_on(async {
+        let postgres = faultline_stack::Postgres::start(&out.join("postgres"))
+            .await
+            .unwrap();
+        let broker =
+            faultline_stack::broker::Broker::start(&out.join("broker"), &"nisshi".parse().unwrap())
+                .await
+                .unwrap();
+        (postgres, broker)
+    });
+    let (db_secret, kafka_secret) = ("pg-Secret-4711", "kafka-Secret-0815");
+    let url = postgres
+        .url()
+        .replace("postgres@", &format!("postgres:{db_secret}@"));
+    let scenario = out.join("secrets.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "name = \"secrets\"\nduration = \"3s\"\ndrain_timeout = \"30s\"\n\
+             [stack]\ndatabase = \"external\"\ndatabase_url = \"{url}\"\n\
+             broker = \"external\"\nbootstrap_servers = \"{}\"\n\
+             [stack.kafka]\n\"sasl.password\" = \"${{FAULTLINE_TEST_KAFKA_SECRET}}\"\n\
+             [workload]\nrate = {{ shape = \"constant\", rps = 10 }}\n\
+             [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
+             [[architectures]]\nkind = \"kafka\"\nname = \"kafka\"\nbatch_size = 10\n\
+             [[faults]]\nkind = \"db-latency\"\nat = \"1s\"\nduration = \"1s\"\ndelay = \"50ms\"\n",
+            broker.bootstrap()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(out.join("reports"))
+        .env("FAULTLINE_TEST_KAFKA_SECRET", kafka_secret)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{said}");
+    for secret in [db_secret, kafka_secret] {
+        assert!(!said.contains(secret), "the output shows {secret}: {said}");
+    }
+    // Every file the run wrote, the raw rows and the report included.
+    let mut files = vec![out.join("reports")];
+    let mut checked = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for secret in [db_secret, kafka_secret] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds {secret}",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked > 10, "only {checked} files");
+    // The run really used both: events went through the broker and the
+    // database.
+    let run = std::fs::read_dir(out.join("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["architectures"]["kafka"]["stored"], 30, "{summary}");
+    drop((postgres, broker));
+    let _ = std::fs::remove_dir_all(&out);
+}

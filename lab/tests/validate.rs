@@ -916,3 +916,45 @@ fn a_command_fault_needs_its_commands() {
     );
     assert!(!text.contains("overlaps"), "{text}");
 }
+
+#[test]
+fn kafka_client_settings_are_checked_at_their_keys() {
+    let text = faultline::validate::listed(
+        &faultline::validate::parse(
+            "name = \"k\"\n\
+             [stack]\nreplication_factor = 3\nmin_insync_replicas = 4\n\
+             [stack.kafka]\n\"acks\" = \"1\"\n\"sasl.password\" = \"${FAULTLINE_SURELY_UNSET_VAR}\"\n",
+            "k.toml",
+        )
+        .unwrap_err(),
+    );
+    for (line, words) in [
+        (
+            3,
+            "stack.replication_factor: the lab's own broker is a single node",
+        ),
+        (4, "stack.min_insync_replicas: 4 in-sync replicas of 3"),
+        (6, "stack.kafka.acks: the services set acks themselves"),
+        (
+            7,
+            "stack.kafka.sasl.password: the environment variable FAULTLINE_SURELY_UNSET_VAR is not set",
+        ),
+    ] {
+        assert!(text.contains(&format!("k.toml:{line}:")), "{line}: {text}");
+        assert!(text.contains(words), "{words}: {text}");
+    }
+    // On an external cluster the defaults are 3 replicas, 2 in sync.
+    let experiment = faultline::validate::parse(
+        "name = \"k\"\n[stack]\nbroker = \"external\"\nbootstrap_servers = \"kafka:9092\"\n",
+        "k.toml",
+    )
+    .unwrap();
+    assert_eq!(experiment.stack.replication(), (3, 2));
+    assert_eq!(
+        faultline::validate::parse("name = \"k\"\n", "k.toml")
+            .unwrap()
+            .stack
+            .replication(),
+        (1, 1)
+    );
+}

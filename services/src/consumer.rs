@@ -139,6 +139,7 @@ impl ConsumerConfig {
             .set("queued.max.messages.kbytes", "16384")
             .set("socket.connection.setup.timeout.ms", "2000")
             .set("reconnect.backoff.max.ms", "1000");
+        self.kafka.apply(&mut client);
         client
     }
 }

@@ -37,6 +37,51 @@ pub struct KafkaArgs {
     /// The topic of location events.
     #[arg(long, env = "FAULTLINE_TOPIC", default_value = DEFAULT_TOPIC)]
     pub topic: String,
+    /// More librdkafka properties, one `key=value` per line, e.g. a managed
+    /// cluster's TLS or SASL settings. The settings this service relies on
+    /// (acks, idempotence, the group and its offsets) are kept.
+    #[arg(
+        long,
+        env = "FAULTLINE_KAFKA_PROPERTIES",
+        default_value = "",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub properties: String,
+}
+
+/// Properties a service sets itself, whatever `--properties` says.
+pub const KEPT_PROPERTIES: &[&str] = &[
+    "bootstrap.servers",
+    "acks",
+    "enable.idempotence",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+];
+
+impl KafkaArgs {
+    /// The extra properties as (key, value) pairs.
+    pub fn extra_properties(&self) -> Vec<(String, String)> {
+        self.properties
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
+            .filter(|(key, _)| !key.is_empty())
+            .collect()
+    }
+
+    /// Adds the extra properties to `client`, but for [`KEPT_PROPERTIES`].
+    pub fn apply(&self, client: &mut ClientConfig) {
+        for (key, value) in self.extra_properties() {
+            if KEPT_PROPERTIES.contains(&key.as_str()) {
+                tracing::warn!(%key, "Ignoring a Kafka property this service sets itself.");
+            } else {
+                client.set(key, value);
+            }
+        }
+    }
 }
 
 /// Configuration of the producer service.
@@ -79,6 +124,7 @@ pub fn client_config(config: &ProducerConfig) -> ClientConfig {
         .set("linger.ms", config.linger_ms.to_string())
         .set("socket.connection.setup.timeout.ms", "2000")
         .set("reconnect.backoff.max.ms", "1000");
+    config.kafka.apply(&mut client);
     client
 }
 
@@ -241,4 +287,28 @@ pub async fn run(
         .expect("the flush task does not panic")?;
     tracing::info!("Producer flushed.");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use rdkafka::producer::FutureProducer;
+
+    #[test]
+    fn extra_properties_reach_the_client_but_not_the_ones_it_relies_on() {
+        let config = ProducerConfig::parse_from([
+            "faultline-producer",
+            "--properties",
+            "security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.username=lab\n\
+             sasl.password=secret\nacks=0\n",
+        ]);
+        let client = client_config(&config);
+        assert_eq!(client.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(client.get("sasl.password"), Some("secret"));
+        assert_eq!(client.get("acks"), Some("all"), "acks is the service's");
+        // librdkafka is built with TLS and SASL/PLAIN: the client is made.
+        let producer: Result<FutureProducer, _> = client.create();
+        assert!(producer.is_ok(), "{:?}", producer.err());
+    }
 }

@@ -154,7 +154,13 @@ pub async fn run_scenario(
     });
     let (run_id, dir) = create_run_dir(&options.out, &folder)?;
     let dir = std::path::absolute(&dir)?;
-    std::fs::write(dir.join(run_folder::EXPERIMENT), text)?;
+    // Passwords and secrets stay out of the run folder: `${NAME}` in the
+    // scenario keeps them in the environment; written inline, they are
+    // redacted here.
+    std::fs::write(
+        dir.join(run_folder::EXPERIMENT),
+        crate::plan::redact(text, &crate::plan::secrets(experiment)),
+    )?;
     let mut manifest = manifest(&plan, run_id.clone(), started_at, experiment.seed);
     let manifest_path = dir.join(run_folder::MANIFEST);
     run_folder::save(&manifest, &manifest_path)?;

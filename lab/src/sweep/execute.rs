@@ -116,7 +116,10 @@ impl Folder {
                 let started = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
                 let name = format!("{started}-sweep-{}", experiment.name);
                 let (_, dir) = create_run_dir(out, &name)?;
-                std::fs::write(dir.join(SWEEP_TOML), &text)?;
+                std::fs::write(
+                    dir.join(SWEEP_TOML),
+                    crate::plan::redact(&text, &crate::plan::secrets(&experiment)),
+                )?;
                 dir
             }
         };

@@ -85,6 +85,29 @@ pub struct BrokerTarget {
     pub choice: BrokerChoice,
     /// Bootstrap servers of an external cluster.
     pub bootstrap_servers: Option<String>,
+    /// librdkafka properties for every client of the cluster (TLS, SASL):
+    /// the lab's own admin and probe clients as well as the services'.
+    pub properties: Vec<(String, String)>,
+}
+
+/// How a topic is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicSettings {
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// Set on the topic when more than one.
+    pub min_insync_replicas: i32,
+}
+
+impl TopicSettings {
+    /// `partitions` partitions of one replica: a single local broker.
+    pub fn single(partitions: i32) -> Self {
+        Self {
+            partitions,
+            replication_factor: 1,
+            min_insync_replicas: 1,
+        }
+    }
 }
 
 /// `auto`, `kafka`, `nisshi` or `external:HOST:PORT`.
@@ -110,6 +133,7 @@ impl std::str::FromStr for BrokerTarget {
             Ok(Self {
                 choice,
                 bootstrap_servers: None,
+                properties: Vec::new(),
             })
         };
         match text {
@@ -120,6 +144,7 @@ impl std::str::FromStr for BrokerTarget {
                 Some(servers) if !servers.is_empty() => Ok(Self {
                     choice: BrokerChoice::External,
                     bootstrap_servers: Some(servers.into()),
+                    properties: Vec::new(),
                 }),
                 _ => Err(format!(
                     "unknown broker {other:?}; expected auto, kafka, nisshi or external:HOST:PORT"
@@ -127,6 +152,16 @@ impl std::str::FromStr for BrokerTarget {
             },
         }
     }
+}
+
+/// A client configuration for `bootstrap` with `properties` on top.
+pub fn client_for(bootstrap: &str, properties: &[(String, String)]) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", bootstrap);
+    for (key, value) in properties {
+        client.set(key, value);
+    }
+    client
 }
 
 /// The Apache Kafka scripts: `kafka-server-start.sh` and `kafka-storage.sh`.
@@ -205,9 +240,21 @@ pub struct Broker {
     controller_port: u16,
     bootstrap: String,
     process: Option<Managed>,
+    /// librdkafka properties of every client the lab opens on it.
+    properties: Vec<(String, String)>,
 }
 
 impl Broker {
+    /// The librdkafka properties every client of this broker gets.
+    pub fn properties(&self) -> &[(String, String)] {
+        &self.properties
+    }
+
+    /// A client configuration for this broker: its bootstrap servers and
+    /// the target's properties.
+    fn client(&self) -> ClientConfig {
+        client_for(&self.bootstrap, &self.properties)
+    }
     /// Starts the broker `choice` names (`auto`: Apache Kafka if present,
     /// else nisshi/tansu) with its files in `dir`, and waits until it answers
     /// a metadata request.
@@ -227,6 +274,7 @@ impl Broker {
                     controller_port: 0,
                     bootstrap: bootstrap.clone(),
                     process: None,
+                    properties: target.properties.clone(),
                 };
                 broker
                     .probe(Duration::from_secs(5))
@@ -260,6 +308,7 @@ impl Broker {
             controller_port: crate::free_port()?,
             bootstrap: format!("127.0.0.1:{port}"),
             process: None,
+            properties: target.properties.clone(),
         };
         if kind == BrokerKind::Kafka {
             broker.format_kafka()?;
@@ -448,11 +497,11 @@ impl Broker {
 
     /// One metadata round trip.
     pub async fn probe(&self, timeout: Duration) -> Result<(), ProbeError> {
-        let bootstrap = self.bootstrap();
+        let client = self.client();
         let failed = |e: &dyn std::fmt::Display| ProbeError::Failed(e.to_string());
         tokio::task::spawn_blocking(move || {
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", &bootstrap)
+            let consumer: BaseConsumer = client
+                .clone()
                 .set("socket.connection.setup.timeout.ms", "1000")
                 .set("log_level", "0")
                 .create()
@@ -466,18 +515,36 @@ impl Broker {
         .map_err(|e| failed(&e))?
     }
 
-    /// Creates a topic (if it does not exist) and waits until its metadata
-    /// shows every partition.
+    /// Creates a topic of one replica (if it does not exist) and waits until
+    /// its metadata shows every partition.
     pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<(), StackError> {
+        self.create_topic_with(name, TopicSettings::single(partitions))
+            .await
+    }
+
+    /// Creates a topic (if it does not exist) as `settings` say and waits
+    /// until its metadata shows every partition.
+    pub async fn create_topic_with(
+        &self,
+        name: &str,
+        settings: TopicSettings,
+    ) -> Result<(), StackError> {
+        let partitions = settings.partitions;
         let failed = |detail: String| StackError::Failed {
             what: format!("creating topic {name}"),
             detail,
         };
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .create()
-            .map_err(|e| failed(e.to_string()))?;
-        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let admin: AdminClient<DefaultClientContext> =
+            self.client().create().map_err(|e| failed(e.to_string()))?;
+        let min_insync = settings.min_insync_replicas.to_string();
+        let mut topic = NewTopic::new(
+            name,
+            partitions,
+            TopicReplication::Fixed(settings.replication_factor),
+        );
+        if settings.min_insync_replicas > 1 {
+            topic = topic.set("min.insync.replicas", &min_insync);
+        }
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = admin
             .create_topics([&topic], &options)
@@ -489,17 +556,14 @@ impl Broker {
                 Err((_, code)) => return Err(failed(code.to_string())),
             }
         }
-        let bootstrap = self.bootstrap();
+        let client = self.client();
         let topic = name.to_string();
         let started = Instant::now();
         loop {
-            let bootstrap = bootstrap.clone();
+            let client = client.clone();
             let topic = topic.clone();
             let seen = tokio::task::spawn_blocking(move || {
-                let consumer: BaseConsumer = ClientConfig::new()
-                    .set("bootstrap.servers", &bootstrap)
-                    .create()
-                    .ok()?;
+                let consumer: BaseConsumer = client.create().ok()?;
                 let metadata = consumer
                     .fetch_metadata(Some(&topic), Duration::from_secs(2))
                     .ok()?;

@@ -218,6 +218,7 @@ pub async fn start_producer(stack: &Stack, topic: &str, delivery_timeout_ms: u64
         kafka: faultline_services::producer::KafkaArgs {
             bootstrap_servers: stack.broker().bootstrap(),
             topic: topic.to_string(),
+            properties: String::new(),
         },
         delivery_timeout_ms,
         linger_ms: 2,
