@@ -574,6 +574,12 @@ pub enum FaultKind {
     DbBlackhole,
     /// SIGKILL to the broker; restart.
     BrokerKill,
+    /// Latency (± jitter, seeded) on the link between every Kafka client
+    /// (producers, consumers) and the broker, through the fault proxy the
+    /// broker advertises: Toxiproxy's semantics, as `db-latency`.
+    BrokerLatency { delay: Span, jitter: Span },
+    /// Traffic between every Kafka client and the broker silently dropped.
+    BrokerBlackhole,
     /// SIGKILL to the consumers; restart.
     ConsumerKill,
     /// Shell commands on the run's clock: any chaos tool as a fault.
@@ -601,7 +607,7 @@ pub struct CommandFault {
 
 impl FaultKind {
     /// Every kind (settings at their defaults).
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::DbCrash,
         FaultKind::DbStop,
         FaultKind::DbFreeze,
@@ -611,6 +617,11 @@ impl FaultKind {
         },
         FaultKind::DbBlackhole,
         FaultKind::BrokerKill,
+        FaultKind::BrokerLatency {
+            delay: Span::millis(100),
+            jitter: Span::millis(0),
+        },
+        FaultKind::BrokerBlackhole,
         FaultKind::ConsumerKill,
         FaultKind::Command(CommandFault {
             start: String::new(),
@@ -629,6 +640,8 @@ impl FaultKind {
             FaultKind::DbLatency { .. } => "db-latency",
             FaultKind::DbBlackhole => "db-blackhole",
             FaultKind::BrokerKill => "broker-kill",
+            FaultKind::BrokerLatency { .. } => "broker-latency",
+            FaultKind::BrokerBlackhole => "broker-blackhole",
             FaultKind::ConsumerKill => "consumer-kill",
             FaultKind::Command(_) => "command",
         }
@@ -645,6 +658,7 @@ impl FaultKind {
             FaultKind::DbCrash | FaultKind::DbStop | FaultKind::DbFreeze => "postgres",
             FaultKind::DbLatency { .. } | FaultKind::DbBlackhole => "postgres-link",
             FaultKind::BrokerKill => "broker",
+            FaultKind::BrokerLatency { .. } | FaultKind::BrokerBlackhole => "broker-link",
             FaultKind::ConsumerKill => "consumers",
             FaultKind::Command(_) => "command",
         }
@@ -690,7 +704,7 @@ pub enum RawFault {
         at: Span,
         /// How long it lasts, e.g. "120s".
         duration: Span,
-        /// Added to every chunk, each way, e.g. "200ms".
+        /// Each chunk, each way, leaves this long after it arrived, e.g. "200ms".
         delay: Span,
         /// Random spread around the delay, e.g. "50ms".
         #[serde(default)]
@@ -705,6 +719,25 @@ pub enum RawFault {
     },
     /// SIGKILL to the broker; restart.
     BrokerKill {
+        /// When it starts, from the run's start, e.g. "90s".
+        at: Span,
+        /// How long it lasts, e.g. "120s".
+        duration: Span,
+    },
+    /// Delay on the link between every Kafka client and the broker.
+    BrokerLatency {
+        /// When it starts, from the run's start, e.g. "90s".
+        at: Span,
+        /// How long it lasts, e.g. "120s".
+        duration: Span,
+        /// Each chunk, each way, leaves this long after it arrived, e.g. "200ms".
+        delay: Span,
+        /// Random spread around the delay, e.g. "50ms".
+        #[serde(default)]
+        jitter: Span,
+    },
+    /// Traffic between every Kafka client and the broker silently dropped.
+    BrokerBlackhole {
         /// When it starts, from the run's start, e.g. "90s".
         at: Span,
         /// How long it lasts, e.g. "120s".
@@ -756,6 +789,15 @@ impl From<RawFault> for Fault {
             } => (FaultKind::DbLatency { delay, jitter }, at, duration),
             RawFault::DbBlackhole { at, duration } => (FaultKind::DbBlackhole, at, duration),
             RawFault::BrokerKill { at, duration } => (FaultKind::BrokerKill, at, duration),
+            RawFault::BrokerLatency {
+                at,
+                duration,
+                delay,
+                jitter,
+            } => (FaultKind::BrokerLatency { delay, jitter }, at, duration),
+            RawFault::BrokerBlackhole { at, duration } => {
+                (FaultKind::BrokerBlackhole, at, duration)
+            }
             RawFault::ConsumerKill { at, duration } => (FaultKind::ConsumerKill, at, duration),
             RawFault::Command {
                 at,
@@ -794,6 +836,13 @@ impl From<Fault> for RawFault {
             },
             FaultKind::DbBlackhole => RawFault::DbBlackhole { at, duration },
             FaultKind::BrokerKill => RawFault::BrokerKill { at, duration },
+            FaultKind::BrokerLatency { delay, jitter } => RawFault::BrokerLatency {
+                at,
+                duration,
+                delay,
+                jitter,
+            },
+            FaultKind::BrokerBlackhole => RawFault::BrokerBlackhole { at, duration },
             FaultKind::ConsumerKill => RawFault::ConsumerKill { at, duration },
             FaultKind::Command(CommandFault {
                 start,
@@ -1169,7 +1218,7 @@ mod tests {
             .unwrap();
             assert_eq!(raw["kind"], kind.name());
         }
-        assert_eq!(FaultKind::names().count(), 8);
+        assert_eq!(FaultKind::names().count(), 10);
     }
 
     #[test]

@@ -93,9 +93,19 @@ pub fn check(faults: &[FaultSpec], stack: &LabStack) -> Result<(), Unsupported> 
             .is_some_and(|b| b.kind() == faultline_stack::BrokerKind::External);
         let external_database = matches!(stack.database, crate::stack::Database::External { .. });
         let reason = match fault.kind {
-            FaultKind::BrokerKill if stack.broker.is_none() => "no architecture uses a broker",
+            FaultKind::BrokerKill
+            | FaultKind::BrokerLatency { .. }
+            | FaultKind::BrokerBlackhole
+                if stack.broker.is_none() =>
+            {
+                "no architecture uses a broker"
+            }
             FaultKind::BrokerKill if external_broker => {
                 "an external broker cannot be killed by the lab"
+            }
+            FaultKind::BrokerLatency { .. } | FaultKind::BrokerBlackhole if external_broker => {
+                "the clients reach an external broker at the addresses it advertises, not \
+                 through the lab's proxy"
             }
             ref kind if kind.needs_local_database() && external_database => {
                 "the database is external, so the lab cannot crash, stop or freeze it \
@@ -196,6 +206,16 @@ pub async fn inject(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRe
             Some(broker) => broker.kill(),
             None => Err(StackError::NotRunning("broker")),
         },
+        FaultKind::BrokerLatency { delay, jitter } => broker_link(stack).map(|link| {
+            link.set_mode(ProxyMode::Delay {
+                delay: delay.0,
+                jitter: jitter.0,
+                seed: spec.seed,
+            })
+        }),
+        FaultKind::BrokerBlackhole => {
+            broker_link(stack).map(|link| link.set_mode(ProxyMode::Blackhole))
+        }
         FaultKind::ConsumerKill => {
             for kafka in &mut stack.kafka {
                 kafka.consumer.kill();
@@ -239,6 +259,9 @@ pub async fn end(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRecor
                 stack.proxy.set_mode(ProxyMode::Pass);
                 Ok(())
             }
+            FaultKind::BrokerLatency { .. } | FaultKind::BrokerBlackhole => {
+                broker_link(stack).map(|link| link.set_mode(ProxyMode::Pass))
+            }
             FaultKind::BrokerKill => {
                 let broker = stack
                     .broker
@@ -281,6 +304,16 @@ pub async fn end(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRecor
         Err(why) => record.note(format!("no recovery seen: {why}")),
     }
     record.verified = record.verified_start && record.verified_end;
+}
+
+/// The fault proxy in front of the lab's broker.
+fn broker_link(stack: &LabStack) -> Result<&faultline_stack::FaultProxy, StackError> {
+    stack
+        .broker
+        .as_ref()
+        .ok_or(StackError::NotRunning("broker"))?
+        .link()
+        .ok_or(StackError::External("broker"))
 }
 
 /// A shell command's outcome, as the fault record keeps it.
@@ -508,8 +541,34 @@ async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Unv
             let broker = stack.broker.as_ref().ok_or(Unverified::Missing("broker"))?;
             until(
                 EFFECT_LIMIT,
+                async || Ok(broker.probe_direct(Duration::from_millis(500)).await?),
+                Result::is_err,
+            )
+            .await
+        }
+        FaultKind::BrokerBlackhole => {
+            let broker = stack.broker.as_ref().ok_or(Unverified::Missing("broker"))?;
+            until(
+                EFFECT_LIMIT,
                 async || Ok(broker.probe(Duration::from_millis(500)).await?),
                 Result::is_err,
+            )
+            .await
+        }
+        FaultKind::BrokerLatency { delay, .. } => {
+            let broker = stack.broker.as_ref().ok_or(Unverified::Missing("broker"))?;
+            let delay = delay.0;
+            until(
+                EFFECT_LIMIT,
+                async || {
+                    let started = Instant::now();
+                    broker.probe(delay * 4 + PROBE_TIMEOUT).await?;
+                    match started.elapsed() {
+                        took if took >= delay => Ok(()),
+                        took => Err(Unverified::TooFast(took)),
+                    }
+                },
+                Result::is_ok,
             )
             .await
         }
@@ -573,7 +632,33 @@ async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), U
             let broker = stack.broker.as_ref().ok_or(Unverified::Missing("broker"))?;
             until(
                 RECOVERY_LIMIT,
+                async || Ok(broker.probe_direct(Duration::from_secs(1)).await?),
+                Result::is_ok,
+            )
+            .await
+        }
+        FaultKind::BrokerBlackhole => {
+            let broker = stack.broker.as_ref().ok_or(Unverified::Missing("broker"))?;
+            until(
+                RECOVERY_LIMIT,
                 async || Ok(broker.probe(Duration::from_secs(1)).await?),
+                Result::is_ok,
+            )
+            .await
+        }
+        FaultKind::BrokerLatency { delay, .. } => {
+            let broker = stack.broker.as_ref().ok_or(Unverified::Missing("broker"))?;
+            let delay = delay.0;
+            until(
+                RECOVERY_LIMIT,
+                async || {
+                    let started = Instant::now();
+                    broker.probe(PROBE_TIMEOUT).await?;
+                    match started.elapsed() {
+                        took if took < delay => Ok(()),
+                        took => Err(Unverified::StillSlow(took)),
+                    }
+                },
                 Result::is_ok,
             )
             .await

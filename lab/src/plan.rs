@@ -570,6 +570,14 @@ impl FromStr for FaultSpec {
                     .next()
                     .map_or(Ok(jitter), |j| parse("jitter", j).map(Span))?,
             },
+            Some(FaultKind::BrokerLatency { delay, jitter }) => FaultKind::BrokerLatency {
+                delay: parts
+                    .next()
+                    .map_or(Ok(delay), |d| parse("delay", d).map(Span))?,
+                jitter: parts
+                    .next()
+                    .map_or(Ok(jitter), |j| parse("jitter", j).map(Span))?,
+            },
             Some(FaultKind::Command(_)) => {
                 return Err("a command fault is written in a scenario, with its commands".into());
             }

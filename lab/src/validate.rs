@@ -1425,11 +1425,29 @@ fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
             }
         }
         match fault.kind {
-            FaultKind::BrokerKill | FaultKind::ConsumerKill if !has_kafka => report.at(
-                &format!("{path}.kind"),
-                "no architecture uses a broker or a consumer".into(),
-                None,
-            ),
+            FaultKind::BrokerLatency { .. } | FaultKind::BrokerBlackhole
+                if has_kafka && stack.broker == BrokerChoice::External =>
+            {
+                report.at(
+                    &format!("{path}.kind"),
+                    "the broker is external: its clients reach it at the addresses it \
+                     advertises, not through the lab's proxy"
+                        .into(),
+                    Some("a `command` fault can act on its network".into()),
+                )
+            }
+            FaultKind::BrokerKill
+            | FaultKind::BrokerLatency { .. }
+            | FaultKind::BrokerBlackhole
+            | FaultKind::ConsumerKill
+                if !has_kafka =>
+            {
+                report.at(
+                    &format!("{path}.kind"),
+                    "no architecture uses a broker or a consumer".into(),
+                    None,
+                )
+            }
             FaultKind::BrokerKill if stack.broker == BrokerChoice::External => report.at(
                 &format!("{path}.kind"),
                 "the broker is external: the lab cannot kill it".into(),

@@ -670,3 +670,72 @@ fn no_password_or_secret_reaches_the_run_folder_the_report_or_the_output() {
     drop((postgres, broker));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn the_broker_link_is_slowed_then_cut_and_the_producer_shows_it() {
+    // Every Kafka client reaches the broker through the proxy it
+    // advertises: 300 ms on that link from 2 s, then nothing from 6 s.
+    let out = std::env::temp_dir().join(format!("faultline-broker-link-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let scenario = out.join("broker-link.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"broker-link\"\nduration = \"12s\"\ndrain_timeout = \"30s\"\n\
+         [workload]\nrate = { shape = \"constant\", rps = 20 }\nclient_timeout = \"3s\"\n\
+         [[architectures]]\nkind = \"kafka\"\nname = \"kafka\"\nbatch_size = 20\n\
+         delivery_timeout = \"1s\"\n\
+         [[faults]]\nkind = \"broker-latency\"\nat = \"2s\"\nduration = \"3s\"\ndelay = \"300ms\"\n\
+         [[faults]]\nkind = \"broker-blackhole\"\nat = \"6s\"\nduration = \"3s\"\n",
+    )
+    .unwrap();
+    let dir = run_with(&scenario, "native", &out);
+    let faults = read(&dir, "faults.parquet");
+    assert_eq!(
+        strings(&faults, "kind"),
+        ["broker-latency", "broker-blackhole"]
+    );
+    assert_eq!(
+        bools(&faults, "verified"),
+        [true, true],
+        "{:?}",
+        strings(&faults, "detail")
+    );
+    let starts = floats(&faults, "actual_start_s");
+    let ends = floats(&faults, "actual_end_s");
+    // The producer's answers: slow while the link is slow, failing while it
+    // is cut, fine before and after.
+    let requests = read(&dir, "requests.parquet");
+    let intended: Vec<f64> = floats(&requests, "intended_us")
+        .iter()
+        .map(|us| us / 1e6)
+        .collect();
+    let latency = floats(&requests, "latency_ms");
+    let ok = bools(&requests, "ok");
+    let intended = &intended;
+    let within = |from: f64, to: f64| {
+        (0..ok.len()).filter(move |&i| intended[i] >= from && intended[i] < to)
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let slow = median(
+        within(starts[0] + 0.5, ends[0])
+            .map(|i| latency[i])
+            .collect(),
+    );
+    let before = median(within(0.5, starts[0]).map(|i| latency[i]).collect());
+    assert!(slow >= 300.0, "p50 {slow} ms while the link was slow");
+    assert!(before < 100.0, "p50 {before} ms before");
+    let cut: Vec<usize> = within(starts[1] + 0.2, ends[1] - 1.2).collect();
+    assert!(
+        cut.iter().filter(|&&i| !ok[i]).count() * 2 > cut.len(),
+        "the producer answered while the link was cut"
+    );
+    assert!(
+        within(ends[1] + 1.5, 12.0).all(|i| ok[i]),
+        "the producer did not come back"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

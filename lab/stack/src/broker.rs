@@ -9,6 +9,11 @@
 //!   script's cache.
 //! - **external**: bootstrap servers given by the scenario; nothing to start
 //!   or kill.
+//!
+//! A broker the lab starts listens on one port and advertises another, the
+//! port of a fault proxy in front of it: every client (the services' and
+//! the lab's) reaches it through that proxy, so the link can be slowed or
+//! cut (`broker-latency`, `broker-blackhole`) like the database's.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,7 +27,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::process::Managed;
-use crate::{ProbeError, StackError};
+use crate::{FaultProxy, ProbeError, StackError};
 
 /// Which broker implementation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +247,8 @@ pub struct Broker {
     process: Option<Managed>,
     /// librdkafka properties of every client the lab opens on it.
     properties: Vec<(String, String)>,
+    /// In front of a broker the lab starts: the address it advertises.
+    link: Option<FaultProxy>,
 }
 
 impl Broker {
@@ -275,6 +282,7 @@ impl Broker {
                     bootstrap: bootstrap.clone(),
                     process: None,
                     properties: target.properties.clone(),
+                    link: None,
                 };
                 broker
                     .probe(Duration::from_secs(5))
@@ -300,15 +308,17 @@ impl Broker {
             BrokerChoice::Nisshi => find_broker()?,
         };
         let port = crate::free_port()?;
+        let link = FaultProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await?;
         let mut broker = Self {
             bin,
             kind,
             dir: dir.to_path_buf(),
             port,
             controller_port: crate::free_port()?,
-            bootstrap: format!("127.0.0.1:{port}"),
+            bootstrap: link.addr().to_string(),
             process: None,
             properties: target.properties.clone(),
+            link: Some(link),
         };
         if kind == BrokerKind::Kafka {
             broker.format_kafka()?;
@@ -327,7 +337,7 @@ impl Broker {
              node.id=1\n\
              controller.quorum.voters=1@127.0.0.1:{controller}\n\
              listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             advertised.listeners=PLAINTEXT://{advertised}\n\
              controller.listener.names=CONTROLLER\n\
              inter.broker.listener.name=PLAINTEXT\n\
              listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
@@ -340,6 +350,7 @@ impl Broker {
              auto.create.topics.enable=false\n",
             controller = self.controller_port,
             port = self.port,
+            advertised = self.bootstrap,
             data = data.display(),
         );
         let path = self.dir.join("server.properties");
@@ -371,11 +382,20 @@ impl Broker {
         self.kind
     }
 
+    /// The port the broker itself listens on (clients reach it through
+    /// [`Broker::bootstrap`]).
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// For `bootstrap.servers`: `127.0.0.1:PORT`, or the external cluster's.
+    /// The fault proxy between every client and a broker the lab started;
+    /// `None` for an external cluster.
+    pub fn link(&self) -> Option<&FaultProxy> {
+        self.link.as_ref()
+    }
+
+    /// For `bootstrap.servers`: the link proxy's `127.0.0.1:PORT`, or the
+    /// external cluster's.
     pub fn bootstrap(&self) -> String {
         self.bootstrap.clone()
     }
@@ -433,11 +453,12 @@ impl Broker {
             }
             _ => {
                 let url = format!("tcp://127.0.0.1:{}", self.port);
+                let advertised = format!("tcp://{}", self.bootstrap);
                 let storage = format!("memory://{}/", self.kind.name());
                 command
                     .arg("broker")
                     .args(["--listener-url", &url])
-                    .args(["--advertised-listener-url", &url])
+                    .args(["--advertised-listener-url", &advertised])
                     .args(["--storage-engine", &storage])
                     .env_remove("LISTENER_URL")
                     .env_remove("ADVERTISED_LISTENER_URL")
@@ -481,7 +502,8 @@ impl Broker {
                     ),
                 });
             }
-            match self.probe(Duration::from_millis(500)).await {
+            // Straight to the broker: a fault on its link is not its start.
+            match self.probe_direct(Duration::from_millis(500)).await {
                 Ok(()) => return Ok(started.elapsed()),
                 Err(error) if started.elapsed() > limit => {
                     return Err(StackError::NotReady {
@@ -495,9 +517,24 @@ impl Broker {
         }
     }
 
-    /// One metadata round trip.
+    /// One metadata round trip, through the link as clients go.
     pub async fn probe(&self, timeout: Duration) -> Result<(), ProbeError> {
-        let client = self.client();
+        self.probe_at(&self.bootstrap, timeout).await
+    }
+
+    /// One metadata round trip straight to the broker, past its link (a
+    /// fault on the link does not fail it).
+    pub async fn probe_direct(&self, timeout: Duration) -> Result<(), ProbeError> {
+        let direct = match self.link {
+            Some(_) => format!("127.0.0.1:{}", self.port),
+            None => self.bootstrap.clone(),
+        };
+        self.probe_at(&direct, timeout).await
+    }
+
+    /// One metadata round trip to `bootstrap`.
+    async fn probe_at(&self, bootstrap: &str, timeout: Duration) -> Result<(), ProbeError> {
+        let client = client_for(bootstrap, &self.properties);
         let failed = |e: &dyn std::fmt::Display| ProbeError::Failed(e.to_string());
         tokio::task::spawn_blocking(move || {
             let consumer: BaseConsumer = client

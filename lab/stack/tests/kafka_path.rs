@@ -51,8 +51,9 @@ async fn the_kafka_path_formats_a_kraft_node_and_starts_it_with_its_config() {
             "echo \"$@\" > {record}/start-args\n\
              echo \"LOG_DIR=$LOG_DIR KAFKA_HEAP_OPTS=$KAFKA_HEAP_OPTS\" > {record}/start-env\n\
              port=$(sed -n 's/^listeners=PLAINTEXT:\\/\\/127.0.0.1:\\([0-9]*\\),.*/\\1/p' \"$1\")\n\
+             advertised=$(sed -n 's/^advertised.listeners=PLAINTEXT:\\/\\///p' \"$1\")\n\
              exec {serving} broker --listener-url tcp://127.0.0.1:$port \
-               --advertised-listener-url tcp://127.0.0.1:$port --storage-engine memory://tansu/\n",
+               --advertised-listener-url tcp://$advertised --storage-engine memory://tansu/\n",
             record = record.display(),
             serving = serving.display()
         ),
@@ -102,13 +103,16 @@ async fn with_stand_ins(dir: &Path) {
             && lines[1].ends_with("server.properties"),
         "{storage}"
     );
-    // A single KRaft node that is its own controller, on loopback only.
+    // A single KRaft node that is its own controller, on loopback only,
+    // advertising the fault proxy in front of it.
     let config = std::fs::read_to_string(record.join("formatted.properties")).unwrap();
     let port = broker.port();
+    let link = broker.link().expect("a link proxy").addr();
+    assert_eq!(broker.bootstrap(), link.to_string());
     for line in [
         "process.roles=broker,controller".to_string(),
         "node.id=1".to_string(),
-        format!("advertised.listeners=PLAINTEXT://127.0.0.1:{port}"),
+        format!("advertised.listeners=PLAINTEXT://{link}"),
         "controller.listener.names=CONTROLLER".to_string(),
         "offsets.topic.replication.factor=1".to_string(),
         "auto.create.topics.enable=false".to_string(),
