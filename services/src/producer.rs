@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use rdkafka::ClientConfig;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -163,19 +163,34 @@ impl Producer {
     /// that client if it is dead: a fatal error, or failures in a row for
     /// longer than `patience` (a broker that is still down gets a new
     /// client that connects when it is back; one that came back answers it).
-    fn outcome(&self, generation: u64, producer: &FutureProducer, ok: bool) {
+    /// An error that says the broker no longer accepts this client's
+    /// producer id (fenced, forgotten, out of sequence) replaces it at once.
+    fn outcome(&self, generation: u64, producer: &FutureProducer, result: Result<(), &KafkaError>) {
         let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
-        if ok {
-            *failing = (0, Instant::now());
-            return;
-        }
+        let error = match result {
+            Ok(()) => {
+                *failing = (0, Instant::now());
+                return;
+            }
+            Err(error) => error,
+        };
+        let disowned = matches!(
+            error.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+                    | RDKafkaErrorCode::UnknownProducerId
+                    | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                    | RDKafkaErrorCode::InvalidProducerIdMapping
+            )
+        );
         if failing.0 == 0 {
             failing.1 = Instant::now();
         }
         failing.0 += 1;
         let fatal = producer.client().fatal_error();
         let stuck = failing.0 >= FAILURES_BEFORE_REPLACING && failing.1.elapsed() >= self.patience;
-        if fatal.is_none() && !stuck {
+        if fatal.is_none() && !stuck && !disowned {
             return;
         }
         let mut current = self.producer.write().unwrap_or_else(|e| e.into_inner());
@@ -215,7 +230,7 @@ impl App for Producer {
         match outcome {
             Ok(delivery) => {
                 self.metrics.observe(true, seconds);
-                self.outcome(generation, &producer, true);
+                self.outcome(generation, &producer, Ok(()));
                 http::json(
                     StatusCode::ACCEPTED,
                     &serde_json::json!({
@@ -227,7 +242,7 @@ impl App for Producer {
             }
             Err((error, _)) => {
                 self.metrics.observe(false, seconds);
-                self.outcome(generation, &producer, false);
+                self.outcome(generation, &producer, Err(&error));
                 tracing::debug!(%error, "Produce failed.");
                 http::unavailable(
                     "broker_unavailable",
@@ -264,10 +279,10 @@ pub async fn run(
         producer: RwLock::new((0, producer)),
         client,
         failing: Mutex::new((0, Instant::now())),
-        // Longer than one delivery timeout, so a slow broker is not taken
-        // for a dead client.
+        // Two delivery timeouts, so a slow broker is not taken for a dead
+        // client, and at least 2 s, so a short timeout does not churn.
         patience: Duration::from_millis(config.delivery_timeout_ms.max(1) * 2)
-            .max(Duration::from_secs(5)),
+            .max(Duration::from_secs(2)),
         topic: config.kafka.topic.clone(),
         metrics,
         retry_after_s: config.retry_after_s,

@@ -444,7 +444,11 @@ impl Repetition<'_> {
         let stack_dir = self.stack_dir.clone();
         let teardown = tokio::task::spawn_blocking(move || {
             let took = stack.down(&|| force.is_cancelled());
-            let _ = std::fs::remove_dir_all(&stack_dir);
+            // FAULTLINE_KEEP_STACK keeps the services' and the broker's logs
+            // for a look afterwards (`faultline clean` removes them).
+            if std::env::var_os("FAULTLINE_KEEP_STACK").is_none() {
+                let _ = std::fs::remove_dir_all(&stack_dir);
+            }
             took
         });
         match teardown.await {
