@@ -418,7 +418,7 @@ fn a_retry_of_a_stored_event_is_absorbed_and_counted_as_redelivered() {
     assert!(n(rest, "failed") > 20, "{rest}");
     assert!(n(rest, "stored_unacknowledged") > 0, "{rest}");
     assert_eq!(n(rest, "redelivered"), 0, "{rest}");
-    assert!(n(retry, "redelivered") > 5, "{retry}");
+    assert!(n(retry, "redelivered") > 0, "{retry}");
     assert!(n(retry, "failed") < n(rest, "failed") / 4, "{retry}");
     assert_eq!(n(retry, "lost"), 0, "{retry}");
     // Every id once in the table, however often it was delivered.

@@ -160,7 +160,11 @@ impl Service {
                         )));
                     }
                     match get_json(self.addr, "/healthz").await {
-                        Ok((200, _)) => return Ok(()),
+                        // A service that applies the schema is ready once
+                        // it has: a request before would fail on a missing
+                        // table.
+                        Ok((200, health)) if health["schema_ready"] != false => return Ok(()),
+                        Ok((200, health)) => last = format!("/healthz: {health}"),
                         Ok((status, body)) => last = format!("/healthz answered {status}: {body}"),
                         Err(error) => last = error.to_string(),
                     }
