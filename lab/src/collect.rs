@@ -133,6 +133,158 @@ pub async fn scrape(
     }
 }
 
+/// The backlog of a buffered consumer as the lab measures it from outside:
+/// the topic's end offsets at the broker minus the position the consumer
+/// stored in PostgreSQL. Nothing is recorded while either cannot be read.
+pub const LAB_BACKLOG: &str = "lab_backlog_messages";
+
+/// A buffered consumer whose backlog the lab measures.
+#[derive(Debug, Clone)]
+pub struct BacklogTarget {
+    pub architecture: String,
+    pub topic: String,
+    pub group: String,
+    pub partitions: i32,
+}
+
+/// Where the backlog is read: the broker (past any fault on its link) and
+/// the database (directly).
+#[derive(Debug, Clone)]
+pub struct BacklogSource {
+    pub bootstrap: String,
+    pub properties: Vec<(String, String)>,
+    pub database_url: String,
+}
+
+/// Measures each target's backlog every second from `t0` until `cancel`,
+/// as `lab_backlog_messages` rows of service `lab`.
+pub async fn measure_backlog(
+    targets: Vec<BacklogTarget>,
+    source: BacklogSource,
+    t0: Instant,
+    cancel: CancellationToken,
+    rows: Arc<Mutex<Vec<MetricRow>>>,
+    latest: Latest,
+) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    if targets.is_empty() {
+        return;
+    }
+    let consumer: Option<Arc<BaseConsumer>> =
+        faultline_stack::broker::client_for(&source.bootstrap, &source.properties)
+            .set("log_level", "0")
+            .create()
+            .ok()
+            .map(Arc::new);
+    let Some(consumer) = consumer else {
+        return;
+    };
+    let mut tick = tokio::time::interval_at(t0, Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = cancel.cancelled() => return,
+        }
+        let t_s = t0.elapsed().as_secs_f64();
+        let Some(positions) = stored_positions(&source.database_url).await else {
+            continue;
+        };
+        for target in &targets {
+            let (consumer, topic, partitions) =
+                (consumer.clone(), target.topic.clone(), target.partitions);
+            let highs = tokio::task::spawn_blocking(move || {
+                (0..partitions)
+                    .map(|p| {
+                        consumer
+                            .fetch_watermarks(&topic, p, Duration::from_millis(800))
+                            .ok()
+                            .map(|(_, high)| (p, high))
+                    })
+                    .collect::<Option<Vec<_>>>()
+            })
+            .await
+            .ok()
+            .flatten();
+            let Some(highs) = highs else {
+                continue;
+            };
+            let backlog: i64 = highs
+                .iter()
+                .map(|(p, high)| {
+                    let key = (target.group.clone(), target.topic.clone(), *p);
+                    (high - positions.get(&key).copied().unwrap_or(0)).max(0)
+                })
+                .sum();
+            let value = backlog as f64;
+            latest.lock().expect("latest lock").insert(
+                (
+                    target.architecture.clone(),
+                    "lab".into(),
+                    LAB_BACKLOG.into(),
+                ),
+                value,
+            );
+            rows.lock().expect("rows lock").push(MetricRow {
+                t_s,
+                architecture: target.architecture.clone(),
+                service: "lab".into(),
+                sample: Sample {
+                    metric: LAB_BACKLOG.into(),
+                    labels: String::new(),
+                    value,
+                },
+            });
+        }
+    }
+}
+
+/// Every stored consumer position: (group, topic, partition) → next offset;
+/// `None` if the database cannot be read within a second.
+async fn stored_positions(url: &str) -> Option<HashMap<(String, String, i32), i64>> {
+    let read = async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .ok()?;
+        let connection = tokio::spawn(connection);
+        let query = format!(
+            "SELECT consumer_group, topic, partition, next_offset FROM {}",
+            faultline_services::store::OFFSETS_TABLE
+        );
+        let rows = client.query(query.as_str(), &[]).await;
+        drop(client);
+        connection.abort();
+        let rows = match rows {
+            Ok(rows) => rows,
+            // No table yet: nothing stored yet.
+            Err(error)
+                if error.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) =>
+            {
+                Vec::new()
+            }
+            Err(_) => return None,
+        };
+        Some(
+            rows.iter()
+                .map(|row| {
+                    (
+                        (
+                            row.get::<_, String>(0),
+                            row.get::<_, String>(1),
+                            row.get::<_, i32>(2),
+                        ),
+                        row.get::<_, i64>(3),
+                    )
+                })
+                .collect(),
+        )
+    };
+    tokio::time::timeout(Duration::from_secs(1), read)
+        .await
+        .ok()
+        .flatten()
+}
+
 /// The text of `path` on `addr` if it answers 200 within 900 ms.
 async fn fetch(addr: SocketAddr, path: &'static str) -> Option<String> {
     match faultline_stack::services::get(addr, path, Duration::from_millis(900)).await {

@@ -149,6 +149,8 @@ pub struct KafkaParts {
     pub name: String,
     pub mode: Mode,
     pub topic: String,
+    /// The consumer's group, under which it stores its position.
+    pub group: String,
     pub producer: Service,
     pub consumer: Service,
 }
@@ -168,6 +170,7 @@ impl KafkaParts {
         dir: &Path,
     ) -> Result<Self, StackError> {
         let topic = format!("driver-locations-{name}-{run}");
+        let group = format!("location-group-{name}-{run}");
         broker.create_topic_with(&topic, topics).await?;
         let common = vec![
             "--bootstrap-servers".to_string(),
@@ -197,7 +200,7 @@ impl KafkaParts {
             "--mode".to_string(),
             mode_name(mode),
             "--group".to_string(),
-            format!("location-group-{name}-{run}"),
+            group.clone(),
         ]);
         args.extend(consumer_args.iter().cloned());
         let mut env = database_env(database_url);
@@ -207,6 +210,7 @@ impl KafkaParts {
             name: name.to_string(),
             mode,
             topic,
+            group,
             producer,
             consumer,
         })

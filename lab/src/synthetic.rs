@@ -68,6 +68,10 @@ pub struct Synthetic {
     /// milliseconds; in the control too when `control_drifts`.
     pub slow_after: Option<(u32, u64)>,
     pub control_drifts: bool,
+    /// The consumer's gauge after the fault: `Some(v)` reads `v` (0: the
+    /// restarted consumer that did not know; −1: one that says so) instead
+    /// of the true backlog, which the lab's own measure then carries.
+    pub consumer_gauge_after: Option<f64>,
 }
 
 impl Default for Synthetic {
@@ -93,6 +97,7 @@ impl Default for Synthetic {
             control: None,
             slow_after: None,
             control_drifts: false,
+            consumer_gauge_after: None,
         }
     }
 }
@@ -237,10 +242,26 @@ impl Synthetic {
             } else {
                 breaker
             };
+            let gauge = match self.consumer_gauge_after {
+                Some(reading) if t >= self.fault.1 => reading,
+                _ => backlog,
+            };
+            if self.consumer_gauge_after.is_some() {
+                scraped.push(MetricRow {
+                    t_s: f64::from(t) + 0.5,
+                    architecture: "kafka".into(),
+                    service: "lab".into(),
+                    sample: Sample {
+                        metric: crate::collect::LAB_BACKLOG.into(),
+                        labels: String::new(),
+                        value: backlog,
+                    },
+                });
+            }
             for (metric, value) in [
                 (
                     faultline_services::metrics::names::CONSUMER_BACKLOG_MESSAGES,
-                    backlog,
+                    gauge,
                 ),
                 (
                     faultline_services::metrics::names::CIRCUIT_BREAKER_STATE,

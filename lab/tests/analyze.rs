@@ -940,3 +940,29 @@ fn the_readmes_table_of_the_pocs_claims_is_the_example_runs() {
         "{table}"
     );
 }
+
+#[test]
+fn the_backlog_is_the_labs_own_measure_not_a_blind_consumers_zero() {
+    // After the fault the consumer's gauge reads 0 (a restarted consumer
+    // with no partitions yet); the lab's measure from outside still sees the
+    // backlog draining over 3 s.
+    let run = Synthetic {
+        consumer_gauge_after: Some(0.0),
+        ..Synthetic::default()
+    };
+    let dir = folder("blind-consumer");
+    run.write(&dir).unwrap();
+    let kafka = &summary_of(&dir)["architectures"]["kafka"];
+    assert!(
+        close(&kafka["drain_s"], f64::from(run.drain_s) + 0.5, 1e-9),
+        "{kafka}"
+    );
+    // A consumer that says it does not know (−1) is never an empty backlog.
+    let analysis = faultline::analyze::analyze(&dir).unwrap();
+    let seconds = &analysis.series_of("kafka", 0).unwrap().seconds;
+    assert_eq!(
+        seconds[run.fault.1 as usize].backlog,
+        Some(f64::from(run.rps * run.drain_s))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -179,6 +179,22 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
             && values[i] == 2.0),
         "the buffered consumer's breaker never showed open"
     );
+    // The lab measured the buffered consumer's backlog from outside it (the
+    // topic's end minus the stored position); the drop consumer keeps its
+    // position in memory, so only its own gauge speaks for it.
+    let measured = |arch_name: &str| {
+        (0..names.len())
+            .filter(|&i| names[i] == "lab_backlog_messages" && arch[i] == arch_name)
+            .map(|i| values[i])
+            .collect::<Vec<f64>>()
+    };
+    let buffered = measured("kafka-buffered");
+    assert!(buffered.len() > 20, "{} lab readings", buffered.len());
+    assert!(
+        buffered.iter().any(|v| *v > 50.0),
+        "the measured backlog never grew: {buffered:?}"
+    );
+    assert!(measured("kafka-drop").is_empty());
 
     // summary.json: the same story, computed from the files above.
     let summary: serde_json::Value =

@@ -551,11 +551,14 @@ async fn watch_backlog(
     metrics: ConsumerMetrics,
     shutdown: CancellationToken,
 ) {
+    // Unknown until the partitions are assigned: −1, never a false 0.
+    metrics.backlog.set(-1);
     loop {
         if sleep_or_cancel(Duration::from_secs(1), &shutdown).await {
             return;
         }
         let Ok(assignment) = consumer.assignment() else {
+            metrics.backlog.set(-1);
             continue;
         };
         let partitions: Vec<i32> = assignment
@@ -564,6 +567,7 @@ async fn watch_backlog(
             .map(|e| e.partition())
             .collect();
         if partitions.is_empty() {
+            metrics.backlog.set(-1);
             continue;
         }
         let consumer = consumer.clone();

@@ -32,7 +32,8 @@ pub mod names {
     pub const CIRCUIT_BREAKER_STATE: &str = "circuit_breaker_state";
     /// Gauge: age in seconds of the oldest event read but not yet stored.
     pub const KAFKA_CONSUMER_LAG_SECONDS: &str = "kafka_consumer_lag_seconds";
-    /// Gauge: messages on the topic not yet stored (high watermark − position).
+    /// Gauge: messages on the topic not yet stored (high watermark −
+    /// position); −1 while the consumer has no partitions (unknown).
     pub const CONSUMER_BACKLOG_MESSAGES: &str = "consumer_backlog_messages";
     /// Counter: events newly stored in the database.
     pub const EVENTS_STORED: &str = "events_stored";

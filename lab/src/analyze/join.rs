@@ -338,38 +338,59 @@ pub fn histogram_by_phase(
 pub type BacklogPoints = HashMap<(String, u32), Vec<(f64, f64)>>;
 
 /// The scraped consumer state: backlog and breaker per second, and every
-/// backlog reading.
+/// backlog reading. The backlog is the lab's own measure from outside the
+/// consumer (`lab_backlog_messages`: the topic's end offsets minus the
+/// stored position) wherever it has one, else the consumer's gauge (e.g.
+/// while the database is down and the stored position cannot be read); a
+/// negative gauge is a consumer that does not know yet (no partitions),
+/// never taken for an empty backlog.
 pub fn scraped(metrics: &DataFrame) -> anyhow::Result<(Scraped, BacklogPoints)> {
     let mut scraped: Scraped = HashMap::new();
-    let mut backlog_points: BacklogPoints = HashMap::new();
     let arch = strings(metrics, "architecture")?;
     let metric = strings(metrics, "metric")?;
     let value = numbers(metrics, "value")?;
     let rep = numbers(metrics, "repetition")?;
     let t = numbers(metrics, "t_s")?;
+    // (lab readings, consumer readings) per architecture and repetition.
+    let mut readings: HashMap<(String, u32), (Vec<(f64, f64)>, Vec<(f64, f64)>)> = HashMap::new();
     for i in 0..metrics.height() {
-        let is_backlog = metric[i] == names::CONSUMER_BACKLOG_MESSAGES;
-        if !is_backlog && metric[i] != names::CIRCUIT_BREAKER_STATE {
-            continue;
-        }
         let (Some(t), Some(value)) = (t[i], value[i]) else {
             continue;
         };
         let key = (arch[i].clone(), rep[i].unwrap_or(0.0) as u32);
-        let slot = scraped
-            .entry(key.clone())
-            .or_default()
-            .entry(t.max(0.0) as u32)
-            .or_default();
-        if is_backlog {
-            slot.0 = Some(value);
-            backlog_points.entry(key).or_default().push((t, value));
-        } else {
+        if metric[i] == crate::collect::LAB_BACKLOG {
+            readings.entry(key).or_default().0.push((t, value));
+        } else if metric[i] == names::CONSUMER_BACKLOG_MESSAGES {
+            if value >= 0.0 {
+                readings.entry(key).or_default().1.push((t, value));
+            }
+        } else if metric[i] == names::CIRCUIT_BREAKER_STATE {
+            let slot = scraped
+                .entry(key)
+                .or_default()
+                .entry(t.max(0.0) as u32)
+                .or_default();
             slot.1 = Some(slot.1.map_or(value, |b: f64| b.max(value)));
         }
     }
-    for points in backlog_points.values_mut() {
+    let mut backlog_points: BacklogPoints = HashMap::new();
+    for (key, (lab, consumer)) in readings {
+        let near_lab = |t: f64| lab.iter().any(|(at, _)| (at - t).abs() < 1.0);
+        let mut points: Vec<(f64, f64)> = consumer
+            .into_iter()
+            .filter(|(t, _)| !near_lab(*t))
+            .chain(lab.iter().copied())
+            .collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (t, value) in &points {
+            scraped
+                .entry(key.clone())
+                .or_default()
+                .entry(t.max(0.0) as u32)
+                .or_default()
+                .0 = Some(*value);
+        }
+        backlog_points.insert(key, points);
     }
     Ok((scraped, backlog_points))
 }

@@ -130,8 +130,24 @@ impl Ticker {
             {
                 part.push_str(&format!(" breaker {}", state.as_str()));
             }
-            if let Some(backlog) = value(names::CONSUMER_BACKLOG_MESSAGES) {
-                part.push_str(&format!(" backlog {backlog:.0}"));
+            // The lab's own measure where it has one; a consumer with no
+            // partitions yet does not know its backlog.
+            let measured = self
+                .latest
+                .lock()
+                .expect("latest lock")
+                .get(&(
+                    name.clone(),
+                    "lab".into(),
+                    crate::collect::LAB_BACKLOG.into(),
+                ))
+                .copied();
+            match measured.or_else(|| value(names::CONSUMER_BACKLOG_MESSAGES)) {
+                Some(backlog) if backlog >= 0.0 => {
+                    part.push_str(&format!(" backlog {backlog:.0}"));
+                }
+                Some(_) => part.push_str(" backlog ?"),
+                None => {}
             }
             parts.push(part);
         }

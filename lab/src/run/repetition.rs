@@ -219,7 +219,18 @@ impl Repetition<'_> {
         let t0 = Instant::now();
         let t0_unix_us = chrono::Utc::now().timestamp_micros();
         let load = self.start_load(&names, &urls, &counters, t0, t0_unix_us, &load_cancel)?;
-        let scraping = self.start_scraping(scrape_targets, &names, &counters, &active_faults, t0);
+        let mut scraping =
+            self.start_scraping(scrape_targets, &names, &counters, &active_faults, t0);
+        // The buffered consumers' backlog, measured from outside them.
+        let measuring = tokio::spawn(collect::measure_backlog(
+            backlog_targets(stack),
+            backlog_source(stack),
+            t0,
+            scraping.stop.clone(),
+            scraping.rows.clone(),
+            scraping.latest.clone(),
+        ));
+        scraping.tasks.push(measuring);
 
         // The faults play out in this task, which owns the stack.
         let label = self.label();
@@ -481,5 +492,39 @@ impl Repetition<'_> {
             measured.metrics.len()
         ));
         Ok(())
+    }
+}
+
+/// The buffered consumers, whose stored position the lab can read.
+fn backlog_targets(stack: &LabStack) -> Vec<collect::BacklogTarget> {
+    stack
+        .kafka
+        .iter()
+        .filter(|k| k.mode == faultline_services::consumer::Mode::Buffered)
+        .map(|k| collect::BacklogTarget {
+            architecture: k.name.clone(),
+            topic: k.topic.clone(),
+            group: k.group.clone(),
+            partitions: stack.topics.partitions,
+        })
+        .collect()
+}
+
+/// The broker, past its link, and the database, directly.
+fn backlog_source(stack: &LabStack) -> collect::BacklogSource {
+    let (bootstrap, properties) = match &stack.broker {
+        Some(broker) => (
+            match broker.link() {
+                Some(_) => format!("127.0.0.1:{}", broker.port()),
+                None => broker.bootstrap(),
+            },
+            broker.properties().to_vec(),
+        ),
+        None => (String::new(), Vec::new()),
+    };
+    collect::BacklogSource {
+        bootstrap,
+        properties,
+        database_url: stack.database.url(),
     }
 }
