@@ -337,6 +337,9 @@ pub fn histogram_by_phase(
 /// Backlog readings per (architecture, repetition), in time order.
 pub type BacklogPoints = HashMap<(String, u32), Vec<(f64, f64)>>;
 
+/// Backlog readings of one consumer: the lab's, then the consumer's gauge.
+type LabAndGauge = (Vec<(f64, f64)>, Vec<(f64, f64)>);
+
 /// The scraped consumer state: backlog and breaker per second, and every
 /// backlog reading. The backlog is the lab's own measure from outside the
 /// consumer (`lab_backlog_messages`: the topic's end offsets minus the
@@ -352,7 +355,7 @@ pub fn scraped(metrics: &DataFrame) -> anyhow::Result<(Scraped, BacklogPoints)> 
     let rep = numbers(metrics, "repetition")?;
     let t = numbers(metrics, "t_s")?;
     // (lab readings, consumer readings) per architecture and repetition.
-    let mut readings: HashMap<(String, u32), (Vec<(f64, f64)>, Vec<(f64, f64)>)> = HashMap::new();
+    let mut readings: HashMap<(String, u32), LabAndGauge> = HashMap::new();
     for i in 0..metrics.height() {
         let (Some(t), Some(value)) = (t[i], value[i]) else {
             continue;
