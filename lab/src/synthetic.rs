@@ -72,6 +72,11 @@ pub struct Synthetic {
     /// restarted consumer that did not know; −1: one that says so) instead
     /// of the true backlog, which the lab's own measure then carries.
     pub consumer_gauge_after: Option<f64>,
+    /// The fault's kind as recorded (`db-crash` by default).
+    pub fault_kind: &'static str,
+    /// Kafka events due in the last `lost_before` tenths of a second before
+    /// the fault are never stored.
+    pub lost_before: u64,
 }
 
 impl Default for Synthetic {
@@ -98,6 +103,8 @@ impl Default for Synthetic {
             slow_after: None,
             control_drifts: false,
             consumer_gauge_after: None,
+            fault_kind: "db-crash",
+            lost_before: 0,
         }
     }
 }
@@ -200,6 +207,8 @@ impl Synthetic {
                     } else {
                         None
                     }
+                } else if intended_us < f0 && intended_us + self.lost_before * 100_000 >= f0 {
+                    None
                 } else if in_fault {
                     during_kafka += 1;
                     (!(during_kafka - 1).is_multiple_of(self.lost_every))
@@ -317,7 +326,7 @@ impl Synthetic {
     /// The fault, as it happened in every repetition.
     fn fault_record(&self) -> FaultRecord {
         FaultRecord {
-            kind: "db-crash".into(),
+            kind: self.fault_kind.into(),
             target: "postgres".into(),
             planned_start_s: f64::from(self.fault.0),
             planned_end_s: f64::from(self.fault.1),
@@ -362,6 +371,22 @@ impl Synthetic {
         }
     }
 
+    /// What the manifest says of repetition `repetition`, started at `t0`.
+    fn repetition_summary(&self, repetition: u32, t0: i64, control: bool) -> RepetitionSummary {
+        RepetitionSummary {
+            repetition,
+            status: Status::Complete,
+            reasons: Vec::new(),
+            stack_startup_s: 1.0,
+            load_end_s: f64::from(self.seconds),
+            drain_s: BTreeMap::from([("kafka".to_string(), Some(0.5))]),
+            t0_unix_us: t0,
+            broker: "synthetic".into(),
+            broker_durable: false,
+            control,
+        }
+    }
+
     /// Writes the run folder at `dir`.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
@@ -380,18 +405,7 @@ impl Synthetic {
             faults.push(faults_frame(repetition, &[self.fault_record()])?);
             requests.push(requests_frame(repetition, &names, &rows)?);
             stored.push(stored_frame(repetition, t0, &stored_rows)?);
-            repetitions.push(RepetitionSummary {
-                repetition,
-                status: Status::Complete,
-                reasons: Vec::new(),
-                stack_startup_s: 1.0,
-                load_end_s: f64::from(self.seconds),
-                drain_s: BTreeMap::from([("kafka".to_string(), Some(0.5))]),
-                t0_unix_us: t0,
-                broker: "synthetic".into(),
-                broker_durable: false,
-                control: false,
-            });
+            repetitions.push(self.repetition_summary(repetition, t0, false));
         }
         if let Some(latency_ms) = self.control {
             // The same run with its fault window moved past the end.
@@ -411,18 +425,7 @@ impl Synthetic {
             metrics.push(metrics_frame(repetition, &control.scraped())?);
             requests.push(requests_frame(repetition, &names, &rows)?);
             stored.push(stored_frame(repetition, t0, &stored_rows)?);
-            repetitions.push(RepetitionSummary {
-                repetition,
-                status: Status::Complete,
-                reasons: Vec::new(),
-                stack_startup_s: 1.0,
-                load_end_s: f64::from(self.seconds),
-                drain_s: BTreeMap::from([("kafka".to_string(), Some(0.5))]),
-                t0_unix_us: t0,
-                broker: "synthetic".into(),
-                broker_durable: false,
-                control: true,
-            });
+            repetitions.push(self.repetition_summary(repetition, t0, true));
         }
         for (frame, frames) in [
             (&run_folder::REQUESTS, requests),

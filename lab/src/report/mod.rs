@@ -52,28 +52,7 @@ pub(crate) fn environment() -> Environment<'static> {
             .replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;");
-        let html: String = escaped
-            .split("**")
-            .enumerate()
-            .map(|(i, part)| {
-                if i % 2 == 1 {
-                    format!("<strong>{part}</strong>")
-                } else {
-                    part.to_string()
-                }
-            })
-            .collect();
-        let html: String = html
-            .split('`')
-            .enumerate()
-            .map(|(i, part)| {
-                if i % 2 == 1 {
-                    format!("<code>{part}</code>")
-                } else {
-                    part.to_string()
-                }
-            })
-            .collect();
+        let html = wrap_between(&wrap_between(&escaped, "**", "strong"), "`", "code");
         Value::from_safe_string(html)
     });
     // Text from the scenario in Markdown: HTML in it is shown, not rendered.
@@ -440,6 +419,21 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         charts,
         version: faultline_services::VERSION,
     })
+}
+
+/// `text` with every second stretch between `mark`s wrapped in `<tag>`:
+/// `a **b** c` → `a <strong>b</strong> c`.
+fn wrap_between(text: &str, mark: &str, tag: &str) -> String {
+    text.split(mark)
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                format!("<{tag}>{part}</{tag}>")
+            } else {
+                part.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Renders the model as (Markdown, HTML).
