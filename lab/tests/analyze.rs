@@ -966,3 +966,35 @@ fn the_backlog_is_the_labs_own_measure_not_a_blind_consumers_zero() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn events_a_memory_broker_held_when_killed_are_said_lost_with_it() {
+    // The 5 Kafka events due in the half second before a broker-kill were
+    // acknowledged and never stored: the broker (memory storage) lost them.
+    let run = Synthetic {
+        fault_kind: "broker-kill",
+        lost_before: 5,
+        ..Synthetic::default()
+    };
+    let dir = folder("memory-broker");
+    run.write(&dir).unwrap();
+    let kafka = &summary_of(&dir)["architectures"]["kafka"];
+    assert_eq!(kafka["lost"], run.lost() + 5, "{kafka}");
+    assert_eq!(kafka["lost_with_broker"], 5, "{kafka}");
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("**kafka**: 5 of its"),
+        "the loss section does not say it"
+    );
+    // The same losses under a database crash are the consumer's.
+    let dir = folder("memory-broker-db");
+    Synthetic {
+        lost_before: 5,
+        ..Synthetic::default()
+    }
+    .write(&dir)
+    .unwrap();
+    let kafka = &summary_of(&dir)["architectures"]["kafka"];
+    assert_eq!(kafka["lost_with_broker"], 0, "{kafka}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -158,6 +158,21 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         backlog,
         redelivered: join::redelivered(&files.metrics)?,
         produce_ack,
+        memory_broker_killed: faults
+            .iter()
+            .filter(|f| f.kind == "broker-kill")
+            .filter(|f| {
+                !manifest
+                    .repetitions
+                    .iter()
+                    .any(|r| r.repetition == f.repetition && r.broker_durable)
+            })
+            .filter_map(|f| Some((f.repetition, f.actual_start_s?)))
+            .fold(HashMap::new(), |mut first, (r, at)| {
+                let slot = first.entry(r).or_insert(at);
+                *slot = slot.min(at);
+                first
+            }),
         repetitions,
     };
     let series = series::build_series(
@@ -214,6 +229,9 @@ struct Context<'a> {
     redelivered: HashMap<(String, u32), u64>,
     /// The producers' acknowledgement time, summed per phase.
     produce_ack: join::PhaseSums,
+    /// When a broker that kept its log in memory was first killed, per
+    /// repetition.
+    memory_broker_killed: HashMap<u32, f64>,
     repetitions: u32,
 }
 
@@ -388,6 +406,15 @@ impl Context<'_> {
             lost: pooled.lost,
             redelivered: pooled.redelivered,
             duplicates: pooled.redelivered,
+            lost_with_broker: all
+                .iter()
+                .filter(|q| q.lost)
+                .filter(|q| {
+                    self.memory_broker_killed
+                        .get(&q.repetition)
+                        .is_some_and(|kill| q.intended_s + q.latency_us as f64 / 1e6 < *kill)
+                })
+                .count() as u64,
             stored_unacknowledged: pooled.stored_unacknowledged,
             stale: pooled.stale,
             freshness_ms: pooled.freshness,

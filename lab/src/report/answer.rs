@@ -54,9 +54,17 @@ fn sentence(name: &str, a: &ArchitectureSummary, staleness: &str) -> String {
     }
     if a.lost > 0 {
         parts.push(format!(
-            "**silently lost {} acknowledged events ({})**",
+            "**silently lost {} acknowledged events ({})**{}",
             count(a.lost),
-            percent(a.lost as f64 / a.acknowledged.max(1) as f64)
+            percent(a.lost as f64 / a.acknowledged.max(1) as f64),
+            if a.lost_with_broker > 0 {
+                format!(
+                    " ({} of them with the broker, which kept them only in memory when it was killed)",
+                    count(a.lost_with_broker)
+                )
+            } else {
+                String::new()
+            }
         ));
     } else {
         parts.push("lost nothing it acknowledged".to_string());

@@ -241,6 +241,11 @@ pub struct ArchitectureSummary {
     pub acknowledged: u64,
     pub stored: u64,
     pub lost: u64,
+    /// Of the lost events, those acknowledged before a `broker-kill` of a
+    /// broker that kept its log in memory: lost with the broker, not by the
+    /// consumer.
+    #[serde(default)]
+    pub lost_with_broker: u64,
     /// Deliveries of an event already stored, absorbed because the event id
     /// is the table's key: a client's retry of a request whose first
     /// attempt was stored (REST's "already stored" answers), or a message
