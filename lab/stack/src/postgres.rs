@@ -26,6 +26,22 @@ pub struct Postgres {
     owner: Option<(Uid, Gid)>,
     process: Option<Managed>,
     frozen: bool,
+    /// The `postgres` role's password, made for this cluster: no local
+    /// user reaches it without it (scram-sha-256, not trust).
+    password: String,
+}
+
+/// 32 hex digits from the kernel's random source.
+fn random_password() -> Result<String, StackError> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|source| StackError::Io {
+            path: "/dev/urandom".into(),
+            source,
+        })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Finds `initdb` and `postgres`: on PATH (as under Nix), else the newest
@@ -91,6 +107,7 @@ impl Postgres {
             owner,
             process: None,
             frozen: false,
+            password: random_password()?,
         };
         postgres.chown(dir)?;
         postgres.initdb()?;
@@ -131,26 +148,38 @@ impl Postgres {
     }
 
     fn initdb(&self) -> Result<(), StackError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let started = Instant::now();
+        // The password reaches initdb in a file only its owner reads,
+        // removed once the cluster exists.
+        let pwfile = self.dir.join("pwfile");
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&pwfile)
+            .and_then(|mut file| {
+                use std::io::Write;
+                file.write_all(self.password.as_bytes())
+            });
+        written.map_err(|source| StackError::Io {
+            path: pwfile.clone(),
+            source,
+        })?;
+        self.chown(&pwfile)?;
         let output = self
             .command("initdb")
             .args(["-D"])
             .arg(self.data())
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ])
-            .output()
-            .map_err(|source| StackError::Spawn {
-                what: "initdb".into(),
-                source,
-            })?;
+            .args(["-U", "postgres", "--auth=scram-sha-256", "--pwfile"])
+            .arg(&pwfile)
+            .args(["-E", "UTF8", "--locale=C", "--no-sync"])
+            .output();
+        let _ = std::fs::remove_file(&pwfile);
+        let output = output.map_err(|source| StackError::Spawn {
+            what: "initdb".into(),
+            source,
+        })?;
         if !output.status.success() {
             return Err(StackError::Failed {
                 what: "initdb".into(),
@@ -209,9 +238,17 @@ impl Postgres {
         Ok(elapsed)
     }
 
-    /// `postgres://postgres@127.0.0.1:PORT/postgres`
+    /// `postgres://postgres:PASSWORD@127.0.0.1:PORT/postgres`
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/postgres",
+            self.password, self.port
+        )
+    }
+
+    /// The `postgres` role's password, made for this cluster.
+    pub fn password(&self) -> &str {
+        &self.password
     }
 
     pub fn port(&self) -> u16 {
@@ -334,6 +371,12 @@ impl Drop for Postgres {
 
 /// Connects to `url` and runs one query, all within `timeout`.
 pub async fn probe_url(url: &str, timeout: Duration) -> Result<(), ProbeError> {
+    query_time(url, timeout).await.map(drop)
+}
+
+/// Connects to `url` and times one `SELECT 1` on the open connection: the
+/// link's round trip, not the cost of connecting and authenticating.
+pub async fn query_time(url: &str, timeout: Duration) -> Result<Duration, ProbeError> {
     let url = format!("{url}?connect_timeout={}", timeout.as_secs().max(1));
     let failed = |error: tokio_postgres::Error| {
         let timed_out = std::error::Error::source(&error)
@@ -350,10 +393,11 @@ pub async fn probe_url(url: &str, timeout: Duration) -> Result<(), ProbeError> {
             .await
             .map_err(failed)?;
         tokio::spawn(connection);
+        let started = Instant::now();
         client
             .simple_query("SELECT 1")
             .await
-            .map(drop)
+            .map(|_| started.elapsed())
             .map_err(failed)
     };
     match tokio::time::timeout(timeout, attempt).await {

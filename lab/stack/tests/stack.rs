@@ -118,3 +118,28 @@ async fn the_broker_is_killed_restarted_and_stopped() {
     assert!(!dir.join("broker/broker.pid").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_lab_database_refuses_a_connection_without_its_password() {
+    let dir = test_dir("password");
+    let postgres = Postgres::start(&dir.join("pg")).await.unwrap();
+    assert_eq!(postgres.password().len(), 32);
+    assert!(
+        sql(&postgres, "select 1").await.is_ok(),
+        "with the password"
+    );
+    // The same address without the password, and with a wrong one.
+    for url in [
+        postgres
+            .url()
+            .replace(&format!(":{}@", postgres.password()), "@"),
+        postgres.url().replace(postgres.password(), "wrong"),
+    ] {
+        let refused = tokio_postgres::connect(&url, tokio_postgres::NoTls).await;
+        assert!(refused.is_err(), "{url} connected");
+    }
+    // The password file initdb read is gone.
+    assert!(!dir.join("pg").join("pwfile").exists());
+    drop(postgres);
+    let _ = std::fs::remove_dir_all(&dir);
+}
