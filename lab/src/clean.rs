@@ -22,6 +22,9 @@ pub fn clean(dir: &Path) -> Vec<u32> {
             .is_some_and(|name| name == "runs");
     let mut stopped = faultline_stack::process::clean_leftovers(dir);
     if a_runs_stack {
+        // Its processes keep their pid files in folders of their own
+        // (`postgres/`, `broker/`, `services/<architecture>/`).
+        stopped.extend(stop_below(dir));
         if let Err(error) = std::fs::remove_dir_all(dir) {
             tracing::warn!(%error, dir = %dir.display(), "Could not remove a dead run's stack folder.");
         }
@@ -35,6 +38,82 @@ pub fn clean(dir: &Path) -> Vec<u32> {
         }
     }
     stopped
+}
+
+/// Stops the processes of every pid file in the folders below `dir`.
+fn stop_below(dir: &Path) -> Vec<u32> {
+    let mut stopped = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            stopped.extend(faultline_stack::process::clean_leftovers(&entry.path()));
+            stopped.extend(stop_below(&entry.path()));
+        }
+    }
+    stopped
+}
+
+/// Waits until the process `runner` has ended, then cleans `dir`: what a
+/// runner killed outright (SIGKILL, the OOM killer) left there is stopped
+/// at once, a frozen database included, not at the next command.
+pub fn watch(runner: u32, dir: &Path) {
+    // Alive: its /proc entry is there and not a zombie's.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{runner}/stat")).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
+    };
+    while alive() {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let stopped = clean(dir);
+    if !stopped.is_empty() {
+        tracing::warn!(
+            runner,
+            stopped = stopped.len(),
+            "The runner ended without stopping its stack; stopped it."
+        );
+    }
+}
+
+/// The watchdog this process started, if any.
+static WATCHDOG: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// The pid of this process's watchdog: it outlives the runner on purpose.
+pub fn watchdog_pid() -> Option<u32> {
+    WATCHDOG.get().copied()
+}
+
+/// Starts `faultline watchdog` for this process over `dir` (once), in a
+/// process group of its own (a Ctrl-C at the terminal is the runner's to
+/// handle).
+pub fn start_watchdog(dir: &Path) {
+    use std::os::unix::process::CommandExt;
+    if WATCHDOG.get().is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let spawned = std::process::Command::new(exe)
+        .arg("watchdog")
+        .arg(std::process::id().to_string())
+        .arg(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+    match spawned {
+        Ok(child) => {
+            let _ = WATCHDOG.set(child.id());
+        }
+        Err(error) => tracing::warn!(
+            %error,
+            "Could not start the watchdog; `faultline clean` stops what a killed runner leaves."
+        ),
+    }
 }
 
 /// Whether `dir/runner.pid` names a live faultline process other than this one.
@@ -120,7 +199,26 @@ mod tests {
             )
             .unwrap();
         }
-        clean(&dir);
+        // A process of the dead run, its pid file in a folder of its own.
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while !std::fs::read_to_string(format!("/proc/{}/cmdline", sleeper.id()))
+            .unwrap_or_default()
+            .starts_with("sleep")
+            && started.elapsed() < std::time::Duration::from_secs(2)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::fs::write(
+            run.join("postgres/postgres.pid"),
+            format!("{} sleep\n", sleeper.id()),
+        )
+        .unwrap();
+        assert_eq!(clean(&dir), vec![sleeper.id()]);
+        assert!(sleeper.wait().is_ok());
         assert!(!run.exists(), "the dead run's stack folder is still there");
         assert!(by_hand.join("postgres/data").is_file());
         let _ = std::fs::remove_dir_all(&dir);

@@ -175,6 +175,11 @@ enum Command {
         #[arg(default_value = faultline::WORK_DIR)]
         dir: PathBuf,
     },
+    /// Wait for the runner RUNNER to end, then clean what it left under
+    /// DIR (started by every run, in a process group of its own, so that a
+    /// runner killed outright leaves no stack, frozen or not, behind).
+    #[command(hide = true)]
+    Watchdog { runner: u32, dir: PathBuf },
 }
 
 /// How `faultline validate` prints what it found.
@@ -375,6 +380,10 @@ fn run_command() -> anyhow::Result<()> {
         Command::Clean { dir } => {
             let stopped = clean::clean(&dir);
             outln!("stopped {} leftover process(es)", stopped.len());
+            Ok(())
+        }
+        Command::Watchdog { runner, dir } => {
+            clean::watch(runner, &dir);
             Ok(())
         }
     }

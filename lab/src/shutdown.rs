@@ -58,7 +58,12 @@ pub fn stop_orphans() -> usize {
     use nix::sys::signal::{Signal, kill};
     use nix::sys::wait::{WaitPidFlag, waitpid};
     use nix::unistd::Pid;
-    let orphans = faultline_stack::process::descendants(std::process::id() as i32);
+    // The watchdog waits for this process to end, on purpose.
+    let watchdog = crate::clean::watchdog_pid().map(|pid| pid as i32);
+    let orphans: Vec<i32> = faultline_stack::process::descendants(std::process::id() as i32)
+        .into_iter()
+        .filter(|pid| Some(*pid) != watchdog)
+        .collect();
     for pid in &orphans {
         let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
         tracing::warn!(pid, "Killed a process left after the teardown.");

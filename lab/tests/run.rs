@@ -764,3 +764,68 @@ fn the_broker_link_is_slowed_then_cut_and_the_producer_shows_it() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database() {
+    use std::io::BufRead;
+    let out = std::env::temp_dir().join(format!("faultline-killed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let scenario = out.join("killed.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"killed\"\nduration = \"30s\"\n\
+         [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
+         [[faults]]\nkind = \"db-freeze\"\nat = \"2s\"\nduration = \"20s\"\n",
+    )
+    .unwrap();
+    let mut runner = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(out.join("reports"))
+        .current_dir(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(runner.stderr.take().unwrap());
+    for line in stderr.lines() {
+        if line.unwrap().contains("fault db-freeze injected") {
+            break;
+        }
+    }
+    // The frozen PostgreSQL of the run's stack.
+    let stack = std::fs::read_dir(out.join(".faultline/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    let postgres: u32 = std::fs::read_to_string(stack.join("postgres/postgres.pid"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
+    };
+    assert!(alive(postgres));
+    // SIGKILL: the runner cannot thaw or stop anything itself.
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    let started = std::time::Instant::now();
+    while (alive(postgres) || stack.exists())
+        && started.elapsed() < std::time::Duration::from_secs(15)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!alive(postgres), "PostgreSQL outlived its runner");
+    assert!(!stack.exists(), "the stack folder is still there");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -166,6 +166,10 @@ pub async fn run_scenario(
     run_folder::save(&manifest, &manifest_path)?;
     progress.say(&format!("run {run_id} → {}", dir.display()));
 
+    // A runner killed outright leaves no stack behind: a watchdog stops it.
+    crate::clean::start_watchdog(&std::path::absolute(
+        PathBuf::from(crate::WORK_DIR).join("runs"),
+    )?);
     let mut sinks = Sinks::create(&dir)?;
     let mut reasons = Vec::new();
     let mut failed = false;
