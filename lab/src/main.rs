@@ -42,10 +42,22 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+/// `faultline --version`: the version, the commit, the compiler and the
+/// client libraries' capabilities.
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("FAULTLINE_COMMIT"),
+    ")\nbuilt with ",
+    env!("FAULTLINE_RUSTC"),
+    "\nKafka client: librdkafka (bundled) with TLS and SASL PLAIN/SCRAM; PostgreSQL client without TLS"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "faultline",
     version,
+    long_version = LONG_VERSION,
     about = "Measure what infrastructure failures do to users, data and revenue, architecture against architecture",
     arg_required_else_help = true,
     after_help = NEWCOMER
@@ -169,6 +181,8 @@ enum Command {
     /// Print a completion script for SHELL (bash, zsh, fish, elvish or
     /// powershell), e.g. `faultline completions bash > /etc/bash_completion.d/faultline`.
     Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff), e.g. `faultline man > faultline.1`.
+    Man,
     /// Stop processes left behind by a runner that was itself killed.
     Clean {
         /// Folder to search for pid files (recursively).
@@ -375,6 +389,12 @@ fn run_command() -> anyhow::Result<()> {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "faultline", &mut script);
             out!("{}", String::from_utf8_lossy(&script));
+            Ok(())
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
+            out!("{}", String::from_utf8_lossy(&page));
             Ok(())
         }
         Command::Clean { dir } => {

@@ -345,3 +345,22 @@ fn completions_cover_every_command_and_parse_in_their_shell() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("bash"));
 }
+
+#[test]
+fn the_version_names_its_build_and_the_manual_page_its_commands() {
+    let version = faultline().arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        version.starts_with(&format!("faultline {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    assert!(version.contains("built with rustc"), "{version}");
+    assert!(version.contains("TLS"), "{version}");
+    let man = faultline().arg("man").output().unwrap();
+    assert!(man.status.success());
+    let man = String::from_utf8_lossy(&man.stdout);
+    assert!(man.contains(".TH faultline 1"), "{man}");
+    for command in ["run", "sweep", "validate", "compare", "clean"] {
+        assert!(man.contains(command), "{command} is not in the manual page");
+    }
+}
