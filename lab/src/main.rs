@@ -311,28 +311,7 @@ fn run_command() -> anyhow::Result<()> {
             resume.as_deref(),
             faultline::sweep::execute::SweepOptions { out, driver, quiet },
         ),
-        Command::Plan { file, driver } => {
-            match faultline::validate::load(&file).and_then(|(experiment, text)| {
-                faultline::validate::with_driver(
-                    experiment,
-                    &text,
-                    &file.display().to_string(),
-                    driver,
-                )
-            }) {
-                Ok(experiment) => {
-                    let plan = faultline::plan::Plan::of(&experiment, driver);
-                    outln!("{}", serde_json::to_string_pretty(&plan)?);
-                    Ok(())
-                }
-                Err(problems) => {
-                    for problem in &problems {
-                        eprintln!("{problem}");
-                    }
-                    std::process::exit(2);
-                }
-            }
-        }
+        Command::Plan { file, driver } => plan(&file, driver),
         Command::Report { dir } => report(&dir),
         Command::Compare {
             baseline,
@@ -405,6 +384,27 @@ fn run_command() -> anyhow::Result<()> {
         Command::Watchdog { runner, dir } => {
             clean::watch(runner, &dir);
             Ok(())
+        }
+    }
+}
+
+/// `faultline plan`: what the scenario at `file` lowers to, as JSON; exit
+/// status 2 and every problem for an invalid one.
+fn plan(file: &std::path::Path, driver: Option<DriverSetting>) -> anyhow::Result<()> {
+    let checked = faultline::validate::load(file).and_then(|(experiment, text)| {
+        faultline::validate::with_driver(experiment, &text, &file.display().to_string(), driver)
+    });
+    match checked {
+        Ok(experiment) => {
+            let plan = faultline::plan::Plan::of(&experiment, driver);
+            outln!("{}", serde_json::to_string_pretty(&plan)?);
+            Ok(())
+        }
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            std::process::exit(2);
         }
     }
 }
