@@ -139,6 +139,24 @@ fn runner_alive(dir: &Path) -> bool {
 mod tests {
     use super::*;
 
+    /// A `sleep 30` child, once it has exec'd (until then it still runs
+    /// this test's program, which a pid file naming `sleep` would not match).
+    fn sleeper() -> std::process::Child {
+        let sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while !std::fs::read_to_string(format!("/proc/{}/cmdline", sleeper.id()))
+            .unwrap_or_default()
+            .starts_with("sleep")
+            && started.elapsed() < std::time::Duration::from_secs(2)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        sleeper
+    }
+
     #[test]
     fn a_folder_with_a_live_runner_is_left_alone_all_the_way_down() {
         let dir = std::env::temp_dir().join(format!("faultline-clean-{}", std::process::id()));
@@ -150,19 +168,7 @@ mod tests {
             format!("{} faultline\n", std::process::id()),
         )
         .unwrap();
-        let mut sleeper = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        // Until it has exec'd, the child still runs this test's program.
-        let started = std::time::Instant::now();
-        while !std::fs::read_to_string(format!("/proc/{}/cmdline", sleeper.id()))
-            .unwrap_or_default()
-            .starts_with("sleep")
-            && started.elapsed() < std::time::Duration::from_secs(2)
-        {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        let mut sleeper = sleeper();
         std::fs::write(
             nested.join("postgres.pid"),
             format!("{} sleep\n", sleeper.id()),
@@ -200,18 +206,7 @@ mod tests {
             .unwrap();
         }
         // A process of the dead run, its pid file in a folder of its own.
-        let mut sleeper = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        let started = std::time::Instant::now();
-        while !std::fs::read_to_string(format!("/proc/{}/cmdline", sleeper.id()))
-            .unwrap_or_default()
-            .starts_with("sleep")
-            && started.elapsed() < std::time::Duration::from_secs(2)
-        {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        let mut sleeper = sleeper();
         std::fs::write(
             run.join("postgres/postgres.pid"),
             format!("{} sleep\n", sleeper.id()),

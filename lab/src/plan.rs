@@ -561,23 +561,26 @@ impl FromStr for FaultSpec {
         };
         let mut parts = kind.split(':');
         let name = parts.next().unwrap_or_default();
+        // A latency's `:DELAY:JITTER`, each defaulting to the kind's own.
+        let mut latency = |delay: Span, jitter: Span| -> Result<(Span, Span), String> {
+            Ok((
+                parts
+                    .next()
+                    .map_or(Ok(delay), |d| parse("delay", d).map(Span))?,
+                parts
+                    .next()
+                    .map_or(Ok(jitter), |j| parse("jitter", j).map(Span))?,
+            ))
+        };
         let kind = match FaultKind::ALL.into_iter().find(|k| k.name() == name) {
-            Some(FaultKind::DbLatency { delay, jitter }) => FaultKind::DbLatency {
-                delay: parts
-                    .next()
-                    .map_or(Ok(delay), |d| parse("delay", d).map(Span))?,
-                jitter: parts
-                    .next()
-                    .map_or(Ok(jitter), |j| parse("jitter", j).map(Span))?,
-            },
-            Some(FaultKind::BrokerLatency { delay, jitter }) => FaultKind::BrokerLatency {
-                delay: parts
-                    .next()
-                    .map_or(Ok(delay), |d| parse("delay", d).map(Span))?,
-                jitter: parts
-                    .next()
-                    .map_or(Ok(jitter), |j| parse("jitter", j).map(Span))?,
-            },
+            Some(FaultKind::DbLatency { delay, jitter }) => {
+                let (delay, jitter) = latency(delay, jitter)?;
+                FaultKind::DbLatency { delay, jitter }
+            }
+            Some(FaultKind::BrokerLatency { delay, jitter }) => {
+                let (delay, jitter) = latency(delay, jitter)?;
+                FaultKind::BrokerLatency { delay, jitter }
+            }
             Some(FaultKind::Command(_)) => {
                 return Err("a command fault is written in a scenario, with its commands".into());
             }
