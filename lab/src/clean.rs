@@ -15,7 +15,8 @@ pub fn clean(dir: &Path) -> Vec<u32> {
     // The stack folder of a run (`runs/<run>-<pid>-<repetition>`, made by
     // the runner for the run alone) goes with its processes; a folder given
     // to `stack up --dir` is the user's and stays.
-    let a_runs_stack = dir.join("runner.pid").is_file()
+    let a_runs_stack = (dir.join("runner.pid").is_file()
+        || dir.join(crate::run_folder::RUN_FOLDER_LINK).is_file())
         && dir
             .parent()
             .and_then(Path::file_name)
@@ -25,6 +26,7 @@ pub fn clean(dir: &Path) -> Vec<u32> {
         // Its processes keep their pid files in folders of their own
         // (`postgres/`, `broker/`, `services/<architecture>/`).
         stopped.extend(stop_below(dir));
+        close_run_folder(dir);
         if let Err(error) = std::fs::remove_dir_all(dir) {
             tracing::warn!(%error, dir = %dir.display(), "Could not remove a dead run's stack folder.");
         }
@@ -38,6 +40,24 @@ pub fn clean(dir: &Path) -> Vec<u32> {
         }
     }
     stopped
+}
+
+/// Closes the run folder a dead run's stack folder `dir` names, if its
+/// runner never did.
+fn close_run_folder(dir: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(run) = std::fs::read(dir.join(crate::run_folder::RUN_FOLDER_LINK)) else {
+        return;
+    };
+    let run = Path::new(std::ffi::OsStr::from_bytes(&run));
+    match crate::run_folder::close_killed(run) {
+        Ok(true) => tracing::warn!(
+            run = %run.display(),
+            "The run's runner was killed; its run folder now says so."
+        ),
+        Ok(false) => {}
+        Err(error) => tracing::warn!(%error, "Could not close a killed run's folder."),
+    }
 }
 
 /// Stops the processes of every pid file in the folders below `dir`.

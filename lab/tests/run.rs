@@ -847,5 +847,32 @@ fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database() {
     }
     assert!(!alive(postgres), "PostgreSQL outlived its runner");
     assert!(!stack.exists(), "the stack folder is still there");
+    // The run folder says what happened and keeps no unreadable file.
+    let run = std::fs::read_dir(out.join("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["status"], "failed", "{manifest:#}");
+    assert!(manifest["finished_at"].is_string(), "{manifest:#}");
+    let reasons = manifest["reasons"].to_string();
+    assert!(reasons.contains("killed outright"), "{reasons}");
+    assert!(reasons.contains("holds no data"), "{reasons}");
+    let parquet: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert!(parquet.is_empty(), "left behind: {parquet:?}");
+    let report = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("report")
+        .arg(&run)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&report.stderr);
+    assert!(!report.status.success(), "{said}");
+    assert!(said.contains("holds no data"), "{said}");
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -69,10 +69,18 @@ pub struct RunFiles {
 impl RunFiles {
     pub fn read(dir: &Path) -> Result<Self, FolderError> {
         let (experiment, experiment_text) = run_folder::read_experiment(dir)?;
+        let manifest = run_folder::read_manifest(dir)?;
+        if !dir.join(run_folder::REQUESTS.file).exists() && manifest.finished_at.is_some() {
+            return Err(FolderError::NoData {
+                path: dir.to_path_buf(),
+                status: manifest.status,
+                reasons: manifest.reasons.join("; "),
+            });
+        }
         Ok(Self {
             experiment,
             experiment_text,
-            manifest: run_folder::read_manifest(dir)?,
+            manifest,
             requests: run_folder::REQUESTS.read(dir)?,
             stored: run_folder::STORED.read(dir)?,
             metrics: run_folder::METRICS.read(dir)?,

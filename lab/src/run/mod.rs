@@ -182,7 +182,7 @@ pub async fn run_scenario(
             plan: &plan,
             number,
             k6: k6.as_deref(),
-            stack_dir: stack_dir(&dir, number)?,
+            stack_dir: stack_dir(&dir, number).and_then(|stack| link_stack(&stack, &dir))?,
             progress: &progress,
             shutdown: &shutdown,
         };
@@ -281,6 +281,22 @@ fn stack_dir(run_dir: &Path, repetition: u32) -> anyhow::Result<PathBuf> {
             .join("runs")
             .join(format!("{name}-{}-{repetition}", std::process::id())),
     )?)
+}
+
+/// Makes the stack folder `stack` of a repetition of the run folder `run`,
+/// owned by this runner and naming the run folder: if the runner is killed
+/// outright, whoever stops the stack closes the run folder too.
+fn link_stack(stack: &Path, run: &Path) -> anyhow::Result<PathBuf> {
+    faultline_stack::create_dir(stack)?;
+    std::fs::write(
+        stack.join("runner.pid"),
+        format!("{} faultline\n", std::process::id()),
+    )?;
+    std::fs::write(
+        stack.join(run_folder::RUN_FOLDER_LINK),
+        run.as_os_str().as_encoded_bytes(),
+    )?;
+    Ok(stack.to_path_buf())
 }
 
 /// Analyses the run, renders its report and refreshes the index of runs;

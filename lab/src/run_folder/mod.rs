@@ -77,6 +77,12 @@ pub enum FolderError {
         found: u32,
         expected: u32,
     },
+    #[error("{path} holds no data to analyse: the run {status}: {reasons}")]
+    NoData {
+        path: PathBuf,
+        status: Status,
+        reasons: String,
+    },
 }
 
 /// Reads the JSON file at `path` as a `T`.
@@ -131,6 +137,60 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, FolderError> {
     let manifest: Manifest = load(&path)?;
     check_schema(&path, manifest.schema)?;
     Ok(manifest)
+}
+
+/// The file in a repetition's stack folder that names its run folder, so
+/// that whoever stops a killed runner's stack can close its run folder.
+pub const RUN_FOLDER_LINK: &str = "run-folder";
+
+/// Closes the run folder at `dir` of a runner that was killed outright
+/// (SIGKILL, the OOM killer) before it could: the Parquet files, finished
+/// only when a run ends, hold no readable row and go; the manifest says the
+/// run failed, when, and what was lost. A run that had ended is left alone.
+/// Returns whether it closed the folder.
+pub fn close_killed(dir: &Path) -> Result<bool, FolderError> {
+    let path = dir.join(MANIFEST);
+    let mut manifest: Manifest = load(&path)?;
+    if manifest.finished_at.is_some() {
+        return Ok(false);
+    }
+    let mut removed = Vec::new();
+    for frame in [REQUESTS, STORED, METRICS, FAULTS] {
+        match std::fs::remove_file(dir.join(frame.file)) {
+            Ok(()) => removed.push(frame.file),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(FolderError::Write {
+                    path: dir.join(frame.file),
+                    source,
+                });
+            }
+        }
+    }
+    let ended = manifest.repetitions.len();
+    manifest.status = Status::Failed;
+    manifest.reasons = vec![
+        format!(
+            "the runner was killed outright (not by Ctrl-C) during repetition {ended}; \
+             its stack was stopped after it by faultline's watchdog or `faultline clean`"
+        ),
+        if removed.is_empty() {
+            "the run folder holds no data".to_string()
+        } else {
+            format!(
+                "the run folder holds no data: its Parquet files are finished only when a run \
+                 ends, so the rows of {} were never readable and were removed ({})",
+                match ended {
+                    0 => "the repetition under way".to_string(),
+                    n => format!("the {n} repetition(s) that had ended and the one under way"),
+                },
+                removed.join(", ")
+            )
+        },
+    ];
+    manifest.finished_at = Some(chrono::Utc::now().to_rfc3339());
+    save(&manifest, &path)?;
+    Ok(true)
 }
 
 /// `summary.json` of the run folder at `dir`.
