@@ -272,6 +272,8 @@ pub async fn end(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRecor
                     // Memory storage forgot the topics with everything else.
                     for kafka in &stack.kafka {
                         broker.create_topic_with(&kafka.topic, stack.topics).await?;
+                        crate::stack::create_probe_topic(broker, &kafka.topic, stack.topics)
+                            .await?;
                     }
                 }
                 Ok(())
@@ -495,6 +497,27 @@ async fn healthy(addr: std::net::SocketAddr) -> Result<(), Unverified> {
     }
 }
 
+/// Every Kafka architecture's producer delivers a probe record through its
+/// own client (`POST /probe`): a broker that answers metadata again is not
+/// yet a path that works (a producer the broker forgot delivers nothing).
+async fn producers_deliver(stack: &LabStack) -> Result<(), Unverified> {
+    for kafka in &stack.kafka {
+        match faultline_stack::services::post(kafka.producer.addr(), "/probe", PROBE_TIMEOUT).await
+        {
+            Ok((200, _)) => {}
+            Ok((status, body)) => {
+                return Err(ProbeError::Failed(format!(
+                    "the producer of {} answered its probe with {status}: {body}",
+                    kafka.topic
+                ))
+                .into());
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
+}
+
 async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Unverified> {
     let direct = stack.database.url();
     let linked = stack.service_database_url();
@@ -632,7 +655,10 @@ async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), U
             let broker = stack.broker.as_ref().ok_or(Unverified::Missing("broker"))?;
             until(
                 RECOVERY_LIMIT,
-                async || Ok(broker.probe_direct(Duration::from_secs(1)).await?),
+                async || {
+                    broker.probe_direct(Duration::from_secs(1)).await?;
+                    producers_deliver(stack).await
+                },
                 Result::is_ok,
             )
             .await
@@ -641,7 +667,10 @@ async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), U
             let broker = stack.broker.as_ref().ok_or(Unverified::Missing("broker"))?;
             until(
                 RECOVERY_LIMIT,
-                async || Ok(broker.probe(Duration::from_secs(1)).await?),
+                async || {
+                    broker.probe(Duration::from_secs(1)).await?;
+                    producers_deliver(stack).await
+                },
                 Result::is_ok,
             )
             .await
@@ -655,7 +684,7 @@ async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), U
                     let started = Instant::now();
                     broker.probe(PROBE_TIMEOUT).await?;
                     match started.elapsed() {
-                        took if took < delay => Ok(()),
+                        took if took < delay => producers_deliver(stack).await,
                         took => Err(Unverified::StillSlow(took)),
                     }
                 },

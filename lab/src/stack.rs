@@ -155,6 +155,22 @@ pub struct KafkaParts {
     pub consumer: Service,
 }
 
+/// Creates the one-partition topic the producer of `topic` delivers its
+/// probes to (`POST /probe`), replicated as `topics` says.
+pub async fn create_probe_topic(
+    broker: &Broker,
+    topic: &str,
+    topics: TopicSettings,
+) -> Result<(), StackError> {
+    let settings = TopicSettings {
+        partitions: 1,
+        ..topics
+    };
+    broker
+        .create_topic_with(&faultline_services::producer::probe_topic(topic), settings)
+        .await
+}
+
 impl KafkaParts {
     /// Creates the architecture's topic and starts its producer and its
     /// consumer (whose database URL is `database_url`), logs under `dir`.
@@ -172,6 +188,7 @@ impl KafkaParts {
         let topic = format!("driver-locations-{name}-{run}");
         let group = format!("location-group-{name}-{run}");
         broker.create_topic_with(&topic, topics).await?;
+        create_probe_topic(broker, &topic, topics).await?;
         let common = vec![
             "--bootstrap-servers".to_string(),
             broker.bootstrap(),

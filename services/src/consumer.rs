@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use hyper::Request;
 use hyper::body::Incoming;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -179,9 +179,46 @@ struct Pending {
     oldest_ms: Option<i64>,
 }
 
+/// How long a consumer may read nothing while the broker holds messages past
+/// its position before it takes its client for stuck and makes a new one.
+/// (A broker that lost its log and had the topic created again answers the
+/// old client's fetches with an id it does not know, and the client waits
+/// for ever.)
+const STALL: Duration = Duration::from_secs(5);
+
+/// What the consumer last read, to tell a stalled client.
+struct Seen {
+    /// When the last message came.
+    at: Instant,
+    /// When the broker was last asked whether the client is stuck.
+    checked: Instant,
+    /// Per partition, the offset and broker timestamp of the last message
+    /// read: a log the broker replaced has another message there.
+    last: HashMap<i32, (i64, Option<i64>)>,
+    /// The client lost every broker.
+    lost: bool,
+    /// The client was replaced for that and has read nothing since: a
+    /// new client that finds the broker still down is not replaced again.
+    renewed_for_loss: bool,
+    /// Partitions whose log is to be checked at their first message.
+    verify: std::collections::HashSet<i32>,
+}
+
+/// What [`Worker::read_batch`] came back with.
+enum Read {
+    Batch(Box<Pending>),
+    /// Nothing came for [`STALL`] while the broker holds messages past the
+    /// position, or the broker replaced the log.
+    Stalled,
+    Shutdown,
+}
+
 struct Worker {
     config: ConsumerConfig,
     consumer: Arc<StreamConsumer>,
+    /// The client in use, for the backlog's watcher.
+    shared: Arc<Mutex<Arc<StreamConsumer>>>,
+    seen: Mutex<Seen>,
     store: Store,
     breaker: Breaker,
     metrics: ConsumerMetrics,
@@ -225,8 +262,9 @@ pub async fn run(
         http_stop.clone(),
     ));
     let position = Arc::new(Mutex::new(HashMap::new()));
+    let shared = Arc::new(Mutex::new(consumer.clone()));
     let backlog = tokio::spawn(watch_backlog(
-        consumer.clone(),
+        shared.clone(),
         config.kafka.topic.clone(),
         position.clone(),
         metrics.clone(),
@@ -236,6 +274,15 @@ pub async fn run(
         breaker: Breaker::new(config.breaker()),
         config,
         consumer,
+        shared,
+        seen: Mutex::new(Seen {
+            at: Instant::now(),
+            checked: Instant::now(),
+            last: HashMap::new(),
+            lost: false,
+            renewed_for_loss: false,
+            verify: Default::default(),
+        }),
         store,
         metrics,
         db_metrics,
@@ -340,8 +387,13 @@ impl Worker {
 
     async fn consume(&mut self, shutdown: &CancellationToken) {
         loop {
-            let Some(pending) = self.read_batch(shutdown).await else {
-                return;
+            let pending = match self.read_batch(shutdown).await {
+                Read::Batch(pending) => *pending,
+                Read::Stalled => {
+                    self.renew(true).await;
+                    continue;
+                }
+                Read::Shutdown => return,
             };
             let stored = match self.config.mode {
                 Mode::Buffered => self.store_buffered(pending, shutdown).await,
@@ -353,12 +405,19 @@ impl Worker {
             if !stored {
                 return;
             }
+            let lost = {
+                let mut seen = self.seen.lock().expect("seen lock");
+                std::mem::take(&mut seen.lost) && !seen.renewed_for_loss
+            };
+            if lost {
+                self.renew(false).await;
+            }
         }
     }
 
     /// Reads up to a batch: waits for a first message, then fills the batch
-    /// until it is full or the linger time is up. `None` on shutdown.
-    async fn read_batch(&mut self, shutdown: &CancellationToken) -> Option<Pending> {
+    /// until it is full or the linger time is up.
+    async fn read_batch(&mut self, shutdown: &CancellationToken) -> Read {
         let capacity = self.config.batch_size.max(1);
         let mut pending = Pending {
             batch: Batch::new(
@@ -374,12 +433,36 @@ impl Worker {
         };
         let first = loop {
             self.publish_gauges(None);
+            // The check for a stuck client runs beside the read: a message
+            // that comes meanwhile is not kept waiting.
             tokio::select! {
                 message = self.consumer.recv() => break message,
-                () = shutdown.cancelled() => return None,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = shutdown.cancelled() => return Read::Shutdown,
+                stuck = self.stalled() => if stuck {
+                    return Read::Stalled;
+                },
             }
         };
+        // The first message after the client lost every broker: if the
+        // broker came back with a new log, what was read before is gone.
+        if let Ok(message) = &first {
+            let partition = message.partition();
+            let verify = self
+                .seen
+                .lock()
+                .expect("seen lock")
+                .verify
+                .remove(&partition);
+            let next = self
+                .position
+                .lock()
+                .expect("position lock")
+                .get(&partition)
+                .copied();
+            if verify && self.log_replaced(partition, next).await {
+                return Read::Stalled;
+            }
+        }
         self.take(&mut pending, first);
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
@@ -389,7 +472,181 @@ impl Worker {
                 Err(_) => break,
             }
         }
-        Some(pending)
+        Read::Batch(Box::new(pending))
+    }
+
+    /// Whether the client read nothing for [`STALL`] while a client of
+    /// its own finds a message at the position, or the last message read is
+    /// no longer where it was (the broker's watermarks are not asked: a
+    /// broker may count them in batches). Waits a second first, and looks
+    /// at most once per [`STALL`].
+    async fn stalled(&self) -> bool {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        {
+            let mut seen = self.seen.lock().expect("seen lock");
+            if self.paused || seen.at.elapsed() < STALL || seen.checked.elapsed() < STALL {
+                return false;
+            }
+            seen.checked = Instant::now();
+        }
+        let Ok(assignment) = self.consumer.assignment() else {
+            return false;
+        };
+        let position = self.position.lock().expect("position lock").clone();
+        for element in assignment.elements() {
+            let p = element.partition();
+            let next = position.get(&p).copied();
+            let from = next.map_or(Offset::Beginning, Offset::Offset);
+            tracing::debug!(partition = p, ?from, "Is the client stuck?");
+            if let Some(found) = self.read_at(p, from).await {
+                tracing::debug!(
+                    partition = p,
+                    ?from,
+                    ?found,
+                    "A message waits at the position."
+                );
+                return true;
+            }
+            // A broker may answer a position past the end of a new, shorter
+            // log with nothing at all rather than an error.
+            if self.log_replaced(p, next).await {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether the broker replaced the log of `partition`: the last message
+    /// read (just before the position `next`) is no longer where it was.
+    /// Unknown (nothing read yet, or a position loaded from the database)
+    /// counts as kept.
+    async fn log_replaced(&self, partition: i32, next: Option<i64>) -> bool {
+        let last = self
+            .seen
+            .lock()
+            .expect("seen lock")
+            .last
+            .get(&partition)
+            .copied();
+        match (next, last) {
+            (Some(next), Some(read)) if read.0 == next - 1 => {
+                self.read_at(partition, Offset::Offset(read.0)).await != Some(read)
+            }
+            _ => false,
+        }
+    }
+
+    /// Replaces the client with a new one, assigned from the position; with
+    /// `check`, a partition whose log the broker replaced is read from its
+    /// beginning.
+    ///
+    /// A client that lost every broker is replaced at once, before the
+    /// broker is back: a broker that comes back with its topics created
+    /// anew (a broker that kept them in memory) gives the old client
+    /// metadata that crashes librdkafka 2.12 (a use-after-free in its
+    /// metadata cache, seen as a SIGSEGV), and a stuck one reads nothing.
+    async fn renew(&mut self, check: bool) {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let partitions: Vec<i32> = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        let position = self.position.lock().expect("position lock").clone();
+        let mut offsets = TopicPartitionList::new();
+        for p in &partitions {
+            let next = position.get(p).copied();
+            let replaced = check && self.log_replaced(*p, next).await;
+            let offset = match next {
+                Some(next) if !replaced => Offset::Offset(next),
+                _ => Offset::Beginning,
+            };
+            if replaced {
+                tracing::warn!(
+                    partition = p,
+                    position = ?next,
+                    "The broker replaced the partition's log (the last message read is not \
+                     where it was); reading the new log from its beginning."
+                );
+            }
+            if let Err(error) = offsets.add_partition_offset(&self.config.kafka.topic, *p, offset) {
+                tracing::error!(%error, "Could not build the assignment.");
+                return;
+            }
+        }
+        let fresh = match self.config.client_config().create::<StreamConsumer>() {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                tracing::warn!(%error, "Could not create a new consumer client.");
+                return;
+            }
+        };
+        if let Err(error) = fresh.assign(&offsets) {
+            tracing::warn!(%error, "Could not assign the new consumer client.");
+            return;
+        }
+        let stuck = [
+            std::mem::replace(&mut self.consumer, Arc::new(fresh)),
+            std::mem::replace(
+                &mut *self.shared.lock().expect("shared lock"),
+                self.consumer.clone(),
+            ),
+        ];
+        // Closing a stuck client can wait on the broker for long: on a
+        // thread of its own, so the new client reads meanwhile.
+        std::thread::spawn(move || drop(stuck));
+        self.paused = false;
+        {
+            let mut seen = self.seen.lock().expect("seen lock");
+            seen.at = Instant::now();
+            seen.renewed_for_loss = !check;
+            seen.verify = if check {
+                Default::default()
+            } else {
+                partitions.iter().copied().collect()
+            };
+        }
+        self.metrics.renewals.inc();
+        if check {
+            tracing::warn!(
+                ?partitions,
+                stall = ?STALL,
+                "The consumer read nothing while the broker held messages past its position; \
+                 replaced its client."
+            );
+        } else {
+            tracing::warn!(
+                ?partitions,
+                "The consumer lost every broker; replaced its client."
+            );
+        }
+    }
+
+    /// The offset and broker timestamp of the first message a client of
+    /// its own reads from `from` in `partition` (from the log's start if
+    /// `from` is past its end, if the broker says so); `None` if none came
+    /// within 3 s.
+    async fn read_at(&self, partition: i32, from: Offset) -> Option<(i64, Option<i64>)> {
+        let client = self.config.client_config();
+        let topic = self.config.kafka.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            let reader = client.create::<BaseConsumer>().ok()?;
+            let mut at = TopicPartitionList::new();
+            at.add_partition_offset(&topic, partition, from).ok()?;
+            reader.assign(&at).ok()?;
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(3) {
+                if let Some(Ok(message)) = reader.poll(Duration::from_millis(100)) {
+                    return Some((message.offset(), message.timestamp().to_millis()));
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     fn take(
@@ -400,6 +657,9 @@ impl Worker {
         let message = match message {
             Ok(message) => message,
             Err(error) => {
+                if let KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown) = error {
+                    self.seen.lock().expect("seen lock").lost = true;
+                }
                 tracing::warn!(%error, "Fetch error.");
                 return;
             }
@@ -408,6 +668,15 @@ impl Worker {
         pending
             .next_offsets
             .insert(message.partition(), message.offset() + 1);
+        {
+            let mut seen = self.seen.lock().expect("seen lock");
+            seen.at = Instant::now();
+            seen.renewed_for_loss = false;
+            seen.last.insert(
+                message.partition(),
+                (message.offset(), message.timestamp().to_millis()),
+            );
+        }
         if let Some(ms) = message.timestamp().to_millis() {
             pending.oldest_ms = Some(pending.oldest_ms.map_or(ms, |old| old.min(ms)));
         }
@@ -545,7 +814,7 @@ impl Worker {
 /// Every second, reads each partition's high watermark and publishes the
 /// backlog: messages on the topic past the position.
 async fn watch_backlog(
-    consumer: Arc<StreamConsumer>,
+    shared: Arc<Mutex<Arc<StreamConsumer>>>,
     topic: String,
     position: Arc<Mutex<HashMap<i32, i64>>>,
     metrics: ConsumerMetrics,
@@ -557,6 +826,7 @@ async fn watch_backlog(
         if sleep_or_cancel(Duration::from_secs(1), &shutdown).await {
             return;
         }
+        let consumer = shared.lock().expect("shared lock").clone();
         let Ok(assignment) = consumer.assignment() else {
             metrics.backlog.set(-1);
             continue;

@@ -71,6 +71,14 @@ pub trait App: Send + Sync + 'static {
     fn handle(&self, request: Request<Incoming>) -> impl Future<Output = Response> + Send;
     /// Extra fields for `GET /healthz`.
     fn health(&self) -> serde_json::Value;
+    /// `POST /probe`: the service does its work end to end once, outside the
+    /// application's metrics (a producer delivers a probe record), so a
+    /// prober can tell a service that answers from one that works. It gets
+    /// the service itself so that it can finish the work in a task of its
+    /// own when the prober stops waiting.
+    fn probe(self: Arc<Self>) -> impl Future<Output = Response> + Send {
+        std::future::ready(not_found("/probe"))
+    }
 }
 
 /// The shared parts of a service's HTTP side.
@@ -115,7 +123,7 @@ pub async fn serve<A: App>(
         let service = service_fn(move |request| {
             let app = app.clone();
             let common = common.clone();
-            async move { Ok::<_, Infallible>(route(&*app, &common, request).await) }
+            async move { Ok::<_, Infallible>(route(&app, &common, request).await) }
         });
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -133,9 +141,9 @@ pub async fn serve<A: App>(
     }
 }
 
-async fn route<A: App>(app: &A, common: &Common, request: Request<Incoming>) -> Response {
+async fn route<A: App>(app: &Arc<A>, common: &Common, request: Request<Incoming>) -> Response {
     let shared = match request.uri().path() {
-        "/healthz" => Some(health(app, common)),
+        "/healthz" => Some(health(&**app, common)),
         "/metrics" => Some(
             hyper::Response::builder()
                 .header(
@@ -148,6 +156,8 @@ async fn route<A: App>(app: &A, common: &Common, request: Request<Incoming>) -> 
                 .expect("a valid response"),
         ),
         "/identity" | "/" => Some(json(StatusCode::OK, &common.identity)),
+        "/probe" if request.method() == Method::POST => return app.clone().probe().await,
+        "/probe" => return method_not_allowed("POST"),
         _ => None,
     };
     let mut response = match shared {

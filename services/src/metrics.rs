@@ -29,6 +29,8 @@ pub mod names {
     /// Counter: producer clients replaced after a fatal error.
     pub const KAFKA_PRODUCER_RESTARTS: &str = "kafka_producer_restarts";
     /// Gauge: 0 closed, 1 half-open, 2 open.
+    /// Counter: consumer clients replaced because they stopped reading.
+    pub const KAFKA_CONSUMER_RENEWALS: &str = "kafka_consumer_renewals";
     pub const CIRCUIT_BREAKER_STATE: &str = "circuit_breaker_state";
     /// Gauge: age in seconds of the oldest event read but not yet stored.
     pub const KAFKA_CONSUMER_LAG_SECONDS: &str = "kafka_consumer_lag_seconds";
@@ -252,6 +254,7 @@ pub struct ConsumerMetrics {
     pub dropped: Counter,
     pub rejected: Counter,
     pub batch_size: Histogram,
+    pub renewals: Counter,
 }
 
 impl ConsumerMetrics {
@@ -263,6 +266,7 @@ impl ConsumerMetrics {
             dropped: Counter::default(),
             rejected: Counter::default(),
             batch_size: batch_histogram(),
+            renewals: Counter::default(),
         };
         registry.register(
             names::CIRCUIT_BREAKER_STATE,
@@ -293,6 +297,11 @@ impl ConsumerMetrics {
             names::CONSUMER_BATCH_SIZE,
             "Events per stored batch",
             metrics.batch_size.clone(),
+        );
+        registry.register(
+            names::KAFKA_CONSUMER_RENEWALS,
+            "Consumer clients replaced because they stopped reading a topic that had messages",
+            metrics.renewals.clone(),
         );
         metrics
     }

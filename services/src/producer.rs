@@ -4,14 +4,15 @@
 //! 503 within the delivery timeout.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
-use rdkafka::ClientConfig;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::{ClientConfig, ClientContext};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -128,23 +129,62 @@ pub fn client_config(config: &ProducerConfig) -> ClientConfig {
     client
 }
 
+/// The topic a producer of `topic` delivers its probes to (one partition,
+/// created beside the events' topic by whoever creates that).
+pub fn probe_topic(topic: &str) -> String {
+    format!("{topic}-probe")
+}
+
 /// The event routes: ours, and the original proof of concept's.
 const ROUTES: &[(&str, BodyShape)] = &[
     ("/events", BodyShape::Event),
     ("/produce-event", BodyShape::Legacy),
 ];
 
+/// A client's context: notes when the client lost every broker.
+pub struct Watch {
+    lost: Arc<AtomicBool>,
+}
+
+impl ClientContext for Watch {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.lost.store(true, Ordering::Relaxed);
+        }
+        tracing::warn!(target: "librdkafka", "librdkafka: {error}: {reason}");
+    }
+}
+
+/// The producer's client.
+type Client = FutureProducer<Watch>;
+
+/// A client in use: its generation, when it was made and whether it lost
+/// every broker since it last delivered.
+struct InUse {
+    generation: u64,
+    client: Client,
+    created: Instant,
+    lost: Arc<AtomicBool>,
+}
+
+/// A client that lost every broker is replaced at the next send once it is
+/// this old: one whose broker came back with its topics created anew (a
+/// broker that kept them in memory) waits on metadata it cannot use.
+const LOST_CLIENT_AGE: Duration = Duration::from_secs(1);
+
 struct Producer {
     /// The client and its generation: a client that stopped delivering (an
     /// idempotent producer whose broker restarted and forgot it never
     /// recovers by itself) is replaced by a new one.
-    producer: RwLock<(u64, FutureProducer)>,
+    producer: RwLock<InUse>,
     client: ClientConfig,
     /// Failed sends in a row of the current client, and when it started.
     failing: Mutex<(u32, Instant)>,
     /// Failures in a row, over at least this long, replace the client.
     patience: Duration,
     topic: String,
+    /// Where `POST /probe` delivers: the events' topic stays the load's.
+    probe_topic: String,
     metrics: ProduceMetrics,
     retry_after_s: u32,
 }
@@ -153,10 +193,45 @@ struct Producer {
 const FAILURES_BEFORE_REPLACING: u32 = 3;
 
 impl Producer {
-    /// The client in use and its generation.
-    fn current(&self) -> (u64, FutureProducer) {
-        let current = self.producer.read().unwrap_or_else(|e| e.into_inner());
-        (current.0, current.1.clone())
+    /// The client in use and its generation; a client that lost every
+    /// broker since it last delivered is replaced first (at most once per
+    /// [`LOST_CLIENT_AGE`]).
+    fn current(&self) -> (u64, Client) {
+        let (generation, client, lost) = {
+            let current = self.producer.read().unwrap_or_else(|e| e.into_inner());
+            (
+                current.generation,
+                current.client.clone(),
+                current.lost.load(Ordering::Relaxed)
+                    && current.created.elapsed() >= LOST_CLIENT_AGE,
+            )
+        };
+        if lost && let Some(fresh) = self.replace(generation, "it lost every broker") {
+            return fresh;
+        }
+        (generation, client)
+    }
+
+    /// A new client in place of the one of `generation` (unless another
+    /// call replaced it already): the new one and its generation.
+    fn replace(&self, generation: u64, why: &str) -> Option<(u64, Client)> {
+        let mut current = self.producer.write().unwrap_or_else(|e| e.into_inner());
+        if current.generation != generation {
+            return None;
+        }
+        match InUse::create(&self.client, generation + 1) {
+            Ok(fresh) => {
+                *current = fresh;
+                *self.failing.lock().unwrap_or_else(|e| e.into_inner()) = (0, Instant::now());
+                self.metrics.restarted();
+                tracing::warn!(why, "Replaced the producer's client with a new one.");
+                Some((current.generation, current.client.clone()))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Could not replace the producer's client.");
+                None
+            }
+        }
     }
 
     /// Notes how a send of the client of `generation` went, and replaces
@@ -165,11 +240,15 @@ impl Producer {
     /// client that connects when it is back; one that came back answers it).
     /// An error that says the broker no longer accepts this client's
     /// producer id (fenced, forgotten, out of sequence) replaces it at once.
-    fn outcome(&self, generation: u64, producer: &FutureProducer, result: Result<(), &KafkaError>) {
+    fn outcome(&self, generation: u64, producer: &Client, result: Result<(), &KafkaError>) {
         let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
         let error = match result {
             Ok(()) => {
                 *failing = (0, Instant::now());
+                let current = self.producer.read().unwrap_or_else(|e| e.into_inner());
+                if current.generation == generation {
+                    current.lost.store(false, Ordering::Relaxed);
+                }
                 return;
             }
             Err(error) => error,
@@ -193,23 +272,27 @@ impl Producer {
         if fatal.is_none() && !stuck && !disowned {
             return;
         }
-        let mut current = self.producer.write().unwrap_or_else(|e| e.into_inner());
-        if current.0 != generation {
-            return;
-        }
-        match self.client.create::<FutureProducer>() {
-            Ok(fresh) => {
-                *current = (generation + 1, fresh);
-                *failing = (0, Instant::now());
-                self.metrics.restarted();
-                tracing::warn!(
-                    ?fatal,
-                    failures = FAILURES_BEFORE_REPLACING,
-                    "The producer stopped delivering; replaced it with a new client."
-                );
-            }
-            Err(error) => tracing::warn!(%error, "Could not replace the failed producer."),
-        }
+        drop(failing);
+        let why = match (&fatal, disowned) {
+            (Some(_), _) => "a fatal error",
+            (None, true) => "the broker no longer knows its producer id",
+            (None, false) => "it stopped delivering",
+        };
+        tracing::warn!(?fatal, %error, "The producer's client failed.");
+        self.replace(generation, why);
+    }
+}
+
+impl InUse {
+    /// A client from `config` that notes when it loses every broker.
+    fn create(config: &ClientConfig, generation: u64) -> KafkaResult<Self> {
+        let lost = Arc::new(AtomicBool::new(false));
+        Ok(Self {
+            generation,
+            client: config.create_with_context(Watch { lost: lost.clone() })?,
+            created: Instant::now(),
+            lost,
+        })
     }
 }
 
@@ -253,6 +336,43 @@ impl App for Producer {
         }
     }
 
+    async fn probe(self: Arc<Self>) -> Response {
+        // In a task of its own: a prober that stops waiting does not cancel
+        // the delivery, and its outcome still tells a dead client.
+        let probed = tokio::spawn(async move {
+            let record = FutureRecord::<(), [u8]>::to(&self.probe_topic).payload(&[]);
+            let started = Instant::now();
+            let (generation, producer) = self.current();
+            let outcome = producer.send(record, Duration::from_millis(100)).await;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            self.outcome(
+                generation,
+                &producer,
+                outcome.as_ref().map(drop).map_err(|(error, _)| error),
+            );
+            match outcome {
+                Ok(_) => http::json(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "topic": self.probe_topic, "ms": ms, "generation": generation,
+                    }),
+                ),
+                Err((error, _)) => http::unavailable(
+                    "broker_unavailable",
+                    &format!("the broker did not acknowledge the probe: {error}"),
+                    self.retry_after_s,
+                ),
+            }
+        });
+        probed.await.unwrap_or_else(|error| {
+            http::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "probe_failed",
+                &error.to_string(),
+            )
+        })
+    }
+
     fn health(&self) -> serde_json::Value {
         let (generation, producer) = self.current();
         serde_json::json!({
@@ -271,12 +391,12 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), KafkaError> {
     let client = client_config(&config);
-    let producer: FutureProducer = client.create()?;
+    let producer = InUse::create(&client, 0)?;
     let mut registry = crate::metrics::registry(SERVICE);
     let http_metrics = HttpMetrics::register(&mut registry, names::PRODUCER_HTTP_REQUESTS);
     let metrics = ProduceMetrics::register(&mut registry);
     let app = Arc::new(Producer {
-        producer: RwLock::new((0, producer)),
+        producer: RwLock::new(producer),
         client,
         failing: Mutex::new((0, Instant::now())),
         // Two delivery timeouts, so a slow broker is not taken for a dead
@@ -284,6 +404,7 @@ pub async fn run(
         patience: Duration::from_millis(config.delivery_timeout_ms.max(1) * 2)
             .max(Duration::from_secs(2)),
         topic: config.kafka.topic.clone(),
+        probe_topic: probe_topic(&config.kafka.topic),
         metrics,
         retry_after_s: config.retry_after_s,
     });

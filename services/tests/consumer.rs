@@ -311,3 +311,67 @@ async fn drop_mode_loses_events_under_the_same_outage() {
     );
     eprintln!("drop mode lost {lost} of {total} acknowledged events");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_reads_a_topic_its_broker_lost_and_created_again() {
+    // Two topics on a broker that keeps its logs in memory: after its
+    // restart one log is shorter than the consumer's position, the other
+    // grows past it before the consumer notices. Both are new logs, and
+    // every event on them is stored.
+    let (short, long) = ("lost-short", "lost-long");
+    let mut stack = Stack::with_broker("consumer-lost-log", short, 1).await;
+    stack.broker().create_topic(long, 1).await.unwrap();
+    let http = Http::new();
+    let args = ["--batch-size", "50"];
+    let consumers = [short, long].map(|topic| spawn_consumer(&stack, topic, "buffered", &args));
+    wait_schema(&stack).await;
+    for consumer in &consumers {
+        wait_consuming(&http, consumer).await;
+    }
+    let bootstrap = stack.broker().bootstrap();
+    produce_n(bootstrap.clone(), short.into(), 300).await;
+    produce_n(bootstrap.clone(), long.into(), 100).await;
+    stack
+        .wait_count(
+            "SELECT count(*) FROM location_events",
+            400,
+            Duration::from_secs(30),
+        )
+        .await;
+
+    let broker = stack.broker.as_mut().unwrap();
+    if broker.kind().durable() {
+        // A durable broker keeps its logs: nothing to see here.
+        return;
+    }
+    broker.kill().unwrap();
+    broker.restart().await.unwrap();
+    broker.create_topic(short, 1).await.unwrap();
+    broker.create_topic(long, 1).await.unwrap();
+    let bootstrap = broker.bootstrap();
+    let mut after = produce_n(bootstrap.clone(), short.into(), 100).await;
+    after.extend(produce_n(bootstrap, long.into(), 300).await);
+
+    let n = stack
+        .wait_count(
+            "SELECT count(*) FROM location_events",
+            800,
+            Duration::from_secs(60),
+        )
+        .await;
+    let stored: HashSet<Uuid> = stored_ids(&stack, "kafka-buffered")
+        .await
+        .into_iter()
+        .collect();
+    let missing = after.difference(&stored).count();
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of 400 events after the restart were never stored ({n} rows); logs:\n{}\n{}",
+        consumers[0].log_tail(15),
+        consumers[1].log_tail(15)
+    );
+    for consumer in &consumers {
+        assert!(metric(&http, consumer, "kafka_consumer_renewals_total").await >= 1.0);
+    }
+}

@@ -202,3 +202,48 @@ async fn a_restarted_broker_gets_202s_again_without_restarting_the_producer() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_is_delivered_to_its_own_topic_or_answered_503() {
+    let topic = "locations-probe";
+    let mut stack = Stack::with_broker("producer-probe", topic, 1).await;
+    let probes = faultline_services::producer::probe_topic(topic);
+    stack.broker().create_topic(&probes, 1).await.unwrap();
+    let producer = start_producer(&stack, topic, 1500).await;
+    let http = Http::new();
+    let probe = producer.url("/probe");
+    let answer = http.post_json(&probe, Vec::new()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(answer.body["topic"], probes.as_str());
+    let probes = probes.clone();
+    assert_eq!(http.get(&probe).await.status, 405);
+    // The probe is not an event: it is on its own topic, and the events'
+    // topic and figures stay empty.
+    let bootstrap = stack.broker().bootstrap();
+    let ends = tokio::task::spawn_blocking(move || {
+        let client: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
+        [topic, probes.as_str()].map(|t| {
+            client
+                .fetch_watermarks(t, 0, Duration::from_secs(5))
+                .unwrap()
+                .1
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(ends, [0, 1]);
+    let metrics = http.get(&producer.url("/metrics")).await.text;
+    assert!(!metrics.contains("kafka_produce_total{"), "{metrics}");
+    assert!(
+        !metrics.contains("producer_http_requests_total{"),
+        "{metrics}"
+    );
+
+    stack.broker.as_mut().unwrap().kill().unwrap();
+    let answer = http.post_json(&probe, Vec::new()).await;
+    assert_eq!(answer.status, 503, "{}", answer.text);
+    assert_eq!(answer.body["error"], "broker_unavailable");
+}

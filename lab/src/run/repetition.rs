@@ -459,6 +459,9 @@ impl Repetition<'_> {
             // for a look afterwards (`faultline clean` removes them).
             if std::env::var_os("FAULTLINE_KEEP_STACK").is_none() {
                 let _ = std::fs::remove_dir_all(&stack_dir);
+            } else {
+                // No longer a run's stack for the watchdog to remove.
+                let _ = std::fs::remove_file(stack_dir.join(crate::run_folder::RUN_FOLDER_LINK));
             }
             took
         });

@@ -223,11 +223,32 @@ pub async fn get(
     path: &str,
     limit: Duration,
 ) -> Result<(u16, String), ProbeError> {
+    exchange(addr, "GET", path, limit).await
+}
+
+/// A plain HTTP/1.1 POST with no body within `limit`: the status and the
+/// body as text.
+pub async fn post(
+    addr: SocketAddr,
+    path: &str,
+    limit: Duration,
+) -> Result<(u16, String), ProbeError> {
+    exchange(addr, "POST", path, limit).await
+}
+
+async fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    limit: Duration,
+) -> Result<(u16, String), ProbeError> {
     let failed = |what: String| ProbeError::Failed(format!("{addr}{path}: {what}"));
     let exchange = async {
         let io = |e: std::io::Error| failed(e.to_string());
         let mut stream = tokio::net::TcpStream::connect(addr).await.map_err(io)?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
         stream.write_all(request.as_bytes()).await.map_err(io)?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await.map_err(io)?;

@@ -251,7 +251,10 @@ impl ChildService {
             .args(args)
             .arg("--listen")
             .arg(addr.to_string())
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("FAULTLINE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
