@@ -96,20 +96,20 @@ pub struct ConsumerConfig {
     #[arg(long, env = "FAULTLINE_BATCH_SIZE", default_value_t = defaults::BATCH_SIZE)]
     pub batch_size: usize,
     /// Longest wait to fill a batch once its first event arrived, in milliseconds.
-    #[arg(long, env = "FAULTLINE_BATCH_LINGER_MS", default_value_t = defaults::BATCH_LINGER_MS)]
+    #[arg(long, value_parser = crate::millis, env = "FAULTLINE_BATCH_LINGER_MS", default_value_t = defaults::BATCH_LINGER_MS)]
     pub batch_linger_ms: u64,
     /// Consecutive failed writes that open the breaker.
     #[arg(long, env = "FAULTLINE_BREAKER_FAILURES", default_value_t = defaults::BREAKER_FAILURES)]
     pub breaker_failures: u32,
     /// How long the breaker stays open, in milliseconds.
-    #[arg(long, env = "FAULTLINE_BREAKER_OPEN_MS", default_value_t = defaults::BREAKER_OPEN_MS)]
+    #[arg(long, value_parser = crate::millis, env = "FAULTLINE_BREAKER_OPEN_MS", default_value_t = defaults::BREAKER_OPEN_MS)]
     pub breaker_open_ms: u64,
     /// Consecutive successes in half-open that close the breaker.
     #[arg(long, env = "FAULTLINE_BREAKER_SUCCESSES", default_value_t = defaults::BREAKER_SUCCESSES)]
     pub breaker_successes: u32,
     /// Pause between failed writes while the breaker is still closed, in
     /// milliseconds (buffered mode).
-    #[arg(long, env = "FAULTLINE_RETRY_BACKOFF_MS", default_value_t = 200)]
+    #[arg(long, value_parser = crate::millis, env = "FAULTLINE_RETRY_BACKOFF_MS", default_value_t = 200)]
     pub retry_backoff_ms: u64,
     #[command(flatten)]
     pub db: DbConfig,

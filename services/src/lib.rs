@@ -64,6 +64,19 @@ pub fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
+/// A duration flag in milliseconds: a bare number is milliseconds (`1500`),
+/// anything else a duration as the lab writes it (`5s`, `1m 30s`, `250ms`).
+pub fn millis(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if let Ok(ms) = text.parse::<u64>() {
+        return Ok(ms);
+    }
+    let duration = humantime::parse_duration(text).map_err(|error| {
+        format!("{text:?} is not a duration: {error} (write milliseconds, 1500, or 1.5s, 2m)")
+    })?;
+    u64::try_from(duration.as_millis()).map_err(|_| format!("{text:?} is too long"))
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

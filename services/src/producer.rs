@@ -101,10 +101,10 @@ pub struct ProducerConfig {
     /// Longest wait for the broker's acknowledgement, in milliseconds. The
     /// client scans for expired messages once a second, so a 503 comes at
     /// most about a second after this.
-    #[arg(long, env = "FAULTLINE_DELIVERY_TIMEOUT_MS", default_value_t = crate::defaults::DELIVERY_TIMEOUT_MS)]
+    #[arg(long, value_parser = crate::millis, env = "FAULTLINE_DELIVERY_TIMEOUT_MS", default_value_t = crate::defaults::DELIVERY_TIMEOUT_MS)]
     pub delivery_timeout_ms: u64,
     /// How long the producer waits to fill a batch, in milliseconds.
-    #[arg(long, env = "FAULTLINE_LINGER_MS", default_value_t = 2)]
+    #[arg(long, value_parser = crate::millis, env = "FAULTLINE_LINGER_MS", default_value_t = 2)]
     pub linger_ms: u64,
     /// Seconds a client is told to wait (`Retry-After`) when the broker is down.
     #[arg(long, env = "FAULTLINE_RETRY_AFTER_S", default_value_t = 1)]
@@ -446,5 +446,19 @@ mod tests {
         // librdkafka is built with TLS and SASL/PLAIN: the client is made.
         let producer: Result<FutureProducer, _> = client.create();
         assert!(producer.is_ok(), "{:?}", producer.err());
+    }
+
+    #[test]
+    fn durations_are_taken_as_milliseconds_or_as_the_lab_writes_them() {
+        let parse = |value: &str| {
+            ProducerConfig::try_parse_from(["faultline-producer", "--delivery-timeout-ms", value])
+                .map(|c| c.delivery_timeout_ms)
+        };
+        assert_eq!(parse("1500").unwrap(), 1500);
+        assert_eq!(parse("5s").unwrap(), 5000);
+        assert_eq!(parse("1m 30s").unwrap(), 90_000);
+        assert_eq!(parse("250ms").unwrap(), 250);
+        let error = parse("soon").unwrap_err().to_string();
+        assert!(error.contains("\"soon\" is not a duration"), "{error}");
     }
 }

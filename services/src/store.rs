@@ -65,16 +65,16 @@ pub struct DbConfig {
     #[arg(long, env = "FAULTLINE_POOL_SIZE", default_value_t = defaults::POOL_SIZE)]
     pub pool_size: usize,
     /// Longest wait for a free pooled connection, in milliseconds.
-    #[arg(long, env = "FAULTLINE_ACQUIRE_TIMEOUT_MS", default_value_t = defaults::ACQUIRE_TIMEOUT_MS)]
+    #[arg(long, value_parser = crate::millis, env = "FAULTLINE_ACQUIRE_TIMEOUT_MS", default_value_t = defaults::ACQUIRE_TIMEOUT_MS)]
     pub acquire_timeout_ms: u64,
     /// Longest wait to open a new connection, in milliseconds.
-    #[arg(long, env = "FAULTLINE_CONNECT_TIMEOUT_MS", default_value_t = defaults::CONNECT_TIMEOUT_MS)]
+    #[arg(long, value_parser = crate::millis, env = "FAULTLINE_CONNECT_TIMEOUT_MS", default_value_t = defaults::CONNECT_TIMEOUT_MS)]
     pub connect_timeout_ms: u64,
     /// Longest a statement may run, in milliseconds (server and client side).
-    #[arg(long, env = "FAULTLINE_STATEMENT_TIMEOUT_MS", default_value_t = defaults::STATEMENT_TIMEOUT_MS)]
+    #[arg(long, value_parser = crate::millis, env = "FAULTLINE_STATEMENT_TIMEOUT_MS", default_value_t = defaults::STATEMENT_TIMEOUT_MS)]
     pub statement_timeout_ms: u64,
     /// Idle connections older than this are closed, in milliseconds.
-    #[arg(long, env = "FAULTLINE_IDLE_TIMEOUT_MS", default_value_t = defaults::IDLE_TIMEOUT_MS)]
+    #[arg(long, value_parser = crate::millis, env = "FAULTLINE_IDLE_TIMEOUT_MS", default_value_t = defaults::IDLE_TIMEOUT_MS)]
     pub idle_timeout_ms: u64,
 }
 
