@@ -8,8 +8,10 @@
       systems = [ "x86_64-linux" "aarch64-linux" ];
       forAll = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
       runtimeTools = pkgs: [ pkgs.apacheKafka pkgs.postgresql_17 pkgs.k6 ];
-      # Cargo.toml's rust-version; Cargo.lock needs it (sysinfo 0.39).
-      rustVersion = "1.95";
+      cargoToml = builtins.fromTOML (builtins.readFile ./Cargo.toml);
+      # The workspace's version and rust-version (Cargo.lock needs it: sysinfo 0.39).
+      version = cargoToml.workspace.package.version;
+      rustVersion = cargoToml.workspace.package.rust-version;
       checkRust = pkgs: pkgs.lib.assertMsg (pkgs.lib.versionAtLeast pkgs.rustc.version rustVersion)
         "faultline needs rustc >= ${rustVersion}; this nixpkgs has ${pkgs.rustc.version}";
     in
@@ -17,14 +19,31 @@
       packages = forAll (pkgs: {
         default = assert checkRust pkgs; pkgs.rustPlatform.buildRustPackage {
           pname = "faultline";
-          version = "0.1.0";
-          src = self;
+          inherit version;
+          # What the build reads: editing the README or a Nix file rebuilds nothing.
+          src = pkgs.lib.fileset.toSource {
+            root = ./.;
+            fileset = pkgs.lib.fileset.unions [
+              ./Cargo.toml
+              ./Cargo.lock
+              ./lab
+              ./services
+              ./experiments
+              ./docs
+            ];
+          };
           cargoLock.lockFile = ./Cargo.lock;
           cargoBuildFlags = [ "--workspace" ];
-          # rdkafka builds its bundled librdkafka.
-          nativeBuildInputs = [ pkgs.cmake pkgs.pkg-config pkgs.makeWrapper ];
+          # rdkafka builds its bundled librdkafka with its own ./configure,
+          # whose scripts start with #!/usr/bin/env bash: the sandbox has no
+          # /usr/bin/env, so their shebangs are patched in the vendored copy.
+          preBuild = ''
+            for dir in $(find "$cargoDepsCopy" -maxdepth 2 -type d -name 'rdkafka-sys-*'); do
+              patchShebangs "$dir"
+            done
+          '';
+          nativeBuildInputs = [ pkgs.pkg-config pkgs.makeWrapper pkgs.installShellFiles ];
           buildInputs = [ pkgs.openssl pkgs.zlib ];
-          dontUseCmakeConfigure = true;
           # The integration tests need a real PostgreSQL and broker, which the
           # build sandbox cannot run; the unit tests run.
           cargoTestFlags = [ "--workspace" "--lib" "--bins" ];
@@ -32,10 +51,21 @@
             mkdir -p $out/share/faultline
             cp -r experiments docs $out/share/faultline/
             cp -r lab/templates $out/share/faultline/templates
+            $out/bin/faultline man > faultline.1
+            installManPage faultline.1
+            installShellCompletion --cmd faultline \
+              --bash <($out/bin/faultline completions bash) \
+              --fish <($out/bin/faultline completions fish) \
+              --zsh <($out/bin/faultline completions zsh)
             wrapProgram $out/bin/faultline \
               --prefix PATH : ${pkgs.lib.makeBinPath (runtimeTools pkgs)}:$out/bin
           '';
-          meta.mainProgram = "faultline";
+          meta = {
+            description = "A benchmark lab for what infrastructure failures do to users, data and revenue";
+            mainProgram = "faultline";
+            license = pkgs.lib.licenses.asl20;
+            platforms = pkgs.lib.platforms.linux;
+          };
         };
 
         # `nix run .#experiment [SCENARIO] [faultline run flags...]`: the
@@ -100,9 +130,21 @@
       devShells = forAll (pkgs: {
         default = pkgs.mkShell {
           inputsFrom = [ self.packages.${pkgs.stdenv.hostPlatform.system}.default ];
-          packages = runtimeTools pkgs ++ [ pkgs.cargo pkgs.rustc pkgs.clippy pkgs.rustfmt ];
+          # Everything the README's test command (scripts/test) calls.
+          packages = runtimeTools pkgs ++ [
+            pkgs.cargo
+            pkgs.rustc
+            pkgs.clippy
+            pkgs.rustfmt
+            pkgs.rust-analyzer
+            pkgs.shellcheck
+            pkgs.chromium
+            pkgs.nix
+          ];
         };
       });
+
+      formatter = forAll (pkgs: pkgs.nixfmt);
 
       checks = forAll (pkgs: {
         build = self.packages.${pkgs.stdenv.hostPlatform.system}.default;
@@ -119,6 +161,32 @@
           installPhase = "touch $out";
           postInstall = "";
         });
+        # The quick scenario end to end in a NixOS VM: the lab brings up its
+        # own PostgreSQL 17 and Apache Kafka (KRaft) from the package's PATH,
+        # as `nix run` does, and writes a report. (PostgreSQL will not run as
+        # root, so the run is a user's.) Modelled on nixosTests.kafka.
+        vm = pkgs.testers.runNixOSTest {
+          name = "faultline-quick-scenario";
+          nodes.machine = { ... }: {
+            virtualisation.memorySize = 4096;
+            virtualisation.cores = 2;
+            virtualisation.diskSize = 4096;
+            users.users.lab.isNormalUser = true;
+            environment.systemPackages = [ self.packages.${pkgs.stdenv.hostPlatform.system}.default ];
+          };
+          testScript = ''
+            machine.wait_for_unit("multi-user.target")
+            machine.succeed(
+                "su - lab -c 'faultline run "
+                "${self.packages.${pkgs.stdenv.hostPlatform.system}.default}/share/faultline/experiments/db-crash-quick.toml "
+                "--out /home/lab/reports --quiet; test $? -eq 0 -o $? -eq 3'"
+            )
+            machine.succeed("test -s /home/lab/reports/index.html")
+            machine.succeed("ls /home/lab/reports/*/report.html")
+            # `auto` chose Apache Kafka, which the package puts on PATH.
+            machine.succeed("grep -q '\"broker\": \"kafka ' /home/lab/reports/*/manifest.json")
+          '';
+        };
         fmt = pkgs.runCommand "faultline-fmt" { nativeBuildInputs = [ pkgs.cargo pkgs.rustfmt ]; } ''
           cp -r ${self} src && chmod -R u+w src && cd src
           cargo fmt --all --check

@@ -161,16 +161,9 @@ fn the_flake_lock_pins_exactly_the_documented_nixpkgs() {
     assert_eq!(lock, want);
     let flake = std::fs::read_to_string(root().join("flake.nix")).unwrap();
     assert!(flake.contains(r#"inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";"#));
-    // The flake's rustc floor is the workspace's rust-version.
-    let cargo = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
-    let version = cargo
-        .lines()
-        .find_map(|l| l.strip_prefix("rust-version = "))
-        .unwrap();
-    assert!(
-        flake.contains(&format!("rustVersion = {version};")),
-        "{version}"
-    );
+    // The flake's rustc floor and version are the workspace's.
+    assert!(flake.contains("rustVersion = cargoToml.workspace.package.rust-version;"));
+    assert!(flake.contains("version = cargoToml.workspace.package.version;"));
 }
 
 #[test]
@@ -226,7 +219,7 @@ fn the_flake_evaluates_and_its_experiment_app_passes_arguments_through() {
     let system = &outputs["x86_64-linux"];
     assert_eq!(
         system["checks"],
-        serde_json::json!(["build", "clippy", "fmt"])
+        serde_json::json!(["build", "clippy", "fmt", "vm"])
     );
     let dir = std::env::temp_dir().join(format!("faultline-flake-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -363,4 +356,47 @@ fn the_version_names_its_build_and_the_manual_page_its_commands() {
     for command in ["run", "sweep", "validate", "compare", "clean"] {
         assert!(man.contains(command), "{command} is not in the manual page");
     }
+}
+
+#[test]
+fn the_nixpkgs_stand_in_refuses_an_argument_nixpkgs_would_not_take() {
+    // The flake with one argument of buildRustPackage misspelt, beside the
+    // real sources, evaluated by the same check.
+    let dir = std::env::temp_dir().join(format!("faultline-flake-typo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("nix")).unwrap();
+    for entry in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "lab",
+        "services",
+        "experiments",
+        "docs",
+    ] {
+        std::os::unix::fs::symlink(root().join(entry), dir.join(entry)).unwrap();
+    }
+    std::fs::copy(
+        root().join("nix/eval-check.nix"),
+        dir.join("nix/eval-check.nix"),
+    )
+    .unwrap();
+    let flake = std::fs::read_to_string(root().join("flake.nix")).unwrap();
+    assert!(flake.contains("cargoBuildFlags = "));
+    std::fs::write(
+        dir.join("flake.nix"),
+        flake.replace("cargoBuildFlags = ", "cargoBuildFlag = "),
+    )
+    .unwrap();
+    let output = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json"])
+        .arg(dir.join("nix/eval-check.nix"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the misspelt argument was taken");
+    assert!(
+        said.contains("buildRustPackage: unknown argument(s) cargoBuildFlag"),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
