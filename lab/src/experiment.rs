@@ -588,7 +588,8 @@ pub enum FaultKind {
 
 /// A fault carried out by shell commands (`sh -c`), with the stack in
 /// their environment (`FAULTLINE_DATABASE_URL`, `FAULTLINE_POSTGRES_PID`,
-/// `FAULTLINE_POSTGRES_DATA`, `FAULTLINE_BOOTSTRAP_SERVERS`); each is
+/// `FAULTLINE_POSTGRES_DATA`, `FAULTLINE_BOOTSTRAP_SERVERS`,
+/// `FAULTLINE_STACK_DIR`, where every service's pid file is); each is
 /// killed, with everything it started, past `timeout`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CommandFault {
@@ -753,7 +754,8 @@ pub enum RawFault {
     /// Shell commands (`sh -c`) that start and end the fault: any chaos
     /// tool as a fault. The stack is in their environment:
     /// FAULTLINE_DATABASE_URL, FAULTLINE_POSTGRES_PID, FAULTLINE_POSTGRES_DATA,
-    /// FAULTLINE_BOOTSTRAP_SERVERS. Their output is kept in faults.parquet.
+    /// FAULTLINE_BOOTSTRAP_SERVERS, FAULTLINE_STACK_DIR (the services' pid
+    /// files are in services/NAME/). Their output is kept in faults.parquet.
     Command {
         /// When it starts, from the run's start, e.g. "90s".
         at: Span,

@@ -352,7 +352,10 @@ impl fmt::Display for Ran {
 
 /// What the commands of a command fault see of the stack.
 fn command_env(stack: &mut LabStack) -> Vec<(&'static str, String)> {
-    let mut env = vec![("FAULTLINE_DATABASE_URL", stack.database.url())];
+    let mut env = vec![
+        ("FAULTLINE_DATABASE_URL", stack.database.url()),
+        ("FAULTLINE_STACK_DIR", stack.dir.display().to_string()),
+    ];
     if let Ok(postgres) = stack.database.local() {
         if let Some(pid) = postgres.pid() {
             env.push(("FAULTLINE_POSTGRES_PID", pid.to_string()));

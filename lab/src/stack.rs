@@ -286,6 +286,27 @@ pub struct LabStack {
 }
 
 impl LabStack {
+    /// Every service whose process ended by itself, said as a reason a run
+    /// is incomplete: what it measured after that is a dead service's.
+    pub fn services_that_died(&mut self) -> Vec<String> {
+        let mut died = Vec::new();
+        let mut check = |service: &mut Service, role: &str, name: &str| {
+            if let Some(status) = service.exited() {
+                died.push(format!(
+                    "the {role} of {name} ended by itself during the run ({status})"
+                ));
+            }
+        };
+        for rest in &mut self.rest {
+            check(&mut rest.service, "service", &rest.name);
+        }
+        for kafka in &mut self.kafka {
+            check(&mut kafka.producer, "producer", &kafka.name);
+            check(&mut kafka.consumer, "consumer", &kafka.name);
+        }
+        died
+    }
+
     /// Brings up everything `plan` asks for under `dir`, reporting progress
     /// through `progress`.
     pub async fn up(

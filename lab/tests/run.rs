@@ -851,6 +851,55 @@ fn a_broker_restart_is_recovered_end_to_end_and_the_buffered_path_stores_what_fo
 }
 
 #[test]
+fn a_service_that_dies_during_the_run_makes_it_incomplete_and_is_named() {
+    // A command fault aborts the consumer (as a crash in librdkafka would
+    // end it) and ends without restarting it: the lab says so.
+    let out = std::env::temp_dir().join(format!("faultline-died-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let scenario = out.join("died.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"died\"\nduration = \"8s\"\ndrain_timeout = \"5s\"\n\
+         [workload]\nrate = { shape = \"constant\", rps = 10 }\n\
+         [[architectures]]\nkind = \"kafka\"\nname = \"kafka\"\n\
+         [[faults]]\nkind = \"command\"\nat = \"3s\"\nduration = \"1s\"\n\
+         start = \"kill -ABRT $(cut -d' ' -f1 \\\"$FAULTLINE_STACK_DIR/services/kafka/faultline-consumer.pid\\\")\"\n\
+         end = \"true\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--out"])
+        .arg(out.join("reports"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dir = PathBuf::from(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .unwrap(),
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["status"], "incomplete");
+    let reasons = manifest["reasons"].to_string();
+    assert!(
+        reasons.contains("the consumer of kafka ended by itself during the run"),
+        "{reasons}"
+    );
+    assert!(reasons.contains("SIGABRT"), "{reasons}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
 fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database() {
     use std::io::BufRead;
     let out = std::env::temp_dir().join(format!("faultline-killed-{}", std::process::id()));

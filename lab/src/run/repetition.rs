@@ -165,6 +165,7 @@ impl Repetition<'_> {
                 ));
             }
         }
+        reasons.extend(stack.services_that_died());
         let metrics = driven.scraping.stop().await;
         let stored = match self.audit(stack).await {
             Ok(stored) => stored,

@@ -177,6 +177,12 @@ impl Service {
         Err(not_ready(last))
     }
 
+    /// `Some(status)` if the service's process ended by itself (a crash, an
+    /// exit); a service the lab killed or stopped has no process to ask.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.as_mut()?.exited()
+    }
+
     /// SIGKILL to the service.
     pub fn kill(&mut self) {
         if let Some(mut process) = self.process.take() {
