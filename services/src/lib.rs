@@ -12,6 +12,7 @@ pub mod breaker;
 pub mod consumer;
 pub mod defaults;
 pub mod event;
+pub mod group;
 pub mod http;
 pub mod metrics;
 pub mod producer;

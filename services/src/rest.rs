@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::event::BodyShape;
+use crate::group::{GroupCommit, Waiting};
 use crate::http::{self, App, Common, Identity, Response};
 use crate::metrics::{DbMetrics, HttpMetrics, names};
 use crate::store::{DbConfig, Inserted, Store, StoreError};
@@ -41,6 +43,25 @@ pub struct RestConfig {
     /// The `stored_by` value of the rows this service writes.
     #[arg(long, env = "FAULTLINE_STORED_BY", default_value = STORED_BY)]
     pub stored_by: String,
+    /// Group commit: concurrent requests share one multi-row insert and one
+    /// commit, at most this many rows each (0: every request commits its
+    /// own row, as the original does).
+    #[arg(long, env = "FAULTLINE_GROUP_COMMIT_MAX_ROWS", default_value_t = 0)]
+    pub group_commit_max_rows: usize,
+    /// Group commit: the longest a request waits for its group to fill, in
+    /// milliseconds.
+    #[arg(long, value_parser = crate::millis, env = "FAULTLINE_GROUP_COMMIT_MAX_WAIT_MS", default_value_t = 2)]
+    pub group_commit_max_wait_ms: u64,
+}
+
+impl RestConfig {
+    /// The group commit asked for, if any.
+    pub fn group_commit(&self) -> Option<GroupCommit> {
+        (self.group_commit_max_rows > 1).then(|| GroupCommit {
+            max_rows: self.group_commit_max_rows,
+            max_wait: Duration::from_millis(self.group_commit_max_wait_ms),
+        })
+    }
 }
 
 /// The event routes: ours, and the original proof of concept's.
@@ -51,6 +72,8 @@ const ROUTES: &[(&str, BodyShape)] = &[
 
 struct Rest {
     store: Store,
+    /// Where requests go to be committed in groups, with group commit.
+    groups: Option<mpsc::Sender<Waiting>>,
     stored_by: String,
     db_metrics: DbMetrics,
     schema_ready: Arc<AtomicBool>,
@@ -64,7 +87,27 @@ impl App for Rest {
             Err(answer) => return answer,
         };
         let started = Instant::now();
-        match self.store.insert(&event, &self.stored_by).await {
+        let outcome = match &self.groups {
+            None => self
+                .store
+                .insert(&event, &self.stored_by)
+                .await
+                .map_err(Arc::new),
+            Some(groups) => {
+                let (answer, fate) = oneshot::channel();
+                match groups.send((event.clone(), answer)).await {
+                    Ok(()) => fate.await.unwrap_or_else(|_| {
+                        Err(Arc::new(StoreError::Pool(
+                            "the group commit stopped".into(),
+                        )))
+                    }),
+                    Err(_) => Err(Arc::new(StoreError::Pool(
+                        "the group commit stopped".into(),
+                    ))),
+                }
+            }
+        };
+        match outcome {
             Ok(inserted) => {
                 let new = inserted == Inserted::New;
                 // A reused id with another payload is refused, not a
@@ -132,8 +175,23 @@ pub async fn run(
         schema_ready.clone(),
         shutdown.clone(),
     ));
+    let (groups, committer) = match config.group_commit() {
+        Some(group) => {
+            let (sender, receiver) = mpsc::channel(group.max_rows * 4);
+            let task = tokio::spawn(crate::group::commit_groups(
+                receiver,
+                store.clone(),
+                config.stored_by.clone(),
+                group,
+            ));
+            tracing::info!(max_rows = group.max_rows, max_wait = ?group.max_wait, "Group commit.");
+            (Some(sender), Some(task))
+        }
+        None => (None, None),
+    };
     let app = Arc::new(Rest {
         store,
+        groups,
         stored_by: config.stored_by.clone(),
         db_metrics,
         schema_ready,
@@ -147,6 +205,10 @@ pub async fn run(
     });
     tracing::info!(addr = %listener.local_addr().map_err(|e| StoreError::Pool(e.to_string()))?, "Serving REST.");
     http::serve(listener, app, common, shutdown).await;
+    // The last groups are committed and answered before the service ends.
+    if let Some(committer) = committer {
+        let _ = tokio::time::timeout(Duration::from_secs(5), committer).await;
+    }
     background.abort();
     Ok(())
 }

@@ -332,6 +332,83 @@ impl Store {
         .await
     }
 
+    /// Stores `events` in one statement, one commit, and says what became
+    /// of each, in order: new, already stored (the same event), or an id
+    /// already stored with another payload. An id twice in `events` is new
+    /// the first time.
+    pub async fn insert_many(
+        &self,
+        events: &[LocationEvent],
+        stored_by: &str,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        let mut batch = Batch::new(stored_by, events.len());
+        for event in events {
+            batch.push(event.clone());
+        }
+        self.with_client(async |c| {
+            let new: std::collections::HashSet<uuid::Uuid> = c
+                .query(
+                    "INSERT INTO location_events (event_id, driver_id, lat, lng, sent_at, stored_by)
+                     SELECT e.*, $6 FROM UNNEST($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::timestamptz[])
+                         AS e(event_id, driver_id, lat, lng, sent_at)
+                     ON CONFLICT (event_id) DO NOTHING
+                     RETURNING event_id",
+                    &[
+                        &batch.event_ids,
+                        &batch.driver_ids,
+                        &batch.lats,
+                        &batch.lngs,
+                        &batch.sent_ats,
+                        &batch.stored_by,
+                    ],
+                )
+                .await?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let mut claimed = std::collections::HashSet::new();
+            let mut fates: Vec<Option<Inserted>> = events
+                .iter()
+                .map(|e| {
+                    (new.contains(&e.event_id) && claimed.insert(e.event_id))
+                        .then_some(Inserted::New)
+                })
+                .collect();
+            // The others: the same event again, or another one under its
+            // id, compared by the database as `insert` does.
+            let others: Vec<i32> = (0..events.len())
+                .filter(|&i| fates[i].is_none())
+                .map(|i| i as i32)
+                .collect();
+            if !others.is_empty() {
+                let same = c
+                    .query(
+                        "SELECT ix.i, (l.driver_id, l.lat, l.lng, l.sent_at) = (e.driver_id, e.lat, e.lng, e.sent_at)
+                         FROM UNNEST($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::timestamptz[])
+                             WITH ORDINALITY AS e(event_id, driver_id, lat, lng, sent_at, n)
+                         CROSS JOIN LATERAL (SELECT (e.n - 1)::int4 AS i) AS ix
+                         JOIN location_events l USING (event_id)
+                         WHERE ix.i = ANY($6)",
+                        &[
+                            &batch.event_ids,
+                            &batch.driver_ids,
+                            &batch.lats,
+                            &batch.lngs,
+                            &batch.sent_ats,
+                            &others,
+                        ],
+                    )
+                    .await?;
+                for row in same {
+                    let (i, same): (i32, bool) = (row.get(0), row.get(1));
+                    fates[i as usize] = Some(if same { Inserted::Again } else { Inserted::Conflict });
+                }
+            }
+            Ok(fates.into_iter().map(|f| f.unwrap_or(Inserted::Again)).collect())
+        })
+        .await
+    }
+
     /// Stores a batch and the consumer's new position in one transaction.
     /// Returns how many events were new.
     pub async fn insert_batch(

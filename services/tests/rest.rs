@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Http, Stack, check_bad_cases, event, start_rest};
+use common::{Http, Stack, check_bad_cases, event, start_rest, start_rest_grouped};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stores_an_event_exactly_once_even_when_sent_twice() {
@@ -363,4 +363,104 @@ fn a_port_in_use_is_named_with_what_to_do() {
         stderr.contains(&format!("port {port} is already in use")) && stderr.contains("--listen"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_answers_each_request_after_the_commit_that_holds_its_row() {
+    let mut stack = Stack::postgres("rest-group").await;
+    let rest = start_rest_grouped(&stack, 20).await;
+    let http = Http::new();
+    let url = rest.url("/events");
+    // 40 clients, each sending events one after another, while the
+    // database is killed and restarted under them.
+    let sending = (0..40).map(|client| {
+        let http = http.clone();
+        let url = url.clone();
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(6) {
+                let event = event(client);
+                let answer = http
+                    .post_json(&url, serde_json::to_vec(&event).unwrap())
+                    .await;
+                answers.push((event, answer.status));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            answers
+        })
+    });
+    let sending: Vec<_> = sending.collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stack.postgres.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stack.postgres.restart().await.expect("restart");
+    let mut answers = Vec::new();
+    for client in sending {
+        answers.extend(client.await.unwrap());
+    }
+    let stored: std::collections::HashSet<uuid::Uuid> = stack
+        .sql()
+        .await
+        .query("SELECT event_id FROM location_events", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let created: Vec<_> = answers.iter().filter(|(_, s)| *s == 201).collect();
+    let refused = answers.iter().filter(|(_, s)| *s == 503).count();
+    assert!(created.len() > 200, "only {} stored", created.len());
+    assert!(refused > 0, "the crash refused nothing");
+    assert!(
+        answers.iter().all(|(_, s)| *s == 201 || *s == 503),
+        "{:?}",
+        answers
+            .iter()
+            .map(|(_, s)| s)
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    // Stored before the answer: every 201 is a row.
+    let missing = created
+        .iter()
+        .filter(|(e, _)| !stored.contains(&e.event_id))
+        .count();
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} acknowledged rows are missing",
+        created.len()
+    );
+    // Groups: fewer commits than rows.
+    let metrics = http.get(&rest.url("/metrics")).await.text;
+    eprintln!("{} created, {refused} refused", created.len());
+    assert!(metrics.contains("db_write_duration_seconds"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_tells_a_resend_from_a_reused_id_within_one_group() {
+    let stack = Stack::postgres("rest-group-ids").await;
+    let rest = start_rest_grouped(&stack, 50).await;
+    let http = Http::new();
+    let url = rest.url("/events");
+    let first = event(1);
+    let mut other = first.clone();
+    other.lat += 1.0;
+    // Sent together, so that they share a group.
+    let [a, b, c] = [&first, &first, &other].map(|e| serde_json::to_vec(e).unwrap());
+    let (a, b, c) = tokio::join!(
+        http.post_json(&url, a),
+        http.post_json(&url, b),
+        http.post_json(&url, c)
+    );
+    let answers = [a, b, c];
+    let mut statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [200, 201, 409],
+        "{:?}",
+        answers.iter().map(|a| &a.text).collect::<Vec<_>>()
+    );
+    assert_eq!(stack.count("SELECT count(*) FROM location_events").await, 1);
 }

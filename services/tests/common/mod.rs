@@ -173,6 +173,11 @@ pub async fn listener() -> TcpListener {
 }
 
 pub async fn start_rest(stack: &Stack) -> Running {
+    start_rest_grouped(stack, 0).await
+}
+
+/// The REST service with group commit of up to `max_rows` rows (0: off).
+pub async fn start_rest_grouped(stack: &Stack, max_rows: usize) -> Running {
     let listener = listener().await;
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
@@ -181,6 +186,8 @@ pub async fn start_rest(stack: &Stack) -> Running {
         db: stack.db_config(),
         retry_after_s: 1,
         stored_by: "rest".into(),
+        group_commit_max_rows: max_rows,
+        group_commit_max_wait_ms: 5,
     };
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
@@ -310,6 +317,7 @@ pub struct Answer {
     pub text: String,
 }
 
+#[derive(Clone)]
 pub struct Http(Client<HttpConnector, Full<Bytes>>);
 
 impl Http {
