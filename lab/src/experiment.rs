@@ -431,6 +431,11 @@ pub enum ArchitectureSettings {
         /// `workload.retries`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retries: Option<Retries>,
+        /// Group commit: concurrent requests share one multi-row insert and
+        /// one commit, each answered after the commit that holds its row.
+        /// Unset: every request commits its own row, as the original does.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group_commit: Option<GroupCommit>,
     },
     /// POST → produce (202 after acks=all) → consumer → PostgreSQL.
     Kafka {
@@ -481,6 +486,18 @@ impl ArchitectureSettings {
             }
         }
     }
+}
+
+/// REST's group commit: at most `max_rows` rows per commit, and no request
+/// waits more than `max_wait` for its group to fill.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupCommit {
+    /// Most rows in one commit, e.g. 50.
+    pub max_rows: u32,
+    /// Longest a request waits for its group to fill, e.g. "2ms".
+    #[serde(default = "defaults::group_commit_max_wait")]
+    pub max_wait: Span,
 }
 
 /// A bounded connection pool. The defaults are the original's.
@@ -989,6 +1006,9 @@ pub mod defaults {
     pub fn partitions() -> u32 {
         1
     }
+    pub fn group_commit_max_wait() -> Span {
+        Span(Duration::from_millis(2))
+    }
     pub fn client_timeout() -> Span {
         Span::secs(5)
     }
@@ -1075,6 +1095,7 @@ pub mod defaults {
                 name: "rest".into(),
                 pool: Pool::default(),
                 retries: None,
+                group_commit: None,
             },
             kafka("kafka-buffered", Mode::Buffered),
             kafka("kafka-drop", Mode::Drop),

@@ -331,9 +331,18 @@ impl Architecture {
             ]
         };
         match settings {
-            ArchitectureSettings::Rest { name, pool, .. } => {
+            ArchitectureSettings::Rest {
+                name,
+                pool,
+                group_commit,
+                ..
+            } => {
                 let mut args = pool_args(pool);
                 args.push(format!("--stored-by={name}"));
+                if let Some(group) = group_commit {
+                    args.push(format!("--group-commit-max-rows={}", group.max_rows));
+                    args.push(format!("--group-commit-max-wait-ms={}", ms(group.max_wait)));
+                }
                 Architecture::Rest {
                     name: name.clone(),
                     args,

@@ -1294,7 +1294,34 @@ fn check_architectures(experiment: &Experiment, report: &mut Report<'_>) {
             );
         }
         let pool = match architecture {
-            ArchitectureSettings::Rest { pool, .. } => pool,
+            ArchitectureSettings::Rest {
+                pool, group_commit, ..
+            } => {
+                if let Some(group) = group_commit {
+                    if group.max_rows < 2 || group.max_rows > limits::BATCH {
+                        report.at(
+                            &format!("{path}.group_commit.max_rows"),
+                            format!(
+                                "{} rows: a group holds 2 to {} (leave group_commit out to commit each row alone)",
+                                group.max_rows,
+                                limits::BATCH
+                            ),
+                            None,
+                        );
+                    }
+                    if group.max_wait.0 > pool.statement_timeout.0 {
+                        report.at(
+                            &format!("{path}.group_commit.max_wait"),
+                            format!(
+                                "{} is longer than the pool's statement timeout ({}): requests would wait longer to be grouped than to be stored",
+                                group.max_wait, pool.statement_timeout
+                            ),
+                            None,
+                        );
+                    }
+                }
+                pool
+            }
             ArchitectureSettings::Kafka {
                 pool,
                 batch_size,

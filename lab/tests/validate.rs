@@ -958,3 +958,44 @@ fn kafka_client_settings_are_checked_at_their_keys() {
         (1, 1)
     );
 }
+
+#[test]
+fn a_group_commit_is_checked_where_it_is_written_and_reaches_the_service() {
+    let text = |group: &str| {
+        format!(
+            "name = \"g\"\nduration = \"20s\"\n\
+             [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
+             group_commit = {group}\n"
+        )
+    };
+    let problems = faultline::validate::parse(&text("{ max_rows = 1 }"), "g.toml").unwrap_err();
+    let listed = faultline::validate::listed(&problems);
+    let problem = problems
+        .iter()
+        .find(|p| p.path == "architectures[0].group_commit.max_rows")
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(problem.line, 6, "{listed}");
+    assert!(problem.message.contains("a group holds 2 to"), "{listed}");
+    let problems =
+        faultline::validate::parse(&text("{ max_rows = 10, max_wait = \"1m\" }"), "g.toml")
+            .unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "architectures[0].group_commit.max_wait"
+                && p.message.contains("statement timeout")),
+        "{}",
+        faultline::validate::listed(&problems)
+    );
+    // A valid one becomes the service's flags.
+    let experiment =
+        faultline::validate::parse(&text("{ max_rows = 50, max_wait = \"3ms\" }"), "g.toml")
+            .unwrap();
+    let plan = faultline::plan::Plan::of(&experiment, None);
+    let printed = format!("{plan:?}");
+    assert!(printed.contains("--group-commit-max-rows=50"), "{printed}");
+    assert!(
+        printed.contains("--group-commit-max-wait-ms=3"),
+        "{printed}"
+    );
+}

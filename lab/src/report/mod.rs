@@ -172,8 +172,19 @@ fn describe_architecture(a: &ArchitectureSettings, workload: &Workload) -> Strin
         )
     };
     match a {
-        ArchitectureSettings::Rest { pool: p, .. } => format!(
-            "REST: POST → INSERT into PostgreSQL → 201; {}; {clients}",
+        ArchitectureSettings::Rest {
+            pool: p,
+            group_commit,
+            ..
+        } => format!(
+            "REST: POST → INSERT into PostgreSQL → 201{}; {}; {clients}",
+            match group_commit {
+                Some(group) => format!(
+                    " after a group commit of up to {} rows (waiting at most {})",
+                    group.max_rows, group.max_wait
+                ),
+                None => ", one commit per request".to_string(),
+            },
             pool(p)
         ),
         ArchitectureSettings::Kafka {
