@@ -17,6 +17,17 @@ use uuid::Uuid;
 use crate::defaults;
 use crate::event::LocationEvent;
 
+/// The statement that inserts a [`Batch`] (its [`Batch::params`]), leaving
+/// ids already stored alone.
+macro_rules! insert_rows {
+    () => {
+        "INSERT INTO location_events (event_id, driver_id, lat, lng, sent_at, stored_by)
+         SELECT e.*, $6 FROM UNNEST($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::timestamptz[])
+             AS e(event_id, driver_id, lat, lng, sent_at)
+         ON CONFLICT (event_id) DO NOTHING"
+    };
+}
+
 /// The table of stored events.
 pub const EVENTS_TABLE: &str = "location_events";
 /// The table where the consumer keeps its position, written in the same
@@ -348,19 +359,8 @@ impl Store {
         self.with_client(async |c| {
             let new: std::collections::HashSet<uuid::Uuid> = c
                 .query(
-                    "INSERT INTO location_events (event_id, driver_id, lat, lng, sent_at, stored_by)
-                     SELECT e.*, $6 FROM UNNEST($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::timestamptz[])
-                         AS e(event_id, driver_id, lat, lng, sent_at)
-                     ON CONFLICT (event_id) DO NOTHING
-                     RETURNING event_id",
-                    &[
-                        &batch.event_ids,
-                        &batch.driver_ids,
-                        &batch.lats,
-                        &batch.lngs,
-                        &batch.sent_ats,
-                        &batch.stored_by,
-                    ],
+                    concat!(insert_rows!(), " RETURNING event_id"),
+                    &batch.params(),
                 )
                 .await?
                 .iter()
@@ -418,22 +418,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         self.with_client(async |c| {
             let tx = c.transaction().await?;
-            let inserted = tx
-                .execute(
-                    "INSERT INTO location_events (event_id, driver_id, lat, lng, sent_at, stored_by)
-                     SELECT e.*, $6 FROM UNNEST($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::timestamptz[])
-                         AS e(event_id, driver_id, lat, lng, sent_at)
-                     ON CONFLICT (event_id) DO NOTHING",
-                    &[
-                        &batch.event_ids,
-                        &batch.driver_ids,
-                        &batch.lats,
-                        &batch.lngs,
-                        &batch.sent_ats,
-                        &batch.stored_by,
-                    ],
-                )
-                .await?;
+            let inserted = tx.execute(insert_rows!(), &batch.params()).await?;
             let (partitions, offsets): (Vec<i32>, Vec<i64>) =
                 position.next_offsets.iter().map(|(p, o)| (*p, *o)).unzip();
             tx.execute(
@@ -491,6 +476,18 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// The parameters of `insert_rows!`, in order.
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 6] {
+        [
+            &self.event_ids,
+            &self.driver_ids,
+            &self.lats,
+            &self.lngs,
+            &self.sent_ats,
+            &self.stored_by,
+        ]
+    }
+
     pub fn new(stored_by: impl Into<String>, capacity: usize) -> Self {
         Self {
             event_ids: Vec::with_capacity(capacity),
