@@ -123,6 +123,10 @@ pub fn client_config(config: &ProducerConfig) -> ClientConfig {
         .set("message.timeout.ms", delivery.to_string())
         .set("request.timeout.ms", delivery.min(5000).to_string())
         .set("linger.ms", config.linger_ms.to_string())
+        // Topics are made by whoever runs the broker: a producer asking for
+        // one that is not there (a broker restarted with memory storage)
+        // must not have it created with the broker's defaults first.
+        .set("allow.auto.create.topics", "false")
         .set("socket.connection.setup.timeout.ms", "2000")
         .set("reconnect.backoff.max.ms", "1000");
     config.kafka.apply(&mut client);
