@@ -32,6 +32,8 @@ pub fn clean(dir: &Path) -> Vec<u32> {
         }
         return stopped;
     }
+    // Its owner is gone (checked above): the mark goes too.
+    let _ = std::fs::remove_file(dir.join("runner.pid"));
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {

@@ -145,8 +145,14 @@ fn runs(pid: i32, program: &str) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
         return false;
     };
+    // The program's own name, not a part of its path: every binary under
+    // a folder called `faultline` would otherwise pass for `faultline`.
+    use std::os::unix::ffi::OsStrExt;
     let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-    !program.is_empty() && String::from_utf8_lossy(argv0).contains(program)
+    !program.is_empty()
+        && Path::new(std::ffi::OsStr::from_bytes(argv0))
+            .file_name()
+            .is_some_and(|name| name == program)
 }
 
 /// Whether a process exists and is not a zombie.
@@ -207,7 +213,12 @@ pub fn clean_leftovers(dir: &Path) -> Vec<u32> {
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.extension().is_none_or(|e| e != "pid") {
+        // `runner.pid` names the folder's owner, not a process of the
+        // stack: whoever cleans has found that runner gone, and its pid may
+        // be anyone's by now.
+        if path.extension().is_none_or(|e| e != "pid")
+            || path.file_name().is_some_and(|n| n == "runner.pid")
+        {
             continue;
         }
         let text = fs::read_to_string(&path).unwrap_or_default();
@@ -227,4 +238,40 @@ pub fn clean_leftovers(dir: &Path) -> Vec<u32> {
         let _ = fs::remove_file(&path);
     }
     stopped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_is_taken_for_a_program_by_its_name_not_by_a_part_of_its_path() {
+        let me = std::process::id() as i32;
+        let exe = std::env::current_exe().unwrap();
+        let name = exe.file_name().unwrap().to_string_lossy().to_string();
+        assert!(runs(me, &name));
+        // This test's binary lives under a folder named after the project:
+        // that does not make it the `faultline` program.
+        assert!(exe.to_string_lossy().contains("faultline"), "{exe:?}");
+        assert!(!runs(me, "faultline"));
+        assert!(!runs(me, ""));
+    }
+
+    #[test]
+    fn a_runner_pid_file_is_never_acted_on() {
+        let dir = std::env::temp_dir().join(format!("faultline-runner-pid-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let exe = std::env::current_exe().unwrap();
+        let name = exe.file_name().unwrap().to_string_lossy().to_string();
+        // A runner.pid that names a live process with the right name: this
+        // very test. Cleaning must leave it alone.
+        fs::write(
+            dir.join("runner.pid"),
+            format!("{} {name}\n", std::process::id()),
+        )
+        .unwrap();
+        assert!(clean_leftovers(&dir).is_empty());
+        assert!(dir.join("runner.pid").exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
 }
