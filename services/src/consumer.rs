@@ -497,7 +497,6 @@ impl Worker {
             let p = element.partition();
             let next = position.get(&p).copied();
             let from = next.map_or(Offset::Beginning, Offset::Offset);
-            tracing::debug!(partition = p, ?from, "Is the client stuck?");
             if let Some(found) = self.read_at(p, from).await {
                 tracing::debug!(
                     partition = p,

@@ -146,7 +146,7 @@ const ROUTES: &[(&str, BodyShape)] = &[
 ];
 
 /// A client's context: notes when the client lost every broker.
-pub struct Watch {
+struct Watch {
     lost: Arc<AtomicBool>,
 }
 
@@ -249,6 +249,8 @@ impl Producer {
         let error = match result {
             Ok(()) => {
                 *failing = (0, Instant::now());
+                // One lock at a time: `replace` takes the client's, then this.
+                drop(failing);
                 let current = self.producer.read().unwrap_or_else(|e| e.into_inner());
                 if current.generation == generation {
                     current.lost.store(false, Ordering::Relaxed);
