@@ -91,14 +91,8 @@ pub async fn scrape(
     rows: Arc<Mutex<Vec<MetricRow>>>,
     latest: Latest,
 ) {
-    let mut tick = tokio::time::interval_at(t0, Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = cancel.cancelled() => return,
-        }
-        let t_s = t0.elapsed().as_secs_f64();
+    let mut clock = Seconds::from(t0);
+    while let Some(t_s) = clock.next(&cancel).await {
         let fetches: Vec<_> = targets
             .iter()
             .map(|target| tokio::spawn(fetch(target.addr, "/metrics")))
@@ -179,14 +173,8 @@ pub async fn measure_backlog(
     let Some(consumer) = consumer else {
         return;
     };
-    let mut tick = tokio::time::interval_at(t0, Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = cancel.cancelled() => return,
-        }
-        let t_s = t0.elapsed().as_secs_f64();
+    let mut clock = Seconds::from(t0);
+    while let Some(t_s) = clock.next(&cancel).await {
         let Some(positions) = stored_positions(&source.database_url).await else {
             continue;
         };
@@ -327,6 +315,29 @@ pub async fn stored_counts(database_url: &str) -> Result<HashMap<String, i64>, A
     faultline_services::store::stored_counts(&client)
         .await
         .map_err(AuditError::Query)
+}
+
+/// A clock that ticks once a second from `t0`, skipping ticks it missed.
+struct Seconds {
+    t0: Instant,
+    tick: tokio::time::Interval,
+}
+
+impl Seconds {
+    fn from(t0: Instant) -> Self {
+        let mut tick = tokio::time::interval_at(t0, Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        Self { t0, tick }
+    }
+
+    /// Waits for the next tick: the seconds since `t0`, or `None` once
+    /// `cancel` is cancelled.
+    async fn next(&mut self, cancel: &CancellationToken) -> Option<f64> {
+        tokio::select! {
+            _ = self.tick.tick() => Some(self.t0.elapsed().as_secs_f64()),
+            () = cancel.cancelled() => None,
+        }
+    }
 }
 
 #[cfg(test)]

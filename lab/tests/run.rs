@@ -282,6 +282,17 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
 }
 
 /// Runs `scenario` with `driver`; returns the run folder.
+/// A fresh folder `faultline-TAG-PID` in the temporary folder, holding the
+/// scenario `text` as `file`: the folder and the scenario's path.
+fn scenario_in(tag: &str, file: &str, text: &str) -> (PathBuf, PathBuf) {
+    let out = std::env::temp_dir().join(format!("faultline-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let scenario = out.join(file);
+    std::fs::write(&scenario, text).unwrap();
+    (out, scenario)
+}
+
 /// Runs `scenario` quietly into `out`, expecting exit status `code`; the
 /// run folder.
 fn run_expecting(scenario: &Path, out: &Path, code: i32) -> PathBuf {
@@ -329,18 +340,14 @@ fn run_with(scenario: &Path, driver: &str, out: &Path) -> PathBuf {
 
 #[test]
 fn the_k6_and_native_drivers_write_the_same_rows() {
-    let out = std::env::temp_dir().join(format!("faultline-drivers-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let scenario = out.join("tiny.toml");
-    std::fs::write(
-        &scenario,
+    let (out, scenario) = scenario_in(
+        "drivers",
+        "tiny.toml",
         "name = \"tiny\"\nduration = \"6s\"\ndrain_timeout = \"30s\"\n\
          [workload]\nrate = { shape = \"constant\", rps = 20 }\n\
          [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
          [[architectures]]\nkind = \"kafka\"\nname = \"kafka-buffered\"\nbatch_size = 50\n",
-    )
-    .unwrap();
+    );
     let native = read(
         &run_with(&scenario, "native", &out.join("native")),
         "requests.parquet",
@@ -442,20 +449,16 @@ fn a_retry_of_a_stored_event_is_absorbed_and_counted_as_redelivered() {
     // its row committed. One architecture's clients retry (same event id);
     // the retries that land find the row stored: redelivered, not stored
     // twice. The other's clients give up: failures, some of them stored.
-    let out = std::env::temp_dir().join(format!("faultline-redelivered-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let scenario = out.join("slow-link.toml");
-    std::fs::write(
-        &scenario,
+    let (out, scenario) = scenario_in(
+        "redelivered",
+        "slow-link.toml",
         "name = \"slow-link\"\nduration = \"14s\"\ndrain_timeout = \"30s\"\n\
          [workload]\nrate = { shape = \"constant\", rps = 20 }\nclient_timeout = \"500ms\"\n\
          [[architectures]]\nkind = \"rest\"\nname = \"rest\"\npool = { size = 50 }\n\
          [[architectures]]\nkind = \"rest\"\nname = \"rest-retry\"\npool = { size = 50 }\n\
          retries = { max_retries = 10, backoff = \"1s\", max_backoff = \"1s\" }\n\
          [[faults]]\nkind = \"db-latency\"\nat = \"4s\"\nduration = \"4s\"\ndelay = \"400ms\"\n",
-    )
-    .unwrap();
+    );
     let dir = run_expecting(&scenario, &out, 0);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
@@ -491,18 +494,14 @@ fn a_retry_of_a_stored_event_is_absorbed_and_counted_as_redelivered() {
 
 #[test]
 fn a_control_repetition_runs_the_same_load_without_the_fault() {
-    let out = std::env::temp_dir().join(format!("faultline-control-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let scenario = out.join("control.toml");
-    std::fs::write(
-        &scenario,
+    let (out, scenario) = scenario_in(
+        "control",
+        "control.toml",
         "name = \"control\"\nduration = \"8s\"\ncontrol = true\n\
          [workload]\nrate = { shape = \"constant\", rps = 20 }\n\
          [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
          [[faults]]\nkind = \"db-crash\"\nat = \"3s\"\nduration = \"3s\"\n",
-    )
-    .unwrap();
+    );
     let dir = run_with(&scenario, "native", &out);
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
@@ -532,12 +531,9 @@ fn a_control_repetition_runs_the_same_load_without_the_fault() {
 fn a_command_fault_runs_its_shell_commands_on_the_clock_and_keeps_their_output() {
     // Shell commands that freeze and thaw PostgreSQL, as any chaos tool
     // would, with a verify command that sees the processes stopped.
-    let out = std::env::temp_dir().join(format!("faultline-command-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let scenario = out.join("command.toml");
-    std::fs::write(
-        &scenario,
+    let (out, scenario) = scenario_in(
+        "command",
+        "command.toml",
         r#"name = "command"
 duration = "10s"
 [workload]
@@ -555,8 +551,7 @@ end = 'kill -CONT $FAULTLINE_POSTGRES_PID $(pgrep -P $FAULTLINE_POSTGRES_PID); e
 verify = "! grep -q 'State:.*stopped' /proc/$FAULTLINE_POSTGRES_PID/status"
 timeout = "5s"
 "#,
-    )
-    .unwrap();
+    );
     let dir = run_with(&scenario, "native", &out);
     let faults = read(&dir, "faults.parquet");
     assert_eq!(strings(&faults, "kind"), ["command"]);
@@ -733,20 +728,16 @@ fn no_password_or_secret_reaches_the_run_folder_the_report_or_the_output() {
 fn the_broker_link_is_slowed_then_cut_and_the_producer_shows_it() {
     // Every Kafka client reaches the broker through the proxy it
     // advertises: 300 ms on that link from 2 s, then nothing from 6 s.
-    let out = std::env::temp_dir().join(format!("faultline-broker-link-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let scenario = out.join("broker-link.toml");
-    std::fs::write(
-        &scenario,
+    let (out, scenario) = scenario_in(
+        "broker-link",
+        "broker-link.toml",
         "name = \"broker-link\"\nduration = \"12s\"\ndrain_timeout = \"30s\"\n\
          [workload]\nrate = { shape = \"constant\", rps = 20 }\nclient_timeout = \"3s\"\n\
          [[architectures]]\nkind = \"kafka\"\nname = \"kafka\"\nbatch_size = 20\n\
          delivery_timeout = \"1s\"\n\
          [[faults]]\nkind = \"broker-latency\"\nat = \"2s\"\nduration = \"3s\"\ndelay = \"300ms\"\n\
          [[faults]]\nkind = \"broker-blackhole\"\nat = \"6s\"\nduration = \"3s\"\n",
-    )
-    .unwrap();
+    );
     let dir = run_with(&scenario, "native", &out);
     let faults = read(&dir, "faults.parquet");
     assert_eq!(
@@ -804,19 +795,15 @@ fn a_broker_restart_is_recovered_end_to_end_and_the_buffered_path_stores_what_fo
     // topics under new ids. The fault's recovery is verified only once each
     // producer delivers again; the consumers read the new log; every event
     // acknowledged after the restart is stored.
-    let out = std::env::temp_dir().join(format!("faultline-broker-kill-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let scenario = out.join("broker-kill.toml");
-    std::fs::write(
-        &scenario,
+    let (out, scenario) = scenario_in(
+        "broker-kill",
+        "broker-kill.toml",
         "name = \"broker-kill\"\nduration = \"30s\"\ndrain_timeout = \"60s\"\n\
          [workload]\nrate = { shape = \"constant\", rps = 20 }\n\
          [[architectures]]\nkind = \"kafka\"\nname = \"kafka-buffered\"\n\
          [[architectures]]\nkind = \"kafka\"\nname = \"kafka-drop\"\nconsumer = \"drop\"\n\
          [[faults]]\nkind = \"broker-kill\"\nat = \"6s\"\nduration = \"2s\"\n",
-    )
-    .unwrap();
+    );
     let dir = run_with(&scenario, "native", &out);
     let faults = read(&dir, "faults.parquet");
     assert_eq!(
@@ -867,20 +854,16 @@ fn a_broker_restart_is_recovered_end_to_end_and_the_buffered_path_stores_what_fo
 fn a_service_that_dies_during_the_run_makes_it_incomplete_and_is_named() {
     // A command fault aborts the consumer (as a crash in librdkafka would
     // end it) and ends without restarting it: the lab says so.
-    let out = std::env::temp_dir().join(format!("faultline-died-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let scenario = out.join("died.toml");
-    std::fs::write(
-        &scenario,
+    let (out, scenario) = scenario_in(
+        "died",
+        "died.toml",
         "name = \"died\"\nduration = \"8s\"\ndrain_timeout = \"5s\"\n\
          [workload]\nrate = { shape = \"constant\", rps = 10 }\n\
          [[architectures]]\nkind = \"kafka\"\nname = \"kafka\"\n\
          [[faults]]\nkind = \"command\"\nat = \"3s\"\nduration = \"1s\"\n\
          start = \"kill -ABRT $(cut -d' ' -f1 \\\"$FAULTLINE_STACK_DIR/services/kafka/faultline-consumer.pid\\\")\"\n\
          end = \"true\"\n",
-    )
-    .unwrap();
+    );
     let dir = run_expecting(&scenario, &out.join("reports"), 4);
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
@@ -897,17 +880,13 @@ fn a_service_that_dies_during_the_run_makes_it_incomplete_and_is_named() {
 #[test]
 fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database() {
     use std::io::BufRead;
-    let out = std::env::temp_dir().join(format!("faultline-killed-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let scenario = out.join("killed.toml");
-    std::fs::write(
-        &scenario,
+    let (out, scenario) = scenario_in(
+        "killed",
+        "killed.toml",
         "name = \"killed\"\nduration = \"30s\"\n\
          [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
          [[faults]]\nkind = \"db-freeze\"\nat = \"2s\"\nduration = \"20s\"\n",
-    )
-    .unwrap();
+    );
     let mut runner = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .arg("run")
         .arg(&scenario)
