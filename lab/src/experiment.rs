@@ -202,7 +202,10 @@ pub struct StackSettings {
     /// refused).
     #[serde(default)]
     pub database: DatabaseChoice,
-    /// URL of an external PostgreSQL database.
+    /// URL of an external PostgreSQL database, e.g.
+    /// "postgres://app:${PGPASSWORD}@db.example:5432/lab?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem".
+    /// With TLS (`sslmode` prefer, require, verify-ca or verify-full) the
+    /// server's certificate and host name are always checked.
     #[serde(default)]
     pub database_url: Option<String>,
     /// Partitions of each topic.
@@ -597,6 +600,10 @@ pub enum FaultKind {
     BrokerLatency { delay: Span, jitter: Span },
     /// Traffic between every Kafka client and the broker silently dropped.
     BrokerBlackhole,
+    /// Traffic between the consumers and the broker silently dropped, the
+    /// producers' link untouched (the link proxy knows each connection's
+    /// Kafka `client.id`): a network partition of the consumers alone.
+    ConsumerPartition,
     /// SIGKILL to the consumers; restart.
     ConsumerKill,
     /// Shell commands on the run's clock: any chaos tool as a fault.
@@ -625,7 +632,7 @@ pub struct CommandFault {
 
 impl FaultKind {
     /// Every kind (settings at their defaults).
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::DbCrash,
         FaultKind::DbStop,
         FaultKind::DbFreeze,
@@ -640,6 +647,7 @@ impl FaultKind {
             jitter: Span::millis(0),
         },
         FaultKind::BrokerBlackhole,
+        FaultKind::ConsumerPartition,
         FaultKind::ConsumerKill,
         FaultKind::Command(CommandFault {
             start: String::new(),
@@ -660,6 +668,7 @@ impl FaultKind {
             FaultKind::BrokerKill => "broker-kill",
             FaultKind::BrokerLatency { .. } => "broker-latency",
             FaultKind::BrokerBlackhole => "broker-blackhole",
+            FaultKind::ConsumerPartition => "consumer-partition",
             FaultKind::ConsumerKill => "consumer-kill",
             FaultKind::Command(_) => "command",
         }
@@ -677,6 +686,7 @@ impl FaultKind {
             FaultKind::DbLatency { .. } | FaultKind::DbBlackhole => "postgres-link",
             FaultKind::BrokerKill => "broker",
             FaultKind::BrokerLatency { .. } | FaultKind::BrokerBlackhole => "broker-link",
+            FaultKind::ConsumerPartition => "consumer-link",
             FaultKind::ConsumerKill => "consumers",
             FaultKind::Command(_) => "command",
         }
@@ -761,6 +771,14 @@ pub enum RawFault {
         /// How long it lasts, e.g. "120s".
         duration: Span,
     },
+    /// Traffic between the consumers and the broker silently dropped; the
+    /// producers still reach it.
+    ConsumerPartition {
+        /// When it starts, from the run's start, e.g. "90s".
+        at: Span,
+        /// How long it lasts, e.g. "120s".
+        duration: Span,
+    },
     /// SIGKILL to the consumers; restart.
     ConsumerKill {
         /// When it starts, from the run's start, e.g. "90s".
@@ -817,6 +835,9 @@ impl From<RawFault> for Fault {
             RawFault::BrokerBlackhole { at, duration } => {
                 (FaultKind::BrokerBlackhole, at, duration)
             }
+            RawFault::ConsumerPartition { at, duration } => {
+                (FaultKind::ConsumerPartition, at, duration)
+            }
             RawFault::ConsumerKill { at, duration } => (FaultKind::ConsumerKill, at, duration),
             RawFault::Command {
                 at,
@@ -862,6 +883,7 @@ impl From<Fault> for RawFault {
                 jitter,
             },
             FaultKind::BrokerBlackhole => RawFault::BrokerBlackhole { at, duration },
+            FaultKind::ConsumerPartition => RawFault::ConsumerPartition { at, duration },
             FaultKind::ConsumerKill => RawFault::ConsumerKill { at, duration },
             FaultKind::Command(CommandFault {
                 start,
@@ -1241,7 +1263,7 @@ mod tests {
             .unwrap();
             assert_eq!(raw["kind"], kind.name());
         }
-        assert_eq!(FaultKind::names().count(), 10);
+        assert_eq!(FaultKind::names().count(), 11);
     }
 
     #[test]

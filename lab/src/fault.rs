@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use faultline_stack::postgres::probe_url;
+use faultline_services::consumer;
 use faultline_stack::{ProbeError, ProxyMode, StackError};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
@@ -96,6 +96,7 @@ pub fn check(faults: &[FaultSpec], stack: &LabStack) -> Result<(), Unsupported> 
             FaultKind::BrokerKill
             | FaultKind::BrokerLatency { .. }
             | FaultKind::BrokerBlackhole
+            | FaultKind::ConsumerPartition
                 if stack.broker.is_none() =>
             {
                 "no architecture uses a broker"
@@ -103,7 +104,11 @@ pub fn check(faults: &[FaultSpec], stack: &LabStack) -> Result<(), Unsupported> 
             FaultKind::BrokerKill if external_broker => {
                 "an external broker cannot be killed by the lab"
             }
-            FaultKind::BrokerLatency { .. } | FaultKind::BrokerBlackhole if external_broker => {
+            FaultKind::BrokerLatency { .. }
+            | FaultKind::BrokerBlackhole
+            | FaultKind::ConsumerPartition
+                if external_broker =>
+            {
                 "the clients reach an external broker at the addresses it advertises, not \
                  through the lab's proxy"
             }
@@ -111,7 +116,9 @@ pub fn check(faults: &[FaultSpec], stack: &LabStack) -> Result<(), Unsupported> 
                 "the database is external, so the lab cannot crash, stop or freeze it \
                  (db-latency and db-blackhole act on the link and still work)"
             }
-            FaultKind::ConsumerKill if stack.kafka.is_empty() => "no architecture has a consumer",
+            FaultKind::ConsumerKill | FaultKind::ConsumerPartition if stack.kafka.is_empty() => {
+                "no architecture has a consumer"
+            }
             _ => continue,
         };
         return Err(Unsupported {
@@ -216,6 +223,8 @@ pub async fn inject(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRe
         FaultKind::BrokerBlackhole => {
             broker_link(stack).map(|link| link.set_mode(ProxyMode::Blackhole))
         }
+        FaultKind::ConsumerPartition => broker_link(stack)
+            .map(|link| link.set_mode_for(consumer::SERVICE, ProxyMode::Blackhole)),
         FaultKind::ConsumerKill => {
             for kafka in &mut stack.kafka {
                 kafka.consumer.kill();
@@ -259,7 +268,9 @@ pub async fn end(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRecor
                 stack.proxy.set_mode(ProxyMode::Pass);
                 Ok(())
             }
-            FaultKind::BrokerLatency { .. } | FaultKind::BrokerBlackhole => {
+            FaultKind::BrokerLatency { .. }
+            | FaultKind::BrokerBlackhole
+            | FaultKind::ConsumerPartition => {
                 broker_link(stack).map(|link| link.set_mode(ProxyMode::Pass))
             }
             FaultKind::BrokerKill => {
@@ -483,12 +494,12 @@ where
 
 /// One query on `url`.
 async fn query(url: &str, limit: Duration) -> Result<(), Unverified> {
-    Ok(probe_url(url, limit).await?)
+    timed_query(url, limit).await.map(drop)
 }
 
 /// Runs one query on `url`; how long the query took on the open connection.
 async fn timed_query(url: &str, limit: Duration) -> Result<Duration, Unverified> {
-    Ok(faultline_stack::postgres::query_time(url, limit).await?)
+    Ok(crate::stack::query_time(url, limit).await?)
 }
 
 /// Whether a service answers 200 on `/healthz`.
@@ -598,6 +609,22 @@ async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Unv
             )
             .await
         }
+        FaultKind::ConsumerPartition => {
+            let broker = stack.broker.as_ref().ok_or(Unverified::Missing("broker"))?;
+            until(
+                EFFECT_LIMIT,
+                async || {
+                    // The consumers are cut off; the producers are not.
+                    let consumers = broker.probe_as(consumer::SERVICE, Duration::from_millis(500));
+                    if consumers.await.is_ok() {
+                        return Err(Unverified::StillSucceeds);
+                    }
+                    producers_deliver(stack).await
+                },
+                Result::is_ok,
+            )
+            .await
+        }
         FaultKind::ConsumerKill => {
             for kafka in &stack.kafka {
                 let addr = kafka.consumer.addr();
@@ -690,6 +717,19 @@ async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), U
                         took if took < delay => producers_deliver(stack).await,
                         took => Err(Unverified::StillSlow(took)),
                     }
+                },
+                Result::is_ok,
+            )
+            .await
+        }
+        FaultKind::ConsumerPartition => {
+            let broker = stack.broker.as_ref().ok_or(Unverified::Missing("broker"))?;
+            until(
+                RECOVERY_LIMIT,
+                async || {
+                    Ok(broker
+                        .probe_as(consumer::SERVICE, Duration::from_secs(1))
+                        .await?)
                 },
                 Result::is_ok,
             )

@@ -204,6 +204,8 @@ fn every_fault_kind_is_injected_verified_ended_and_verified() {
             "broker-kill@11s+1s",
             "--fault",
             "consumer-kill@17s+1s",
+            "--fault",
+            "consumer-partition@19s+1s",
             "--exit-after-faults",
         ],
     );
@@ -243,7 +245,7 @@ fn every_fault_kind_is_injected_verified_ended_and_verified() {
     assert!(status.success());
     let faults = runner.json("faults.json");
     let faults = faults.as_array().unwrap();
-    assert_eq!(faults.len(), 7);
+    assert_eq!(faults.len(), 8);
     for record in faults {
         assert_eq!(record["verified"], true, "{record}");
         let (planned, actual) = (
@@ -252,7 +254,7 @@ fn every_fault_kind_is_injected_verified_ended_and_verified() {
         );
         assert!((actual - planned).abs() < 1.0, "{record}");
         eprintln!(
-            "{:<14} effect {:>6.0} ms, recovery {:>6.0} ms",
+            "{:<18} effect {:>6.0} ms, recovery {:>6.0} ms",
             record["kind"].as_str().unwrap(),
             record["effect_ms"].as_f64().unwrap(),
             record["recovery_ms"].as_f64().unwrap()

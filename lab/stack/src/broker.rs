@@ -308,7 +308,8 @@ impl Broker {
             BrokerChoice::Nisshi => find_broker()?,
         };
         let port = crate::free_port()?;
-        let link = FaultProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await?;
+        let link =
+            FaultProxy::start_kafka(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await?;
         let mut broker = Self {
             bin,
             kind,
@@ -519,7 +520,15 @@ impl Broker {
 
     /// One metadata round trip, through the link as clients go.
     pub async fn probe(&self, timeout: Duration) -> Result<(), ProbeError> {
-        self.probe_at(&self.bootstrap, timeout).await
+        self.probe_at(&self.bootstrap, None, timeout).await
+    }
+
+    /// As [`Broker::probe`], as the Kafka client `client_id`: through the
+    /// link as that client's connections go (see
+    /// [`FaultProxy::set_mode_for`]).
+    pub async fn probe_as(&self, client_id: &str, timeout: Duration) -> Result<(), ProbeError> {
+        self.probe_at(&self.bootstrap, Some(client_id), timeout)
+            .await
     }
 
     /// One metadata round trip straight to the broker, past its link (a
@@ -529,12 +538,20 @@ impl Broker {
             Some(_) => format!("127.0.0.1:{}", self.port),
             None => self.bootstrap.clone(),
         };
-        self.probe_at(&direct, timeout).await
+        self.probe_at(&direct, None, timeout).await
     }
 
-    /// One metadata round trip to `bootstrap`.
-    async fn probe_at(&self, bootstrap: &str, timeout: Duration) -> Result<(), ProbeError> {
-        let client = client_for(bootstrap, &self.properties);
+    /// One metadata round trip to `bootstrap`, as `client_id` if given.
+    async fn probe_at(
+        &self,
+        bootstrap: &str,
+        client_id: Option<&str>,
+        timeout: Duration,
+    ) -> Result<(), ProbeError> {
+        let mut client = client_for(bootstrap, &self.properties);
+        if let Some(id) = client_id {
+            client.set("client.id", id);
+        }
         let failed = |e: &dyn std::fmt::Display| ProbeError::Failed(e.to_string());
         tokio::task::spawn_blocking(move || {
             let consumer: BaseConsumer = client

@@ -12,6 +12,11 @@
 //!   and new connections are accepted but never reach the server. Clients
 //!   hang until their own timeouts. Connections that lost bytes are closed
 //!   when the blackhole ends, since their protocol stream is broken.
+//!
+//! A mode applies to every connection, or only to the connections of one
+//! Kafka client: a proxy in front of a broker ([`FaultProxy::start_kafka`])
+//! reads each connection's first request header and keeps its `client.id`,
+//! so the consumers' link can be cut while the producers' stays up.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,12 +45,31 @@ pub enum ProxyMode {
     Blackhole,
 }
 
+/// A mode and the connections it applies to.
+#[derive(Debug, Clone, PartialEq)]
+struct Rule {
+    mode: ProxyMode,
+    /// Only the connections of the Kafka client with this `client.id`;
+    /// `None`: every connection.
+    only: Option<Arc<str>>,
+}
+
+impl Rule {
+    /// The mode a connection of the client `client` is under.
+    fn mode_for(&self, client: Option<&str>) -> ProxyMode {
+        match &self.only {
+            Some(only) if client != Some(&**only) => ProxyMode::Pass,
+            _ => self.mode,
+        }
+    }
+}
+
 /// A running proxy; dropping it stops it and closes every connection.
 #[derive(Debug)]
 pub struct FaultProxy {
     addr: SocketAddr,
     upstream: SocketAddr,
-    mode: watch::Sender<ProxyMode>,
+    mode: watch::Sender<Rule>,
     accept: JoinHandle<()>,
     connections: Arc<AtomicU64>,
 }
@@ -53,6 +77,18 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Listens on a free loopback port and forwards to `upstream`.
     pub async fn start(upstream: SocketAddr) -> Result<Self, StackError> {
+        Self::start_with(upstream, false).await
+    }
+
+    /// As [`FaultProxy::start`], in front of a Kafka broker: each
+    /// connection is known by the `client.id` of its first request, so a
+    /// mode can apply to one client's connections only
+    /// ([`FaultProxy::set_mode_for`]).
+    pub async fn start_kafka(upstream: SocketAddr) -> Result<Self, StackError> {
+        Self::start_with(upstream, true).await
+    }
+
+    async fn start_with(upstream: SocketAddr, kafka: bool) -> Result<Self, StackError> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|source| StackError::Io {
@@ -63,7 +99,10 @@ impl FaultProxy {
             path: "127.0.0.1:0".into(),
             source,
         })?;
-        let (mode, watcher) = watch::channel(ProxyMode::Pass);
+        let (mode, watcher) = watch::channel(Rule {
+            mode: ProxyMode::Pass,
+            only: None,
+        });
         let connections = Arc::new(AtomicU64::new(0));
         let counter = connections.clone();
         let accept = tokio::spawn(async move {
@@ -74,7 +113,7 @@ impl FaultProxy {
                 };
                 let _ = client.set_nodelay(true);
                 let number = counter.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(serve(client, upstream, watcher.clone(), number));
+                tokio::spawn(serve(client, upstream, watcher.clone(), number, kafka));
             }
         });
         Ok(Self {
@@ -94,8 +133,10 @@ impl FaultProxy {
         self.upstream
     }
 
-    pub fn mode(&self) -> ProxyMode {
-        *self.mode.borrow()
+    /// The mode, and the client it applies to alone, if one.
+    pub fn mode(&self) -> (ProxyMode, Option<String>) {
+        let rule = self.mode.borrow();
+        (rule.mode, rule.only.as_deref().map(str::to_string))
     }
 
     /// Connections accepted so far.
@@ -103,9 +144,22 @@ impl FaultProxy {
         self.connections.load(Ordering::Relaxed)
     }
 
+    /// Puts every connection under `mode`.
     pub fn set_mode(&self, mode: ProxyMode) {
-        self.mode.send_replace(mode);
+        self.mode.send_replace(Rule { mode, only: None });
         tracing::info!(?mode, "Fault proxy mode changed.");
+    }
+
+    /// Puts the connections of the Kafka client `client_id` under `mode`,
+    /// and every other connection back to [`ProxyMode::Pass`]. Only a proxy
+    /// started with [`FaultProxy::start_kafka`] knows its connections'
+    /// clients; on another, no connection is affected.
+    pub fn set_mode_for(&self, client_id: &str, mode: ProxyMode) {
+        self.mode.send_replace(Rule {
+            mode,
+            only: Some(client_id.into()),
+        });
+        tracing::info!(?mode, client_id, "Fault proxy mode changed for one client.");
     }
 }
 
@@ -118,14 +172,25 @@ impl Drop for FaultProxy {
 }
 
 async fn serve(
-    client: TcpStream,
+    mut client: TcpStream,
     upstream: SocketAddr,
-    mode: watch::Receiver<ProxyMode>,
+    mode: watch::Receiver<Rule>,
     number: u64,
+    kafka: bool,
 ) {
+    // A Kafka client speaks first: its first request names it.
+    let (first, client_id) = if kafka {
+        match first_request(&mut client).await {
+            Some(read) => read,
+            None => return,
+        }
+    } else {
+        (Bytes::new(), None)
+    };
+    let client_id: Option<Arc<str>> = client_id.map(Into::into);
     let mut waiting = mode.clone();
     // A connection opened during a blackhole never reaches the server.
-    while *waiting.borrow() == ProxyMode::Blackhole {
+    while waiting.borrow().mode_for(client_id.as_deref()) == ProxyMode::Blackhole {
         if waiting.changed().await.is_err() {
             return;
         }
@@ -138,23 +203,103 @@ async fn serve(
     let (server_read, server_write) = server.into_split();
     // Each direction of each connection draws its own jitter.
     let stream = number.wrapping_mul(2);
+    let outbound = Direction {
+        mode: mode.clone(),
+        client_id: client_id.clone(),
+        stream,
+    };
+    let inbound = Direction {
+        mode,
+        client_id,
+        stream: stream + 1,
+    };
     tokio::select! {
-        () = pump(client_read, server_write, mode.clone(), stream) => {}
-        () = pump(server_read, client_write, mode.clone(), stream + 1) => {}
+        () = pump(client_read, server_write, outbound, first) => {}
+        () = pump(server_read, client_write, inbound, Bytes::new()) => {}
     }
+}
+
+/// Reads a Kafka client's first request far enough to learn its
+/// `client.id` (request header: size, api key, api version, correlation id,
+/// client id as a nullable string of 16-bit length). Returns the bytes read,
+/// to be forwarded, and the id; `None` if the client left first.
+async fn first_request(client: &mut TcpStream) -> Option<(Bytes, Option<String>)> {
+    const BEFORE_ID: usize = 4 + 2 + 2 + 4;
+    let mut read = BytesMut::with_capacity(1024);
+    loop {
+        match client_id(&read) {
+            Header::Incomplete => {}
+            Header::ClientId(id) => return Some((read.freeze(), id)),
+            Header::NotKafka => return Some((read.freeze(), None)),
+        }
+        if read.len() >= BEFORE_ID + 2 + usize::from(u16::MAX) {
+            return Some((read.freeze(), None));
+        }
+        match client.read_buf(&mut read).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// What the first bytes of a connection say about its Kafka client.
+#[derive(Debug, PartialEq)]
+enum Header {
+    Incomplete,
+    ClientId(Option<String>),
+    NotKafka,
+}
+
+fn client_id(bytes: &[u8]) -> Header {
+    const BEFORE_ID: usize = 4 + 2 + 2 + 4;
+    if bytes.len() < BEFORE_ID + 2 {
+        return Header::Incomplete;
+    }
+    let size = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let length = i16::from_be_bytes([bytes[BEFORE_ID], bytes[BEFORE_ID + 1]]);
+    let Ok(length) = usize::try_from(length) else {
+        // -1: a null client id.
+        return if length == -1 {
+            Header::ClientId(None)
+        } else {
+            Header::NotKafka
+        };
+    };
+    if usize::try_from(size).map_or(true, |size| size < BEFORE_ID - 4 + 2 + length) {
+        return Header::NotKafka;
+    }
+    let start = BEFORE_ID + 2;
+    match bytes.get(start..start + length) {
+        None => Header::Incomplete,
+        Some(id) => Header::ClientId(Some(String::from_utf8_lossy(id).into_owned())),
+    }
+}
+
+/// One direction of a connection: the proxy's rule, the connection's
+/// client, and the direction's jitter stream.
+struct Direction {
+    mode: watch::Receiver<Rule>,
+    client_id: Option<Arc<str>>,
+    stream: u64,
 }
 
 /// Copies one direction, applying the proxy's mode to every chunk: the
 /// reader stamps each chunk with when it may leave (its arrival plus the
 /// delay, never before the chunk ahead of it) and the writer sends it then,
 /// so the delay is paid once per chunk in flight, not once per chunk in turn.
-/// `stream` tells this direction's jitter from the others'.
+/// `first` was read before (a Kafka client's first request) and goes first.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut mode: watch::Receiver<ProxyMode>,
-    stream: u64,
+    direction: Direction,
+    first: Bytes,
 ) {
+    let Direction {
+        mut mode,
+        client_id,
+        stream,
+    } = direction;
+    let current = |mode: &watch::Receiver<Rule>| mode.borrow().mode_for(client_id.as_deref());
     // Chunks in flight; a full queue stops reading (backpressure).
     let (queue, mut due) = tokio::sync::mpsc::channel::<(Instant, Bytes)>(1024);
     let writer = async move {
@@ -172,31 +317,36 @@ async fn pump(
         let mut lost_bytes = false;
         let mut last = Instant::now();
         let mut jitter_state: Option<u64> = None;
+        let mut first = Some(first).filter(|first| !first.is_empty());
         loop {
-            if buffer.capacity() - buffer.len() < 16 * 1024 {
-                buffer.reserve(64 * 1024);
-            }
-            let read = tokio::select! {
-                read = from.read_buf(&mut buffer) => read,
-                changed = mode.changed() => {
-                    if changed.is_err() {
-                        return;
+            let chunk = match first.take() {
+                Some(first) => first,
+                None => {
+                    if buffer.capacity() - buffer.len() < 16 * 1024 {
+                        buffer.reserve(64 * 1024);
                     }
-                    // A blackhole ended on a connection that lost bytes to it.
-                    if lost_bytes && *mode.borrow() != ProxyMode::Blackhole {
-                        return;
+                    let read = tokio::select! {
+                        read = from.read_buf(&mut buffer) => read,
+                        changed = mode.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            // A blackhole ended on a connection that lost bytes to it.
+                            if lost_bytes && current(&mode) != ProxyMode::Blackhole {
+                                return;
+                            }
+                            continue;
+                        }
+                    };
+                    match read {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
                     }
-                    continue;
+                    buffer.split().freeze()
                 }
             };
-            match read {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            let chunk = buffer.split().freeze();
             let arrived = Instant::now();
-            let current = *mode.borrow();
-            let at = match current {
+            let at = match current(&mode) {
                 ProxyMode::Blackhole => {
                     lost_bytes = true;
                     continue;
@@ -402,5 +552,99 @@ mod tests {
             delayed < Duration::from_millis(200) + direct + Duration::from_millis(400),
             "{delayed:?} (direct {direct:?})"
         );
+    }
+
+    /// A Kafka request header's first bytes: size, api key 18
+    /// (ApiVersions), version 3, correlation id 1, `client_id`.
+    fn request(client_id: &str) -> Vec<u8> {
+        let mut body = vec![0, 18, 0, 3, 0, 0, 0, 1];
+        body.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+        body.extend_from_slice(client_id.as_bytes());
+        body.extend_from_slice(&[0, 0, 0]);
+        let mut framed = (body.len() as i32).to_be_bytes().to_vec();
+        framed.extend(body);
+        framed
+    }
+
+    #[test]
+    fn a_request_header_names_its_client() {
+        let whole = request("faultline-consumer");
+        assert_eq!(
+            client_id(&whole),
+            Header::ClientId(Some("faultline-consumer".into()))
+        );
+        for cut in [0, 5, 13, 14, 20] {
+            assert_eq!(client_id(&whole[..cut]), Header::Incomplete, "{cut}");
+        }
+        let mut null = whole[..12].to_vec();
+        null.extend_from_slice(&(-1i16).to_be_bytes());
+        assert_eq!(client_id(&null), Header::ClientId(None));
+        // A PostgreSQL startup message is no Kafka request.
+        let startup = [0, 0, 0, 8, 4, 210, 22, 47, 0, 0, 0, 0, 0, 0];
+        assert_eq!(client_id(&startup), Header::NotKafka);
+    }
+
+    #[tokio::test]
+    async fn a_mode_for_one_client_leaves_the_others_alone() {
+        let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_addr = upstream.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = upstream.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let proxy = FaultProxy::start_kafka(upstream_addr).await.unwrap();
+        // Each client's first request comes back whole, then pings do.
+        let open = async |id: &str| {
+            let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+            let first = request(id);
+            client.write_all(&first).await.unwrap();
+            let mut echoed = vec![0u8; first.len()];
+            let back =
+                tokio::time::timeout(Duration::from_millis(500), client.read_exact(&mut echoed))
+                    .await;
+            (client, back.is_ok() && echoed == first)
+        };
+        let ping = async |client: &mut TcpStream| {
+            client.write_all(b"ping").await.unwrap();
+            let mut buf = [0u8; 4];
+            tokio::time::timeout(Duration::from_millis(300), client.read_exact(&mut buf))
+                .await
+                .is_ok_and(|r| r.is_ok())
+        };
+        let (mut consumer, answered) = open("faultline-consumer").await;
+        assert!(answered);
+        let (mut producer, answered) = open("faultline-producer").await;
+        assert!(answered);
+
+        proxy.set_mode_for("faultline-consumer", ProxyMode::Blackhole);
+        assert!(ping(&mut producer).await, "the producer's link was cut too");
+        assert!(
+            !ping(&mut consumer).await,
+            "bytes crossed the consumer's blackhole"
+        );
+        // New connections: the consumer's waits, the producer's goes through.
+        let (_, answered) = open("faultline-producer").await;
+        assert!(answered);
+        let (mut waiting, answered) = open("faultline-consumer").await;
+        assert!(!answered);
+
+        proxy.set_mode(ProxyMode::Pass);
+        let mut echoed = vec![0u8; request("faultline-consumer").len()];
+        let through =
+            tokio::time::timeout(Duration::from_millis(500), waiting.read_exact(&mut echoed)).await;
+        assert!(
+            through.is_ok_and(|r| r.is_ok()),
+            "the waiting connection stayed cut"
+        );
+        assert!(ping(&mut producer).await);
     }
 }
