@@ -231,9 +231,8 @@ pub async fn measure_backlog(
 /// `None` if the database cannot be read within a second.
 async fn stored_positions(url: &str) -> Option<HashMap<(String, String, i32), i64>> {
     let read = async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .ok()?;
+        let target = faultline_services::tls::Target::parse(url).ok()?;
+        let (client, connection) = target.config.connect(target.tls).await.ok()?;
         let connection = tokio::spawn(connection);
         let query = format!(
             "SELECT consumer_group, topic, partition, next_offset FROM {}",
@@ -287,6 +286,8 @@ pub use faultline_services::store::AuditRow as StoredRow;
 /// What went wrong reading the database after a run.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
+    #[error("the database URL: {0}")]
+    Url(#[from] faultline_services::tls::UrlError),
     #[error("could not connect for the audit: {0}")]
     Connect(#[source] tokio_postgres::Error),
     #[error("the audit query failed: {0}")]
@@ -294,11 +295,10 @@ pub enum AuditError {
 }
 
 async fn connect(database_url: &str) -> Result<tokio_postgres::Client, AuditError> {
-    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls)
+    faultline_services::tls::Target::parse(database_url)?
+        .connect()
         .await
-        .map_err(AuditError::Connect)?;
-    tokio::spawn(connection);
-    Ok(client)
+        .map_err(AuditError::Connect)
 }
 
 /// Every stored event of the run, read straight from the database.

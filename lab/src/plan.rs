@@ -431,7 +431,7 @@ pub fn secrets(experiment: &Experiment) -> Vec<String> {
     secrets
 }
 
-fn passwords_in(url: &str) -> Vec<String> {
+pub(crate) fn passwords_in(url: &str) -> Vec<String> {
     let mut found = Vec::new();
     if let Some((_, rest)) = url.split_once("://") {
         let authority = rest.split(['/', '?']).next().unwrap_or_default();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use faultline_services::consumer::Mode;
 use faultline_stack::broker::TopicSettings;
-use faultline_stack::{Broker, FaultProxy, Postgres, Service, ServiceKind, StackError};
+use faultline_stack::{Broker, FaultProxy, Postgres, ProbeError, Service, ServiceKind, StackError};
 
 use crate::experiment::DatabaseChoice;
 use crate::plan::{Architecture, DatabaseTarget, StackPlan, mode_name};
@@ -31,6 +31,15 @@ mod tests {
             ),
             ("postgres://db.example/app", "postgres://127.0.0.1:4000/app"),
             ("postgres://u@db.example", "postgres://u@127.0.0.1:4000"),
+            // TLS: the host stays, for the certificate's name.
+            (
+                "postgres://u:p@db.example:6543/app?sslmode=verify-full&hostaddr=10.0.0.7",
+                "postgres://u:p@db.example:4000/app?sslmode=verify-full&hostaddr=127.0.0.1",
+            ),
+            (
+                "postgres://db.example?sslmode=require",
+                "postgres://db.example:4000?sslmode=require&hostaddr=127.0.0.1",
+            ),
         ] {
             assert_eq!(with_address(url, proxy).unwrap(), expected);
         }
@@ -83,7 +92,7 @@ impl Database {
                     .as_deref()
                     .ok_or(StackError::NoAddress("database's URL"))?;
                 let addr = address_of(url)?;
-                faultline_stack::postgres::probe_url(url, Duration::from_secs(5))
+                query_time(url, Duration::from_secs(5))
                     .await
                     .map_err(|error| StackError::NotReady {
                         what: "the external database".into(),
@@ -100,7 +109,18 @@ impl Database {
     }
 }
 
-/// Replaces the host and port of a `postgres://` URL.
+/// Connects to the database at `url` (over TLS if it asks for it) and times
+/// one query on the open connection.
+pub async fn query_time(url: &str, timeout: Duration) -> Result<Duration, ProbeError> {
+    let target = faultline_services::tls::Target::parse(url)
+        .map_err(|error| ProbeError::Failed(error.to_string()))?;
+    faultline_stack::postgres::query_time_with(target.config, target.tls, timeout).await
+}
+
+/// Points a `postgres://` URL at `addr` (the fault proxy). A URL that asks
+/// for TLS keeps its host, the name the server's certificate is checked
+/// against, and reaches `addr` by `hostaddr`; another gets `addr` as its
+/// host and port.
 pub fn with_address(url: &str, addr: SocketAddr) -> Result<String, StackError> {
     let rest = url
         .strip_prefix("postgres://")
@@ -111,25 +131,48 @@ pub fn with_address(url: &str, addr: SocketAddr) -> Result<String, StackError> {
         })?;
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    let user = authority.rsplit_once('@').map(|(user, _)| user);
-    Ok(match user {
-        Some(user) => format!("postgres://{user}@{addr}{tail}"),
-        None => format!("postgres://{addr}{tail}"),
-    })
+    let (user, host) = match authority.rsplit_once('@') {
+        Some((user, host)) => (format!("{user}@"), host),
+        None => (String::new(), authority),
+    };
+    if !faultline_services::tls::wants_tls(url) {
+        return Ok(format!("postgres://{user}{addr}{tail}"));
+    }
+    let host = match host.rsplit_once(':') {
+        Some((name, port)) if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+    let mut query: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("hostaddr="))
+        .collect();
+    let hostaddr = format!("hostaddr={}", addr.ip());
+    query.push(&hostaddr);
+    Ok(format!(
+        "postgres://{user}{host}:{}{path}?{}",
+        addr.port(),
+        query.join("&")
+    ))
 }
 
-/// The first host and port of a `postgres://` URL, resolved.
+/// The address a `postgres://` URL connects to: its first `hostaddr`, or
+/// its first host resolved; its first port.
 fn address_of(url: &str) -> Result<SocketAddr, StackError> {
     let bad = |detail: String| StackError::BadUrl {
         url: url.to_string(),
         detail,
     };
-    let config: tokio_postgres::Config = url.parse().map_err(|e| bad(format!("{e}")))?;
+    let (plain, _, _) = faultline_services::tls::split_tls_parameters(url);
+    let config: tokio_postgres::Config = plain.parse().map_err(|e| bad(format!("{e}")))?;
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    if let Some(ip) = config.get_hostaddrs().first() {
+        return Ok(SocketAddr::new(*ip, port));
+    }
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
         _ => return Err(bad("it names no TCP host".into())),
     };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
     std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
         .map_err(|e| bad(format!("{host}:{port}: {e}")))?
         .next()

@@ -998,6 +998,20 @@ fn check_stack(experiment: &Experiment, report: &mut Report<'_>) {
             None,
         );
     }
+    if let Some(url) = stack.database_url.as_deref()
+        && !url.contains("${")
+        && let Err(error) = faultline_services::tls::Target::parse(url)
+    {
+        report.at(
+            "stack.database_url",
+            crate::plan::redact(&error.to_string(), &crate::plan::passwords_in(url)),
+            Some(
+                "TLS: sslmode=require (or verify-full) and sslrootcert=PATH to a PEM CA \
+                 file; the server's certificate and name are always checked"
+                    .into(),
+            ),
+        );
+    }
     if stack.partitions > limits::PARTITIONS {
         report.at(
             "stack.partitions",
@@ -1452,7 +1466,9 @@ fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
             }
         }
         match fault.kind {
-            FaultKind::BrokerLatency { .. } | FaultKind::BrokerBlackhole
+            FaultKind::BrokerLatency { .. }
+            | FaultKind::BrokerBlackhole
+            | FaultKind::ConsumerPartition
                 if has_kafka && stack.broker == BrokerChoice::External =>
             {
                 report.at(
@@ -1466,6 +1482,7 @@ fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
             FaultKind::BrokerKill
             | FaultKind::BrokerLatency { .. }
             | FaultKind::BrokerBlackhole
+            | FaultKind::ConsumerPartition
             | FaultKind::ConsumerKill
                 if !has_kafka =>
             {

@@ -724,6 +724,197 @@ fn no_password_or_secret_reaches_the_run_folder_the_report_or_the_output() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// Makes `postgres` accept only TLS connections, with a certificate for
+/// `name` signed by a CA of its own; the CA's PEM file.
+fn require_tls(postgres: &faultline_stack::Postgres, dir: &Path, name: &str) -> PathBuf {
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=faultline test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        &format!("/CN={name}"),
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("san.ext"), format!("subjectAltName=DNS:{name}\n")).unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
+    // The server reads its key only if the key is its own and private.
+    let data = postgres.dir().join("data");
+    for file in ["server.crt", "server.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let to = data.join(file);
+        std::fs::copy(dir.join(file), &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let owner = std::fs::metadata(&data).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        nix::unistd::chown(
+            &to,
+            Some(nix::unistd::Uid::from_raw(owner.uid())),
+            Some(nix::unistd::Gid::from_raw(owner.gid())),
+        )
+        .unwrap();
+    }
+    let hba = data.join("pg_hba.conf");
+    let only_tls: String = std::fs::read_to_string(&hba)
+        .unwrap()
+        .lines()
+        .map(|line| match line.strip_prefix("host ") {
+            Some(rest) => format!("hostssl {rest}\n"),
+            None => format!("{line}\n"),
+        })
+        .collect();
+    std::fs::write(&hba, only_tls).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (client, connection) = tokio_postgres::connect(&postgres.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute("ALTER SYSTEM SET ssl = on")
+            .await
+            .unwrap();
+        client
+            .batch_execute("SELECT pg_reload_conf()")
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        // From now on a plain connection is turned away.
+        let plain = tokio_postgres::connect(&postgres.url(), tokio_postgres::NoTls).await;
+        assert!(
+            plain.is_err(),
+            "the server still accepts a connection without TLS"
+        );
+    });
+    dir.join("ca.pem")
+}
+
+#[test]
+fn an_external_database_over_tls_is_reached_through_the_proxy_with_its_name_checked() {
+    // The server's certificate names db.faultline.test, which no resolver
+    // knows: the URL reaches it by `hostaddr`, the services through the
+    // lab's proxy, and every connection checks that name.
+    let out = std::env::temp_dir().join(format!("faultline-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let postgres = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(faultline_stack::Postgres::start(&out.join("postgres")))
+        .unwrap();
+    let ca = require_tls(&postgres, &out, "db.faultline.test");
+    let url = |host: &str| {
+        format!(
+            "postgres://postgres:{}@{host}:{}/postgres?sslmode=verify-full&sslrootcert={}&hostaddr=127.0.0.1",
+            postgres.password(),
+            postgres.port(),
+            ca.display()
+        )
+    };
+    let scenario = |name: &str, host: &str| {
+        let path = out.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "name = \"{name}\"\nduration = \"3s\"\ndrain_timeout = \"30s\"\n\
+                 [stack]\ndatabase = \"external\"\ndatabase_url = \"{}\"\n\
+                 [workload]\nrate = {{ shape = \"constant\", rps = 10 }}\n\
+                 [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
+                 [[architectures]]\nkind = \"kafka\"\nname = \"kafka\"\nbatch_size = 10\n\
+                 [[faults]]\nkind = \"db-blackhole\"\nat = \"1s\"\nduration = \"1s\"\n",
+                url(host)
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let dir = run_with(
+        &scenario("tls", "db.faultline.test"),
+        "native",
+        &out.join("reports"),
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "complete", "{summary:#}");
+    let stored = read(&dir, "stored.parquet");
+    let architectures = strings(&stored, "architecture");
+    for name in ["rest", "kafka"] {
+        let count = architectures.iter().filter(|a| *a == name).count();
+        assert!(count >= 20, "{name}: only {count} stored");
+    }
+    let faults = read(&dir, "faults.parquet");
+    assert_eq!(
+        bools(&faults, "verified"),
+        [true],
+        "{:?}",
+        strings(&faults, "detail")
+    );
+
+    // The same server under a name its certificate does not carry: refused,
+    // and said.
+    let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("run")
+        .arg(scenario("wrong-name", "localhost"))
+        .arg("--out")
+        .arg(out.join("reports"))
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{said}");
+    assert!(said.contains("certificate not valid for name"), "{said}");
+    assert!(!said.contains(postgres.password()), "{said}");
+    drop(postgres);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 #[test]
 fn the_broker_link_is_slowed_then_cut_and_the_producer_shows_it() {
     // Every Kafka client reaches the broker through the proxy it
@@ -785,6 +976,70 @@ fn the_broker_link_is_slowed_then_cut_and_the_producer_shows_it() {
     assert!(
         within(ends[1] + 1.5, 12.0).all(|i| ok[i]),
         "the producer did not come back"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn a_consumer_partition_holds_events_back_while_the_producer_answers_and_loses_none() {
+    // Only the consumer's connections to the broker are cut, from 2 s for
+    // 4 s: the producer answers throughout, the events sent meanwhile wait
+    // in the log and are stored once the link is back.
+    let (out, scenario) = scenario_in(
+        "consumer-partition",
+        "consumer-partition.toml",
+        "name = \"consumer-partition\"\nduration = \"10s\"\ndrain_timeout = \"60s\"\n\
+         [workload]\nrate = { shape = \"constant\", rps = 20 }\n\
+         [[architectures]]\nkind = \"kafka\"\nname = \"kafka\"\n\
+         [[faults]]\nkind = \"consumer-partition\"\nat = \"2s\"\nduration = \"4s\"\n",
+    );
+    let dir = run_with(&scenario, "native", &out);
+    let faults = read(&dir, "faults.parquet");
+    assert_eq!(strings(&faults, "target"), ["consumer-link"]);
+    assert_eq!(
+        bools(&faults, "verified"),
+        [true],
+        "{:?}",
+        strings(&faults, "detail")
+    );
+    let (start, end) = (
+        floats(&faults, "actual_start_s")[0],
+        floats(&faults, "actual_end_s")[0],
+    );
+    let requests = read(&dir, "requests.parquet");
+    let ok = bools(&requests, "ok");
+    assert!(ok.iter().all(|ok| *ok), "the producer failed requests");
+    let stored_frame = read(&dir, "stored.parquet");
+    let stored: HashMap<String, f64> = strings(&stored_frame, "event_id")
+        .into_iter()
+        .zip(floats(&stored_frame, "stored_s"))
+        .collect();
+    let ids = strings(&requests, "event_id");
+    let sent: Vec<f64> = floats(&requests, "intended_us")
+        .iter()
+        .map(|us| us / 1e6)
+        .collect();
+    let missing = ids.iter().filter(|id| !stored.contains_key(*id)).count();
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} acknowledged events lost",
+        ids.len()
+    );
+    // Sent while the consumer was cut off: stored only after the link came back.
+    let held: Vec<f64> = (0..ids.len())
+        .filter(|&i| sent[i] > start + 0.2 && sent[i] < end - 0.2)
+        .map(|i| stored[&ids[i]])
+        .collect();
+    assert!(
+        held.len() > 40,
+        "only {} sent during the partition",
+        held.len()
+    );
+    assert!(
+        held.iter().all(|stored_s| *stored_s >= end),
+        "stored during the partition: {:?}",
+        held.iter().filter(|s| **s < end).collect::<Vec<_>>()
     );
     let _ = std::fs::remove_dir_all(&out);
 }

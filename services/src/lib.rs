@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod producer;
 pub mod rest;
 pub mod store;
+pub mod tls;
 
 use tokio_util::sync::CancellationToken;
 

@@ -11,7 +11,6 @@ use std::time::Duration;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
 };
-use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 use crate::defaults;
@@ -119,7 +118,7 @@ impl DbConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("invalid database url: {0}")]
-    Url(#[source] tokio_postgres::Error),
+    Url(#[source] crate::tls::UrlError),
     #[error("timed out waiting for a pooled connection")]
     AcquireTimeout,
     #[error("timed out connecting to the database")]
@@ -178,7 +177,10 @@ pub struct Store {
 impl Store {
     /// Builds the pool. No connection is opened until one is needed.
     pub fn new(config: DbConfig) -> Result<Self, StoreError> {
-        let mut pg: tokio_postgres::Config = config.url.parse().map_err(StoreError::Url)?;
+        let crate::tls::Target {
+            config: mut pg,
+            tls,
+        } = crate::tls::Target::parse(&config.url).map_err(StoreError::Url)?;
         pg.connect_timeout(Duration::from_millis(config.connect_timeout_ms));
         pg.options(format!(
             "-c statement_timeout={} -c lock_timeout={}",
@@ -188,7 +190,7 @@ impl Store {
         pg.keepalives_idle(Duration::from_secs(5));
         let manager = Manager::from_config(
             pg,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },

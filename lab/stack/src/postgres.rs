@@ -377,7 +377,24 @@ pub async fn probe_url(url: &str, timeout: Duration) -> Result<(), ProbeError> {
 /// Connects to `url` and times one `SELECT 1` on the open connection: the
 /// link's round trip, not the cost of connecting and authenticating.
 pub async fn query_time(url: &str, timeout: Duration) -> Result<Duration, ProbeError> {
-    let url = format!("{url}?connect_timeout={}", timeout.as_secs().max(1));
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| ProbeError::Failed(e.to_string()))?;
+    query_time_with(config, tokio_postgres::NoTls, timeout).await
+}
+
+/// As [`query_time`], with a configuration and TLS connector of the
+/// caller's (an external database over TLS).
+pub async fn query_time_with<T>(
+    mut config: tokio_postgres::Config,
+    tls: T,
+    timeout: Duration,
+) -> Result<Duration, ProbeError>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    config.connect_timeout(timeout.max(Duration::from_secs(1)));
     let failed = |error: tokio_postgres::Error| {
         let timed_out = std::error::Error::source(&error)
             .and_then(|source| source.downcast_ref::<std::io::Error>())
@@ -385,13 +402,22 @@ pub async fn query_time(url: &str, timeout: Duration) -> Result<Duration, ProbeE
         if timed_out {
             ProbeError::NoAnswer(timeout)
         } else {
-            ProbeError::Failed(error.to_string())
+            // The causes too: "error performing TLS handshake" alone does
+            // not say that the certificate named another host.
+            let mut said = error.to_string();
+            let mut cause = std::error::Error::source(&error);
+            while let Some(source) = cause {
+                let text = source.to_string();
+                if !said.contains(&text) {
+                    said = format!("{said}: {text}");
+                }
+                cause = source.source();
+            }
+            ProbeError::Failed(said)
         }
     };
     let attempt = async {
-        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .map_err(failed)?;
+        let (client, connection) = config.connect(tls).await.map_err(failed)?;
         tokio::spawn(connection);
         let started = Instant::now();
         client
