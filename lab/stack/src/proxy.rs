@@ -452,11 +452,10 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn passes_delays_and_blackholes_traffic() {
-        // An echo server upstream.
+    /// A server that sends back every byte it reads.
+    async fn echo_server() -> SocketAddr {
         let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream_addr = upstream.local_addr().unwrap();
+        let addr = upstream.local_addr().unwrap();
         tokio::spawn(async move {
             loop {
                 let (mut s, _) = upstream.accept().await.unwrap();
@@ -470,6 +469,12 @@ mod tests {
                 });
             }
         });
+        addr
+    }
+
+    #[tokio::test]
+    async fn passes_delays_and_blackholes_traffic() {
+        let upstream_addr = echo_server().await;
         let proxy = FaultProxy::start(upstream_addr).await.unwrap();
         let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
         let round_trip = async |client: &mut TcpStream| {
@@ -586,21 +591,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_mode_for_one_client_leaves_the_others_alone() {
-        let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let upstream_addr = upstream.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (mut s, _) = upstream.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 1024];
-                    while let Ok(n) = s.read(&mut buf).await {
-                        if n == 0 || s.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-        });
+        let upstream_addr = echo_server().await;
         let proxy = FaultProxy::start_kafka(upstream_addr).await.unwrap();
         // Each client's first request comes back whole, then pings do.
         let open = async |id: &str| {
