@@ -413,28 +413,43 @@ impl Store {
 
     /// Stores a batch and the consumer's new position in one transaction.
     /// Returns how many events were new.
+    ///
+    /// The rows go in by `COPY ... FROM STDIN BINARY`, the fastest way into
+    /// PostgreSQL (docs/benchmarks.md, "Consumer drain rate"). COPY cannot
+    /// leave stored ids alone: when an event of the batch is already stored
+    /// (a redelivery, or an id twice on the topic) the key refuses it, the
+    /// transaction rolls back, and the batch is stored again by the insert
+    /// that skips stored ids.
     pub async fn insert_batch(
         &self,
         batch: &Batch,
         position: &Position,
     ) -> Result<u64, StoreError> {
-        self.with_client(async |c| {
-            let tx = c.transaction().await?;
-            let inserted = tx.execute(insert_rows!(), &batch.params()).await?;
-            let (partitions, offsets): (Vec<i32>, Vec<i64>) =
-                position.next_offsets.iter().map(|(p, o)| (*p, *o)).unzip();
-            tx.execute(
-                "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)
-                 SELECT $1, $2, p, o FROM UNNEST($3::int4[], $4::int8[]) AS t(p, o)
-                 ON CONFLICT (consumer_group, topic, partition)
-                 DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = clock_timestamp()",
-                &[&position.group, &position.topic, &partitions, &offsets],
-            )
-            .await?;
-            tx.commit().await?;
-            Ok(inserted)
-        })
-        .await
+        let copied = self
+            .with_client(async |c| {
+                let tx = c.transaction().await?;
+                let copied = batch.copy_into(&tx).await?;
+                store_position(&tx, position).await?;
+                tx.commit().await?;
+                Ok(copied)
+            })
+            .await;
+        match copied {
+            Err(StoreError::Database(error))
+                if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+            {
+                tracing::debug!("An event of the batch is already stored; inserting around it.");
+                self.with_client(async |c| {
+                    let tx = c.transaction().await?;
+                    let inserted = tx.execute(insert_rows!(), &batch.params()).await?;
+                    store_position(&tx, position).await?;
+                    tx.commit().await?;
+                    Ok(inserted)
+                })
+                .await
+            }
+            other => other,
+        }
     }
 
     /// The stored position of a consumer group: partition → next offset.
@@ -457,6 +472,24 @@ impl Store {
     }
 }
 
+/// Writes a consumer's position within the transaction of the rows it covers.
+async fn store_position(
+    tx: &tokio_postgres::Transaction<'_>,
+    position: &Position,
+) -> Result<(), tokio_postgres::Error> {
+    let (partitions, offsets): (Vec<i32>, Vec<i64>) =
+        position.next_offsets.iter().map(|(p, o)| (*p, *o)).unzip();
+    tx.execute(
+        "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)
+         SELECT $1, $2, p, o FROM UNNEST($3::int4[], $4::int8[]) AS t(p, o)
+         ON CONFLICT (consumer_group, topic, partition)
+         DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = clock_timestamp()",
+        &[&position.group, &position.topic, &partitions, &offsets],
+    )
+    .await
+    .map(drop)
+}
+
 /// A consumer's position: for each partition, the offset of the next message
 /// to store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -466,7 +499,8 @@ pub struct Position {
     pub next_offsets: HashMap<i32, i64>,
 }
 
-/// A batch of events laid out as the columns of one `INSERT ... UNNEST`.
+/// A batch of events, kept as columns: the rows of one `COPY` or one
+/// `INSERT ... UNNEST`.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     event_ids: Vec<Uuid>,
@@ -488,6 +522,49 @@ impl Batch {
             &self.sent_ats,
             &self.stored_by,
         ]
+    }
+
+    /// Copies the batch into the events' table (`COPY ... FROM STDIN
+    /// BINARY`): how many rows went in. Fails on the key when one of its ids
+    /// is already stored.
+    async fn copy_into(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+    ) -> Result<u64, tokio_postgres::Error> {
+        use tokio_postgres::binary_copy::BinaryCopyInWriter;
+        use tokio_postgres::types::Type;
+        let sink = tx
+            .copy_in(
+                "COPY location_events (event_id, driver_id, lat, lng, sent_at, stored_by)
+                 FROM STDIN BINARY",
+            )
+            .await?;
+        let writer = BinaryCopyInWriter::new(
+            sink,
+            &[
+                Type::UUID,
+                Type::TEXT,
+                Type::FLOAT8,
+                Type::FLOAT8,
+                Type::TIMESTAMPTZ,
+                Type::TEXT,
+            ],
+        );
+        let mut writer = std::pin::pin!(writer);
+        for i in 0..self.len() {
+            writer
+                .as_mut()
+                .write(&[
+                    &self.event_ids[i],
+                    &self.driver_ids[i],
+                    &self.lats[i],
+                    &self.lngs[i],
+                    &self.sent_ats[i],
+                    &self.stored_by,
+                ])
+                .await?;
+        }
+        writer.finish().await
     }
 
     pub fn new(stored_by: impl Into<String>, capacity: usize) -> Self {

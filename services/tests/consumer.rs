@@ -373,3 +373,69 @@ async fn a_consumer_reads_a_topic_its_broker_lost_and_created_again() {
         assert!(metric(&http, consumer, "kafka_consumer_renewals_total").await >= 1.0);
     }
 }
+
+/// The consumer's write: a batch goes in by COPY with its position; a batch
+/// holding ids already stored (a redelivery, or one id twice on the topic)
+/// is refused by the key and stored again around them, and says how many
+/// of its events were new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_copied_with_its_position_and_redelivered_ids_are_skipped() {
+    use faultline_services::store::{Batch, Position, Store};
+
+    let stack = Stack::postgres("consumer-copy").await;
+    let store = Store::new(stack.db_config()).unwrap();
+    store.migrate().await.unwrap();
+    let position = |offset: i64| Position {
+        group: "g".into(),
+        topic: "t".into(),
+        next_offsets: [(0, offset), (1, offset + 1)].into(),
+    };
+    let first: Vec<_> = (0..300).map(event).collect();
+    let mut batch = Batch::new("kafka-buffered", first.len());
+    first.iter().cloned().for_each(|e| batch.push(e));
+    assert_eq!(
+        store.insert_batch(&batch, &position(300)).await.unwrap(),
+        300
+    );
+    assert_eq!(store.load_position("g", "t").await.unwrap(), position(300));
+
+    // 100 of the first batch again, 200 new, one of them twice.
+    let new: Vec<_> = (0..200).map(event).collect();
+    let mut again = Batch::new("kafka-buffered", 301);
+    first[..100].iter().cloned().for_each(|e| again.push(e));
+    new.iter().cloned().for_each(|e| again.push(e));
+    again.push(new[7].clone());
+    assert_eq!(
+        store.insert_batch(&again, &position(601)).await.unwrap(),
+        200
+    );
+    assert_eq!(store.load_position("g", "t").await.unwrap(), position(601));
+
+    let stored: HashSet<Uuid> = stored_ids(&stack, "kafka-buffered")
+        .await
+        .into_iter()
+        .collect();
+    let sent: HashSet<Uuid> = first.iter().chain(&new).map(|e| e.event_id).collect();
+    assert_eq!(stored, sent);
+    assert_eq!(
+        stack.count("SELECT count(*) FROM location_events").await,
+        500
+    );
+    let row = stack
+        .sql()
+        .await
+        .query_one(
+            "SELECT driver_id, lat, lng, sent_at FROM location_events WHERE event_id = $1",
+            &[&new[7].event_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), new[7].driver_id);
+    assert_eq!(row.get::<_, f64>(1), new[7].lat);
+    assert_eq!(row.get::<_, f64>(2), new[7].lng);
+    let sent_at: chrono::DateTime<chrono::Utc> = row.get(3);
+    assert_eq!(
+        sent_at.timestamp_micros(),
+        new[7].sent_at.timestamp_micros()
+    );
+}
