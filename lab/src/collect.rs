@@ -127,18 +127,30 @@ pub async fn scrape(
     }
 }
 
-/// The backlog of a buffered consumer as the lab measures it from outside:
-/// the topic's end offsets at the broker minus the position the consumer
-/// stored in PostgreSQL. Nothing is recorded while either cannot be read.
+/// A consumer's backlog as the lab measures it from outside: the topic's end
+/// offsets at the broker (read around any fault on the consumers' link)
+/// minus the consumer's position. Nothing is recorded while either cannot be
+/// read.
 pub const LAB_BACKLOG: &str = "lab_backlog_messages";
 
-/// A buffered consumer whose backlog the lab measures.
+/// A consumer whose backlog the lab measures.
 #[derive(Debug, Clone)]
 pub struct BacklogTarget {
     pub architecture: String,
     pub topic: String,
-    pub group: String,
     pub partitions: i32,
+    pub position: PositionFrom,
+}
+
+/// Where a consumer's position is read.
+#[derive(Debug, Clone)]
+pub enum PositionFrom {
+    /// A buffered consumer's: the position it stored in PostgreSQL with the
+    /// rows (its group), what is truly not yet stored.
+    Stored { group: String },
+    /// A drop consumer's: the position it reports (`/healthz`), past what
+    /// it dropped, since dropping is not storing.
+    Reported(SocketAddr),
 }
 
 /// Where the backlog is read: the broker (past any fault on its link) and
@@ -173,12 +185,28 @@ pub async fn measure_backlog(
     let Some(consumer) = consumer else {
         return;
     };
+    let any_stored = targets
+        .iter()
+        .any(|t| matches!(t.position, PositionFrom::Stored { .. }));
     let mut clock = Seconds::from(t0);
     while let Some(t_s) = clock.next(&cancel).await {
-        let Some(positions) = stored_positions(&source.database_url).await else {
-            continue;
+        let stored = match any_stored {
+            true => stored_positions(&source.database_url).await,
+            false => None,
         };
         for target in &targets {
+            let position: Option<HashMap<i32, i64>> = match &target.position {
+                PositionFrom::Stored { group } => stored.as_ref().map(|all| {
+                    all.iter()
+                        .filter(|((g, t, _), _)| *g == *group && *t == target.topic)
+                        .map(|((_, _, p), next)| (*p, *next))
+                        .collect()
+                }),
+                PositionFrom::Reported(addr) => reported_position(*addr).await,
+            };
+            let Some(position) = position else {
+                continue;
+            };
             let (consumer, topic, partitions) =
                 (consumer.clone(), target.topic.clone(), target.partitions);
             let highs = tokio::task::spawn_blocking(move || {
@@ -199,10 +227,7 @@ pub async fn measure_backlog(
             };
             let backlog: i64 = highs
                 .iter()
-                .map(|(p, high)| {
-                    let key = (target.group.clone(), target.topic.clone(), *p);
-                    (high - positions.get(&key).copied().unwrap_or(0)).max(0)
-                })
+                .map(|(p, high)| (high - position.get(p).copied().unwrap_or(0)).max(0))
                 .sum();
             let value = backlog as f64;
             latest.lock().expect("latest lock").insert(
@@ -225,6 +250,18 @@ pub async fn measure_backlog(
             });
         }
     }
+}
+
+/// The position a consumer reports on `/healthz`: partition → next offset.
+async fn reported_position(addr: SocketAddr) -> Option<HashMap<i32, i64>> {
+    let body = fetch(addr, "/healthz").await?;
+    let health: serde_json::Value = serde_json::from_str(&body).ok()?;
+    health
+        .get("position")?
+        .as_object()?
+        .iter()
+        .map(|(p, next)| Some((p.parse().ok()?, next.as_i64()?)))
+        .collect()
 }
 
 /// Every stored consumer position: (group, topic, partition) → next offset;

@@ -996,15 +996,18 @@ fn the_broker_link_is_slowed_then_cut_and_the_producer_shows_it() {
 
 #[test]
 fn a_consumer_partition_holds_events_back_while_the_producer_answers_and_loses_none() {
-    // Only the consumer's connections to the broker are cut, from 2 s for
-    // 4 s: the producer answers throughout, the events sent meanwhile wait
-    // in the log and are stored once the link is back.
+    // Only the consumers' connections to the broker are cut, from 2 s for
+    // 4 s: the producers answer throughout, the events sent meanwhile wait
+    // in the log and are stored once the link is back, and the lab sees
+    // the backlog of each consumer grow, the drop consumer's too (its own
+    // gauge stands still while it cannot reach the broker).
     let (out, scenario) = scenario_in(
         "consumer-partition",
         "consumer-partition.toml",
         "name = \"consumer-partition\"\nduration = \"10s\"\ndrain_timeout = \"60s\"\n\
          [workload]\nrate = { shape = \"constant\", rps = 20 }\n\
          [[architectures]]\nkind = \"kafka\"\nname = \"kafka\"\n\
+         [[architectures]]\nkind = \"kafka\"\nname = \"kafka-drop\"\nconsumer = \"drop\"\n\
          [[faults]]\nkind = \"consumer-partition\"\nat = \"2s\"\nduration = \"4s\"\n",
     );
     let dir = run_with(&scenario, "native", &out);
@@ -1016,11 +1019,11 @@ fn a_consumer_partition_holds_events_back_while_the_producer_answers_and_loses_n
     );
     let requests = read(&dir, "requests.parquet");
     let ok = bools(&requests, "ok");
-    // The producer's link is untouched (a loaded machine may fail a few).
+    // The producers' link is untouched (a loaded machine may fail a few).
     let failed = ok.iter().filter(|ok| !**ok).count();
     assert!(
         failed * 50 <= ok.len(),
-        "the producer failed {failed} of {}",
+        "the producers failed {failed} of {}",
         ok.len()
     );
     let stored_frame = read(&dir, "stored.parquet");
@@ -1042,13 +1045,13 @@ fn a_consumer_partition_holds_events_back_while_the_producer_answers_and_loses_n
         "{missing} of {} acknowledged events lost",
         ids.len()
     );
-    // Sent while the consumer was cut off: stored only after the link came back.
+    // Sent while the consumers were cut off: stored only after the link came back.
     let held: Vec<f64> = (0..ids.len())
         .filter(|&i| ok[i] && sent[i] > start + 0.2 && sent[i] < end - 0.2)
         .map(|i| stored[&ids[i]])
         .collect();
     assert!(
-        held.len() > 40,
+        held.len() > 80,
         "only {} sent during the partition",
         held.len()
     );
@@ -1057,6 +1060,26 @@ fn a_consumer_partition_holds_events_back_while_the_producer_answers_and_loses_n
         "stored during the partition: {:?}",
         held.iter().filter(|s| **s < end).collect::<Vec<_>>()
     );
+    // The lab's backlog of each consumer, during the partition: at 20
+    // events/s, more than 2 s of them.
+    let metrics = read(&dir, "metrics.parquet");
+    let (architecture, metric, t, value) = (
+        strings(&metrics, "architecture"),
+        strings(&metrics, "metric"),
+        floats(&metrics, "t_s"),
+        floats(&metrics, "value"),
+    );
+    for name in ["kafka", "kafka-drop"] {
+        let peak = (0..metric.len())
+            .filter(|&i| architecture[i] == name && metric[i] == "lab_backlog_messages")
+            .filter(|&i| t[i] > start && t[i] <= end)
+            .map(|i| value[i])
+            .fold(0.0, f64::max);
+        assert!(
+            peak >= 40.0,
+            "{name}: backlog during the partition at most {peak}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&out);
 }
 

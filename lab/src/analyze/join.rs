@@ -343,8 +343,8 @@ type LabAndGauge = (Vec<(f64, f64)>, Vec<(f64, f64)>);
 /// The scraped consumer state: backlog and breaker per second, and every
 /// backlog reading. The backlog is the lab's own measure from outside the
 /// consumer (`lab_backlog_messages`: the topic's end offsets minus the
-/// stored position) wherever it has one, else the consumer's gauge (e.g.
-/// while the database is down and the stored position cannot be read); a
+/// consumer's position) wherever it has one, else the consumer's gauge (e.g.
+/// while the database is down and a stored position cannot be read); a
 /// negative gauge is a consumer that does not know yet (no partitions),
 /// never taken for an empty backlog.
 pub fn scraped(metrics: &DataFrame) -> anyhow::Result<(Scraped, BacklogPoints)> {

@@ -222,7 +222,7 @@ impl Repetition<'_> {
         let load = self.start_load(&names, &urls, &counters, t0, t0_unix_us, &load_cancel)?;
         let mut scraping =
             self.start_scraping(scrape_targets, &names, &counters, &active_faults, t0);
-        // The buffered consumers' backlog, measured from outside them.
+        // The consumers' backlog, measured from outside them.
         let measuring = tokio::spawn(collect::measure_backlog(
             backlog_targets(stack),
             backlog_source(stack),
@@ -499,17 +499,23 @@ impl Repetition<'_> {
     }
 }
 
-/// The buffered consumers, whose stored position the lab can read.
+/// Every consumer, with where its position is read: a buffered one's from
+/// the database, a drop one's from the consumer.
 fn backlog_targets(stack: &LabStack) -> Vec<collect::BacklogTarget> {
+    use faultline_services::consumer::Mode;
     stack
         .kafka
         .iter()
-        .filter(|k| k.mode == faultline_services::consumer::Mode::Buffered)
         .map(|k| collect::BacklogTarget {
             architecture: k.name.clone(),
             topic: k.topic.clone(),
-            group: k.group.clone(),
             partitions: stack.topics.partitions,
+            position: match k.mode {
+                Mode::Buffered => collect::PositionFrom::Stored {
+                    group: k.group.clone(),
+                },
+                Mode::Drop => collect::PositionFrom::Reported(k.consumer.addr()),
+            },
         })
         .collect()
 }
