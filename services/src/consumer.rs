@@ -179,6 +179,15 @@ struct Pending {
     oldest_ms: Option<i64>,
 }
 
+/// A batch read while the one before it was being written: stored only
+/// after that one is.
+struct Ahead {
+    pending: Pending,
+    /// What [`Seen::last`] said before it was read, put back if the batch is
+    /// let go unstored (the client is replaced and reads it again).
+    last_before: HashMap<i32, (i64, Option<i64>)>,
+}
+
 /// How long a consumer may read nothing while the broker holds messages past
 /// its position before it takes its client for stuck and makes a new one.
 /// (A broker that lost its log and had the topic created again answers the
@@ -386,17 +395,30 @@ impl Worker {
     }
 
     async fn consume(&mut self, shutdown: &CancellationToken) {
+        let mut ahead: Option<Ahead> = None;
         loop {
-            let pending = match self.read_batch(shutdown).await {
-                Read::Batch(pending) => *pending,
-                Read::Stalled => {
-                    self.renew(true).await;
-                    continue;
+            let pending = match ahead.take() {
+                // Read while the last batch was written: topped up for the
+                // linger time, as a batch read now would be.
+                Some(Ahead { mut pending, .. }) if pending.messages > 0 => {
+                    self.fill(&mut pending).await;
+                    pending
                 }
-                Read::Shutdown => return,
+                _ => match self.read_batch(shutdown).await {
+                    Read::Batch(pending) => *pending,
+                    Read::Stalled => {
+                        self.renew(true).await;
+                        continue;
+                    }
+                    Read::Shutdown => return,
+                },
             };
             let stored = match self.config.mode {
-                Mode::Buffered => self.store_buffered(pending, shutdown).await,
+                Mode::Buffered => {
+                    let (stored, next) = self.store_buffered(pending, shutdown).await;
+                    ahead = next;
+                    stored
+                }
                 Mode::Drop => {
                     self.store_or_drop(pending).await;
                     true
@@ -410,6 +432,11 @@ impl Worker {
                 std::mem::take(&mut seen.lost) && !seen.renewed_for_loss
             };
             if lost {
+                // The new client reads from the stored position: what was
+                // read ahead is read again.
+                if let Some(Ahead { last_before, .. }) = ahead.take() {
+                    self.seen.lock().expect("seen lock").last = last_before;
+                }
                 self.renew(false).await;
             }
         }
@@ -418,19 +445,7 @@ impl Worker {
     /// Reads up to a batch: waits for a first message, then fills the batch
     /// until it is full or the linger time is up.
     async fn read_batch(&mut self, shutdown: &CancellationToken) -> Read {
-        let capacity = self.config.batch_size.max(1);
-        let mut pending = Pending {
-            batch: Batch::new(
-                self.config
-                    .stored_by
-                    .as_deref()
-                    .unwrap_or(self.config.mode.stored_by()),
-                capacity,
-            ),
-            next_offsets: self.position.lock().expect("position lock").clone(),
-            messages: 0,
-            oldest_ms: None,
-        };
+        let mut pending = self.new_pending(self.position.lock().expect("position lock").clone());
         let first = loop {
             self.publish_gauges(None);
             // The check for a stuck client runs beside the read: a message
@@ -464,15 +479,36 @@ impl Worker {
             }
         }
         self.take(&mut pending, first);
+        self.fill(&mut pending).await;
+        Read::Batch(Box::new(pending))
+    }
+
+    /// An empty batch that starts at `next_offsets`.
+    fn new_pending(&self, next_offsets: HashMap<i32, i64>) -> Pending {
+        Pending {
+            batch: Batch::new(
+                self.config
+                    .stored_by
+                    .as_deref()
+                    .unwrap_or(self.config.mode.stored_by()),
+                self.config.batch_size.max(1),
+            ),
+            next_offsets,
+            messages: 0,
+            oldest_ms: None,
+        }
+    }
+
+    /// Adds what comes within the linger time, until the batch is full.
+    async fn fill(&self, pending: &mut Pending) {
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(self.config.batch_linger_ms);
-        while pending.messages < capacity {
+        while pending.messages < self.config.batch_size.max(1) {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Ok(message) => self.take(&mut pending, message),
+                Ok(message) => self.take(pending, message),
                 Err(_) => break,
             }
         }
-        Read::Batch(Box::new(pending))
     }
 
     /// Whether the client read nothing for [`STALL`] while a client of
@@ -695,16 +731,61 @@ impl Worker {
     }
 
     async fn write(&mut self, pending: &Pending) -> Result<u64, StoreError> {
-        let position = Position {
+        let started = Instant::now();
+        let result = self
+            .store
+            .insert_batch(&pending.batch, &self.position_of(pending))
+            .await;
+        self.record_write(pending, &result, started);
+        result
+    }
+
+    /// Writes `pending` and meanwhile reads what follows it on the topic,
+    /// up to a batch, so that the next write does not wait for the broker
+    /// (the time to read a batch and the time to write one add up
+    /// otherwise). Nothing read ahead is stored before `pending` is.
+    async fn write_reading_ahead(&mut self, pending: &Pending) -> (Result<u64, StoreError>, Ahead) {
+        let mut ahead = Ahead {
+            pending: self.new_pending(pending.next_offsets.clone()),
+            last_before: self.seen.lock().expect("seen lock").last.clone(),
+        };
+        let capacity = self.config.batch_size.max(1);
+        let started = Instant::now();
+        let store = self.store.clone();
+        let position = self.position_of(pending);
+        let write = store.insert_batch(&pending.batch, &position);
+        tokio::pin!(write);
+        let result = loop {
+            tokio::select! {
+                biased;
+                result = &mut write => break result,
+                message = self.consumer.recv(), if ahead.pending.messages < capacity => {
+                    self.take(&mut ahead.pending, message);
+                }
+            }
+        };
+        self.record_write(pending, &result, started);
+        (result, ahead)
+    }
+
+    fn position_of(&self, pending: &Pending) -> Position {
+        Position {
             group: self.config.group.clone(),
             topic: self.config.kafka.topic.clone(),
             next_offsets: pending.next_offsets.clone(),
-        };
-        let started = Instant::now();
-        let result = self.store.insert_batch(&pending.batch, &position).await;
+        }
+    }
+
+    /// The breaker, the metrics and the log learn how a write went.
+    fn record_write(
+        &mut self,
+        pending: &Pending,
+        result: &Result<u64, StoreError>,
+        started: Instant,
+    ) {
         let seconds = started.elapsed().as_secs_f64();
         let now = Instant::now();
-        match &result {
+        match result {
             Ok(new) => {
                 self.breaker.on_success(now);
                 self.db_metrics
@@ -717,7 +798,6 @@ impl Worker {
                 tracing::warn!(%error, events = pending.batch.len(), breaker = self.breaker.state(now).as_str(), "Batch write failed.");
             }
         }
-        result
     }
 
     fn advance(&self, pending: &Pending) {
@@ -728,7 +808,16 @@ impl Worker {
 
     /// Buffered mode: retries the batch through the breaker until it is
     /// stored. `false` if shut down first (the batch stays on the topic).
-    async fn store_buffered(&mut self, pending: Pending, shutdown: &CancellationToken) -> bool {
+    /// The first attempt reads the next batch meanwhile (unless shutting
+    /// down, or a new client's first message is still to be checked, which
+    /// a batch read now does): it comes back with the answer.
+    async fn store_buffered(
+        &mut self,
+        pending: Pending,
+        shutdown: &CancellationToken,
+    ) -> (bool, Option<Ahead>) {
+        let mut ahead = None;
+        let mut first = true;
         loop {
             let now = Instant::now();
             if !self.breaker.allow(now) {
@@ -736,24 +825,34 @@ impl Worker {
                 self.publish_gauges(Some(&pending));
                 let wait = self.breaker.wait(now).min(Duration::from_secs(1));
                 if sleep_or_cancel(wait, shutdown).await {
-                    return false;
+                    return (false, None);
                 }
                 continue;
             }
             self.publish_gauges(Some(&pending));
-            if self.write(&pending).await.is_ok() {
+            let read_ahead = std::mem::take(&mut first)
+                && !shutdown.is_cancelled()
+                && self.seen.lock().expect("seen lock").verify.is_empty();
+            let written = if read_ahead {
+                let (written, read) = self.write_reading_ahead(&pending).await;
+                ahead = Some(read);
+                written
+            } else {
+                self.write(&pending).await
+            };
+            if written.is_ok() {
                 self.advance(&pending);
                 self.pause(false);
                 self.publish_gauges(None);
-                return true;
+                return (true, ahead);
             }
             if shutdown.is_cancelled() {
-                return false;
+                return (false, None);
             }
             if self.breaker.state(Instant::now()) != BreakerState::Open {
                 let backoff = Duration::from_millis(self.config.retry_backoff_ms);
                 if sleep_or_cancel(backoff, shutdown).await {
-                    return false;
+                    return (false, None);
                 }
             }
         }
