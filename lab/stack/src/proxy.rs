@@ -283,23 +283,128 @@ struct Direction {
     stream: u64,
 }
 
-/// Copies one direction, applying the proxy's mode to every chunk: the
-/// reader stamps each chunk with when it may leave (its arrival plus the
-/// delay, never before the chunk ahead of it) and the writer sends it then,
-/// so the delay is paid once per chunk in flight, not once per chunk in turn.
+impl Direction {
+    /// The mode this direction is under now.
+    fn current(&self) -> ProxyMode {
+        self.mode.borrow().mode_for(self.client_id.as_deref())
+    }
+
+    /// As [`Direction::current`], and every change so far is seen: the
+    /// next wait for a change waits for a new one.
+    fn settle(&mut self) -> ProxyMode {
+        self.mode
+            .borrow_and_update()
+            .mode_for(self.client_id.as_deref())
+    }
+}
+
+/// How a stretch of one direction's copy ended.
+enum Stretch {
+    /// The mode changed: the other way of copying takes over, with the
+    /// chunk read as it changed, if one.
+    ModeChanged(Option<Bytes>),
+    /// End of stream, an error, a broken stream or a stopped proxy: the
+    /// connection ends.
+    Ended,
+}
+
+/// Copies one direction: passing, bytes go from the read straight to the
+/// write through one reused buffer; under a fault, through [`faulted`].
 /// `first` was read before (a Kafka client's first request) and goes first.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    direction: Direction,
+    mut direction: Direction,
     first: Bytes,
 ) {
-    let Direction {
-        mut mode,
-        client_id,
-        stream,
-    } = direction;
-    let current = |mode: &watch::Receiver<Rule>| mode.borrow().mode_for(client_id.as_deref());
+    let mut pending = Some(first).filter(|first| !first.is_empty());
+    let mut jitter = Jitter {
+        state: None,
+        stream: direction.stream,
+    };
+    loop {
+        let stretch = if direction.settle() == ProxyMode::Pass {
+            if let Some(chunk) = pending.take()
+                && to.write_all(&chunk).await.is_err()
+            {
+                return;
+            }
+            pass(&mut from, &mut to, &mut direction).await
+        } else {
+            faulted(
+                &mut from,
+                &mut to,
+                &mut direction,
+                &mut jitter,
+                pending.take(),
+            )
+            .await
+        };
+        match stretch {
+            Stretch::ModeChanged(chunk) => pending = chunk,
+            Stretch::Ended => return,
+        }
+    }
+}
+
+/// The pass path, which every request of a run without a fault takes:
+/// a read, then a write of the same bytes, no timer, no queue, no
+/// allocation. The mode is looked at once per chunk, when it arrives; a
+/// change is watched by one waiter for the whole stretch.
+async fn pass(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    direction: &mut Direction,
+) -> Stretch {
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut watcher = direction.mode.clone();
+    let changed = watcher.changed();
+    tokio::pin!(changed);
+    loop {
+        let read = tokio::select! {
+            biased;
+            read = from.read(&mut buffer) => read,
+            changed = &mut changed => {
+                return match changed {
+                    Ok(()) => Stretch::ModeChanged(None),
+                    Err(_) => Stretch::Ended,
+                };
+            }
+        };
+        let n = match read {
+            Ok(0) | Err(_) => return Stretch::Ended,
+            Ok(n) => n,
+        };
+        if direction.current() != ProxyMode::Pass {
+            // The mode changed as the chunk came: the chunk is the fault's.
+            return Stretch::ModeChanged(Some(Bytes::copy_from_slice(&buffer[..n])));
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return Stretch::Ended;
+        }
+    }
+}
+
+/// A direction's jitter: its random stream, seeded at the first delayed
+/// chunk from the mode's seed and the direction.
+struct Jitter {
+    state: Option<u64>,
+    stream: u64,
+}
+
+/// Copies one direction while a fault is on, applying it to every chunk:
+/// the reader stamps each chunk with when it may leave (its arrival plus
+/// the delay, never before the chunk ahead of it) and the writer sends it
+/// then, so the delay is paid once per chunk in flight, not once per chunk
+/// in turn. Ends once the mode is back to pass and what was in flight is
+/// sent; a connection that lost bytes to a blackhole ends with it.
+async fn faulted(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    direction: &mut Direction,
+    jitter: &mut Jitter,
+    first: Option<Bytes>,
+) -> Stretch {
     // Chunks in flight; a full queue stops reading (backpressure).
     let (queue, mut due) = tokio::sync::mpsc::channel::<(Instant, Bytes)>(1024);
     let writer = async move {
@@ -308,16 +413,16 @@ async fn pump(
                 tokio::time::sleep_until(at).await;
             }
             if to.write_all(&chunk).await.is_err() {
-                return;
+                return false;
             }
         }
+        true
     };
     let reader = async move {
         let mut buffer = BytesMut::with_capacity(64 * 1024);
         let mut lost_bytes = false;
         let mut last = Instant::now();
-        let mut jitter_state: Option<u64> = None;
-        let mut first = Some(first).filter(|first| !first.is_empty());
+        let mut first = first;
         loop {
             let chunk = match first.take() {
                 Some(first) => first,
@@ -327,50 +432,54 @@ async fn pump(
                     }
                     let read = tokio::select! {
                         read = from.read_buf(&mut buffer) => read,
-                        changed = mode.changed() => {
+                        changed = direction.mode.changed() => {
                             if changed.is_err() {
-                                return;
+                                return Stretch::Ended;
                             }
-                            // A blackhole ended on a connection that lost bytes to it.
-                            if lost_bytes && current(&mode) != ProxyMode::Blackhole {
-                                return;
+                            match direction.current() {
+                                // A blackhole ended on a connection that lost bytes to it.
+                                ProxyMode::Pass if lost_bytes => return Stretch::Ended,
+                                ProxyMode::Pass => return Stretch::ModeChanged(None),
+                                ProxyMode::Blackhole | ProxyMode::Delay { .. } => continue,
                             }
-                            continue;
                         }
                     };
                     match read {
-                        Ok(0) | Err(_) => return,
+                        Ok(0) | Err(_) => return Stretch::Ended,
                         Ok(_) => {}
                     }
                     buffer.split().freeze()
                 }
             };
             let arrived = Instant::now();
-            let at = match current(&mode) {
+            let at = match direction.current() {
                 ProxyMode::Blackhole => {
                     lost_bytes = true;
                     continue;
                 }
                 ProxyMode::Delay {
                     delay,
-                    jitter,
+                    jitter: spread,
                     seed,
                 } => {
-                    let state = jitter_state.get_or_insert(seed ^ splitmix(stream));
-                    arrived + jittered(delay, jitter, state)
+                    let state = jitter.state.get_or_insert(seed ^ splitmix(jitter.stream));
+                    arrived + jittered(delay, spread, state)
                 }
                 ProxyMode::Pass => arrived,
             };
             // Order is kept: a chunk never leaves before the one ahead.
             last = last.max(at);
             if queue.send((last, chunk)).await.is_err() {
-                return;
+                return Stretch::Ended;
             }
         }
     };
-    // The reader ends on end of stream, an error or a broken stream; the
-    // writer then sends what is still in flight and ends too.
-    tokio::join!(reader, writer);
+    // The reader ends the stretch; the writer then sends what is still in
+    // flight and ends too.
+    match tokio::join!(reader, writer) {
+        (Stretch::ModeChanged(None), true) => Stretch::ModeChanged(None),
+        _ => Stretch::Ended,
+    }
 }
 
 /// One step of SplitMix64: a well-mixed 64-bit value from `x`.
@@ -512,6 +621,26 @@ mod tests {
         assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
         let mut after = TcpStream::connect(proxy.addr()).await.unwrap();
         assert!(round_trip(&mut after).await.is_some_and(|(ok, _)| ok));
+
+        // One connection goes from passing to a delay and back, as often
+        // as the faults of a run switch.
+        for _ in 0..2 {
+            proxy.set_mode(ProxyMode::Delay {
+                delay: Duration::from_millis(60),
+                jitter: Duration::ZERO,
+                seed: 1,
+            });
+            let (ok, slow) = round_trip(&mut after).await.unwrap();
+            assert!(ok && slow >= Duration::from_millis(120), "{slow:?}");
+            proxy.set_mode(ProxyMode::Pass);
+            let (ok, fast) = round_trip(&mut after).await.unwrap();
+            assert!(ok && fast < Duration::from_millis(50), "{fast:?}");
+        }
+
+        // A stopped proxy closes the connections passing through it.
+        drop(proxy);
+        let closed = tokio::time::timeout(Duration::from_millis(500), after.read(&mut buf)).await;
+        assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
     }
 
     #[tokio::test]
