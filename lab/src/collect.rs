@@ -252,6 +252,86 @@ pub async fn measure_backlog(
     }
 }
 
+/// The CPU time a process of the stack has used, in seconds (user and
+/// system, from `/proc`), read every second: the row's service names the
+/// process (`rest`, `producer`, `consumer`, `postgresql`, `broker`, or
+/// `lab` for the runner itself: load driver, fault proxies, scraping), its
+/// architecture the one it serves alone (empty when shared). A restarted
+/// process starts again from zero.
+pub const LAB_CPU: &str = "lab_process_cpu_seconds";
+
+/// A process whose CPU time the lab samples.
+#[derive(Debug, Clone)]
+pub struct CpuTarget {
+    /// The architecture it serves alone; empty when every one shares it.
+    pub architecture: String,
+    /// `rest`, `producer`, `consumer`, `postgresql`, `broker` or `lab`.
+    pub process: String,
+    pub pid: PidOf,
+    /// Its descendants' time too (PostgreSQL's backends).
+    pub children: bool,
+}
+
+/// Where a sampled process's pid comes from.
+#[derive(Debug, Clone)]
+pub enum PidOf {
+    /// A pid file, read at every sample: a restarted process writes its new
+    /// pid there.
+    File(std::path::PathBuf),
+    /// The runner itself.
+    Runner,
+}
+
+/// Samples each target's CPU time every second from `t0` until `cancel`,
+/// as [`LAB_CPU`] rows. A process that cannot be read (stopped, between a
+/// kill and its restart) leaves a gap.
+pub async fn sample_cpu(
+    targets: Vec<CpuTarget>,
+    t0: Instant,
+    cancel: CancellationToken,
+    rows: Arc<Mutex<Vec<MetricRow>>>,
+) {
+    if targets.is_empty() {
+        return;
+    }
+    let mut clock = Seconds::from(t0);
+    while let Some(t_s) = clock.next(&cancel).await {
+        let targets = targets.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            targets
+                .into_iter()
+                .filter_map(|target| {
+                    let pid = match &target.pid {
+                        PidOf::Runner => std::process::id(),
+                        // "PID PROGRAM", as the stack writes it.
+                        PidOf::File(path) => std::fs::read_to_string(path)
+                            .ok()?
+                            .split_whitespace()
+                            .next()?
+                            .parse()
+                            .ok()?,
+                    };
+                    let seconds = faultline_stack::process::cpu_seconds(pid, target.children)?;
+                    Some(MetricRow {
+                        t_s,
+                        architecture: target.architecture,
+                        service: target.process,
+                        sample: Sample {
+                            metric: LAB_CPU.into(),
+                            labels: String::new(),
+                            value: seconds,
+                        },
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        if let Ok(read) = read {
+            rows.lock().expect("rows lock").extend(read);
+        }
+    }
+}
+
 /// The position a consumer reports on `/healthz`: partition → next offset.
 async fn reported_position(addr: SocketAddr) -> Option<HashMap<i32, i64>> {
     let body = fetch(addr, "/healthz").await?;

@@ -10,6 +10,7 @@ use faultline_services::consumer::Mode;
 use faultline_stack::broker::TopicSettings;
 use faultline_stack::{Broker, FaultProxy, Postgres, ProbeError, Service, ServiceKind, StackError};
 
+use crate::collect::{CpuTarget, PidOf};
 use crate::experiment::DatabaseChoice;
 use crate::plan::{Architecture, DatabaseTarget, StackPlan, mode_name};
 
@@ -487,6 +488,53 @@ impl LabStack {
             ));
         }
         vars
+    }
+
+    /// The processes whose CPU time the lab samples: every service, the
+    /// local PostgreSQL (with its backends) and broker, and the runner.
+    pub fn cpu_targets(&mut self) -> Vec<CpuTarget> {
+        let target = |architecture: &str, process: &str, pid, children| CpuTarget {
+            architecture: architecture.to_string(),
+            process: process.to_string(),
+            pid,
+            children,
+        };
+        let mut targets = Vec::new();
+        for rest in &self.rest {
+            targets.push(target(
+                &rest.name,
+                "rest",
+                PidOf::File(rest.service.pid_file()),
+                false,
+            ));
+        }
+        for kafka in &self.kafka {
+            targets.push(target(
+                &kafka.name,
+                "producer",
+                PidOf::File(kafka.producer.pid_file()),
+                false,
+            ));
+            targets.push(target(
+                &kafka.name,
+                "consumer",
+                PidOf::File(kafka.consumer.pid_file()),
+                false,
+            ));
+        }
+        if let Ok(postgres) = self.database.local() {
+            targets.push(target(
+                "",
+                "postgresql",
+                PidOf::File(postgres.pid_file()),
+                true,
+            ));
+        }
+        if let Some(broker) = self.broker.as_ref().filter(|b| b.pid().is_some()) {
+            targets.push(target("", "broker", PidOf::File(broker.pid_file()), false));
+        }
+        targets.push(target("", "lab", PidOf::Runner, false));
+        targets
     }
 
     /// Every process the stack started, by name.

@@ -320,6 +320,28 @@ impl Synthetic {
                 });
             }
         }
+        // CPU time, growing while the load runs: the REST service 100 µs
+        // per request of its own, PostgreSQL 200 µs per request of both
+        // architectures.
+        for t in 0..self.seconds + 5 {
+            let t_s = f64::from(t) + 0.5;
+            let loaded = t_s.min(f64::from(self.seconds)) * f64::from(self.rps);
+            for (architecture, service, value) in [
+                ("rest", "rest", loaded * 100e-6),
+                ("", "postgresql", 2.0 * loaded * 200e-6),
+            ] {
+                scraped.push(MetricRow {
+                    t_s,
+                    architecture: architecture.into(),
+                    service: service.into(),
+                    sample: Sample {
+                        metric: crate::collect::LAB_CPU.into(),
+                        labels: String::new(),
+                        value,
+                    },
+                });
+            }
+        }
         scraped
     }
 

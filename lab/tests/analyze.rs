@@ -151,6 +151,23 @@ fn every_figure_matches_the_rows_that_were_written() {
     // The fault as recorded.
     assert_eq!(summary["faults"][0]["kind"], "db-crash");
     assert_eq!(summary["faults"][0]["actual_end_s"], f64::from(run.fault.1));
+
+    // CPU per request: the REST service's over its own requests,
+    // PostgreSQL's over both architectures'; the report sets one beside
+    // the other.
+    let cpu = summary["cpu"].as_array().unwrap();
+    assert_eq!(cpu.len(), 2, "{cpu:?}");
+    assert_eq!(cpu[0]["process"], "rest");
+    assert!(close(&cpu[0]["us_per_request"], 100.0, 2.0), "{}", cpu[0]);
+    assert_eq!(cpu[1]["process"], "postgresql");
+    assert_eq!(cpu[1]["architecture"], Value::Null);
+    assert!(close(&cpu[1]["us_per_request"], 200.0, 4.0), "{}", cpu[1]);
+    let markdown = std::fs::read_to_string(dir.join("run/report.md")).unwrap();
+    assert!(
+        markdown.contains("| REST service | rest |")
+            && markdown.contains("**×0.50** for rest's service"),
+        "{markdown}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -243,7 +243,56 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
         .map(|h| h["passed"].as_bool().unwrap())
         .collect();
     assert_eq!(verdicts, [true, false], "buffered loses nothing; drop does");
+    // Every process of the stack was sampled and spent CPU on the load:
+    // each service per its own architecture's requests, the shared ones
+    // per every architecture's.
+    let cpu = summary["cpu"].as_array().unwrap();
+    let processes: Vec<(String, String)> = cpu
+        .iter()
+        .map(|c| {
+            (
+                c["process"].as_str().unwrap().to_string(),
+                c["architecture"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("rest", "rest"),
+        ("rest", "rest-retry"),
+        ("producer", "kafka-buffered"),
+        ("consumer", "kafka-buffered"),
+        ("producer", "kafka-drop"),
+        ("consumer", "kafka-drop"),
+        ("postgresql", ""),
+        ("broker", ""),
+        ("lab", ""),
+    ];
+    assert_eq!(
+        processes,
+        expected.map(|(p, a)| (p.to_string(), a.to_string())),
+        "{cpu:?}"
+    );
+    let requests_of = |name: &str| arch(name)["requests"].as_u64().unwrap();
+    for c in cpu {
+        assert!(c["cpu_s"].as_f64().unwrap() > 0.0, "{c}");
+        assert!(c["us_per_request"].as_f64().unwrap() > 0.0, "{c}");
+        let sent = c["requests"].as_u64().unwrap();
+        match c["architecture"].as_str() {
+            // Sampled from the first second: the first second's requests
+            // are not divided into it.
+            Some(name) => assert!(
+                sent <= requests_of(name) && sent * 10 >= requests_of(name) * 8,
+                "{c}"
+            ),
+            None => assert!(sent > requests_of("rest") * 2, "{c}"),
+        }
+    }
     let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("### What each request cost the machine")
+            && markdown.contains("| PostgreSQL (every backend) | every one |"),
+        "no CPU table in {markdown}"
+    );
     let drop = arch("kafka-drop");
     let row = format!(
         "| kafka-drop | 2000 | {} | {} | {} |",

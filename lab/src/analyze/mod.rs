@@ -15,6 +15,7 @@
 //! - the scenario's hypotheses, each to a value, a limit and a verdict.
 
 pub mod cost;
+pub mod cpu;
 pub mod figures;
 pub mod join;
 pub mod series;
@@ -150,6 +151,12 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         join::audit_plan(files),
     ])?;
     let mut requests = join::requests(&rows)?;
+    let names: Vec<String> = experiment
+        .architectures
+        .iter()
+        .map(|a| a.name().to_string())
+        .collect();
+    let cpu = cpu::per_process(&files.metrics, &requests, &names)?;
     let (scraped, backlog) = join::scraped(&files.metrics)?;
     let produce_ack = join::histogram_by_phase(
         &files.metrics,
@@ -219,6 +226,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
             faults,
             architectures,
             hypotheses,
+            cpu,
         },
         series,
         freshness_cdf,

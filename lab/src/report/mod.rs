@@ -22,7 +22,7 @@ pub use index::write_index;
 use crate::analyze::{Analysis, RunFiles};
 use crate::chart;
 use crate::experiment::{ArchitectureSettings, Mode, Pool, RateShape, Span, Workload};
-use crate::run_folder::summary::ArchitectureSummary;
+use crate::run_folder::summary::{ArchitectureSummary, ProcessCpu};
 use crate::run_folder::{self, Manifest, Summary};
 
 const MARKDOWN: &str = include_str!("../../templates/report.md.j2");
@@ -281,6 +281,10 @@ pub struct Model<'a> {
     answer: Vec<String>,
     /// Latency rises after the fault, explained (Markdown emphasis).
     latency_notes: Vec<String>,
+    /// What each process of the stack spent per request.
+    cpu: Vec<CpuView>,
+    /// The services' CPU per request beside PostgreSQL's, in words.
+    cpu_note: Option<String>,
     duration: String,
     rate: String,
     client_timeout: String,
@@ -294,6 +298,89 @@ pub struct Model<'a> {
     scenario_toml: String,
     charts: BTreeMap<&'static str, ChartView>,
     version: &'static str,
+}
+
+/// One process's CPU, as the report's table shows it.
+#[derive(Serialize)]
+pub struct CpuView {
+    process: &'static str,
+    architecture: String,
+    cpu_s: String,
+    cores: String,
+    requests: u64,
+    per_request: String,
+    /// Per request, beside PostgreSQL's per request.
+    to_postgresql: String,
+}
+
+impl CpuView {
+    fn new(cpu: &ProcessCpu, all: &[ProcessCpu]) -> Self {
+        let postgresql = all
+            .iter()
+            .find(|c| c.process == "postgresql")
+            .and_then(|c| c.us_per_request)
+            .filter(|us| *us > 0.0);
+        Self {
+            process: process_label(&cpu.process),
+            architecture: cpu
+                .architecture
+                .clone()
+                .unwrap_or_else(|| "every one".into()),
+            cpu_s: format!("{:.1} s", cpu.cpu_s),
+            cores: format!("{:.2}", cpu.cores),
+            requests: cpu.requests,
+            per_request: cpu
+                .us_per_request
+                .map_or("-".into(), |us| format!("{us:.0} µs")),
+            to_postgresql: match (cpu.us_per_request, postgresql) {
+                (Some(us), Some(pg)) => format!("×{:.2}", us / pg),
+                _ => "-".into(),
+            },
+        }
+    }
+}
+
+fn process_label(process: &str) -> &'static str {
+    match process {
+        "rest" => "REST service",
+        "producer" => "producer",
+        "consumer" => "consumer",
+        "postgresql" => "PostgreSQL (every backend)",
+        "broker" => "broker",
+        "lab" => "the lab (load driver, fault proxies)",
+        _ => "other",
+    }
+}
+
+/// Each service's CPU per request beside PostgreSQL's, in one sentence.
+fn cpu_note(cpu: &[ProcessCpu]) -> Option<String> {
+    let postgresql = cpu
+        .iter()
+        .find(|c| c.process == "postgresql")?
+        .us_per_request
+        .filter(|us| *us > 0.0)?;
+    let services: Vec<String> = cpu
+        .iter()
+        .filter_map(|c| {
+            let us = c.us_per_request?;
+            let architecture = c.architecture.as_deref()?;
+            let role = if c.process == "rest" {
+                "service"
+            } else {
+                c.process.as_str()
+            };
+            Some(format!(
+                "**×{:.2}** for {architecture}'s {role}",
+                us / postgresql
+            ))
+        })
+        .collect();
+    (!services.is_empty()).then(|| {
+        format!(
+            "Per request, beside the {postgresql:.0} µs PostgreSQL spent: {}. Machines differ twofold in speed; these ratios, measured on one machine in one run, travel better than the microseconds.",
+            services.join(", ")
+        )
+    })
 }
 
 impl Model<'_> {
@@ -415,6 +502,12 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
                 .collect::<Vec<_>>(),
             &experiment.economics.staleness_budget.to_string(),
         ),
+        cpu: summary
+            .cpu
+            .iter()
+            .map(|c| CpuView::new(c, &summary.cpu))
+            .collect(),
+        cpu_note: cpu_note(&summary.cpu),
         duration: experiment.duration.to_string(),
         rate: describe_rate(&experiment.workload.rate),
         client_timeout: experiment.workload.client_timeout.to_string(),

@@ -232,6 +232,13 @@ impl Repetition<'_> {
             scraping.latest.clone(),
         ));
         scraping.tasks.push(measuring);
+        // What each process of the stack spends, from /proc.
+        scraping.tasks.push(tokio::spawn(collect::sample_cpu(
+            stack.cpu_targets(),
+            t0,
+            scraping.stop.clone(),
+            scraping.rows.clone(),
+        )));
 
         // The faults play out in this task, which owns the stack.
         let label = self.label();

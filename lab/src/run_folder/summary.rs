@@ -43,6 +43,34 @@ pub struct Summary {
     pub architectures: BTreeMap<String, ArchitectureSummary>,
     /// Each hypothesis of the scenario, judged.
     pub hypotheses: Vec<HypothesisResult>,
+    /// What each process of the stack spent on the CPU, per request (runs
+    /// before this field have none).
+    #[serde(default)]
+    pub cpu: Vec<ProcessCpu>,
+}
+
+/// The CPU time one process of the stack used while the lab sampled it
+/// (each second, from `/proc`), over every repetition, and per request
+/// sent meanwhile: to its architecture, or to every architecture for a
+/// process they share (PostgreSQL, the broker, the runner).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ProcessCpu {
+    /// `rest`, `producer`, `consumer`, `postgresql` (the cluster: its
+    /// postmaster and backends), `broker`, or `lab` (the runner: load
+    /// driver, fault proxies, scraping).
+    pub process: String,
+    /// The architecture it serves alone; `None` when shared.
+    pub architecture: Option<String>,
+    /// CPU seconds used (user and system).
+    pub cpu_s: f64,
+    /// Seconds it was sampled.
+    pub sampled_s: f64,
+    /// Requests sent meanwhile (its architecture's, or every one's).
+    pub requests: u64,
+    /// CPU microseconds per request.
+    pub us_per_request: Option<f64>,
+    /// Cores it kept busy on average (`cpu_s / sampled_s`).
+    pub cores: f64,
 }
 
 impl Summary {

@@ -405,6 +405,11 @@ impl Broker {
         self.process.as_ref().map(Managed::pid)
     }
 
+    /// Where the broker's pid is written, again at each start.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("broker.pid")
+    }
+
     /// The broker's version as it reports it.
     pub fn version(&self) -> String {
         if self.kind == BrokerKind::External {
@@ -475,7 +480,7 @@ impl Broker {
         self.process = Some(Managed::spawn(
             "broker",
             command,
-            Some(self.dir.join("broker.pid")),
+            Some(self.pid_file()),
             Signal::SIGTERM,
         )?);
         self.wait_ready(limit).await?;

@@ -223,7 +223,7 @@ impl Postgres {
         self.process = Some(Managed::spawn(
             "postgres",
             command,
-            Some(self.dir.join("postgres.pid")),
+            Some(self.pid_file()),
             Signal::SIGINT,
         )?);
         self.frozen = false;
@@ -262,6 +262,11 @@ impl Postgres {
     /// The postmaster's pid, which is also its process group.
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(Managed::pid)
+    }
+
+    /// Where the postmaster's pid is written, again at each start.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("postgres.pid")
     }
 
     /// Whether the postmaster is running (it may be frozen).

@@ -140,6 +140,57 @@ fn stat(pid: i32) -> Option<(char, i32)> {
     Some((state, parent))
 }
 
+/// The CPU time (user and system) the process `pid` has used, in seconds;
+/// with `children`, that of every living descendant too and of the
+/// children it has waited for (a PostgreSQL cluster: the postmaster, its
+/// backends and those that ended). `None` if there is no such process.
+pub fn cpu_seconds(pid: u32, children: bool) -> Option<f64> {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|t| *t > 0)
+        .unwrap_or(100) as f64;
+    let own = cpu_ticks(pid)?;
+    if !children {
+        return Some((own.0) as f64 / ticks);
+    }
+    // Every process's parent, to find the descendants.
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in fs::read_dir("/proc").ok()?.flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        if let Some((_, parent)) = stat(child as i32) {
+            parents.push((child, parent as u32));
+        }
+    }
+    let mut total = own.0 + own.1;
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for (child, _) in parents.iter().filter(|(_, p)| *p == parent) {
+            if let Some((used, _)) = cpu_ticks(*child) {
+                total += used;
+            }
+            frontier.push(*child);
+        }
+    }
+    Some(total as f64 / ticks)
+}
+
+/// A process's own CPU ticks (utime + stime) and those of its children it
+/// waited for (cutime + cstime), from `/proc/PID/stat`.
+fn cpu_ticks(pid: u32) -> Option<(u64, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    // After the name: state (3), ppid (4), ..., utime (14), stime (15),
+    // cutime (16), cstime (17).
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<i64>().ok());
+    let own = field(14)? + field(15)?;
+    let waited = field(16)? + field(17)?;
+    Some((own.max(0) as u64, waited.max(0) as u64))
+}
+
 /// Whether the command line of `pid` names `program`.
 fn runs(pid: i32, program: &str) -> bool {
     let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
@@ -243,6 +294,38 @@ pub fn clean_leftovers(dir: &Path) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_time_counts_the_descendants_when_asked() {
+        // A shell that spins, then sleeps: its CPU time is this process's
+        // descendants' only.
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 30",
+            ])
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let spun = loop {
+            let used = cpu_seconds(child.id(), false).unwrap();
+            if used >= 0.05 || started.elapsed() > Duration::from_secs(20) {
+                break used;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let me = std::process::id();
+        let alone = cpu_seconds(me, false).unwrap();
+        let with_children = cpu_seconds(me, true).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(spun >= 0.05, "the child used {spun} s");
+        assert!(
+            with_children >= alone + spun - 0.02,
+            "{with_children} s with children, {alone} s alone, the child {spun} s"
+        );
+        assert!(cpu_seconds(u32::MAX - 1, true).is_none());
+    }
 
     #[test]
     fn a_pid_is_taken_for_a_program_by_its_name_not_by_a_part_of_its_path() {

@@ -103,6 +103,11 @@ impl Service {
         self.process.as_ref().map(Managed::pid)
     }
 
+    /// Where the running process's pid is written, again at each start.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join(format!("{}.pid", self.kind.binary()))
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.join(format!("{}.log", self.kind.binary()))
     }
@@ -120,7 +125,7 @@ impl Service {
         self.process = Some(Managed::spawn(
             self.kind.binary(),
             command,
-            Some(self.dir.join(format!("{}.pid", self.kind.binary()))),
+            Some(self.pid_file()),
             Signal::SIGTERM,
         )?);
         self.preflight(Duration::from_secs(15)).await?;

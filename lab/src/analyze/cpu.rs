@@ -1,0 +1,198 @@
+//! What each process of the stack spent, per request: its CPU time sampled
+//! each second from `/proc` (`lab_process_cpu_seconds`), over the requests
+//! sent while it was sampled.
+
+use std::collections::{BTreeMap, HashMap};
+
+use polars::prelude::DataFrame;
+
+use super::join::Request;
+use super::{numbers, strings};
+use crate::collect::LAB_CPU;
+use crate::run_folder::summary::ProcessCpu;
+
+/// The order processes are listed in: each architecture's own, then the
+/// shared ones.
+const ORDER: [&str; 6] = [
+    "rest",
+    "producer",
+    "consumer",
+    "postgresql",
+    "broker",
+    "lab",
+];
+
+/// Every sampled process's CPU time and its cost per request, the
+/// architectures' own processes in `architectures`' order, then the shared
+/// ones. `requests`: each architecture's request rows.
+pub fn per_process(
+    metrics: &DataFrame,
+    requests: &HashMap<String, Vec<Request>>,
+    architectures: &[String],
+) -> anyhow::Result<Vec<ProcessCpu>> {
+    let arch = strings(metrics, "architecture")?;
+    let service = strings(metrics, "service")?;
+    let metric = strings(metrics, "metric")?;
+    let value = numbers(metrics, "value")?;
+    let rep = numbers(metrics, "repetition")?;
+    let t = numbers(metrics, "t_s")?;
+    let mut readings: BTreeMap<(String, String, u32), Vec<(f64, f64)>> = BTreeMap::new();
+    for i in 0..metrics.height() {
+        if metric[i] != LAB_CPU {
+            continue;
+        }
+        let (Some(t), Some(value)) = (t[i], value[i]) else {
+            continue;
+        };
+        readings
+            .entry((
+                arch[i].clone(),
+                service[i].clone(),
+                rep[i].unwrap_or(0.0) as u32,
+            ))
+            .or_default()
+            .push((t, value));
+    }
+    // (architecture, process) → (cpu seconds, sampled seconds, requests).
+    let mut totals: BTreeMap<(String, String), (f64, f64, u64)> = BTreeMap::new();
+    for ((architecture, process, repetition), mut points) in readings {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (Some(first), Some(last)) = (points.first(), points.last()) else {
+            continue;
+        };
+        let (from, to) = (first.0, last.0);
+        let sent = requests
+            .iter()
+            .filter(|(name, _)| architecture.is_empty() || **name == architecture)
+            .flat_map(|(_, rows)| rows)
+            .filter(|r| r.repetition == repetition && r.intended_s >= from && r.intended_s < to)
+            .count() as u64;
+        let slot = totals.entry((architecture, process)).or_default();
+        slot.0 += used(&points);
+        slot.1 += to - from;
+        slot.2 += sent;
+    }
+    let rank = |(architecture, process): &(String, String)| {
+        let shared = architecture.is_empty();
+        let arch = architectures
+            .iter()
+            .position(|a| a == architecture)
+            .unwrap_or(usize::MAX);
+        let process = ORDER
+            .iter()
+            .position(|p| p == process)
+            .unwrap_or(ORDER.len());
+        (shared, arch, process)
+    };
+    let mut out: Vec<_> = totals.into_iter().collect();
+    out.sort_by_key(|(key, _)| rank(key));
+    Ok(out
+        .into_iter()
+        .map(
+            |((architecture, process), (cpu_s, sampled_s, requests))| ProcessCpu {
+                process,
+                architecture: (!architecture.is_empty()).then_some(architecture),
+                cpu_s,
+                sampled_s,
+                requests,
+                us_per_request: (requests > 0).then(|| cpu_s * 1e6 / requests as f64),
+                cores: if sampled_s > 0.0 {
+                    cpu_s / sampled_s
+                } else {
+                    0.0
+                },
+            },
+        )
+        .collect())
+}
+
+/// The CPU seconds a series of cumulative readings adds up to: a reading
+/// below the one before is a restarted process, counted from zero.
+fn used(points: &[(f64, f64)]) -> f64 {
+    points
+        .windows(2)
+        .map(|w| {
+            let (before, now) = (w[0].1, w[1].1);
+            if now >= before { now - before } else { now }
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::*;
+
+    fn request(repetition: u32, intended_s: f64) -> Request {
+        Request {
+            repetition,
+            intended_s,
+            latency_us: 1_000,
+            ok: true,
+            failure: None,
+            freshness_us: None,
+            lost: false,
+        }
+    }
+
+    fn metrics(rows: &[(&str, &str, u32, f64, f64)]) -> DataFrame {
+        df!(
+            "repetition" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            "t_s" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            "architecture" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            "service" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            "metric" => rows.iter().map(|_| LAB_CPU).collect::<Vec<_>>(),
+            "labels" => rows.iter().map(|_| "").collect::<Vec<_>>(),
+            "value" => rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn cpu_per_request_follows_the_readings_and_the_requests() {
+        // rest: 0.5 s of CPU over 2 s, then a restart that used 0.1 s;
+        // postgresql, shared: 1 s over 3 s.
+        let frame = metrics(&[
+            ("rest", "rest", 0, 1.0, 2.0),
+            ("rest", "rest", 0, 2.0, 2.3),
+            ("rest", "rest", 0, 3.0, 2.5),
+            ("rest", "rest", 0, 4.0, 0.1),
+            ("", "postgresql", 0, 1.0, 10.0),
+            ("", "postgresql", 0, 4.0, 11.0),
+            ("", "lab", 0, 1.0, 1.0),
+        ]);
+        let mut requests = HashMap::new();
+        // 1,000 requests of rest inside [1, 4), some outside; 1,000 of
+        // another architecture inside.
+        let inside = |n: usize| (0..n).map(move |i| request(0, 1.0 + 3.0 * i as f64 / n as f64));
+        requests.insert(
+            "rest".to_string(),
+            inside(1_000)
+                .chain([request(0, 0.5), request(0, 4.5)])
+                .collect(),
+        );
+        requests.insert("kafka".to_string(), inside(1_000).collect());
+        let names = ["rest".to_string(), "kafka".to_string()];
+        let cpu = per_process(&frame, &requests, &names).unwrap();
+        let order: Vec<_> = cpu.iter().map(|c| c.process.as_str()).collect();
+        assert_eq!(order, ["rest", "postgresql", "lab"]);
+        let rest = &cpu[0];
+        assert_eq!(rest.architecture.as_deref(), Some("rest"));
+        assert!((rest.cpu_s - 0.6).abs() < 1e-9, "{}", rest.cpu_s);
+        assert_eq!(rest.requests, 1_000);
+        assert!((rest.us_per_request.unwrap() - 600.0).abs() < 1e-6);
+        assert!((rest.cores - 0.2).abs() < 1e-9);
+        let postgres = &cpu[1];
+        assert_eq!(postgres.architecture, None);
+        assert_eq!(postgres.requests, 2_000);
+        assert!((postgres.us_per_request.unwrap() - 500.0).abs() < 1e-6);
+        // One reading: nothing measured, no figure per request.
+        assert_eq!(cpu[2].cpu_s, 0.0);
+        assert_eq!(cpu[2].us_per_request, None);
+
+        // Twice the CPU for the same requests: twice the figure.
+        let busier = metrics(&[("rest", "rest", 0, 1.0, 2.0), ("rest", "rest", 0, 4.0, 3.2)]);
+        let cpu = per_process(&busier, &requests, &names).unwrap();
+        assert!((cpu[0].us_per_request.unwrap() - 1_200.0).abs() < 1e-6);
+    }
+}
