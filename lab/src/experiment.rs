@@ -122,6 +122,10 @@ pub struct Experiment {
     /// What failures cost.
     #[serde(default)]
     pub economics: Economics,
+    /// What a rate must meet to be held, for the capacity table of a
+    /// stepped rate (`workload.rate.shape = "steps"`).
+    #[serde(default)]
+    pub capacity: CapacityBounds,
     /// What-if runs: the scenario again with some of its values changed
     /// (`faultline sweep`); `faultline run` runs the scenario as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1007,6 +1011,30 @@ impl Default for Economics {
     }
 }
 
+/// What a rate must meet to count as held: the capacity table of a stepped
+/// rate finds each architecture's knee, the highest step it and every step
+/// below it meet.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityBounds {
+    /// The highest 99th percentile of successful requests' latency (from
+    /// the intended send time), e.g. "100ms".
+    #[serde(default = "defaults::capacity_max_p99")]
+    pub max_p99: Span,
+    /// The highest share of failed requests, e.g. 0.01.
+    #[serde(default = "defaults::capacity_max_error_rate")]
+    pub max_error_rate: f64,
+}
+
+impl Default for CapacityBounds {
+    fn default() -> Self {
+        Self {
+            max_p99: defaults::capacity_max_p99(),
+            max_error_rate: defaults::capacity_max_error_rate(),
+        }
+    }
+}
+
 /// Every default, in one place. They reproduce the original proof of
 /// concept; the services' settings come from `faultline_services::defaults`.
 pub mod defaults {
@@ -1099,6 +1127,12 @@ pub mod defaults {
     }
     pub fn staleness_budget() -> Span {
         Span::secs(60)
+    }
+    pub fn capacity_max_p99() -> Span {
+        Span(Duration::from_millis(100))
+    }
+    pub fn capacity_max_error_rate() -> f64 {
+        0.01
     }
     /// The original's two architectures, and its drop policy as a baseline.
     pub fn architectures() -> Vec<ArchitectureSettings> {

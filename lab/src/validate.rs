@@ -863,6 +863,7 @@ fn check(experiment: &Experiment, report: &mut Report<'_>) {
     check_faults(experiment, report);
     check_hypotheses(experiment, report);
     check_economics(experiment, report);
+    check_capacity(experiment, report);
 }
 
 /// The sweep: every key leads somewhere, and every point is a valid
@@ -1587,6 +1588,28 @@ fn check_economics(experiment: &Experiment, report: &mut Report<'_>) {
                 None,
             );
         }
+    }
+}
+
+/// The capacity bounds: a share of failures below one, a latency above zero.
+fn check_capacity(experiment: &Experiment, report: &mut Report<'_>) {
+    let bounds = &experiment.capacity;
+    if !(0.0..1.0).contains(&bounds.max_error_rate) {
+        report.at(
+            "capacity.max_error_rate",
+            format!(
+                "{} must be at least 0 and below 1 (a share of the requests)",
+                bounds.max_error_rate
+            ),
+            None,
+        );
+    }
+    if bounds.max_p99.0.is_zero() {
+        report.at(
+            "capacity.max_p99",
+            "must be more than zero, e.g. \"100ms\"".to_string(),
+            None,
+        );
     }
 }
 

@@ -1310,3 +1310,124 @@ fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database() {
     assert!(said.contains("holds no data"), "{said}");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// A stepped rate with no fault: the report finds each architecture's
+/// knee from the steps' own rows, with the CPU each process spent per
+/// request in each step; a tighter bound in the scenario moves the knee.
+#[test]
+fn a_stepped_rate_finds_each_architectures_knee_and_its_cpu_per_request() {
+    let (out, scenario) = scenario_in(
+        "capacity",
+        "capacity.toml",
+        r#"
+name = "capacity-steps"
+duration = "12s"
+drain_timeout = "30s"
+
+[workload]
+warmup = "0s"
+rate = { shape = "steps", steps = [{ at = "0s", rps = 40 }, { at = "4s", rps = 80 }, { at = "8s", rps = 160 }] }
+
+[[architectures]]
+kind = "rest"
+name = "rest"
+
+[[architectures]]
+kind = "kafka"
+name = "kafka"
+consumer = "buffered"
+"#,
+    );
+    let dir = run_expecting(&scenario, &out, 0);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let requests = read(&dir, "requests.parquet");
+    let (arch, intended, ok) = (
+        strings(&requests, "architecture"),
+        floats(&requests, "intended_us"),
+        bools(&requests, "ok"),
+    );
+    for name in ["rest", "kafka"] {
+        let capacity = &summary["architectures"][name]["capacity"];
+        let steps = capacity["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 3, "{capacity}");
+        for (step, (rps, from, to)) in steps.iter().zip([(40, 1, 4), (80, 5, 8), (160, 9, 12)]) {
+            assert_eq!(step["rps"], f64::from(rps));
+            assert_eq!(step["from_s"], f64::from(from));
+            assert_eq!(step["to_s"], f64::from(to));
+            // The step's requests, counted from the rows.
+            let inside = |i: usize| {
+                arch[i] == name
+                    && intended[i] >= f64::from(from) * 1e6
+                    && intended[i] < f64::from(to) * 1e6
+            };
+            let sent = (0..arch.len()).filter(|i| inside(*i)).count() as u64;
+            let answered = (0..arch.len()).filter(|i| inside(*i) && ok[*i]).count() as f64;
+            assert_eq!(step["requests"], sent, "{step}");
+            assert!(
+                (step["ok_per_s"].as_f64().unwrap() - answered / f64::from(to - from)).abs() < 1e-9,
+                "{step}"
+            );
+            // Held exactly when both bounds are met by the step's figures.
+            let p99 = step["latency_ms"]["p99"].as_f64().unwrap();
+            let errors = step["error_rate"].as_f64().unwrap();
+            assert_eq!(step["held"], errors <= 0.01 && p99 <= 100.0, "{step}");
+            // The services' CPU per request, and PostgreSQL's.
+            let cpu = step["cpu_us_per_request"].as_object().unwrap();
+            let own = if name == "rest" { "rest" } else { "producer" };
+            for process in [own, "postgresql", "lab"] {
+                assert!(cpu[process].as_f64().unwrap() > 0.0, "{process}: {step}");
+            }
+        }
+        let held: Vec<bool> = steps.iter().map(|s| s["held"].as_bool().unwrap()).collect();
+        let knee = held
+            .iter()
+            .zip([40.0, 80.0, 160.0])
+            .take_while(|(h, _)| **h)
+            .last()
+            .map(|(_, rps)| rps);
+        assert_eq!(capacity["knee_rps"].as_f64(), knee, "{capacity}");
+    }
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("### Capacity: the highest rate each architecture holds")
+            && markdown.contains("(charts/capacity.svg)")
+            && dir.join("charts/capacity.svg").is_file(),
+        "{markdown}"
+    );
+
+    // A bound no request can meet: no step is held, no knee, from the same rows.
+    let experiment = std::fs::read_to_string(dir.join("experiment.toml")).unwrap();
+    std::fs::write(
+        dir.join("experiment.toml"),
+        experiment.replacen(
+            "[workload]",
+            "capacity = { max_p99 = \"1us\" }\n\n[workload]",
+            1,
+        ),
+    )
+    .unwrap();
+    let report = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("report")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let tight: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    for name in ["rest", "kafka"] {
+        let capacity = &tight["architectures"][name]["capacity"];
+        assert_eq!(capacity["knee_rps"], serde_json::Value::Null, "{capacity}");
+        assert_eq!(capacity["first_missed_rps"], 40.0, "{capacity}");
+    }
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("**rest** held none of the steps"),
+        "{markdown}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

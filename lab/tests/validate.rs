@@ -436,6 +436,22 @@ fn every_malformed_scenario_names_its_key_and_line() {
             "not a number a scenario may give",
         ),
         (
+            "a capacity error bound above every request",
+            "duration = \"60s\"",
+            "duration = \"60s\"\ncapacity = { max_error_rate = 1.5 }",
+            "capacity.max_error_rate",
+            3,
+            "below 1",
+        ),
+        (
+            "a capacity latency bound of zero",
+            "duration = \"60s\"",
+            "duration = \"60s\"\ncapacity = { max_p99 = \"0s\" }",
+            "capacity.max_p99",
+            3,
+            "more than zero",
+        ),
+        (
             "infinite money",
             "duration = \"60s\"",
             "duration = \"60s\"\neconomics = { outages_per_year = inf }",

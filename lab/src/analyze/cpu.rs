@@ -26,50 +26,22 @@ const ORDER: [&str; 6] = [
 /// architectures' own processes in `architectures`' order, then the shared
 /// ones. `requests`: each architecture's request rows.
 pub fn per_process(
-    metrics: &DataFrame,
+    readings: &Readings,
     requests: &HashMap<String, Vec<Request>>,
     architectures: &[String],
-) -> anyhow::Result<Vec<ProcessCpu>> {
-    let arch = strings(metrics, "architecture")?;
-    let service = strings(metrics, "service")?;
-    let metric = strings(metrics, "metric")?;
-    let value = numbers(metrics, "value")?;
-    let rep = numbers(metrics, "repetition")?;
-    let t = numbers(metrics, "t_s")?;
-    let mut readings: BTreeMap<(String, String, u32), Vec<(f64, f64)>> = BTreeMap::new();
-    for i in 0..metrics.height() {
-        if metric[i] != LAB_CPU {
-            continue;
-        }
-        let (Some(t), Some(value)) = (t[i], value[i]) else {
-            continue;
-        };
-        readings
-            .entry((
-                arch[i].clone(),
-                service[i].clone(),
-                rep[i].unwrap_or(0.0) as u32,
-            ))
-            .or_default()
-            .push((t, value));
-    }
+) -> Vec<ProcessCpu> {
     // (architecture, process) → (cpu seconds, sampled seconds, requests).
     let mut totals: BTreeMap<(String, String), (f64, f64, u64)> = BTreeMap::new();
-    for ((architecture, process, repetition), mut points) in readings {
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let (Some(first), Some(last)) = (points.first(), points.last()) else {
+    for ((architecture, process, repetition), points) in readings {
+        let Some(spent) = spent_between(points, f64::NEG_INFINITY, f64::INFINITY) else {
             continue;
         };
-        let (from, to) = (first.0, last.0);
-        let sent = requests
-            .iter()
-            .filter(|(name, _)| architecture.is_empty() || **name == architecture)
-            .flat_map(|(_, rows)| rows)
-            .filter(|r| r.repetition == repetition && r.intended_s >= from && r.intended_s < to)
-            .count() as u64;
-        let slot = totals.entry((architecture, process)).or_default();
-        slot.0 += used(&points);
-        slot.1 += to - from;
+        let sent = sent_between(requests, architecture, *repetition, spent.from, spent.to);
+        let slot = totals
+            .entry((architecture.clone(), process.clone()))
+            .or_default();
+        slot.0 += spent.cpu_s;
+        slot.1 += spent.to - spent.from;
         slot.2 += sent;
     }
     let rank = |(architecture, process): &(String, String)| {
@@ -86,8 +58,7 @@ pub fn per_process(
     };
     let mut out: Vec<_> = totals.into_iter().collect();
     out.sort_by_key(|(key, _)| rank(key));
-    Ok(out
-        .into_iter()
+    out.into_iter()
         .map(
             |((architecture, process), (cpu_s, sampled_s, requests))| ProcessCpu {
                 process,
@@ -103,7 +74,84 @@ pub fn per_process(
                 },
             },
         )
-        .collect())
+        .collect()
+}
+
+/// Cumulative CPU readings, in time order, per (architecture, empty when
+/// shared; process; repetition).
+pub type Readings = BTreeMap<(String, String, u32), Vec<(f64, f64)>>;
+
+/// Every [`LAB_CPU`] reading of a run's metrics.
+pub fn readings(metrics: &DataFrame) -> anyhow::Result<Readings> {
+    let arch = strings(metrics, "architecture")?;
+    let service = strings(metrics, "service")?;
+    let metric = strings(metrics, "metric")?;
+    let value = numbers(metrics, "value")?;
+    let rep = numbers(metrics, "repetition")?;
+    let t = numbers(metrics, "t_s")?;
+    let mut readings: Readings = BTreeMap::new();
+    for i in 0..metrics.height() {
+        if metric[i] != LAB_CPU {
+            continue;
+        }
+        let (Some(t), Some(value)) = (t[i], value[i]) else {
+            continue;
+        };
+        readings
+            .entry((
+                arch[i].clone(),
+                service[i].clone(),
+                rep[i].unwrap_or(0.0) as u32,
+            ))
+            .or_default()
+            .push((t, value));
+    }
+    for points in readings.values_mut() {
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    Ok(readings)
+}
+
+/// CPU used between two readings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spent {
+    pub cpu_s: f64,
+    /// The first and last readings' times.
+    pub from: f64,
+    pub to: f64,
+}
+
+/// The CPU used between the first and the last reading taken within
+/// `[from, to]`; `None` without two such readings.
+pub fn spent_between(points: &[(f64, f64)], from: f64, to: f64) -> Option<Spent> {
+    let inside: Vec<(f64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|(t, _)| *t >= from && *t <= to)
+        .collect();
+    let (first, last) = (inside.first()?, inside.last()?);
+    (inside.len() >= 2).then(|| Spent {
+        cpu_s: used(&inside),
+        from: first.0,
+        to: last.0,
+    })
+}
+
+/// Requests of `architecture` (every one's when empty) in `repetition`
+/// meant to be sent in `[from, to)`.
+pub fn sent_between(
+    requests: &HashMap<String, Vec<Request>>,
+    architecture: &str,
+    repetition: u32,
+    from: f64,
+    to: f64,
+) -> u64 {
+    requests
+        .iter()
+        .filter(|(name, _)| architecture.is_empty() || *name == architecture)
+        .flat_map(|(_, rows)| rows)
+        .filter(|r| r.repetition == repetition && r.intended_s >= from && r.intended_s < to)
+        .count() as u64
 }
 
 /// The CPU seconds a series of cumulative readings adds up to: a reading
@@ -173,9 +221,10 @@ mod tests {
         );
         requests.insert("kafka".to_string(), inside(1_000).collect());
         let names = ["rest".to_string(), "kafka".to_string()];
-        let cpu = per_process(&frame, &requests, &names).unwrap();
+        let cpu = per_process(&readings(&frame).unwrap(), &requests, &names);
         let order: Vec<_> = cpu.iter().map(|c| c.process.as_str()).collect();
-        assert_eq!(order, ["rest", "postgresql", "lab"]);
+        // One reading of the lab: nothing measured, no row.
+        assert_eq!(order, ["rest", "postgresql"]);
         let rest = &cpu[0];
         assert_eq!(rest.architecture.as_deref(), Some("rest"));
         assert!((rest.cpu_s - 0.6).abs() < 1e-9, "{}", rest.cpu_s);
@@ -186,13 +235,10 @@ mod tests {
         assert_eq!(postgres.architecture, None);
         assert_eq!(postgres.requests, 2_000);
         assert!((postgres.us_per_request.unwrap() - 500.0).abs() < 1e-6);
-        // One reading: nothing measured, no figure per request.
-        assert_eq!(cpu[2].cpu_s, 0.0);
-        assert_eq!(cpu[2].us_per_request, None);
 
         // Twice the CPU for the same requests: twice the figure.
         let busier = metrics(&[("rest", "rest", 0, 1.0, 2.0), ("rest", "rest", 0, 4.0, 3.2)]);
-        let cpu = per_process(&busier, &requests, &names).unwrap();
+        let cpu = per_process(&readings(&busier).unwrap(), &requests, &names);
         assert!((cpu[0].us_per_request.unwrap() - 1_200.0).abs() < 1e-6);
     }
 }

@@ -14,6 +14,7 @@
 //! - across repetitions, means with 95 % bootstrap confidence intervals;
 //! - the scenario's hypotheses, each to a value, a limit and a verdict.
 
+pub mod capacity;
 pub mod cost;
 pub mod cpu;
 pub mod figures;
@@ -156,7 +157,10 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         .iter()
         .map(|a| a.name().to_string())
         .collect();
-    let cpu = cpu::per_process(&files.metrics, &requests, &names)?;
+    let cpu_readings = cpu::readings(&files.metrics)?;
+    let cpu = cpu::per_process(&cpu_readings, &requests, &names);
+    let faulted: Vec<u32> = (0..repetitions).collect();
+    let mut capacity = capacity::per_architecture(experiment, &requests, &cpu_readings, &faulted);
     let (scraped, backlog) = join::scraped(&files.metrics)?;
     let produce_ack = join::histogram_by_phase(
         &files.metrics,
@@ -209,6 +213,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         delays.sort_unstable();
         freshness_cdf.insert(name.to_string(), series::cdf(&delays));
         let mut figures = context.architecture(name, &rows, &delays);
+        figures.capacity = capacity.remove(name);
         figures.control =
             (!controls.is_empty()).then(|| context.control(name, &control, &controls));
         architectures.insert(name.to_string(), figures);
@@ -398,6 +403,7 @@ impl Context<'_> {
             self.repetitions as usize,
         );
         ArchitectureSummary {
+            capacity: None,
             cost: cost_of(&pooled, self.repetitions as usize),
             cost_by_staleness_budget,
             settle_s: self

@@ -50,7 +50,67 @@ impl<'a> Charts<'a> {
         out.extend(self.freshness()?);
         out.push(self.audit()?);
         out.push(self.cost_by_budget()?);
+        out.extend(self.capacity()?);
         Ok(out)
+    }
+
+    /// Latency p99 by offered rate, one line per architecture, with the
+    /// scenario's bound: a stepped rate's capacity.
+    fn capacity(&self) -> anyhow::Result<Option<Drawn>> {
+        let summary = &self.analysis.summary;
+        let series: Vec<chart::Line> = self
+            .names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| {
+                let capacity = summary.architectures.get(*name)?.capacity.as_ref()?;
+                let points = capacity
+                    .steps
+                    .iter()
+                    .filter_map(|s| Some((s.rps, s.latency_ms.as_ref()?.p99)))
+                    .collect();
+                Some((name.to_string(), i, points))
+            })
+            .collect();
+        let Some(bound) = summary
+            .architectures
+            .values()
+            .find_map(|a| a.capacity.as_ref().map(|c| c.max_p99_ms))
+        else {
+            return Ok(None);
+        };
+        let rates = || series.iter().flat_map(|(_, _, p)| p.iter().map(|p| p.0));
+        let (low, high) = (
+            rates().fold(f64::INFINITY, f64::min),
+            rates().fold(0.0, f64::max),
+        );
+        if !low.is_finite() {
+            return Ok(None);
+        }
+        let pad = ((high - low) * 0.05).max(1.0);
+        let capacity = LineChart {
+            title: "Capacity: latency p99 of successful requests at each offered rate (ms, log scale)",
+            x_label: "offered req/s",
+            y_label: "p99 ms",
+            series,
+            faults: &[],
+            warmup: 0.0,
+            x_range: (low - pad, high + pad),
+            thresholds: vec![(format!("p99 bound {}", super::ms(Some(bound))), bound)],
+            markers: Vec::new(),
+            faint: Vec::new(),
+            log_x: false,
+            log_y: true,
+            legend: plotters::prelude::SeriesLabelPosition::UpperLeft,
+            height: 280,
+            max_gap: f64::INFINITY,
+            dots: true,
+        };
+        Ok(Some((
+            super::CAPACITY_CHART,
+            capacity.title.to_string(),
+            chart::lines(&capacity)?,
+        )))
     }
 
     /// The per-second series of one repetition as chart points, up to

@@ -22,7 +22,7 @@ pub use index::write_index;
 use crate::analyze::{Analysis, RunFiles};
 use crate::chart;
 use crate::experiment::{ArchitectureSettings, Mode, Pool, RateShape, Span, Workload};
-use crate::run_folder::summary::{ArchitectureSummary, ProcessCpu};
+use crate::run_folder::summary::{ArchitectureSummary, Capacity, CapacityStep, ProcessCpu};
 use crate::run_folder::{self, Manifest, Summary};
 
 const MARKDOWN: &str = include_str!("../../templates/report.md.j2");
@@ -109,6 +109,10 @@ pub(crate) fn environment() -> Environment<'static> {
         }
     });
     env
+}
+
+fn pct(v: f64) -> String {
+    format!("{:.2} %", 100.0 * v)
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -232,6 +236,10 @@ pub const CHARTS: [&str; 10] = [
     "cost_by_budget",
 ];
 
+/// The chart a stepped rate adds (`charts/capacity.svg`), beside
+/// [`CHARTS`].
+pub const CAPACITY_CHART: &str = "capacity";
+
 /// One architecture as the templates see it.
 #[derive(Serialize)]
 struct ArchitectureView<'a> {
@@ -281,6 +289,12 @@ pub struct Model<'a> {
     answer: Vec<String>,
     /// Latency rises after the fault, explained (Markdown emphasis).
     latency_notes: Vec<String>,
+    /// Each step of a stepped rate, per architecture.
+    capacity: Vec<CapacityRow>,
+    /// Each architecture's knee, in words (Markdown emphasis).
+    capacity_notes: Vec<String>,
+    /// The bounds a step must meet, in words.
+    capacity_bounds: String,
     /// What each process of the stack spent per request.
     cpu: Vec<CpuView>,
     /// The services' CPU per request beside PostgreSQL's, in words.
@@ -298,6 +312,68 @@ pub struct Model<'a> {
     scenario_toml: String,
     charts: BTreeMap<&'static str, ChartView>,
     version: &'static str,
+}
+
+/// One step of a stepped rate, as the report's capacity table shows it.
+#[derive(Serialize)]
+pub struct CapacityRow {
+    architecture: String,
+    offered: String,
+    ok_per_s: String,
+    errors: String,
+    p50: String,
+    p99: String,
+    held: bool,
+    /// CPU per request of each process, `process µs` joined.
+    cpu: String,
+}
+
+impl CapacityRow {
+    fn all(name: &str, capacity: &Capacity) -> Vec<Self> {
+        capacity
+            .steps
+            .iter()
+            .map(|s| Self {
+                architecture: name.to_string(),
+                offered: format!("{:.0}", s.rps),
+                ok_per_s: format!("{:.0}", s.ok_per_s),
+                errors: pct(s.error_rate),
+                p50: ms(s.latency_ms.as_ref().map(|l| l.p50)),
+                p99: ms(s.latency_ms.as_ref().map(|l| l.p99)),
+                held: s.held,
+                cpu: s
+                    .cpu_us_per_request
+                    .iter()
+                    .map(|(process, us)| format!("{process} {us:.0} µs"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+            .collect()
+    }
+}
+
+/// An architecture's knee, and what the step past it looked like.
+fn capacity_note(name: &str, capacity: &Capacity) -> String {
+    let step = |rps: f64| capacity.steps.iter().find(|s| s.rps == rps);
+    let how = |s: &CapacityStep| {
+        format!(
+            "p99 {}, {} failed",
+            ms(s.latency_ms.as_ref().map(|l| l.p99)),
+            pct(s.error_rate)
+        )
+    };
+    let held = match capacity.knee_rps.and_then(step) {
+        Some(knee) => format!(
+            "**{name}** held up to **{:.0} req/s** ({})",
+            knee.rps,
+            how(knee)
+        ),
+        None => format!("**{name}** held none of the steps"),
+    };
+    match capacity.first_missed_rps.and_then(step) {
+        Some(missed) => format!("{held}; at {:.0} req/s: {}.", missed.rps, how(missed)),
+        None => format!("{held}, the highest step offered: its knee lies higher."),
+    }
 }
 
 /// One process's CPU, as the report's table shows it.
@@ -508,6 +584,28 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
             .map(|c| CpuView::new(c, &summary.cpu))
             .collect(),
         cpu_note: cpu_note(&summary.cpu),
+        capacity: experiment
+            .architectures
+            .iter()
+            .filter_map(|a| {
+                let capacity = summary.architectures.get(a.name())?.capacity.as_ref()?;
+                Some(CapacityRow::all(a.name(), capacity))
+            })
+            .flatten()
+            .collect(),
+        capacity_notes: experiment
+            .architectures
+            .iter()
+            .filter_map(|a| {
+                let capacity = summary.architectures.get(a.name())?.capacity.as_ref()?;
+                Some(capacity_note(a.name(), capacity))
+            })
+            .collect(),
+        capacity_bounds: format!(
+            "at most {} of the requests failed and a p99 of at most {}",
+            pct(experiment.capacity.max_error_rate),
+            ms(Some(experiment.capacity.max_p99.0.as_secs_f64() * 1000.0))
+        ),
         duration: experiment.duration.to_string(),
         rate: describe_rate(&experiment.workload.rate),
         client_timeout: experiment.workload.client_timeout.to_string(),

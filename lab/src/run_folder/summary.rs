@@ -49,6 +49,43 @@ pub struct Summary {
     pub cpu: Vec<ProcessCpu>,
 }
 
+/// How an architecture held each step of a stepped rate, and its knee.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Capacity {
+    /// The bounds a step must meet (the scenario's `capacity`).
+    pub max_p99_ms: f64,
+    pub max_error_rate: f64,
+    /// Each step, in the order of its rate.
+    pub steps: Vec<CapacityStep>,
+    /// The highest rate that it and every lower step met; `None` if the
+    /// lowest did not.
+    pub knee_rps: Option<f64>,
+    /// The lowest rate that missed a bound; `None` if every step met them.
+    pub first_missed_rps: Option<f64>,
+}
+
+/// One step of a stepped rate, from its second second to its end (the
+/// first is the change of rate), over every repetition.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct CapacityStep {
+    /// The offered rate.
+    pub rps: f64,
+    pub from_s: f64,
+    pub to_s: f64,
+    pub requests: u64,
+    /// Successful answers per second.
+    pub ok_per_s: f64,
+    pub error_rate: f64,
+    /// Successful requests' latency, from the intended send time.
+    pub latency_ms: Option<Latency>,
+    /// CPU microseconds per request of each process that served it
+    /// (`rest`, `producer`, `consumer`; shared ones per request of every
+    /// architecture: `postgresql`, `broker`, `lab`).
+    pub cpu_us_per_request: BTreeMap<String, f64>,
+    /// Both bounds met.
+    pub held: bool,
+}
+
 /// The CPU time one process of the stack used while the lab sampled it
 /// (each second, from `/proc`), over every repetition, and per request
 /// sent meanwhile: to its architecture, or to every architecture for a
@@ -312,6 +349,10 @@ pub struct ArchitectureSummary {
     /// breaker, or if it was still open at the last reading.
     #[serde(default)]
     pub breaker_closed_s: Option<f64>,
+    /// How it held each step of a stepped rate (`workload.rate.shape =
+    /// "steps"`), and its knee; `None` for another rate shape.
+    #[serde(default)]
+    pub capacity: Option<Capacity>,
     /// The mean time the broker took to acknowledge a produce, per phase,
     /// in milliseconds (the producer's `kafka_produce_duration_seconds`,
     /// scraped); empty without a producer.

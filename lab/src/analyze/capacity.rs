@@ -1,0 +1,230 @@
+//! Capacity: how each architecture held each step of a stepped rate
+//! (errors, latency, CPU per request of every process), and its knee, the
+//! highest rate that it and every lower step held within the scenario's
+//! bounds.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::cpu::{Readings, sent_between, spent_between};
+use super::join::Request;
+use crate::experiment::{Experiment, RateShape};
+use crate::run_folder::summary::{Capacity, CapacityStep};
+use crate::stats::{latency, ratio};
+
+/// The steps of the scenario's rate as `(rps, from_s, to_s)`, each from
+/// its second second (the first is the change) or the end of the warm-up;
+/// empty unless the rate is stepped with two steps or more.
+pub fn plateaus(experiment: &Experiment) -> Vec<(f64, f64, f64)> {
+    let RateShape::Steps { steps } = &experiment.workload.rate else {
+        return Vec::new();
+    };
+    if steps.len() < 2 {
+        return Vec::new();
+    }
+    let end = experiment.duration.0.as_secs_f64();
+    let warmup = experiment.warmup().as_secs_f64();
+    let mut sorted: Vec<(f64, f64)> = steps
+        .iter()
+        .map(|s| (s.at.0.as_secs_f64(), s.rps))
+        .collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    sorted
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (at, rps))| {
+            let to = sorted.get(i + 1).map_or(end, |next| next.0).min(end);
+            let from = (at + 1.0).max(warmup);
+            (to > from && *rps > 0.0).then_some((*rps, from, to))
+        })
+        .collect()
+}
+
+/// Each architecture's capacity over the steps of the scenario's rate;
+/// empty unless the rate is stepped. `requests`: every architecture's rows
+/// of the repetitions with faults as planned (not the control).
+pub fn per_architecture(
+    experiment: &Experiment,
+    requests: &HashMap<String, Vec<Request>>,
+    readings: &Readings,
+    repetitions: &[u32],
+) -> HashMap<String, Capacity> {
+    let plateaus = plateaus(experiment);
+    if plateaus.is_empty() {
+        return HashMap::new();
+    }
+    let max_p99_ms = experiment.capacity.max_p99.0.as_secs_f64() * 1000.0;
+    let max_error_rate = experiment.capacity.max_error_rate;
+    let mut out = HashMap::new();
+    for (name, rows) in requests {
+        let mut steps: Vec<CapacityStep> = plateaus
+            .iter()
+            .map(|&(rps, from, to)| {
+                let inside: Vec<&Request> = rows
+                    .iter()
+                    .filter(|r| repetitions.contains(&r.repetition))
+                    .filter(|r| r.intended_s >= from && r.intended_s < to)
+                    .collect();
+                let ok = inside.iter().filter(|r| r.ok).count() as u64;
+                let total = inside.len() as u64;
+                let latency_ms = latency(inside.iter().filter(|r| r.ok).map(|r| r.latency_us));
+                let error_rate = ratio(total - ok, total);
+                let held = total > 0
+                    && error_rate <= max_error_rate
+                    && latency_ms.as_ref().is_some_and(|l| l.p99 <= max_p99_ms);
+                CapacityStep {
+                    rps,
+                    from_s: from,
+                    to_s: to,
+                    requests: total,
+                    ok_per_s: ok as f64 / ((to - from) * repetitions.len().max(1) as f64),
+                    error_rate,
+                    latency_ms,
+                    cpu_us_per_request: cpu_per_request(
+                        name,
+                        requests,
+                        readings,
+                        repetitions,
+                        (from, to),
+                    ),
+                    held,
+                }
+            })
+            .collect();
+        steps.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+        let first_missed_rps = steps.iter().find(|s| !s.held).map(|s| s.rps);
+        let knee_rps = steps.iter().take_while(|s| s.held).last().map(|s| s.rps);
+        out.insert(
+            name.clone(),
+            Capacity {
+                max_p99_ms,
+                max_error_rate,
+                steps,
+                knee_rps,
+                first_missed_rps,
+            },
+        );
+    }
+    out
+}
+
+/// CPU microseconds per request of every process serving `name`, and of
+/// the shared ones per request of every architecture, within `window`.
+fn cpu_per_request(
+    name: &str,
+    requests: &HashMap<String, Vec<Request>>,
+    readings: &Readings,
+    repetitions: &[u32],
+    (from, to): (f64, f64),
+) -> BTreeMap<String, f64> {
+    let mut totals: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+    for ((architecture, process, repetition), points) in readings {
+        if !(architecture.is_empty() || architecture == name) || !repetitions.contains(repetition) {
+            continue;
+        }
+        let Some(spent) = spent_between(points, from, to) else {
+            continue;
+        };
+        let sent = sent_between(requests, architecture, *repetition, spent.from, spent.to);
+        let slot = totals.entry(process.clone()).or_default();
+        slot.0 += spent.cpu_s;
+        slot.1 += sent;
+    }
+    totals
+        .into_iter()
+        .filter(|(_, (_, sent))| *sent > 0)
+        .map(|(process, (cpu_s, sent))| (process, cpu_s * 1e6 / sent as f64))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(text: &str) -> Experiment {
+        crate::validate::parse(text, "capacity.toml").unwrap()
+    }
+
+    fn request(intended_s: f64, ok: bool, latency_ms: u64) -> Request {
+        Request {
+            repetition: 0,
+            intended_s,
+            latency_us: latency_ms * 1000,
+            ok,
+            failure: (!ok).then(|| "503".into()),
+            freshness_us: None,
+            lost: false,
+        }
+    }
+
+    const STEPS: &str = r#"
+name = "capacity"
+duration = "30s"
+capacity = { max_p99 = "100ms", max_error_rate = 0.01 }
+[workload]
+warmup = "0s"
+rate = { shape = "steps", steps = [{ at = "0s", rps = 100 }, { at = "10s", rps = 200 }, { at = "20s", rps = 300 }] }
+[[architectures]]
+kind = "rest"
+name = "rest"
+"#;
+
+    #[test]
+    fn plateaus_leave_out_each_change_of_rate() {
+        assert_eq!(
+            plateaus(&scenario(STEPS)),
+            [(100.0, 1.0, 10.0), (200.0, 11.0, 20.0), (300.0, 21.0, 30.0)]
+        );
+        let constant = STEPS.replace(
+            r#"rate = { shape = "steps", steps = [{ at = "0s", rps = 100 }, { at = "10s", rps = 200 }, { at = "20s", rps = 300 }] }"#,
+            r#"rate = { shape = "constant", rps = 100 }"#,
+        );
+        assert!(plateaus(&scenario(&constant)).is_empty());
+    }
+
+    /// Requests of one second each 10 ms: fast and fine below `slow_from`,
+    /// slow above it; failing from `failing_from`.
+    fn rows(slow_from: f64, failing_from: f64) -> Vec<Request> {
+        (0..3000)
+            .map(|i| {
+                let t = f64::from(i) / 100.0;
+                request(
+                    t,
+                    t < failing_from || i % 10 != 0,
+                    if t < slow_from { 5 } else { 400 },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_knee_is_the_last_step_held_before_the_first_missed() {
+        let experiment = scenario(STEPS);
+        let knee = |rows: Vec<Request>| {
+            let requests = HashMap::from([("rest".to_string(), rows)]);
+            per_architecture(&experiment, &requests, &Readings::new(), &[0])
+                .remove("rest")
+                .unwrap()
+        };
+        // Slow from the third step: the knee is the second.
+        let slow = knee(rows(20.0, 99.0));
+        assert_eq!(slow.knee_rps, Some(200.0));
+        assert_eq!(slow.first_missed_rps, Some(300.0));
+        assert!(slow.steps[2].latency_ms.as_ref().unwrap().p99 > 100.0);
+        assert_eq!(slow.steps[1].error_rate, 0.0);
+        // Failing 10 % from the second step: the knee is the first.
+        let failing = knee(rows(99.0, 10.0));
+        assert_eq!(failing.knee_rps, Some(100.0));
+        assert!((failing.steps[1].error_rate - 0.1).abs() < 0.01);
+        // Every step held: no step missed.
+        let fine = knee(rows(99.0, 99.0));
+        assert_eq!((fine.knee_rps, fine.first_missed_rps), (Some(300.0), None));
+        // Slow from the start: no knee.
+        let never = knee(rows(0.0, 99.0));
+        assert_eq!(
+            (never.knee_rps, never.first_missed_rps),
+            (None, Some(100.0))
+        );
+        // The successes per second follow the rows: 100 a second.
+        assert!((fine.steps[0].ok_per_s - 100.0).abs() < 1e-9);
+    }
+}
