@@ -370,9 +370,25 @@ fn capacity_note(name: &str, capacity: &Capacity) -> String {
         ),
         None => format!("**{name}** held none of the steps"),
     };
-    match capacity.first_missed_rps.and_then(step) {
-        Some(missed) => format!("{held}; at {:.0} req/s: {}.", missed.rps, how(missed)),
-        None => format!("{held}, the highest step offered: its knee lies higher."),
+    let Some(missed) = capacity.first_missed_rps.and_then(step) else {
+        return format!("{held}, the highest step offered: its knee lies higher.");
+    };
+    let missed_at = format!("{held}; at {:.0} req/s: {}.", missed.rps, how(missed));
+    // A higher step held again: the miss may have been a passing stall.
+    match capacity
+        .steps
+        .iter()
+        .filter(|s| s.rps > missed.rps && s.held)
+        .max_by(|a, b| a.rps.total_cmp(&b.rps))
+    {
+        Some(again) => format!(
+            "{missed_at} Yet it held {:.0} req/s again ({}): the miss may be a passing stall \
+             (a checkpoint, a pause of the machine), not the limit; one run cannot tell, \
+             repetitions can.",
+            again.rps,
+            how(again)
+        ),
+        None => missed_at,
     }
 }
 
@@ -750,7 +766,56 @@ pub fn headline(summary: &Summary) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::describe_architecture;
+    use super::{capacity_note, describe_architecture};
+    use crate::run_folder::summary::{Capacity, CapacityStep, Latency};
+
+    #[test]
+    fn a_capacity_note_names_the_knee_and_a_step_held_again_above_a_miss() {
+        let step = |rps: f64, p99: f64| CapacityStep {
+            rps,
+            from_s: 0.0,
+            to_s: 1.0,
+            requests: 100,
+            ok_per_s: rps,
+            error_rate: 0.0,
+            latency_ms: Some(Latency {
+                p50: 1.0,
+                p90: 1.0,
+                p99,
+                p999: p99,
+                max: p99,
+            }),
+            cpu_us_per_request: Default::default(),
+            held: p99 <= 100.0,
+        };
+        let capacity = |p99s: [f64; 4]| Capacity {
+            max_p99_ms: 100.0,
+            max_error_rate: 0.01,
+            steps: [1000.0, 2000.0, 3000.0, 4000.0]
+                .into_iter()
+                .zip(p99s)
+                .map(|(rps, p99)| step(rps, p99))
+                .collect(),
+            knee_rps: None,
+            first_missed_rps: None,
+        };
+        let mut stall = capacity([5.0, 168.0, 9.0, 12.0]);
+        (stall.knee_rps, stall.first_missed_rps) = (Some(1000.0), Some(2000.0));
+        let note = capacity_note("rest", &stall);
+        assert!(
+            note.starts_with("**rest** held up to **1000 req/s**"),
+            "{note}"
+        );
+        assert!(note.contains("at 2000 req/s: p99 168"), "{note}");
+        assert!(
+            note.contains("Yet it held 4000 req/s again (p99 12"),
+            "{note}"
+        );
+        let mut limit = capacity([5.0, 168.0, 300.0, 900.0]);
+        (limit.knee_rps, limit.first_missed_rps) = (Some(1000.0), Some(2000.0));
+        let note = capacity_note("rest", &limit);
+        assert!(!note.contains("again"), "{note}");
+    }
 
     #[test]
     fn an_architecture_is_labelled_with_what_the_scenario_set() {
