@@ -50,7 +50,7 @@ const LONG_VERSION: &str = concat!(
     env!("FAULTLINE_COMMIT"),
     ")\nbuilt with ",
     env!("FAULTLINE_RUSTC"),
-    "\nKafka client: librdkafka (bundled) with TLS and SASL PLAIN/SCRAM; PostgreSQL client without TLS"
+    "\nKafka client: librdkafka (bundled) with TLS and SASL PLAIN/SCRAM; PostgreSQL client with TLS (rustls; sslmode and sslrootcert as libpq reads them)"
 );
 
 #[derive(Debug, Parser)]
