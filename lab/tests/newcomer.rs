@@ -350,7 +350,10 @@ fn the_version_names_its_build_and_the_manual_page_its_commands() {
     assert!(version.contains("built with rustc"), "{version}");
     // Both clients reach external clusters over TLS (a test in run.rs
     // connects the services to a server that accepts nothing else).
-    assert!(version.contains("librdkafka (bundled) with TLS"), "{version}");
+    assert!(
+        version.contains("librdkafka (bundled) with TLS"),
+        "{version}"
+    );
     assert!(version.contains("PostgreSQL client with TLS"), "{version}");
     let man = faultline().arg("man").output().unwrap();
     assert!(man.status.success());

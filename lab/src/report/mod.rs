@@ -382,7 +382,7 @@ fn capacity_note(name: &str, capacity: &Capacity) -> String {
         .max_by(|a, b| a.rps.total_cmp(&b.rps))
     {
         Some(again) => format!(
-            "{missed_at} Yet it held {:.0} req/s again ({}): the miss may be a passing stall \
+            "{missed_at} Yet a higher step held: {:.0} req/s ({}); the miss may be a passing stall \
              (a checkpoint, a pause of the machine), not the limit; one run cannot tell, \
              repetitions can.",
             again.rps,
@@ -808,13 +808,13 @@ mod tests {
         );
         assert!(note.contains("at 2000 req/s: p99 168"), "{note}");
         assert!(
-            note.contains("Yet it held 4000 req/s again (p99 12"),
+            note.contains("Yet a higher step held: 4000 req/s (p99 12"),
             "{note}"
         );
         let mut limit = capacity([5.0, 168.0, 300.0, 900.0]);
         (limit.knee_rps, limit.first_missed_rps) = (Some(1000.0), Some(2000.0));
         let note = capacity_note("rest", &limit);
-        assert!(!note.contains("again"), "{note}");
+        assert!(!note.contains("higher step"), "{note}");
     }
 
     #[test]
