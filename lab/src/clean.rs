@@ -138,6 +138,16 @@ pub fn start_watchdog(dir: &Path) {
     }
 }
 
+/// Marks `dir` as this runner's: `dir/runner.pid` names this process. The
+/// file is written aside and renamed into place, so that a `clean` of
+/// another process never reads it empty (which would take the folder for a
+/// dead runner's and remove what a live run is writing).
+pub fn mark_owned(dir: &Path) -> std::io::Result<()> {
+    let aside = dir.join(format!("runner.pid.{}", std::process::id()));
+    std::fs::write(&aside, format!("{} faultline\n", std::process::id()))?;
+    std::fs::rename(&aside, dir.join("runner.pid"))
+}
+
 /// Whether `dir/runner.pid` names a live faultline process other than this one.
 fn runner_alive(dir: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(dir.join("runner.pid")) else {
@@ -177,6 +187,38 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         sleeper
+    }
+
+    #[test]
+    fn a_runner_marking_its_folder_again_is_never_seen_dead_meanwhile() {
+        let dir = std::env::temp_dir().join(format!("faultline-mark-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        mark_owned(&dir).unwrap();
+        // `runner_alive` counts this process as alive only through the
+        // file's contents: a moment of an empty file reads as dead.
+        let marking = {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                for _ in 0..2000 {
+                    mark_owned(&dir).unwrap();
+                }
+            })
+        };
+        let mut dead = 0;
+        while !marking.is_finished() {
+            dead += usize::from(!runner_alive(&dir));
+        }
+        marking.join().unwrap();
+        assert_eq!(
+            dead, 0,
+            "read as dead {dead} times while it was marked again"
+        );
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "only runner.pid is left"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

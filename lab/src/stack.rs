@@ -360,13 +360,10 @@ impl LabStack {
     ) -> Result<Self, StackError> {
         let started = Instant::now();
         faultline_stack::create_dir(dir)?;
-        let runner_pid = dir.join("runner.pid");
-        std::fs::write(&runner_pid, format!("{} faultline\n", std::process::id())).map_err(
-            |source| StackError::Io {
-                path: runner_pid,
-                source,
-            },
-        )?;
+        crate::clean::mark_owned(dir).map_err(|source| StackError::Io {
+            path: dir.join("runner.pid"),
+            source,
+        })?;
         let database = Database::start(&plan.database, dir, &progress).await?;
         let upstream = match &database {
             Database::Local(postgres) => SocketAddr::from(([127, 0, 0, 1], postgres.port())),

@@ -288,10 +288,7 @@ fn stack_dir(run_dir: &Path, repetition: u32) -> anyhow::Result<PathBuf> {
 /// outright, whoever stops the stack closes the run folder too.
 fn link_stack(stack: &Path, run: &Path) -> anyhow::Result<PathBuf> {
     faultline_stack::create_dir(stack)?;
-    std::fs::write(
-        stack.join("runner.pid"),
-        format!("{} faultline\n", std::process::id()),
-    )?;
+    crate::clean::mark_owned(stack)?;
     std::fs::write(
         stack.join(run_folder::RUN_FOLDER_LINK),
         run.as_os_str().as_encoded_bytes(),

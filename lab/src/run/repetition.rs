@@ -462,14 +462,17 @@ impl Repetition<'_> {
         let force = self.shutdown.force.clone();
         let stack_dir = self.stack_dir.clone();
         let teardown = tokio::task::spawn_blocking(move || {
+            // The link to the run folder goes first: once the stack is down
+            // its runner.pid is gone, and a `clean` of another process that
+            // still found the link would take the run for a killed one and
+            // close its folder under it. (A runner killed from here on
+            // leaves a run folder that says "in progress", not "failed".)
+            let _ = std::fs::remove_file(stack_dir.join(crate::run_folder::RUN_FOLDER_LINK));
             let took = stack.down(&|| force.is_cancelled());
             // FAULTLINE_KEEP_STACK keeps the services' and the broker's logs
             // for a look afterwards (`faultline clean` removes them).
             if std::env::var_os("FAULTLINE_KEEP_STACK").is_none() {
                 let _ = std::fs::remove_dir_all(&stack_dir);
-            } else {
-                // No longer a run's stack for the watchdog to remove.
-                let _ = std::fs::remove_file(stack_dir.join(crate::run_folder::RUN_FOLDER_LINK));
             }
             took
         });
