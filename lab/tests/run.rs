@@ -125,10 +125,24 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
         .iter()
         .map(|us| us / 1e6)
         .collect();
-    let failed_before = (0..ok.len())
+    let failed_before: Vec<usize> = (0..ok.len())
         .filter(|&i| architecture[i] == "rest" && finished[i] < start && !ok[i])
-        .count();
-    assert_eq!(failed_before, 0, "REST failed before the crash");
+        .collect();
+    // What each one got and when, for whoever reads a failure.
+    let (status, error) = (floats(&requests, "status"), strings(&requests, "error"));
+    let seen: Vec<String> = failed_before
+        .iter()
+        .map(|&i| {
+            format!(
+                "sent {:.3} s, over {:.3} s: status {} {}",
+                intended[i], finished[i], status[i], error[i]
+            )
+        })
+        .collect();
+    assert!(
+        seen.is_empty(),
+        "REST failed before the crash at {start:.3} s: {seen:?}"
+    );
     assert!(
         count("rest", start + 0.5, end - 0.5, false) > 500,
         "REST did not fail during the crash"
