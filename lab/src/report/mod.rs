@@ -374,12 +374,13 @@ fn capacity_note(name: &str, capacity: &Capacity) -> String {
         return format!("{held}, the highest step offered: its knee lies higher.");
     };
     let missed_at = format!("{held}; at {:.0} req/s: {}.", missed.rps, how(missed));
-    // A higher step held again: the miss may have been a passing stall.
+    // A higher step held again (the steps are in rising order): the miss
+    // may have been a passing stall.
     match capacity
         .steps
         .iter()
-        .filter(|s| s.rps > missed.rps && s.held)
-        .max_by(|a, b| a.rps.total_cmp(&b.rps))
+        .rev()
+        .find(|s| s.held && s.rps > missed.rps)
     {
         Some(again) => format!(
             "{missed_at} Yet a higher step held: {:.0} req/s ({}); the miss may be a passing stall \
