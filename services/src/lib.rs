@@ -94,10 +94,45 @@ pub fn init_logging() {
         .init();
 }
 
+/// How many threads run a service's work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+pub struct RuntimeArgs {
+    /// Threads that run the service's work. With 1 (the default) one thread
+    /// runs it all: the HTTP connections, the database connections and the
+    /// timers, with no hand-off between threads, the least CPU per request.
+    /// More spread the work over that many threads, for a service that needs
+    /// more than one core.
+    #[arg(long, env = "FAULTLINE_WORKER_THREADS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: u16,
+}
+
+impl Default for RuntimeArgs {
+    fn default() -> Self {
+        Self { worker_threads: 1 }
+    }
+}
+
+impl RuntimeArgs {
+    /// The runtime asked for: one thread, or a pool of them.
+    pub fn build(self) -> std::io::Result<tokio::runtime::Runtime> {
+        match self.worker_threads {
+            0 | 1 => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+            n => tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(usize::from(n))
+                .enable_all()
+                .build(),
+        }
+    }
+}
+
 /// The body of every service binary: logs, binds `listen`, runs the service
-/// until SIGINT or SIGTERM.
+/// on the runtime asked for until SIGINT or SIGTERM.
 pub fn main<F, E>(
     listen: std::net::SocketAddr,
+    runtime: RuntimeArgs,
     run: impl FnOnce(tokio::net::TcpListener, CancellationToken) -> F,
 ) -> anyhow::Result<()>
 where
@@ -106,8 +141,7 @@ where
 {
     use anyhow::Context;
     init_logging();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
+    let runtime = runtime
         .build()
         .context("could not start the async runtime")?;
     runtime.block_on(async {

@@ -109,6 +109,8 @@ pub struct ProducerConfig {
     /// Seconds a client is told to wait (`Retry-After`) when the broker is down.
     #[arg(long, env = "FAULTLINE_RETRY_AFTER_S", default_value_t = 1)]
     pub retry_after_s: u32,
+    #[command(flatten)]
+    pub runtime: crate::RuntimeArgs,
 }
 
 /// The client settings for an acks=all idempotent producer.
@@ -466,5 +468,24 @@ mod tests {
         assert_eq!(parse("250ms").unwrap(), 250);
         let error = parse("soon").unwrap_err().to_string();
         assert!(error.contains("\"soon\" is not a duration"), "{error}");
+    }
+
+    #[test]
+    fn one_worker_thread_is_a_runtime_of_one_thread_and_more_a_pool() {
+        use tokio::runtime::RuntimeFlavor;
+        let flavor = |args: &[&str]| {
+            let config = ProducerConfig::try_parse_from(
+                std::iter::once("faultline-producer").chain(args.iter().copied()),
+            )?;
+            let runtime = config.runtime.build().expect("a runtime");
+            Ok::<_, clap::Error>(runtime.handle().runtime_flavor())
+        };
+        assert_eq!(flavor(&[]).unwrap(), RuntimeFlavor::CurrentThread);
+        assert_eq!(
+            flavor(&["--worker-threads", "2"]).unwrap(),
+            RuntimeFlavor::MultiThread
+        );
+        let error = flavor(&["--worker-threads", "0"]).unwrap_err().to_string();
+        assert!(error.contains("--worker-threads"), "{error}");
     }
 }

@@ -52,6 +52,8 @@ pub struct RestConfig {
     /// milliseconds.
     #[arg(long, value_parser = crate::millis, env = "FAULTLINE_GROUP_COMMIT_MAX_WAIT_MS", default_value_t = 2)]
     pub group_commit_max_wait_ms: u64,
+    #[command(flatten)]
+    pub runtime: crate::RuntimeArgs,
 }
 
 impl RestConfig {

@@ -188,6 +188,7 @@ pub async fn start_rest_grouped(stack: &Stack, max_rows: usize) -> Running {
         stored_by: "rest".into(),
         group_commit_max_rows: max_rows,
         group_commit_max_wait_ms: 5,
+        runtime: Default::default(),
     };
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
@@ -230,6 +231,7 @@ pub async fn start_producer(stack: &Stack, topic: &str, delivery_timeout_ms: u64
         delivery_timeout_ms,
         linger_ms: 2,
         retry_after_s: 1,
+        runtime: Default::default(),
     };
     let token = shutdown.clone();
     let task = tokio::spawn(async move {
