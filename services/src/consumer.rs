@@ -113,6 +113,8 @@ pub struct ConsumerConfig {
     pub retry_backoff_ms: u64,
     #[command(flatten)]
     pub db: DbConfig,
+    #[command(flatten)]
+    pub runtime: crate::RuntimeArgs,
 }
 
 impl ConsumerConfig {
@@ -194,6 +196,10 @@ struct Ahead {
 /// old client's fetches with an id it does not know, and the client waits
 /// for ever.)
 const STALL: Duration = Duration::from_secs(5);
+
+/// How long a check of a partition's log reads before it takes the log for
+/// holding nothing at the offset asked.
+const READ_AT: Duration = Duration::from_secs(3);
 
 /// What the consumer last read, to tell a stalled client.
 struct Seen {
@@ -662,26 +668,40 @@ impl Worker {
     /// The offset and broker timestamp of the first message a client of
     /// its own reads from `from` in `partition` (from the log's start if
     /// `from` is past its end, if the broker says so); `None` if none came
-    /// within 3 s.
+    /// within [`READ_AT`].
+    ///
+    /// Closing that client can wait on the broker for long (one that went
+    /// away meanwhile): it is closed on a thread of its own, and the answer
+    /// is not waited for past [`READ_AT`] and a margin, so a check never
+    /// holds the consumer up.
     async fn read_at(&self, partition: i32, from: Offset) -> Option<(i64, Option<i64>)> {
         let client = self.config.client_config();
         let topic = self.config.kafka.topic.clone();
-        tokio::task::spawn_blocking(move || {
+        let read = tokio::task::spawn_blocking(move || {
             let reader = client.create::<BaseConsumer>().ok()?;
             let mut at = TopicPartitionList::new();
             at.add_partition_offset(&topic, partition, from).ok()?;
             reader.assign(&at).ok()?;
             let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(3) {
+            let mut found = None;
+            while found.is_none() && started.elapsed() < READ_AT {
                 if let Some(Ok(message)) = reader.poll(Duration::from_millis(100)) {
-                    return Some((message.offset(), message.timestamp().to_millis()));
+                    found = Some((message.offset(), message.timestamp().to_millis()));
                 }
             }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
+            std::thread::spawn(move || drop(reader));
+            found
+        });
+        match tokio::time::timeout(READ_AT + Duration::from_secs(2), read).await {
+            Ok(found) => found.ok().flatten(),
+            Err(_) => {
+                tracing::warn!(
+                    partition,
+                    "A check of the partition's log got no answer in time; taken as nothing read."
+                );
+                None
+            }
+        }
     }
 
     fn take(
