@@ -105,6 +105,8 @@ pub async fn serve<A: App>(
         .header_read_timeout(Duration::from_secs(10))
         .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
+    // Every answer names the service: the header is made once.
+    let service = HeaderValue::from_str(&common.identity.service).ok();
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -120,12 +122,20 @@ pub async fn serve<A: App>(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let common = common.clone();
-        let service = service_fn(move |request| {
+        let service = service.clone();
+        let answer = service_fn(move |request| {
             let app = app.clone();
             let common = common.clone();
-            async move { Ok::<_, Infallible>(route(&app, &common, request).await) }
+            let service = service.clone();
+            async move {
+                let mut response = route(&app, &common, request).await;
+                if let Some(service) = service {
+                    response.headers_mut().insert(SERVICE_HEADER, service);
+                }
+                Ok::<_, Infallible>(response)
+            }
         });
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), answer));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "Connection ended with an error.");
@@ -160,7 +170,7 @@ async fn route<A: App>(app: &Arc<A>, common: &Common, request: Request<Incoming>
         "/probe" => return method_not_allowed("POST"),
         _ => None,
     };
-    let mut response = match shared {
+    match shared {
         Some(_) if request.method() != Method::GET && request.method() != Method::HEAD => {
             method_not_allowed("GET")
         }
@@ -173,11 +183,7 @@ async fn route<A: App>(app: &Arc<A>, common: &Common, request: Request<Incoming>
             }
             response
         }
-    };
-    if let Ok(value) = HeaderValue::from_str(&common.identity.service) {
-        response.headers_mut().insert(SERVICE_HEADER, value);
     }
-    response
 }
 
 fn health<A: App>(app: &A, common: &Common) -> Response {

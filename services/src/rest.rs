@@ -66,6 +66,14 @@ impl RestConfig {
     }
 }
 
+/// The answer to a stored event.
+#[derive(serde::Serialize)]
+struct Stored {
+    event_id: uuid::Uuid,
+    stored: bool,
+    duplicate: bool,
+}
+
 /// The event routes: ours, and the original proof of concept's.
 const ROUTES: &[(&str, BodyShape)] = &[
     ("/events", BodyShape::Event),
@@ -135,7 +143,11 @@ impl App for Rest {
                         } else {
                             StatusCode::OK
                         },
-                        &serde_json::json!({ "event_id": event.event_id, "stored": true, "duplicate": !new }),
+                        &Stored {
+                            event_id: event.event_id,
+                            stored: true,
+                            duplicate: !new,
+                        },
                     ),
                 }
             }
