@@ -1024,6 +1024,13 @@ pub struct CapacityBounds {
     /// The highest share of failed requests, e.g. 0.01.
     #[serde(default = "defaults::capacity_max_error_rate")]
     pub max_error_rate: f64,
+    /// Before the load, PostgreSQL alone commits single-row inserts into a
+    /// scratch table like the events' from 8 connections for this long, e.g.
+    /// "5s"; the report quotes each knee as a ratio to that rate, a reference
+    /// measured in the same run that carries to another machine. Absent: no
+    /// reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Span>,
 }
 
 impl Default for CapacityBounds {
@@ -1031,6 +1038,7 @@ impl Default for CapacityBounds {
         Self {
             max_p99: defaults::capacity_max_p99(),
             max_error_rate: defaults::capacity_max_error_rate(),
+            reference: None,
         }
     }
 }

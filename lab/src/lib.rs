@@ -38,6 +38,7 @@ pub mod fault;
 pub mod k6;
 pub mod load;
 pub mod plan;
+pub mod reference;
 pub mod report;
 pub mod run;
 pub mod run_folder;

@@ -21,6 +21,14 @@ pub(crate) fn seconds<S: Serializer>(d: &Duration, serializer: S) -> Result<S::O
     serializer.serialize_f64(d.as_secs_f64())
 }
 
+/// Serialises a duration that may be absent as seconds.
+fn optional_seconds<S: Serializer>(d: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serializer.serialize_f64(d.as_secs_f64()),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// Serialises a duration as whole milliseconds (`5000`).
 pub(crate) fn millis<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_u64(d.as_millis() as u64)
@@ -45,6 +53,14 @@ pub struct Plan {
     #[serde(rename = "drain_timeout_s", serialize_with = "seconds")]
     pub drain_timeout: Duration,
     pub stack: StackPlan,
+    /// Before each repetition's load, how long PostgreSQL alone commits
+    /// single-row inserts, the capacity's reference ([`crate::reference`]).
+    #[serde(
+        rename = "reference_s",
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "optional_seconds"
+    )]
+    pub reference: Option<Duration>,
     /// The fault timeline, in the scenario's order.
     pub faults: Vec<FaultSpec>,
     pub load: LoadPlan,
@@ -60,6 +76,7 @@ impl Plan {
             control: experiment.control,
             drain_timeout: experiment.drain_timeout.0,
             stack: StackPlan::of(experiment),
+            reference: experiment.capacity.reference.as_ref().map(|r| r.0),
             faults: experiment
                 .faults
                 .iter()

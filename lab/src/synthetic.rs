@@ -406,6 +406,7 @@ impl Synthetic {
             broker: "synthetic".into(),
             broker_durable: false,
             control,
+            reference: None,
         }
     }
 

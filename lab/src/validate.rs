@@ -1611,6 +1611,19 @@ fn check_capacity(experiment: &Experiment, report: &mut Report<'_>) {
             None,
         );
     }
+    if let Some(reference) = &bounds.reference
+        && !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(60))
+            .contains(&reference.0)
+    {
+        report.at(
+            "capacity.reference",
+            format!(
+                "{} must be from 1s to 60s (how long PostgreSQL alone commits before the load)",
+                humantime::format_duration(reference.0)
+            ),
+            None,
+        );
+    }
 }
 
 #[cfg(test)]

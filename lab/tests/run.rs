@@ -1337,6 +1337,7 @@ fn a_stepped_rate_finds_each_architectures_knee_and_its_cpu_per_request() {
 name = "capacity-steps"
 duration = "12s"
 drain_timeout = "30s"
+capacity = { reference = "1s" }
 
 [workload]
 warmup = "0s"
@@ -1355,6 +1356,14 @@ consumer = "buffered"
     let dir = run_expecting(&scenario, &out, 0);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    // PostgreSQL alone, measured before the load by 8 connections.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let measured = &manifest["repetitions"][0]["reference"];
+    assert_eq!(measured["clients"], 8, "{manifest}");
+    assert!(measured["seconds"].as_f64().unwrap() >= 1.0, "{manifest}");
+    let alone = measured["commits_per_s"].as_f64().unwrap();
+    assert!(alone > 0.0, "{manifest}");
     let requests = read(&dir, "requests.parquet");
     let (arch, intended, ok) = (
         strings(&requests, "architecture"),
@@ -1401,8 +1410,24 @@ consumer = "buffered"
             .last()
             .map(|(_, rps)| rps);
         assert_eq!(capacity["knee_rps"].as_f64(), knee, "{capacity}");
+        // The knee over what PostgreSQL committed alone before the load.
+        let reference = &capacity["reference"];
+        assert_eq!(reference["commits_per_s"], alone, "{capacity}");
+        assert_eq!(
+            reference["knee_ratio"].as_f64(),
+            knee.map(|knee| knee / alone),
+            "{capacity}"
+        );
     }
     let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("the highest rate each architecture holds")
+            && markdown.contains(
+                "single-row commits a second PostgreSQL made alone before the load (8 \
+                 connections, 1 s)"
+            ),
+        "{markdown}"
+    );
     assert!(
         markdown.contains("### Capacity: the highest rate each architecture holds")
             && markdown.contains("(charts/capacity.svg)")
@@ -1415,8 +1440,8 @@ consumer = "buffered"
     std::fs::write(
         dir.join("experiment.toml"),
         experiment.replacen(
-            "[workload]",
-            "capacity = { max_p99 = \"1us\" }\n\n[workload]",
+            "capacity = { reference = \"1s\" }",
+            "capacity = { reference = \"1s\", max_p99 = \"1us\" }",
             1,
         ),
     )
@@ -1440,7 +1465,8 @@ consumer = "buffered"
     }
     let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(
-        markdown.contains("**rest** held none of the steps"),
+        markdown.contains("**rest** held none of the steps")
+            && markdown.contains("For comparison, the "),
         "{markdown}"
     );
     let _ = std::fs::remove_dir_all(&out);

@@ -452,6 +452,14 @@ fn every_malformed_scenario_names_its_key_and_line() {
             "more than zero",
         ),
         (
+            "a capacity reference of two minutes",
+            "duration = \"60s\"",
+            "duration = \"60s\"\ncapacity = { reference = \"2m\" }",
+            "capacity.reference",
+            3,
+            "from 1s to 60s",
+        ),
+        (
             "infinite money",
             "duration = \"60s\"",
             "duration = \"60s\"\neconomics = { outages_per_year = inf }",

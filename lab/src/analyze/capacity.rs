@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use super::cpu::{Readings, sent_between, spent_between};
 use super::join::Request;
 use crate::experiment::{Experiment, RateShape};
-use crate::run_folder::summary::{Capacity, CapacityStep};
+use crate::reference::Reference;
+use crate::run_folder::summary::{Capacity, CapacityReference, CapacityStep};
 use crate::stats::{latency, ratio};
 
 /// The steps of the scenario's rate as `(rps, from_s, to_s)`, each from
@@ -101,10 +102,33 @@ pub fn per_architecture(
                 steps,
                 knee_rps,
                 first_missed_rps,
+                reference: None,
             },
         );
     }
     out
+}
+
+/// Gives every capacity the reference the repetitions measured (their
+/// mean) and its knee as a ratio to it; nothing when none measured one.
+pub fn with_reference(capacity: &mut HashMap<String, Capacity>, references: &[Reference]) {
+    let Some(first) = references.first() else {
+        return;
+    };
+    let commits_per_s =
+        references.iter().map(|r| r.commits_per_s).sum::<f64>() / references.len() as f64;
+    for figures in capacity.values_mut() {
+        figures.reference = Some(CapacityReference {
+            commits_per_s,
+            clients: first.clients,
+            seconds: first.seconds,
+            repetitions: references.len() as u32,
+            knee_ratio: figures
+                .knee_rps
+                .filter(|_| commits_per_s > 0.0)
+                .map(|knee| knee / commits_per_s),
+        });
+    }
 }
 
 /// CPU microseconds per request of every process serving `name`, and of
@@ -226,5 +250,29 @@ name = "rest"
         );
         // The successes per second follow the rows: 100 a second.
         assert!((fine.steps[0].ok_per_s - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_knee_is_quoted_against_the_mean_reference_of_the_repetitions() {
+        let experiment = scenario(STEPS);
+        let requests = HashMap::from([
+            ("fine".to_string(), rows(99.0, 99.0)),
+            ("never".to_string(), rows(0.0, 99.0)),
+        ]);
+        let mut capacity = per_architecture(&experiment, &requests, &Readings::new(), &[0]);
+        with_reference(&mut capacity, &[]);
+        assert!(capacity.values().all(|c| c.reference.is_none()));
+        let reference = |commits_per_s| Reference {
+            commits_per_s,
+            clients: 8,
+            seconds: 5.0,
+        };
+        with_reference(&mut capacity, &[reference(100.0), reference(300.0)]);
+        let fine = capacity["fine"].reference.clone().unwrap();
+        assert_eq!((fine.commits_per_s, fine.repetitions), (200.0, 2));
+        // The knee, 300 req/s, over the mean of 100 and 300.
+        assert_eq!(fine.knee_ratio, Some(1.5));
+        let never = capacity["never"].reference.clone().unwrap();
+        assert_eq!((never.commits_per_s, never.knee_ratio), (200.0, None));
     }
 }

@@ -161,6 +161,12 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
     let cpu = cpu::per_process(&cpu_readings, &requests, &names);
     let faulted: Vec<u32> = (0..repetitions).collect();
     let mut capacity = capacity::per_architecture(experiment, &requests, &cpu_readings, &faulted);
+    let references: Vec<_> = manifest
+        .repetitions
+        .iter()
+        .filter_map(|r| r.reference)
+        .collect();
+    capacity::with_reference(&mut capacity, &references);
     let (scraped, backlog) = join::scraped(&files.metrics)?;
     let produce_ack = join::histogram_by_phase(
         &files.metrics,

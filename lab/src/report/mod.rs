@@ -352,8 +352,36 @@ impl CapacityRow {
     }
 }
 
-/// An architecture's knee, and what the step past it looked like.
+/// An architecture's knee, what the step past it looked like, and the knee
+/// as a ratio to what PostgreSQL committed alone in the same run.
 fn capacity_note(name: &str, capacity: &Capacity) -> String {
+    let knee = knee_note(name, capacity);
+    let Some(reference) = &capacity.reference else {
+        return knee;
+    };
+    let commits = format!(
+        "the {:.0} single-row commits a second PostgreSQL made alone before the load \
+         ({} connections, {:.0} s{})",
+        reference.commits_per_s,
+        reference.clients,
+        reference.seconds,
+        if reference.repetitions > 1 {
+            format!(", the mean of {} repetitions", reference.repetitions)
+        } else {
+            String::new()
+        }
+    );
+    match reference.knee_ratio {
+        Some(ratio) => format!(
+            "{knee} Its knee is **{ratio:.2}×** {commits}, a ratio that carries to another \
+             machine."
+        ),
+        None => format!("{knee} For comparison, {commits}."),
+    }
+}
+
+/// An architecture's knee, and what the step past it looked like.
+fn knee_note(name: &str, capacity: &Capacity) -> String {
     let step = |rps: f64| capacity.steps.iter().find(|s| s.rps == rps);
     let how = |s: &CapacityStep| {
         format!(
@@ -768,7 +796,7 @@ pub fn headline(summary: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::{capacity_note, describe_architecture};
-    use crate::run_folder::summary::{Capacity, CapacityStep, Latency};
+    use crate::run_folder::summary::{Capacity, CapacityReference, CapacityStep, Latency};
 
     #[test]
     fn a_capacity_note_names_the_knee_and_a_step_held_again_above_a_miss() {
@@ -799,6 +827,7 @@ mod tests {
                 .collect(),
             knee_rps: None,
             first_missed_rps: None,
+            reference: None,
         };
         let mut stall = capacity([5.0, 168.0, 9.0, 12.0]);
         (stall.knee_rps, stall.first_missed_rps) = (Some(1000.0), Some(2000.0));
@@ -816,6 +845,40 @@ mod tests {
         (limit.knee_rps, limit.first_missed_rps) = (Some(1000.0), Some(2000.0));
         let note = capacity_note("rest", &limit);
         assert!(!note.contains("higher step"), "{note}");
+        assert!(!note.contains("PostgreSQL alone"), "{note}");
+
+        // With the same run's reference: the knee as a ratio to it.
+        limit.reference = Some(CapacityReference {
+            commits_per_s: 800.0,
+            clients: 8,
+            seconds: 5.0,
+            repetitions: 2,
+            knee_ratio: Some(1.25),
+        });
+        let note = capacity_note("rest", &limit);
+        assert!(
+            note.ends_with(
+                "Its knee is **1.25×** the 800 single-row commits a second PostgreSQL made \
+                 alone before the load (8 connections, 5 s, the mean of 2 repetitions), a \
+                 ratio that carries to another machine."
+            ),
+            "{note}"
+        );
+        let mut never = capacity([500.0, 600.0, 700.0, 800.0]);
+        never.first_missed_rps = Some(1000.0);
+        never.reference = limit.reference.clone().map(|r| CapacityReference {
+            knee_ratio: None,
+            repetitions: 1,
+            ..r
+        });
+        let note = capacity_note("rest", &never);
+        assert!(
+            note.ends_with(
+                "For comparison, the 800 single-row commits a second PostgreSQL made alone \
+                 before the load (8 connections, 5 s)."
+            ),
+            "{note}"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One repetition of a run, as a struct with one method per stage:
-//! [`up`](Repetition::up) → [`drive`](Repetition::drive) →
+//! [`up`](Repetition::up) → [`reference`](Repetition::reference) (when the
+//! scenario asks for it) → [`drive`](Repetition::drive) →
 //! [`drain`](Repetition::drain) → [`audit`](Repetition::audit) →
 //! [`down`](Repetition::down) → [`record`](Repetition::record).
 //! The stack always goes down, whatever a stage in between returned.
@@ -22,6 +23,7 @@ use crate::collect::{self, Latest, MetricRow, ScrapeTarget, StoredRow};
 use crate::fault::{self, FaultRecord};
 use crate::load::{self, Counters, Row};
 use crate::plan::Plan;
+use crate::reference::{self, Reference};
 use crate::run_folder::{RepetitionSummary, Status, frames};
 use crate::shutdown::Shutdown;
 use crate::stack::LabStack;
@@ -104,6 +106,10 @@ impl Repetition<'_> {
             .as_ref()
             .map(|b| (b.version(), b.kind().durable()))
             .unwrap_or_default();
+        let reference = match self.plan.reference {
+            Some(length) => self.reference(&stack, length).await,
+            None => None,
+        };
         let measured = self.measure(&mut stack).await;
         self.down(stack).await;
         let measured = measured?;
@@ -123,7 +129,40 @@ impl Repetition<'_> {
             broker: broker.0,
             broker_durable: broker.1,
             control: self.plan.is_control(self.number),
+            reference,
         })
+    }
+
+    /// The capacity's reference: what PostgreSQL commits alone, before the
+    /// load ([`crate::reference`]). A failure is said and leaves the run
+    /// without it; the load goes on. Stopping the run ends it at once (the
+    /// scratch table of an external database is dropped by the next one).
+    pub async fn reference(&self, stack: &LabStack, length: Duration) -> Option<Reference> {
+        self.say(&format!(
+            "PostgreSQL alone: single-row commits from {} connections for {}",
+            reference::CLIENTS,
+            humantime::format_duration(length)
+        ));
+        let url = stack.database.url();
+        let measured = tokio::select! {
+            measured = reference::single_row_commits(&url, length) => measured,
+            () = self.shutdown.graceful.cancelled() => return None,
+        };
+        match measured {
+            Ok(measured) => {
+                self.say(&format!(
+                    "PostgreSQL alone: {:.0} single-row commits a second",
+                    measured.commits_per_s
+                ));
+                Some(measured)
+            }
+            Err(error) => {
+                self.say(&format!(
+                    "PostgreSQL alone could not be measured, the report has no reference: {error:#}"
+                ));
+                None
+            }
+        }
     }
 
     /// Brings the stack up and checks that every fault can act on it.

@@ -37,6 +37,10 @@ pub struct RepetitionSummary {
     /// The control repetition: the same load, no fault.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub control: bool,
+    /// What PostgreSQL committed alone before the load, when the scenario
+    /// asks for the capacity's reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<crate::reference::Reference>,
 }
 
 /// `manifest.json`.

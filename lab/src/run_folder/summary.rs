@@ -62,6 +62,28 @@ pub struct Capacity {
     pub knee_rps: Option<f64>,
     /// The lowest rate that missed a bound; `None` if every step met them.
     pub first_missed_rps: Option<f64>,
+    /// What PostgreSQL committed alone in the same run, and the knee as a
+    /// ratio to it; absent unless the scenario asks for the reference
+    /// (`capacity.reference`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<CapacityReference>,
+}
+
+/// PostgreSQL alone, measured before each repetition's load: single-row
+/// commits from several connections into a table like the events'.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct CapacityReference {
+    /// Single-row commits a second, the mean over the repetitions that
+    /// measured it.
+    pub commits_per_s: f64,
+    /// Connections that committed at once.
+    pub clients: u32,
+    /// How long they committed, in each repetition.
+    pub seconds: f64,
+    /// How many repetitions measured it.
+    pub repetitions: u32,
+    /// The knee over `commits_per_s`; `None` without a knee.
+    pub knee_ratio: Option<f64>,
 }
 
 /// One step of a stepped rate, from its second second to its end (the
