@@ -373,8 +373,14 @@ fn capacity_note(name: &str, capacity: &Capacity) -> String {
     );
     match reference.knee_ratio {
         Some(ratio) => format!(
-            "{knee} Its knee is **{ratio:.2}×** {commits}, a ratio that carries to another \
-             machine."
+            "{knee} Its knee is {}**{ratio:.2}×** {commits}, a ratio that carries to another \
+             machine.",
+            // Every step held: the knee lies at the highest step or above.
+            if capacity.first_missed_rps.is_none() {
+                "at least "
+            } else {
+                ""
+            }
         ),
         None => format!("{knee} For comparison, {commits}."),
     }
@@ -864,6 +870,11 @@ mod tests {
             ),
             "{note}"
         );
+        let mut all = capacity([5.0, 6.0, 7.0, 8.0]);
+        all.knee_rps = Some(4000.0);
+        all.reference = limit.reference.clone();
+        let note = capacity_note("rest", &all);
+        assert!(note.contains("Its knee is at least **1.25×** the 800"), "{note}");
         let mut never = capacity([500.0, 600.0, 700.0, 800.0]);
         never.first_missed_rps = Some(1000.0);
         never.reference = limit.reference.clone().map(|r| CapacityReference {
