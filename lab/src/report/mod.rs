@@ -874,7 +874,10 @@ mod tests {
         all.knee_rps = Some(4000.0);
         all.reference = limit.reference.clone();
         let note = capacity_note("rest", &all);
-        assert!(note.contains("Its knee is at least **1.25×** the 800"), "{note}");
+        assert!(
+            note.contains("Its knee is at least **1.25×** the 800"),
+            "{note}"
+        );
         let mut never = capacity([500.0, 600.0, 700.0, 800.0]);
         never.first_missed_rps = Some(1000.0);
         never.reference = limit.reference.clone().map(|r| CapacityReference {
