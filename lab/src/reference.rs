@@ -21,7 +21,7 @@ pub const CLIENTS: u32 = 8;
 const TABLE: &str = "faultline_reference";
 
 /// What PostgreSQL committed alone.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Reference {
     /// Single-row commits a second, all connections together.
     pub commits_per_s: f64,
@@ -31,10 +31,17 @@ pub struct Reference {
     pub seconds: f64,
 }
 
-/// Measures [`Reference`] on the database at `url` for `length`. The
-/// events' table is created if it is not there yet (its migration is the
-/// services'), the scratch table is made like it and dropped afterwards.
+/// Measures [`Reference`] on the database at `url` for `length`, giving up
+/// 30 s past it (a database that stops answering). The events' table is
+/// created if it is not there yet (its migration is the services'), the
+/// scratch table is made like it and dropped afterwards.
 pub async fn single_row_commits(url: &str, length: Duration) -> anyhow::Result<Reference> {
+    tokio::time::timeout(length + Duration::from_secs(30), measure(url, length))
+        .await
+        .context("PostgreSQL stopped answering")?
+}
+
+async fn measure(url: &str, length: Duration) -> anyhow::Result<Reference> {
     let store =
         faultline_services::store::Store::new(faultline_services::store::DbConfig::new(url))
             .context("the database URL")?;
