@@ -254,8 +254,9 @@ pub async fn measure_backlog(
 
 /// The CPU time a process of the stack has used, in seconds (user and
 /// system, from `/proc`), read every second: the row's service names the
-/// process (`rest`, `producer`, `consumer`, `postgresql`, `broker`, or
-/// `lab` for the runner itself: load driver, fault proxies, scraping), its
+/// process (`rest`, `producer`, `consumer`, `postgresql`, `broker`, `proxy`
+/// for the runner's fault proxies, which run on a thread of their own, or
+/// `lab` for the rest of the runner: load driver, scraping), its
 /// architecture the one it serves alone (empty when shared). A restarted
 /// process starts again from zero.
 pub const LAB_CPU: &str = "lab_process_cpu_seconds";
@@ -265,7 +266,8 @@ pub const LAB_CPU: &str = "lab_process_cpu_seconds";
 pub struct CpuTarget {
     /// The architecture it serves alone; empty when every one shares it.
     pub architecture: String,
-    /// `rest`, `producer`, `consumer`, `postgresql`, `broker` or `lab`.
+    /// `rest`, `producer`, `consumer`, `postgresql`, `broker`, `proxy` or
+    /// `lab`.
     pub process: String,
     pub pid: PidOf,
     /// Its descendants' time too (PostgreSQL's backends).
@@ -278,8 +280,10 @@ pub enum PidOf {
     /// A pid file, read at every sample: a restarted process writes its new
     /// pid there.
     File(std::path::PathBuf),
-    /// The runner itself.
+    /// The runner itself, less its fault proxies' thread.
     Runner,
+    /// The runner's fault proxies' thread.
+    Proxies,
 }
 
 /// Samples each target's CPU time every second from `t0` until `cancel`,
@@ -301,17 +305,7 @@ pub async fn sample_cpu(
             targets
                 .into_iter()
                 .filter_map(|target| {
-                    let pid = match &target.pid {
-                        PidOf::Runner => std::process::id(),
-                        // "PID PROGRAM", as the stack writes it.
-                        PidOf::File(path) => std::fs::read_to_string(path)
-                            .ok()?
-                            .split_whitespace()
-                            .next()?
-                            .parse()
-                            .ok()?,
-                    };
-                    let seconds = faultline_stack::process::cpu_seconds(pid, target.children)?;
+                    let seconds = cpu_seconds(&target)?;
                     Some(MetricRow {
                         t_s,
                         architecture: target.architecture,
@@ -328,6 +322,29 @@ pub async fn sample_cpu(
         .await;
         if let Ok(read) = read {
             rows.lock().expect("rows lock").extend(read);
+        }
+    }
+}
+
+/// The CPU time `target` has used, in seconds.
+fn cpu_seconds(target: &CpuTarget) -> Option<f64> {
+    use faultline_stack::{process, proxy};
+    let me = std::process::id();
+    match &target.pid {
+        PidOf::Runner => {
+            let proxies = process::thread_cpu_seconds(me, proxy::THREAD)?;
+            Some(process::cpu_seconds(me, target.children)? - proxies)
+        }
+        PidOf::Proxies => process::thread_cpu_seconds(me, proxy::THREAD),
+        // "PID PROGRAM", as the stack writes it.
+        PidOf::File(path) => {
+            let pid = std::fs::read_to_string(path)
+                .ok()?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            process::cpu_seconds(pid, target.children)
         }
     }
 }

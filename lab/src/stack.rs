@@ -530,6 +530,7 @@ impl LabStack {
         if let Some(broker) = self.broker.as_ref().filter(|b| b.pid().is_some()) {
             targets.push(target("", "broker", PidOf::File(broker.pid_file()), false));
         }
+        targets.push(target("", "proxy", PidOf::Proxies, false));
         targets.push(target("", "lab", PidOf::Runner, false));
         targets
     }

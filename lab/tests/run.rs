@@ -279,6 +279,7 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
         ("consumer", "kafka-drop"),
         ("postgresql", ""),
         ("broker", ""),
+        ("proxy", ""),
         ("lab", ""),
     ];
     assert_eq!(

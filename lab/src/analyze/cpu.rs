@@ -13,12 +13,13 @@ use crate::run_folder::summary::ProcessCpu;
 
 /// The order processes are listed in: each architecture's own, then the
 /// shared ones.
-const ORDER: [&str; 6] = [
+const ORDER: [&str; 7] = [
     "rest",
     "producer",
     "consumer",
     "postgresql",
     "broker",
+    "proxy",
     "lab",
 ];
 

@@ -474,7 +474,8 @@ fn process_label(process: &str) -> &'static str {
         "consumer" => "consumer",
         "postgresql" => "PostgreSQL (every backend)",
         "broker" => "broker",
-        "lab" => "the lab (load driver, fault proxies)",
+        "proxy" => "fault proxies (the lab's thread for them)",
+        "lab" => "the lab (load driver, scraping)",
         _ => "other",
     }
 }
@@ -490,16 +491,13 @@ fn cpu_note(cpu: &[ProcessCpu]) -> Option<String> {
         .iter()
         .filter_map(|c| {
             let us = c.us_per_request?;
-            let architecture = c.architecture.as_deref()?;
-            let role = if c.process == "rest" {
-                "service"
-            } else {
-                c.process.as_str()
+            let whose = match (c.architecture.as_deref(), c.process.as_str()) {
+                (Some(architecture), "rest") => format!("{architecture}'s service"),
+                (Some(architecture), process) => format!("{architecture}'s {process}"),
+                (None, "proxy") if us > 0.0 => "the fault proxies".to_string(),
+                (None, _) => return None,
             };
-            Some(format!(
-                "**×{:.2}** for {architecture}'s {role}",
-                us / postgresql
-            ))
+            Some(format!("**×{:.2}** for {whose}", us / postgresql))
         })
         .collect();
     (!services.is_empty()).then(|| {
@@ -801,8 +799,10 @@ pub fn headline(summary: &Summary) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{capacity_note, describe_architecture};
-    use crate::run_folder::summary::{Capacity, CapacityReference, CapacityStep, Latency};
+    use super::{capacity_note, cpu_note, describe_architecture};
+    use crate::run_folder::summary::{
+        Capacity, CapacityReference, CapacityStep, Latency, ProcessCpu,
+    };
 
     #[test]
     fn a_capacity_note_names_the_knee_and_a_step_held_again_above_a_miss() {
@@ -893,6 +893,36 @@ mod tests {
             ),
             "{note}"
         );
+    }
+
+    #[test]
+    fn the_cpu_note_sets_each_service_and_the_fault_proxies_beside_postgresql() {
+        let process = |process: &str, architecture: Option<&str>, us: f64| ProcessCpu {
+            process: process.into(),
+            architecture: architecture.map(Into::into),
+            cpu_s: us,
+            sampled_s: 10.0,
+            requests: 1_000_000,
+            us_per_request: Some(us),
+            cores: us / 10.0,
+        };
+        let cpu = [
+            process("rest", Some("rest"), 50.0),
+            process("consumer", Some("kafka"), 10.0),
+            process("postgresql", None, 200.0),
+            process("proxy", None, 40.0),
+            process("lab", None, 100.0),
+        ];
+        let note = cpu_note(&cpu).unwrap();
+        assert!(
+            note.starts_with(
+                "Per request, beside the 200 µs PostgreSQL spent: **×0.25** for rest's \
+                 service, **×0.05** for kafka's consumer, **×0.20** for the fault proxies."
+            ),
+            "{note}"
+        );
+        // Without PostgreSQL's figure there is nothing to set beside.
+        assert!(cpu_note(&cpu[..1]).is_none());
     }
 
     #[test]

@@ -145,11 +145,7 @@ fn stat(pid: i32) -> Option<(char, i32)> {
 /// children it has waited for (a PostgreSQL cluster: the postmaster, its
 /// backends and those that ended). `None` if there is no such process.
 pub fn cpu_seconds(pid: u32, children: bool) -> Option<f64> {
-    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .filter(|t| *t > 0)
-        .unwrap_or(100) as f64;
+    let ticks = clock_ticks();
     let own = cpu_ticks(pid)?;
     if !children {
         return Some((own.0) as f64 / ticks);
@@ -177,10 +173,42 @@ pub fn cpu_seconds(pid: u32, children: bool) -> Option<f64> {
     Some(total as f64 / ticks)
 }
 
+/// The CPU time, in seconds, of the threads of `pid` named `name` (their
+/// `comm`), from `/proc/PID/task`; `None` if the process cannot be read.
+pub fn thread_cpu_seconds(pid: u32, name: &str) -> Option<f64> {
+    let mut ticks = 0;
+    for task in fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let path = task.path();
+        let named = fs::read_to_string(path.join("comm")).is_ok_and(|comm| comm.trim_end() == name);
+        if named
+            && let Some((own, _)) = fs::read_to_string(path.join("stat"))
+                .ok()
+                .as_deref()
+                .and_then(stat_ticks)
+        {
+            ticks += own;
+        }
+    }
+    Some(ticks as f64 / clock_ticks())
+}
+
+/// Clock ticks a second, the unit of `/proc`'s CPU times.
+fn clock_ticks() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|t| *t > 0)
+        .unwrap_or(100) as f64
+}
+
 /// A process's own CPU ticks (utime + stime) and those of its children it
 /// waited for (cutime + cstime), from `/proc/PID/stat`.
 fn cpu_ticks(pid: u32) -> Option<(u64, u64)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_ticks(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// [`cpu_ticks`] from the text of a `stat` file (a process's or a thread's).
+fn stat_ticks(text: &str) -> Option<(u64, u64)> {
     let rest = &text[text.rfind(')')? + 2..];
     // After the name: state (3), ppid (4), ..., utime (14), stime (15),
     // cutime (16), cstime (17).
@@ -325,6 +353,37 @@ mod tests {
             "{with_children} s with children, {alone} s alone, the child {spun} s"
         );
         assert!(cpu_seconds(u32::MAX - 1, true).is_none());
+    }
+
+    #[test]
+    fn the_cpu_time_of_named_threads_is_read_apart_from_the_rest() {
+        // A thread that spins for 0.4 s, then waits while it is read.
+        let (done, finished) = std::sync::mpsc::channel();
+        let spinner = std::thread::Builder::new()
+            .name("fl-test-spin".into())
+            .spawn(move || {
+                let mut x = 0u64;
+                let begun = Instant::now();
+                while begun.elapsed() < Duration::from_millis(400) {
+                    x = x.wrapping_mul(31).wrapping_add(1);
+                    std::hint::black_box(x);
+                }
+                done.send(()).unwrap();
+                std::thread::sleep(Duration::from_secs(1));
+            })
+            .unwrap();
+        finished.recv().unwrap();
+        let me = std::process::id();
+        let spun = thread_cpu_seconds(me, "fl-test-spin").unwrap();
+        let whole = cpu_seconds(me, false).unwrap();
+        let none = thread_cpu_seconds(me, "fl-no-such").unwrap();
+        spinner.join().unwrap();
+        // Spinning 0.4 s of wall time on a loaded machine: at least a
+        // quarter of it on a core.
+        assert!(spun >= 0.1, "the spinning thread used {spun} s");
+        assert!(spun <= whole + 0.01, "{spun} s of {whole} s");
+        assert_eq!(none, 0.0);
+        assert!(thread_cpu_seconds(u32::MAX - 1, "fl-test-spin").is_none());
     }
 
     #[test]

@@ -64,6 +64,30 @@ impl Rule {
     }
 }
 
+/// The name of the thread every fault proxy of a process runs on.
+pub const THREAD: &str = "faultline-proxy";
+
+/// The runtime of every fault proxy of this process: a thread of its own,
+/// [`THREAD`], started on first use. Its tasks never queue behind the load
+/// driver's, which can keep a shared runtime's threads busy at a high rate
+/// (the kernel shares the cores between threads fairly; a runtime runs its
+/// tasks in turn), and its CPU time is read apart from the driver's.
+fn runtime() -> &'static tokio::runtime::Handle {
+    static HANDLE: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the fault proxies' runtime starts");
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name(THREAD.into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .expect("the fault proxies' thread starts");
+        handle
+    })
+}
+
 /// A running proxy; dropping it stops it and closes every connection.
 #[derive(Debug)]
 pub struct FaultProxy {
@@ -89,23 +113,25 @@ impl FaultProxy {
     }
 
     async fn start_with(upstream: SocketAddr, kafka: bool) -> Result<Self, StackError> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|source| StackError::Io {
-                path: "127.0.0.1:0".into(),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StackError::Io {
+        let io_error = |source| StackError::Io {
             path: "127.0.0.1:0".into(),
             source,
-        })?;
+        };
+        // Bound here, registered with the proxies' runtime there: a socket
+        // belongs to the runtime whose reactor it was registered with.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io_error)?;
+        listener.set_nonblocking(true).map_err(io_error)?;
+        let addr = listener.local_addr().map_err(io_error)?;
         let (mode, watcher) = watch::channel(Rule {
             mode: ProxyMode::Pass,
             only: None,
         });
         let connections = Arc::new(AtomicU64::new(0));
         let counter = connections.clone();
-        let accept = tokio::spawn(async move {
+        let accept = runtime().spawn(async move {
+            let Ok(listener) = TcpListener::from_std(listener) else {
+                return;
+            };
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -579,6 +605,45 @@ mod tests {
             }
         });
         addr
+    }
+
+    #[tokio::test]
+    async fn a_proxy_passes_bytes_while_the_runtime_that_started_it_is_busy() {
+        // An echo server on a thread of its own.
+        let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let upstream_addr = upstream.local_addr().unwrap();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut s, _) = upstream.accept().unwrap();
+            let mut buf = [0u8; 64];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 || s.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+        let proxy = FaultProxy::start(upstream_addr).await.unwrap();
+        // This test's runtime has one thread, blocked below in plain
+        // system calls: only a proxy on a thread of its own can answer.
+        use std::io::{Read, Write};
+        let mut client = std::net::TcpStream::connect(proxy.addr()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client.write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        client.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping");
+        let me = std::process::id();
+        assert!(
+            crate::process::thread_cpu_seconds(me, THREAD).is_some_and(|s| s >= 0.0)
+                && std::fs::read_dir(format!("/proc/{me}/task"))
+                    .unwrap()
+                    .flatten()
+                    .any(|task| std::fs::read_to_string(task.path().join("comm"))
+                        .is_ok_and(|comm| comm.trim_end() == THREAD)),
+            "no thread named {THREAD}"
+        );
     }
 
     #[tokio::test]
