@@ -1024,11 +1024,12 @@ pub struct CapacityBounds {
     /// The highest share of failed requests, e.g. 0.01.
     #[serde(default = "defaults::capacity_max_error_rate")]
     pub max_error_rate: f64,
-    /// Before the load, PostgreSQL alone commits single-row inserts into a
-    /// scratch table like the events' from 8 connections for this long, e.g.
-    /// "5s"; the report quotes each knee as a ratio to that rate, a reference
-    /// measured in the same run that carries to another machine. Absent: no
-    /// reference.
+    /// Before the load, PostgreSQL alone stores rows like the events' in a
+    /// scratch table three ways, each for this long, e.g. "5s": single-row
+    /// commits and commits of 50 rows from 8 connections, and COPY of
+    /// 10,000 rows from one. The report quotes each knee as a ratio to
+    /// those rates, references measured in the same run that carry to
+    /// another machine. Absent: no reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<Span>,
 }

@@ -53,8 +53,8 @@ pub struct Plan {
     #[serde(rename = "drain_timeout_s", serialize_with = "seconds")]
     pub drain_timeout: Duration,
     pub stack: StackPlan,
-    /// Before each repetition's load, how long PostgreSQL alone commits
-    /// single-row inserts, the capacity's reference ([`crate::reference`]).
+    /// Before each repetition's load, how long PostgreSQL alone stores rows
+    /// each way, the capacity's references ([`crate::reference`]).
     #[serde(
         rename = "reference_s",
         skip_serializing_if = "Option::is_none",

@@ -1618,7 +1618,7 @@ fn check_capacity(experiment: &Experiment, report: &mut Report<'_>) {
         report.at(
             "capacity.reference",
             format!(
-                "{} must be from 1s to 60s (how long PostgreSQL alone commits before the load)",
+                "{} must be from 1s to 60s (how long PostgreSQL alone stores rows each way before the load)",
                 humantime::format_duration(reference.0)
             ),
             None,

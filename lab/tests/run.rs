@@ -1365,6 +1365,11 @@ consumer = "buffered"
     assert!(measured["seconds"].as_f64().unwrap() >= 1.0, "{manifest}");
     let alone = measured["commits_per_s"].as_f64().unwrap();
     assert!(alone > 0.0, "{manifest}");
+    // Many rows per commit, and COPY, store more rows a second than one
+    // row per commit.
+    let multi = measured["multi_row_rows_per_s"].as_f64().unwrap();
+    let copy = measured["copy_rows_per_s"].as_f64().unwrap();
+    assert!(multi > alone && copy > alone, "{manifest}");
     let requests = read(&dir, "requests.parquet");
     let (arch, intended, ok) = (
         strings(&requests, "architecture"),
@@ -1402,6 +1407,17 @@ consumer = "buffered"
             for process in [own, "postgresql", "lab"] {
                 assert!(cpu[process].as_f64().unwrap() > 0.0, "{process}: {step}");
             }
+            // The cores every process kept busy, each within the machine.
+            let cores = step["cpu_cores"].as_object().unwrap();
+            let machine = capacity["machine_cores"].as_f64().unwrap();
+            assert!(
+                cores.contains_key("rest") && cores.contains_key("producer"),
+                "{step}"
+            );
+            for (process, used) in cores {
+                let used = used.as_f64().unwrap();
+                assert!((0.0..=machine * 1.05).contains(&used), "{process}: {step}");
+            }
         }
         let held: Vec<bool> = steps.iter().map(|s| s["held"].as_bool().unwrap()).collect();
         let knee = held
@@ -1414,6 +1430,8 @@ consumer = "buffered"
         // The knee over what PostgreSQL committed alone before the load.
         let reference = &capacity["reference"];
         assert_eq!(reference["commits_per_s"], alone, "{capacity}");
+        assert_eq!(reference["multi_row_rows_per_s"], multi, "{capacity}");
+        assert_eq!(reference["copy_rows_per_s"], copy, "{capacity}");
         assert_eq!(
             reference["knee_ratio"].as_f64(),
             knee.map(|knee| knee / alone),

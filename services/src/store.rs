@@ -29,6 +29,13 @@ macro_rules! insert_rows {
 
 /// The table of stored events.
 pub const EVENTS_TABLE: &str = "location_events";
+
+/// The insert of a [`Batch`]'s rows (its [`Batch::params`]) into `table`,
+/// a table like the events', skipping stored ids: the statement of group
+/// commit and of the consumer's fallback, for another table.
+pub fn insert_rows_into(table: &str) -> String {
+    insert_rows!().replacen(EVENTS_TABLE, table, 1)
+}
 /// The table where the consumer keeps its position, written in the same
 /// transaction as the rows it covers.
 pub const OFFSETS_TABLE: &str = "consumer_offsets";
@@ -428,7 +435,7 @@ impl Store {
         let copied = self
             .with_client(async |c| {
                 let tx = c.transaction().await?;
-                let copied = batch.copy_into(&tx).await?;
+                let copied = batch.copy_into(&tx, EVENTS_TABLE).await?;
                 store_position(&tx, position).await?;
                 tx.commit().await?;
                 Ok(copied)
@@ -512,8 +519,8 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// The parameters of `insert_rows!`, in order.
-    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 6] {
+    /// The parameters of [`insert_rows_into`]'s statement, in order.
+    pub fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 6] {
         [
             &self.event_ids,
             &self.driver_ids,
@@ -524,20 +531,20 @@ impl Batch {
         ]
     }
 
-    /// Copies the batch into the events' table (`COPY ... FROM STDIN
-    /// BINARY`): how many rows went in. Fails on the key when one of its ids
-    /// is already stored.
-    async fn copy_into(
+    /// Copies the batch into `table`, the events' or one like it (`COPY ...
+    /// FROM STDIN BINARY`): how many rows went in. Fails on the key when one
+    /// of its ids is already stored.
+    pub async fn copy_into(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
+        table: &str,
     ) -> Result<u64, tokio_postgres::Error> {
         use tokio_postgres::binary_copy::BinaryCopyInWriter;
         use tokio_postgres::types::Type;
         let sink = tx
-            .copy_in(
-                "COPY location_events (event_id, driver_id, lat, lng, sent_at, stored_by)
-                 FROM STDIN BINARY",
-            )
+            .copy_in(&format!(
+                "COPY {table} (event_id, driver_id, lat, lng, sent_at, stored_by) FROM STDIN BINARY"
+            ))
             .await?;
         let writer = BinaryCopyInWriter::new(
             sink,

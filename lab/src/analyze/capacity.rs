@@ -42,12 +42,14 @@ pub fn plateaus(experiment: &Experiment) -> Vec<(f64, f64, f64)> {
 
 /// Each architecture's capacity over the steps of the scenario's rate;
 /// empty unless the rate is stepped. `requests`: every architecture's rows
-/// of the repetitions with faults as planned (not the control).
+/// of the repetitions with faults as planned (not the control);
+/// `machine_cores`: the run's machine's.
 pub fn per_architecture(
     experiment: &Experiment,
     requests: &HashMap<String, Vec<Request>>,
     readings: &Readings,
     repetitions: &[u32],
+    machine_cores: u32,
 ) -> HashMap<String, Capacity> {
     let plateaus = plateaus(experiment);
     if plateaus.is_empty() {
@@ -87,6 +89,7 @@ pub fn per_architecture(
                         repetitions,
                         (from, to),
                     ),
+                    cpu_cores: cores_used(readings, repetitions, (from, to)),
                     held,
                 }
             })
@@ -103,6 +106,7 @@ pub fn per_architecture(
                 knee_rps,
                 first_missed_rps,
                 reference: None,
+                machine_cores,
             },
         );
     }
@@ -117,6 +121,13 @@ pub fn with_reference(capacity: &mut HashMap<String, Capacity>, references: &[Re
     };
     let commits_per_s =
         references.iter().map(|r| r.commits_per_s).sum::<f64>() / references.len() as f64;
+    // The mean of the repetitions that measured it.
+    let mean = |of: fn(&Reference) -> Option<f64>| {
+        let measured: Vec<f64> = references.iter().filter_map(of).collect();
+        (!measured.is_empty()).then(|| measured.iter().sum::<f64>() / measured.len() as f64)
+    };
+    let multi_row_rows_per_s = mean(|r| r.multi_row_rows_per_s);
+    let copy_rows_per_s = mean(|r| r.copy_rows_per_s);
     for figures in capacity.values_mut() {
         figures.reference = Some(CapacityReference {
             commits_per_s,
@@ -127,6 +138,10 @@ pub fn with_reference(capacity: &mut HashMap<String, Capacity>, references: &[Re
                 .knee_rps
                 .filter(|_| commits_per_s > 0.0)
                 .map(|knee| knee / commits_per_s),
+            multi_row_rows_per_s,
+            rows_per_commit: crate::reference::ROWS_PER_COMMIT as u32,
+            copy_rows_per_s,
+            copy_rows: crate::reference::COPY_ROWS as u32,
         });
     }
 }
@@ -158,6 +173,36 @@ fn cpu_per_request(
         .filter(|(_, (_, sent))| *sent > 0)
         .map(|(process, (cpu_s, sent))| (process, cpu_s * 1e6 / sent as f64))
         .collect()
+}
+
+/// The cores each sampled process kept busy within `window` (its CPU
+/// seconds over the seconds sampled, over the repetitions), every
+/// architecture's processes and the shared ones.
+fn cores_used(
+    readings: &Readings,
+    repetitions: &[u32],
+    (from, to): (f64, f64),
+) -> BTreeMap<String, f64> {
+    // process → (cpu seconds, sampled seconds); a process of each of two
+    // architectures (two REST services) counts once, both together.
+    let mut totals: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
+    for ((architecture, process, repetition), points) in readings {
+        if !repetitions.contains(repetition) {
+            continue;
+        }
+        if let Some(spent) = spent_between(points, from, to).filter(|s| s.to > s.from) {
+            let slot = totals
+                .entry((process.clone(), architecture.clone()))
+                .or_default();
+            slot.0 += spent.cpu_s;
+            slot.1 += spent.to - spent.from;
+        }
+    }
+    let mut cores: BTreeMap<String, f64> = BTreeMap::new();
+    for ((process, _), (cpu_s, sampled_s)) in totals {
+        *cores.entry(process).or_default() += cpu_s / sampled_s;
+    }
+    cores
 }
 
 #[cfg(test)]
@@ -225,7 +270,7 @@ name = "rest"
         let experiment = scenario(STEPS);
         let knee = |rows: Vec<Request>| {
             let requests = HashMap::from([("rest".to_string(), rows)]);
-            per_architecture(&experiment, &requests, &Readings::new(), &[0])
+            per_architecture(&experiment, &requests, &Readings::new(), &[0], 2)
                 .remove("rest")
                 .unwrap()
         };
@@ -253,23 +298,56 @@ name = "rest"
     }
 
     #[test]
+    fn a_step_counts_the_cores_every_sampled_process_kept_busy() {
+        // Cumulative CPU seconds each second: two REST services half a core
+        // each, PostgreSQL 0.3 cores in repetition 0 and 0.5 in repetition 1.
+        let climb = |per_s: f64| {
+            (0..=20)
+                .map(|t| (f64::from(t), per_s * f64::from(t)))
+                .collect()
+        };
+        let readings = Readings::from([
+            (("a".into(), "rest".into(), 0), climb(0.5)),
+            (("b".into(), "rest".into(), 0), climb(0.5)),
+            (("a".into(), "rest".into(), 1), climb(0.5)),
+            (("b".into(), "rest".into(), 1), climb(0.5)),
+            ((String::new(), "postgresql".into(), 0), climb(0.3)),
+            ((String::new(), "postgresql".into(), 1), climb(0.5)),
+        ]);
+        let cores = cores_used(&readings, &[0, 1], (2.0, 8.0));
+        assert!((cores["rest"] - 1.0).abs() < 1e-9, "{cores:?}");
+        assert!((cores["postgresql"] - 0.4).abs() < 1e-9, "{cores:?}");
+        // A repetition left out (a control) counts for nothing.
+        let cores = cores_used(&readings, &[0], (2.0, 8.0));
+        assert!((cores["postgresql"] - 0.3).abs() < 1e-9, "{cores:?}");
+    }
+
+    #[test]
     fn the_knee_is_quoted_against_the_mean_reference_of_the_repetitions() {
         let experiment = scenario(STEPS);
         let requests = HashMap::from([
             ("fine".to_string(), rows(99.0, 99.0)),
             ("never".to_string(), rows(0.0, 99.0)),
         ]);
-        let mut capacity = per_architecture(&experiment, &requests, &Readings::new(), &[0]);
+        let mut capacity = per_architecture(&experiment, &requests, &Readings::new(), &[0], 2);
         with_reference(&mut capacity, &[]);
         assert!(capacity.values().all(|c| c.reference.is_none()));
-        let reference = |commits_per_s| Reference {
+        let reference = |commits_per_s, copy_rows_per_s| Reference {
             commits_per_s,
             clients: 8,
             seconds: 5.0,
+            multi_row_rows_per_s: Some(commits_per_s * 10.0),
+            copy_rows_per_s,
         };
-        with_reference(&mut capacity, &[reference(100.0), reference(300.0)]);
+        // The second repetition's COPY was not measured (an earlier run's).
+        with_reference(
+            &mut capacity,
+            &[reference(100.0, Some(5000.0)), reference(300.0, None)],
+        );
         let fine = capacity["fine"].reference.clone().unwrap();
         assert_eq!((fine.commits_per_s, fine.repetitions), (200.0, 2));
+        assert_eq!(fine.multi_row_rows_per_s, Some(2000.0));
+        assert_eq!(fine.copy_rows_per_s, Some(5000.0));
         // The knee, 300 req/s, over the mean of 100 and 300.
         assert_eq!(fine.knee_ratio, Some(1.5));
         let never = capacity["never"].reference.clone().unwrap();

@@ -160,7 +160,13 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
     let cpu_readings = cpu::readings(&files.metrics)?;
     let cpu = cpu::per_process(&cpu_readings, &requests, &names);
     let faulted: Vec<u32> = (0..repetitions).collect();
-    let mut capacity = capacity::per_architecture(experiment, &requests, &cpu_readings, &faulted);
+    let mut capacity = capacity::per_architecture(
+        experiment,
+        &requests,
+        &cpu_readings,
+        &faulted,
+        manifest.host.cores as u32,
+    );
     let references: Vec<_> = manifest
         .repetitions
         .iter()

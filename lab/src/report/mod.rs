@@ -371,18 +371,40 @@ fn capacity_note(name: &str, capacity: &Capacity) -> String {
             String::new()
         }
     );
-    match reference.knee_ratio {
+    // Every step held: the knee lies at the highest step or above.
+    let at_least = if capacity.first_missed_rps.is_none() {
+        "at least "
+    } else {
+        ""
+    };
+    let note = match reference.knee_ratio {
         Some(ratio) => format!(
-            "{knee} Its knee is {}**{ratio:.2}×** {commits}, a ratio that carries to another \
-             machine.",
-            // Every step held: the knee lies at the highest step or above.
-            if capacity.first_missed_rps.is_none() {
-                "at least "
-            } else {
-                ""
-            }
+            "{knee} Its knee is {at_least}**{ratio:.2}×** {commits}, a ratio that carries to \
+             another machine."
         ),
         None => format!("{knee} For comparison, {commits}."),
+    };
+    let mut ways = Vec::new();
+    if let Some(multi) = reference.multi_row_rows_per_s.filter(|r| *r > 0.0) {
+        ways.push(format!(
+            "{multi:.0} rows a second in commits of {} rows{}",
+            reference.rows_per_commit,
+            capacity
+                .knee_rps
+                .map(|knee| format!(" (the knee is {at_least}**{:.2}×** that)", knee / multi))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(copy) = reference.copy_rows_per_s {
+        ways.push(format!(
+            "{copy:.0} rows a second by COPY of {} rows a transaction from one connection",
+            reference.copy_rows
+        ));
+    }
+    if ways.is_empty() {
+        note
+    } else {
+        format!("{note} Alone, it also stored {}.", ways.join(", and "))
     }
 }
 
@@ -407,7 +429,10 @@ fn knee_note(name: &str, capacity: &Capacity) -> String {
     let Some(missed) = capacity.first_missed_rps.and_then(step) else {
         return format!("{held}, the highest step offered: its knee lies higher.");
     };
-    let missed_at = format!("{held}; at {:.0} req/s: {}.", missed.rps, how(missed));
+    let mut missed_at = format!("{held}; at {:.0} req/s: {}.", missed.rps, how(missed));
+    if let Some(full) = full_machine(name, missed, capacity.machine_cores) {
+        missed_at = format!("{missed_at} {full}");
+    }
     // A higher step held again (the steps are in rising order): the miss
     // may have been a passing stall.
     match capacity
@@ -424,6 +449,51 @@ fn knee_note(name: &str, capacity: &Capacity) -> String {
             how(again)
         ),
         None => missed_at,
+    }
+}
+
+/// The share of the machine's cores the sampled processes keep busy from
+/// which a step's miss is the machine's: the kernel's own work and every
+/// process not sampled take the rest.
+const FULL_MACHINE: f64 = 0.85;
+
+/// A sentence saying the machine was full at `step`, and what filled it,
+/// when the sampled processes kept [`FULL_MACHINE`] of its cores busy.
+fn full_machine(name: &str, step: &CapacityStep, machine_cores: u32) -> Option<String> {
+    let busy: f64 = step.cpu_cores.values().sum();
+    if machine_cores == 0 || busy < FULL_MACHINE * f64::from(machine_cores) {
+        return None;
+    }
+    let mut parts: Vec<(&f64, &String)> = step.cpu_cores.iter().map(|(p, c)| (c, p)).collect();
+    parts.sort_by(|a, b| b.0.total_cmp(a.0));
+    let parts: Vec<String> = parts
+        .into_iter()
+        .filter(|(cores, _)| **cores >= 0.05)
+        .map(|(cores, process)| format!("{} {cores:.2}", short_process(process)))
+        .collect();
+    let lab = step.cpu_cores.get("lab").copied().unwrap_or(0.0);
+    Some(format!(
+        "There the processes the lab samples kept **{busy:.1} of the machine's {machine_cores} \
+         cores** busy ({}): the machine was full, so this knee is the machine's as much as \
+         {name}'s{}.",
+        parts.join(", "),
+        if lab >= 0.25 * busy {
+            "; the lab's own load driver took a large share, and a driver on another machine \
+             would leave it to the stack"
+        } else {
+            ""
+        }
+    ))
+}
+
+/// A process's name in a sentence.
+fn short_process(process: &str) -> &str {
+    match process {
+        "rest" => "the REST service",
+        "postgresql" => "PostgreSQL",
+        "proxy" => "the fault proxies",
+        "lab" => "the lab's load driver",
+        other => other,
     }
 }
 
@@ -821,6 +891,7 @@ mod tests {
                 max: p99,
             }),
             cpu_us_per_request: Default::default(),
+            cpu_cores: Default::default(),
             held: p99 <= 100.0,
         };
         let capacity = |p99s: [f64; 4]| Capacity {
@@ -834,6 +905,7 @@ mod tests {
             knee_rps: None,
             first_missed_rps: None,
             reference: None,
+            machine_cores: 2,
         };
         let mut stall = capacity([5.0, 168.0, 9.0, 12.0]);
         (stall.knee_rps, stall.first_missed_rps) = (Some(1000.0), Some(2000.0));
@@ -852,6 +924,40 @@ mod tests {
         let note = capacity_note("rest", &limit);
         assert!(!note.contains("higher step"), "{note}");
         assert!(!note.contains("PostgreSQL alone"), "{note}");
+        assert!(!note.contains("machine was full"), "{note}");
+
+        // The first missed step filled the machine: the note says so, and
+        // whether the lab's driver took a large share of it.
+        let mut full = limit.clone();
+        full.steps[1].cpu_cores = [
+            ("rest", 0.6),
+            ("postgresql", 0.4),
+            ("proxy", 0.05),
+            ("lab", 0.75),
+        ]
+        .map(|(p, c)| (p.to_string(), c))
+        .into();
+        let note = capacity_note("rest", &full);
+        assert!(
+            note.contains(
+                "at 2000 req/s: p99 168.0 ms, 0.00 % failed. There the processes the lab samples \
+                 kept **1.8 of the machine's 2 cores** busy (the lab's load driver 0.75, the REST \
+                 service 0.60, PostgreSQL 0.40, the fault proxies 0.05): the machine was full, so \
+                 this knee is the machine's as much as rest's; the lab's own load driver took a \
+                 large share"
+            ),
+            "{note}"
+        );
+        full.steps[1].cpu_cores = [("rest", 1.0), ("postgresql", 0.6), ("lab", 0.2)]
+            .map(|(p, c)| (p.to_string(), c))
+            .into();
+        let note = capacity_note("rest", &full);
+        assert!(
+            note.contains("machine was full") && !note.contains("load driver took"),
+            "{note}"
+        );
+        full.steps[1].cpu_cores.insert("rest".into(), 0.8);
+        assert!(!capacity_note("rest", &full).contains("machine was full"));
 
         // With the same run's reference: the knee as a ratio to it.
         limit.reference = Some(CapacityReference {
@@ -860,6 +966,10 @@ mod tests {
             seconds: 5.0,
             repetitions: 2,
             knee_ratio: Some(1.25),
+            multi_row_rows_per_s: None,
+            rows_per_commit: 50,
+            copy_rows_per_s: None,
+            copy_rows: 10_000,
         });
         let note = capacity_note("rest", &limit);
         assert!(
@@ -867,6 +977,19 @@ mod tests {
                 "Its knee is **1.25×** the 800 single-row commits a second PostgreSQL made \
                  alone before the load (8 connections, 5 s, the mean of 2 repetitions), a \
                  ratio that carries to another machine."
+            ),
+            "{note}"
+        );
+        // The other ways PostgreSQL stored rows alone, when measured.
+        let mut both = limit.clone();
+        both.reference.as_mut().unwrap().multi_row_rows_per_s = Some(4000.0);
+        both.reference.as_mut().unwrap().copy_rows_per_s = Some(20_000.0);
+        let note = capacity_note("rest", &both);
+        assert!(
+            note.ends_with(
+                "a ratio that carries to another machine. Alone, it also stored 4000 rows a \
+                 second in commits of 50 rows (the knee is **0.25×** that), and 20000 rows a \
+                 second by COPY of 10000 rows a transaction from one connection."
             ),
             "{note}"
         );

@@ -139,23 +139,17 @@ impl Repetition<'_> {
     /// scratch table of an external database is dropped by the next one).
     pub async fn reference(&self, stack: &LabStack, length: Duration) -> Option<Reference> {
         self.say(&format!(
-            "PostgreSQL alone: single-row commits from {} connections for {}",
-            reference::CLIENTS,
+            "PostgreSQL alone, three ways for {} each",
             humantime::format_duration(length)
         ));
         let url = stack.database.url();
+        let say = |line: &str| self.say(&format!("PostgreSQL alone: {line}"));
         let measured = tokio::select! {
-            measured = reference::single_row_commits(&url, length) => measured,
+            measured = reference::postgresql_alone(&url, length, say) => measured,
             () = self.shutdown.graceful.cancelled() => return None,
         };
         match measured {
-            Ok(measured) => {
-                self.say(&format!(
-                    "PostgreSQL alone: {:.0} single-row commits a second",
-                    measured.commits_per_s
-                ));
-                Some(measured)
-            }
+            Ok(measured) => Some(measured),
             Err(error) => {
                 self.say(&format!(
                     "PostgreSQL alone could not be measured, the report has no reference: {error:#}"

@@ -67,6 +67,9 @@ pub struct Capacity {
     /// (`capacity.reference`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<CapacityReference>,
+    /// The machine's cores, which the steps' `cpu_cores` fill.
+    #[serde(default)]
+    pub machine_cores: u32,
 }
 
 /// PostgreSQL alone, measured before each repetition's load: single-row
@@ -84,6 +87,18 @@ pub struct CapacityReference {
     pub repetitions: u32,
     /// The knee over `commits_per_s`; `None` without a knee.
     pub knee_ratio: Option<f64>,
+    /// Rows a second in commits of `rows_per_commit` rows from as many
+    /// connections, the mean over the repetitions that measured it.
+    #[serde(default)]
+    pub multi_row_rows_per_s: Option<f64>,
+    #[serde(default)]
+    pub rows_per_commit: u32,
+    /// Rows a second by `COPY ... FROM STDIN BINARY` of `copy_rows` rows
+    /// per transaction from one connection, the mean as above.
+    #[serde(default)]
+    pub copy_rows_per_s: Option<f64>,
+    #[serde(default)]
+    pub copy_rows: u32,
 }
 
 /// One step of a stepped rate, from its second second to its end (the
@@ -102,8 +117,12 @@ pub struct CapacityStep {
     pub latency_ms: Option<Latency>,
     /// CPU microseconds per request of each process that served it
     /// (`rest`, `producer`, `consumer`; shared ones per request of every
-    /// architecture: `postgresql`, `broker`, `lab`).
+    /// architecture: `postgresql`, `broker`, `proxy`, `lab`).
     pub cpu_us_per_request: BTreeMap<String, f64>,
+    /// The cores each sampled process kept busy during the step, every
+    /// architecture's: together, how full the machine was.
+    #[serde(default)]
+    pub cpu_cores: BTreeMap<String, f64>,
     /// Both bounds met.
     pub held: bool,
 }
@@ -115,8 +134,9 @@ pub struct CapacityStep {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct ProcessCpu {
     /// `rest`, `producer`, `consumer`, `postgresql` (the cluster: its
-    /// postmaster and backends), `broker`, or `lab` (the runner: load
-    /// driver, fault proxies, scraping).
+    /// postmaster and backends), `broker`, `proxy` (the runner's fault
+    /// proxies, on a thread of their own) or `lab` (the rest of the runner:
+    /// load driver, scraping).
     pub process: String,
     /// The architecture it serves alone; `None` when shared.
     pub architecture: Option<String>,
