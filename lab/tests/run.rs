@@ -1490,3 +1490,105 @@ consumer = "buffered"
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn a_consumer_back_from_a_kill_stores_its_backlog_at_a_rate_set_beside_copy() {
+    // The buffered consumer is killed for 4 s at 800 req/s, and stores the
+    // events that piled up in batches of 10 when it is back: a backlog of
+    // thousands, stored over a good part of a second. PostgreSQL alone
+    // measures its COPY rate before the load.
+    let (out, scenario) = scenario_in(
+        "drain-rate",
+        "drain.toml",
+        r#"
+name = "drain-rate"
+duration = "10s"
+drain_timeout = "60s"
+capacity = { reference = "1s" }
+
+[workload]
+warmup = "0s"
+rate = { shape = "constant", rps = 800 }
+
+[[architectures]]
+kind = "kafka"
+name = "kafka"
+consumer = "buffered"
+batch_size = 10
+
+[[faults]]
+kind = "consumer-kill"
+at = "1s"
+duration = "4s"
+"#,
+    );
+    let dir = run_expecting(&scenario, &out, 0);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let drain = &summary["architectures"]["kafka"]["drain_rate"];
+    // The same figures again from the raw rows: acknowledged before the
+    // fault was over (its end and the probe's wait), stored after.
+    let fault = &summary["faults"][0];
+    let end = fault["actual_end_s"].as_f64().unwrap()
+        + fault["recovery_ms"].as_f64().unwrap_or(0.0).max(0.0) / 1000.0;
+    let requests = read(&dir, "requests.parquet");
+    let stored_frame = read(&dir, "stored.parquet");
+    let stored: HashMap<String, f64> = strings(&stored_frame, "event_id")
+        .into_iter()
+        .zip(floats(&stored_frame, "stored_s"))
+        .collect();
+    let (ids, ok, finished) = (
+        strings(&requests, "event_id"),
+        bools(&requests, "ok"),
+        floats(&requests, "finished_us"),
+    );
+    let stored_times: Vec<f64> = (0..ids.len())
+        .filter(|&i| ok[i])
+        .filter_map(|i| stored.get(&ids[i]).copied())
+        .collect();
+    let backlog: Vec<f64> = (0..ids.len())
+        .filter(|&i| ok[i] && finished[i] / 1e6 < end)
+        .filter_map(|i| stored.get(&ids[i]).copied())
+        .filter(|stored_s| *stored_s > end)
+        .collect();
+    let (first, last) = (
+        backlog.iter().copied().fold(f64::INFINITY, f64::min),
+        backlog.iter().copied().fold(0.0, f64::max),
+    );
+    let meanwhile = stored_times
+        .iter()
+        .filter(|s| (first..=last).contains(*s))
+        .count() as f64;
+    assert!(backlog.len() >= 1000, "a backlog of {}", backlog.len());
+    let backlog_events = drain["backlog_events"].as_f64().unwrap();
+    assert!(
+        (backlog_events - backlog.len() as f64).abs() <= 2.0,
+        "{drain}: {} from the rows",
+        backlog.len()
+    );
+    let events_per_s = drain["events_per_s"].as_f64().unwrap();
+    let from_rows = meanwhile / (last - first);
+    assert!(
+        (events_per_s / from_rows - 1.0).abs() < 0.01,
+        "{drain}: {from_rows:.0} events/s from the rows"
+    );
+    // Beside the COPY rate PostgreSQL reached alone in the same run.
+    let copy = manifest["repetitions"][0]["reference"]["copy_rows_per_s"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(drain["copy_rows_per_s"].as_f64(), Some(copy), "{drain}");
+    assert_eq!(
+        drain["copy_ratio"].as_f64(),
+        Some(events_per_s / copy),
+        "{drain}"
+    );
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("**kafka** stored the backlog of the fault (")
+            && markdown.contains("rows a second PostgreSQL took alone by COPY before the load"),
+        "{markdown}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

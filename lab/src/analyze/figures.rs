@@ -8,7 +8,8 @@ use polars::prelude::*;
 
 use super::join::Request;
 use super::{flags, numbers, strings};
-use crate::run_folder::summary::{FaultSummary, Freshness, PhaseSummary};
+use crate::reference::Reference;
+use crate::run_folder::summary::{DrainRate, FaultSummary, Freshness, PhaseSummary};
 use crate::stats::{latency, ratio};
 
 /// The headline figures of a set of requests (one repetition or all).
@@ -288,4 +289,183 @@ pub fn drain(points: Option<&Vec<(f64, f64)>>, windows: &[(f64, f64)]) -> Option
         .iter()
         .find(|(t, backlog)| *t >= end && *backlog <= baseline)
         .map(|(t, _)| t - end)
+}
+
+/// The fewest events a backlog must hold, and the shortest time its storing
+/// must take, to give a drain rate: a smaller one is stored in a batch or
+/// two, and its rate would time a single commit.
+pub const DRAIN_MIN_EVENTS: usize = 1_000;
+pub const DRAIN_MIN_S: f64 = 0.2;
+
+/// How fast the backlog of the last fault was stored once it was over.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Drained {
+    /// Events stored a second from the first to the last stored event of
+    /// the backlog (every event stored meanwhile counts, new ones too).
+    pub events_per_s: f64,
+    /// The backlog: events acknowledged before the fault was over and
+    /// stored after.
+    pub backlog: usize,
+    /// From the first to the last stored event of the backlog.
+    pub seconds: f64,
+}
+
+/// The rate at which the events acknowledged before the end of the last
+/// fault window and stored after it were stored, from the audit's stored
+/// times; `None` without a window, or with a backlog too small to time
+/// ([`DRAIN_MIN_EVENTS`], [`DRAIN_MIN_S`]).
+pub fn drain_rate<'a>(
+    rows: impl Iterator<Item = &'a Request> + Clone,
+    windows: &[(f64, f64)],
+) -> Option<Drained> {
+    let end = windows.iter().map(|w| w.1).reduce(f64::max)?;
+    let end_us = (end * 1e6).round() as i64;
+    // (answered, stored), in µs from the run's start, of stored events.
+    let stored = rows.filter(|r| r.ok).filter_map(|r| {
+        let sent = (r.intended_s * 1e6).round() as i64;
+        Some((sent + r.latency_us as i64, sent + r.freshness_us? as i64))
+    });
+    let backlog: Vec<i64> = stored
+        .clone()
+        .filter(|(answered, stored)| *answered < end_us && *stored > end_us)
+        .map(|(_, stored)| stored)
+        .collect();
+    let first = *backlog.iter().min()?;
+    let last = *backlog.iter().max()?;
+    let seconds = (last - first) as f64 / 1e6;
+    if backlog.len() < DRAIN_MIN_EVENTS || seconds < DRAIN_MIN_S {
+        return None;
+    }
+    let meanwhile = stored
+        .filter(|(_, stored)| (first..=last).contains(stored))
+        .count();
+    Some(Drained {
+        events_per_s: meanwhile as f64 / seconds,
+        backlog: backlog.len(),
+        seconds,
+    })
+}
+
+/// The means of the repetitions' drains; `None` without one.
+pub fn drain_summary(drained: &[Drained]) -> Option<DrainRate> {
+    let n = drained.len() as f64;
+    let mean = |f: fn(&Drained) -> f64| drained.iter().map(f).sum::<f64>() / n;
+    (!drained.is_empty()).then(|| DrainRate {
+        events_per_s: mean(|d| d.events_per_s),
+        backlog_events: mean(|d| d.backlog as f64),
+        seconds: mean(|d| d.seconds),
+        repetitions: drained.len() as u32,
+        copy_rows_per_s: None,
+        copy_ratio: None,
+    })
+}
+
+/// Sets `drain` beside the COPY rate the repetitions measured alone, when
+/// they did (the mean of those that did).
+pub fn compare_with_copy(drain: &mut DrainRate, references: &[Reference]) {
+    let copies: Vec<f64> = references
+        .iter()
+        .filter_map(|r| r.copy_rows_per_s)
+        .collect();
+    if copies.is_empty() {
+        return;
+    }
+    let copy = copies.iter().sum::<f64>() / copies.len() as f64;
+    drain.copy_rows_per_s = Some(copy);
+    drain.copy_ratio = (copy > 0.0).then(|| drain.events_per_s / copy);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An acknowledged event sent at `sent_s`, answered 1 ms later and
+    /// stored at `stored_s`.
+    fn stored(sent_s: f64, stored_s: f64) -> Request {
+        Request {
+            repetition: 0,
+            intended_s: sent_s,
+            latency_us: 1_000,
+            ok: true,
+            failure: None,
+            freshness_us: Some(((stored_s - sent_s) * 1e6).round() as u64),
+            lost: false,
+        }
+    }
+
+    #[test]
+    fn a_drain_rate_times_the_backlog_of_the_last_fault_from_its_stored_rows() {
+        let mut rows = Vec::new();
+        // Before the fault, stored at once: not backlog.
+        rows.extend(
+            (0..500).map(|i| stored(1.0 + f64::from(i) * 0.01, 1.0 + f64::from(i) * 0.01 + 0.002)),
+        );
+        // 2,000 acknowledged during the fault (10–20 s), stored from 21 s
+        // one every 0.5 ms, with 500 new events among them.
+        rows.extend(
+            (0..2000).map(|i| stored(10.0 + f64::from(i) * 0.005, 21.0 + f64::from(i) * 0.0005)),
+        );
+        rows.extend(
+            (0..500).map(|i| stored(20.5 + f64::from(i) * 0.001, 21.0 + f64::from(i) * 0.0019)),
+        );
+        // A failed request is no event stored.
+        rows.push(Request {
+            ok: false,
+            freshness_us: None,
+            ..stored(15.0, 15.0)
+        });
+        let rate = drain_rate(rows.iter(), &[(10.0, 20.0)]).unwrap();
+        assert_eq!(rate.backlog, 2000);
+        assert!((rate.seconds - 0.9995).abs() < 1e-6, "{rate:?}");
+        assert!(
+            (rate.events_per_s - 2500.0 / 0.9995).abs() < 1e-6,
+            "{rate:?}"
+        );
+        // The rate moves with the pace of the stored rows: twice as slow.
+        let slower: Vec<Request> = (0..2000)
+            .map(|i| stored(10.0 + f64::from(i) * 0.005, 21.0 + f64::from(i) * 0.001))
+            .collect();
+        let rate = drain_rate(slower.iter(), &[(10.0, 20.0)]).unwrap();
+        assert!(
+            (rate.events_per_s - 2000.0 / 1.999).abs() < 1e-6,
+            "{rate:?}"
+        );
+        // Without a fault, or with a backlog too small to time, no rate.
+        assert!(drain_rate(rows.iter(), &[]).is_none());
+        assert!(drain_rate(rows[..1000].iter(), &[(10.0, 20.0)]).is_none());
+        let at_once: Vec<Request> = (0..5000)
+            .map(|i| stored(10.0 + f64::from(i) * 0.001, 21.0 + f64::from(i) * 0.00001))
+            .collect();
+        assert!(drain_rate(at_once.iter(), &[(10.0, 20.0)]).is_none());
+    }
+
+    #[test]
+    fn a_drain_is_the_mean_of_the_repetitions_and_set_beside_copy_when_measured() {
+        let drained = |events_per_s, backlog| Drained {
+            events_per_s,
+            backlog,
+            seconds: 1.0,
+        };
+        assert!(drain_summary(&[]).is_none());
+        let mut drain = drain_summary(&[drained(1000.0, 3000), drained(3000.0, 5000)]).unwrap();
+        assert_eq!(
+            (drain.events_per_s, drain.backlog_events, drain.repetitions),
+            (2000.0, 4000.0, 2)
+        );
+        let reference = |copy_rows_per_s| Reference {
+            commits_per_s: 100.0,
+            clients: 8,
+            seconds: 5.0,
+            multi_row_rows_per_s: None,
+            copy_rows_per_s,
+        };
+        compare_with_copy(&mut drain, &[reference(None)]);
+        assert_eq!((drain.copy_rows_per_s, drain.copy_ratio), (None, None));
+        compare_with_copy(
+            &mut drain,
+            &[reference(Some(3000.0)), reference(Some(5000.0))],
+        );
+        assert_eq!(drain.copy_rows_per_s, Some(4000.0));
+        assert_eq!(drain.copy_ratio, Some(0.5));
+    }
 }

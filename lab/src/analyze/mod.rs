@@ -226,6 +226,9 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         freshness_cdf.insert(name.to_string(), series::cdf(&delays));
         let mut figures = context.architecture(name, &rows, &delays);
         figures.capacity = capacity.remove(name);
+        if let Some(drain) = &mut figures.drain_rate {
+            figures::compare_with_copy(drain, &references);
+        }
         figures.control =
             (!controls.is_empty()).then(|| context.control(name, &control, &controls));
         architectures.insert(name.to_string(), figures);
@@ -414,8 +417,16 @@ impl Context<'_> {
             delays,
             self.repetitions as usize,
         );
+        let drained: Vec<figures::Drained> = reps
+            .iter()
+            .filter_map(|r| {
+                let rows = all.iter().copied().filter(|q| q.repetition == *r);
+                figures::drain_rate(rows, &self.windows[r])
+            })
+            .collect();
         ArchitectureSummary {
             capacity: None,
+            drain_rate: figures::drain_summary(&drained),
             cost: cost_of(&pooled, self.repetitions as usize),
             cost_by_staleness_budget,
             settle_s: self

@@ -22,7 +22,9 @@ pub use index::write_index;
 use crate::analyze::{Analysis, RunFiles};
 use crate::chart;
 use crate::experiment::{ArchitectureSettings, Mode, Pool, RateShape, Span, Workload};
-use crate::run_folder::summary::{ArchitectureSummary, Capacity, CapacityStep, ProcessCpu};
+use crate::run_folder::summary::{
+    ArchitectureSummary, Capacity, CapacityStep, DrainRate, ProcessCpu,
+};
 use crate::run_folder::{self, Manifest, Summary};
 
 const MARKDOWN: &str = include_str!("../../templates/report.md.j2");
@@ -293,6 +295,8 @@ pub struct Model<'a> {
     capacity: Vec<CapacityRow>,
     /// Each architecture's knee, in words (Markdown emphasis).
     capacity_notes: Vec<String>,
+    /// How fast each consumer stored its backlog, in words.
+    drain_notes: Vec<String>,
     /// The bounds a step must meet, in words.
     capacity_bounds: String,
     /// What each process of the stack spent per request.
@@ -405,6 +409,35 @@ fn capacity_note(name: &str, capacity: &Capacity) -> String {
         note
     } else {
         format!("{note} Alone, it also stored {}.", ways.join(", and "))
+    }
+}
+
+/// How fast an architecture stored its backlog, beside PostgreSQL's own
+/// COPY rate when the run measured it.
+fn drain_note(name: &str, drain: &DrainRate) -> String {
+    use answer::count;
+    let stored = format!(
+        "**{name}** stored the backlog of the fault ({} events acknowledged before it was over) \
+         at **{} events a second** over {:.2} s{}",
+        count(drain.backlog_events.round() as u64),
+        count(drain.events_per_s.round() as u64),
+        drain.seconds,
+        if drain.repetitions > 1 {
+            format!(", the mean of {} repetitions", drain.repetitions)
+        } else {
+            String::new()
+        }
+    );
+    match (drain.copy_ratio, drain.copy_rows_per_s) {
+        (Some(ratio), Some(copy)) => format!(
+            "{stored}: **{ratio:.2}×** the {} rows a second PostgreSQL took alone by COPY before \
+             the load, a ratio that carries to another machine.",
+            count(copy.round() as u64)
+        ),
+        _ => format!(
+            "{stored}. With `capacity = {{ reference = \"5s\" }}` the run also measures how \
+             fast PostgreSQL alone takes rows by COPY, to set this beside."
+        ),
     }
 }
 
@@ -720,6 +753,14 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
                 Some(capacity_note(a.name(), capacity))
             })
             .collect(),
+        drain_notes: experiment
+            .architectures
+            .iter()
+            .filter_map(|a| {
+                let drain = summary.architectures.get(a.name())?.drain_rate.as_ref()?;
+                Some(drain_note(a.name(), drain))
+            })
+            .collect(),
         capacity_bounds: format!(
             "at most {} of the requests failed and a p99 of at most {}",
             pct(experiment.capacity.max_error_rate),
@@ -869,9 +910,9 @@ pub fn headline(summary: &Summary) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{capacity_note, cpu_note, describe_architecture};
+    use super::{capacity_note, cpu_note, describe_architecture, drain_note};
     use crate::run_folder::summary::{
-        Capacity, CapacityReference, CapacityStep, Latency, ProcessCpu,
+        Capacity, CapacityReference, CapacityStep, DrainRate, Latency, ProcessCpu,
     };
 
     #[test]
@@ -1015,6 +1056,35 @@ mod tests {
                  before the load (8 connections, 5 s)."
             ),
             "{note}"
+        );
+    }
+
+    #[test]
+    fn a_drain_note_sets_the_rate_beside_copy_when_the_run_measured_it() {
+        let mut drain = DrainRate {
+            events_per_s: 45_123.4,
+            backlog_events: 60_000.0,
+            seconds: 1.5,
+            repetitions: 1,
+            copy_rows_per_s: None,
+            copy_ratio: None,
+        };
+        let note = drain_note("kafka", &drain);
+        assert!(
+            note.starts_with(
+                "**kafka** stored the backlog of the fault (60,000 events acknowledged before it \
+                 was over) at **45,123 events a second** over 1.50 s. With `capacity"
+            ),
+            "{note}"
+        );
+        (drain.copy_rows_per_s, drain.copy_ratio) = (Some(90_000.0), Some(0.5));
+        drain.repetitions = 2;
+        assert_eq!(
+            drain_note("kafka", &drain),
+            "**kafka** stored the backlog of the fault (60,000 events acknowledged before it was \
+             over) at **45,123 events a second** over 1.50 s, the mean of 2 repetitions: \
+             **0.50×** the 90,000 rows a second PostgreSQL took alone by COPY before the load, \
+             a ratio that carries to another machine."
         );
     }
 

@@ -72,6 +72,29 @@ pub struct Capacity {
     pub machine_cores: u32,
 }
 
+/// How fast a consumer stored the backlog of the last fault once the fault
+/// was over, from the audit's stored times: the backlog is the events
+/// acknowledged before the fault was over and stored after it, timed from
+/// the first of them stored to the last, counting every event stored
+/// meanwhile. The means over the repetitions whose backlog held at least
+/// 1,000 events stored over at least 0.2 s (a smaller one is a batch or two).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct DrainRate {
+    /// Events stored a second while the backlog was stored.
+    pub events_per_s: f64,
+    /// Events in the backlog.
+    pub backlog_events: f64,
+    /// From its first event stored to its last.
+    pub seconds: f64,
+    /// How many repetitions timed one.
+    pub repetitions: u32,
+    /// Rows a second PostgreSQL alone took by COPY before the load in the
+    /// same run (`capacity.reference`), the mean of the repetitions.
+    pub copy_rows_per_s: Option<f64>,
+    /// `events_per_s` over `copy_rows_per_s`.
+    pub copy_ratio: Option<f64>,
+}
+
 /// PostgreSQL alone, measured before each repetition's load: single-row
 /// commits from several connections into a table like the events'.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -383,6 +406,10 @@ pub struct ArchitectureSummary {
     /// Load end → everything acknowledged stored (the runner's drain wait).
     pub settle_s: Option<f64>,
     pub peak_backlog: Option<f64>,
+    /// How fast the backlog of the last fault was stored once the fault
+    /// was over; `None` without one large enough to time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_rate: Option<DrainRate>,
     /// Seconds whose scraped breaker state read open (the worst
     /// repetition); `None` without a breaker.
     pub breaker_open_s: Option<f64>,
