@@ -251,7 +251,7 @@ async fn drive(
 
 /// Sleeps on this thread until `due`, in slices so that `cancel` is seen
 /// within 10 ms; `false` if cancelled.
-fn sleep_until(due: std::time::Instant, cancel: &CancellationToken) -> bool {
+pub(crate) fn sleep_until(due: std::time::Instant, cancel: &CancellationToken) -> bool {
     loop {
         if cancel.is_cancelled() {
             return false;
@@ -338,11 +338,24 @@ pub fn collector() -> (
     let (tx, mut rx) = mpsc::unbounded_channel::<Row>();
     let task = tokio::spawn(async move {
         let mut rows = Vec::new();
-        while let Some(row) = rx.recv().await {
-            rows.push(row);
+        // Gathered every 50 ms rather than as each arrives: a receiver
+        // waiting in `recv` is woken by every send, a thread woken per
+        // request; one that is not waiting costs the sender a push.
+        let mut every = tokio::time::interval(Duration::from_millis(50));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            loop {
+                match rx.try_recv() {
+                    Ok(row) => rows.push(row),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        rows.sort_by_key(|r| (r.architecture, r.seq));
+                        return rows;
+                    }
+                }
+            }
         }
-        rows.sort_by_key(|r| (r.architecture, r.seq));
-        rows
     });
     (tx, task)
 }
