@@ -328,6 +328,8 @@ pub struct CapacityRow {
     p50: String,
     p99: String,
     held: bool,
+    /// The cores every sampled process kept busy, of the machine's.
+    busy: String,
     /// CPU per request of each process, `process µs` joined.
     cpu: String,
 }
@@ -345,6 +347,15 @@ impl CapacityRow {
                 p50: ms(s.latency_ms.as_ref().map(|l| l.p50)),
                 p99: ms(s.latency_ms.as_ref().map(|l| l.p99)),
                 held: s.held,
+                busy: if s.cpu_cores.is_empty() {
+                    "-".into()
+                } else {
+                    format!(
+                        "{:.2} of {}",
+                        s.cpu_cores.values().sum::<f64>(),
+                        capacity.machine_cores
+                    )
+                },
                 cpu: s
                     .cpu_us_per_request
                     .iter()
@@ -364,9 +375,9 @@ fn capacity_note(name: &str, capacity: &Capacity) -> String {
         return knee;
     };
     let commits = format!(
-        "the {:.0} single-row commits a second PostgreSQL made alone before the load \
+        "the {} single-row commits a second PostgreSQL made alone before the load \
          ({} connections, {:.0} s{})",
-        reference.commits_per_s,
+        answer::count(reference.commits_per_s.round() as u64),
         reference.clients,
         reference.seconds,
         if reference.repetitions > 1 {
@@ -391,7 +402,8 @@ fn capacity_note(name: &str, capacity: &Capacity) -> String {
     let mut ways = Vec::new();
     if let Some(multi) = reference.multi_row_rows_per_s.filter(|r| *r > 0.0) {
         ways.push(format!(
-            "{multi:.0} rows a second in commits of {} rows{}",
+            "{} rows a second in commits of {} rows{}",
+            answer::count(multi.round() as u64),
             reference.rows_per_commit,
             capacity
                 .knee_rps
@@ -401,8 +413,9 @@ fn capacity_note(name: &str, capacity: &Capacity) -> String {
     }
     if let Some(copy) = reference.copy_rows_per_s {
         ways.push(format!(
-            "{copy:.0} rows a second by COPY of {} rows a transaction from one connection",
-            reference.copy_rows
+            "{} rows a second by COPY of {} rows a transaction from one connection",
+            answer::count(copy.round() as u64),
+            answer::count(u64::from(reference.copy_rows))
         ));
     }
     if ways.is_empty() {
@@ -1028,9 +1041,9 @@ mod tests {
         let note = capacity_note("rest", &both);
         assert!(
             note.ends_with(
-                "a ratio that carries to another machine. Alone, it also stored 4000 rows a \
-                 second in commits of 50 rows (the knee is **0.25×** that), and 20000 rows a \
-                 second by COPY of 10000 rows a transaction from one connection."
+                "a ratio that carries to another machine. Alone, it also stored 4,000 rows a \
+                 second in commits of 50 rows (the knee is **0.25×** that), and 20,000 rows a \
+                 second by COPY of 10,000 rows a transaction from one connection."
             ),
             "{note}"
         );

@@ -65,7 +65,7 @@ pub struct Capacity {
     /// What PostgreSQL committed alone in the same run, and the knee as a
     /// ratio to it; absent unless the scenario asks for the reference
     /// (`capacity.reference`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub reference: Option<CapacityReference>,
     /// The machine's cores, which the steps' `cpu_cores` fill.
     #[serde(default)]
@@ -408,7 +408,7 @@ pub struct ArchitectureSummary {
     pub peak_backlog: Option<f64>,
     /// How fast the backlog of the last fault was stored once the fault
     /// was over; `None` without one large enough to time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub drain_rate: Option<DrainRate>,
     /// Seconds whose scraped breaker state read open (the worst
     /// repetition); `None` without a breaker.
