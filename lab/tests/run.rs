@@ -12,6 +12,11 @@ fn read(dir: &Path, file: &str) -> DataFrame {
     ParquetReader::new(file).finish().unwrap()
 }
 
+/// A JSON file of a run folder.
+fn json_in(dir: &Path, file: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap()
+}
+
 fn strings(frame: &DataFrame, column: &str) -> Vec<String> {
     frame
         .column(column)
@@ -78,8 +83,7 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
     ] {
         assert!(dir.join(file).is_file(), "{file} is missing");
     }
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let manifest = json_in(&dir, "manifest.json");
     assert_eq!(manifest["status"], "complete", "{manifest}");
     assert_eq!(
         std::fs::read_to_string(dir.join("experiment.toml")).unwrap(),
@@ -226,8 +230,7 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
     );
 
     // summary.json: the same story, computed from the files above.
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = json_in(&dir, "summary.json");
     let arch = |name: &str| &summary["architectures"][name];
     assert_eq!(arch("kafka-buffered")["lost"], 0);
     assert_eq!(arch("kafka-drop")["lost"], lost("kafka-drop"));
@@ -348,8 +351,7 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
         "{}",
         String::from_utf8_lossy(&report.stderr)
     );
-    let again: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let again = json_in(&dir, "summary.json");
     assert_eq!(again, summary);
     let _ = std::fs::remove_dir_all(&out);
 }
@@ -525,8 +527,7 @@ fn ctrl_c_keeps_the_rows_reports_the_run_incomplete_and_exits_4() {
     assert_eq!(output.status.code(), Some(4), "{stderr}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let dir = PathBuf::from(stdout.lines().last().expect("the run folder's path"));
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = json_in(&dir, "summary.json");
     assert_eq!(summary["status"], "incomplete");
     // The rows sent before Ctrl-C are kept and analysed.
     let requests = summary["architectures"]["rest"]["requests"]
@@ -559,8 +560,7 @@ fn a_retry_of_a_stored_event_is_absorbed_and_counted_as_redelivered() {
          [[faults]]\nkind = \"db-latency\"\nat = \"4s\"\nduration = \"4s\"\ndelay = \"400ms\"\n",
     );
     let dir = run_expecting(&scenario, &out, 0);
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = json_in(&dir, "summary.json");
     let (rest, retry) = (
         &summary["architectures"]["rest"],
         &summary["architectures"]["rest-retry"],
@@ -602,16 +602,14 @@ fn a_control_repetition_runs_the_same_load_without_the_fault() {
          [[faults]]\nkind = \"db-crash\"\nat = \"3s\"\nduration = \"3s\"\n",
     );
     let dir = run_with(&scenario, "native", &out);
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let manifest = json_in(&dir, "manifest.json");
     let reps = manifest["repetitions"].as_array().unwrap();
     assert_eq!(reps.len(), 2, "{manifest}");
     assert_eq!(reps[1]["control"], true, "{manifest}");
     // The fault played out in the first repetition only.
     let faults = read(&dir, "faults.parquet");
     assert_eq!(floats(&faults, "repetition"), [0.0]);
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = json_in(&dir, "summary.json");
     assert_eq!(summary["repetitions"], 1);
     let rest = &summary["architectures"]["rest"];
     assert!(
@@ -667,8 +665,7 @@ timeout = "5s"
         "{detail}"
     );
     // What the commands did, the load saw: REST failed while frozen only.
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = json_in(&dir, "summary.json");
     let rest = &summary["architectures"]["rest"];
     assert!(
         rest["phases"]["during"]["error_rate"].as_f64().unwrap() > 0.5,
@@ -976,8 +973,7 @@ fn an_external_database_over_tls_is_reached_through_the_proxy_with_its_name_chec
         "native",
         &out.join("reports"),
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = json_in(&dir, "summary.json");
     assert_eq!(summary["status"], "complete", "{summary:#}");
     let stored = read(&dir, "stored.parquet");
     let architectures = strings(&stored, "architecture");
@@ -1205,8 +1201,7 @@ fn a_broker_restart_is_recovered_end_to_end_and_the_buffered_path_stores_what_fo
     let after = acknowledged_after("kafka-drop");
     let kept = after.iter().filter(|id| stored.contains(**id)).count();
     assert!(kept > 0, "none of {} stored", after.len());
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = json_in(&dir, "summary.json");
     assert_eq!(summary["status"], "complete", "{summary:#}");
     let _ = std::fs::remove_dir_all(&out);
 }
@@ -1226,8 +1221,7 @@ fn a_service_that_dies_during_the_run_makes_it_incomplete_and_is_named() {
          end = \"true\"\n",
     );
     let dir = run_expecting(&scenario, &out.join("reports"), 4);
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let manifest = json_in(&dir, "manifest.json");
     assert_eq!(manifest["status"], "incomplete");
     let reasons = manifest["reasons"].to_string();
     assert!(
@@ -1355,11 +1349,9 @@ consumer = "buffered"
 "#,
     );
     let dir = run_expecting(&scenario, &out, 0);
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let summary = json_in(&dir, "summary.json");
     // PostgreSQL alone, measured before the load by 8 connections.
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let manifest = json_in(&dir, "manifest.json");
     let measured = &manifest["repetitions"][0]["reference"];
     assert_eq!(measured["clients"], 8, "{manifest}");
     assert!(measured["seconds"].as_f64().unwrap() >= 1.0, "{manifest}");
@@ -1475,8 +1467,7 @@ consumer = "buffered"
         "{}",
         String::from_utf8_lossy(&report.stderr)
     );
-    let tight: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let tight = json_in(&dir, "summary.json");
     for name in ["rest", "kafka"] {
         let capacity = &tight["architectures"][name]["capacity"];
         assert_eq!(capacity["knee_rps"], serde_json::Value::Null, "{capacity}");
@@ -1523,10 +1514,8 @@ duration = "4s"
 "#,
     );
     let dir = run_expecting(&scenario, &out, 0);
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let summary = json_in(&dir, "summary.json");
+    let manifest = json_in(&dir, "manifest.json");
     let drain = &summary["architectures"]["kafka"]["drain_rate"];
     // The same figures again from the raw rows: acknowledged before the
     // fault was over (its end and the probe's wait), stored after.
