@@ -417,16 +417,9 @@ impl Context<'_> {
             delays,
             self.repetitions as usize,
         );
-        let drained: Vec<figures::Drained> = reps
-            .iter()
-            .filter_map(|r| {
-                let rows = all.iter().copied().filter(|q| q.repetition == *r);
-                figures::drain_rate(rows, &self.windows[r])
-            })
-            .collect();
         ArchitectureSummary {
             capacity: None,
-            drain_rate: figures::drain_summary(&drained),
+            drain_rate: self.drain_rate_of(&all, &reps),
             cost: cost_of(&pooled, self.repetitions as usize),
             cost_by_staleness_budget,
             settle_s: self
@@ -470,6 +463,23 @@ impl Context<'_> {
             per_repetition,
             control: None,
         }
+    }
+
+    /// How fast the backlog of each repetition's last fault was stored,
+    /// over the repetitions `reps` of the rows `all`.
+    fn drain_rate_of(
+        &self,
+        all: &[&join::Request],
+        reps: &[u32],
+    ) -> Option<run_folder::summary::DrainRate> {
+        let drained: Vec<figures::Drained> = reps
+            .iter()
+            .filter_map(|r| {
+                let rows = all.iter().copied().filter(|q| q.repetition == *r);
+                figures::drain_rate(rows, &self.windows[r])
+            })
+            .collect();
+        figures::drain_summary(&drained)
     }
 
     /// The figures of the control repetitions `reps` of `name`.
