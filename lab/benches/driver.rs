@@ -10,7 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use faultline::load::{self, Counters, DriverSettings};
+use faultline::load::{self, Counters};
+use faultline::plan::DriverSettings;
 use faultline_services::http::{self, App, Common, Identity, Response};
 use hyper::Request;
 use hyper::body::Incoming;

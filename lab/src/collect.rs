@@ -10,14 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// One sample of an OpenMetrics exposition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    pub metric: String,
-    /// `key="value",...` as exposed, without braces.
-    pub labels: String,
-    pub value: f64,
-}
+use crate::run_folder::rows::{MetricRow, Sample, StoredRow};
 
 /// Parses OpenMetrics / Prometheus text. Histogram buckets are left out
 /// (their `_sum` and `_count` are kept).
@@ -59,15 +52,6 @@ pub fn parse_metrics(text: &str) -> Vec<Sample> {
         });
     }
     samples
-}
-
-/// One scraped value.
-#[derive(Debug, Clone)]
-pub struct MetricRow {
-    pub t_s: f64,
-    pub architecture: String,
-    pub service: String,
-    pub sample: Sample,
 }
 
 /// A service to scrape.
@@ -422,9 +406,6 @@ async fn fetch(addr: SocketAddr, path: &'static str) -> Option<String> {
         _ => None,
     }
 }
-
-/// One stored event, from the audit.
-pub use faultline_services::store::AuditRow as StoredRow;
 
 /// What went wrong reading the database after a run.
 #[derive(Debug, thiserror::Error)]

@@ -7,14 +7,19 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::analyze;
+use crate::catalogue::{Better, FIGURES};
 use crate::report::num;
-use crate::run_folder::summary::{ArchitectureSummary, Estimate};
+use crate::run_folder::summary::Estimate;
 
 /// The change of one headline figure between two runs.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Change {
     pub architecture: String,
+    /// The figure's name in the catalogue (`error_rate`).
     pub figure: &'static str,
+    /// What a reader is told it is.
+    pub label: &'static str,
+    pub better: Better,
     pub baseline: Option<f64>,
     pub candidate: Option<f64>,
     /// `beyond noise`, `within noise`, or `unknown noise` without
@@ -22,9 +27,10 @@ pub struct Change {
     pub verdict: &'static str,
 }
 
-/// Compares the headline figures of two runs, architecture by
-/// architecture. A change is beyond noise when the two runs' 95 % intervals
-/// do not overlap (both need repetitions).
+/// Compares every headline figure of the catalogue of two runs,
+/// architecture by architecture: each run's mean over its repetitions
+/// (a run's figure when it has one). A change is beyond noise when the
+/// two runs' 95 % intervals do not overlap (both need repetitions).
 pub fn compare(baseline: &Path, candidate: &Path) -> anyhow::Result<Vec<Change>> {
     let a = analyze::analyze(baseline)
         .with_context(|| format!("could not analyze {}", baseline.display()))?
@@ -32,44 +38,17 @@ pub fn compare(baseline: &Path, candidate: &Path) -> anyhow::Result<Vec<Change>>
     let b = analyze::analyze(candidate)
         .with_context(|| format!("could not analyze {}", candidate.display()))?
         .summary;
-    type Pick = fn(&ArchitectureSummary) -> (Option<f64>, Option<&Estimate>);
-    let figures: [(&str, Pick); 7] = [
-        ("error rate", |s| {
-            (Some(s.totals.error_rate), s.repetitions.error_rate.as_ref())
-        }),
-        ("error rate during faults", |s| {
-            (
-                s.phases.get("during").map(|p| p.error_rate),
-                s.repetitions.error_rate_during.as_ref(),
-            )
-        }),
-        ("lost events", |s| {
-            (
-                Some(s.lost as f64 / s.repetitions.count.max(1) as f64),
-                s.repetitions.lost.as_ref(),
-            )
-        }),
-        ("latency p99 ms", |s| {
-            (
-                s.totals.latency_ms.as_ref().map(|l| l.p99),
-                s.repetitions.latency_p99_ms.as_ref(),
-            )
-        }),
-        ("recovery s", |s| {
-            (s.recovery_s, s.repetitions.recovery_s.as_ref())
-        }),
-        ("drain s", |s| (s.drain_s, s.repetitions.drain_s.as_ref())),
-        ("revenue lost per outage", |s| {
-            (Some(s.cost.per_outage), s.repetitions.revenue_lost.as_ref())
-        }),
-    ];
     let mut changes = Vec::new();
     for (name, x) in &a.architectures {
         let Some(y) = b.architectures.get(name) else {
             continue;
         };
-        for (figure, pick) in figures {
-            let ((va, ea), (vb, eb)) = (pick(x), pick(y));
+        for figure in &FIGURES {
+            let (ea, eb) = (
+                (figure.estimate)(&x.repetitions),
+                (figure.estimate)(&y.repetitions),
+            );
+            let (va, vb) = (ea.map(|e| e.mean), eb.map(|e| e.mean));
             if va.is_none() && vb.is_none() {
                 // Not a figure of this architecture (e.g. REST has no drain).
                 continue;
@@ -87,7 +66,9 @@ pub fn compare(baseline: &Path, candidate: &Path) -> anyhow::Result<Vec<Change>>
             };
             changes.push(Change {
                 architecture: name.clone(),
-                figure,
+                figure: figure.name,
+                label: figure.label,
+                better: figure.better,
                 baseline: va,
                 candidate: vb,
                 verdict,
@@ -98,11 +79,14 @@ pub fn compare(baseline: &Path, candidate: &Path) -> anyhow::Result<Vec<Change>>
 }
 
 impl Change {
-    /// Worse in the candidate beyond the noise of the repetitions: every
-    /// figure compared is better lower.
+    /// Worse in the candidate beyond the noise of the repetitions.
     pub fn regressed(&self) -> bool {
+        let worse = |a: f64, b: f64| match self.better {
+            Better::Lower => b > a,
+            Better::Higher => b < a,
+        };
         self.verdict == "beyond noise"
-            && matches!((self.baseline, self.candidate), (Some(a), Some(b)) if b > a)
+            && matches!((self.baseline, self.candidate), (Some(a), Some(b)) if worse(a, b))
     }
 }
 
@@ -122,7 +106,7 @@ pub fn compare_markdown(baseline: &Path, candidate: &Path, changes: &[Change]) -
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",
             c.architecture,
-            c.figure,
+            c.label,
             num(c.baseline.map(|v| (v * 10_000.0).round() / 10_000.0)),
             num(c.candidate.map(|v| (v * 10_000.0).round() / 10_000.0)),
             change,

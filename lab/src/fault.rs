@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use faultline_services::consumer;
 use faultline_stack::{ProbeError, ProxyMode, StackError};
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::experiment::{CommandFault, FaultKind};
 use crate::plan::FaultSpec;
+use crate::run_folder::rows::FaultRecord;
 use crate::stack::LabStack;
 
 /// How long a probe may wait for the effect of a fault.
@@ -25,29 +25,6 @@ const EFFECT_LIMIT: Duration = Duration::from_secs(10);
 const RECOVERY_LIMIT: Duration = Duration::from_secs(60);
 /// A probe's own timeout: a frozen or blackholed database fails it.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// What happened to one fault, times in seconds from the run's start.
-#[derive(Debug, Clone, Serialize)]
-pub struct FaultRecord {
-    pub kind: String,
-    pub target: String,
-    pub planned_start_s: f64,
-    pub planned_end_s: f64,
-    pub actual_start_s: Option<f64>,
-    pub actual_end_s: Option<f64>,
-    /// The probe saw the fault take effect.
-    pub verified_start: bool,
-    /// The probe saw the fault end.
-    pub verified_end: bool,
-    /// From injection to the probe seeing the effect.
-    pub effect_ms: Option<f64>,
-    /// From the end action to the probe seeing the system back.
-    pub recovery_ms: Option<f64>,
-    /// Both verified.
-    pub verified: bool,
-    /// What went wrong, if anything.
-    pub detail: String,
-}
 
 impl FaultRecord {
     fn planned(spec: &FaultSpec) -> Self {

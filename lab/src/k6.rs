@@ -16,8 +16,8 @@ use minijinja::{AutoEscape, Environment, Value, context};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::load::{Outcome, Row};
 use crate::plan::Plan;
+use crate::run_folder::rows::{Outcome, Row};
 
 /// What went wrong driving the load with k6.
 #[derive(Debug, thiserror::Error)]

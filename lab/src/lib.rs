@@ -29,10 +29,12 @@
 //! - [`clean`]: finds and stops what a killed runner left behind
 
 pub mod analyze;
+pub mod catalogue;
 pub mod chart;
 pub mod clean;
 pub mod collect;
 pub mod compare;
+pub mod crossing;
 pub mod experiment;
 pub mod fault;
 pub mod k6;
@@ -42,7 +44,9 @@ pub mod reference;
 pub mod report;
 pub mod run;
 pub mod run_folder;
+pub mod secrets;
 pub mod shutdown;
+pub mod spelling;
 pub mod stack;
 pub mod stats;
 pub mod sweep;

@@ -22,86 +22,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// How one request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Outcome {
-    /// An HTTP answer with this status.
-    Status(u16),
-    /// No answer within the client timeout.
-    Timeout,
-    /// The connection was refused.
-    Refused,
-    /// The connection broke or could not be made for another reason.
-    Connection,
-    /// Not sent: too many requests were already in flight.
-    NotSent,
-}
-
-impl Outcome {
-    pub fn ok(self) -> bool {
-        matches!(self, Outcome::Status(200..=299))
-    }
-
-    /// Worth retrying: the server or the network failed, not the request.
-    fn retriable(self) -> bool {
-        matches!(
-            self,
-            Outcome::Status(500..=599) | Outcome::Timeout | Outcome::Refused | Outcome::Connection
-        )
-    }
-
-    /// `http`, `timeout`, `refused`, `connection` or `not_sent`.
-    pub fn class(self) -> &'static str {
-        match self {
-            Outcome::Status(_) => "http",
-            Outcome::Timeout => "timeout",
-            Outcome::Refused => "refused",
-            Outcome::Connection => "connection",
-            Outcome::NotSent => "not_sent",
-        }
-    }
-
-    /// The HTTP status, 0 when there was none.
-    pub fn status(self) -> u16 {
-        match self {
-            Outcome::Status(status) => status,
-            _ => 0,
-        }
-    }
-}
-
-/// One logical request, times in microseconds from `t0`.
-#[derive(Debug, Clone, Copy)]
-pub struct Row {
-    /// Index of the architecture in the run's list.
-    pub architecture: u16,
-    pub seq: u64,
-    pub intended_us: u64,
-    /// When the first attempt was sent.
-    pub sent_us: u64,
-    /// When the last attempt ended.
-    pub finished_us: u64,
-    /// The last attempt's outcome.
-    pub outcome: Outcome,
-    pub attempts: u32,
-    pub event_id: uuid::Uuid,
-}
-
-/// How a driver sends.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct DriverSettings {
-    /// Longest wait for one answer.
-    #[serde(rename = "timeout_ms", serialize_with = "crate::plan::millis")]
-    pub timeout: Duration,
-    /// Most requests in flight; a due request beyond it is counted as not sent.
-    pub max_in_flight: usize,
-    /// Distinct drivers the events are spread over.
-    pub drivers: u32,
-    /// Seed of the event stream.
-    pub seed: u64,
-    /// Retries of a retriable failure, with the same event id.
-    pub retries: crate::experiment::Retries,
-}
+use crate::plan::DriverSettings;
+use crate::run_folder::rows::{Outcome, Row};
 
 /// Live counts of one architecture, for progress lines.
 #[derive(Debug, Default)]

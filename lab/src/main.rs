@@ -334,7 +334,7 @@ fn run_command() -> anyhow::Result<()> {
                     eprintln!(
                         "faultline: {} {} regressed beyond the noise: {} → {}",
                         change.architecture,
-                        change.figure,
+                        change.label,
                         faultline::report::num(change.baseline),
                         faultline::report::num(change.candidate)
                     );
@@ -459,8 +459,8 @@ fn sweep(
 /// Exit status 4 when a point of the sweep at `dir` did not complete, else
 /// 3 when a hypothesis failed at any point.
 fn exit_with_the_sweeps_verdict(dir: &std::path::Path) {
-    let summary: faultline::sweep::table::SweepSummary =
-        match run_folder::load(&dir.join(faultline::sweep::SWEEP_JSON)) {
+    let summary: run_folder::sweep::SweepSummary =
+        match run_folder::load(&dir.join(run_folder::sweep::SWEEP_JSON)) {
             Ok(summary) => summary,
             Err(error) => {
                 eprintln!(
@@ -491,7 +491,7 @@ fn exit_with_the_sweeps_verdict(dir: &std::path::Path) {
 /// refreshes the index of runs beside it, when there is one; a sweep
 /// folder's table and report are rebuilt from its points.
 fn report(dir: &std::path::Path) -> anyhow::Result<()> {
-    if dir.join(faultline::sweep::SWEEP_TOML).is_file() {
+    if dir.join(run_folder::sweep::SWEEP_TOML).is_file() {
         let summary = faultline::sweep::execute::reanalyse(dir)
             .with_context(|| format!("could not analyze the sweep {}", dir.display()))?;
         for line in summary
@@ -617,7 +617,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         architecture: 0,
         url: args.url,
         schedule,
-        settings: load::DriverSettings {
+        settings: faultline::plan::DriverSettings {
             timeout: args.timeout,
             max_in_flight: args.max_in_flight,
             drivers: args.drivers,
@@ -635,7 +635,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
     let ok = rows.iter().filter(|r| r.outcome.ok()).count();
     let not_sent = rows
         .iter()
-        .filter(|r| r.outcome == load::Outcome::NotSent)
+        .filter(|r| r.outcome == run_folder::rows::Outcome::NotSent)
         .count();
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
     for row in &rows {
@@ -672,7 +672,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_rows(path: &std::path::Path, rows: &[load::Row]) -> std::io::Result<()> {
+fn write_rows(path: &std::path::Path, rows: &[run_folder::rows::Row]) -> std::io::Result<()> {
     use std::io::Write;
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(

@@ -19,39 +19,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use faultline_services::store::Batch;
-use serde::{Deserialize, Serialize};
 
-/// Connections that commit at once, as `pgbench -c 8` would.
-pub const CLIENTS: u32 = 8;
-
-/// Rows in each commit of the multi-row reference.
-pub const ROWS_PER_COMMIT: usize = 50;
-
-/// Rows in each `COPY` of the COPY reference, a drain's batch.
-pub const COPY_ROWS: usize = 10_000;
+use crate::run_folder::manifest::{CLIENTS, COPY_ROWS, ROWS_PER_COMMIT, Reference};
 
 /// The scratch table, dropped when the reference is measured.
 const TABLE: &str = "faultline_reference";
-
-/// What PostgreSQL stored alone, each way for the same length.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-pub struct Reference {
-    /// Single-row commits a second, all connections together.
-    pub commits_per_s: f64,
-    /// Connections that committed at once.
-    pub clients: u32,
-    /// How long each way was measured.
-    pub seconds: f64,
-    /// Rows a second in commits of [`ROWS_PER_COMMIT`] rows, from
-    /// [`CLIENTS`] connections; absent in runs of versions that did not
-    /// measure it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multi_row_rows_per_s: Option<f64>,
-    /// Rows a second by `COPY` of [`COPY_ROWS`] rows per transaction, from
-    /// one connection; absent as above.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub copy_rows_per_s: Option<f64>,
-}
 
 /// Measures [`Reference`] on the database at `url`, each way for `length`
 /// (three times `length` in all), saying each way as it starts; gives up

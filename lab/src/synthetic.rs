@@ -20,11 +20,9 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::collect::{MetricRow, Sample, StoredRow};
 use crate::experiment::DriverSetting;
-use crate::fault::FaultRecord;
-use crate::load::{Outcome, Row};
 use crate::run_folder::frames::{faults_frame, metrics_frame, requests_frame, stored_frame};
+use crate::run_folder::rows::{FaultRecord, MetricRow, Outcome, Row, Sample, StoredRow};
 use crate::run_folder::{self, Host, Manifest, RepetitionSummary, Status, Versions};
 
 /// What the synthetic run contains.

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use faultline::fault::{self, FaultRecord};
+use faultline::fault;
 use faultline::plan::{DatabaseTarget, FaultSpec, StackPlan};
+use faultline::run_folder::rows::FaultRecord;
 use faultline::shutdown::Shutdown;
 use faultline::stack::LabStack;
 use faultline_services::consumer::Mode;

@@ -239,13 +239,15 @@ fn repetitions_give_intervals_and_compare_tells_noise_from_change() {
     let changes = faultline::compare::compare(&a, &b).unwrap();
     let rest_errors = changes
         .iter()
-        .find(|c| c.architecture == "rest" && c.figure == "error rate")
+        .find(|c| c.architecture == "rest" && c.figure == "error_rate")
         .unwrap();
     assert_eq!(rest_errors.verdict, "beyond noise");
     assert!(rest_errors.candidate > rest_errors.baseline);
     let markdown = faultline::compare::compare_markdown(&a, &b, &changes);
     assert!(
-        markdown.contains("| rest | error rate | 0.33 | 0.50 | +50.0 % | beyond noise |"),
+        markdown.contains(
+            "| rest | error rate over the whole run | 0.33 | 0.50 | +50.0 % | beyond noise |"
+        ),
         "{markdown}"
     );
     assert!(rest_errors.regressed());
@@ -262,7 +264,7 @@ fn repetitions_give_intervals_and_compare_tells_noise_from_change() {
     assert_eq!(worse.status.code(), Some(5));
     assert!(
         String::from_utf8_lossy(&worse.stderr)
-            .contains("rest error rate regressed beyond the noise: 0.33 → 0.50"),
+            .contains("rest error rate over the whole run regressed beyond the noise: 0.33 → 0.50"),
         "{}",
         String::from_utf8_lossy(&worse.stderr)
     );
@@ -615,8 +617,19 @@ fn a_summary_written_before_the_added_fields_is_still_read() {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/example-run/summary.json");
     let mut old: Value = serde_json::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
     old.as_object_mut().unwrap().remove("interval_method");
+    old.as_object_mut().unwrap().remove("budget_break_even");
     for architecture in old["architectures"].as_object_mut().unwrap().values_mut() {
         let a = architecture.as_object_mut().unwrap();
+        let repetitions = a["repetitions"].as_object_mut().unwrap();
+        for added in [
+            "lost_share",
+            "freshness_p99_ms",
+            "stale_share",
+            "on_time_share",
+            "poc_revenue_lost",
+        ] {
+            repetitions.remove(added);
+        }
         a.remove("per_repetition");
         a.remove("cost_by_staleness_budget");
         a["cost"]
@@ -631,7 +644,63 @@ fn a_summary_written_before_the_added_fields_is_still_read() {
     let summary: faultline::run_folder::Summary = faultline::run_folder::load(&path).unwrap();
     assert_eq!(summary.interval_method, "bootstrap");
     assert!(summary.architectures["rest"].per_repetition.is_empty());
+    assert!(summary.budget_break_even.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The catalogue's three readings of a figure agree: one repetition's
+/// value, the estimate over the repetitions, and what a hypothesis naming
+/// its metric is judged on; and each moves with the rows.
+#[test]
+fn every_catalogue_figure_reads_the_same_from_a_repetition_its_estimate_and_its_metric() {
+    use faultline::catalogue::FIGURES;
+    use faultline::experiment::Metric;
+    let agree = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+        (a, b) => a.is_none() && b.is_none(),
+    };
+    let mut shares = Vec::new();
+    for lost_every in [10, 4] {
+        let run = Synthetic {
+            lost_every,
+            ..Synthetic::default()
+        };
+        let dir = folder(&format!("catalogue-{lost_every}"));
+        run.write(&dir).unwrap();
+        let summary = faultline::analyse_and_report(&dir).unwrap();
+        let mut present = 0;
+        for (name, a) in &summary.architectures {
+            assert_eq!(a.per_repetition.len(), 1);
+            for figure in &FIGURES {
+                let one = (figure.of_repetition)(&a.per_repetition[0]);
+                let estimate = (figure.estimate)(&a.repetitions).map(|e| e.mean);
+                let judged = figure.metric.of(a, figure.phase);
+                assert!(
+                    agree(one, estimate),
+                    "{name} {}: {one:?} {estimate:?}",
+                    figure.name
+                );
+                assert!(
+                    agree(one, judged),
+                    "{name} {}: {one:?} {judged:?}",
+                    figure.name
+                );
+                present += usize::from(one.is_some());
+            }
+        }
+        // Every figure is some architecture's: none is left unread.
+        assert!(present >= FIGURES.len(), "{present}");
+        let kafka = &summary.architectures["kafka"];
+        assert_eq!(kafka.lost, run.lost());
+        let share = Metric::LostShare.of(kafka, None).unwrap();
+        assert!(agree(
+            Some(share),
+            Some(run.lost() as f64 / kafka.acknowledged as f64)
+        ));
+        shares.push(share);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    assert!(shares[1] > shares[0], "{shares:?}");
 }
 
 #[test]

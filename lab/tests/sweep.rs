@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use faultline::sweep::Grid;
+use faultline::plan::grid::Grid;
 use faultline::synthetic::Synthetic;
 use polars::prelude::*;
 use serde_json::Value;
@@ -136,7 +136,7 @@ fn a_sweep_folder_of_synthetic_points_is_tabled_charted_and_indexed() {
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert_eq!(
         html.matches("<svg").count(),
-        faultline::sweep::table::CHARTED,
+        faultline::catalogue::CHARTED,
         "one chart per charted headline figure"
     );
     assert!(html.contains("not run"), "the missing point is said");
@@ -162,8 +162,8 @@ fn two_parameters_draw_one_small_chart_per_value_of_the_second() {
          { key = \"workload.rate.rps\", values = [10, 20] }",
     );
     for point in &grid.points {
-        let seconds = faultline::sweep::numeric(&point.values[0]).unwrap() as u32;
-        let rps = faultline::sweep::numeric(&point.values[1]).unwrap() as u32;
+        let seconds = faultline::plan::grid::numeric(&point.values[0]).unwrap() as u32;
+        let rps = faultline::plan::grid::numeric(&point.values[1]).unwrap() as u32;
         let run = dir.join("runs").join(point.folder(&grid));
         Synthetic {
             fault: (10, 10 + seconds),
@@ -195,7 +195,7 @@ fn two_parameters_draw_one_small_chart_per_value_of_the_second() {
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
     assert_eq!(
         html.matches("<svg").count(),
-        faultline::sweep::table::CHARTED * 2,
+        faultline::catalogue::CHARTED * 2,
         "two small charts per figure"
     );
     assert!(html.contains("at workload.rate.rps = 20"));
@@ -315,7 +315,7 @@ fn a_sweep_interrupted_keeps_its_folder_and_resumes_to_every_point() {
         .collect();
     assert!(overhead.iter().all(|o| *o > 0.0), "{overhead:?}");
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert!(html.matches("<svg").count() >= faultline::sweep::table::CHARTED);
+    assert!(html.matches("<svg").count() >= faultline::catalogue::CHARTED);
 
     // A finished sweep resumed runs nothing and leaves its points alone.
     let started = read_json(&dir.join("runs/p02-duration-5s/manifest.json"))["started_at"].clone();

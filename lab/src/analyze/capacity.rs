@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::cpu::{Readings, sent_between, spent_between};
 use super::join::Request;
 use crate::experiment::{Experiment, RateShape};
-use crate::reference::Reference;
+use crate::run_folder::Reference;
 use crate::run_folder::summary::{Capacity, CapacityReference, CapacityStep};
 use crate::stats::{latency, ratio};
 
@@ -139,9 +139,9 @@ pub fn with_reference(capacity: &mut HashMap<String, Capacity>, references: &[Re
                 .filter(|_| commits_per_s > 0.0)
                 .map(|knee| knee / commits_per_s),
             multi_row_rows_per_s,
-            rows_per_commit: crate::reference::ROWS_PER_COMMIT as u32,
+            rows_per_commit: crate::run_folder::manifest::ROWS_PER_COMMIT as u32,
             copy_rows_per_s,
-            copy_rows: crate::reference::COPY_ROWS as u32,
+            copy_rows: crate::run_folder::manifest::COPY_ROWS as u32,
         });
     }
 }

@@ -1,8 +1,11 @@
 //! The cost model: failed, lost and too-late events priced with the
 //! scenario's economics, every input kept beside the result. Pure.
 
+use std::collections::BTreeMap;
+
+use crate::crossing::{BreakEven, Subject, Value, break_even};
 use crate::experiment::Economics;
-use crate::run_folder::summary::{BudgetCost, Cost, CostInputs};
+use crate::run_folder::summary::{ArchitectureSummary, BudgetCost, Cost, CostInputs};
 
 /// What `failed_events` cost over `outages` outages, for an architecture
 /// offered `run_rps` requests a second in the run.
@@ -78,6 +81,67 @@ pub fn by_budget(
             }
         })
         .collect()
+}
+
+/// For every pair of architectures (in the scenario's `order`), where
+/// their costs per outage cross as the staleness budget grows, or that
+/// they do not.
+pub fn break_even_by_budget(
+    order: &[&str],
+    architectures: &BTreeMap<String, ArchitectureSummary>,
+) -> Vec<BreakEven> {
+    let show = |s: f64| {
+        if s >= 120.0 {
+            format!("{:.1} min", s / 60.0)
+        } else {
+            format!("{s:.1} s")
+        }
+    };
+    let subject = Subject {
+        parameter: "staleness budget",
+        show: &show,
+        less: "costs less than",
+        same: "cost the same",
+        article: "a ",
+        joiner: " of ",
+        range: "the budgets shown",
+    };
+    let curves: Vec<(&str, Vec<(f64, Value)>)> = order
+        .iter()
+        .filter_map(|name| {
+            let costs = &architectures.get(*name)?.cost_by_staleness_budget;
+            let values = costs
+                .iter()
+                .map(|c| {
+                    let value = Value {
+                        mean: c.per_outage,
+                        interval: None,
+                    };
+                    (c.staleness_budget_s, value)
+                })
+                .collect();
+            Some((*name, values))
+        })
+        .collect();
+    let mut found = Vec::new();
+    for (i, (a, a_curve)) in curves.iter().enumerate() {
+        for (b, b_curve) in &curves[i + 1..] {
+            let xs: Vec<f64> = a_curve.iter().map(|p| p.0).collect();
+            let values = |curve: &[(f64, Value)]| curve.iter().map(|p| p.1).collect::<Vec<_>>();
+            let (crosses, sure, sentence) =
+                break_even(&subject, &xs, (a, &values(a_curve)), (b, &values(b_curve)));
+            found.push(BreakEven {
+                figure: "revenue_lost".into(),
+                a: a.to_string(),
+                b: b.to_string(),
+                holding: String::new(),
+                at: crosses.iter().map(|c| c.x).collect(),
+                sure,
+                sentence,
+            });
+        }
+    }
+    found
 }
 
 #[cfg(test)]

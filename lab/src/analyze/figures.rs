@@ -8,14 +8,15 @@ use polars::prelude::*;
 
 use super::join::Request;
 use super::{flags, numbers, strings};
-use crate::reference::Reference;
+use crate::experiment::Phase;
+use crate::run_folder::Reference;
 use crate::run_folder::summary::{DrainRate, FaultSummary, Freshness, PhaseSummary};
 use crate::stats::{latency, ratio};
 
 /// The headline figures of a set of requests (one repetition or all).
 pub struct Figures {
     pub totals: PhaseSummary,
-    pub phases: BTreeMap<String, PhaseSummary>,
+    pub phases: BTreeMap<Phase, PhaseSummary>,
     pub acknowledged: u64,
     pub stored: u64,
     pub lost: u64,
@@ -41,10 +42,10 @@ impl Figures {
         budget_us: u64,
         warmup_s: f64,
     ) -> Self {
-        let mut phases: BTreeMap<&str, Vec<&Request>> = BTreeMap::new();
+        let mut phases: BTreeMap<Phase, Vec<&Request>> = BTreeMap::new();
         for row in rows {
             let windows = windows.get(&row.repetition).map_or(&[][..], Vec::as_slice);
-            if let Some(phase) = phase_of(windows, row.intended_s) {
+            if let Some(phase) = Phase::of(windows, row.intended_s) {
                 phases.entry(phase).or_default().push(row);
             }
         }
@@ -56,12 +57,7 @@ impl Figures {
             totals: phase_summary(rows.iter().copied(), warmup_s, budget_us),
             phases: phases
                 .into_iter()
-                .map(|(phase, rows)| {
-                    (
-                        phase.to_string(),
-                        phase_summary(rows.into_iter(), warmup_s, budget_us),
-                    )
-                })
+                .map(|(phase, rows)| (phase, phase_summary(rows.into_iter(), warmup_s, budget_us)))
                 .collect(),
             acknowledged,
             stored,
@@ -119,27 +115,6 @@ pub fn phase_summary<'a>(
         ),
         failures,
     }
-}
-
-/// The phase of a request intended at `t` among fault `windows`.
-pub fn phase_of(windows: &[(f64, f64)], t: f64) -> Option<&'static str> {
-    if windows.is_empty() {
-        return None;
-    }
-    let first = windows.iter().map(|w| w.0).fold(f64::INFINITY, f64::min);
-    let last = windows
-        .iter()
-        .map(|w| w.1)
-        .fold(f64::NEG_INFINITY, f64::max);
-    Some(if windows.iter().any(|(s, e)| t >= *s && t < *e) {
-        "during"
-    } else if t < first {
-        "before"
-    } else if t >= last {
-        "after"
-    } else {
-        "between"
-    })
 }
 
 /// The faults of `faults.parquet`, as the summary lists them.

@@ -9,6 +9,7 @@ use faultline_services::metrics::names;
 use polars::prelude::*;
 
 use super::{RunFiles, flags, numbers, strings};
+use crate::experiment::Phase;
 
 /// One request after the audit join.
 pub struct Request {
@@ -274,7 +275,7 @@ pub fn redelivered(metrics: &DataFrame) -> anyhow::Result<HashMap<(String, u32),
 /// (architecture, repetition) and phase of the fault `windows`: each
 /// increase between two readings goes to the phase of the later one (none
 /// before `warmup_s`); a drop is a restarted process counting from zero.
-pub type PhaseSums = HashMap<(String, u32), BTreeMap<&'static str, (f64, f64)>>;
+pub type PhaseSums = HashMap<(String, u32), BTreeMap<Phase, (f64, f64)>>;
 
 pub fn histogram_by_phase(
     metrics: &DataFrame,
@@ -311,7 +312,7 @@ pub fn histogram_by_phase(
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         let windows = windows.get(&rep).map_or(&[][..], Vec::as_slice);
         for w in points.windows(2).filter(|w| w[0].0 >= warmup_s) {
-            let Some(phase) = super::figures::phase_of(windows, w[1].0) else {
+            let Some(phase) = Phase::of(windows, w[1].0) else {
                 continue;
             };
             let increase = if w[1].1 >= w[0].1 {

@@ -28,12 +28,12 @@ use std::path::Path;
 use faultline_services::breaker::BreakerState;
 use polars::prelude::*;
 
-use crate::experiment::Experiment;
+use crate::experiment::{Experiment, Phase};
 use crate::run_folder::summary::{
     ArchitectureSummary, ControlSummary, RepetitionFigures, Repetitions, windows_of,
 };
 use crate::run_folder::{self, FolderError, Manifest, Summary};
-use crate::stats::{estimate, fnv, ratio};
+use crate::stats::{fnv, ratio};
 use figures::Figures;
 pub use series::{PerSecond, Second};
 
@@ -234,6 +234,8 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         architectures.insert(name.to_string(), figures);
     }
     let hypotheses = verdicts::judge(&experiment.hypotheses, &architectures);
+    let order: Vec<&str> = experiment.architectures.iter().map(|a| a.name()).collect();
+    let budget_break_even = cost::break_even_by_budget(&order, &architectures);
     Ok(Analysis {
         summary: Summary {
             schema: run_folder::summary::SCHEMA,
@@ -247,6 +249,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
             architectures,
             hypotheses,
             cpu,
+            budget_break_even,
         },
         series,
         freshness_cdf,
@@ -286,8 +289,8 @@ impl Context<'_> {
 
     /// The mean time the broker took to acknowledge a produce of `name`
     /// over `reps`, per phase, in milliseconds.
-    fn produce_ack_ms(&self, name: &str, reps: &[u32]) -> BTreeMap<String, f64> {
-        let mut sums: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
+    fn produce_ack_ms(&self, name: &str, reps: &[u32]) -> BTreeMap<Phase, f64> {
+        let mut sums: BTreeMap<Phase, (f64, f64)> = BTreeMap::new();
         for r in reps {
             for (phase, (sum, count)) in self
                 .produce_ack
@@ -295,14 +298,14 @@ impl Context<'_> {
                 .into_iter()
                 .flatten()
             {
-                let slot = sums.entry(phase).or_default();
+                let slot = sums.entry(*phase).or_default();
                 slot.0 += sum;
                 slot.1 += count;
             }
         }
         sums.into_iter()
             .filter(|(_, (_, count))| *count > 0.0)
-            .map(|(phase, (sum, count))| (phase.to_string(), 1000.0 * sum / count))
+            .map(|(phase, (sum, count))| (phase, 1000.0 * sum / count))
             .collect()
     }
 
@@ -374,29 +377,14 @@ impl Context<'_> {
                 run_rps,
             )
         };
-        let seed = self.experiment.seed ^ fnv(name);
-        let estimate = |f: &dyn Fn(&Figures) -> Option<f64>| {
-            estimate(&each.iter().filter_map(f).collect::<Vec<_>>(), seed)
-        };
-        let repetitions = Repetitions {
-            count: each.len(),
-            error_rate: estimate(&|f| Some(f.totals.error_rate)),
-            error_rate_during: estimate(&|f| f.phases.get("during").map(|p| p.error_rate)),
-            lost: estimate(&|f| Some(f.lost as f64)),
-            latency_p99_ms: estimate(&|f| f.totals.latency_ms.as_ref().map(|l| l.p99)),
-            recovery_s: estimate(&|f| f.recovery_s),
-            data_recovery_s: estimate(&|f| f.data_recovery_s),
-            drain_s: estimate(&|f| f.drain_s),
-            revenue_lost: estimate(&|f| Some(cost_of(f, 1).revenue_lost)),
-        };
-        let per_repetition = reps
+        let per_repetition: Vec<RepetitionFigures> = reps
             .iter()
             .zip(&each)
             .map(|(r, f)| RepetitionFigures {
                 repetition: *r,
                 requests: f.totals.requests,
                 error_rate: f.totals.error_rate,
-                error_rate_during: f.phases.get("during").map(|p| p.error_rate),
+                error_rate_during: f.phases.get(&Phase::During).map(|p| p.error_rate),
                 acknowledged: f.acknowledged,
                 lost: f.lost,
                 lost_share: ratio(f.lost, f.acknowledged),
@@ -411,6 +399,7 @@ impl Context<'_> {
                 poc_revenue_lost: cost_of(f, 1).poc_revenue_lost,
             })
             .collect();
+        let repetitions = Repetitions::of(&per_repetition, self.experiment.seed ^ fnv(name));
         let cost_by_staleness_budget = cost::by_budget(
             economics,
             pooled.totals.failed + pooled.lost,
@@ -552,18 +541,8 @@ impl Context<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::figures::{drain, phase_of};
+    use super::figures::drain;
     use super::series::cdf;
-
-    #[test]
-    fn phases_follow_the_fault_windows() {
-        let windows = [(10.0, 20.0), (30.0, 40.0)];
-        assert_eq!(phase_of(&windows, 5.0), Some("before"));
-        assert_eq!(phase_of(&windows, 10.0), Some("during"));
-        assert_eq!(phase_of(&windows, 25.0), Some("between"));
-        assert_eq!(phase_of(&windows, 40.0), Some("after"));
-        assert_eq!(phase_of(&[], 5.0), None);
-    }
 
     #[test]
     fn drain_ends_when_the_backlog_is_back_to_its_usual_level() {

@@ -3,6 +3,7 @@
 //! failed its users, which lost data, which was late, what each cost, and
 //! how sure that is.
 
+use crate::experiment::Phase;
 use crate::run_folder::Summary;
 use crate::run_folder::summary::ArchitectureSummary;
 
@@ -38,7 +39,7 @@ fn seconds(s: f64) -> String {
 /// What happened to one architecture's users and data, in one sentence.
 fn sentence(name: &str, a: &ArchitectureSummary, staleness: &str) -> String {
     let mut parts = Vec::new();
-    match a.phases.get("during") {
+    match a.phases.get(&Phase::During) {
         Some(during) if during.failed > 0 => parts.push(format!(
             "failed {} of the requests sent during the fault ({})",
             percent(during.error_rate),
@@ -137,10 +138,10 @@ pub fn answer(summary: &Summary, order: &[&str], staleness: &str) -> Vec<String>
 
 /// The p99 of successful requests in `phase`, if any.
 fn p99(
-    phases: &std::collections::BTreeMap<String, crate::run_folder::summary::PhaseSummary>,
-    phase: &str,
+    phases: &std::collections::BTreeMap<Phase, crate::run_folder::summary::PhaseSummary>,
+    phase: Phase,
 ) -> Option<f64> {
-    phases.get(phase)?.latency_ms.as_ref().map(|l| l.p99)
+    phases.get(&phase)?.latency_ms.as_ref().map(|l| l.p99)
 }
 
 /// A rise of an architecture's latency after the fault, explained from the
@@ -153,7 +154,8 @@ pub fn notes(summary: &Summary, order: &[&str]) -> Vec<String> {
         let Some(a) = summary.architectures.get(*name) else {
             continue;
         };
-        let (Some(before), Some(after)) = (p99(&a.phases, "before"), p99(&a.phases, "after"))
+        let (Some(before), Some(after)) =
+            (p99(&a.phases, Phase::Before), p99(&a.phases, Phase::After))
         else {
             continue;
         };
@@ -166,8 +168,8 @@ pub fn notes(summary: &Summary, order: &[&str]) -> Vec<String> {
              before ({before:.1} ms)"
         );
         if let (Some(ack_before), Some(ack_after)) = (
-            a.produce_ack_ms.get("before"),
-            a.produce_ack_ms.get("after"),
+            a.produce_ack_ms.get(&Phase::Before),
+            a.produce_ack_ms.get(&Phase::After),
         ) {
             note.push_str(&if *ack_after >= 1.5 * ack_before {
                 format!(
@@ -188,10 +190,12 @@ pub fn notes(summary: &Summary, order: &[&str]) -> Vec<String> {
                 ));
             }
         }
-        let control = a
-            .control
-            .as_ref()
-            .and_then(|c| Some((p99(&c.phases, "before")?, p99(&c.phases, "after")?)));
+        let control = a.control.as_ref().and_then(|c| {
+            Some((
+                p99(&c.phases, Phase::Before)?,
+                p99(&c.phases, Phase::After)?,
+            ))
+        });
         note.push_str(&match control {
             Some((c_before, c_after)) if c_before > 0.0 => {
                 let c_rise = c_after / c_before;

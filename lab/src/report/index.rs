@@ -63,11 +63,11 @@ fn link_to(folder: &std::ffi::OsStr) -> Value {
 
 /// The sweep folder at `dir`, if it is one with a readable `sweep.json`.
 fn sweep_entry(dir: &Path) -> Option<SweepEntry> {
-    let path = dir.join(crate::sweep::SWEEP_JSON);
+    let path = dir.join(run_folder::sweep::SWEEP_JSON);
     if !path.is_file() {
         return None;
     }
-    let summary: crate::sweep::table::SweepSummary = match run_folder::load(&path) {
+    let summary: run_folder::sweep::SweepSummary = match run_folder::load(&path) {
         Ok(summary) => summary,
         Err(error) => {
             tracing::warn!(%error, "Left a sweep out of the index.");

@@ -9,130 +9,28 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use minijinja::{Environment, Value};
+use minijinja::Value;
 use serde::Serialize;
 
 pub mod answer;
+pub mod capacity;
 pub mod charts;
+pub mod cpu;
+pub mod format;
 pub mod index;
 pub mod poc;
 
+use capacity::{CapacityRow, capacity_note, drain_note};
+use cpu::{CpuView, cpu_note};
+pub use format::num;
+use format::{environment, ms, pct};
 pub use index::write_index;
 
 use crate::analyze::{Analysis, RunFiles};
 use crate::chart;
-use crate::experiment::{ArchitectureSettings, Mode, Pool, RateShape, Span, Workload};
-use crate::run_folder::summary::{
-    ArchitectureSummary, Capacity, CapacityStep, DrainRate, ProcessCpu,
-};
+use crate::experiment::{ArchitectureSettings, Mode, Phase, Pool, RateShape, Span, Workload};
+use crate::run_folder::summary::ArchitectureSummary;
 use crate::run_folder::{self, Manifest, Summary};
-
-const MARKDOWN: &str = include_str!("../../templates/report.md.j2");
-const HTML: &str = include_str!("../../templates/report.html.j2");
-const INDEX: &str = include_str!("../../templates/index.html.j2");
-const SWEEP_MARKDOWN: &str = include_str!("../../templates/sweep.md.j2");
-const SWEEP_HTML: &str = include_str!("../../templates/sweep.html.j2");
-const STYLE: &str = include_str!("../../templates/style.css");
-
-pub(crate) fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    env.add_template("report.md", MARKDOWN)
-        .expect("the Markdown template parses");
-    env.add_template("report.html", HTML)
-        .expect("the HTML template parses");
-    env.add_template("index.html", INDEX)
-        .expect("the index template parses");
-    env.add_template("sweep.md", SWEEP_MARKDOWN)
-        .expect("the sweep's Markdown template parses");
-    env.add_template("sweep.html", SWEEP_HTML)
-        .expect("the sweep's HTML template parses");
-    env.add_global("style", Value::from_safe_string(STYLE.to_string()));
-    // Generated sentences with Markdown emphasis, for the HTML report:
-    // escaped, then `**x**` as <strong>x</strong> and `` `x` `` as <code>x</code>.
-    env.add_filter("strong", |text: String| {
-        let escaped = text
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
-        let html = wrap_between(&wrap_between(&escaped, "**", "strong"), "`", "code");
-        Value::from_safe_string(html)
-    });
-    // Text from the scenario in Markdown: HTML in it is shown, not rendered.
-    env.add_filter("md", |text: String| {
-        text.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    });
-    env.add_function("pct", |v: Option<f64>| {
-        v.map_or("-".into(), |v| format!("{:.2} %", 100.0 * v))
-    });
-    env.add_function("ms", |v: Option<f64>| ms(v));
-    env.add_function("secs", |v: Option<f64>| {
-        v.map_or("-".into(), |v| format!("{v:.1} s"))
-    });
-    env.add_function("money", |v: Option<f64>| {
-        v.map_or("-".into(), |v| {
-            let whole = format!("{:.0}", v.abs());
-            let mut grouped = String::new();
-            for (i, c) in whole.chars().enumerate() {
-                if i > 0 && (whole.len() - i) % 3 == 0 {
-                    grouped.push(',');
-                }
-                grouped.push(c);
-            }
-            format!("{}{grouped}", if v < 0.0 { "-" } else { "" })
-        })
-    });
-    env.add_function("num", |v: Option<f64>| num(v));
-    env.add_function("times", |v: Option<f64>| {
-        v.map_or("-".into(), |v| format!("×{v:.2}"))
-    });
-    env.add_function("ci", |e: Option<Value>, kind: String| -> String {
-        let Some(e) = e.filter(|e| !e.is_none()) else {
-            return "-".into();
-        };
-        let get = |k: &str| e.get_attr(k).ok().and_then(|v| f64::try_from(v).ok());
-        let show = |v: Option<f64>| match kind.as_str() {
-            "pct" => v.map_or("-".into(), |v| format!("{:.2} %", 100.0 * v)),
-            "ms" => ms(v),
-            "s" => v.map_or("-".into(), |v| format!("{v:.1} s")),
-            _ => num(v),
-        };
-        match (get("low"), get("high")) {
-            (Some(low), Some(high)) => {
-                format!(
-                    "{} [{} – {}]",
-                    show(get("mean")),
-                    show(Some(low)),
-                    show(Some(high))
-                )
-            }
-            _ => show(get("mean")),
-        }
-    });
-    env
-}
-
-fn pct(v: f64) -> String {
-    format!("{:.2} %", 100.0 * v)
-}
-
-fn ms(v: Option<f64>) -> String {
-    match v {
-        None => "-".to_string(),
-        Some(v) if v >= 10_000.0 => format!("{:.1} s", v / 1000.0),
-        Some(v) => format!("{v:.1} ms"),
-    }
-}
-
-/// A number as the reports print it: whole numbers without decimals, others with two.
-pub fn num(v: Option<f64>) -> String {
-    match v {
-        None => "-".to_string(),
-        Some(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v:.0}"),
-        Some(v) => format!("{v:.2}"),
-    }
-}
 
 fn describe_rate(rate: &RateShape) -> String {
     match rate {
@@ -286,7 +184,7 @@ pub struct Model<'a> {
     staleness: String,
     /// Where one architecture's cost crosses another's as the staleness
     /// budget grows, in words.
-    budget_break_even: Vec<String>,
+    budget_break_even: Vec<&'a str>,
     /// The report's first paragraph, in sentences (Markdown emphasis).
     answer: Vec<String>,
     /// Latency rises after the fault, explained (Markdown emphasis).
@@ -318,371 +216,11 @@ pub struct Model<'a> {
     version: &'static str,
 }
 
-/// One step of a stepped rate, as the report's capacity table shows it.
-#[derive(Serialize)]
-pub struct CapacityRow {
-    architecture: String,
-    offered: String,
-    ok_per_s: String,
-    errors: String,
-    p50: String,
-    p99: String,
-    held: bool,
-    /// The cores every sampled process kept busy, of the machine's.
-    busy: String,
-    /// CPU per request of each process, `process µs` joined.
-    cpu: String,
-}
-
-impl CapacityRow {
-    fn all(name: &str, capacity: &Capacity) -> Vec<Self> {
-        capacity
-            .steps
-            .iter()
-            .map(|s| Self {
-                architecture: name.to_string(),
-                offered: format!("{:.0}", s.rps),
-                ok_per_s: format!("{:.0}", s.ok_per_s),
-                errors: pct(s.error_rate),
-                p50: ms(s.latency_ms.as_ref().map(|l| l.p50)),
-                p99: ms(s.latency_ms.as_ref().map(|l| l.p99)),
-                held: s.held,
-                busy: if s.cpu_cores.is_empty() {
-                    "-".into()
-                } else {
-                    format!(
-                        "{:.2} of {}",
-                        s.cpu_cores.values().sum::<f64>(),
-                        capacity.machine_cores
-                    )
-                },
-                cpu: s
-                    .cpu_us_per_request
-                    .iter()
-                    .map(|(process, us)| format!("{process} {us:.0} µs"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-            .collect()
-    }
-}
-
-/// An architecture's knee, what the step past it looked like, and the knee
-/// as a ratio to what PostgreSQL committed alone in the same run.
-fn capacity_note(name: &str, capacity: &Capacity) -> String {
-    let knee = knee_note(name, capacity);
-    let Some(reference) = &capacity.reference else {
-        return knee;
-    };
-    let commits = format!(
-        "the {} single-row commits a second PostgreSQL made alone before the load \
-         ({} connections, {:.0} s{})",
-        answer::count(reference.commits_per_s.round() as u64),
-        reference.clients,
-        reference.seconds,
-        if reference.repetitions > 1 {
-            format!(", the mean of {} repetitions", reference.repetitions)
-        } else {
-            String::new()
-        }
-    );
-    // Every step held: the knee lies at the highest step or above.
-    let at_least = if capacity.first_missed_rps.is_none() {
-        "at least "
-    } else {
-        ""
-    };
-    let note = match reference.knee_ratio {
-        Some(ratio) => format!(
-            "{knee} Its knee is {at_least}**{ratio:.2}×** {commits}, a ratio that carries to \
-             another machine."
-        ),
-        None => format!("{knee} For comparison, {commits}."),
-    };
-    let mut ways = Vec::new();
-    if let Some(multi) = reference.multi_row_rows_per_s.filter(|r| *r > 0.0) {
-        ways.push(format!(
-            "{} rows a second in commits of {} rows{}",
-            answer::count(multi.round() as u64),
-            reference.rows_per_commit,
-            capacity
-                .knee_rps
-                .map(|knee| format!(" (the knee is {at_least}**{:.2}×** that)", knee / multi))
-                .unwrap_or_default()
-        ));
-    }
-    if let Some(copy) = reference.copy_rows_per_s {
-        ways.push(format!(
-            "{} rows a second by COPY of {} rows a transaction from one connection",
-            answer::count(copy.round() as u64),
-            answer::count(u64::from(reference.copy_rows))
-        ));
-    }
-    if ways.is_empty() {
-        note
-    } else {
-        format!("{note} Alone, it also stored {}.", ways.join(", and "))
-    }
-}
-
-/// How fast an architecture stored its backlog, beside PostgreSQL's own
-/// COPY rate when the run measured it.
-fn drain_note(name: &str, drain: &DrainRate) -> String {
-    use answer::count;
-    let stored = format!(
-        "**{name}** stored the backlog of the fault ({} events acknowledged before it was over) \
-         at **{} events a second** over {:.2} s{}",
-        count(drain.backlog_events.round() as u64),
-        count(drain.events_per_s.round() as u64),
-        drain.seconds,
-        if drain.repetitions > 1 {
-            format!(", the mean of {} repetitions", drain.repetitions)
-        } else {
-            String::new()
-        }
-    );
-    match (drain.copy_ratio, drain.copy_rows_per_s) {
-        (Some(ratio), Some(copy)) => format!(
-            "{stored}: **{ratio:.2}×** the {} rows a second PostgreSQL took alone by COPY before \
-             the load, a ratio that carries to another machine.",
-            count(copy.round() as u64)
-        ),
-        _ => format!(
-            "{stored}. With `capacity = {{ reference = \"5s\" }}` the run also measures how \
-             fast PostgreSQL alone takes rows by COPY, to set this beside."
-        ),
-    }
-}
-
-/// An architecture's knee, and what the step past it looked like.
-fn knee_note(name: &str, capacity: &Capacity) -> String {
-    let step = |rps: f64| capacity.steps.iter().find(|s| s.rps == rps);
-    let how = |s: &CapacityStep| {
-        format!(
-            "p99 {}, {} failed",
-            ms(s.latency_ms.as_ref().map(|l| l.p99)),
-            pct(s.error_rate)
-        )
-    };
-    let held = match capacity.knee_rps.and_then(step) {
-        Some(knee) => format!(
-            "**{name}** held up to **{:.0} req/s** ({})",
-            knee.rps,
-            how(knee)
-        ),
-        None => format!("**{name}** held none of the steps"),
-    };
-    let Some(missed) = capacity.first_missed_rps.and_then(step) else {
-        return format!("{held}, the highest step offered: its knee lies higher.");
-    };
-    let mut missed_at = format!("{held}; at {:.0} req/s: {}.", missed.rps, how(missed));
-    if let Some(full) = full_machine(name, missed, capacity.machine_cores) {
-        missed_at = format!("{missed_at} {full}");
-    }
-    // A higher step held again (the steps are in rising order): the miss
-    // may have been a passing stall.
-    match capacity
-        .steps
-        .iter()
-        .rev()
-        .find(|s| s.held && s.rps > missed.rps)
-    {
-        Some(again) => format!(
-            "{missed_at} Yet a higher step held: {:.0} req/s ({}); the miss may be a passing stall \
-             (a checkpoint, a pause of the machine), not the limit; one run cannot tell, \
-             repetitions can.",
-            again.rps,
-            how(again)
-        ),
-        None => missed_at,
-    }
-}
-
-/// The share of the machine's cores the sampled processes keep busy from
-/// which a step's miss is the machine's: the kernel's own work and every
-/// process not sampled take the rest.
-const FULL_MACHINE: f64 = 0.85;
-
-/// A sentence saying the machine was full at `step`, and what filled it,
-/// when the sampled processes kept [`FULL_MACHINE`] of its cores busy.
-fn full_machine(name: &str, step: &CapacityStep, machine_cores: u32) -> Option<String> {
-    let busy: f64 = step.cpu_cores.values().sum();
-    if machine_cores == 0 || busy < FULL_MACHINE * f64::from(machine_cores) {
-        return None;
-    }
-    let mut parts: Vec<(&f64, &String)> = step.cpu_cores.iter().map(|(p, c)| (c, p)).collect();
-    parts.sort_by(|a, b| b.0.total_cmp(a.0));
-    let parts: Vec<String> = parts
-        .into_iter()
-        .filter(|(cores, _)| **cores >= 0.05)
-        .map(|(cores, process)| format!("{} {cores:.2}", short_process(process)))
-        .collect();
-    let lab = step.cpu_cores.get("lab").copied().unwrap_or(0.0);
-    Some(format!(
-        "There the processes the lab samples kept **{busy:.1} of the machine's {machine_cores} \
-         cores** busy ({}): the machine was full, so this knee is the machine's as much as \
-         {name}'s{}.",
-        parts.join(", "),
-        if lab >= 0.25 * busy {
-            "; the lab's own load driver took a large share, and a driver on another machine \
-             would leave it to the stack"
-        } else {
-            ""
-        }
-    ))
-}
-
-/// A process's name in a sentence.
-fn short_process(process: &str) -> &str {
-    match process {
-        "rest" => "the REST service",
-        "postgresql" => "PostgreSQL",
-        "proxy" => "the fault proxies",
-        "lab" => "the lab's load driver",
-        other => other,
-    }
-}
-
-/// One process's CPU, as the report's table shows it.
-#[derive(Serialize)]
-pub struct CpuView {
-    process: &'static str,
-    architecture: String,
-    cpu_s: String,
-    cores: String,
-    requests: u64,
-    per_request: String,
-    /// Per request, beside PostgreSQL's per request.
-    to_postgresql: String,
-}
-
-impl CpuView {
-    fn new(cpu: &ProcessCpu, all: &[ProcessCpu]) -> Self {
-        let postgresql = all
-            .iter()
-            .find(|c| c.process == "postgresql")
-            .and_then(|c| c.us_per_request)
-            .filter(|us| *us > 0.0);
-        Self {
-            process: process_label(&cpu.process),
-            architecture: cpu
-                .architecture
-                .clone()
-                .unwrap_or_else(|| "every one".into()),
-            cpu_s: format!("{:.1} s", cpu.cpu_s),
-            cores: format!("{:.2}", cpu.cores),
-            requests: cpu.requests,
-            per_request: cpu
-                .us_per_request
-                .map_or("-".into(), |us| format!("{us:.0} µs")),
-            to_postgresql: match (cpu.us_per_request, postgresql) {
-                (Some(us), Some(pg)) => format!("×{:.2}", us / pg),
-                _ => "-".into(),
-            },
-        }
-    }
-}
-
-fn process_label(process: &str) -> &'static str {
-    match process {
-        "rest" => "REST service",
-        "producer" => "producer",
-        "consumer" => "consumer",
-        "postgresql" => "PostgreSQL (every backend)",
-        "broker" => "broker",
-        "proxy" => "fault proxies (the lab's thread for them)",
-        "lab" => "the lab (load driver, scraping)",
-        _ => "other",
-    }
-}
-
-/// Each service's CPU per request beside PostgreSQL's, in one sentence.
-fn cpu_note(cpu: &[ProcessCpu]) -> Option<String> {
-    let postgresql = cpu
-        .iter()
-        .find(|c| c.process == "postgresql")?
-        .us_per_request
-        .filter(|us| *us > 0.0)?;
-    let services: Vec<String> = cpu
-        .iter()
-        .filter_map(|c| {
-            let us = c.us_per_request?;
-            let whose = match (c.architecture.as_deref(), c.process.as_str()) {
-                (Some(architecture), "rest") => format!("{architecture}'s service"),
-                (Some(architecture), process) => format!("{architecture}'s {process}"),
-                (None, "proxy") if us > 0.0 => "the fault proxies".to_string(),
-                (None, _) => return None,
-            };
-            Some(format!("**×{:.2}** for {whose}", us / postgresql))
-        })
-        .collect();
-    (!services.is_empty()).then(|| {
-        format!(
-            "Per request, beside the {postgresql:.0} µs PostgreSQL spent: {}. Machines differ twofold in speed; these ratios, measured on one machine in one run, travel better than the microseconds.",
-            services.join(", ")
-        )
-    })
-}
-
 impl Model<'_> {
     /// The model as JSON without the chart bodies, to debug a template.
     pub fn to_json(&self) -> anyhow::Result<String> {
         Ok(serde_json::to_string_pretty(self)?)
     }
-}
-
-/// For every pair of architectures, where their costs cross as the
-/// staleness budget grows (or that they do not).
-fn budget_break_even(experiment: &crate::experiment::Experiment, summary: &Summary) -> Vec<String> {
-    use crate::sweep::crossing::{Subject, Value, break_even};
-    let show = |s: f64| {
-        if s >= 120.0 {
-            format!("{:.1} min", s / 60.0)
-        } else {
-            format!("{s:.1} s")
-        }
-    };
-    let subject = Subject {
-        parameter: "staleness budget",
-        show: &show,
-        less: "costs less than",
-        same: "cost the same",
-        article: "a ",
-        joiner: " of ",
-        range: "the budgets shown",
-    };
-    let curves: Vec<(&str, Vec<(f64, Value)>)> = experiment
-        .architectures
-        .iter()
-        .filter_map(|a| {
-            let costs = &summary
-                .architectures
-                .get(a.name())?
-                .cost_by_staleness_budget;
-            let values = costs
-                .iter()
-                .map(|c| {
-                    let value = Value {
-                        mean: c.per_outage,
-                        interval: None,
-                    };
-                    (c.staleness_budget_s, value)
-                })
-                .collect();
-            Some((a.name(), values))
-        })
-        .collect();
-    let mut sentences = Vec::new();
-    for (i, (a, a_curve)) in curves.iter().enumerate() {
-        for (b, b_curve) in &curves[i + 1..] {
-            let xs: Vec<f64> = a_curve.iter().map(|p| p.0).collect();
-            let values = |curve: &[(f64, Value)]| curve.iter().map(|p| p.1).collect::<Vec<_>>();
-            let (_, _, sentence) =
-                break_even(&subject, &xs, (a, &values(a_curve)), (b, &values(b_curve)));
-            sentences.push(sentence);
-        }
-    }
-    sentences
 }
 
 /// Builds the report's model of an analysed run.
@@ -722,10 +260,14 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         description: experiment.description.trim(),
         summary,
         architectures,
-        phases: vec!["before", "during", "between", "after"],
+        phases: Phase::ALL.map(Phase::name).to_vec(),
         economics: &experiment.economics,
         staleness: experiment.economics.staleness_budget.to_string(),
-        budget_break_even: budget_break_even(experiment, summary),
+        budget_break_even: summary
+            .budget_break_even
+            .iter()
+            .map(|b| b.sentence.as_str())
+            .collect(),
         latency_notes: answer::notes(
             summary,
             &experiment
@@ -787,28 +329,13 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         seed: experiment.seed,
         manifest: &files.manifest,
         broker_durable: files.manifest.repetitions.first().map(|r| r.broker_durable),
-        scenario_toml: crate::plan::redact(
+        scenario_toml: crate::secrets::redact(
             files.experiment_text.trim_end(),
-            &crate::plan::secrets(experiment),
+            &crate::secrets::secrets(experiment),
         ),
         charts,
         version: faultline_services::VERSION,
     })
-}
-
-/// `text` with every second stretch between `mark`s wrapped in `<tag>`:
-/// `a **b** c` → `a <strong>b</strong> c`.
-fn wrap_between(text: &str, mark: &str, tag: &str) -> String {
-    text.split(mark)
-        .enumerate()
-        .map(|(i, part)| {
-            if i % 2 == 1 {
-                format!("<{tag}>{part}</{tag}>")
-            } else {
-                part.to_string()
-            }
-        })
-        .collect()
 }
 
 /// Renders the model as (Markdown, HTML).

@@ -4,7 +4,7 @@
 //! fails when the README's copy differs.
 
 use crate::analyze::RunFiles;
-use crate::experiment::{ArchitectureSettings, Mode};
+use crate::experiment::{ArchitectureSettings, Mode, Phase};
 use crate::run_folder::Summary;
 use crate::run_folder::summary::ArchitectureSummary;
 
@@ -157,8 +157,8 @@ impl Claims<'_> {
     /// REST's error rate.
     fn rest_errors(&self) -> Row {
         let (rest_name, rest) = self.roles.rest;
-        let during = rest.phases.get("during");
-        let after_failed = rest.phases.get("after").map_or(0, |p| p.failed);
+        let during = rest.phases.get(&Phase::During);
+        let after_failed = rest.phases.get(&Phase::After).map_or(0, |p| p.failed);
         let classes: Vec<String> = rest
             .totals
             .failures

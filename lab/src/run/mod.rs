@@ -122,7 +122,7 @@ pub async fn run(path: &Path, options: RunOptions, shutdown: Shutdown) -> anyhow
         Progress::of(&options).say(&format!(
             "the scenario has a [sweep] of {} points; this runs it as written \
              (`faultline sweep {}` runs every point)",
-            crate::sweep::points_in(sweep),
+            crate::plan::grid::points_in(sweep),
             path.display()
         ));
     }
@@ -159,7 +159,7 @@ pub async fn run_scenario(
     // redacted here.
     std::fs::write(
         dir.join(run_folder::EXPERIMENT),
-        crate::plan::redact(text, &crate::plan::secrets(experiment)),
+        crate::secrets::redact(text, &crate::secrets::secrets(experiment)),
     )?;
     let mut manifest = manifest(&plan, run_id.clone(), started_at, experiment.seed);
     let manifest_path = dir.join(run_folder::MANIFEST);

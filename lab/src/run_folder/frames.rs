@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use super::FolderError;
-use crate::collect::{MetricRow, StoredRow};
-use crate::fault::FaultRecord;
-use crate::load::Row;
+use super::rows::{FaultRecord, MetricRow, Row, StoredRow};
 
 /// Rows per Parquet row group; also how many rows are held before a write.
 const BATCH_ROWS: usize = 100_000;
@@ -433,8 +431,7 @@ pub fn write_batched<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::Sample;
-    use crate::load::Outcome;
+    use crate::run_folder::rows::{Outcome, Sample};
 
     #[test]
     fn every_writer_makes_the_columns_its_file_is_read_with() {

@@ -40,7 +40,36 @@ pub struct RepetitionSummary {
     /// What PostgreSQL committed alone before the load, when the scenario
     /// asks for the capacity's reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reference: Option<crate::reference::Reference>,
+    pub reference: Option<Reference>,
+}
+
+/// Connections that commit at once, as `pgbench -c 8` would.
+pub const CLIENTS: u32 = 8;
+
+/// Rows in each commit of the multi-row reference.
+pub const ROWS_PER_COMMIT: usize = 50;
+
+/// Rows in each `COPY` of the COPY reference, a drain's batch.
+pub const COPY_ROWS: usize = 10_000;
+
+/// What PostgreSQL stored alone, each way for the same length.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Reference {
+    /// Single-row commits a second, all connections together.
+    pub commits_per_s: f64,
+    /// Connections that committed at once.
+    pub clients: u32,
+    /// How long each way was measured.
+    pub seconds: f64,
+    /// Rows a second in commits of [`ROWS_PER_COMMIT`] rows, from
+    /// [`CLIENTS`] connections; absent in runs of versions that did not
+    /// measure it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_row_rows_per_s: Option<f64>,
+    /// Rows a second by `COPY` of [`COPY_ROWS`] rows per transaction, from
+    /// one connection; absent as above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_rows_per_s: Option<f64>,
 }
 
 /// `manifest.json`.

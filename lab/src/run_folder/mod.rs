@@ -15,7 +15,9 @@
 
 pub mod frames;
 pub mod manifest;
+pub mod rows;
 pub mod summary;
+pub mod sweep;
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use frames::{FAULTS, Frame, METRICS, ParquetSink, REQUESTS, STORED};
-pub use manifest::{Host, Manifest, RepetitionSummary, Status, Versions};
+pub use manifest::{Host, Manifest, Reference, RepetitionSummary, Status, Versions};
 pub use summary::Summary;
 
 use crate::experiment::Experiment;

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::manifest::Status;
+use crate::crossing::BreakEven;
 use crate::experiment::{Metric, Phase};
 
 /// The version of the format; a reader refuses another.
@@ -47,6 +48,11 @@ pub struct Summary {
     /// before this field have none).
     #[serde(default)]
     pub cpu: Vec<ProcessCpu>,
+    /// For every pair of architectures, where their costs per outage cross
+    /// as the staleness budget grows from 1 s to 10 min (their
+    /// `cost_by_staleness_budget`), or that they do not.
+    #[serde(default)]
+    pub budget_break_even: Vec<BreakEven>,
 }
 
 /// How an architecture held each step of a stepped rate, and its knee.
@@ -346,19 +352,30 @@ pub struct Estimate {
     pub values: Vec<f64>,
 }
 
-/// The headline figures of each repetition, summarised.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+/// The headline figures of each repetition, summarised: one estimate per
+/// figure of [`crate::catalogue::FIGURES`], under its name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Repetitions {
     pub count: usize,
     pub error_rate: Option<Estimate>,
     pub error_rate_during: Option<Estimate>,
     pub lost: Option<Estimate>,
+    #[serde(default)]
+    pub lost_share: Option<Estimate>,
     pub latency_p99_ms: Option<Estimate>,
+    #[serde(default)]
+    pub freshness_p99_ms: Option<Estimate>,
+    #[serde(default)]
+    pub stale_share: Option<Estimate>,
+    #[serde(default)]
+    pub on_time_share: Option<Estimate>,
     pub recovery_s: Option<Estimate>,
     #[serde(default)]
     pub data_recovery_s: Option<Estimate>,
     pub drain_s: Option<Estimate>,
     pub revenue_lost: Option<Estimate>,
+    #[serde(default)]
+    pub poc_revenue_lost: Option<Estimate>,
 }
 
 /// The figures of one architecture, all repetitions pooled.
@@ -367,7 +384,7 @@ pub struct ArchitectureSummary {
     /// Requests, answers, error rate and latency over the whole run.
     #[serde(flatten)]
     pub totals: PhaseSummary,
-    pub phases: BTreeMap<String, PhaseSummary>,
+    pub phases: BTreeMap<Phase, PhaseSummary>,
     pub acknowledged: u64,
     pub stored: u64,
     pub lost: u64,
@@ -426,7 +443,7 @@ pub struct ArchitectureSummary {
     /// in milliseconds (the producer's `kafka_produce_duration_seconds`,
     /// scraped); empty without a producer.
     #[serde(default)]
-    pub produce_ack_ms: BTreeMap<String, f64>,
+    pub produce_ack_ms: BTreeMap<Phase, f64>,
     pub cost: Cost,
     /// Cost per outage against the staleness budget, from 1 s to 10 min.
     #[serde(default)]
@@ -449,12 +466,12 @@ pub struct ControlSummary {
     #[serde(flatten)]
     pub totals: PhaseSummary,
     /// Over the seconds of the faulted runs' phases.
-    pub phases: BTreeMap<String, PhaseSummary>,
+    pub phases: BTreeMap<Phase, PhaseSummary>,
     pub lost: u64,
     pub freshness_ms: Option<Freshness>,
     /// As `produce_ack_ms` of the faulted runs.
     #[serde(default)]
-    pub produce_ack_ms: BTreeMap<String, f64>,
+    pub produce_ack_ms: BTreeMap<Phase, f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

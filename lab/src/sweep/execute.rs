@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{Grid, Point, RUNS, SWEEP_TOML, table};
+use super::table;
 use crate::experiment::{DriverSetting, Experiment};
+use crate::plan::grid::{Grid, Point};
 use crate::run::progress::Progress;
 use crate::run::{RunOptions, create_run_dir};
+use crate::run_folder::sweep::{RUNS, SWEEP_TOML, SweepSummary};
 use crate::run_folder::{self, Status};
 use crate::shutdown::Shutdown;
 
@@ -118,7 +120,7 @@ impl Folder {
                 let (_, dir) = create_run_dir(out, &name)?;
                 std::fs::write(
                     dir.join(SWEEP_TOML),
-                    crate::plan::redact(&text, &crate::plan::secrets(&experiment)),
+                    crate::secrets::redact(&text, &crate::secrets::secrets(&experiment)),
                 )?;
                 dir
             }
@@ -198,7 +200,7 @@ impl Folder {
 
     /// `points.parquet`, `sweep.json` and the report from the points' run
     /// folders.
-    fn analyse(&self) -> anyhow::Result<table::SweepSummary> {
+    fn analyse(&self) -> anyhow::Result<SweepSummary> {
         let summary = table::gather(&self.dir, &self.experiment, &self.grid)?;
         super::report::write(&self.dir, &self.experiment, &summary)?;
         Ok(summary)
@@ -293,6 +295,6 @@ fn set_aside(runs: &Path, folder: &str) -> anyhow::Result<()> {
 }
 
 /// Re-reads a sweep folder's points and rewrites its table and report.
-pub fn reanalyse(dir: &Path) -> anyhow::Result<table::SweepSummary> {
+pub fn reanalyse(dir: &Path) -> anyhow::Result<SweepSummary> {
     Folder::open(None, Some(dir), dir, None)?.analyse()
 }

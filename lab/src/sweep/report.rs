@@ -9,13 +9,15 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::crossing::BreakEven;
-use super::table::{self, CHARTED, FIGURES, PointSummary, SweepSummary, Unit};
+use super::table;
+use crate::catalogue::{CHARTED, FIGURES, Unit};
 use crate::chart::{self, LineChart};
+use crate::crossing::BreakEven;
 use crate::experiment::Experiment;
 use crate::report::ChartView;
 use crate::run_folder;
 use crate::run_folder::summary::Estimate;
+use crate::run_folder::sweep::{PointSummary, SWEEP_TOML, SweepSummary};
 
 /// One figure's charts, one per curve.
 #[derive(Serialize)]
@@ -259,7 +261,7 @@ pub fn write(dir: &Path, experiment: &Experiment, summary: &SweepSummary) -> any
                 })
         })
         .collect();
-    let scenario_toml = std::fs::read_to_string(dir.join(super::SWEEP_TOML)).unwrap_or_default();
+    let scenario_toml = std::fs::read_to_string(dir.join(SWEEP_TOML)).unwrap_or_default();
     let values = summary
         .parameters
         .iter()
@@ -314,13 +316,13 @@ pub fn write(dir: &Path, experiment: &Experiment, summary: &SweepSummary) -> any
                 .map(|o| o / f64::from(summary.repetitions.max(1))),
         ),
         budgets: vec![10.0, 60.0, 300.0],
-        scenario_toml: crate::plan::redact(
+        scenario_toml: crate::secrets::redact(
             scenario_toml.trim_end(),
-            &crate::plan::secrets(experiment),
+            &crate::secrets::secrets(experiment),
         ),
         version: faultline_services::VERSION,
     };
-    let env = crate::report::environment();
+    let env = crate::report::format::environment();
     let markdown = env.get_template("sweep.md")?.render(&model)?;
     let html = env.get_template("sweep.html")?.render(&model)?;
     let charts = dir.join(run_folder::CHARTS);

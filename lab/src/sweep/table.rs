@@ -7,195 +7,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use polars::prelude::*;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
-use super::crossing::{self, BreakEven, Subject, Value};
-use super::{Grid, Point, RUNS};
+use crate::catalogue::FIGURES;
+use crate::crossing::{self, BreakEven, Subject, Value};
 use crate::experiment::{Experiment, SweepMode};
-use crate::run_folder::summary::{BudgetCost, Estimate, RepetitionFigures};
-use crate::run_folder::{self, Manifest, Status, Summary};
+use crate::plan::grid::{Grid, Point, numeric, written};
+use crate::run_folder::summary::{Estimate, RepetitionFigures};
+use crate::run_folder::sweep::{POINTS, PointSummary, RUNS, SCHEMA, SWEEP_JSON, SweepSummary};
+use crate::run_folder::{self, Manifest, Summary};
 use crate::stats::{estimate, fnv};
-
-/// How a figure reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Unit {
-    Share,
-    Count,
-    Ms,
-    Seconds,
-    Money,
-}
-
-/// A headline figure of one repetition.
-pub struct Figure {
-    pub name: &'static str,
-    pub label: &'static str,
-    pub unit: Unit,
-    pub of: fn(&RepetitionFigures) -> Option<f64>,
-}
-
-/// The headline figures a sweep follows, in the report's order; the
-/// report charts the first [`CHARTED`].
-pub const FIGURES: [Figure; 13] = [
-    Figure {
-        name: "revenue_lost",
-        label: "revenue lost per outage",
-        unit: Unit::Money,
-        of: |f| Some(f.revenue_lost),
-    },
-    Figure {
-        name: "lost",
-        label: "acknowledged events lost",
-        unit: Unit::Count,
-        of: |f| Some(f.lost as f64),
-    },
-    Figure {
-        name: "error_rate_during",
-        label: "error rate during the fault",
-        unit: Unit::Share,
-        of: |f| f.error_rate_during,
-    },
-    Figure {
-        name: "stale_share",
-        label: "share of stored events later than the staleness budget",
-        unit: Unit::Share,
-        of: |f| f.stale_share,
-    },
-    Figure {
-        name: "on_time_share",
-        label: "share of acknowledged events stored within the staleness budget",
-        unit: Unit::Share,
-        of: |f| f.on_time_share,
-    },
-    Figure {
-        name: "freshness_p99_ms",
-        label: "freshness p99 (sent → stored)",
-        unit: Unit::Ms,
-        of: |f| f.freshness_p99_ms,
-    },
-    Figure {
-        name: "recovery_s",
-        label: "recovery after the fault",
-        unit: Unit::Seconds,
-        of: |f| f.recovery_s,
-    },
-    Figure {
-        name: "data_recovery_s",
-        label: "data-path recovery after the fault",
-        unit: Unit::Seconds,
-        of: |f| f.data_recovery_s,
-    },
-    Figure {
-        name: "drain_s",
-        label: "backlog drain after the fault",
-        unit: Unit::Seconds,
-        of: |f| f.drain_s,
-    },
-    Figure {
-        name: "poc_revenue_lost",
-        label: "revenue lost per outage under the original's formula (failed requests only)",
-        unit: Unit::Money,
-        of: |f| Some(f.poc_revenue_lost),
-    },
-    Figure {
-        name: "error_rate",
-        label: "error rate over the whole run",
-        unit: Unit::Share,
-        of: |f| Some(f.error_rate),
-    },
-    Figure {
-        name: "lost_share",
-        label: "share of acknowledged events lost",
-        unit: Unit::Share,
-        of: |f| Some(f.lost_share),
-    },
-    Figure {
-        name: "latency_p99_ms",
-        label: "latency p99 of successful requests",
-        unit: Unit::Ms,
-        of: |f| f.latency_p99_ms,
-    },
-];
-
-/// How many of [`FIGURES`] the report draws a chart of.
-pub const CHARTED: usize = 10;
-
-/// The version of `sweep.json`.
-pub const SCHEMA: u32 = 1;
-
-/// `sweep.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-pub struct SweepSummary {
-    pub schema: u32,
-    /// The scenario's name.
-    pub experiment: String,
-    pub mode: SweepMode,
-    /// The swept keys, as written.
-    pub parameters: Vec<String>,
-    /// Whether each parameter's values are durations (its numbers are
-    /// then seconds).
-    pub durations: Vec<bool>,
-    pub architectures: Vec<String>,
-    pub repetitions: u32,
-    pub points: Vec<PointSummary>,
-    /// Where one architecture's cost or loss crosses another's.
-    pub break_even: Vec<BreakEven>,
-}
-
-impl SweepSummary {
-    /// Points that ran to completion.
-    pub fn complete(&self) -> usize {
-        self.points
-            .iter()
-            .filter(|p| p.status == Some(Status::Complete))
-            .count()
-    }
-
-    /// When the first point started.
-    pub fn started_at(&self) -> Option<&str> {
-        self.points
-            .iter()
-            .filter_map(|p| p.started_at.as_deref())
-            .min()
-    }
-
-    /// Hypotheses that failed, over every point.
-    pub fn failed_hypotheses(&self) -> usize {
-        self.points.iter().map(|p| p.failed_hypotheses).sum()
-    }
-}
-
-/// One point of the sweep.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-pub struct PointSummary {
-    /// 1-based.
-    pub point: usize,
-    /// Its run folder, under `runs/`.
-    pub folder: String,
-    /// Each parameter's value, as written.
-    pub values: Vec<String>,
-    /// Each parameter's value as a number (durations in seconds), if it is one.
-    pub numbers: Vec<Option<f64>>,
-    /// `None` when the point has not run.
-    pub status: Option<Status>,
-    pub failed_hypotheses: usize,
-    /// When the point's run started.
-    pub started_at: Option<String>,
-    /// Wall time of the point's run.
-    pub wall_s: Option<f64>,
-    /// Wall time beyond the load and the drain: stack up, teardown, audit,
-    /// analysis.
-    pub overhead_s: Option<f64>,
-    /// Per architecture, per figure: mean and interval over the repetitions.
-    pub figures: BTreeMap<String, BTreeMap<String, Option<Estimate>>>,
-    /// Per architecture: cost per outage against the staleness budget.
-    pub cost_by_budget: BTreeMap<String, Vec<BudgetCost>>,
-    /// Per architecture, each repetition's figures.
-    #[serde(skip)]
-    pub repetitions: BTreeMap<String, Vec<RepetitionFigures>>,
-}
 
 /// Reads every point's run folder, writes `points.parquet` and
 /// `sweep.json`; returns the summary.
@@ -236,8 +56,8 @@ pub fn gather(dir: &Path, experiment: &Experiment, grid: &Grid) -> anyhow::Resul
     };
     summary.break_even = break_even(&summary);
     let mut frame = points_frame(grid, &summary)?;
-    write_parquet(&dir.join(super::POINTS), &mut frame)?;
-    run_folder::save(&summary, &dir.join(super::SWEEP_JSON))?;
+    write_parquet(&dir.join(POINTS), &mut frame)?;
+    run_folder::save(&summary, &dir.join(SWEEP_JSON))?;
     Ok(summary)
 }
 
@@ -256,8 +76,8 @@ fn read_point(runs: &Path, grid: &Grid, point: &Point, seed: u64) -> PointSummar
     let mut summary = PointSummary {
         point: point.index + 1,
         folder,
-        values: point.values.iter().map(super::written).collect(),
-        numbers: point.values.iter().map(super::numeric).collect(),
+        values: point.values.iter().map(written).collect(),
+        numbers: point.values.iter().map(numeric).collect(),
         status: None,
         failed_hypotheses: 0,
         started_at: None,
@@ -316,7 +136,11 @@ fn figures(run: &Summary, seed: u64) -> BTreeMap<String, BTreeMap<String, Option
             let figures = FIGURES
                 .iter()
                 .map(|figure| {
-                    let values: Vec<f64> = a.per_repetition.iter().filter_map(figure.of).collect();
+                    let values: Vec<f64> = a
+                        .per_repetition
+                        .iter()
+                        .filter_map(figure.of_repetition)
+                        .collect();
                     (
                         figure.name.to_string(),
                         estimate(&values, seed ^ fnv(name) ^ fnv(figure.name)),
@@ -543,7 +367,9 @@ fn points_frame(grid: &Grid, summary: &SweepSummary) -> PolarsResult<DataFrame> 
     for figure in &FIGURES {
         columns.push(Column::new(
             figure.name.into(),
-            rows.iter().map(|r| (figure.of)(r.2)).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| (figure.of_repetition)(r.2))
+                .collect::<Vec<_>>(),
         ));
     }
     DataFrame::new(rows.len(), columns)
@@ -551,13 +377,14 @@ fn points_frame(grid: &Grid, summary: &SweepSummary) -> PolarsResult<DataFrame> 
 
 /// Reads `points.parquet` back.
 pub fn read_points(dir: &Path) -> PolarsResult<DataFrame> {
-    let file = std::fs::File::open(dir.join(super::POINTS))?;
+    let file = std::fs::File::open(dir.join(POINTS))?;
     ParquetReader::new(file).finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run_folder::Status;
 
     /// A point at outage `x` seconds where each architecture's revenue lost
     /// is given.

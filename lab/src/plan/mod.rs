@@ -11,15 +11,16 @@ use faultline_services::consumer::Mode;
 use faultline_stack::BrokerTarget;
 use serde::{Serialize, Serializer};
 
-use crate::experiment::{
-    ArchitectureSettings, DatabaseChoice, DriverSetting, Experiment, FaultKind, Pool, RateSegment,
-    Retries, Span,
-};
+pub mod grid;
+pub mod rate;
 
-/// Serialises a duration as seconds (`90.0`), for the plan's JSON.
-pub(crate) fn seconds<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_f64(d.as_secs_f64())
-}
+pub use rate::{RateSegment, schedule_of};
+
+use crate::experiment::{
+    ArchitectureSettings, DatabaseChoice, DriverSetting, Experiment, FaultKind, Pool, Retries,
+    Span, seconds,
+};
+use crate::secrets::expanded;
 
 /// Serialises a duration that may be absent as seconds.
 fn optional_seconds<S: Serializer>(d: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -29,13 +30,24 @@ fn optional_seconds<S: Serializer>(d: &Option<Duration>, serializer: S) -> Resul
     }
 }
 
-/// Serialises a duration as whole milliseconds (`5000`).
-pub(crate) fn millis<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_u64(d.as_millis() as u64)
-}
-
 fn broker_name<S: Serializer>(target: &BrokerTarget, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.collect_str(target)
+}
+
+/// How a driver sends.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DriverSettings {
+    /// Longest wait for one answer.
+    #[serde(rename = "timeout_ms", serialize_with = "crate::experiment::millis")]
+    pub timeout: Duration,
+    /// Most requests in flight; a due request beyond it is counted as not sent.
+    pub max_in_flight: usize,
+    /// Distinct drivers the events are spread over.
+    pub drivers: u32,
+    /// Seed of the event stream.
+    pub seed: u64,
+    /// Retries of a retriable failure, with the same event id.
+    pub retries: crate::experiment::Retries,
 }
 
 /// Everything one run of a scenario does, decided before anything starts.
@@ -143,7 +155,7 @@ pub struct LoadPlan {
     /// The highest rate of any segment, per second.
     pub peak_rps: f64,
     /// Everything the native driver needs but the seed.
-    pub settings: crate::load::DriverSettings,
+    pub settings: DriverSettings,
     /// The seed of the event stream of each repetition.
     pub seeds: Vec<u64>,
     /// Each architecture's clients' retries, in the scenario's order.
@@ -172,10 +184,10 @@ impl LoadPlan {
             .unwrap_or(workload.client_timeout.0);
         Self {
             driver: driver.unwrap_or(workload.driver),
-            requests: crate::experiment::schedule_of(&segments).len(),
+            requests: schedule_of(&segments).len(),
             peak_rps,
             segments,
-            settings: crate::load::DriverSettings {
+            settings: DriverSettings {
                 timeout: workload.client_timeout.0,
                 max_in_flight: max_in_flight(peak_rps, busy),
                 drivers: workload.drivers,
@@ -191,13 +203,13 @@ impl LoadPlan {
 
     /// The send times of every request, from the repetition's start.
     pub fn schedule(&self) -> Vec<Duration> {
-        crate::experiment::schedule_of(&self.segments)
+        schedule_of(&self.segments)
     }
 
     /// The native driver's settings for architecture number `architecture`
     /// in `repetition`.
-    pub fn settings_of(&self, repetition: u32, architecture: usize) -> crate::load::DriverSettings {
-        crate::load::DriverSettings {
+    pub fn settings_of(&self, repetition: u32, architecture: usize) -> DriverSettings {
+        DriverSettings {
             seed: self.seeds[repetition as usize],
             retries: self.retries[architecture].clone(),
             ..self.settings.clone()
@@ -407,103 +419,6 @@ pub struct DatabaseTarget {
     pub url: Option<String>,
 }
 
-/// The passwords in a scenario's addresses
-/// (`postgres://user:PASSWORD@host/db`, `…?password=PASSWORD`), to keep out
-/// of what is shared: the reports.
-pub fn secrets(experiment: &Experiment) -> Vec<String> {
-    let stack = &experiment.stack;
-    // As written and as expanded from the environment.
-    let addresses: Vec<String> = [
-        stack.database_url.as_deref(),
-        stack.bootstrap_servers.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .flat_map(|text| [text.to_string(), expanded(text)])
-    .collect();
-    let mut secrets: Vec<String> = addresses
-        .iter()
-        .flat_map(|addresses| addresses.split(','))
-        .flat_map(passwords_in)
-        .filter(|secret| !secret.starts_with("${"))
-        .collect();
-    // Kafka client properties that hold a credential.
-    secrets.extend(
-        stack
-            .kafka
-            .iter()
-            .filter(|(key, value)| {
-                !value.is_empty()
-                    && ["password", "secret", "key", "jaas", "token", "credential"]
-                        .iter()
-                        .any(|word| key.contains(word))
-            })
-            .flat_map(|(_, value)| [value.clone(), expanded(value)])
-            .filter(|secret| !secret.starts_with("${")),
-    );
-    secrets.sort();
-    secrets.dedup();
-    // Longest first, so that a secret inside another is not half-redacted.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    secrets
-}
-
-pub(crate) fn passwords_in(url: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    if let Some((_, rest)) = url.split_once("://") {
-        let authority = rest.split(['/', '?']).next().unwrap_or_default();
-        if let Some((userinfo, _)) = authority.rsplit_once('@')
-            && let Some((_, password)) = userinfo.split_once(':')
-        {
-            found.push(password.to_string());
-        }
-    }
-    if let Some((_, query)) = url.split_once('?') {
-        found.extend(
-            query
-                .split('&')
-                .filter_map(|pair| pair.strip_prefix("password="))
-                .map(str::to_string),
-        );
-    }
-    found.retain(|p| !p.is_empty());
-    found
-}
-
-/// `text` with every one of `secrets` replaced by `****`.
-/// `text` with every `${NAME}` replaced by the environment variable NAME,
-/// so that a scenario names a secret without holding it; the first
-/// variable that is not set is the error.
-pub fn expand_env(text: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        let Some(end) = rest[start..].find('}') else {
-            break;
-        };
-        let name = &rest[start + 2..start + end];
-        let value = std::env::var(name)
-            .map_err(|_| format!("the environment variable {name} is not set"))?;
-        out.push_str(&rest[..start]);
-        out.push_str(&value);
-        rest = &rest[start + end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// [`expand_env`], or the text as written when a variable is missing (the
-/// scenario's validation names it).
-fn expanded(text: &str) -> String {
-    expand_env(text).unwrap_or_else(|_| text.to_string())
-}
-
-pub fn redact(text: &str, secrets: &[String]) -> String {
-    secrets.iter().fold(text.to_string(), |text, secret| {
-        text.replace(secret, "****")
-    })
-}
-
 /// `local` or `external:postgres://USER@HOST:PORT/DB`.
 impl fmt::Display for DatabaseTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -634,6 +549,7 @@ impl FromStr for FaultSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secrets::*;
 
     fn plan(toml: &str) -> Plan {
         let experiment = crate::validate::parse(toml, "test.toml").expect("a valid scenario");

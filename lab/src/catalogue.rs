@@ -1,0 +1,282 @@
+//! The headline figures, one entry each: the one place that says what a
+//! figure is called, how it reads, and where it comes from. `compare`, the
+//! sweep's table and charts, the hypotheses' [`Metric`] and the
+//! repetitions' estimates in `summary.json` are all derived from
+//! [`FIGURES`].
+//!
+//! Adding a figure: compute it in the analysis into
+//! [`RepetitionFigures`] (and [`ArchitectureSummary`] where it is pooled),
+//! add its estimate's slot to [`Repetitions`], a [`Metric`] that names it
+//! in hypotheses, and one entry here.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::experiment::{Metric, Phase};
+use crate::run_folder::summary::{ArchitectureSummary, Estimate, RepetitionFigures, Repetitions};
+use crate::stats::{estimate, ratio};
+
+/// How a figure reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Unit {
+    Share,
+    Count,
+    Ms,
+    Seconds,
+    Money,
+}
+
+/// Which way a figure is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+/// A headline figure.
+pub struct Figure {
+    /// Its key in `summary.json`'s `per_repetition` and `repetitions`, in
+    /// `points.parquet` and `sweep.json`.
+    pub name: &'static str,
+    /// What a reader is told it is.
+    pub label: &'static str,
+    pub unit: Unit,
+    pub better: Better,
+    /// The hypothesis metric that names it, with its phase.
+    pub metric: Metric,
+    pub phase: Option<Phase>,
+    /// Its value in one repetition.
+    pub of_repetition: fn(&RepetitionFigures) -> Option<f64>,
+    /// Its estimate over the repetitions.
+    pub estimate: fn(&Repetitions) -> Option<&Estimate>,
+    estimate_slot: fn(&mut Repetitions) -> &mut Option<Estimate>,
+}
+
+/// The headline figures, in the order reports show them; a sweep's report
+/// charts the first [`CHARTED`].
+pub const FIGURES: [Figure; 13] = [
+    Figure {
+        name: "revenue_lost",
+        label: "revenue lost per outage",
+        unit: Unit::Money,
+        better: Better::Lower,
+        metric: Metric::RevenueLost,
+        phase: None,
+        of_repetition: |f| Some(f.revenue_lost),
+        estimate: |r| r.revenue_lost.as_ref(),
+        estimate_slot: |r| &mut r.revenue_lost,
+    },
+    Figure {
+        name: "lost",
+        label: "acknowledged events lost",
+        unit: Unit::Count,
+        better: Better::Lower,
+        metric: Metric::LostEvents,
+        phase: None,
+        of_repetition: |f| Some(f.lost as f64),
+        estimate: |r| r.lost.as_ref(),
+        estimate_slot: |r| &mut r.lost,
+    },
+    Figure {
+        name: "error_rate_during",
+        label: "error rate during the fault",
+        unit: Unit::Share,
+        better: Better::Lower,
+        metric: Metric::ErrorRate,
+        phase: Some(Phase::During),
+        of_repetition: |f| f.error_rate_during,
+        estimate: |r| r.error_rate_during.as_ref(),
+        estimate_slot: |r| &mut r.error_rate_during,
+    },
+    Figure {
+        name: "stale_share",
+        label: "share of stored events later than the staleness budget",
+        unit: Unit::Share,
+        better: Better::Lower,
+        metric: Metric::StaleShare,
+        phase: None,
+        of_repetition: |f| f.stale_share,
+        estimate: |r| r.stale_share.as_ref(),
+        estimate_slot: |r| &mut r.stale_share,
+    },
+    Figure {
+        name: "on_time_share",
+        label: "share of acknowledged events stored within the staleness budget",
+        unit: Unit::Share,
+        better: Better::Higher,
+        metric: Metric::OnTimeShare,
+        phase: None,
+        of_repetition: |f| f.on_time_share,
+        estimate: |r| r.on_time_share.as_ref(),
+        estimate_slot: |r| &mut r.on_time_share,
+    },
+    Figure {
+        name: "freshness_p99_ms",
+        label: "freshness p99 (sent → stored)",
+        unit: Unit::Ms,
+        better: Better::Lower,
+        metric: Metric::FreshnessP99Ms,
+        phase: None,
+        of_repetition: |f| f.freshness_p99_ms,
+        estimate: |r| r.freshness_p99_ms.as_ref(),
+        estimate_slot: |r| &mut r.freshness_p99_ms,
+    },
+    Figure {
+        name: "recovery_s",
+        label: "recovery after the fault",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        metric: Metric::RecoveryS,
+        phase: None,
+        of_repetition: |f| f.recovery_s,
+        estimate: |r| r.recovery_s.as_ref(),
+        estimate_slot: |r| &mut r.recovery_s,
+    },
+    Figure {
+        name: "data_recovery_s",
+        label: "data-path recovery after the fault",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        metric: Metric::DataRecoveryS,
+        phase: None,
+        of_repetition: |f| f.data_recovery_s,
+        estimate: |r| r.data_recovery_s.as_ref(),
+        estimate_slot: |r| &mut r.data_recovery_s,
+    },
+    Figure {
+        name: "drain_s",
+        label: "backlog drain after the fault",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        metric: Metric::DrainS,
+        phase: None,
+        of_repetition: |f| f.drain_s,
+        estimate: |r| r.drain_s.as_ref(),
+        estimate_slot: |r| &mut r.drain_s,
+    },
+    Figure {
+        name: "poc_revenue_lost",
+        label: "revenue lost per outage under the original's formula (failed requests only)",
+        unit: Unit::Money,
+        better: Better::Lower,
+        metric: Metric::PocRevenueLost,
+        phase: None,
+        of_repetition: |f| Some(f.poc_revenue_lost),
+        estimate: |r| r.poc_revenue_lost.as_ref(),
+        estimate_slot: |r| &mut r.poc_revenue_lost,
+    },
+    Figure {
+        name: "error_rate",
+        label: "error rate over the whole run",
+        unit: Unit::Share,
+        better: Better::Lower,
+        metric: Metric::ErrorRate,
+        phase: None,
+        of_repetition: |f| Some(f.error_rate),
+        estimate: |r| r.error_rate.as_ref(),
+        estimate_slot: |r| &mut r.error_rate,
+    },
+    Figure {
+        name: "lost_share",
+        label: "share of acknowledged events lost",
+        unit: Unit::Share,
+        better: Better::Lower,
+        metric: Metric::LostShare,
+        phase: None,
+        of_repetition: |f| Some(f.lost_share),
+        estimate: |r| r.lost_share.as_ref(),
+        estimate_slot: |r| &mut r.lost_share,
+    },
+    Figure {
+        name: "latency_p99_ms",
+        label: "latency p99 of successful requests",
+        unit: Unit::Ms,
+        better: Better::Lower,
+        metric: Metric::LatencyP99Ms,
+        phase: None,
+        of_repetition: |f| f.latency_p99_ms,
+        estimate: |r| r.latency_p99_ms.as_ref(),
+        estimate_slot: |r| &mut r.latency_p99_ms,
+    },
+];
+
+/// How many of [`FIGURES`] a sweep's report draws a chart of.
+pub const CHARTED: usize = 10;
+
+/// The figure called `name`.
+pub fn figure(name: &str) -> Option<&'static Figure> {
+    FIGURES.iter().find(|f| f.name == name)
+}
+
+impl Repetitions {
+    /// Each figure's estimate over `per_repetition`, its bootstrap drawn
+    /// from `seed`.
+    pub fn of(per_repetition: &[RepetitionFigures], seed: u64) -> Self {
+        let mut repetitions = Repetitions {
+            count: per_repetition.len(),
+            ..Repetitions::default()
+        };
+        for figure in &FIGURES {
+            let values: Vec<f64> = per_repetition
+                .iter()
+                .filter_map(figure.of_repetition)
+                .collect();
+            *(figure.estimate_slot)(&mut repetitions) = estimate(&values, seed);
+        }
+        repetitions
+    }
+}
+
+impl Metric {
+    /// The figure this metric names over a whole run (all repetitions
+    /// pooled; money per outage), in `phase` where the figure has phases
+    /// (error rate, latency); `None` where the run does not have it.
+    pub fn of(self, a: &ArchitectureSummary, phase: Option<Phase>) -> Option<f64> {
+        let (error_rate, latency) = match phase {
+            Some(p) => {
+                let s = a.phases.get(&p)?;
+                (s.error_rate, s.latency_ms.as_ref())
+            }
+            None => (a.totals.error_rate, a.totals.latency_ms.as_ref()),
+        };
+        let freshness = a.freshness_ms.as_ref();
+        match self {
+            Metric::ErrorRate => Some(error_rate),
+            Metric::LostEvents => Some(a.lost as f64),
+            Metric::LostShare => Some(ratio(a.lost, a.acknowledged)),
+            Metric::Duplicates | Metric::Redelivered => Some(a.redelivered as f64),
+            Metric::LatencyP50Ms => latency.map(|l| l.p50),
+            Metric::LatencyP99Ms => latency.map(|l| l.p99),
+            Metric::FreshnessP99Ms => freshness.map(|f| f.p99),
+            Metric::StaleShare => freshness.map(|f| f.stale_share),
+            Metric::OnTimeShare => freshness.map(|f| f.on_time_share),
+            Metric::RecoveryS => a.recovery_s,
+            Metric::DataRecoveryS => a.data_recovery_s,
+            Metric::DrainS => a.drain_s,
+            Metric::RevenueLost => Some(a.cost.per_outage),
+            Metric::PocRevenueLost => {
+                Some(a.cost.poc_revenue_lost / a.repetitions.count.max(1) as f64)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_figure_is_named_once() {
+        for (i, f) in FIGURES.iter().enumerate() {
+            assert!(
+                FIGURES[i + 1..].iter().all(|g| g.name != f.name),
+                "{} twice",
+                f.name
+            );
+            assert_eq!(figure(f.name).map(|g| g.label), Some(f.label));
+        }
+        assert!(CHARTED <= FIGURES.len());
+    }
+}

@@ -1,0 +1,98 @@
+//! What each process cost the machine, in the report: the CPU table and
+//! its note.
+
+use serde::Serialize;
+
+use crate::run_folder::summary::ProcessCpu;
+
+/// A process's name in a sentence.
+pub(super) fn short_process(process: &str) -> &str {
+    match process {
+        "rest" => "the REST service",
+        "postgresql" => "PostgreSQL",
+        "proxy" => "the fault proxies",
+        "lab" => "the lab's load driver",
+        other => other,
+    }
+}
+
+/// One process's CPU, as the report's table shows it.
+#[derive(Serialize)]
+pub struct CpuView {
+    process: &'static str,
+    architecture: String,
+    cpu_s: String,
+    cores: String,
+    requests: u64,
+    per_request: String,
+    /// Per request, beside PostgreSQL's per request.
+    to_postgresql: String,
+}
+
+impl CpuView {
+    pub(super) fn new(cpu: &ProcessCpu, all: &[ProcessCpu]) -> Self {
+        let postgresql = all
+            .iter()
+            .find(|c| c.process == "postgresql")
+            .and_then(|c| c.us_per_request)
+            .filter(|us| *us > 0.0);
+        Self {
+            process: process_label(&cpu.process),
+            architecture: cpu
+                .architecture
+                .clone()
+                .unwrap_or_else(|| "every one".into()),
+            cpu_s: format!("{:.1} s", cpu.cpu_s),
+            cores: format!("{:.2}", cpu.cores),
+            requests: cpu.requests,
+            per_request: cpu
+                .us_per_request
+                .map_or("-".into(), |us| format!("{us:.0} µs")),
+            to_postgresql: match (cpu.us_per_request, postgresql) {
+                (Some(us), Some(pg)) => format!("×{:.2}", us / pg),
+                _ => "-".into(),
+            },
+        }
+    }
+}
+
+pub(super) fn process_label(process: &str) -> &'static str {
+    match process {
+        "rest" => "REST service",
+        "producer" => "producer",
+        "consumer" => "consumer",
+        "postgresql" => "PostgreSQL (every backend)",
+        "broker" => "broker",
+        "proxy" => "fault proxies (the lab's thread for them)",
+        "lab" => "the lab (load driver, scraping)",
+        _ => "other",
+    }
+}
+
+/// Each service's CPU per request beside PostgreSQL's, in one sentence.
+pub(super) fn cpu_note(cpu: &[ProcessCpu]) -> Option<String> {
+    let postgresql = cpu
+        .iter()
+        .find(|c| c.process == "postgresql")?
+        .us_per_request
+        .filter(|us| *us > 0.0)?;
+    let services: Vec<String> = cpu
+        .iter()
+        .filter_map(|c| {
+            let us = c.us_per_request?;
+            let whose = match (c.architecture.as_deref(), c.process.as_str()) {
+                (Some(architecture), "rest") => format!("{architecture}'s service"),
+                (Some(architecture), process) => format!("{architecture}'s {process}"),
+                (None, "proxy") if us > 0.0 => "the fault proxies".to_string(),
+                (None, _) => return None,
+            };
+            Some(format!("**×{:.2}** for {whose}", us / postgresql))
+        })
+        .collect();
+    (!services.is_empty()).then(|| {
+        format!(
+            "Per request, beside the {postgresql:.0} µs PostgreSQL spent: {}. Machines differ twofold in speed; these ratios, measured on one machine in one run, travel better than the microseconds.",
+            services.join(", ")
+        )
+    })
+}

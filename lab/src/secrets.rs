@@ -1,0 +1,103 @@
+//! Secrets a scenario holds (passwords in its addresses, credentials among
+//! its Kafka client properties): found, expanded from the environment, and
+//! redacted from whatever text leaves the process.
+
+use crate::experiment::Experiment;
+
+/// The passwords in a scenario's addresses
+/// (`postgres://user:PASSWORD@host/db`, `…?password=PASSWORD`), to keep out
+/// of what is shared: the reports.
+pub fn secrets(experiment: &Experiment) -> Vec<String> {
+    let stack = &experiment.stack;
+    // As written and as expanded from the environment.
+    let addresses: Vec<String> = [
+        stack.database_url.as_deref(),
+        stack.bootstrap_servers.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .flat_map(|text| [text.to_string(), expanded(text)])
+    .collect();
+    let mut secrets: Vec<String> = addresses
+        .iter()
+        .flat_map(|addresses| addresses.split(','))
+        .flat_map(passwords_in)
+        .filter(|secret| !secret.starts_with("${"))
+        .collect();
+    // Kafka client properties that hold a credential.
+    secrets.extend(
+        stack
+            .kafka
+            .iter()
+            .filter(|(key, value)| {
+                !value.is_empty()
+                    && ["password", "secret", "key", "jaas", "token", "credential"]
+                        .iter()
+                        .any(|word| key.contains(word))
+            })
+            .flat_map(|(_, value)| [value.clone(), expanded(value)])
+            .filter(|secret| !secret.starts_with("${")),
+    );
+    secrets.sort();
+    secrets.dedup();
+    // Longest first, so that a secret inside another is not half-redacted.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets
+}
+
+/// The passwords written in one address.
+pub fn passwords_in(url: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some((_, rest)) = url.split_once("://") {
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        if let Some((userinfo, _)) = authority.rsplit_once('@')
+            && let Some((_, password)) = userinfo.split_once(':')
+        {
+            found.push(password.to_string());
+        }
+    }
+    if let Some((_, query)) = url.split_once('?') {
+        found.extend(
+            query
+                .split('&')
+                .filter_map(|pair| pair.strip_prefix("password="))
+                .map(str::to_string),
+        );
+    }
+    found.retain(|p| !p.is_empty());
+    found
+}
+
+/// `text` with every `${NAME}` replaced by the environment variable NAME,
+/// so that a scenario names a secret without holding it; the first
+/// variable that is not set is the error.
+pub fn expand_env(text: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        let name = &rest[start + 2..start + end];
+        let value = std::env::var(name)
+            .map_err(|_| format!("the environment variable {name} is not set"))?;
+        out.push_str(&rest[..start]);
+        out.push_str(&value);
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// [`expand_env`], or the text as written when a variable is missing (the
+/// scenario's validation names it).
+pub(crate) fn expanded(text: &str) -> String {
+    expand_env(text).unwrap_or_else(|_| text.to_string())
+}
+
+/// `text` with every one of `secrets` replaced by `****`.
+pub fn redact(text: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(text.to_string(), |text, secret| {
+        text.replace(secret, "****")
+    })
+}

@@ -1,0 +1,784 @@
+//! The third pass: the rules that span fields, on the typed scenario.
+
+use std::collections::HashMap;
+
+use super::walk::quoted;
+use super::{Report, limits, parse};
+use crate::experiment::{
+    ArchitectureSettings, BrokerChoice, DatabaseChoice, DriverSetting, Experiment, FaultKind,
+    RateShape, Retries, Span,
+};
+use crate::spelling::closest;
+
+/// The rules that span fields, on the typed scenario.
+/// Checks what the format cannot say: every rule, every problem reported.
+pub(super) fn check(experiment: &Experiment, report: &mut Report<'_>) {
+    check_run(experiment, report);
+    check_stack(experiment, report);
+    check_workload(experiment, report);
+    check_architectures(experiment, report);
+    check_faults(experiment, report);
+    check_hypotheses(experiment, report);
+    check_economics(experiment, report);
+    check_capacity(experiment, report);
+}
+
+/// The sweep: every key leads somewhere, and every point is a valid
+/// scenario. A problem of a point is reported at the swept value that
+/// causes it (once, however many points share the value), or, when no
+/// single value does, at `sweep` with the point's values.
+pub(super) fn check_sweep(experiment: &Experiment, report: &mut Report<'_>) {
+    let grid = match crate::plan::grid::Grid::of(experiment) {
+        Ok(grid) => grid,
+        Err(problems) => {
+            for problem in problems {
+                report.at(&problem.path, problem.message, problem.hint);
+            }
+            return;
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    for point in &grid.points {
+        let Err(problems) = parse(&grid.scenario(point), "point") else {
+            continue;
+        };
+        for problem in problems {
+            let culprit = grid.keys.iter().position(|key| {
+                let key = key.to_string();
+                problem.path == key
+                    || problem.path.starts_with(&format!("{key}."))
+                    || problem.path.starts_with(&format!("{key}["))
+            });
+            let (path, message) = match culprit {
+                Some(i) => {
+                    let value = &point.values[i];
+                    let j = experiment.sweep.as_ref().map_or(0, |s| {
+                        s.parameters[i]
+                            .values
+                            .iter()
+                            .position(|v| v == value)
+                            .unwrap_or(0)
+                    });
+                    (
+                        format!("sweep.parameters[{i}].values[{j}]"),
+                        format!(
+                            "{} = {}: {}",
+                            grid.written[i],
+                            crate::plan::grid::written(value),
+                            problem.message
+                        ),
+                    )
+                }
+                None => (
+                    "sweep".to_string(),
+                    format!(
+                        "at point {} ({}): {}{}",
+                        point.index + 1,
+                        point.describe(&grid),
+                        if problem.path.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{}: ", problem.path)
+                        },
+                        problem.message
+                    ),
+                ),
+            };
+            if seen.insert((path.clone(), message.clone())) {
+                report.at(&path, message, problem.hint);
+            }
+        }
+    }
+}
+
+/// A finite, non-negative number.
+fn non_negative(value: f64) -> bool {
+    value.is_finite() && value >= 0.0
+}
+
+/// A finite number above zero.
+fn positive(value: f64) -> bool {
+    value.is_finite() && value > 0.0
+}
+
+/// The run: a name, a duration, repetitions.
+fn check_run(experiment: &Experiment, report: &mut Report<'_>) {
+    let run = experiment.duration;
+    if experiment.name.is_empty()
+        || !experiment
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        report.at(
+            "name",
+            format!("{:?} is not a valid name", experiment.name),
+            Some("use letters, digits, `-` and `_`; it names the run folder".into()),
+        );
+    }
+    if run.0.is_zero() {
+        report.at("duration", "the run must last more than zero".into(), None);
+    }
+    if experiment.repetitions > limits::REPETITIONS {
+        report.at(
+            "repetitions",
+            format!(
+                "{} repetitions is more than {}",
+                experiment.repetitions,
+                limits::REPETITIONS
+            ),
+            None,
+        );
+    }
+    if experiment.repetitions == 0 {
+        report.at(
+            "repetitions",
+            "at least one repetition is needed".into(),
+            None,
+        );
+    }
+}
+
+/// The stack: external parts need their addresses.
+fn check_stack(experiment: &Experiment, report: &mut Report<'_>) {
+    let stack = &experiment.stack;
+    if stack.broker == BrokerChoice::External && stack.bootstrap_servers.is_none() {
+        report.at(
+            "stack.broker",
+            "an external broker needs `stack.bootstrap_servers`".into(),
+            None,
+        );
+    }
+    if stack.database == DatabaseChoice::External && stack.database_url.is_none() {
+        report.at(
+            "stack.database",
+            "an external database needs `stack.database_url`".into(),
+            None,
+        );
+    }
+    if let Some(url) = stack.database_url.as_deref()
+        && !url.contains("${")
+        && let Err(error) = faultline_services::tls::Target::parse(url)
+    {
+        report.at(
+            "stack.database_url",
+            crate::secrets::redact(&error.to_string(), &crate::secrets::passwords_in(url)),
+            Some(
+                "TLS: sslmode=require (or verify-full) and sslrootcert=PATH to a PEM CA \
+                 file; the server's certificate and name are always checked"
+                    .into(),
+            ),
+        );
+    }
+    if stack.partitions > limits::PARTITIONS {
+        report.at(
+            "stack.partitions",
+            format!(
+                "{} partitions is more than {}",
+                stack.partitions,
+                limits::PARTITIONS
+            ),
+            None,
+        );
+    }
+    if stack.partitions == 0 {
+        report.at(
+            "stack.partitions",
+            "a topic needs at least one partition".into(),
+            None,
+        );
+    }
+    let named = [
+        (
+            "stack.database_url".to_string(),
+            stack.database_url.as_deref(),
+        ),
+        (
+            "stack.bootstrap_servers".to_string(),
+            stack.bootstrap_servers.as_deref(),
+        ),
+    ]
+    .into_iter()
+    .chain(
+        stack
+            .kafka
+            .iter()
+            .map(|(k, v)| (format!("stack.kafka.{k}"), Some(v.as_str()))),
+    );
+    for (path, text) in named {
+        if let Some(Err(missing)) = text.map(crate::secrets::expand_env) {
+            report.at(
+                &path,
+                missing,
+                Some("set it, or write the value here (it is redacted from the run folder)".into()),
+            );
+        }
+    }
+    let external = stack.broker == BrokerChoice::External;
+    if let Some(replicas) = stack.replication_factor {
+        if replicas == 0 || replicas > limits::REPLICAS {
+            report.at(
+                "stack.replication_factor",
+                format!("{replicas} replicas: give 1 to {}", limits::REPLICAS),
+                None,
+            );
+        } else if replicas > 1 && !external {
+            report.at(
+                "stack.replication_factor",
+                format!(
+                    "the lab's own broker is a single node: it cannot hold {replicas} replicas"
+                ),
+                Some("use an external cluster (`stack.broker = \"external\"`)".into()),
+            );
+        }
+    }
+    if let Some(min_insync) = stack.min_insync_replicas {
+        let (replicas, _) = stack.replication();
+        if min_insync == 0 || min_insync > replicas {
+            report.at(
+                "stack.min_insync_replicas",
+                format!("{min_insync} in-sync replicas of {replicas}: give 1 to {replicas}"),
+                None,
+            );
+        }
+    }
+    for (key, value) in &stack.kafka {
+        let path = format!("stack.kafka.{key}");
+        if faultline_services::producer::KEPT_PROPERTIES.contains(&key.as_str()) {
+            report.at(
+                &path,
+                format!("the services set {key} themselves: what they measure depends on it"),
+                None,
+            );
+        } else if key.is_empty()
+            || !key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+        {
+            report.at(
+                &path,
+                format!("{key:?} is not a librdkafka property name"),
+                None,
+            );
+        }
+        if value.contains('\n') {
+            report.at(&path, "a value is one line".into(), None);
+        }
+    }
+}
+
+/// The load: a rate that sends something, before the run ends.
+fn check_workload(experiment: &Experiment, report: &mut Report<'_>) {
+    let run = experiment.duration;
+    let workload = &experiment.workload;
+    match &workload.rate {
+        RateShape::Constant { rps } if !positive(*rps) => report.at(
+            "workload.rate.rps",
+            format!("a rate of {rps} req/s sends nothing"),
+            Some("give a rate above zero".into()),
+        ),
+        RateShape::Ramp { from_rps, to_rps }
+            if !non_negative(*from_rps) || !non_negative(*to_rps) || from_rps + to_rps <= 0.0 =>
+        {
+            report.at(
+                "workload.rate",
+                format!("a ramp from {from_rps} to {to_rps} req/s sends nothing or is negative"),
+                None,
+            )
+        }
+        RateShape::Steps { steps } => {
+            if steps.is_empty() {
+                report.at(
+                    "workload.rate.steps",
+                    "at least one step is needed".into(),
+                    None,
+                );
+            }
+            for (i, step) in steps.iter().enumerate() {
+                if !non_negative(step.rps) {
+                    report.at(
+                        &format!("workload.rate.steps[{i}].rps"),
+                        format!("{} req/s is negative", step.rps),
+                        None,
+                    );
+                }
+                if step.at >= run {
+                    report.at(
+                        &format!("workload.rate.steps[{i}].at"),
+                        format!("{} is not before the run ends ({run})", step.at),
+                        None,
+                    );
+                }
+            }
+            if steps.iter().all(|s| s.rps <= 0.0) && !steps.is_empty() {
+                report.at(
+                    "workload.rate.steps",
+                    "every step has a rate of zero: nothing is sent".into(),
+                    None,
+                );
+            }
+        }
+        RateShape::Spike {
+            base_rps,
+            peak_rps,
+            at,
+            ..
+        } => {
+            if !non_negative(*base_rps) || !positive(*peak_rps) {
+                report.at(
+                    "workload.rate",
+                    format!("a spike from {base_rps} to {peak_rps} req/s needs a positive peak"),
+                    None,
+                );
+            }
+            if *at >= run {
+                report.at(
+                    "workload.rate.at",
+                    format!("{at} is not before the run ends ({run})"),
+                    None,
+                );
+            }
+        }
+        _ => {}
+    }
+    let peak = workload.rate.peak_rps();
+    if peak > limits::RPS {
+        report.at(
+            "workload.rate",
+            format!("a rate of {peak} req/s is beyond one machine's load generator"),
+            Some(format!("at most {} req/s per architecture", limits::RPS)),
+        );
+    } else {
+        let requests = workload.rate.requests(run.0) * experiment.architectures.len().max(1) as f64;
+        if requests > limits::REQUESTS as f64 {
+            report.at(
+                "workload.rate",
+                format!(
+                    "{requests:.0} requests a repetition over every architecture; at most {} \
+                     are held in memory",
+                    limits::REQUESTS
+                ),
+                Some("shorten the run or lower the rate".into()),
+            );
+        }
+    }
+    if workload.drivers > limits::DRIVERS {
+        report.at(
+            "workload.drivers",
+            format!("{} is more than {}", workload.drivers, limits::DRIVERS),
+            None,
+        );
+    }
+    check_retries(&workload.retries, "workload.retries", experiment, report);
+    if workload.client_timeout.0.is_zero() {
+        report.at(
+            "workload.client_timeout",
+            "a client timeout of zero fails every request".into(),
+            None,
+        );
+    }
+    if workload.drivers == 0 {
+        report.at(
+            "workload.drivers",
+            "at least one driver is needed".into(),
+            None,
+        );
+    }
+    if let Some(warmup) = workload.warmup {
+        let first_fault = experiment.faults.iter().map(|f| f.at).min();
+        if warmup >= experiment.duration {
+            report.at(
+                "workload.warmup",
+                format!(
+                    "a warm-up of {warmup} leaves nothing of the run (duration {})",
+                    experiment.duration
+                ),
+                None,
+            );
+        } else if let Some(at) = first_fault.filter(|at| warmup > *at) {
+            report.at(
+                "workload.warmup",
+                format!("the warm-up ({warmup}) ends after the first fault starts, at {at}"),
+                Some(format!("set it to {at} or less")),
+            );
+        }
+    }
+}
+
+/// Client retries at `path`: a bounded count, a backoff the native driver
+/// can keep (k6 is fed no retries).
+fn check_retries(retries: &Retries, path: &str, experiment: &Experiment, report: &mut Report<'_>) {
+    if retries.max_retries > limits::RETRIES {
+        report.at(
+            &format!("{path}.max_retries"),
+            format!("{} is more than {}", retries.max_retries, limits::RETRIES),
+            None,
+        );
+    }
+    if retries.max_retries > 0 && experiment.workload.driver == DriverSetting::K6 {
+        report.at(
+            &format!("{path}.max_retries"),
+            "the k6 driver does not retry".into(),
+            Some("use workload.driver = \"native\"".into()),
+        );
+    }
+    if retries.max_backoff < retries.backoff {
+        report.at(
+            &format!("{path}.max_backoff"),
+            format!(
+                "{} is shorter than the first wait, {}",
+                retries.max_backoff, retries.backoff
+            ),
+            None,
+        );
+    }
+}
+
+/// The architectures: valid, distinct names and settings that can work.
+fn check_architectures(experiment: &Experiment, report: &mut Report<'_>) {
+    if experiment.architectures.is_empty() {
+        report.at(
+            "architectures",
+            "at least one architecture is needed".into(),
+            None,
+        );
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, architecture) in experiment.architectures.iter().enumerate() {
+        let path = format!("architectures[{i}]");
+        let name = architecture.name();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            report.at(
+                &format!("{path}.name"),
+                format!("{name:?} is not a valid name"),
+                Some("use letters, digits, `-` and `_`".into()),
+            );
+        }
+        if let Some(first) = seen.insert(name, i) {
+            report.at(
+                &format!("{path}.name"),
+                format!("{name:?} is already the name of architectures[{first}]"),
+                None,
+            );
+        }
+        let pool = match architecture {
+            ArchitectureSettings::Rest {
+                pool, group_commit, ..
+            } => {
+                if let Some(group) = group_commit {
+                    if group.max_rows < 2 || group.max_rows > limits::BATCH {
+                        report.at(
+                            &format!("{path}.group_commit.max_rows"),
+                            format!(
+                                "{} rows: a group holds 2 to {} (leave group_commit out to commit each row alone)",
+                                group.max_rows,
+                                limits::BATCH
+                            ),
+                            None,
+                        );
+                    }
+                    if group.max_wait.0 > pool.statement_timeout.0 {
+                        report.at(
+                            &format!("{path}.group_commit.max_wait"),
+                            format!(
+                                "{} is longer than the pool's statement timeout ({}): requests would wait longer to be grouped than to be stored",
+                                group.max_wait, pool.statement_timeout
+                            ),
+                            None,
+                        );
+                    }
+                }
+                pool
+            }
+            ArchitectureSettings::Kafka {
+                pool,
+                batch_size,
+                breaker,
+                delivery_timeout,
+                ..
+            } => {
+                if *batch_size > limits::BATCH {
+                    report.at(
+                        &format!("{path}.batch_size"),
+                        format!("{batch_size} is more than {}", limits::BATCH),
+                        None,
+                    );
+                }
+                if *batch_size == 0 {
+                    report.at(
+                        &format!("{path}.batch_size"),
+                        "a batch holds at least one event".into(),
+                        None,
+                    );
+                }
+                if breaker.failures == 0 || breaker.successes == 0 {
+                    report.at(
+                        &format!("{path}.breaker"),
+                        "failures and successes must be at least 1".into(),
+                        None,
+                    );
+                }
+                if delivery_timeout.0.is_zero() {
+                    report.at(
+                        &format!("{path}.delivery_timeout"),
+                        "a delivery timeout of zero fails every produce".into(),
+                        None,
+                    );
+                }
+                pool
+            }
+        };
+        if let ArchitectureSettings::Rest {
+            retries: Some(retries),
+            ..
+        }
+        | ArchitectureSettings::Kafka {
+            retries: Some(retries),
+            ..
+        } = architecture
+        {
+            check_retries(retries, &format!("{path}.retries"), experiment, report);
+        }
+        if pool.size > limits::POOL {
+            report.at(
+                &format!("{path}.pool.size"),
+                format!("{} connections is more than {}", pool.size, limits::POOL),
+                None,
+            );
+        }
+        if pool.size == 0 {
+            report.at(
+                &format!("{path}.pool.size"),
+                "a pool needs at least one connection".into(),
+                None,
+            );
+        }
+    }
+}
+
+/// The faults: inside the run, possible on this stack, no two at once on
+/// one component.
+fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
+    let run = experiment.duration;
+    let stack = &experiment.stack;
+    let has_kafka = experiment
+        .architectures
+        .iter()
+        .any(|a| matches!(a, ArchitectureSettings::Kafka { .. }));
+    for (i, fault) in experiment.faults.iter().enumerate() {
+        let path = format!("faults[{i}]");
+        let end = Span(fault.at.0 + fault.duration.0);
+        if fault.duration.0.is_zero() {
+            report.at(
+                &format!("{path}.duration"),
+                "a fault must last more than zero".into(),
+                None,
+            );
+        }
+        if fault.at >= run {
+            report.at(
+                &format!("{path}.at"),
+                format!(
+                    "{:?} starts when the run is over (duration {run})",
+                    fault.at.to_string()
+                ),
+                None,
+            );
+        } else if end > run {
+            report.at(
+                &format!("{path}.duration"),
+                format!("the fault ends at {end}, after the run ends (duration {run})"),
+                Some(format!(
+                    "shorten it to at most {}",
+                    Span(run.0 - fault.at.0)
+                )),
+            );
+        }
+        if fault.kind.needs_local_database() && stack.database == DatabaseChoice::External {
+            report.at(
+                &format!("{path}.kind"),
+                "the database is external: the lab cannot crash, stop or freeze it".into(),
+                Some("db-latency and db-blackhole act on the link and still work".into()),
+            );
+        }
+        if let FaultKind::Command(command) = &fault.kind {
+            for (key, text) in [("start", &command.start), ("end", &command.end)] {
+                if text.trim().is_empty() {
+                    report.at(
+                        &format!("{path}.{key}"),
+                        "the command is empty".into(),
+                        Some("give a shell command, e.g. \"kubectl apply -f fault.yaml\"".into()),
+                    );
+                }
+            }
+            if command.timeout.0.is_zero() {
+                report.at(
+                    &format!("{path}.timeout"),
+                    "a timeout of zero kills every command".into(),
+                    None,
+                );
+            }
+        }
+        match fault.kind {
+            FaultKind::BrokerLatency { .. }
+            | FaultKind::BrokerBlackhole
+            | FaultKind::ConsumerPartition
+                if has_kafka && stack.broker == BrokerChoice::External =>
+            {
+                report.at(
+                    &format!("{path}.kind"),
+                    "the broker is external: its clients reach it at the addresses it \
+                     advertises, not through the lab's proxy"
+                        .into(),
+                    Some("a `command` fault can act on its network".into()),
+                )
+            }
+            FaultKind::BrokerKill
+            | FaultKind::BrokerLatency { .. }
+            | FaultKind::BrokerBlackhole
+            | FaultKind::ConsumerPartition
+            | FaultKind::ConsumerKill
+                if !has_kafka =>
+            {
+                report.at(
+                    &format!("{path}.kind"),
+                    "no architecture uses a broker or a consumer".into(),
+                    None,
+                )
+            }
+            FaultKind::BrokerKill if stack.broker == BrokerChoice::External => report.at(
+                &format!("{path}.kind"),
+                "the broker is external: the lab cannot kill it".into(),
+                None,
+            ),
+            _ => {}
+        }
+    }
+    for (i, a) in experiment.faults.iter().enumerate() {
+        for (j, b) in experiment.faults.iter().enumerate().skip(i + 1) {
+            let overlap = a.at.0 < b.at.0 + b.duration.0 && b.at.0 < a.at.0 + a.duration.0;
+            if !overlap {
+                continue;
+            }
+            // Commands act on what they say; the lab cannot tell.
+            if matches!(a.kind, FaultKind::Command(_)) || matches!(b.kind, FaultKind::Command(_)) {
+                continue;
+            }
+            if std::mem::discriminant(&a.kind) == std::mem::discriminant(&b.kind) {
+                report.at(
+                    &format!("faults[{j}].at"),
+                    format!("overlaps faults[{i}], a fault of the same kind"),
+                    None,
+                );
+            } else if a.kind.target() == b.kind.target() {
+                report.at(
+                    &format!("faults[{j}].at"),
+                    format!(
+                        "overlaps faults[{i}] ({}), which also acts on {}: one would end the other early",
+                        a.kind.name(),
+                        a.kind.target()
+                    ),
+                    Some(format!(
+                        "start it at {} or later",
+                        Span(a.at.0 + a.duration.0)
+                    )),
+                );
+            }
+        }
+    }
+}
+
+/// The hypotheses: a known architecture and one limit.
+fn check_hypotheses(experiment: &Experiment, report: &mut Report<'_>) {
+    let names: Vec<&str> = experiment.architectures.iter().map(|a| a.name()).collect();
+    for (i, hypothesis) in experiment.hypotheses.iter().enumerate() {
+        let path = format!("hypotheses[{i}]");
+        if !names.contains(&hypothesis.architecture.as_str()) {
+            let hint = closest(&hypothesis.architecture, names.iter().copied())
+                .map(|n| format!("did you mean {n:?}?"))
+                .unwrap_or_else(|| format!("architectures: {}", quoted(&names)));
+            report.at(
+                &format!("{path}.architecture"),
+                format!("no architecture is named {:?}", hypothesis.architecture),
+                Some(hint),
+            );
+        }
+        match (hypothesis.max, hypothesis.min) {
+            (None, None) => report.at(&path, "give a limit: `max` or `min`".into(), None),
+            (Some(_), Some(_)) => report.at(
+                &path,
+                "give one limit, `max` or `min`, not both".into(),
+                None,
+            ),
+            _ => {}
+        }
+        if hypothesis.phase.is_some() && experiment.faults.is_empty() {
+            report.at(
+                &format!("{path}.phase"),
+                "phases are relative to faults, and there are none".into(),
+                None,
+            );
+        }
+    }
+}
+
+/// The economics: no negative money.
+fn check_economics(experiment: &Experiment, report: &mut Report<'_>) {
+    let economics = &experiment.economics;
+    for (key, value) in [
+        ("order_value", economics.order_value),
+        (
+            "orders_lost_per_failed_event",
+            economics.orders_lost_per_failed_event,
+        ),
+        ("production_rps", economics.production_rps),
+        ("outages_per_year", economics.outages_per_year),
+    ] {
+        if !non_negative(value) {
+            report.at(
+                &format!("economics.{key}"),
+                format!("{value} must be zero or more"),
+                None,
+            );
+        }
+    }
+}
+
+/// The capacity bounds: a share of failures below one, a latency above zero.
+fn check_capacity(experiment: &Experiment, report: &mut Report<'_>) {
+    let bounds = &experiment.capacity;
+    if !(0.0..1.0).contains(&bounds.max_error_rate) {
+        report.at(
+            "capacity.max_error_rate",
+            format!(
+                "{} must be at least 0 and below 1 (a share of the requests)",
+                bounds.max_error_rate
+            ),
+            None,
+        );
+    }
+    if bounds.max_p99.0.is_zero() {
+        report.at(
+            "capacity.max_p99",
+            "must be more than zero, e.g. \"100ms\"".to_string(),
+            None,
+        );
+    }
+    if let Some(reference) = &bounds.reference
+        && !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(60))
+            .contains(&reference.0)
+    {
+        report.at(
+            "capacity.reference",
+            format!(
+                "{} must be from 1s to 60s (how long PostgreSQL alone stores rows each way before the load)",
+                humantime::format_duration(reference.0)
+            ),
+            None,
+        );
+    }
+}
