@@ -54,11 +54,17 @@ pub struct Figure {
     estimate_slot: fn(&mut Repetitions) -> &mut Option<Estimate>,
 }
 
+/// The name of revenue lost per outage, the figure break-even points are
+/// found for first.
+pub const REVENUE_LOST: &str = "revenue_lost";
+/// The name of acknowledged events lost.
+pub const LOST: &str = "lost";
+
 /// The headline figures, in the order reports show them; a sweep's report
 /// charts the first [`CHARTED`].
 pub const FIGURES: [Figure; 13] = [
     Figure {
-        name: "revenue_lost",
+        name: REVENUE_LOST,
         label: "revenue lost per outage",
         unit: Unit::Money,
         better: Better::Lower,
@@ -69,7 +75,7 @@ pub const FIGURES: [Figure; 13] = [
         estimate_slot: |r| &mut r.revenue_lost,
     },
     Figure {
-        name: "lost",
+        name: LOST,
         label: "acknowledged events lost",
         unit: Unit::Count,
         better: Better::Lower,

@@ -61,7 +61,7 @@ pub const WORK_DIR: &str = ".faultline";
 /// Analyses the run folder at `dir` from its files alone, writes its
 /// `summary.json` and renders its report; returns the summary.
 pub fn analyse_and_report(dir: &Path) -> anyhow::Result<run_folder::Summary> {
-    let files = analyze::RunFiles::read(dir)?;
+    let files = run_folder::RunFiles::read(dir)?;
     let analysis = analyze::summarize(&files)?;
     run_folder::save(&analysis.summary, &dir.join(run_folder::SUMMARY))?;
     report::write(dir, &files, &analysis)?;

@@ -13,6 +13,7 @@ use faultline_stack::{Broker, FaultProxy, Postgres, ProbeError, Service, Service
 use crate::collect::{CpuTarget, PidOf};
 use crate::experiment::DatabaseChoice;
 use crate::plan::{Architecture, DatabaseTarget, StackPlan, mode_name};
+use crate::run_folder::rows::Process;
 
 #[cfg(test)]
 mod tests {
@@ -490,9 +491,9 @@ impl LabStack {
     /// The processes whose CPU time the lab samples: every service, the
     /// local PostgreSQL (with its backends) and broker, and the runner.
     pub fn cpu_targets(&mut self) -> Vec<CpuTarget> {
-        let target = |architecture: &str, process: &str, pid, children| CpuTarget {
+        let target = |architecture: &str, process: Process, pid, children| CpuTarget {
             architecture: architecture.to_string(),
-            process: process.to_string(),
+            process: process.name().to_string(),
             pid,
             children,
         };
@@ -500,7 +501,7 @@ impl LabStack {
         for rest in &self.rest {
             targets.push(target(
                 &rest.name,
-                "rest",
+                Process::Rest,
                 PidOf::File(rest.service.pid_file()),
                 false,
             ));
@@ -508,13 +509,13 @@ impl LabStack {
         for kafka in &self.kafka {
             targets.push(target(
                 &kafka.name,
-                "producer",
+                Process::Producer,
                 PidOf::File(kafka.producer.pid_file()),
                 false,
             ));
             targets.push(target(
                 &kafka.name,
-                "consumer",
+                Process::Consumer,
                 PidOf::File(kafka.consumer.pid_file()),
                 false,
             ));
@@ -522,16 +523,21 @@ impl LabStack {
         if let Ok(postgres) = self.database.local() {
             targets.push(target(
                 "",
-                "postgresql",
+                Process::Postgresql,
                 PidOf::File(postgres.pid_file()),
                 true,
             ));
         }
         if let Some(broker) = self.broker.as_ref().filter(|b| b.pid().is_some()) {
-            targets.push(target("", "broker", PidOf::File(broker.pid_file()), false));
+            targets.push(target(
+                "",
+                Process::Broker,
+                PidOf::File(broker.pid_file()),
+                false,
+            ));
         }
-        targets.push(target("", "proxy", PidOf::Proxies, false));
-        targets.push(target("", "lab", PidOf::Runner, false));
+        targets.push(target("", Process::Proxy, PidOf::Proxies, false));
+        targets.push(target("", Process::Lab, PidOf::Runner, false));
         targets
     }
 

@@ -993,7 +993,7 @@ fn the_readmes_table_of_the_pocs_claims_is_the_example_runs() {
     use faultline::report::poc;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let run = root.join("docs/example-run");
-    let files = faultline::analyze::RunFiles::read(&run).unwrap();
+    let files = faultline::run_folder::RunFiles::read(&run).unwrap();
     let summary = faultline::analyze::summarize(&files).unwrap().summary;
     let table = poc::claims(&files, &summary).unwrap();
     let readme_path = root.join("README.md");

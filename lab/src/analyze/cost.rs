@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::catalogue;
 use crate::crossing::{BreakEven, Subject, Value, break_even};
 use crate::experiment::Economics;
 use crate::run_folder::summary::{ArchitectureSummary, BudgetCost, Cost, CostInputs};
@@ -131,7 +132,7 @@ pub fn break_even_by_budget(
             let (crosses, sure, sentence) =
                 break_even(&subject, &xs, (a, &values(a_curve)), (b, &values(b_curve)));
             found.push(BreakEven {
-                figure: "revenue_lost".into(),
+                figure: catalogue::REVENUE_LOST.into(),
                 a: a.to_string(),
                 b: b.to_string(),
                 holding: String::new(),

@@ -4,24 +4,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use polars::prelude::DataFrame;
-
 use super::join::Request;
-use super::{numbers, strings};
 use crate::collect::LAB_CPU;
+use crate::run_folder::frames::MetricColumns;
+use crate::run_folder::rows::Process;
 use crate::run_folder::summary::ProcessCpu;
-
-/// The order processes are listed in: each architecture's own, then the
-/// shared ones.
-const ORDER: [&str; 7] = [
-    "rest",
-    "producer",
-    "consumer",
-    "postgresql",
-    "broker",
-    "proxy",
-    "lab",
-];
 
 /// Every sampled process's CPU time and its cost per request, the
 /// architectures' own processes in `architectures`' order, then the shared
@@ -51,10 +38,8 @@ pub fn per_process(
             .iter()
             .position(|a| a == architecture)
             .unwrap_or(usize::MAX);
-        let process = ORDER
-            .iter()
-            .position(|p| p == process)
-            .unwrap_or(ORDER.len());
+        // Each architecture's own processes, then the shared ones.
+        let process = Process::of(process).map_or(Process::ALL.len(), |p| p as usize);
         (shared, arch, process)
     };
     let mut out: Vec<_> = totals.into_iter().collect();
@@ -83,15 +68,17 @@ pub fn per_process(
 pub type Readings = BTreeMap<(String, String, u32), Vec<(f64, f64)>>;
 
 /// Every [`LAB_CPU`] reading of a run's metrics.
-pub fn readings(metrics: &DataFrame) -> anyhow::Result<Readings> {
-    let arch = strings(metrics, "architecture")?;
-    let service = strings(metrics, "service")?;
-    let metric = strings(metrics, "metric")?;
-    let value = numbers(metrics, "value")?;
-    let rep = numbers(metrics, "repetition")?;
-    let t = numbers(metrics, "t_s")?;
+pub fn readings(metrics: &MetricColumns) -> anyhow::Result<Readings> {
+    let MetricColumns {
+        repetition: rep,
+        t_s: t,
+        architecture: arch,
+        service,
+        metric,
+        value,
+    } = metrics;
     let mut readings: Readings = BTreeMap::new();
-    for i in 0..metrics.height() {
+    for i in 0..metrics.len() {
         if metric[i] != LAB_CPU {
             continue;
         }
@@ -99,11 +86,7 @@ pub fn readings(metrics: &DataFrame) -> anyhow::Result<Readings> {
             continue;
         };
         readings
-            .entry((
-                arch[i].clone(),
-                service[i].clone(),
-                rep[i].unwrap_or(0.0) as u32,
-            ))
+            .entry((arch[i].clone(), service[i].clone(), rep[i]))
             .or_default()
             .push((t, value));
     }
@@ -170,7 +153,6 @@ fn used(points: &[(f64, f64)]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use polars::prelude::*;
 
     fn request(repetition: u32, intended_s: f64) -> Request {
         Request {
@@ -184,17 +166,15 @@ mod tests {
         }
     }
 
-    fn metrics(rows: &[(&str, &str, u32, f64, f64)]) -> DataFrame {
-        df!(
-            "repetition" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
-            "t_s" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
-            "architecture" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-            "service" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-            "metric" => rows.iter().map(|_| LAB_CPU).collect::<Vec<_>>(),
-            "labels" => rows.iter().map(|_| "").collect::<Vec<_>>(),
-            "value" => rows.iter().map(|r| r.4).collect::<Vec<_>>(),
-        )
-        .unwrap()
+    fn metrics(rows: &[(&str, &str, u32, f64, f64)]) -> MetricColumns {
+        MetricColumns {
+            repetition: rows.iter().map(|r| r.2).collect(),
+            t_s: rows.iter().map(|r| Some(r.3)).collect(),
+            architecture: rows.iter().map(|r| r.0.to_string()).collect(),
+            service: rows.iter().map(|r| r.1.to_string()).collect(),
+            metric: rows.iter().map(|_| LAB_CPU.to_string()).collect(),
+            value: rows.iter().map(|r| Some(r.4)).collect(),
+        }
     }
 
     #[test]

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use polars::prelude::*;
 
 use super::join::Request;
-use super::{flags, numbers, strings};
 use crate::experiment::Phase;
 use crate::run_folder::Reference;
+use crate::run_folder::frames::{column, flags, numbers, strings};
 use crate::run_folder::summary::{DrainRate, FaultSummary, Freshness, PhaseSummary};
 use crate::stats::{latency, ratio};
 
@@ -119,16 +119,16 @@ pub fn phase_summary<'a>(
 
 /// The faults of `faults.parquet`, as the summary lists them.
 pub fn faults(frame: &DataFrame) -> anyhow::Result<Vec<FaultSummary>> {
-    let repetition = numbers(frame, "repetition")?;
-    let kind = strings(frame, "kind")?;
-    let target = strings(frame, "target")?;
-    let planned_start = numbers(frame, "planned_start_s")?;
-    let planned_end = numbers(frame, "planned_end_s")?;
-    let actual_start = numbers(frame, "actual_start_s")?;
-    let actual_end = numbers(frame, "actual_end_s")?;
-    let verified = flags(frame, "verified")?;
-    let effect = numbers(frame, "effect_ms")?;
-    let recovery = numbers(frame, "recovery_ms")?;
+    let repetition = numbers(frame, column::REPETITION)?;
+    let kind = strings(frame, column::KIND)?;
+    let target = strings(frame, column::TARGET)?;
+    let planned_start = numbers(frame, column::PLANNED_START_S)?;
+    let planned_end = numbers(frame, column::PLANNED_END_S)?;
+    let actual_start = numbers(frame, column::ACTUAL_START_S)?;
+    let actual_end = numbers(frame, column::ACTUAL_END_S)?;
+    let verified = flags(frame, column::VERIFIED)?;
+    let effect = numbers(frame, column::EFFECT_MS)?;
+    let recovery = numbers(frame, column::RECOVERY_MS)?;
     Ok((0..frame.height())
         .map(|i| FaultSummary {
             repetition: repetition[i].unwrap_or(0.0) as u32,

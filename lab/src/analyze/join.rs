@@ -8,8 +8,45 @@ use std::collections::{BTreeMap, HashMap};
 use faultline_services::metrics::names;
 use polars::prelude::*;
 
-use super::{RunFiles, flags, numbers, strings};
 use crate::experiment::Phase;
+use crate::run_folder::RunFiles;
+use crate::run_folder::frames::{MetricColumns, column, flags, numbers, strings};
+
+/// The columns the join adds to the request rows, and those of its
+/// per-second aggregates.
+pub mod joined {
+    /// Each repetition's start, Unix microseconds.
+    pub const T0_UNIX_US: &str = "t0_unix_us";
+    /// Intended send → last attempt's end.
+    pub const LATENCY_US: &str = "latency_us";
+    /// A failed request's class: its HTTP status or `timeout`, `refused`,
+    /// `connection`, `not_sent`.
+    pub const FAILURE: &str = "failure";
+    /// Intended send → stored, of acknowledged events that were stored.
+    pub const FRESHNESS_US: &str = "freshness_us";
+    /// Acknowledged and never stored.
+    pub const LOST: &str = "lost";
+    /// The whole second of the intended send time.
+    pub const SECOND: &str = "second";
+    /// Requests due in a second.
+    pub const OFFERED: &str = "offered";
+    /// Acknowledged events of a second stored later than the budget.
+    pub const LATE: &str = "late";
+    /// Failures of one class in a second.
+    pub const N: &str = "n";
+    /// A stored event that was acknowledged.
+    pub const ACKED: &str = "acked";
+    /// Stored rows of an architecture and repetition.
+    pub const STORED: &str = "stored";
+    /// Stored rows nobody was told about.
+    pub const UNACKNOWLEDGED: &str = "unacknowledged";
+    pub const OK_P50_MS: &str = "ok_p50_ms";
+    pub const OK_P99_MS: &str = "ok_p99_ms";
+    pub const FAILED_P50_MS: &str = "failed_p50_ms";
+    pub const FAILED_P99_MS: &str = "failed_p99_ms";
+    pub const FRESHNESS_P50_MS: &str = "freshness_p50_ms";
+    pub const FRESHNESS_P99_MS: &str = "freshness_p99_ms";
+}
 
 /// One request after the audit join.
 pub struct Request {
@@ -37,24 +74,28 @@ pub fn joined(files: &RunFiles, t0: &HashMap<u32, i64>) -> PolarsResult<LazyFram
     let t0 = DataFrame::new(
         reps.len(),
         vec![
-            Series::new("repetition".into(), reps).into(),
-            Series::new("t0_unix_us".into(), starts).into(),
+            Series::new(column::REPETITION.into(), reps).into(),
+            Series::new(joined::T0_UNIX_US.into(), starts).into(),
         ],
     )?;
-    let keys = [col("repetition"), col("architecture"), col("event_id")];
+    let keys = [
+        col(column::REPETITION),
+        col(column::ARCHITECTURE),
+        col(column::EVENT_ID),
+    ];
     let stored = files
         .stored
         .clone()
         .lazy()
         .select([
-            col("repetition"),
-            col("architecture"),
-            col("event_id"),
-            col("stored_at_us"),
+            col(column::REPETITION),
+            col(column::ARCHITECTURE),
+            col(column::EVENT_ID),
+            col(column::STORED_AT_US),
         ])
         .unique(None, UniqueKeepStrategy::First);
-    let sent_at = col("t0_unix_us") + col("intended_us");
-    let delay = col("stored_at_us") - sent_at;
+    let sent_at = col(joined::T0_UNIX_US) + col(column::INTENDED_US);
+    let delay = col(column::STORED_AT_US) - sent_at;
     Ok(files
         .requests
         .clone()
@@ -62,34 +103,36 @@ pub fn joined(files: &RunFiles, t0: &HashMap<u32, i64>) -> PolarsResult<LazyFram
         .join(stored, keys.clone(), keys, JoinArgs::new(JoinType::Left))
         .join(
             t0.lazy(),
-            [col("repetition")],
-            [col("repetition")],
+            [col(column::REPETITION)],
+            [col(column::REPETITION)],
             JoinArgs::new(JoinType::Left),
         )
         .with_columns([
-            when(col("finished_us").gt(col("intended_us")))
-                .then(col("finished_us") - col("intended_us"))
+            when(col(column::FINISHED_US).gt(col(column::INTENDED_US)))
+                .then(col(column::FINISHED_US) - col(column::INTENDED_US))
                 .otherwise(lit(0i64))
-                .alias("latency_us"),
-            when(col("ok"))
+                .alias(joined::LATENCY_US),
+            when(col(column::OK))
                 .then(lit(Null {}).cast(DataType::String))
-                .when(col("status").gt(lit(0)))
-                .then(col("status").cast(DataType::String))
-                .otherwise(col("error"))
-                .alias("failure"),
-            when(col("ok").and(col("stored_at_us").is_not_null()))
+                .when(col(column::STATUS).gt(lit(0)))
+                .then(col(column::STATUS).cast(DataType::String))
+                .otherwise(col(column::ERROR))
+                .alias(joined::FAILURE),
+            when(col(column::OK).and(col(column::STORED_AT_US).is_not_null()))
                 .then(
                     when(delay.clone().gt(lit(0i64)))
                         .then(delay)
                         .otherwise(lit(0i64)),
                 )
                 .otherwise(lit(Null {}).cast(DataType::Int64))
-                .alias("freshness_us"),
-            col("ok").and(col("stored_at_us").is_null()).alias("lost"),
+                .alias(joined::FRESHNESS_US),
+            col(column::OK)
+                .and(col(column::STORED_AT_US).is_null())
+                .alias(joined::LOST),
             // Whole seconds (intended times are never negative).
-            (col("intended_us").cast(DataType::Float64) / lit(1e6))
+            (col(column::INTENDED_US).cast(DataType::Float64) / lit(1e6))
                 .cast(DataType::Int64)
-                .alias("second"),
+                .alias(joined::SECOND),
         ]))
 }
 
@@ -100,32 +143,50 @@ pub fn joined(files: &RunFiles, t0: &HashMap<u32, i64>) -> PolarsResult<LazyFram
 pub fn per_second(joined: LazyFrame, budget_us: u64) -> [LazyFrame; 2] {
     let q = |e: Expr, q: f64| e.quantile(lit(q), QuantileMethod::Linear);
     let ms = |e: Expr| e.cast(DataType::Float64) / lit(1000.0);
-    let keys = [col("architecture"), col("repetition"), col("second")];
+    let keys = [
+        col(column::ARCHITECTURE),
+        col(column::REPETITION),
+        col(joined::SECOND),
+    ];
     let counts = joined.clone().group_by(keys.clone()).agg([
-        len().alias("offered"),
-        col("ok").cast(DataType::UInt64).sum().alias("ok"),
-        col("lost").cast(DataType::UInt64).sum().alias("lost"),
-        col("freshness_us")
+        len().alias(joined::OFFERED),
+        col(column::OK)
+            .cast(DataType::UInt64)
+            .sum()
+            .alias(column::OK),
+        col(joined::LOST)
+            .cast(DataType::UInt64)
+            .sum()
+            .alias(joined::LOST),
+        col(joined::FRESHNESS_US)
             .gt(lit(budget_us as i64))
             .cast(DataType::UInt64)
             .sum()
-            .alias("late"),
-        q(ms(col("latency_us")).filter(col("ok")), 0.5).alias("ok_p50_ms"),
-        q(ms(col("latency_us")).filter(col("ok")), 0.99).alias("ok_p99_ms"),
-        q(ms(col("latency_us")).filter(col("ok").not()), 0.5).alias("failed_p50_ms"),
-        q(ms(col("latency_us")).filter(col("ok").not()), 0.99).alias("failed_p99_ms"),
-        q(ms(col("freshness_us")), 0.5).alias("freshness_p50_ms"),
-        q(ms(col("freshness_us")), 0.99).alias("freshness_p99_ms"),
+            .alias(joined::LATE),
+        q(ms(col(joined::LATENCY_US)).filter(col(column::OK)), 0.5).alias(joined::OK_P50_MS),
+        q(ms(col(joined::LATENCY_US)).filter(col(column::OK)), 0.99).alias(joined::OK_P99_MS),
+        q(
+            ms(col(joined::LATENCY_US)).filter(col(column::OK).not()),
+            0.5,
+        )
+        .alias(joined::FAILED_P50_MS),
+        q(
+            ms(col(joined::LATENCY_US)).filter(col(column::OK).not()),
+            0.99,
+        )
+        .alias(joined::FAILED_P99_MS),
+        q(ms(col(joined::FRESHNESS_US)), 0.5).alias(joined::FRESHNESS_P50_MS),
+        q(ms(col(joined::FRESHNESS_US)), 0.99).alias(joined::FRESHNESS_P99_MS),
     ]);
     let failures = joined
-        .filter(col("failure").is_not_null())
+        .filter(col(joined::FAILURE).is_not_null())
         .group_by([
-            col("architecture"),
-            col("repetition"),
-            col("second"),
-            col("failure"),
+            col(column::ARCHITECTURE),
+            col(column::REPETITION),
+            col(joined::SECOND),
+            col(joined::FAILURE),
         ])
-        .agg([len().alias("n")]);
+        .agg([len().alias(joined::N)]);
     [counts, failures]
 }
 
@@ -146,27 +207,27 @@ pub fn collect_all<const N: usize>(plans: [LazyFrame; N]) -> PolarsResult<[DataF
 /// The columns of the joined rows that become [`Request`]s.
 pub fn request_rows(joined: LazyFrame) -> LazyFrame {
     joined.select([
-        col("architecture"),
-        col("repetition"),
-        col("intended_us"),
-        col("latency_us"),
-        col("ok"),
-        col("failure"),
-        col("freshness_us"),
-        col("lost"),
+        col(column::ARCHITECTURE),
+        col(column::REPETITION),
+        col(column::INTENDED_US),
+        col(joined::LATENCY_US),
+        col(column::OK),
+        col(joined::FAILURE),
+        col(joined::FRESHNESS_US),
+        col(joined::LOST),
     ])
 }
 
 /// The joined rows, one [`Request`] each, grouped by architecture.
 pub fn requests(rows: &DataFrame) -> anyhow::Result<HashMap<String, Vec<Request>>> {
-    let arch = strings(rows, "architecture")?;
-    let rep = numbers(rows, "repetition")?;
-    let intended = numbers(rows, "intended_us")?;
-    let latency_us = numbers(rows, "latency_us")?;
-    let ok = flags(rows, "ok")?;
-    let failure = rows.column("failure")?.str()?.clone();
-    let freshness = numbers(rows, "freshness_us")?;
-    let lost = flags(rows, "lost")?;
+    let arch = strings(rows, column::ARCHITECTURE)?;
+    let rep = numbers(rows, column::REPETITION)?;
+    let intended = numbers(rows, column::INTENDED_US)?;
+    let latency_us = numbers(rows, joined::LATENCY_US)?;
+    let ok = flags(rows, column::OK)?;
+    let failure = rows.column(joined::FAILURE)?.str()?.clone();
+    let freshness = numbers(rows, joined::FRESHNESS_US)?;
+    let lost = flags(rows, joined::LOST)?;
     let mut by_arch: HashMap<String, Vec<Request>> = HashMap::new();
     for (i, arch) in arch.into_iter().enumerate() {
         by_arch.entry(arch).or_default().push(Request {
@@ -189,35 +250,44 @@ pub type AuditCounts = HashMap<(String, u32), (u64, u64)>;
 /// Per architecture and repetition: rows stored, and rows stored without an
 /// acknowledgement.
 pub fn audit_plan(files: &RunFiles) -> LazyFrame {
-    let acked = files.requests.clone().lazy().filter(col("ok")).select([
-        col("repetition"),
-        col("architecture"),
-        col("event_id"),
-        lit(true).alias("acked"),
-    ]);
-    let keys = [col("repetition"), col("architecture"), col("event_id")];
+    let acked = files
+        .requests
+        .clone()
+        .lazy()
+        .filter(col(column::OK))
+        .select([
+            col(column::REPETITION),
+            col(column::ARCHITECTURE),
+            col(column::EVENT_ID),
+            lit(true).alias(joined::ACKED),
+        ]);
+    let keys = [
+        col(column::REPETITION),
+        col(column::ARCHITECTURE),
+        col(column::EVENT_ID),
+    ];
     files
         .stored
         .clone()
         .lazy()
         .join(acked, keys.clone(), keys, JoinArgs::new(JoinType::Left))
-        .group_by([col("architecture"), col("repetition")])
+        .group_by([col(column::ARCHITECTURE), col(column::REPETITION)])
         .agg([
-            len().alias("stored"),
-            col("acked")
+            len().alias(joined::STORED),
+            col(joined::ACKED)
                 .is_null()
                 .cast(DataType::UInt64)
                 .sum()
-                .alias("unacknowledged"),
+                .alias(joined::UNACKNOWLEDGED),
         ])
 }
 
 /// [`AuditCounts`] from the result of [`audit_plan`].
 pub fn audit(audit: &DataFrame) -> anyhow::Result<AuditCounts> {
-    let arch = strings(audit, "architecture")?;
-    let rep = numbers(audit, "repetition")?;
-    let stored = numbers(audit, "stored")?;
-    let unacknowledged = numbers(audit, "unacknowledged")?;
+    let arch = strings(audit, column::ARCHITECTURE)?;
+    let rep = numbers(audit, column::REPETITION)?;
+    let stored = numbers(audit, joined::STORED)?;
+    let unacknowledged = numbers(audit, joined::UNACKNOWLEDGED)?;
     let mut counts = AuditCounts::new();
     for (i, arch) in arch.into_iter().enumerate() {
         let n = |v: &[Option<f64>]| v[i].unwrap_or(0.0).max(0.0) as u64;
@@ -233,22 +303,20 @@ pub fn audit(audit: &DataFrame) -> anyhow::Result<AuditCounts> {
 /// the increase of every service's `events_duplicate_total` over the
 /// repetition, a drop in a counter read as a restarted process counting
 /// from zero (as Prometheus's `increase` does).
-pub fn redelivered(metrics: &DataFrame) -> anyhow::Result<HashMap<(String, u32), u64>> {
+pub fn redelivered(metrics: &MetricColumns) -> anyhow::Result<HashMap<(String, u32), u64>> {
     let counter = format!("{}_total", names::EVENTS_DUPLICATE);
-    let arch = strings(metrics, "architecture")?;
-    let service = strings(metrics, "service")?;
-    let metric = strings(metrics, "metric")?;
-    let value = numbers(metrics, "value")?;
-    let rep = numbers(metrics, "repetition")?;
-    let t = numbers(metrics, "t_s")?;
+    let MetricColumns {
+        repetition: rep,
+        t_s: t,
+        architecture: arch,
+        service,
+        metric,
+        value,
+    } = metrics;
     let mut readings: BTreeMap<(String, u32, String), Vec<(f64, f64)>> = BTreeMap::new();
-    for i in (0..metrics.height()).filter(|i| metric[*i] == counter) {
+    for i in (0..metrics.len()).filter(|i| metric[*i] == counter) {
         if let (Some(t), Some(value)) = (t[i], value[i]) {
-            let key = (
-                arch[i].clone(),
-                rep[i].unwrap_or(0.0) as u32,
-                service[i].clone(),
-            );
+            let key = (arch[i].clone(), rep[i], service[i].clone());
             readings.entry(key).or_default().push((t, value));
         }
     }
@@ -278,32 +346,29 @@ pub fn redelivered(metrics: &DataFrame) -> anyhow::Result<HashMap<(String, u32),
 pub type PhaseSums = HashMap<(String, u32), BTreeMap<Phase, (f64, f64)>>;
 
 pub fn histogram_by_phase(
-    metrics: &DataFrame,
+    metrics: &MetricColumns,
     family: &str,
     windows: &HashMap<u32, Vec<(f64, f64)>>,
     warmup_s: f64,
 ) -> anyhow::Result<PhaseSums> {
     let (sum, count) = (format!("{family}_sum"), format!("{family}_count"));
-    let arch = strings(metrics, "architecture")?;
-    let service = strings(metrics, "service")?;
-    let metric = strings(metrics, "metric")?;
-    let value = numbers(metrics, "value")?;
-    let rep = numbers(metrics, "repetition")?;
-    let t = numbers(metrics, "t_s")?;
+    let MetricColumns {
+        repetition: rep,
+        t_s: t,
+        architecture: arch,
+        service,
+        metric,
+        value,
+    } = metrics;
     type Key = (String, u32, String, bool);
     let mut readings: BTreeMap<Key, Vec<(f64, f64)>> = BTreeMap::new();
-    for i in 0..metrics.height() {
+    for i in 0..metrics.len() {
         let is_sum = metric[i] == sum;
         if !is_sum && metric[i] != count {
             continue;
         }
         if let (Some(t), Some(value)) = (t[i], value[i]) {
-            let key = (
-                arch[i].clone(),
-                rep[i].unwrap_or(0.0) as u32,
-                service[i].clone(),
-                is_sum,
-            );
+            let key = (arch[i].clone(), rep[i], service[i].clone(), is_sum);
             readings.entry(key).or_default().push((t, value));
         }
     }
@@ -348,20 +413,23 @@ type LabAndGauge = (Vec<(f64, f64)>, Vec<(f64, f64)>);
 /// while the database is down and a stored position cannot be read); a
 /// negative gauge is a consumer that does not know yet (no partitions),
 /// never taken for an empty backlog.
-pub fn scraped(metrics: &DataFrame) -> anyhow::Result<(Scraped, BacklogPoints)> {
+pub fn scraped(metrics: &MetricColumns) -> anyhow::Result<(Scraped, BacklogPoints)> {
     let mut scraped: Scraped = HashMap::new();
-    let arch = strings(metrics, "architecture")?;
-    let metric = strings(metrics, "metric")?;
-    let value = numbers(metrics, "value")?;
-    let rep = numbers(metrics, "repetition")?;
-    let t = numbers(metrics, "t_s")?;
+    let MetricColumns {
+        repetition: rep,
+        t_s: t,
+        architecture: arch,
+        metric,
+        value,
+        ..
+    } = metrics;
     // (lab readings, consumer readings) per architecture and repetition.
     let mut readings: HashMap<(String, u32), LabAndGauge> = HashMap::new();
-    for i in 0..metrics.height() {
+    for i in 0..metrics.len() {
         let (Some(t), Some(value)) = (t[i], value[i]) else {
             continue;
         };
-        let key = (arch[i].clone(), rep[i].unwrap_or(0.0) as u32);
+        let key = (arch[i].clone(), rep[i]);
         if metric[i] == crate::collect::LAB_BACKLOG {
             readings.entry(key).or_default().0.push((t, value));
         } else if metric[i] == names::CONSUMER_BACKLOG_MESSAGES {

@@ -26,13 +26,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use faultline_services::breaker::BreakerState;
-use polars::prelude::*;
 
 use crate::experiment::{Experiment, Phase};
+use crate::run_folder::frames::MetricColumns;
 use crate::run_folder::summary::{
     ArchitectureSummary, ControlSummary, RepetitionFigures, Repetitions, windows_of,
 };
-use crate::run_folder::{self, FolderError, Manifest, Summary};
+use crate::run_folder::{self, Manifest, RunFiles, Summary};
 use crate::stats::{fnv, ratio};
 use figures::Figures;
 pub use series::{PerSecond, Second};
@@ -55,63 +55,6 @@ impl Analysis {
             .iter()
             .find(|s| s.architecture == architecture && s.repetition == repetition)
     }
-}
-
-/// The files of a run folder, read.
-pub struct RunFiles {
-    pub experiment: Experiment,
-    pub experiment_text: String,
-    pub manifest: Manifest,
-    pub requests: DataFrame,
-    pub stored: DataFrame,
-    pub metrics: DataFrame,
-    pub faults: DataFrame,
-}
-
-impl RunFiles {
-    pub fn read(dir: &Path) -> Result<Self, FolderError> {
-        let (experiment, experiment_text) = run_folder::read_experiment(dir)?;
-        let manifest = run_folder::read_manifest(dir)?;
-        if !dir.join(run_folder::REQUESTS.file).exists() && manifest.finished_at.is_some() {
-            return Err(FolderError::NoData {
-                path: dir.to_path_buf(),
-                status: manifest.status,
-                reasons: manifest.reasons.join("; "),
-            });
-        }
-        Ok(Self {
-            experiment,
-            experiment_text,
-            manifest,
-            requests: run_folder::REQUESTS.read(dir)?,
-            stored: run_folder::STORED.read(dir)?,
-            metrics: run_folder::METRICS.read(dir)?,
-            faults: run_folder::FAULTS.read(dir)?,
-        })
-    }
-}
-
-pub(crate) fn strings(frame: &DataFrame, name: &str) -> anyhow::Result<Vec<String>> {
-    Ok(frame
-        .column(name)?
-        .str()?
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
-        .collect())
-}
-
-pub(crate) fn numbers(frame: &DataFrame, name: &str) -> anyhow::Result<Vec<Option<f64>>> {
-    let column = frame.column(name)?.cast(&DataType::Float64)?;
-    Ok(column.f64()?.iter().collect())
-}
-
-pub(crate) fn flags(frame: &DataFrame, name: &str) -> anyhow::Result<Vec<bool>> {
-    Ok(frame
-        .column(name)?
-        .bool()?
-        .iter()
-        .map(|v| v.unwrap_or(false))
-        .collect())
 }
 
 /// Reads the run folder at `dir` and analyses it.
@@ -157,7 +100,8 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         .iter()
         .map(|a| a.name().to_string())
         .collect();
-    let cpu_readings = cpu::readings(&files.metrics)?;
+    let metrics = MetricColumns::of(&files.metrics)?;
+    let cpu_readings = cpu::readings(&metrics)?;
     let cpu = cpu::per_process(&cpu_readings, &requests, &names);
     let faulted: Vec<u32> = (0..repetitions).collect();
     let mut capacity = capacity::per_architecture(
@@ -173,9 +117,9 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         .filter_map(|r| r.reference)
         .collect();
     capacity::with_reference(&mut capacity, &references);
-    let (scraped, backlog) = join::scraped(&files.metrics)?;
+    let (scraped, backlog) = join::scraped(&metrics)?;
     let produce_ack = join::histogram_by_phase(
-        &files.metrics,
+        &metrics,
         faultline_services::metrics::names::KAFKA_PRODUCE_DURATION,
         &windows,
         experiment.warmup().as_secs_f64(),
@@ -187,7 +131,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         audit: join::audit(&audit)?,
         scraped: &scraped,
         backlog,
-        redelivered: join::redelivered(&files.metrics)?,
+        redelivered: join::redelivered(&metrics)?,
         produce_ack,
         memory_broker_killed: faults
             .iter()

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 use serde::Serialize;
 
-use super::join::Scraped;
-use super::{numbers, strings};
+use super::join::{Scraped, joined};
+use crate::run_folder::frames::{column, numbers, strings};
 use crate::stats::ratio;
 
 /// One second of one architecture in one repetition.
@@ -67,20 +67,20 @@ pub fn build_series(
     }
     let mut series = Seconds::new();
     {
-        let arch = strings(counts, "architecture")?;
-        let rep = numbers(counts, "repetition")?;
-        let second = numbers(counts, "second")?;
-        let offered = numbers(counts, "offered")?;
-        let ok = numbers(counts, "ok")?;
-        let lost = numbers(counts, "lost")?;
-        let late = numbers(counts, "late")?;
+        let arch = strings(counts, column::ARCHITECTURE)?;
+        let rep = numbers(counts, column::REPETITION)?;
+        let second = numbers(counts, joined::SECOND)?;
+        let offered = numbers(counts, joined::OFFERED)?;
+        let ok = numbers(counts, column::OK)?;
+        let lost = numbers(counts, joined::LOST)?;
+        let late = numbers(counts, joined::LATE)?;
         let columns = [
-            "ok_p50_ms",
-            "ok_p99_ms",
-            "failed_p50_ms",
-            "failed_p99_ms",
-            "freshness_p50_ms",
-            "freshness_p99_ms",
+            joined::OK_P50_MS,
+            joined::OK_P99_MS,
+            joined::FAILED_P50_MS,
+            joined::FAILED_P99_MS,
+            joined::FRESHNESS_P50_MS,
+            joined::FRESHNESS_P99_MS,
         ]
         .map(|c| numbers(counts, c));
         let [a, b, c, d, e, f] = columns;
@@ -104,11 +104,11 @@ pub fn build_series(
         }
     }
     {
-        let arch = strings(failures, "architecture")?;
-        let rep = numbers(failures, "repetition")?;
-        let second = numbers(failures, "second")?;
-        let class = strings(failures, "failure")?;
-        let n = numbers(failures, "n")?;
+        let arch = strings(failures, column::ARCHITECTURE)?;
+        let rep = numbers(failures, column::REPETITION)?;
+        let second = numbers(failures, joined::SECOND)?;
+        let class = strings(failures, joined::FAILURE)?;
+        let n = numbers(failures, joined::N)?;
         for i in 0..failures.height() {
             slot(
                 &mut series,

@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::answer;
 use super::cpu::short_process;
 use super::format::{ms, pct};
+use crate::run_folder::rows::Process;
 use crate::run_folder::summary::{Capacity, CapacityStep, DrainRate};
 
 /// One step of a stepped rate, as the report's capacity table shows it.
@@ -207,7 +208,11 @@ pub(super) fn full_machine(name: &str, step: &CapacityStep, machine_cores: u32) 
         .filter(|(cores, _)| **cores >= 0.05)
         .map(|(cores, process)| format!("{} {cores:.2}", short_process(process)))
         .collect();
-    let lab = step.cpu_cores.get("lab").copied().unwrap_or(0.0);
+    let lab = step
+        .cpu_cores
+        .get(Process::Lab.name())
+        .copied()
+        .unwrap_or(0.0);
     Some(format!(
         "There the processes the lab samples kept **{busy:.1} of the machine's {machine_cores} \
          cores** busy ({}): the machine was full, so this knee is the machine's as much as \

@@ -3,17 +3,12 @@
 
 use serde::Serialize;
 
+use crate::run_folder::rows::Process;
 use crate::run_folder::summary::ProcessCpu;
 
 /// A process's name in a sentence.
 pub(super) fn short_process(process: &str) -> &str {
-    match process {
-        "rest" => "the REST service",
-        "postgresql" => "PostgreSQL",
-        "proxy" => "the fault proxies",
-        "lab" => "the lab's load driver",
-        other => other,
-    }
+    Process::of(process).map_or(process, |p| p.in_sentence())
 }
 
 /// One process's CPU, as the report's table shows it.
@@ -33,7 +28,7 @@ impl CpuView {
     pub(super) fn new(cpu: &ProcessCpu, all: &[ProcessCpu]) -> Self {
         let postgresql = all
             .iter()
-            .find(|c| c.process == "postgresql")
+            .find(|c| c.process == Process::Postgresql.name())
             .and_then(|c| c.us_per_request)
             .filter(|us| *us > 0.0);
         Self {
@@ -57,33 +52,24 @@ impl CpuView {
 }
 
 pub(super) fn process_label(process: &str) -> &'static str {
-    match process {
-        "rest" => "REST service",
-        "producer" => "producer",
-        "consumer" => "consumer",
-        "postgresql" => "PostgreSQL (every backend)",
-        "broker" => "broker",
-        "proxy" => "fault proxies (the lab's thread for them)",
-        "lab" => "the lab (load driver, scraping)",
-        _ => "other",
-    }
+    Process::of(process).map_or("other", Process::label)
 }
 
 /// Each service's CPU per request beside PostgreSQL's, in one sentence.
 pub(super) fn cpu_note(cpu: &[ProcessCpu]) -> Option<String> {
     let postgresql = cpu
         .iter()
-        .find(|c| c.process == "postgresql")?
+        .find(|c| c.process == Process::Postgresql.name())?
         .us_per_request
         .filter(|us| *us > 0.0)?;
     let services: Vec<String> = cpu
         .iter()
         .filter_map(|c| {
             let us = c.us_per_request?;
-            let whose = match (c.architecture.as_deref(), c.process.as_str()) {
-                (Some(architecture), "rest") => format!("{architecture}'s service"),
-                (Some(architecture), process) => format!("{architecture}'s {process}"),
-                (None, "proxy") if us > 0.0 => "the fault proxies".to_string(),
+            let whose = match (c.architecture.as_deref(), Process::of(&c.process)) {
+                (Some(architecture), Some(Process::Rest)) => format!("{architecture}'s service"),
+                (Some(architecture), _) => format!("{architecture}'s {}", c.process),
+                (None, Some(Process::Proxy)) if us > 0.0 => Process::Proxy.in_sentence().into(),
                 (None, _) => return None,
             };
             Some(format!("**×{:.2}** for {whose}", us / postgresql))

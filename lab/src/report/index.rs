@@ -7,6 +7,7 @@ use anyhow::Context;
 use minijinja::Value;
 use serde::Serialize;
 
+use crate::catalogue;
 use crate::run_folder;
 
 /// What marks an index the lab wrote, which it may replace.
@@ -85,7 +86,7 @@ fn sweep_entry(dir: &Path) -> Option<SweepEntry> {
         break_even: summary
             .break_even
             .iter()
-            .filter(|b| b.figure == "revenue_lost" && !b.at.is_empty())
+            .filter(|b| b.figure == catalogue::REVENUE_LOST && !b.at.is_empty())
             .map(|b| b.sentence.clone())
             .collect(),
     })

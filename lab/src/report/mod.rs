@@ -26,9 +26,10 @@ pub use format::num;
 use format::{environment, ms, pct};
 pub use index::write_index;
 
-use crate::analyze::{Analysis, RunFiles};
+use crate::analyze::Analysis;
 use crate::chart;
 use crate::experiment::{ArchitectureSettings, Mode, Phase, Pool, RateShape, Span, Workload};
+use crate::run_folder::RunFiles;
 use crate::run_folder::summary::ArchitectureSummary;
 use crate::run_folder::{self, Manifest, Summary};
 

@@ -3,8 +3,8 @@
 //! and every verdict in it is computed from that run's summary, and a test
 //! fails when the README's copy differs.
 
-use crate::analyze::RunFiles;
 use crate::experiment::{ArchitectureSettings, Mode, Phase};
+use crate::run_folder::RunFiles;
 use crate::run_folder::Summary;
 use crate::run_folder::summary::ArchitectureSummary;
 

@@ -38,6 +38,47 @@ impl Kind {
     }
 }
 
+/// The name of every column of the run folder's Parquet files, once:
+/// the writers name their columns with these and the analysis reads them
+/// back with these.
+pub mod column {
+    /// The repetition a row belongs to (0-based).
+    pub const REPETITION: &str = "repetition";
+    /// The architecture's name.
+    pub const ARCHITECTURE: &str = "architecture";
+    pub const SEQ: &str = "seq";
+    /// The event's id: the events table's key.
+    pub const EVENT_ID: &str = "event_id";
+    pub const INTENDED_US: &str = "intended_us";
+    pub const SENT_US: &str = "sent_us";
+    pub const FINISHED_US: &str = "finished_us";
+    pub const LATENCY_MS: &str = "latency_ms";
+    pub const OK: &str = "ok";
+    pub const STATUS: &str = "status";
+    pub const ERROR: &str = "error";
+    pub const ATTEMPTS: &str = "attempts";
+    pub const SENT_AT_US: &str = "sent_at_us";
+    pub const STORED_AT_US: &str = "stored_at_us";
+    pub const STORED_S: &str = "stored_s";
+    pub const T_S: &str = "t_s";
+    pub const SERVICE: &str = "service";
+    pub const METRIC: &str = "metric";
+    pub const LABELS: &str = "labels";
+    pub const VALUE: &str = "value";
+    pub const KIND: &str = "kind";
+    pub const TARGET: &str = "target";
+    pub const PLANNED_START_S: &str = "planned_start_s";
+    pub const PLANNED_END_S: &str = "planned_end_s";
+    pub const ACTUAL_START_S: &str = "actual_start_s";
+    pub const ACTUAL_END_S: &str = "actual_end_s";
+    pub const VERIFIED_START: &str = "verified_start";
+    pub const VERIFIED_END: &str = "verified_end";
+    pub const VERIFIED: &str = "verified";
+    pub const EFFECT_MS: &str = "effect_ms";
+    pub const RECOVERY_MS: &str = "recovery_ms";
+    pub const DETAIL: &str = "detail";
+}
+
 /// One Parquet file of the run folder: its name and its columns, in order.
 #[derive(Debug)]
 pub struct Frame {
@@ -51,18 +92,18 @@ pub struct Frame {
 pub const REQUESTS: Frame = Frame {
     file: "requests.parquet",
     columns: &[
-        ("repetition", Kind::UInt32),
-        ("architecture", Kind::Str),
-        ("seq", Kind::UInt64),
-        ("event_id", Kind::Str),
-        ("intended_us", Kind::Int64),
-        ("sent_us", Kind::Int64),
-        ("finished_us", Kind::Int64),
-        ("latency_ms", Kind::Float64),
-        ("ok", Kind::Bool),
-        ("status", Kind::Int32),
-        ("error", Kind::Str),
-        ("attempts", Kind::UInt32),
+        (column::REPETITION, Kind::UInt32),
+        (column::ARCHITECTURE, Kind::Str),
+        (column::SEQ, Kind::UInt64),
+        (column::EVENT_ID, Kind::Str),
+        (column::INTENDED_US, Kind::Int64),
+        (column::SENT_US, Kind::Int64),
+        (column::FINISHED_US, Kind::Int64),
+        (column::LATENCY_MS, Kind::Float64),
+        (column::OK, Kind::Bool),
+        (column::STATUS, Kind::Int32),
+        (column::ERROR, Kind::Str),
+        (column::ATTEMPTS, Kind::UInt32),
     ],
 };
 
@@ -71,12 +112,12 @@ pub const REQUESTS: Frame = Frame {
 pub const STORED: Frame = Frame {
     file: "stored.parquet",
     columns: &[
-        ("repetition", Kind::UInt32),
-        ("event_id", Kind::Str),
-        ("architecture", Kind::Str),
-        ("sent_at_us", Kind::Int64),
-        ("stored_at_us", Kind::Int64),
-        ("stored_s", Kind::Float64),
+        (column::REPETITION, Kind::UInt32),
+        (column::EVENT_ID, Kind::Str),
+        (column::ARCHITECTURE, Kind::Str),
+        (column::SENT_AT_US, Kind::Int64),
+        (column::STORED_AT_US, Kind::Int64),
+        (column::STORED_S, Kind::Float64),
     ],
 };
 
@@ -85,13 +126,13 @@ pub const STORED: Frame = Frame {
 pub const METRICS: Frame = Frame {
     file: "metrics.parquet",
     columns: &[
-        ("repetition", Kind::UInt32),
-        ("t_s", Kind::Float64),
-        ("architecture", Kind::Str),
-        ("service", Kind::Str),
-        ("metric", Kind::Str),
-        ("labels", Kind::Str),
-        ("value", Kind::Float64),
+        (column::REPETITION, Kind::UInt32),
+        (column::T_S, Kind::Float64),
+        (column::ARCHITECTURE, Kind::Str),
+        (column::SERVICE, Kind::Str),
+        (column::METRIC, Kind::Str),
+        (column::LABELS, Kind::Str),
+        (column::VALUE, Kind::Float64),
     ],
 };
 
@@ -99,19 +140,19 @@ pub const METRICS: Frame = Frame {
 pub const FAULTS: Frame = Frame {
     file: "faults.parquet",
     columns: &[
-        ("repetition", Kind::UInt32),
-        ("kind", Kind::Str),
-        ("target", Kind::Str),
-        ("planned_start_s", Kind::Float64),
-        ("planned_end_s", Kind::Float64),
-        ("actual_start_s", Kind::Float64),
-        ("actual_end_s", Kind::Float64),
-        ("verified_start", Kind::Bool),
-        ("verified_end", Kind::Bool),
-        ("verified", Kind::Bool),
-        ("effect_ms", Kind::Float64),
-        ("recovery_ms", Kind::Float64),
-        ("detail", Kind::Str),
+        (column::REPETITION, Kind::UInt32),
+        (column::KIND, Kind::Str),
+        (column::TARGET, Kind::Str),
+        (column::PLANNED_START_S, Kind::Float64),
+        (column::PLANNED_END_S, Kind::Float64),
+        (column::ACTUAL_START_S, Kind::Float64),
+        (column::ACTUAL_END_S, Kind::Float64),
+        (column::VERIFIED_START, Kind::Bool),
+        (column::VERIFIED_END, Kind::Bool),
+        (column::VERIFIED, Kind::Bool),
+        (column::EFFECT_MS, Kind::Float64),
+        (column::RECOVERY_MS, Kind::Float64),
+        (column::DETAIL, Kind::Str),
     ],
 };
 
@@ -426,6 +467,68 @@ pub fn write_batched<T>(
         sink.write(frame(chunk)?)?;
     }
     Ok(())
+}
+
+/// A text column, missing values as empty text.
+pub fn strings(frame: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
+    Ok(frame
+        .column(name)?
+        .str()?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
+}
+
+/// A numeric column, as floats.
+pub fn numbers(frame: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
+    let column = frame.column(name)?.cast(&DataType::Float64)?;
+    Ok(column.f64()?.iter().collect())
+}
+
+/// A boolean column, missing values as false.
+pub fn flags(frame: &DataFrame, name: &str) -> PolarsResult<Vec<bool>> {
+    Ok(frame
+        .column(name)?
+        .bool()?
+        .iter()
+        .map(|v| v.unwrap_or(false))
+        .collect())
+}
+
+/// `metrics.parquet` read back, a vector per column.
+pub struct MetricColumns {
+    pub repetition: Vec<u32>,
+    pub t_s: Vec<Option<f64>>,
+    pub architecture: Vec<String>,
+    pub service: Vec<String>,
+    pub metric: Vec<String>,
+    pub value: Vec<Option<f64>>,
+}
+
+impl MetricColumns {
+    /// The columns of `frame`, a `metrics.parquet` read with [`METRICS`].
+    pub fn of(frame: &DataFrame) -> PolarsResult<Self> {
+        Ok(Self {
+            repetition: numbers(frame, column::REPETITION)?
+                .into_iter()
+                .map(|r| r.unwrap_or(0.0) as u32)
+                .collect(),
+            t_s: numbers(frame, column::T_S)?,
+            architecture: strings(frame, column::ARCHITECTURE)?,
+            service: strings(frame, column::SERVICE)?,
+            metric: strings(frame, column::METRIC)?,
+            value: numbers(frame, column::VALUE)?,
+        })
+    }
+
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.metric.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.metric.is_empty()
+    }
 }
 
 #[cfg(test)]

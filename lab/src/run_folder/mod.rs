@@ -21,6 +21,7 @@ pub mod sweep;
 
 use std::path::{Path, PathBuf};
 
+use polars::prelude::DataFrame;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -237,5 +238,41 @@ fn require_every_property(schema: &mut serde_json::Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(require_every_property),
         _ => {}
+    }
+}
+
+/// The files of a run folder, read: everything its analysis starts from.
+pub struct RunFiles {
+    pub experiment: Experiment,
+    pub experiment_text: String,
+    pub manifest: Manifest,
+    pub requests: DataFrame,
+    pub stored: DataFrame,
+    pub metrics: DataFrame,
+    pub faults: DataFrame,
+}
+
+impl RunFiles {
+    /// Reads the run folder at `dir`; a run that ended without rows is
+    /// [`FolderError::NoData`].
+    pub fn read(dir: &Path) -> Result<Self, FolderError> {
+        let (experiment, experiment_text) = read_experiment(dir)?;
+        let manifest = read_manifest(dir)?;
+        if !dir.join(REQUESTS.file).exists() && manifest.finished_at.is_some() {
+            return Err(FolderError::NoData {
+                path: dir.to_path_buf(),
+                status: manifest.status,
+                reasons: manifest.reasons.join("; "),
+            });
+        }
+        Ok(Self {
+            experiment,
+            experiment_text,
+            manifest,
+            requests: REQUESTS.read(dir)?,
+            stored: STORED.read(dir)?,
+            metrics: METRICS.read(dir)?,
+            faults: FAULTS.read(dir)?,
+        })
     }
 }

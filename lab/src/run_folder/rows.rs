@@ -115,3 +115,77 @@ pub struct FaultRecord {
     /// What went wrong, if anything.
     pub detail: String,
 }
+
+/// A process whose CPU time the lab samples, as `metrics.parquet`'s
+/// `service` column names it: each architecture's services, then what
+/// every architecture shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Process {
+    Rest,
+    Producer,
+    Consumer,
+    /// PostgreSQL with every backend.
+    Postgresql,
+    Broker,
+    /// The lab's thread for the fault proxies.
+    Proxy,
+    /// The rest of the lab: load driver, scraping.
+    Lab,
+}
+
+impl Process {
+    /// Every process, in the order reports list them.
+    pub const ALL: [Process; 7] = [
+        Process::Rest,
+        Process::Producer,
+        Process::Consumer,
+        Process::Postgresql,
+        Process::Broker,
+        Process::Proxy,
+        Process::Lab,
+    ];
+
+    /// Its name in the run folder (`postgresql`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Process::Rest => "rest",
+            Process::Producer => "producer",
+            Process::Consumer => "consumer",
+            Process::Postgresql => "postgresql",
+            Process::Broker => "broker",
+            Process::Proxy => "proxy",
+            Process::Lab => "lab",
+        }
+    }
+
+    /// The process a run folder names `name`.
+    pub fn of(name: &str) -> Option<Process> {
+        Process::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// What a table calls it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Process::Rest => "REST service",
+            Process::Producer => "producer",
+            Process::Consumer => "consumer",
+            Process::Postgresql => "PostgreSQL (every backend)",
+            Process::Broker => "broker",
+            Process::Proxy => "fault proxies (the lab's thread for them)",
+            Process::Lab => "the lab (load driver, scraping)",
+        }
+    }
+
+    /// What a sentence calls it.
+    pub fn in_sentence(self) -> &'static str {
+        match self {
+            Process::Rest => "the REST service",
+            Process::Producer => "the producer",
+            Process::Consumer => "the consumer",
+            Process::Postgresql => "PostgreSQL",
+            Process::Broker => "the broker",
+            Process::Proxy => "the fault proxies",
+            Process::Lab => "the lab's load driver",
+        }
+    }
+}

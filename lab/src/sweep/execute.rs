@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use super::table;
+use crate::catalogue;
 use crate::experiment::{DriverSetting, Experiment};
 use crate::plan::grid::{Grid, Point};
 use crate::run::progress::Progress;
@@ -264,7 +265,7 @@ pub async fn sweep(
         summary
             .break_even
             .iter()
-            .filter(|b| b.figure == "revenue_lost")
+            .filter(|b| b.figure == catalogue::REVENUE_LOST)
             .map(|b| format!("\nfaultline: {}", b.sentence))
             .collect::<String>()
     ));

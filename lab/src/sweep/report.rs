@@ -10,7 +10,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::table;
-use crate::catalogue::{CHARTED, FIGURES, Unit};
+use crate::catalogue::{self, CHARTED, FIGURES, Unit};
 use crate::chart::{self, LineChart};
 use crate::crossing::BreakEven;
 use crate::experiment::Experiment;
@@ -300,12 +300,12 @@ pub fn write(dir: &Path, experiment: &Experiment, summary: &SweepSummary) -> any
         cost_break_even: summary
             .break_even
             .iter()
-            .filter(|b| b.figure == "revenue_lost")
+            .filter(|b| b.figure == catalogue::REVENUE_LOST)
             .collect(),
         loss_break_even: summary
             .break_even
             .iter()
-            .filter(|b| b.figure == "lost")
+            .filter(|b| b.figure == catalogue::LOST)
             .collect(),
         wall_s: mean(summary.points.iter().filter_map(|p| p.wall_s)),
         overhead_s: mean(

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::catalogue::FIGURES;
+use crate::catalogue::{self, FIGURES};
 use crate::crossing::{self, BreakEven, Subject, Value};
 use crate::experiment::{Experiment, SweepMode};
 use crate::plan::grid::{Grid, Point, numeric, written};
@@ -239,7 +239,7 @@ fn break_even(summary: &SweepSummary) -> Vec<BreakEven> {
     let show = |x: f64| show_x(summary, x);
     let subjects = [
         (
-            "revenue_lost",
+            catalogue::REVENUE_LOST,
             Subject {
                 parameter,
                 show: &show,
@@ -251,7 +251,7 @@ fn break_even(summary: &SweepSummary) -> Vec<BreakEven> {
             },
         ),
         (
-            "lost",
+            catalogue::LOST,
             Subject {
                 parameter,
                 show: &show,
