@@ -5,6 +5,9 @@
 
 use std::path::Path;
 
+/// The file in a run or stack folder that names the runner owning it.
+pub const RUNNER_PID: &str = "runner.pid";
+
 /// Stops the processes of every stack folder under `dir` (at any depth)
 /// whose runner is no longer alive. Returns the pids it stopped.
 pub fn clean(dir: &Path) -> Vec<u32> {
@@ -15,7 +18,7 @@ pub fn clean(dir: &Path) -> Vec<u32> {
     // The stack folder of a run (`runs/<run>-<pid>-<repetition>`, made by
     // the runner for the run alone) goes with its processes; a folder given
     // to `stack up --dir` is the user's and stays.
-    let a_runs_stack = (dir.join("runner.pid").is_file()
+    let a_runs_stack = (dir.join(RUNNER_PID).is_file()
         || dir.join(crate::run_folder::RUN_FOLDER_LINK).is_file())
         && dir
             .parent()
@@ -33,7 +36,7 @@ pub fn clean(dir: &Path) -> Vec<u32> {
         return stopped;
     }
     // Its owner is gone (checked above): the mark goes too.
-    let _ = std::fs::remove_file(dir.join("runner.pid"));
+    let _ = std::fs::remove_file(dir.join(RUNNER_PID));
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
@@ -143,14 +146,14 @@ pub fn start_watchdog(dir: &Path) {
 /// another process never reads it empty (which would take the folder for a
 /// dead runner's and remove what a live run is writing).
 pub fn mark_owned(dir: &Path) -> std::io::Result<()> {
-    let aside = dir.join(format!("runner.pid.{}", std::process::id()));
+    let aside = dir.join(format!("{RUNNER_PID}.{}", std::process::id()));
     std::fs::write(&aside, format!("{} faultline\n", std::process::id()))?;
-    std::fs::rename(&aside, dir.join("runner.pid"))
+    std::fs::rename(&aside, dir.join(RUNNER_PID))
 }
 
 /// Whether `dir/runner.pid` names a live faultline process other than this one.
 fn runner_alive(dir: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(dir.join("runner.pid")) else {
+    let Ok(text) = std::fs::read_to_string(dir.join(RUNNER_PID)) else {
         return false;
     };
     let Some(pid) = text
@@ -264,7 +267,7 @@ mod tests {
         gone.wait().unwrap();
         for folder in [&run, &by_hand] {
             std::fs::write(
-                folder.join("runner.pid"),
+                folder.join(RUNNER_PID),
                 format!("{} faultline\n", gone.id()),
             )
             .unwrap();

@@ -10,6 +10,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use faultline_services::consumer::ConsumerHealth;
+use faultline_services::http::Health;
+
 use crate::run_folder::rows::{MetricRow, Sample, StoredRow};
 
 /// Parses OpenMetrics / Prometheus text. Histogram buckets are left out
@@ -345,13 +348,8 @@ fn cpu_seconds(target: &CpuTarget) -> Option<f64> {
 /// The position a consumer reports on `/healthz`: partition → next offset.
 async fn reported_position(addr: SocketAddr) -> Option<HashMap<i32, i64>> {
     let body = fetch(addr, "/healthz").await?;
-    let health: serde_json::Value = serde_json::from_str(&body).ok()?;
-    health
-        .get("position")?
-        .as_object()?
-        .iter()
-        .map(|(p, next)| Some((p.parse().ok()?, next.as_i64()?)))
-        .collect()
+    let health: Health<ConsumerHealth> = serde_json::from_str(&body).ok()?;
+    Some(health.own.position)
 }
 
 /// Every stored consumer position: (group, topic, partition) → next offset;

@@ -341,7 +341,7 @@ impl fmt::Display for Ran {
 /// What the commands of a command fault see of the stack.
 fn command_env(stack: &mut LabStack) -> Vec<(&'static str, String)> {
     let mut env = vec![
-        ("FAULTLINE_DATABASE_URL", stack.database.url()),
+        (faultline_services::vars::DATABASE_URL, stack.database.url()),
         ("FAULTLINE_STACK_DIR", stack.dir.display().to_string()),
     ];
     if let Ok(postgres) = stack.database.local() {
@@ -354,7 +354,10 @@ fn command_env(stack: &mut LabStack) -> Vec<(&'static str, String)> {
         ));
     }
     if let Some(broker) = &stack.broker {
-        env.push(("FAULTLINE_BOOTSTRAP_SERVERS", broker.bootstrap()));
+        env.push((
+            faultline_services::vars::BOOTSTRAP_SERVERS,
+            broker.bootstrap(),
+        ));
     }
     env
 }
@@ -481,7 +484,7 @@ async fn timed_query(url: &str, limit: Duration) -> Result<Duration, Unverified>
 
 /// Whether a service answers 200 on `/healthz`.
 async fn healthy(addr: std::net::SocketAddr) -> Result<(), Unverified> {
-    match faultline_stack::services::get_json(addr, "/healthz").await {
+    match faultline_stack::services::get(addr, "/healthz", Duration::from_secs(2)).await {
         Ok((200, _)) => Ok(()),
         Ok((status, _)) => Err(ProbeError::Failed(format!("/healthz answered {status}")).into()),
         Err(error) => Err(error.into()),

@@ -25,14 +25,15 @@ macro_rules! outln {
 /// tools; any other write error is reported.
 fn stdout_failed(error: std::io::Error) -> ! {
     if error.kind() == std::io::ErrorKind::BrokenPipe {
-        std::process::exit(0);
+        Exit::Success.exit();
     }
     eprintln!("faultline: cannot write to stdout: {error}");
-    std::process::exit(1);
+    Exit::Error.exit();
 }
 
 mod up;
 
+use faultline::Exit;
 use faultline::experiment::DriverSetting;
 use faultline::shutdown::{self, Shutdown};
 use faultline::{clean, load, run_folder};
@@ -253,22 +254,12 @@ fn main() {
         }
         eprintln!("faultline: {message}");
         let invalid = error.is::<faultline::validate::Invalid>();
-        std::process::exit(if invalid { 2 } else { 1 });
+        if invalid { Exit::Invalid } else { Exit::Error }.exit();
     }
 }
 
 fn run_command() -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour only for a person at a terminal, and never with NO_COLOR.
-        .with_ansi(
-            std::io::IsTerminal::is_terminal(&std::io::stderr())
-                && std::env::var_os("NO_COLOR").is_none(),
-        )
-        .init();
+    faultline_services::init_logging_with("warn");
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -339,7 +330,7 @@ fn run_command() -> anyhow::Result<()> {
                         faultline::report::num(change.candidate)
                     );
                 }
-                std::process::exit(5);
+                Exit::Regressed.exit();
             }
             Ok(())
         }
@@ -404,7 +395,7 @@ fn plan(file: &std::path::Path, driver: Option<DriverSetting>) -> anyhow::Result
             for problem in &problems {
                 eprintln!("{problem}");
             }
-            std::process::exit(2);
+            Exit::Invalid.exit();
         }
     }
 }
@@ -466,7 +457,7 @@ fn exit_with_the_sweeps_verdict(dir: &std::path::Path) {
                 eprintln!(
                     "faultline: {error}; the sweep's hypotheses were not judged (exit status 4)"
                 );
-                std::process::exit(4);
+                Exit::Incomplete.exit();
             }
         };
     if summary.complete() < summary.points.len() {
@@ -475,7 +466,7 @@ fn exit_with_the_sweeps_verdict(dir: &std::path::Path) {
             summary.complete(),
             summary.points.len()
         );
-        std::process::exit(4);
+        Exit::Incomplete.exit();
     }
     let failed = summary.failed_hypotheses();
     if failed > 0 {
@@ -483,7 +474,7 @@ fn exit_with_the_sweeps_verdict(dir: &std::path::Path) {
             "faultline: {failed} hypothes{} failed over the sweep's points (exit status 3)",
             if failed == 1 { "is" } else { "es" }
         );
-        std::process::exit(3);
+        Exit::HypothesisFailed.exit();
     }
 }
 
@@ -558,7 +549,7 @@ fn validate(files: &[PathBuf], format: ValidateFormat) {
         );
     }
     if invalid > 0 {
-        std::process::exit(2);
+        Exit::Invalid.exit();
     }
 }
 
@@ -570,7 +561,7 @@ fn exit_with_the_runs_verdict(dir: &std::path::Path) {
         Ok(summary) => summary,
         Err(error) => {
             eprintln!("faultline: {error}; the run's hypotheses were not judged (exit status 4)");
-            std::process::exit(4);
+            Exit::Incomplete.exit();
         }
     };
     if summary.status != run_folder::Status::Complete {
@@ -578,7 +569,7 @@ fn exit_with_the_runs_verdict(dir: &std::path::Path) {
             "faultline: the run is {}; its hypotheses were not judged (exit status 4)",
             summary.status
         );
-        std::process::exit(4);
+        Exit::Incomplete.exit();
     }
     let failed = summary.failed_hypotheses();
     if failed > 0 {
@@ -586,7 +577,7 @@ fn exit_with_the_runs_verdict(dir: &std::path::Path) {
             "faultline: {failed} hypothes{} failed (exit status 3)",
             if failed == 1 { "is" } else { "es" }
         );
-        std::process::exit(3);
+        Exit::HypothesisFailed.exit();
     }
 }
 

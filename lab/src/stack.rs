@@ -14,6 +14,7 @@ use crate::collect::{CpuTarget, PidOf};
 use crate::experiment::DatabaseChoice;
 use crate::plan::{Architecture, DatabaseTarget, StackPlan, mode_name};
 use crate::run_folder::rows::Process;
+use faultline_services::vars;
 
 #[cfg(test)]
 mod tests {
@@ -247,7 +248,7 @@ impl KafkaParts {
             Vec::new()
         } else {
             vec![(
-                "FAULTLINE_KAFKA_PROPERTIES".to_string(),
+                vars::KAFKA_PROPERTIES.to_string(),
                 broker
                     .properties()
                     .iter()
@@ -311,7 +312,7 @@ fn run_tag(dir: &Path) -> String {
 /// The database URL handed to a service in its environment, where `ps`
 /// does not show it (a password in it stays out of sight).
 fn database_env(url: &str) -> Vec<(String, String)> {
-    vec![("FAULTLINE_DATABASE_URL".to_string(), url.to_string())]
+    vec![(vars::DATABASE_URL.to_string(), url.to_string())]
 }
 
 /// The running stack. Fields drop in order: services first, then the
@@ -362,7 +363,7 @@ impl LabStack {
         let started = Instant::now();
         faultline_stack::create_dir(dir)?;
         crate::clean::mark_owned(dir).map_err(|source| StackError::Io {
-            path: dir.join("runner.pid"),
+            path: dir.join(crate::clean::RUNNER_PID),
             source,
         })?;
         let database = Database::start(&plan.database, dir, &progress).await?;
@@ -458,34 +459,34 @@ impl LabStack {
 
     /// Every URL and connection string, as `NAME=value` pairs.
     pub fn variables(&self) -> Vec<(String, String)> {
-        let mut vars = vec![
-            ("FAULTLINE_DATABASE_URL".to_string(), self.database.url()),
+        let mut set = vec![
+            (vars::DATABASE_URL.to_string(), self.database.url()),
             (
                 "FAULTLINE_SERVICES_DATABASE_URL".to_string(),
                 self.service_database_url(),
             ),
         ];
         if let Some(broker) = &self.broker {
-            vars.push(("FAULTLINE_BOOTSTRAP_SERVERS".into(), broker.bootstrap()));
+            set.push((vars::BOOTSTRAP_SERVERS.into(), broker.bootstrap()));
         }
         let key = |name: &str| name.to_uppercase().replace('-', "_");
         for rest in &self.rest {
-            vars.push((
+            set.push((
                 format!("FAULTLINE_{}_URL", key(&rest.name)),
                 rest.service.url(""),
             ));
         }
         for kafka in &self.kafka {
-            vars.push((
+            set.push((
                 format!("FAULTLINE_{}_PRODUCER_URL", key(&kafka.name)),
                 kafka.producer.url(""),
             ));
-            vars.push((
+            set.push((
                 format!("FAULTLINE_{}_CONSUMER_URL", key(&kafka.name)),
                 kafka.consumer.url(""),
             ));
         }
-        vars
+        set
     }
 
     /// The processes whose CPU time the lab samples: every service, the
@@ -615,6 +616,6 @@ pub const HURRIED_GRACE: Duration = Duration::from_millis(200);
 impl Drop for LabStack {
     fn drop(&mut self) {
         self.thaw();
-        let _ = std::fs::remove_file(self.dir.join("runner.pid"));
+        let _ = std::fs::remove_file(self.dir.join(crate::clean::RUNNER_PID));
     }
 }

@@ -12,6 +12,7 @@
 //! baseline: a batch that fails, or arrives while the breaker is open, is
 //! counted as dropped and the position moves past it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -146,18 +147,41 @@ impl ConsumerConfig {
     }
 }
 
-/// What `/healthz` reports about the consumer.
-#[derive(Debug, Clone, Default, Serialize)]
-struct Status {
-    mode: Option<Mode>,
-    phase: &'static str,
-    breaker: &'static str,
-    /// Stored position: partition → next offset.
-    position: HashMap<i32, i64>,
-    pending: usize,
+/// What the consumer adds to `GET /healthz`.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ConsumerHealth {
+    pub mode: Option<Mode>,
+    /// `starting`, `migrating`, `consuming`...
+    pub phase: Cow<'static, str>,
+    /// The breaker's state, `closed`, `open` or `half-open`.
+    pub breaker: Cow<'static, str>,
+    /// Stored position: partition → next offset (for a drop consumer, past
+    /// what it dropped).
+    #[serde(deserialize_with = "partition_keys")]
+    pub position: HashMap<i32, i64>,
+    /// Events read and not yet stored.
+    pub pending: usize,
 }
 
-struct Health(Arc<Mutex<Status>>);
+/// A map keyed by partition, read from JSON's text keys: inside
+/// [`http::Health`]'s flattened fields serde hands the keys over as text,
+/// which a number key does not take by itself.
+fn partition_keys<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<HashMap<i32, i64>, D::Error> {
+    use serde::Deserialize;
+    HashMap::<String, i64>::deserialize(deserializer)?
+        .into_iter()
+        .map(|(partition, next)| {
+            partition
+                .parse()
+                .map(|partition| (partition, next))
+                .map_err(serde::de::Error::custom)
+        })
+        .collect()
+}
+
+struct Health(Arc<Mutex<ConsumerHealth>>);
 
 impl App for Health {
     async fn handle(&self, request: Request<Incoming>) -> Response {
@@ -238,7 +262,7 @@ struct Worker {
     breaker: Breaker,
     metrics: ConsumerMetrics,
     db_metrics: DbMetrics,
-    status: Arc<Mutex<Status>>,
+    status: Arc<Mutex<ConsumerHealth>>,
     /// Stored position (buffered) or in-memory position (drop).
     position: Arc<Mutex<HashMap<i32, i64>>>,
     paused: bool,
@@ -257,11 +281,11 @@ pub async fn run(
     let mut registry = crate::metrics::registry(SERVICE);
     let metrics = ConsumerMetrics::register(&mut registry);
     let db_metrics = DbMetrics::register(&mut registry);
-    let status = Arc::new(Mutex::new(Status {
+    let status = Arc::new(Mutex::new(ConsumerHealth {
         mode: Some(config.mode),
-        phase: "starting",
-        breaker: BreakerState::Closed.as_str(),
-        ..Status::default()
+        phase: "starting".into(),
+        breaker: BreakerState::Closed.as_str().into(),
+        ..ConsumerHealth::default()
     }));
     let common = Arc::new(Common {
         identity: Identity::new(SERVICE),
@@ -318,7 +342,7 @@ pub async fn run(
 
 impl Worker {
     fn set_phase(&self, phase: &'static str) {
-        self.status.lock().expect("status lock").phase = phase;
+        self.status.lock().expect("status lock").phase = phase.into();
     }
 
     /// Migrates, loads the stored position and assigns the partitions from
@@ -924,7 +948,7 @@ impl Worker {
             .unwrap_or(0.0);
         self.metrics.lag_seconds.set(lag);
         let mut status = self.status.lock().expect("status lock");
-        status.breaker = state.as_str();
+        status.breaker = state.as_str().into();
         status.pending = pending.map_or(0, |p| p.batch.len());
     }
 }
@@ -990,5 +1014,34 @@ async fn sleep_or_cancel(duration: Duration, shutdown: &CancellationToken) -> bo
     tokio::select! {
         () = tokio::time::sleep(duration) => false,
         () = shutdown.cancelled() => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lab reads a consumer's position from its health answer: every
+    /// field comes back, the partitions as numbers.
+    #[test]
+    fn a_health_answer_reads_back_with_its_position() {
+        let own = ConsumerHealth {
+            mode: Some(Mode::Drop),
+            phase: "consuming".into(),
+            breaker: "open".into(),
+            position: HashMap::from([(0, 41), (3, 7)]),
+            pending: 2,
+        };
+        let answer = http::Health {
+            status: "ok".into(),
+            service: SERVICE.into(),
+            version: "x".into(),
+            uptime_s: 1.0,
+            own: serde_json::to_value(&own).unwrap(),
+        };
+        let text = serde_json::to_string(&answer).unwrap();
+        let read: http::Health<ConsumerHealth> = serde_json::from_str(&text).unwrap();
+        assert_eq!(read.own, own);
+        assert_eq!(read.service, SERVICE);
     }
 }

@@ -65,6 +65,30 @@ impl Identity {
     }
 }
 
+/// What every service answers on `GET /healthz`: the fields they share,
+/// and the service's own (`T`: [`crate::rest::RestHealth`],
+/// [`crate::producer::ProducerHealth`], [`crate::consumer::ConsumerHealth`])
+/// in the same object.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Health<T> {
+    /// `ok`.
+    pub status: String,
+    /// As in [`Identity`].
+    pub service: String,
+    pub version: String,
+    pub uptime_s: f64,
+    #[serde(flatten)]
+    pub own: T,
+}
+
+/// Of any service's health answer, what says it takes requests: a service
+/// that applies the database schema is not ready until it has.
+#[derive(Debug, Clone, Default, serde::Deserialize, PartialEq, Eq)]
+pub struct Readiness {
+    #[serde(default)]
+    pub schema_ready: Option<bool>,
+}
+
 /// What a service adds to the shared routes.
 pub trait App: Send + Sync + 'static {
     /// Answers a request that is not one of the shared routes.
@@ -187,15 +211,17 @@ async fn route<A: App>(app: &Arc<A>, common: &Common, request: Request<Incoming>
 }
 
 fn health<A: App>(app: &A, common: &Common) -> Response {
-    let mut body = serde_json::json!({
-        "status": "ok",
-        "service": common.identity.service,
-        "version": common.identity.version,
-        "uptime_s": common.started.elapsed().as_secs_f64(),
-    });
-    if let (Some(body), serde_json::Value::Object(extra)) = (body.as_object_mut(), app.health()) {
-        body.extend(extra);
-    }
+    let own = match app.health() {
+        serde_json::Value::Object(own) => own,
+        _ => serde_json::Map::new(),
+    };
+    let body = Health {
+        status: "ok".to_string(),
+        service: common.identity.service.clone(),
+        version: common.identity.version.clone(),
+        uptime_s: common.started.elapsed().as_secs_f64(),
+        own,
+    };
     json(StatusCode::OK, &body)
 }
 

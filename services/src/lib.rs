@@ -79,10 +79,27 @@ pub fn millis(text: &str) -> Result<u64, String> {
     u64::try_from(duration.as_millis()).map_err(|_| format!("{text:?} is too long"))
 }
 
+/// The environment variables the services read that the lab sets, where
+/// `ps` does not show them: the one spelling of each.
+pub mod vars {
+    /// The database URL (it may hold a password).
+    pub const DATABASE_URL: &str = "FAULTLINE_DATABASE_URL";
+    /// Kafka bootstrap servers.
+    pub const BOOTSTRAP_SERVERS: &str = "FAULTLINE_BOOTSTRAP_SERVERS";
+    /// More librdkafka properties, one `key=value` per line.
+    pub const KAFKA_PROPERTIES: &str = "FAULTLINE_KAFKA_PROPERTIES";
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {
+    init_logging_with("info,rdkafka=warn");
+}
+
+/// Logs to stderr, filtered by `RUST_LOG`, else by `default_filter`: the
+/// one logging set-up of the services and the lab.
+pub fn init_logging_with(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -20,6 +20,17 @@ use crate::event::BodyShape;
 use crate::http::{self, App, Common, Identity, Response};
 use crate::metrics::{HttpMetrics, ProduceMetrics, names};
 
+/// What the producer adds to `GET /healthz`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ProducerHealth {
+    pub topic: String,
+    /// Messages handed to the client and not yet acknowledged or failed.
+    pub in_flight: i32,
+    /// How many times the client was made anew (a broker that forgot
+    /// every producer id makes the old one fatal).
+    pub generation: u64,
+}
+
 /// The name the producer gives itself in `/identity`.
 pub const SERVICE: &str = "faultline-producer";
 /// The original proof of concept's topic.
@@ -31,7 +42,7 @@ pub struct KafkaArgs {
     /// Kafka bootstrap servers.
     #[arg(
         long,
-        env = "FAULTLINE_BOOTSTRAP_SERVERS",
+        env = crate::vars::BOOTSTRAP_SERVERS,
         default_value = "127.0.0.1:9092"
     )]
     pub bootstrap_servers: String,
@@ -43,7 +54,7 @@ pub struct KafkaArgs {
     /// (acks, idempotence, the group and its offsets) are kept.
     #[arg(
         long,
-        env = "FAULTLINE_KAFKA_PROPERTIES",
+        env = crate::vars::KAFKA_PROPERTIES,
         default_value = "",
         hide_env_values = true,
         hide_default_value = true
@@ -383,11 +394,12 @@ impl App for Producer {
 
     fn health(&self) -> serde_json::Value {
         let (generation, producer) = self.current();
-        serde_json::json!({
-            "topic": self.topic,
-            "in_flight": producer.in_flight_count(),
-            "generation": generation,
+        serde_json::to_value(ProducerHealth {
+            topic: self.topic.clone(),
+            in_flight: producer.in_flight_count(),
+            generation,
         })
+        .unwrap_or_default()
     }
 }
 

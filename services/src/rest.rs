@@ -66,6 +66,21 @@ impl RestConfig {
     }
 }
 
+/// What the REST service adds to `GET /healthz`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RestHealth {
+    /// The events table exists: requests can be stored.
+    pub schema_ready: bool,
+    pub pool: PoolHealth,
+}
+
+/// The database pool's connections.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct PoolHealth {
+    pub open: usize,
+    pub idle: usize,
+}
+
 /// The answer to a stored event.
 #[derive(serde::Serialize)]
 struct Stored {
@@ -166,10 +181,11 @@ impl App for Rest {
 
     fn health(&self) -> serde_json::Value {
         let (open, idle) = self.store.pool_status();
-        serde_json::json!({
-            "schema_ready": self.schema_ready.load(Ordering::Relaxed),
-            "pool": { "open": open, "idle": idle },
+        serde_json::to_value(RestHealth {
+            schema_ready: self.schema_ready.load(Ordering::Relaxed),
+            pool: PoolHealth { open, idle },
         })
+        .unwrap_or_default()
     }
 }
 

@@ -73,7 +73,7 @@ pub struct DbConfig {
     /// PostgreSQL connection URL.
     #[arg(
         long = "database-url",
-        env = "FAULTLINE_DATABASE_URL",
+        env = crate::vars::DATABASE_URL,
         hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]

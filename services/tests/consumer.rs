@@ -9,6 +9,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::{ChildService, Http, Stack, event, free_addr, wait_schema};
+use faultline_services::consumer::ConsumerHealth;
+use faultline_services::http::Health;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use uuid::Uuid;
@@ -56,8 +58,13 @@ async fn wait_consuming(http: &Http, consumer: &ChildService) {
     let url = format!("http://{}/healthz", consumer.addr);
     let started = Instant::now();
     loop {
+        // Read with the type the lab reads it with.
         if let Some(answer) = http.try_get(&url).await
-            && answer.body["phase"] == "consuming"
+            && serde_json::from_value::<Health<ConsumerHealth>>(answer.body)
+                .expect("the consumer's health answer")
+                .own
+                .phase
+                == "consuming"
         {
             return;
         }

@@ -6,6 +6,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Http, Stack, check_bad_cases, event, start_rest, start_rest_grouped};
+use faultline_services::http::{Health, Identity, Readiness};
+use faultline_services::rest::RestHealth;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stores_an_event_exactly_once_even_when_sent_twice() {
@@ -160,11 +162,17 @@ async fn bad_input_gets_a_4xx_naming_the_problem_and_stores_nothing() {
     let http = Http::new();
     check_bad_cases(&http, &rest, "/update-location").await;
     assert_eq!(stack.count("SELECT count(*) FROM location_events").await, 0);
+    // Read with the types the lab reads them with.
     let health = http.get(&rest.url("/healthz")).await;
     assert_eq!(health.status, 200);
-    assert_eq!(health.body["schema_ready"], true);
+    let typed: Health<RestHealth> = serde_json::from_value(health.body.clone()).unwrap();
+    assert!(typed.own.schema_ready);
+    assert_eq!(typed.service, "faultline-rest");
+    let ready: Health<Readiness> = serde_json::from_value(health.body).unwrap();
+    assert_eq!(ready.own.schema_ready, Some(true));
     let identity = http.get(&rest.url("/identity")).await;
-    assert_eq!(identity.body["service"], "faultline-rest");
+    let typed: Identity = serde_json::from_value(identity.body.clone()).unwrap();
+    assert_eq!(typed.service, "faultline-rest");
     assert_eq!(
         identity.headers.get("x-faultline-service").unwrap(),
         "faultline-rest"

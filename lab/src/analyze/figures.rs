@@ -209,7 +209,7 @@ pub fn recovery<'a>(
 /// without a backlog, or if it never got back.
 /// Seconds in a row the database must keep up for the data path to count
 /// as recovered.
-const KEPT_UP_S: usize = 3;
+pub const KEPT_UP_S: usize = 3;
 
 /// Fault end → the first second from which the database stores this
 /// architecture's events as fast as they are acknowledged (90 % or more,

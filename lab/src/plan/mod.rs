@@ -556,6 +556,120 @@ mod tests {
         Plan::of(&experiment, None)
     }
 
+    /// The flags the plan gives each service are read by the services'
+    /// own command-line types into the scenario's settings, for every
+    /// shipped scenario: a flag renamed on one side fails here.
+    #[test]
+    fn every_shipped_scenarios_service_flags_parse_as_the_services_read_them() {
+        use clap::Parser;
+        use faultline_services::consumer::ConsumerConfig;
+        use faultline_services::producer::ProducerConfig;
+        use faultline_services::rest::RestConfig;
+        use faultline_services::store::DbConfig;
+
+        let ms = |span: Span| span.0.as_millis() as u64;
+        let same_pool = |db: &DbConfig, pool: &Pool| {
+            assert_eq!(db.pool_size, pool.size as usize);
+            assert_eq!(db.acquire_timeout_ms, ms(pool.acquire_timeout));
+            assert_eq!(db.connect_timeout_ms, ms(pool.connect_timeout));
+            assert_eq!(db.statement_timeout_ms, ms(pool.statement_timeout));
+            assert_eq!(db.idle_timeout_ms, ms(pool.idle_timeout));
+        };
+        let parse = |program: &str, args: &[String]| {
+            std::iter::once(program.to_string())
+                .chain(args.iter().cloned())
+                .collect::<Vec<_>>()
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let (experiment, _) = crate::validate::load(&path).expect("a valid scenario");
+            let plan = Plan::of(&experiment, None);
+            for (settings, planned) in experiment
+                .architectures
+                .iter()
+                .zip(&plan.stack.architectures)
+            {
+                match (settings, planned) {
+                    (
+                        ArchitectureSettings::Rest {
+                            name,
+                            pool,
+                            group_commit,
+                            ..
+                        },
+                        Architecture::Rest { args, .. },
+                    ) => {
+                        let rest = RestConfig::try_parse_from(parse("faultline-rest", args))
+                            .unwrap_or_else(|e| panic!("{}: {name}: {e}", path.display()));
+                        same_pool(&rest.db, pool);
+                        assert_eq!(&rest.stored_by, name);
+                        let group = rest.group_commit();
+                        assert_eq!(
+                            group.map(|g| g.max_rows as u32),
+                            group_commit.as_ref().map(|g| g.max_rows)
+                        );
+                        assert_eq!(
+                            group.map(|g| g.max_wait),
+                            group_commit.as_ref().map(|g| g.max_wait.0)
+                        );
+                    }
+                    (
+                        ArchitectureSettings::Kafka {
+                            name,
+                            consumer,
+                            delivery_timeout,
+                            batch_size,
+                            batch_linger,
+                            breaker,
+                            pool,
+                            ..
+                        },
+                        Architecture::Kafka {
+                            mode,
+                            producer_args,
+                            consumer_args,
+                            ..
+                        },
+                    ) => {
+                        let producer = ProducerConfig::try_parse_from(parse(
+                            "faultline-producer",
+                            producer_args,
+                        ))
+                        .unwrap_or_else(|e| panic!("{}: {name}: {e}", path.display()));
+                        assert_eq!(producer.delivery_timeout_ms, ms(*delivery_timeout));
+                        // The stack adds the topic, the mode and the group.
+                        let mut args = consumer_args.clone();
+                        args.extend([
+                            "--mode".into(),
+                            mode_name(*mode),
+                            "--group".into(),
+                            "g".into(),
+                        ]);
+                        let read =
+                            ConsumerConfig::try_parse_from(parse("faultline-consumer", &args))
+                                .unwrap_or_else(|e| panic!("{}: {name}: {e}", path.display()));
+                        assert_eq!(read.mode, *consumer);
+                        assert_eq!(read.stored_by.as_ref(), Some(name));
+                        assert_eq!(read.batch_size, *batch_size as usize);
+                        assert_eq!(read.batch_linger_ms, ms(*batch_linger));
+                        assert_eq!(read.breaker_failures, breaker.failures);
+                        assert_eq!(read.breaker_open_ms, ms(breaker.open_for));
+                        assert_eq!(read.breaker_successes, breaker.successes);
+                        same_pool(&read.db, pool);
+                    }
+                    (settings, planned) => panic!("{settings:?} planned as {planned:?}"),
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 20, "{checked} architectures");
+    }
+
     #[test]
     fn the_default_scenario_lowers_to_the_originals_run() {
         let plan = plan(

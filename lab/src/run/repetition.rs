@@ -1,8 +1,6 @@
 //! One repetition of a run, as a struct with one method per stage:
-//! [`up`](Repetition::up) → [`reference`](Repetition::reference) (when the
-//! scenario asks for it) → [`drive`](Repetition::drive) →
-//! [`drain`](Repetition::drain) → [`audit`](Repetition::audit) →
-//! [`down`](Repetition::down) → [`record`](Repetition::record).
+//! `up` → `reference` (when the scenario asks for it) → `drive` → `drain`
+//! → `audit` → `down` → `record`.
 //! The stack always goes down, whatever a stage in between returned.
 
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@ use super::FolderError;
 use super::rows::{FaultRecord, MetricRow, Row, StoredRow};
 
 /// Rows per Parquet row group; also how many rows are held before a write.
-const BATCH_ROWS: usize = 100_000;
+pub const BATCH_ROWS: usize = 100_000;
 
 /// The type of a column, as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! points.
 //!
 //! A scenario's `[sweep]` names keys of the scenario and the values each
-//! takes. [`Grid::of`] (in [`crate::plan::grid`]) turns it into points, each an ordinary scenario (the
+//! takes. [`Grid::of`](crate::plan::grid::Grid::of) turns it into points, each an ordinary scenario (the
 //! base one, every default written out, the point's values set) that is
 //! validated like any other before anything starts. [`execute`] runs each
 //! point into its own run folder under the sweep folder; [`table`] gathers

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use faultline_services::http::{Health, Identity, Readiness};
 use nix::sys::signal::Signal;
+use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::process::Managed;
@@ -154,28 +156,24 @@ impl Service {
                     ),
                 });
             }
-            match get_json(self.addr, "/identity").await {
-                Ok((200, identity)) => {
-                    let name = identity["service"].as_str().unwrap_or_default();
-                    let pid = identity["pid"].as_u64().map(|p| p as u32);
-                    if name != self.kind.binary() || pid != self.pid() {
+            match get_as::<Identity>(self.addr, "/identity").await {
+                Ok(identity) => {
+                    if identity.service != self.kind.binary() || Some(identity.pid) != self.pid() {
                         return Err(not_ready(format!(
-                            "another process answers on {}: it says it is {name} with pid {pid:?}",
-                            self.addr
+                            "another process answers on {}: it says it is {} with pid {}",
+                            self.addr, identity.service, identity.pid
                         )));
                     }
-                    match get_json(self.addr, "/healthz").await {
+                    match get_as::<Health<Readiness>>(self.addr, "/healthz").await {
                         // A service that applies the schema is ready once
                         // it has: a request before would fail on a missing
                         // table.
-                        Ok((200, health)) if health["schema_ready"] != false => return Ok(()),
-                        Ok((200, health)) => last = format!("/healthz: {health}"),
-                        Ok((status, body)) => last = format!("/healthz answered {status}: {body}"),
-                        Err(error) => last = error.to_string(),
+                        Ok(health) if health.own.schema_ready != Some(false) => return Ok(()),
+                        Ok(_) => last = "/healthz: the schema is not applied yet".into(),
+                        Err(error) => last = error,
                     }
                 }
-                Ok((status, body)) => last = format!("/identity answered {status}: {body}"),
-                Err(error) => last = error.to_string(),
+                Err(error) => last = error,
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
@@ -218,14 +216,17 @@ impl Drop for Service {
     }
 }
 
-/// A plain HTTP/1.1 GET with a 2 s limit: the status and the body as JSON.
-pub async fn get_json(
-    addr: SocketAddr,
-    path: &str,
-) -> Result<(u16, serde_json::Value), ProbeError> {
-    let (status, body) = get(addr, path, Duration::from_secs(2)).await?;
-    let body = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
-    Ok((status, body))
+/// A GET of `path` whose 200 answer is read as `T`, the service's own type
+/// of it; another answer, or a body that is not a `T`, is the error, in
+/// words.
+pub async fn get_as<T: DeserializeOwned>(addr: SocketAddr, path: &str) -> Result<T, String> {
+    match get(addr, path, Duration::from_secs(2)).await {
+        Ok((200, body)) => {
+            serde_json::from_str(&body).map_err(|e| format!("{path} answered {body:?}: {e}"))
+        }
+        Ok((status, body)) => Err(format!("{path} answered {status}: {body}")),
+        Err(error) => Err(error.to_string()),
+    }
 }
 
 /// A plain HTTP/1.1 GET within `limit`: the status and the body as text.
