@@ -68,32 +68,14 @@ pub fn per_process(
 pub type Readings = BTreeMap<(String, String, u32), Vec<(f64, f64)>>;
 
 /// Every [`LAB_CPU`] reading of a run's metrics.
-pub fn readings(metrics: &MetricColumns) -> anyhow::Result<Readings> {
-    let MetricColumns {
-        repetition: rep,
-        t_s: t,
-        architecture: arch,
-        service,
-        metric,
-        value,
-    } = metrics;
-    let mut readings: Readings = BTreeMap::new();
-    for i in 0..metrics.len() {
-        if metric[i] != LAB_CPU {
-            continue;
-        }
-        let (Some(t), Some(value)) = (t[i], value[i]) else {
-            continue;
-        };
-        readings
-            .entry((arch[i].clone(), service[i].clone(), rep[i]))
-            .or_default()
-            .push((t, value));
-    }
-    for points in readings.values_mut() {
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
-    Ok(readings)
+pub fn readings(metrics: &MetricColumns) -> Readings {
+    metrics
+        .readings_of(|metric| (metric == LAB_CPU).then_some(()))
+        .into_iter()
+        .map(|((architecture, process, repetition, ()), points)| {
+            ((architecture, process, repetition), points)
+        })
+        .collect()
 }
 
 /// CPU used between two readings.
@@ -202,7 +184,7 @@ mod tests {
         );
         requests.insert("kafka".to_string(), inside(1_000).collect());
         let names = ["rest".to_string(), "kafka".to_string()];
-        let cpu = per_process(&readings(&frame).unwrap(), &requests, &names);
+        let cpu = per_process(&readings(&frame), &requests, &names);
         let order: Vec<_> = cpu.iter().map(|c| c.process.as_str()).collect();
         // One reading of the lab: nothing measured, no row.
         assert_eq!(order, ["rest", "postgresql"]);
@@ -219,7 +201,7 @@ mod tests {
 
         // Twice the CPU for the same requests: twice the figure.
         let busier = metrics(&[("rest", "rest", 0, 1.0, 2.0), ("rest", "rest", 0, 4.0, 3.2)]);
-        let cpu = per_process(&readings(&busier).unwrap(), &requests, &names);
+        let cpu = per_process(&readings(&busier), &requests, &names);
         assert!((cpu[0].us_per_request.unwrap() - 1_200.0).abs() < 1e-6);
     }
 }

@@ -305,38 +305,27 @@ pub fn audit(audit: &DataFrame) -> anyhow::Result<AuditCounts> {
 /// from zero (as Prometheus's `increase` does).
 pub fn redelivered(metrics: &MetricColumns) -> anyhow::Result<HashMap<(String, u32), u64>> {
     let counter = format!("{}_total", names::EVENTS_DUPLICATE);
-    let MetricColumns {
-        repetition: rep,
-        t_s: t,
-        architecture: arch,
-        service,
-        metric,
-        value,
-    } = metrics;
-    let mut readings: BTreeMap<(String, u32, String), Vec<(f64, f64)>> = BTreeMap::new();
-    for i in (0..metrics.len()).filter(|i| metric[*i] == counter) {
-        if let (Some(t), Some(value)) = (t[i], value[i]) {
-            let key = (arch[i].clone(), rep[i], service[i].clone());
-            readings.entry(key).or_default().push((t, value));
-        }
-    }
     let mut out: HashMap<(String, u32), u64> = HashMap::new();
-    for ((arch, rep, _), mut points) in readings {
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for ((arch, _, rep, ()), points) in metrics.readings_of(|m| (m == counter).then_some(())) {
         // The first reading is the count before the repetition's load.
         let increase: f64 = points
             .windows(2)
-            .map(|w| {
-                if w[1].1 >= w[0].1 {
-                    w[1].1 - w[0].1
-                } else {
-                    w[1].1
-                }
-            })
+            .map(|w| counter_increase(w[0].1, w[1].1))
             .sum();
         *out.entry((arch, rep)).or_default() += increase.round() as u64;
     }
     Ok(out)
+}
+
+/// How much a counter read `before`, then `after`, went up: a drop is a
+/// restarted process counting from zero (as Prometheus's `increase` reads
+/// it).
+fn counter_increase(before: f64, after: f64) -> f64 {
+    if after >= before {
+        after - before
+    } else {
+        after
+    }
 }
 
 /// The increases of a scraped histogram's `_sum` and `_count` per
@@ -352,39 +341,23 @@ pub fn histogram_by_phase(
     warmup_s: f64,
 ) -> anyhow::Result<PhaseSums> {
     let (sum, count) = (format!("{family}_sum"), format!("{family}_count"));
-    let MetricColumns {
-        repetition: rep,
-        t_s: t,
-        architecture: arch,
-        service,
-        metric,
-        value,
-    } = metrics;
-    type Key = (String, u32, String, bool);
-    let mut readings: BTreeMap<Key, Vec<(f64, f64)>> = BTreeMap::new();
-    for i in 0..metrics.len() {
-        let is_sum = metric[i] == sum;
-        if !is_sum && metric[i] != count {
-            continue;
+    let readings = metrics.readings_of(|m| {
+        if m == sum {
+            Some(true)
+        } else if m == count {
+            Some(false)
+        } else {
+            None
         }
-        if let (Some(t), Some(value)) = (t[i], value[i]) {
-            let key = (arch[i].clone(), rep[i], service[i].clone(), is_sum);
-            readings.entry(key).or_default().push((t, value));
-        }
-    }
+    });
     let mut out = PhaseSums::new();
-    for ((arch, rep, _, is_sum), mut points) in readings {
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for ((arch, _, rep, is_sum), points) in readings {
         let windows = windows.get(&rep).map_or(&[][..], Vec::as_slice);
         for w in points.windows(2).filter(|w| w[0].0 >= warmup_s) {
             let Some(phase) = Phase::of(windows, w[1].0) else {
                 continue;
             };
-            let increase = if w[1].1 >= w[0].1 {
-                w[1].1 - w[0].1
-            } else {
-                w[1].1
-            };
+            let increase = counter_increase(w[0].1, w[1].1);
             let slot = out
                 .entry((arch.clone(), rep))
                 .or_default()

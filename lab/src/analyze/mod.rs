@@ -101,7 +101,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         .map(|a| a.name().to_string())
         .collect();
     let metrics = MetricColumns::of(&files.metrics)?;
-    let cpu_readings = cpu::readings(&metrics)?;
+    let cpu_readings = cpu::readings(&metrics);
     let cpu = cpu::per_process(&cpu_readings, &requests, &names);
     let faulted: Vec<u32> = (0..repetitions).collect();
     let mut capacity = capacity::per_architecture(

@@ -495,6 +495,11 @@ pub fn flags(frame: &DataFrame, name: &str) -> PolarsResult<Vec<bool>> {
         .collect())
 }
 
+/// Scraped series: (architecture, service, repetition, a part of the key
+/// the reader chose) → readings (seconds from the start, value) in time
+/// order.
+pub type ScrapedSeries<K> = std::collections::BTreeMap<(String, String, u32, K), Vec<(f64, f64)>>;
+
 /// `metrics.parquet` read back, a vector per column.
 pub struct MetricColumns {
     pub repetition: Vec<u32>,
@@ -519,6 +524,35 @@ impl MetricColumns {
             metric: strings(frame, column::METRIC)?,
             value: numbers(frame, column::VALUE)?,
         })
+    }
+
+    /// The readings, time and value, of every series whose metric `which`
+    /// picks (giving a part of its key), by (architecture, service,
+    /// repetition, that part), each series in time order.
+    pub fn readings_of<K: Ord>(
+        &self,
+        mut which: impl FnMut(&str) -> Option<K>,
+    ) -> ScrapedSeries<K> {
+        let mut series = std::collections::BTreeMap::new();
+        for i in 0..self.len() {
+            let Some(part) = which(&self.metric[i]) else {
+                continue;
+            };
+            let (Some(t), Some(value)) = (self.t_s[i], self.value[i]) else {
+                continue;
+            };
+            let key = (
+                self.architecture[i].clone(),
+                self.service[i].clone(),
+                self.repetition[i],
+                part,
+            );
+            series.entry(key).or_insert_with(Vec::new).push((t, value));
+        }
+        for points in series.values_mut() {
+            points.sort_by(|a: &(f64, f64), b| a.0.total_cmp(&b.0));
+        }
+        series
     }
 
     /// How many rows.
