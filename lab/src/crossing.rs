@@ -76,7 +76,8 @@ pub struct BreakEven {
     /// durations); empty when they do not.
     pub at: Vec<f64>,
     /// Whether the intervals at the points around every crossing are
-    /// apart; `None` without intervals (one repetition).
+    /// apart (with no crossing, at every point); `None` without intervals
+    /// (one repetition).
     pub sure: Option<bool>,
     pub sentence: String,
 }
@@ -117,14 +118,23 @@ pub fn break_even(
         (Some(first), Some(last)) => format!("{} to {}", show(*first), show(*last)),
         _ => String::new(),
     };
-    let sure = found
-        .iter()
-        .map(|c| {
-            let (i, j) = c.between;
-            let apart = |k: usize| a_values[k].overlaps(&b_values[k]).map(|o| !o);
-            Some(apart(i)? && apart(j)?)
-        })
+    let apart = |k: usize| a_values[k].overlaps(&b_values[k]).map(|o| !o);
+    // Sure of a crossing when the intervals on either side of it are apart;
+    // of no crossing, when they are apart at every point. Without
+    // intervals, unknown.
+    let sides: Vec<usize> = if found.is_empty() {
+        (0..a_values.len().min(b_values.len())).collect()
+    } else {
+        found
+            .iter()
+            .flat_map(|c| [c.between.0, c.between.1])
+            .collect()
+    };
+    let sure = sides
+        .into_iter()
+        .map(apart)
         .collect::<Option<Vec<bool>>>()
+        .filter(|apart| !apart.is_empty())
         .map(|apart| apart.into_iter().all(|a| a));
     let sentence = if found.is_empty() {
         let diffs: Vec<f64> = a_values
@@ -257,6 +267,14 @@ mod tests {
             "No crossing in the swept range: kafka-drop costs less than rest at every \
              faults[0].duration from 10 s to 20 s."
         );
+        // One repetition per point: how sure is unknown, not "sure".
+        let (_, sure, _) = break_even(
+            &COST,
+            &xs,
+            ("rest", &values(&[5.0, 9.0])),
+            ("kafka-drop", &values(&[3.0, 9.0])),
+        );
+        assert_eq!(sure, None);
         let (_, _, same) = break_even(
             &COST,
             &xs,

@@ -406,3 +406,44 @@ fn the_nixpkgs_stand_in_refuses_an_argument_nixpkgs_would_not_take() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The README's picture of the run folder names every column each Parquet
+/// file has, and no column of the audit that it lacks: the columns' one home
+/// is `run_folder::frames`.
+#[test]
+fn the_readme_names_the_run_folders_columns_as_the_files_have_them() {
+    use faultline::run_folder::{METRICS, REQUESTS, STORED};
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let block = |file: &str| -> String {
+        let start = readme
+            .find(&format!("  {file}  "))
+            .unwrap_or_else(|| panic!("the README's run folder names {file}"));
+        let rest = &readme[start + file.len() + 2..];
+        // Up to the next file of the folder.
+        let end = rest
+            .find(".parquet ")
+            .or_else(|| rest.find("summary.json"))
+            .unwrap_or(rest.len());
+        rest[..end].to_string()
+    };
+    for frame in [REQUESTS, STORED, METRICS] {
+        let text = block(frame.file);
+        for (column, _) in frame.columns {
+            assert!(
+                text.contains(column),
+                "README.md: {} does not name its column {column}",
+                frame.file
+            );
+        }
+    }
+    let stored = block(STORED.file);
+    let listed = stored.split_once(':').unwrap().1;
+    for name in listed.split(',').map(str::trim) {
+        let name = name.split_whitespace().next().unwrap_or_default();
+        assert!(
+            STORED.columns.iter().any(|(column, _)| *column == name),
+            "README.md: {} names {name:?}, which the file does not have",
+            STORED.file
+        );
+    }
+}

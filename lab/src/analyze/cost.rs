@@ -1,12 +1,8 @@
 //! The cost model: failed, lost and too-late events priced with the
 //! scenario's economics, every input kept beside the result. Pure.
 
-use std::collections::BTreeMap;
-
-use crate::catalogue;
-use crate::crossing::{BreakEven, Subject, Value, break_even};
 use crate::experiment::Economics;
-use crate::run_folder::summary::{ArchitectureSummary, BudgetCost, Cost, CostInputs};
+use crate::run_folder::summary::{BudgetBreakEven, BudgetCost, BudgetRange, Cost, CostInputs};
 
 /// What `failed_events` cost over `outages` outages, for an architecture
 /// offered `run_rps` requests a second in the run.
@@ -84,70 +80,276 @@ pub fn by_budget(
         .collect()
 }
 
-/// For every pair of architectures (in the scenario's `order`), where
-/// their costs per outage cross as the staleness budget grows, or that
-/// they do not.
-pub fn break_even_by_budget(
-    order: &[&str],
-    architectures: &BTreeMap<String, ArchitectureSummary>,
-) -> Vec<BreakEven> {
-    let show = |s: f64| {
-        if s >= 120.0 {
-            format!("{:.1} min", s / 60.0)
-        } else {
-            format!("{s:.1} s")
-        }
-    };
-    let subject = Subject {
-        parameter: "staleness budget",
-        show: &show,
-        less: "costs less than",
-        same: "cost the same",
-        article: "a ",
-        joiner: " of ",
-        range: "the budgets shown",
-    };
-    let curves: Vec<(&str, Vec<(f64, Value)>)> = order
-        .iter()
-        .filter_map(|name| {
-            let costs = &architectures.get(*name)?.cost_by_staleness_budget;
-            let values = costs
-                .iter()
-                .map(|c| {
-                    let value = Value {
-                        mean: c.per_outage,
-                        interval: None,
-                    };
-                    (c.staleness_budget_s, value)
-                })
-                .collect();
-            Some((*name, values))
-        })
-        .collect();
+/// One architecture's cost per outage as the staleness budget grows: a
+/// step function, lower by one event's price at each stored event's
+/// delay.
+pub struct BudgetCurve<'a> {
+    pub name: &'a str,
+    /// Failed requests and lost events: they cost at every budget.
+    pub failed_and_lost: u64,
+    /// Each stored acknowledged event's delay, sorted.
+    pub delays_us: &'a [u64],
+    pub outages: usize,
+}
+
+impl BudgetCurve<'_> {
+    /// The cost per outage at a budget of `budget_us`: an event costs if it
+    /// was stored later than the budget.
+    fn at(&self, economics: &Economics, budget_us: u64) -> f64 {
+        let stale =
+            (self.delays_us.len() - self.delays_us.partition_point(|d| *d <= budget_us)) as u64;
+        price(economics, self.failed_and_lost + stale) / self.outages.max(1) as f64
+    }
+}
+
+/// For every pair of architectures (in `curves`' order), which one costs
+/// less at each staleness budget from [`BUDGETS_S`]' first to its last:
+/// exact, from every stored event's delay, each range and each crossing.
+pub fn break_even_by_budget(economics: &Economics, curves: &[BudgetCurve]) -> Vec<BudgetBreakEven> {
+    let (lo, hi) = (
+        (BUDGETS_S[0] * 1e6) as u64,
+        (BUDGETS_S[BUDGETS_S.len() - 1] * 1e6) as u64,
+    );
     let mut found = Vec::new();
-    for (i, (a, a_curve)) in curves.iter().enumerate() {
-        for (b, b_curve) in &curves[i + 1..] {
-            let xs: Vec<f64> = a_curve.iter().map(|p| p.0).collect();
-            let values = |curve: &[(f64, Value)]| curve.iter().map(|p| p.1).collect::<Vec<_>>();
-            let (crosses, sure, sentence) =
-                break_even(&subject, &xs, (a, &values(a_curve)), (b, &values(b_curve)));
-            found.push(BreakEven {
-                figure: catalogue::REVENUE_LOST.into(),
-                a: a.to_string(),
-                b: b.to_string(),
-                holding: String::new(),
-                at: crosses.iter().map(|c| c.x).collect(),
-                sure,
-                sentence,
-            });
+    for (i, a) in curves.iter().enumerate() {
+        for b in &curves[i + 1..] {
+            // Where either cost steps down, inside the budgets shown: the
+            // difference is constant from one of these to the next.
+            let mut steps: Vec<u64> = a
+                .delays_us
+                .iter()
+                .chain(b.delays_us)
+                .copied()
+                .filter(|d| *d > lo && *d <= hi)
+                .collect();
+            steps.push(lo);
+            steps.sort_unstable();
+            steps.dedup();
+            let mut ranges: Vec<BudgetRange> = Vec::new();
+            for (k, from) in steps.iter().enumerate() {
+                let to = steps.get(k + 1).copied().unwrap_or(hi);
+                let (x, y) = (a.at(economics, *from), b.at(economics, *from));
+                let cheaper = match x.total_cmp(&y) {
+                    std::cmp::Ordering::Less => Some(a.name.to_string()),
+                    std::cmp::Ordering::Greater => Some(b.name.to_string()),
+                    std::cmp::Ordering::Equal => None,
+                };
+                match ranges.last_mut() {
+                    Some(last) if last.cheaper == cheaper => last.to_s = to as f64 / 1e6,
+                    _ => ranges.push(BudgetRange {
+                        from_s: *from as f64 / 1e6,
+                        to_s: to as f64 / 1e6,
+                        cheaper,
+                    }),
+                }
+            }
+            found.push(BudgetBreakEven::of(a.name, b.name, ranges));
         }
     }
     found
 }
 
+impl BudgetBreakEven {
+    /// The crossings of `ranges` (one architecture cheaper, then the other,
+    /// with or without a stretch of equal cost between) and the sentence.
+    fn of(a: &str, b: &str, ranges: Vec<BudgetRange>) -> Self {
+        let sided: Vec<&BudgetRange> = ranges.iter().filter(|r| r.cheaper.is_some()).collect();
+        let crossings_s = sided
+            .windows(2)
+            .filter(|w| w[0].cheaper != w[1].cheaper)
+            .map(|w| w[1].from_s)
+            .collect();
+        let sentence = sentence(a, b, &ranges);
+        Self {
+            a: a.to_string(),
+            b: b.to_string(),
+            crossings_s,
+            ranges,
+            sentence,
+        }
+    }
+}
+
+/// A staleness budget as a sentence reads it.
+fn show(s: f64) -> String {
+    if s >= 120.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+/// Which of `a` and `b` costs less over which budgets, in one sentence.
+/// A stretch of equal cost too short to show (a tie for one event's
+/// delay, where one curve steps onto the other) is left out of the words,
+/// not out of the ranges.
+fn sentence(a: &str, b: &str, ranges: &[BudgetRange]) -> String {
+    let mut shown: Vec<BudgetRange> = Vec::new();
+    for range in ranges {
+        if range.cheaper.is_none() && show(range.from_s) == show(range.to_s) {
+            continue;
+        }
+        match shown.last_mut() {
+            Some(last) if last.cheaper == range.cheaper => last.to_s = range.to_s,
+            _ => shown.push(range.clone()),
+        }
+    }
+    // What is left spans every budget shown.
+    if let (Some(head), Some(start)) = (shown.first_mut(), ranges.first()) {
+        head.from_s = start.from_s;
+    }
+    if let (Some(tail), Some(end)) = (shown.last_mut(), ranges.last()) {
+        tail.to_s = end.to_s;
+    }
+    let ranges = &shown;
+    let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
+        return String::new();
+    };
+    let span = format!("from {} to {}", show(first.from_s), show(last.to_s));
+    if ranges.len() == 1 {
+        return match &first.cheaper {
+            Some(lower) => {
+                let higher = if lower == a { b } else { a };
+                format!("{lower} costs less than {higher} at every staleness budget {span}.")
+            }
+            None => format!("{a} and {b} cost the same at every staleness budget {span}."),
+        };
+    }
+    let stretch = |r: &BudgetRange| {
+        if r.from_s == first.from_s {
+            format!("below {}", show(r.to_s))
+        } else if r.to_s == last.to_s {
+            format!("from {} up", show(r.from_s))
+        } else {
+            format!("from {} to {}", show(r.from_s), show(r.to_s))
+        }
+    };
+    let of = |who: Option<&str>| {
+        ranges
+            .iter()
+            .filter(|r| r.cheaper.as_deref() == who)
+            .map(stretch)
+            .collect::<Vec<_>>()
+    };
+    let mut parts = Vec::new();
+    for (who, other) in [(a, b), (b, a)] {
+        let stretches = of(Some(who));
+        if !stretches.is_empty() {
+            parts.push(format!(
+                "{who} costs less than {other} {}",
+                listed(&stretches)
+            ));
+        }
+    }
+    let same = of(None);
+    if !same.is_empty() {
+        parts.push(format!("they cost the same {}", listed(&same)));
+    }
+    format!("Over staleness budgets {span}: {}.", parts.join("; "))
+}
+
+/// `x`, `x and y`, `x, y and z`.
+fn listed(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const S: u64 = 1_000_000;
+
+    /// Two curves that cross three times, at delays no grid of budgets
+    /// holds: every crossing is found where it is, with the ranges between.
+    #[test]
+    fn the_cheaper_architecture_is_found_at_every_budget_and_every_crossing() {
+        let economics = Economics::default();
+        // a: 4 stale below 4 s, 2 below 50 s, none above.
+        let a_delays = [4 * S, 4 * S, 50 * S, 50 * S];
+        // b: one failure always, and 3 stale below 2 s, 2 below 20 s.
+        let b_delays = [2 * S, 20 * S, 20 * S];
+        let curves = [
+            BudgetCurve {
+                name: "a",
+                failed_and_lost: 0,
+                delays_us: &a_delays,
+                outages: 1,
+            },
+            BudgetCurve {
+                name: "b",
+                failed_and_lost: 1,
+                delays_us: &b_delays,
+                outages: 1,
+            },
+        ];
+        let found = break_even_by_budget(&economics, &curves);
+        assert_eq!(found.len(), 1);
+        let pair = &found[0];
+        assert_eq!(pair.crossings_s, [4.0, 20.0, 50.0]);
+        let ranges: Vec<(f64, f64, Option<&str>)> = pair
+            .ranges
+            .iter()
+            .map(|r| (r.from_s, r.to_s, r.cheaper.as_deref()))
+            .collect();
+        assert_eq!(
+            ranges,
+            [
+                (1.0, 2.0, None),
+                (2.0, 4.0, Some("b")),
+                (4.0, 20.0, Some("a")),
+                (20.0, 50.0, Some("b")),
+                (50.0, 600.0, Some("a")),
+            ]
+        );
+        assert_eq!(
+            pair.sentence,
+            "Over staleness budgets from 1.0 s to 10.0 min: a costs less than b from 4.0 s to 20.0 s and from 50.0 s up; b costs less than a from 2.0 s to 4.0 s and from 20.0 s to 50.0 s; they cost the same below 2.0 s."
+        );
+        // b's two 20 s events stored at 30 s: the crossing moves with them.
+        let later = [2 * S, 30 * S, 30 * S];
+        let moved = break_even_by_budget(
+            &economics,
+            &[
+                BudgetCurve { ..curves[0] },
+                BudgetCurve {
+                    delays_us: &later,
+                    ..curves[1]
+                },
+            ],
+        );
+        assert_eq!(moved[0].crossings_s, [4.0, 30.0, 50.0]);
+    }
+
+    #[test]
+    fn one_architecture_cheaper_throughout_is_one_range_and_one_sentence() {
+        let economics = Economics::default();
+        let none: [u64; 0] = [];
+        let curves = [
+            BudgetCurve {
+                name: "rest",
+                failed_and_lost: 10,
+                delays_us: &none,
+                outages: 2,
+            },
+            BudgetCurve {
+                name: "kafka",
+                failed_and_lost: 0,
+                delays_us: &none,
+                outages: 2,
+            },
+        ];
+        let found = break_even_by_budget(&economics, &curves);
+        assert!(found[0].crossings_s.is_empty());
+        assert_eq!(found[0].ranges.len(), 1);
+        assert_eq!(
+            found[0].sentence,
+            "kafka costs less than rest at every staleness budget from 1.0 s to 10.0 min."
+        );
+    }
 
     #[test]
     fn the_originals_economics_price_a_failed_event_at_125_cents() {

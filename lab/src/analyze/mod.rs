@@ -158,6 +158,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
     )?;
     let mut architectures = BTreeMap::new();
     let mut freshness_cdf = BTreeMap::new();
+    let mut delays_of = Vec::new();
     for architecture in &experiment.architectures {
         let name = architecture.name();
         let (rows, control): (Vec<join::Request>, Vec<join::Request>) = requests
@@ -176,10 +177,22 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         figures.control =
             (!controls.is_empty()).then(|| context.control(name, &control, &controls));
         architectures.insert(name.to_string(), figures);
+        delays_of.push((name, delays));
     }
     let hypotheses = verdicts::judge(&experiment.hypotheses, &architectures);
-    let order: Vec<&str> = experiment.architectures.iter().map(|a| a.name()).collect();
-    let budget_break_even = cost::break_even_by_budget(&order, &architectures);
+    let curves: Vec<cost::BudgetCurve> = delays_of
+        .iter()
+        .filter_map(|(name, delays)| {
+            let a = architectures.get(*name)?;
+            Some(cost::BudgetCurve {
+                name,
+                failed_and_lost: a.totals.failed + a.lost,
+                delays_us: delays,
+                outages: repetitions as usize,
+            })
+        })
+        .collect();
+    let budget_break_even = cost::break_even_by_budget(&experiment.economics, &curves);
     Ok(Analysis {
         summary: Summary {
             schema: run_folder::summary::SCHEMA,

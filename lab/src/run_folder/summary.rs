@@ -9,7 +9,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::manifest::Status;
-use crate::crossing::BreakEven;
 use crate::experiment::{Metric, Phase};
 
 /// The version of the format; a reader refuses another.
@@ -48,11 +47,11 @@ pub struct Summary {
     /// before this field have none).
     #[serde(default)]
     pub cpu: Vec<ProcessCpu>,
-    /// For every pair of architectures, where their costs per outage cross
-    /// as the staleness budget grows from 1 s to 10 min (their
-    /// `cost_by_staleness_budget`), or that they do not.
+    /// For every pair of architectures, which costs less per outage at
+    /// each staleness budget from 1 s to 10 min, exact from every stored
+    /// event's delay: the ranges and where they cross.
     #[serde(default)]
-    pub budget_break_even: Vec<BreakEven>,
+    pub budget_break_even: Vec<BudgetBreakEven>,
 }
 
 /// How an architecture held each step of a stepped rate, and its knee.
@@ -286,6 +285,30 @@ pub struct Cost {
     #[serde(default)]
     pub poc_revenue_lost: f64,
     pub inputs: CostInputs,
+}
+
+/// Two architectures' costs per outage against the staleness budget.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct BudgetBreakEven {
+    pub a: String,
+    pub b: String,
+    /// The budgets, in seconds, at which the cheaper one changes (a
+    /// stretch of equal cost between two sides counts once, at its end).
+    pub crossings_s: Vec<f64>,
+    /// The budgets shown, split where the cheaper one changes.
+    pub ranges: Vec<BudgetRange>,
+    pub sentence: String,
+}
+
+/// A range of staleness budgets over which one architecture costs less.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct BudgetRange {
+    /// From this budget (inclusive), in seconds.
+    pub from_s: f64,
+    /// To this one (exclusive, but for the last range), in seconds.
+    pub to_s: f64,
+    /// The cheaper architecture; `None` where both cost the same.
+    pub cheaper: Option<String>,
 }
 
 /// The cost of one outage had the staleness budget been another, computed
