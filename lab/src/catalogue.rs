@@ -211,6 +211,24 @@ pub const FIGURES: [Figure; 13] = [
 /// How many of [`FIGURES`] a sweep's report draws a chart of.
 pub const CHARTED: usize = 10;
 
+impl Figure {
+    /// The estimate of this figure over `values` (one per repetition), its
+    /// bootstrap drawn from `seed`, its interval kept within what the figure
+    /// can be: never below 0, a share never above 1 (a Student-t interval
+    /// of few values otherwise reaches past them).
+    pub fn estimate_of(&self, values: &[f64], seed: u64) -> Option<Estimate> {
+        let mut found = estimate(values, seed)?;
+        let top = if self.unit == Unit::Share {
+            1.0
+        } else {
+            f64::INFINITY
+        };
+        found.low = found.low.map(|low| low.clamp(0.0, top));
+        found.high = found.high.map(|high| high.clamp(0.0, top));
+        Some(found)
+    }
+}
+
 /// The figure called `name`.
 pub fn figure(name: &str) -> Option<&'static Figure> {
     FIGURES.iter().find(|f| f.name == name)
@@ -229,7 +247,7 @@ impl Repetitions {
                 .iter()
                 .filter_map(figure.of_repetition)
                 .collect();
-            *(figure.estimate_slot)(&mut repetitions) = estimate(&values, seed);
+            *(figure.estimate_slot)(&mut repetitions) = figure.estimate_of(&values, seed);
         }
         repetitions
     }
@@ -284,5 +302,22 @@ mod tests {
             assert_eq!(figure(f.name).map(|g| g.label), Some(f.label));
         }
         assert!(CHARTED <= FIGURES.len());
+    }
+
+    /// Three repetitions far apart: the Student-t interval would reach
+    /// below zero and, for a share, above one.
+    #[test]
+    fn an_interval_stays_within_what_its_figure_can_be() {
+        let share = figure("lost_share").unwrap();
+        let wide = share.estimate_of(&[0.0, 0.0, 0.9], 1).unwrap();
+        assert_eq!((wide.low, wide.high), (Some(0.0), Some(1.0)));
+        assert!((wide.mean - 0.3).abs() < 1e-12);
+        let count = figure(LOST).unwrap();
+        let wide = count.estimate_of(&[0.0, 0.0, 9.0], 1).unwrap();
+        assert_eq!(wide.low, Some(0.0));
+        assert!(wide.high.unwrap() > 9.0);
+        // Close values: the interval is the plain one.
+        let plain = count.estimate_of(&[10.0, 11.0, 12.0], 1).unwrap();
+        assert!(plain.low.unwrap() > 0.0 && plain.low.unwrap() < 10.0);
     }
 }

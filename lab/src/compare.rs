@@ -22,8 +22,9 @@ pub struct Change {
     pub better: Better,
     pub baseline: Option<f64>,
     pub candidate: Option<f64>,
-    /// `beyond noise`, `within noise`, or `unknown noise` without
-    /// repetitions on both sides.
+    /// `beyond noise`, `within noise`, or `unknown noise` without an
+    /// interval of some width on both sides (one repetition, or repetitions
+    /// that all gave the same value).
     pub verdict: &'static str,
 }
 
@@ -53,7 +54,9 @@ pub fn compare(baseline: &Path, candidate: &Path) -> anyhow::Result<Vec<Change>>
                 // Not a figure of this architecture (e.g. REST has no drain).
                 continue;
             }
-            let interval = |e: Option<&Estimate>| Some((e?.low?, e?.high?));
+            // An interval of no width is repetitions that replayed one
+            // timing: it says nothing of the noise.
+            let interval = |e: Option<&Estimate>| Some((e?.low?, e?.high?)).filter(|(l, h)| h > l);
             let verdict = match (interval(ea), interval(eb)) {
                 (Some((la, ha)), Some((lb, hb))) => {
                     if ha < lb || hb < la {
@@ -115,7 +118,8 @@ pub fn compare_markdown(baseline: &Path, candidate: &Path, changes: &[Change]) -
     }
     out.push_str(
         "\nA change is beyond noise when the runs' 95 % intervals do not overlap; \
-         runs without repetitions cannot tell.\n",
+         runs without repetitions, or whose repetitions all gave the same value (an interval \
+         of no width: one timing replayed), cannot tell.\n",
     );
     out
 }

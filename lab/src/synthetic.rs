@@ -75,6 +75,9 @@ pub struct Synthetic {
     /// Kafka events due in the last `lost_before` tenths of a second before
     /// the fault are never stored.
     pub lost_before: u64,
+    /// Repetition `r`'s fault ends `r % (vary_fault_s + 1)` seconds later:
+    /// repetitions that differ, as real ones do.
+    pub vary_fault_s: u32,
 }
 
 impl Default for Synthetic {
@@ -103,6 +106,7 @@ impl Default for Synthetic {
             consumer_gauge_after: None,
             fault_kind: "db-crash",
             lost_before: 0,
+            vary_fault_s: 0,
         }
     }
 }
@@ -420,13 +424,20 @@ impl Synthetic {
         let mut faults = Vec::new();
         let mut repetitions = Vec::new();
         for repetition in 0..self.repetitions {
+            let this = Synthetic {
+                fault: (
+                    self.fault.0,
+                    self.fault.1 + repetition % (self.vary_fault_s + 1),
+                ),
+                ..self.clone()
+            };
             let t0 = t0_base + i64::from(repetition) * 1_000_000_000;
-            let (rows, stored_rows) = self.rows(repetition, t0, &names);
-            metrics.push(metrics_frame(repetition, &self.scraped())?);
-            faults.push(faults_frame(repetition, &[self.fault_record()])?);
+            let (rows, stored_rows) = this.rows(repetition, t0, &names);
+            metrics.push(metrics_frame(repetition, &this.scraped())?);
+            faults.push(faults_frame(repetition, &[this.fault_record()])?);
             requests.push(requests_frame(repetition, &names, &rows)?);
             stored.push(stored_frame(repetition, t0, &stored_rows)?);
-            repetitions.push(self.repetition_summary(repetition, t0, false));
+            repetitions.push(this.repetition_summary(repetition, t0, false));
         }
         if let Some(latency_ms) = self.control {
             // The same run with its fault window moved past the end.

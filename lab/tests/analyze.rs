@@ -234,8 +234,34 @@ fn repetitions_give_intervals_and_compare_tells_noise_from_change() {
         1e-9
     ));
 
+    // Identical repetitions replay one timing: their interval has no
+    // width and tells nothing of the noise, however far apart the runs.
+    let replayed = faultline::compare::compare(&a, &b).unwrap();
+    assert!(
+        replayed.iter().all(|c| c.verdict == "unknown noise"),
+        "{replayed:?}"
+    );
+    let _ = std::fs::remove_dir_all(&a);
+    let _ = std::fs::remove_dir_all(&b);
+    // Repetitions whose faults end a second apart: intervals with width.
+    let (a, b) = (folder("vary-a"), folder("vary-b"));
+    let varied = Synthetic {
+        vary_fault_s: 1,
+        ..run.clone()
+    };
+    varied.write(&a).unwrap();
+    Synthetic {
+        fault: (10, 25),
+        ..varied.clone()
+    }
+    .write(&b)
+    .unwrap();
     let same = faultline::compare::compare(&a, &a).unwrap();
-    assert!(same.iter().all(|c| c.verdict == "within noise"), "{same:?}");
+    let rest_same = same
+        .iter()
+        .find(|c| c.architecture == "rest" && c.figure == "error_rate")
+        .unwrap();
+    assert_eq!(rest_same.verdict, "within noise", "{same:?}");
     let changes = faultline::compare::compare(&a, &b).unwrap();
     let rest_errors = changes
         .iter()
@@ -246,7 +272,7 @@ fn repetitions_give_intervals_and_compare_tells_noise_from_change() {
     let markdown = faultline::compare::compare_markdown(&a, &b, &changes);
     assert!(
         markdown.contains(
-            "| rest | error rate over the whole run | 0.33 | 0.50 | +50.0 % | beyond noise |"
+            "| rest | error rate over the whole run | 0.34 | 0.51 | +48.4 % | beyond noise |"
         ),
         "{markdown}"
     );
@@ -264,7 +290,7 @@ fn repetitions_give_intervals_and_compare_tells_noise_from_change() {
     assert_eq!(worse.status.code(), Some(5));
     assert!(
         String::from_utf8_lossy(&worse.stderr)
-            .contains("rest error rate over the whole run regressed beyond the noise: 0.33 → 0.50"),
+            .contains("rest error rate over the whole run regressed beyond the noise: 0.34 → 0.51"),
         "{}",
         String::from_utf8_lossy(&worse.stderr)
     );

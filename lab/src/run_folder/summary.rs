@@ -366,7 +366,8 @@ pub struct CostInputs {
 
 /// A figure over the repetitions: its mean and a 95 % interval of it
 /// (Student-t below 10 repetitions, bootstrap from 10; `None` with a
-/// single repetition).
+/// single repetition), kept within what the figure can be (never below 0,
+/// a share never above 1).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Estimate {
     pub mean: f64,

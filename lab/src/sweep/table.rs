@@ -15,7 +15,7 @@ use crate::plan::grid::{Grid, Point, numeric, written};
 use crate::run_folder::summary::{Estimate, RepetitionFigures};
 use crate::run_folder::sweep::{POINTS, PointSummary, RUNS, SCHEMA, SWEEP_JSON, SweepSummary};
 use crate::run_folder::{self, Manifest, Summary};
-use crate::stats::{estimate, fnv};
+use crate::stats::fnv;
 
 /// Reads every point's run folder, writes `points.parquet` and
 /// `sweep.json`; returns the summary.
@@ -143,7 +143,7 @@ fn figures(run: &Summary, seed: u64) -> BTreeMap<String, BTreeMap<String, Option
                         .collect();
                     (
                         figure.name.to_string(),
-                        estimate(&values, seed ^ fnv(name) ^ fnv(figure.name)),
+                        figure.estimate_of(&values, seed ^ fnv(name) ^ fnv(figure.name)),
                     )
                 })
                 .collect();
