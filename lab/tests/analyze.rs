@@ -1110,3 +1110,48 @@ fn events_a_memory_broker_held_when_killed_are_said_lost_with_it() {
     assert_eq!(kafka["lost_with_broker"], 0, "{kafka}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A repetition stopped early offered load for less than the scenario's
+/// duration: the run's rate, and the yearly cost scaled from it, are
+/// taken over the seconds it really offered.
+#[test]
+fn an_interrupted_repetition_counts_the_seconds_it_offered() {
+    let run = Synthetic::default();
+    let dir = folder("offered");
+    run.write(&dir).unwrap();
+    let full = summary_of(&dir);
+    let path = dir.join("manifest.json");
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest["repetitions"][0]["load_end_s"] = (f64::from(run.seconds) / 2.0).into();
+    // Complete, its load's end is only when the last request was due.
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let complete = summary_of(&dir);
+    assert_eq!(
+        complete["architectures"]["rest"]["cost"],
+        full["architectures"]["rest"]["cost"]
+    );
+    manifest["repetitions"][0]["status"] = "incomplete".into();
+    std::fs::write(&path, manifest.to_string()).unwrap();
+    let half = summary_of(&dir);
+    for name in ["rest", "kafka"] {
+        let rate = |s: &Value| {
+            s["architectures"][name]["cost"]["inputs"]["run_rps"]
+                .as_f64()
+                .unwrap()
+        };
+        let year = |s: &Value| {
+            s["architectures"][name]["cost"]["per_year"]
+                .as_f64()
+                .unwrap()
+        };
+        assert!(close(
+            &full["architectures"][name]["cost"]["inputs"]["run_rps"],
+            f64::from(run.rps),
+            1e-9
+        ));
+        assert!((rate(&half) - 2.0 * rate(&full)).abs() < 1e-9, "{name}");
+        assert!((year(&half) - year(&full) / 2.0).abs() < 1e-6, "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -266,6 +266,25 @@ impl Context<'_> {
             .collect()
     }
 
+    /// Seconds of load the faulted repetitions offered: each its duration,
+    /// or, for one that did not complete, up to its load's end, so that an
+    /// interrupted repetition does not thin the run's rate.
+    fn offered_s(&self) -> f64 {
+        let duration = self.experiment.duration.0.as_secs_f64();
+        let faulted = self.manifest.repetitions.iter().filter(|r| !r.control);
+        let (seconds, counted) = faulted.fold((0.0, 0u32), |(s, n), r| {
+            let stopped = r.status != run_folder::Status::Complete && r.load_end_s > 0.0;
+            let offered = if stopped {
+                r.load_end_s.min(duration)
+            } else {
+                duration
+            };
+            (s + offered, n + 1)
+        });
+        // Repetitions the manifest does not list ran their whole duration.
+        seconds + duration * f64::from(self.repetitions.saturating_sub(counted))
+    }
+
     /// Deliveries of events already stored, of `name` over `reps`.
     fn redelivered_of(&self, name: &str, reps: &[u32]) -> u64 {
         reps.iter()
@@ -323,8 +342,7 @@ impl Context<'_> {
         pooled.drain_s = worst(|f| f.drain_s);
         pooled.data_recovery_s = worst(|f| f.data_recovery_s);
         pooled.redelivered = self.redelivered_of(name, &reps);
-        let run_rps = rows.len() as f64
-            / (self.experiment.duration.0.as_secs_f64() * f64::from(self.repetitions)).max(1e-9);
+        let run_rps = rows.len() as f64 / self.offered_s().max(1e-9);
         let cost_of = |f: &Figures, outages| {
             cost::of(
                 economics,

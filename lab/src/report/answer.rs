@@ -111,7 +111,7 @@ pub fn answer(summary: &Summary, order: &[&str], staleness: &str) -> Vec<String>
             let cost = &summary.architectures.get(*name)?.cost;
             Some(format!(
                 "{name} {} {}",
-                count(cost.per_outage.round() as u64),
+                super::format::money(cost.per_outage),
                 cost.currency
             ))
         })

@@ -45,19 +45,7 @@ pub(crate) fn environment() -> Environment<'static> {
     env.add_function("secs", |v: Option<f64>| {
         v.map_or("-".into(), |v| format!("{v:.1} s"))
     });
-    env.add_function("money", |v: Option<f64>| {
-        v.map_or("-".into(), |v| {
-            let whole = format!("{:.0}", v.abs());
-            let mut grouped = String::new();
-            for (i, c) in whole.chars().enumerate() {
-                if i > 0 && (whole.len() - i) % 3 == 0 {
-                    grouped.push(',');
-                }
-                grouped.push(c);
-            }
-            format!("{}{grouped}", if v < 0.0 { "-" } else { "" })
-        })
-    });
+    env.add_function("money", |v: Option<f64>| v.map_or("-".into(), money));
     env.add_function("num", |v: Option<f64>| num(v));
     env.add_function("times", |v: Option<f64>| {
         v.map_or("-".into(), |v| format!("×{v:.2}"))
@@ -100,6 +88,14 @@ pub(crate) fn ms(v: Option<f64>) -> String {
     }
 }
 
+/// An amount of money as every part of a report prints it: whole units,
+/// a half rounded away from zero, thousands separated (`11,263`).
+pub fn money(v: f64) -> String {
+    let whole = v.round();
+    let sign = if whole < 0.0 { "-" } else { "" };
+    format!("{sign}{}", super::answer::count(whole.abs() as u64))
+}
+
 /// A number as the reports print it: whole numbers without decimals, others with two.
 pub fn num(v: Option<f64>) -> String {
     match v {
@@ -122,4 +118,21 @@ fn wrap_between(text: &str, mark: &str, tag: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The answer, the tables and the sweep print one amount alike: a half
+    /// away from zero (Rust's `{:.0}` rounds it to even).
+    #[test]
+    fn money_rounds_a_half_away_from_zero_and_groups_thousands() {
+        assert_eq!(money(11_262.5), "11,263");
+        assert_eq!(money(2.5), "3");
+        assert_eq!(money(1_234_567.49), "1,234,567");
+        assert_eq!(money(-0.4), "0");
+        assert_eq!(money(-2.5), "-3");
+        assert_eq!(format!("{:.0}", 2.5), "2");
+    }
 }

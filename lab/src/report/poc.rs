@@ -18,7 +18,7 @@ pub const END: &str = "<!-- /poc-claims -->";
 const CLAIMED_SAVING: f64 = 9_000.0;
 
 fn dollars(v: f64) -> String {
-    format!("${}", count(v.round().max(0.0) as u64))
+    format!("${}", super::format::money(v.max(0.0)))
 }
 
 fn secs(s: f64) -> String {

@@ -74,7 +74,7 @@ fn show(unit: Unit, value: f64) -> String {
         Unit::Ms if value >= 10_000.0 => format!("{:.1} s", value / 1000.0),
         Unit::Ms => format!("{value:.1} ms"),
         Unit::Seconds => format!("{value:.1} s"),
-        Unit::Money => format!("{value:.0}"),
+        Unit::Money => crate::report::format::money(value),
     }
 }
 
