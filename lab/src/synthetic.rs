@@ -78,6 +78,9 @@ pub struct Synthetic {
     /// Repetition `r`'s fault ends `r % (vary_fault_s + 1)` seconds later:
     /// repetitions that differ, as real ones do.
     pub vary_fault_s: u32,
+    /// `Some(j)`: the scenario sets `fault_jitter = "{j}s"`, and repetition
+    /// `r`'s fault starts and ends `r` seconds later (`r` ≤ `j`).
+    pub jitter_s: Option<u32>,
 }
 
 impl Default for Synthetic {
@@ -107,6 +110,7 @@ impl Default for Synthetic {
             fault_kind: "db-crash",
             lost_before: 0,
             vary_fault_s: 0,
+            jitter_s: None,
         }
     }
 }
@@ -130,7 +134,7 @@ impl Synthetic {
     /// The scenario of the run.
     pub fn scenario(&self) -> String {
         format!(
-            "name = \"synthetic\"\ntitle = \"Synthetic run\"\nduration = \"{}s\"\nseed = 7\nrepetitions = {}\ncontrol = {}\n\
+            "name = \"synthetic\"\ntitle = \"Synthetic run\"\nduration = \"{}s\"\nseed = 7\nrepetitions = {}\ncontrol = {}\n{}\
              [workload]\nrate = {{ shape = \"constant\", rps = {} }}\n{}\
              [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
              [[architectures]]\nkind = \"kafka\"\nname = \"kafka\"\n\
@@ -143,6 +147,9 @@ impl Synthetic {
             self.seconds,
             self.repetitions,
             self.control.is_some(),
+            self.jitter_s
+                .map(|j| format!("fault_jitter = \"{j}s\"\n"))
+                .unwrap_or_default(),
             self.rps,
             self.warmup_s
                 .map(|s| format!("warmup = \"{s}s\"\n"))
@@ -424,10 +431,11 @@ impl Synthetic {
         let mut faults = Vec::new();
         let mut repetitions = Vec::new();
         for repetition in 0..self.repetitions {
+            let moved = self.jitter_s.map_or(0, |j| repetition.min(j));
             let this = Synthetic {
                 fault: (
-                    self.fault.0,
-                    self.fault.1 + repetition % (self.vary_fault_s + 1),
+                    self.fault.0 + moved,
+                    self.fault.1 + moved + repetition % (self.vary_fault_s + 1),
                 ),
                 ..self.clone()
             };

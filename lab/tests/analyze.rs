@@ -1155,3 +1155,33 @@ fn an_interrupted_repetition_counts_the_seconds_it_offered() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With `fault_jitter`, the report says how far each repetition's faults
+/// moved, from the faults as they were planned, and the phases follow them.
+#[test]
+fn the_report_says_how_far_each_repetitions_faults_moved() {
+    let run = Synthetic {
+        repetitions: 3,
+        jitter_s: Some(2),
+        ..Synthetic::default()
+    };
+    let dir = folder("jitter");
+    run.write(&dir).unwrap();
+    let summary = summary_of(&dir);
+    let starts: Vec<f64> = summary["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["planned_start_s"].as_f64().unwrap())
+        .collect();
+    assert_eq!(starts, [10.0, 11.0, 12.0]);
+    // Every repetition's fault lasts as long: the same requests fail in each.
+    let rest = &summary["architectures"]["rest"];
+    assert_eq!(rest["failed"], 3 * run.during());
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("moved together by one offset within ±2s, drawn from the seed, so that the repetitions sample the faults' timing: +0.0 s, +1.0 s, +2.0 s."),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

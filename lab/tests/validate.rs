@@ -475,6 +475,30 @@ fn every_malformed_scenario_names_its_key_and_line() {
             6,
             "TOML syntax",
         ),
+        (
+            "fault jitter that could move the fault before the start",
+            "duration = \"60s\"",
+            "duration = \"60s\"\nfault_jitter = \"25s\"",
+            "fault_jitter",
+            3,
+            "before the run starts",
+        ),
+        (
+            "fault jitter that could move the fault past the end",
+            "duration = \"60s\"",
+            "duration = \"45s\"\nfault_jitter = \"10s\"",
+            "fault_jitter",
+            3,
+            "give at most 5s",
+        ),
+        (
+            "fault jitter that is not a duration",
+            "duration = \"60s\"",
+            "duration = \"60s\"\nfault_jitter = 5",
+            "fault_jitter",
+            3,
+            "",
+        ),
     ];
     assert!(cases.len() >= 30);
     expect_each(cases.iter().map(|(what, from, to, path, line, words)| {
@@ -502,6 +526,35 @@ fn expect_each<'a>(cases: impl Iterator<Item = (&'a str, String, &'a str, usize,
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn fault_jitter_needs_a_fault_to_move() {
+    let without: String = BASE
+        .replacen(
+            "[[faults]]\nkind = \"db-crash\"\nat = \"20s\"\nduration = \"20s\"\n",
+            "",
+            1,
+        )
+        .replacen(
+            "duration = \"60s\"",
+            "duration = \"60s\"\nfault_jitter = \"5s\"",
+            1,
+        );
+    expect_each(std::iter::once((
+        "fault jitter without faults",
+        without,
+        "fault_jitter",
+        3,
+        "no fault to move",
+    )));
+    // Within the run either way: valid.
+    let fits = BASE.replacen(
+        "duration = \"60s\"",
+        "duration = \"60s\"\nfault_jitter = \"5s\"",
+        1,
+    );
+    assert!(problems(&fits).is_empty(), "{:?}", problems(&fits));
 }
 
 #[test]

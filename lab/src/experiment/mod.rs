@@ -133,6 +133,13 @@ pub struct Experiment {
     /// Faults on the run's clock.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Moves every fault of each repetition by one offset within ± this,
+    /// drawn from the seed, e.g. "5s": repetitions then sample the faults'
+    /// timing (against the breaker's window, the load's own rhythm)
+    /// instead of replaying one, and their intervals cover it. Unset: every
+    /// repetition's faults at the times written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_jitter: Option<Span>,
     /// Claims checked against the results.
     #[serde(default)]
     pub hypotheses: Vec<Hypothesis>,
@@ -157,7 +164,12 @@ impl Experiment {
         if let Some(set) = self.workload.warmup {
             return set.0;
         }
-        let first_fault = self.faults.iter().map(|f| f.at.0).min();
+        let jitter = self.fault_jitter.map_or(Duration::ZERO, |j| j.0);
+        let first_fault = self
+            .faults
+            .iter()
+            .map(|f| f.at.0.saturating_sub(jitter))
+            .min();
         [
             Some(defaults::warmup().0),
             first_fault,

@@ -73,8 +73,11 @@ pub struct Plan {
         serialize_with = "optional_seconds"
     )]
     pub reference: Option<Duration>,
-    /// The fault timeline, in the scenario's order.
+    /// The fault timeline, in the scenario's order, as written.
     pub faults: Vec<FaultSpec>,
+    /// How far each faulted repetition's faults move from the times
+    /// written (`fault_jitter`), in milliseconds; zero without one.
+    pub fault_offsets_ms: Vec<i64>,
     pub load: LoadPlan,
 }
 
@@ -100,6 +103,9 @@ impl Plan {
                     duration: fault.duration.0,
                 })
                 .collect(),
+            fault_offsets_ms: (0..experiment.repetitions)
+                .map(|r| fault_offset_ms(experiment, r))
+                .collect(),
             load: LoadPlan::of(experiment, driver),
         }
     }
@@ -114,13 +120,24 @@ impl Plan {
         self.control && number == self.repetitions
     }
 
-    /// The faults of repetition `number`: none for the control.
-    pub fn faults_of(&self, number: u32) -> &[FaultSpec] {
+    /// The faults of repetition `number`, moved by its offset: none for
+    /// the control.
+    pub fn faults_of(&self, number: u32) -> Vec<FaultSpec> {
         if self.is_control(number) {
-            &[]
-        } else {
-            &self.faults
+            return Vec::new();
         }
+        let offset = self
+            .fault_offsets_ms
+            .get(number as usize)
+            .copied()
+            .unwrap_or(0);
+        self.faults
+            .iter()
+            .map(|fault| FaultSpec {
+                start: shifted(fault.start, offset),
+                ..fault.clone()
+            })
+            .collect()
     }
 
     /// The architectures' names, in the scenario's order: the index of one
@@ -221,6 +238,31 @@ impl LoadPlan {
 /// scenario gives the same streams.
 pub fn repetition_seed(seed: u64, repetition: u32) -> u64 {
     seed ^ u64::from(repetition).wrapping_mul(0x9E37_79B9)
+}
+
+/// How far repetition `repetition`'s faults move: a whole number of
+/// milliseconds drawn evenly from ± `fault_jitter` by the scenario's seed
+/// (SplitMix64 of the repetition's seed); 0 without a jitter.
+pub fn fault_offset_ms(experiment: &Experiment, repetition: u32) -> i64 {
+    let Some(jitter) = experiment.fault_jitter else {
+        return 0;
+    };
+    let span = jitter.0.as_millis() as u64;
+    if span == 0 {
+        return 0;
+    }
+    let mut x =
+        repetition_seed(experiment.seed, repetition).wrapping_add(0x9E37_79B9_7F4A_7C15) ^ 0xFA17;
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    (x % (2 * span + 1)) as i64 - span as i64
+}
+
+/// `at` moved by `offset_ms`, never before the run's start.
+fn shifted(at: Duration, offset_ms: i64) -> Duration {
+    let ms = at.as_millis() as i64 + offset_ms;
+    Duration::from_millis(ms.max(0) as u64)
 }
 
 /// The most requests one driver keeps in flight: twice what the peak rate
@@ -747,6 +789,43 @@ mod tests {
         assert_eq!(retry.total_wait(), Duration::from_secs(31 + 5 * 30));
         // 50/s × (5 s × 11 attempts + 181 s of backoff), doubled.
         assert_eq!(plan.load.settings.max_in_flight, 23_600);
+    }
+
+    #[test]
+    fn fault_jitter_moves_each_repetitions_faults_by_its_own_seeded_offset() {
+        let scenario = |seed: u64| {
+            format!(
+                "name = \"j\"\nduration = \"60s\"\nrepetitions = 8\ncontrol = true\nseed = {seed}\n\
+                 fault_jitter = \"5s\"\n\
+                 [[faults]]\nkind = \"db-crash\"\nat = \"20s\"\nduration = \"10s\"\n\
+                 [[faults]]\nkind = \"db-latency\"\nat = \"40s\"\nduration = \"5s\"\ndelay = \"100ms\"\n"
+            )
+        };
+        let jittered = plan(&scenario(1));
+        let offsets = &jittered.fault_offsets_ms;
+        assert_eq!(offsets.len(), 8);
+        assert!(offsets.iter().all(|o| o.abs() <= 5_000), "{offsets:?}");
+        let mut distinct = offsets.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(distinct.len() >= 6, "{offsets:?}");
+        for (r, offset) in offsets.iter().enumerate() {
+            let faults = jittered.faults_of(r as u32);
+            // Both faults move together, their spacing and lengths kept.
+            let first = faults[0].start.as_millis() as i64;
+            assert_eq!(first, 20_000 + offset);
+            assert_eq!(faults[1].start - faults[0].start, Duration::from_secs(20));
+            assert_eq!(faults[0].duration, Duration::from_secs(10));
+        }
+        // The control has none; the same seed draws the same offsets, another
+        // seed others.
+        assert!(jittered.faults_of(8).is_empty());
+        assert_eq!(&plan(&scenario(1)).fault_offsets_ms, offsets);
+        assert_ne!(&plan(&scenario(2)).fault_offsets_ms, offsets);
+        // Without a jitter, every repetition's faults are as written.
+        let fixed = plan(&scenario(1).replace("fault_jitter = \"5s\"\n", ""));
+        assert!(fixed.fault_offsets_ms.iter().all(|o| *o == 0));
+        assert_eq!(fixed.faults_of(3)[0].start, Duration::from_secs(20));
     }
 
     #[test]

@@ -183,6 +183,9 @@ pub struct Model<'a> {
     phases: Vec<&'static str>,
     economics: &'a crate::experiment::Economics,
     staleness: String,
+    /// With `fault_jitter`: how far each repetition's faults moved, from
+    /// the faults as they were planned.
+    fault_jitter: Option<String>,
     /// Where one architecture's cost crosses another's as the staleness
     /// budget grows, in words.
     budget_break_even: Vec<&'a str>,
@@ -222,6 +225,27 @@ impl Model<'_> {
     pub fn to_json(&self) -> anyhow::Result<String> {
         Ok(serde_json::to_string_pretty(self)?)
     }
+}
+
+/// With `fault_jitter`, how far each repetition's faults moved: its first
+/// fault as planned against the time written.
+fn fault_jitter(experiment: &crate::experiment::Experiment, summary: &Summary) -> Option<String> {
+    let jitter = experiment.fault_jitter?;
+    let written = experiment.faults.first()?.at.as_secs_f64();
+    let mut moved: Vec<(u32, f64)> = Vec::new();
+    for fault in &summary.faults {
+        if let Some(start) = fault.planned_start_s
+            && !moved.iter().any(|(r, _)| *r == fault.repetition)
+        {
+            moved.push((fault.repetition, start - written));
+        }
+    }
+    moved.sort_by_key(|(r, _)| *r);
+    let offsets: Vec<String> = moved.iter().map(|(_, by)| format!("{by:+.1} s")).collect();
+    Some(format!(
+        "Each repetition's faults moved together by one offset within ±{jitter}, drawn from the seed, so that the repetitions sample the faults' timing: {}.",
+        offsets.join(", ")
+    ))
 }
 
 /// Builds the report's model of an analysed run.
@@ -264,6 +288,7 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         phases: Phase::ALL.map(Phase::name).to_vec(),
         economics: &experiment.economics,
         staleness: experiment.economics.staleness_budget.to_string(),
+        fault_jitter: fault_jitter(experiment, summary),
         budget_break_even: summary
             .budget_break_even
             .iter()

@@ -165,7 +165,7 @@ impl Repetition<'_> {
         let stack = LabStack::up(&self.plan.stack, &self.stack_dir, |line| self.say(line))
             .await
             .context("could not bring the stack up")?;
-        if let Err(problem) = fault::check(self.plan.faults_of(self.number), &stack) {
+        if let Err(problem) = fault::check(&self.plan.faults_of(self.number), &stack) {
             self.down(stack).await;
             anyhow::bail!("{problem}");
         }
@@ -277,7 +277,7 @@ impl Repetition<'_> {
         let label = self.label();
         let (faults, finished) = fault::run_timeline(
             stack,
-            self.plan.faults_of(self.number),
+            &self.plan.faults_of(self.number),
             t0.into_std(),
             &self.shutdown.graceful,
             |record, started| {

@@ -658,6 +658,9 @@ fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
             _ => {}
         }
     }
+    if let Some(jitter) = experiment.fault_jitter {
+        check_jitter(experiment, jitter, report);
+    }
     for (i, a) in experiment.faults.iter().enumerate() {
         for (j, b) in experiment.faults.iter().enumerate().skip(i + 1) {
             let overlap = a.at.0 < b.at.0 + b.duration.0 && b.at.0 < a.at.0 + a.duration.0;
@@ -689,6 +692,47 @@ fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
                 );
             }
         }
+    }
+}
+
+/// `fault_jitter` moves every fault by up to its length either way: each
+/// must still start after the run does and end before it is over.
+fn check_jitter(experiment: &Experiment, jitter: Span, report: &mut Report<'_>) {
+    let run = experiment.duration.0;
+    if experiment.faults.is_empty() {
+        report.at(
+            "fault_jitter",
+            "there is no fault to move".into(),
+            Some("add a [[faults]] entry, or remove fault_jitter".into()),
+        );
+        return;
+    }
+    let first = experiment.faults.iter().map(|f| f.at.0).min();
+    let last = experiment
+        .faults
+        .iter()
+        .map(|f| f.at.0 + f.duration.0)
+        .max();
+    if let Some(first) = first.filter(|first| *first < jitter.0) {
+        report.at(
+            "fault_jitter",
+            format!(
+                "{jitter} either way could move the first fault (at {}) before the run starts",
+                Span(first)
+            ),
+            Some(format!("give at most {}", Span(first))),
+        );
+    }
+    if let Some(last) = last.filter(|last| *last + jitter.0 > run) {
+        report.at(
+            "fault_jitter",
+            format!(
+                "{jitter} either way could move the last fault's end ({}) past the run's end ({})",
+                Span(last),
+                Span(run)
+            ),
+            Some(format!("give at most {}", Span(run.saturating_sub(last)))),
+        );
     }
 }
 
