@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::cpu::{Readings, sent_between, spent_between};
+use super::cpu::{Readings, Users, sent_between, spent_between};
 use super::join::Request;
 use crate::experiment::{Experiment, RateShape};
 use crate::run_folder::Reference;
@@ -47,7 +47,7 @@ pub fn plateaus(experiment: &Experiment) -> Vec<(f64, f64, f64)> {
 pub fn per_architecture(
     experiment: &Experiment,
     requests: &HashMap<String, Vec<Request>>,
-    readings: &Readings,
+    (readings, users): (&Readings, &Users),
     repetitions: &[u32],
     machine_cores: u32,
 ) -> HashMap<String, Capacity> {
@@ -85,7 +85,7 @@ pub fn per_architecture(
                     cpu_us_per_request: cpu_per_request(
                         name,
                         requests,
-                        readings,
+                        (readings, users),
                         repetitions,
                         (from, to),
                     ),
@@ -151,7 +151,7 @@ pub fn with_reference(capacity: &mut HashMap<String, Capacity>, references: &[Re
 fn cpu_per_request(
     name: &str,
     requests: &HashMap<String, Vec<Request>>,
-    readings: &Readings,
+    (readings, users): (&Readings, &Users),
     repetitions: &[u32],
     (from, to): (f64, f64),
 ) -> BTreeMap<String, f64> {
@@ -163,7 +163,8 @@ fn cpu_per_request(
         let Some(spent) = spent_between(points, from, to) else {
             continue;
         };
-        let sent = sent_between(requests, architecture, *repetition, spent.from, spent.to);
+        let whose = users.of(architecture, process);
+        let sent = sent_between(requests, &whose, *repetition, spent.from, spent.to);
         let slot = totals.entry(process.clone()).or_default();
         slot.0 += spent.cpu_s;
         slot.1 += sent;
@@ -208,6 +209,13 @@ fn cores_used(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn no_users() -> Users {
+        Users {
+            architectures: vec!["rest".to_string()],
+            brokered: Vec::new(),
+        }
+    }
 
     fn scenario(text: &str) -> Experiment {
         crate::validate::parse(text, "capacity.toml").unwrap()
@@ -270,9 +278,15 @@ name = "rest"
         let experiment = scenario(STEPS);
         let knee = |rows: Vec<Request>| {
             let requests = HashMap::from([("rest".to_string(), rows)]);
-            per_architecture(&experiment, &requests, &Readings::new(), &[0], 2)
-                .remove("rest")
-                .unwrap()
+            per_architecture(
+                &experiment,
+                &requests,
+                (&Readings::new(), &no_users()),
+                &[0],
+                2,
+            )
+            .remove("rest")
+            .unwrap()
         };
         // Slow from the third step: the knee is the second.
         let slow = knee(rows(20.0, 99.0));
@@ -329,7 +343,13 @@ name = "rest"
             ("fine".to_string(), rows(99.0, 99.0)),
             ("never".to_string(), rows(0.0, 99.0)),
         ]);
-        let mut capacity = per_architecture(&experiment, &requests, &Readings::new(), &[0], 2);
+        let mut capacity = per_architecture(
+            &experiment,
+            &requests,
+            (&Readings::new(), &no_users()),
+            &[0],
+            2,
+        );
         with_reference(&mut capacity, &[]);
         assert!(capacity.values().all(|c| c.reference.is_none()));
         let reference = |commits_per_s, copy_rows_per_s| Reference {

@@ -10,21 +10,56 @@ use crate::run_folder::frames::MetricColumns;
 use crate::run_folder::rows::Process;
 use crate::run_folder::summary::ProcessCpu;
 
-/// Every sampled process's CPU time and its cost per request, the
-/// architectures' own processes in `architectures`' order, then the shared
-/// ones. `requests`: each architecture's request rows.
+/// Whose requests a process serves: an architecture's own processes its
+/// requests; a shared one those of every architecture that uses it (the
+/// broker the Kafka paths', PostgreSQL, the fault proxies and the lab
+/// every architecture's).
+pub struct Users {
+    /// Every architecture, in the scenario's order.
+    pub architectures: Vec<String>,
+    /// Those that go through the broker.
+    pub brokered: Vec<String>,
+}
+
+impl Users {
+    /// The architectures whose requests `process` of `architecture`
+    /// (empty: shared) is charged to.
+    pub fn of<'a>(&'a self, architecture: &'a str, process: &str) -> Vec<&'a str> {
+        if !architecture.is_empty() {
+            return vec![architecture];
+        }
+        let users = if Process::of(process) == Some(Process::Broker) {
+            &self.brokered
+        } else {
+            &self.architectures
+        };
+        users.iter().map(String::as_str).collect()
+    }
+}
+
+/// Every sampled process's CPU time and its cost per request, over the
+/// `faulted` repetitions only (a control's is never pooled in): the
+/// architectures' own processes in their order, then the shared ones, each
+/// over the requests of the architectures that use it. `requests`: each
+/// architecture's request rows.
 pub fn per_process(
     readings: &Readings,
     requests: &HashMap<String, Vec<Request>>,
-    architectures: &[String],
+    users: &Users,
+    faulted: &[u32],
 ) -> Vec<ProcessCpu> {
+    let architectures = &users.architectures;
     // (architecture, process) → (cpu seconds, sampled seconds, requests).
     let mut totals: BTreeMap<(String, String), (f64, f64, u64)> = BTreeMap::new();
     for ((architecture, process, repetition), points) in readings {
+        if !faulted.contains(repetition) {
+            continue;
+        }
         let Some(spent) = spent_between(points, f64::NEG_INFINITY, f64::INFINITY) else {
             continue;
         };
-        let sent = sent_between(requests, architecture, *repetition, spent.from, spent.to);
+        let whose = users.of(architecture, process);
+        let sent = sent_between(requests, &whose, *repetition, spent.from, spent.to);
         let slot = totals
             .entry((architecture.clone(), process.clone()))
             .or_default();
@@ -103,18 +138,18 @@ pub fn spent_between(points: &[(f64, f64)], from: f64, to: f64) -> Option<Spent>
     })
 }
 
-/// Requests of `architecture` (every one's when empty) in `repetition`
-/// meant to be sent in `[from, to)`.
+/// Requests of the architectures `whose` in `repetition` meant to be sent
+/// in `[from, to)`.
 pub fn sent_between(
     requests: &HashMap<String, Vec<Request>>,
-    architecture: &str,
+    whose: &[&str],
     repetition: u32,
     from: f64,
     to: f64,
 ) -> u64 {
     requests
         .iter()
-        .filter(|(name, _)| architecture.is_empty() || *name == architecture)
+        .filter(|(name, _)| whose.contains(&name.as_str()))
         .flat_map(|(_, rows)| rows)
         .filter(|r| r.repetition == repetition && r.intended_s >= from && r.intended_s < to)
         .count() as u64
@@ -183,8 +218,11 @@ mod tests {
                 .collect(),
         );
         requests.insert("kafka".to_string(), inside(1_000).collect());
-        let names = ["rest".to_string(), "kafka".to_string()];
-        let cpu = per_process(&readings(&frame), &requests, &names);
+        let users = Users {
+            architectures: vec!["rest".to_string(), "kafka".to_string()],
+            brokered: vec!["kafka".to_string()],
+        };
+        let cpu = per_process(&readings(&frame), &requests, &users, &[0]);
         let order: Vec<_> = cpu.iter().map(|c| c.process.as_str()).collect();
         // One reading of the lab: nothing measured, no row.
         assert_eq!(order, ["rest", "postgresql"]);
@@ -201,7 +239,24 @@ mod tests {
 
         // Twice the CPU for the same requests: twice the figure.
         let busier = metrics(&[("rest", "rest", 0, 1.0, 2.0), ("rest", "rest", 0, 4.0, 3.2)]);
-        let cpu = per_process(&readings(&busier), &requests, &names);
+        let cpu = per_process(&readings(&busier), &requests, &users, &[0]);
         assert!((cpu[0].us_per_request.unwrap() - 1_200.0).abs() < 1e-6);
+
+        // The broker serves the Kafka path alone: its CPU is over kafka's
+        // 1,000 requests, not over REST's too.
+        let broker = metrics(&[("", "broker", 0, 1.0, 5.0), ("", "broker", 0, 4.0, 5.3)]);
+        let cpu = per_process(&readings(&broker), &requests, &users, &[0]);
+        assert_eq!(cpu[0].requests, 1_000);
+        assert!((cpu[0].us_per_request.unwrap() - 300.0).abs() < 1e-6);
+
+        // A control repetition's readings are not pooled with the faulted.
+        let with_control = metrics(&[
+            ("", "postgresql", 0, 1.0, 10.0),
+            ("", "postgresql", 0, 4.0, 11.0),
+            ("", "postgresql", 1, 1.0, 20.0),
+            ("", "postgresql", 1, 4.0, 29.0),
+        ]);
+        let cpu = per_process(&readings(&with_control), &requests, &users, &[0]);
+        assert!((cpu[0].cpu_s - 1.0).abs() < 1e-9, "{}", cpu[0].cpu_s);
     }
 }

@@ -27,7 +27,7 @@ use std::path::Path;
 
 use faultline_services::breaker::BreakerState;
 
-use crate::experiment::{Experiment, Phase};
+use crate::experiment::{ArchitectureSettings, Experiment, Phase};
 use crate::run_folder::frames::MetricColumns;
 use crate::run_folder::summary::{
     ArchitectureSummary, ControlSummary, RepetitionFigures, Repetitions, windows_of,
@@ -102,12 +102,21 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         .collect();
     let metrics = MetricColumns::of(&files.metrics)?;
     let cpu_readings = cpu::readings(&metrics);
-    let cpu = cpu::per_process(&cpu_readings, &requests, &names);
+    let users = cpu::Users {
+        architectures: names.clone(),
+        brokered: experiment
+            .architectures
+            .iter()
+            .filter(|a| matches!(a, ArchitectureSettings::Kafka { .. }))
+            .map(|a| a.name().to_string())
+            .collect(),
+    };
     let faulted: Vec<u32> = (0..repetitions).collect();
+    let cpu = cpu::per_process(&cpu_readings, &requests, &users, &faulted);
     let mut capacity = capacity::per_architecture(
         experiment,
         &requests,
-        &cpu_readings,
+        (&cpu_readings, &users),
         &faulted,
         manifest.host.cores as u32,
     );

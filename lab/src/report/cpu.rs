@@ -70,6 +70,10 @@ pub(super) fn cpu_note(cpu: &[ProcessCpu]) -> Option<String> {
                 (Some(architecture), Some(Process::Rest)) => format!("{architecture}'s service"),
                 (Some(architecture), _) => format!("{architecture}'s {}", c.process),
                 (None, Some(Process::Proxy)) if us > 0.0 => Process::Proxy.in_sentence().into(),
+                (None, Some(Process::Broker)) => format!(
+                    "{} (per request of the paths through it)",
+                    Process::Broker.in_sentence()
+                ),
                 (None, _) => return None,
             };
             Some(format!("**×{:.2}** for {whose}", us / postgresql))
