@@ -254,8 +254,10 @@ impl Repetitions {
 }
 
 impl Metric {
-    /// The figure this metric names over a whole run (all repetitions
-    /// pooled; money per outage), in `phase` where the figure has phases
+    /// The figure this metric names over a whole run: rates and
+    /// percentiles of all repetitions pooled, counts and money per outage
+    /// (per repetition, on average), so that a limit means the same with
+    /// any number of repetitions; in `phase` where the figure has phases
     /// (error rate, latency); `None` where the run does not have it.
     pub fn of(self, a: &ArchitectureSummary, phase: Option<Phase>) -> Option<f64> {
         let (error_rate, latency) = match phase {
@@ -266,11 +268,12 @@ impl Metric {
             None => (a.totals.error_rate, a.totals.latency_ms.as_ref()),
         };
         let freshness = a.freshness_ms.as_ref();
+        let outages = a.repetitions.count.max(1) as f64;
         match self {
             Metric::ErrorRate => Some(error_rate),
-            Metric::LostEvents => Some(a.lost as f64),
+            Metric::LostEvents => Some(a.lost as f64 / outages),
             Metric::LostShare => Some(ratio(a.lost, a.acknowledged)),
-            Metric::Duplicates | Metric::Redelivered => Some(a.redelivered as f64),
+            Metric::Duplicates | Metric::Redelivered => Some(a.redelivered as f64 / outages),
             Metric::LatencyP50Ms => latency.map(|l| l.p50),
             Metric::LatencyP99Ms => latency.map(|l| l.p99),
             Metric::FreshnessP99Ms => freshness.map(|f| f.p99),
@@ -280,9 +283,7 @@ impl Metric {
             Metric::DataRecoveryS => a.data_recovery_s,
             Metric::DrainS => a.drain_s,
             Metric::RevenueLost => Some(a.cost.per_outage),
-            Metric::PocRevenueLost => {
-                Some(a.cost.poc_revenue_lost / a.repetitions.count.max(1) as f64)
-            }
+            Metric::PocRevenueLost => Some(a.cost.poc_revenue_lost / outages),
         }
     }
 }

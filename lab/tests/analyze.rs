@@ -228,6 +228,31 @@ fn repetitions_give_intervals_and_compare_tells_noise_from_change() {
     assert_eq!(rest["requests"], 3 * run.requests());
     assert_eq!(rest["failed"], 3 * run.during());
     assert_eq!(summary["architectures"]["kafka"]["lost"], 3 * run.lost());
+    // A hypothesis on a count, and the original's money beside the lab's,
+    // are per outage: a limit means the same with any number of
+    // repetitions; the tables label what adds up every repetition.
+    let kafka_lost = summary["hypotheses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["architecture"] == "kafka" && h["metric"] == "lost_events")
+        .unwrap();
+    assert_eq!(kafka_lost["value"].as_f64(), Some(run.lost() as f64));
+    let cost = &rest["cost"];
+    assert!(close(
+        &cost["poc_per_outage"],
+        cost["poc_revenue_lost"].as_f64().unwrap() / 3.0,
+        1e-9
+    ));
+    let report = std::fs::read_to_string(a.join("report.md")).unwrap();
+    assert!(
+        report.contains("| events lost (all 3 repetitions) |"),
+        "{report}"
+    );
+    assert!(
+        report.contains("the original's formula, per outage |"),
+        "{report}"
+    );
     assert!(close(
         &rest["cost"]["per_outage"],
         run.during() as f64 * 0.05 * 25.0,

@@ -30,6 +30,7 @@ pub fn of(
         per_outage,
         per_year: per_outage * scale * economics.outages_per_year,
         poc_revenue_lost: price(economics, failed_requests),
+        poc_per_outage: price(economics, failed_requests) / outages.max(1) as f64,
         inputs: CostInputs {
             order_value: economics.order_value,
             orders_lost_per_failed_event: economics.orders_lost_per_failed_event,

@@ -32,14 +32,16 @@ pub struct Hypothesis {
 pub enum Metric {
     /// Failed requests / requests.
     ErrorRate,
-    /// Acknowledged events absent from the database after the drain.
+    /// Acknowledged events absent from the database after the drain, per
+    /// repetition (on average over several).
     LostEvents,
     /// Lost / acknowledged events.
     LostShare,
     /// The older name of `redelivered`: the same figure.
     Duplicates,
     /// Deliveries of an event already stored, absorbed because the event id
-    /// is the table's key: a client's retry or a message read twice.
+    /// is the table's key: a client's retry or a message read twice; per
+    /// repetition (on average over several).
     Redelivered,
     /// Latency percentiles of successful requests, in ms.
     LatencyP50Ms,

@@ -186,6 +186,9 @@ pub struct Model<'a> {
     /// With `fault_jitter`: how far each repetition's faults moved, from
     /// the faults as they were planned.
     fault_jitter: Option<String>,
+    /// After the header of a column that adds up every repetition, with
+    /// more than one: ` (all 3 repetitions)`.
+    totals: String,
     /// Where one architecture's cost crosses another's as the staleness
     /// budget grows, in words.
     budget_break_even: Vec<&'a str>,
@@ -289,6 +292,11 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         economics: &experiment.economics,
         staleness: experiment.economics.staleness_budget.to_string(),
         fault_jitter: fault_jitter(experiment, summary),
+        totals: if summary.repetitions > 1 {
+            format!(" (all {} repetitions)", summary.repetitions)
+        } else {
+            String::new()
+        },
         budget_break_even: summary
             .budget_break_even
             .iter()

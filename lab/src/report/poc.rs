@@ -300,7 +300,7 @@ impl Claims<'_> {
         let roles = &self.roles;
         let run_minutes = experiment.duration.0.as_secs_f64() / 60.0;
         let outage_minutes = fault.duration.0.as_secs_f64() / 60.0;
-        let poc_saving = rest.cost.poc_revenue_lost - buffered.cost.poc_revenue_lost;
+        let poc_saving = rest.cost.poc_per_outage - buffered.cost.poc_per_outage;
         let mut lab = vec![format!("REST {}", dollars(rest.cost.per_outage))];
         if let Some((name, retry)) = roles.retry {
             lab.push(format!(
@@ -332,8 +332,8 @@ impl Claims<'_> {
                  Charging lost events and events later than {budget} like failed ones: {}",
                 economics.orders_lost_per_failed_event,
                 dollars(economics.order_value),
-                dollars(rest.cost.poc_revenue_lost),
-                dollars(buffered.cost.poc_revenue_lost),
+                dollars(rest.cost.poc_per_outage),
+                dollars(buffered.cost.poc_per_outage),
                 dollars(poc_saving),
                 lab.join(", "),
             ),

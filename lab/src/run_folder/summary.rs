@@ -281,9 +281,13 @@ pub struct Cost {
     pub per_year: f64,
     /// Revenue lost under the original proof of concept's formula: failed
     /// requests only, so an acknowledged event that is lost or late costs
-    /// nothing.
+    /// nothing; over all repetitions.
     #[serde(default)]
     pub poc_revenue_lost: f64,
+    /// The same in one outage (one repetition), on average: what sits
+    /// beside `per_outage`.
+    #[serde(default)]
+    pub poc_per_outage: f64,
     pub inputs: CostInputs,
 }
 
