@@ -62,7 +62,7 @@ pub const LOST: &str = "lost";
 
 /// The headline figures, in the order reports show them; a sweep's report
 /// charts the first [`CHARTED`].
-pub const FIGURES: [Figure; 13] = [
+pub const FIGURES: [Figure; 14] = [
     Figure {
         name: REVENUE_LOST,
         label: "revenue lost per outage",
@@ -152,6 +152,17 @@ pub const FIGURES: [Figure; 13] = [
         estimate_slot: |r| &mut r.data_recovery_s,
     },
     Figure {
+        name: "data_current_s",
+        label: "data current again after the fault (every event stored within the staleness budget)",
+        unit: Unit::Seconds,
+        better: Better::Lower,
+        metric: Metric::DataCurrentS,
+        phase: None,
+        of_repetition: |f| f.data_current_s,
+        estimate: |r| r.data_current_s.as_ref(),
+        estimate_slot: |r| &mut r.data_current_s,
+    },
+    Figure {
         name: "drain_s",
         label: "backlog drain after the fault",
         unit: Unit::Seconds,
@@ -209,7 +220,7 @@ pub const FIGURES: [Figure; 13] = [
 ];
 
 /// How many of [`FIGURES`] a sweep's report draws a chart of.
-pub const CHARTED: usize = 10;
+pub const CHARTED: usize = 11;
 
 impl Figure {
     /// The estimate of this figure over `values` (one per repetition), its
@@ -281,6 +292,7 @@ impl Metric {
             Metric::OnTimeShare => freshness.map(|f| f.on_time_share),
             Metric::RecoveryS => a.recovery_s,
             Metric::DataRecoveryS => a.data_recovery_s,
+            Metric::DataCurrentS => a.data_current_s,
             Metric::DrainS => a.drain_s,
             Metric::RevenueLost => Some(a.cost.per_outage),
             Metric::PocRevenueLost => Some(a.cost.poc_revenue_lost / outages),

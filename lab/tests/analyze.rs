@@ -1210,3 +1210,31 @@ fn the_report_says_how_far_each_repetitions_faults_moved() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// "Data current" is when the last event stored later than the budget
+/// went in: the Kafka path's late events all go in `late_s` after the
+/// fault, REST's every event at once; it moves with the late events.
+#[test]
+fn data_current_waits_for_the_last_stale_event_not_for_the_rate() {
+    for late_s in [70, 80] {
+        let run = Synthetic {
+            late_s,
+            ..Synthetic::default()
+        };
+        let dir = folder(&format!("current-{late_s}"));
+        run.write(&dir).unwrap();
+        let summary = summary_of(&dir);
+        let kafka = &summary["architectures"]["kafka"];
+        assert!(
+            close(&kafka["data_current_s"], late_s as f64, 1e-6),
+            "{}",
+            kafka["data_current_s"]
+        );
+        // Flowing again long before: the rate test is not the freshness.
+        assert!(kafka["data_recovery_s"].as_f64().unwrap() < late_s as f64);
+        assert_eq!(summary["architectures"]["rest"]["data_current_s"], 0.0);
+        let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        assert!(report.contains("| data current |"), "{report}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

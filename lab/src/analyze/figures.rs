@@ -28,6 +28,8 @@ pub struct Figures {
     pub recovery_s: Option<f64>,
     /// Set by the caller: see [`data_recovery`].
     pub data_recovery_s: Option<f64>,
+    /// Set by the caller: see [`data_current`].
+    pub data_current_s: Option<f64>,
     pub drain_s: Option<f64>,
 }
 
@@ -75,6 +77,7 @@ impl Figures {
             }),
             recovery_s: None,
             data_recovery_s: None,
+            data_current_s: None,
             drain_s: None,
         }
     }
@@ -203,10 +206,6 @@ pub fn recovery<'a>(
         .map(|t| (t - end).clamp(0.0, second))
 }
 
-/// Seconds from the end of the last fault until the scraped backlog is back
-/// to its level before the first fault (the 95th percentile of its readings
-/// then: a few messages are always in flight); `None` without faults,
-/// without a backlog, or if it never got back.
 /// Seconds in a row the database must keep up for the data path to count
 /// as recovered.
 pub const KEPT_UP_S: usize = 3;
@@ -245,6 +244,30 @@ pub fn data_recovery<'a>(
         .map(|second| (second as f64 - end).max(0.0))
 }
 
+/// Fault end → the moment from which every event stored was stored within
+/// `budget_us` of its intended send time: the data is current again, not
+/// only flowing ([`data_recovery`] is a rate; the events stored then may
+/// still be minutes old). From the audit rows: the last store of a stale
+/// event after the fault, 0 when there is none. `None` without a fault.
+pub fn data_current<'a>(
+    rows: impl Iterator<Item = &'a Request>,
+    windows: &[(f64, f64)],
+    budget_us: u64,
+) -> Option<f64> {
+    let end = windows.iter().map(|w| w.1).reduce(f64::max)?;
+    let last_stale = rows
+        .filter_map(|r| {
+            let freshness = r.freshness_us?;
+            (freshness > budget_us).then(|| r.intended_s + freshness as f64 / 1e6)
+        })
+        .reduce(f64::max);
+    Some(last_stale.map_or(0.0, |stored| (stored - end).max(0.0)))
+}
+
+/// Seconds from the end of the last fault until the scraped backlog is back
+/// to its level before the first fault (the 95th percentile of its readings
+/// then: a few messages are always in flight); `None` without faults,
+/// without a backlog, or if it never got back.
 pub fn drain(points: Option<&Vec<(f64, f64)>>, windows: &[(f64, f64)]) -> Option<f64> {
     let first = windows.iter().map(|w| w.0).reduce(f64::min)?;
     let end = windows.iter().map(|w| w.1).reduce(f64::max)?;

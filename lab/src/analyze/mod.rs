@@ -326,6 +326,8 @@ impl Context<'_> {
                 figures.drain_s = figures::drain(self.backlog.get(&key(*r)), &self.windows[r]);
                 figures.data_recovery_s =
                     figures::data_recovery(rows.iter().copied(), &self.windows[r]);
+                figures.data_current_s =
+                    figures::data_current(rows.iter().copied(), &self.windows[r], budget_us);
                 figures.redelivered = self.redelivered_of(name, &[*r]);
                 figures
             })
@@ -350,6 +352,7 @@ impl Context<'_> {
         pooled.recovery_s = worst(|f| f.recovery_s);
         pooled.drain_s = worst(|f| f.drain_s);
         pooled.data_recovery_s = worst(|f| f.data_recovery_s);
+        pooled.data_current_s = worst(|f| f.data_current_s);
         pooled.redelivered = self.redelivered_of(name, &reps);
         let run_rps = rows.len() as f64 / self.offered_s().max(1e-9);
         let cost_of = |f: &Figures, outages| {
@@ -378,6 +381,7 @@ impl Context<'_> {
                 latency_p99_ms: f.totals.latency_ms.as_ref().map(|l| l.p99),
                 recovery_s: f.recovery_s,
                 data_recovery_s: f.data_recovery_s,
+                data_current_s: f.data_current_s,
                 drain_s: f.drain_s,
                 revenue_lost: cost_of(f, 1).revenue_lost,
                 poc_revenue_lost: cost_of(f, 1).poc_revenue_lost,
@@ -431,6 +435,7 @@ impl Context<'_> {
             freshness_ms: pooled.freshness,
             recovery_s: pooled.recovery_s,
             data_recovery_s: pooled.data_recovery_s,
+            data_current_s: pooled.data_current_s,
             drain_s: pooled.drain_s,
             repetitions,
             per_repetition,

@@ -63,6 +63,10 @@ pub enum Metric {
     /// Seconds from the end of the last fault until the database stores
     /// the architecture's events as fast as they are acknowledged again.
     DataRecoveryS,
+    /// Seconds from the end of the last fault until every event stored is
+    /// stored within the staleness budget again: the data current, not only
+    /// flowing.
+    DataCurrentS,
     /// Revenue lost in one outage (one repetition), on average.
     RevenueLost,
     /// The same under the original proof of concept's formula: failed

@@ -350,6 +350,10 @@ pub struct RepetitionFigures {
     /// acknowledged again.
     #[serde(default)]
     pub data_recovery_s: Option<f64>,
+    /// Fault end → every event stored from then on within the staleness
+    /// budget.
+    #[serde(default)]
+    pub data_current_s: Option<f64>,
     pub drain_s: Option<f64>,
     /// Revenue lost in this repetition's outage.
     pub revenue_lost: f64,
@@ -400,6 +404,8 @@ pub struct Repetitions {
     pub recovery_s: Option<Estimate>,
     #[serde(default)]
     pub data_recovery_s: Option<Estimate>,
+    #[serde(default)]
+    pub data_current_s: Option<Estimate>,
     pub drain_s: Option<Estimate>,
     pub revenue_lost: Option<Estimate>,
     #[serde(default)]
@@ -442,9 +448,16 @@ pub struct ArchitectureSummary {
     /// Fault end → the database stores this architecture's events as fast
     /// as they are acknowledged again (90 % or more, 3 s in a row), from
     /// the audit rows; the worst repetition. A path that answers but drops
-    /// or holds back what it acknowledged has not recovered.
+    /// or holds back what it acknowledged has not recovered. A rate, not a
+    /// freshness: see `data_current_s`.
     #[serde(default)]
     pub data_recovery_s: Option<f64>,
+    /// Fault end → the moment from which every event stored was stored
+    /// within the staleness budget of when it was sent: the data current
+    /// again (the last store of a stale event after the fault; 0 when there
+    /// is none); the worst repetition.
+    #[serde(default)]
+    pub data_current_s: Option<f64>,
     /// Fault end → consumer backlog back to its level before the fault
     /// (the worst repetition).
     pub drain_s: Option<f64>,
