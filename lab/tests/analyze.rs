@@ -1235,6 +1235,25 @@ fn data_current_waits_for_the_last_stale_event_not_for_the_rate() {
         assert_eq!(summary["architectures"]["rest"]["data_current_s"], 0.0);
         let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
         assert!(report.contains("| data current |"), "{report}");
+        // REST has no backlog to drain: not applicable, not missing.
+        let rest_row = report.lines().find(|l| l.starts_with("| rest | ")).unwrap();
+        assert!(rest_row.contains("| n/a |"), "{rest_row}");
         let _ = std::fs::remove_dir_all(&dir);
     }
+    // A backlog that never drained within the run says so.
+    let run = Synthetic {
+        drain_s: 1_000,
+        ..Synthetic::default()
+    };
+    let dir = folder("never-drained");
+    run.write(&dir).unwrap();
+    let summary = summary_of(&dir);
+    assert!(summary["architectures"]["kafka"]["drain_s"].is_null());
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let kafka_row = report
+        .lines()
+        .find(|l| l.starts_with("| kafka | "))
+        .unwrap();
+    assert!(kafka_row.contains("| never |"), "{kafka_row}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

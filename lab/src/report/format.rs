@@ -47,6 +47,14 @@ pub(crate) fn environment() -> Environment<'static> {
     });
     env.add_function("money", |v: Option<f64>| v.map_or("-".into(), money));
     env.add_function("num", |v: Option<f64>| num(v));
+    // A time after the fault: `n/a` where the figure does not apply (no
+    // backlog, no fault), `never` where it applies and did not happen
+    // within the run.
+    env.add_function("after", |v: Option<f64>, applies: bool| match v {
+        Some(v) => format!("{v:.1} s"),
+        None if applies => "never".into(),
+        None => "n/a".into(),
+    });
     env.add_function("times", |v: Option<f64>| {
         v.map_or("-".into(), |v| format!("×{v:.2}"))
     });

@@ -147,6 +147,10 @@ struct ArchitectureView<'a> {
     name: &'a str,
     colour: String,
     description: String,
+    /// It has a consumer backlog (a drain time applies).
+    backlog: bool,
+    /// The run had a fault (the times after it apply).
+    faulted: bool,
     s: &'a ArchitectureSummary,
 }
 
@@ -264,6 +268,8 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
                 name: a.name(),
                 colour: chart::colour(index),
                 description: describe_architecture(a, &experiment.workload),
+                backlog: matches!(a, ArchitectureSettings::Kafka { .. }),
+                faulted: !summary.faults.is_empty(),
                 s: summary.architectures.get(a.name())?,
             })
         })
