@@ -1011,6 +1011,15 @@ fn a_latency_rise_after_the_fault_is_explained_by_the_control() {
         "{caused}"
     );
     assert!(caused.ends_with("so the fault caused it."), "{caused}");
+    // REST, with no backlog, slowed as much: no backlog is named as the
+    // cause, the contradiction is said instead.
+    assert!(
+        caused.contains(
+            "; rest, with no backlog to drain, slowed too (×5.0): the rise is not a backlog's doing"
+        ),
+        "{caused}"
+    );
+    assert!(!caused.contains("draining a backlog"), "{caused}");
     // The control slowed as much: drift.
     let drift = note(
         &Synthetic {

@@ -136,6 +136,9 @@ pub fn answer(summary: &Summary, order: &[&str], staleness: &str) -> Vec<String>
     sentences
 }
 
+/// A backlog smaller than this is a batch or two in flight, not one to drain.
+const BACKLOG: f64 = 100.0;
+
 /// The p99 of successful requests in `phase`, if any.
 fn p99(
     phases: &std::collections::BTreeMap<Phase, crate::run_folder::summary::PhaseSummary>,
@@ -182,13 +185,33 @@ pub fn notes(summary: &Summary, order: &[&str]) -> Vec<String> {
                      ({ack_before:.1} → {ack_after:.1} ms on average): the rise is elsewhere"
                 )
             });
-            if let Some(peak) = a.peak_backlog.filter(|p| *p > 100.0) {
-                note.push_str(&format!(
-                    " (the consumers were draining a backlog of up to {} events on the same \
-                     machine)",
-                    count(peak as u64)
-                ));
-            }
+        }
+        // A backlog is named beside the rise only where no architecture
+        // without one slowed as much: otherwise the data contradict it.
+        let alike = order
+            .iter()
+            .filter(|other| *other != name)
+            .find_map(|other| {
+                let o = summary.architectures.get(*other)?;
+                if o.peak_backlog.is_some_and(|p| p > BACKLOG) {
+                    return None;
+                }
+                let (b, a) = (
+                    p99(&o.phases, Phase::Before)?,
+                    p99(&o.phases, Phase::After)?,
+                );
+                (b > 0.0 && a / b >= 0.5 * rise).then(|| (*other, a / b))
+            });
+        match (alike, a.peak_backlog.filter(|p| *p > BACKLOG)) {
+            (Some((other, other_rise)), _) => note.push_str(&format!(
+                "; {other}, with no backlog to drain, slowed too (×{other_rise:.1}): the rise is \
+                 not a backlog's doing"
+            )),
+            (None, Some(peak)) => note.push_str(&format!(
+                " (the consumers were draining a backlog of up to {} events on the same machine)",
+                count(peak as u64)
+            )),
+            (None, None) => {}
         }
         let control = a.control.as_ref().and_then(|c| {
             Some((
