@@ -3,30 +3,10 @@
 //! failed its users, which lost data, which was late, what each cost, and
 //! how sure that is.
 
+use super::format::{count, percent};
 use crate::experiment::Phase;
 use crate::run_folder::Summary;
 use crate::run_folder::summary::ArchitectureSummary;
-
-/// A count with thousands separators: `15,000`.
-pub(crate) fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-pub(crate) fn percent(share: f64) -> String {
-    if share > 0.0 && share < 0.001 {
-        "under 0.1 %".into()
-    } else {
-        format!("{:.1} %", 100.0 * share)
-    }
-}
 
 fn seconds(s: f64) -> String {
     if s >= 120.0 {

@@ -3,9 +3,8 @@
 
 use serde::Serialize;
 
-use super::answer;
 use super::cpu::short_process;
-use super::format::{ms, pct};
+use super::format::{count, ms, pct};
 use crate::run_folder::rows::Process;
 use crate::run_folder::summary::{Capacity, CapacityStep, DrainRate};
 
@@ -68,7 +67,7 @@ pub(super) fn capacity_note(name: &str, capacity: &Capacity) -> String {
     let commits = format!(
         "the {} single-row commits a second PostgreSQL made alone before the load \
          ({} connections, {:.0} s{})",
-        answer::count(reference.commits_per_s.round() as u64),
+        count(reference.commits_per_s.round() as u64),
         reference.clients,
         reference.seconds,
         if reference.repetitions > 1 {
@@ -94,7 +93,7 @@ pub(super) fn capacity_note(name: &str, capacity: &Capacity) -> String {
     if let Some(multi) = reference.multi_row_rows_per_s.filter(|r| *r > 0.0) {
         ways.push(format!(
             "{} rows a second in commits of {} rows{}",
-            answer::count(multi.round() as u64),
+            count(multi.round() as u64),
             reference.rows_per_commit,
             capacity
                 .knee_rps
@@ -105,8 +104,8 @@ pub(super) fn capacity_note(name: &str, capacity: &Capacity) -> String {
     if let Some(copy) = reference.copy_rows_per_s {
         ways.push(format!(
             "{} rows a second by COPY of {} rows a transaction from one connection",
-            answer::count(copy.round() as u64),
-            answer::count(u64::from(reference.copy_rows))
+            count(copy.round() as u64),
+            count(u64::from(reference.copy_rows))
         ));
     }
     if ways.is_empty() {
@@ -119,7 +118,6 @@ pub(super) fn capacity_note(name: &str, capacity: &Capacity) -> String {
 /// How fast an architecture stored its backlog, beside PostgreSQL's own
 /// COPY rate when the run measured it.
 pub(super) fn drain_note(name: &str, drain: &DrainRate) -> String {
-    use super::answer::count;
     let stored = format!(
         "**{name}** stored the backlog of the fault ({} events acknowledged before it was over) \
          at **{} events a second** over {:.2} s{}",

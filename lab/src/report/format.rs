@@ -50,7 +50,7 @@ pub(crate) fn environment() -> Environment<'static> {
     // A time after the fault: `n/a` where the figure does not apply (no
     // backlog, no fault), `never` where it applies and did not happen
     // within the run.
-    env.add_function("after", |v: Option<f64>, applies: bool| match v {
+    env.add_function("since_fault", |v: Option<f64>, applies: bool| match v {
         Some(v) => format!("{v:.1} s"),
         None if applies => "never".into(),
         None => "n/a".into(),
@@ -96,12 +96,33 @@ pub(crate) fn ms(v: Option<f64>) -> String {
     }
 }
 
+/// A count with thousands separators: `15,000`.
+pub(crate) fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub(crate) fn percent(share: f64) -> String {
+    if share > 0.0 && share < 0.001 {
+        "under 0.1 %".into()
+    } else {
+        format!("{:.1} %", 100.0 * share)
+    }
+}
+
 /// An amount of money as every part of a report prints it: whole units,
 /// a half rounded away from zero, thousands separated (`11,263`).
 pub fn money(v: f64) -> String {
     let whole = v.round();
     let sign = if whole < 0.0 { "-" } else { "" };
-    format!("{sign}{}", super::answer::count(whole.abs() as u64))
+    format!("{sign}{}", count(whole.abs() as u64))
 }
 
 /// A number as the reports print it: whole numbers without decimals, others with two.

@@ -8,7 +8,7 @@ use crate::run_folder::RunFiles;
 use crate::run_folder::Summary;
 use crate::run_folder::summary::ArchitectureSummary;
 
-use super::answer::{count, percent};
+use super::format::{count, percent};
 
 /// Where the table starts and ends in the README.
 pub const BEGIN: &str = "<!-- poc-claims: generated from docs/example-run by `FAULTLINE_BLESS=1 cargo test --test analyze poc` -->";

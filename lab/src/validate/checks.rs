@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 
+use super::faults::check_faults;
 use super::walk::quoted;
 use super::{Report, limits, parse};
 use crate::experiment::{
-    ArchitectureSettings, BrokerChoice, DatabaseChoice, DriverSetting, Experiment, FaultKind,
-    RateShape, Retries, Span,
+    ArchitectureSettings, BrokerChoice, DatabaseChoice, DriverSetting, Experiment, RateShape,
+    Retries,
 };
 use crate::spelling::closest;
 
@@ -557,182 +558,6 @@ fn check_architectures(experiment: &Experiment, report: &mut Report<'_>) {
                 None,
             );
         }
-    }
-}
-
-/// The faults: inside the run, possible on this stack, no two at once on
-/// one component.
-fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
-    let run = experiment.duration;
-    let stack = &experiment.stack;
-    let has_kafka = experiment
-        .architectures
-        .iter()
-        .any(|a| matches!(a, ArchitectureSettings::Kafka { .. }));
-    for (i, fault) in experiment.faults.iter().enumerate() {
-        let path = format!("faults[{i}]");
-        let end = Span(fault.at.0 + fault.duration.0);
-        if fault.duration.0.is_zero() {
-            report.at(
-                &format!("{path}.duration"),
-                "a fault must last more than zero".into(),
-                None,
-            );
-        }
-        if fault.at >= run {
-            report.at(
-                &format!("{path}.at"),
-                format!(
-                    "{:?} starts when the run is over (duration {run})",
-                    fault.at.to_string()
-                ),
-                None,
-            );
-        } else if end > run {
-            report.at(
-                &format!("{path}.duration"),
-                format!("the fault ends at {end}, after the run ends (duration {run})"),
-                Some(format!(
-                    "shorten it to at most {}",
-                    Span(run.0 - fault.at.0)
-                )),
-            );
-        }
-        if fault.kind.needs_local_database() && stack.database == DatabaseChoice::External {
-            report.at(
-                &format!("{path}.kind"),
-                "the database is external: the lab cannot crash, stop or freeze it".into(),
-                Some("db-latency and db-blackhole act on the link and still work".into()),
-            );
-        }
-        if let FaultKind::Command(command) = &fault.kind {
-            for (key, text) in [("start", &command.start), ("end", &command.end)] {
-                if text.trim().is_empty() {
-                    report.at(
-                        &format!("{path}.{key}"),
-                        "the command is empty".into(),
-                        Some("give a shell command, e.g. \"kubectl apply -f fault.yaml\"".into()),
-                    );
-                }
-            }
-            if command.timeout.0.is_zero() {
-                report.at(
-                    &format!("{path}.timeout"),
-                    "a timeout of zero kills every command".into(),
-                    None,
-                );
-            }
-        }
-        match fault.kind {
-            FaultKind::BrokerLatency { .. }
-            | FaultKind::BrokerBlackhole
-            | FaultKind::ConsumerPartition
-                if has_kafka && stack.broker == BrokerChoice::External =>
-            {
-                report.at(
-                    &format!("{path}.kind"),
-                    "the broker is external: its clients reach it at the addresses it \
-                     advertises, not through the lab's proxy"
-                        .into(),
-                    Some("a `command` fault can act on its network".into()),
-                )
-            }
-            FaultKind::BrokerKill
-            | FaultKind::BrokerLatency { .. }
-            | FaultKind::BrokerBlackhole
-            | FaultKind::ConsumerPartition
-            | FaultKind::ConsumerKill
-                if !has_kafka =>
-            {
-                report.at(
-                    &format!("{path}.kind"),
-                    "no architecture uses a broker or a consumer".into(),
-                    None,
-                )
-            }
-            FaultKind::BrokerKill if stack.broker == BrokerChoice::External => report.at(
-                &format!("{path}.kind"),
-                "the broker is external: the lab cannot kill it".into(),
-                None,
-            ),
-            _ => {}
-        }
-    }
-    if let Some(jitter) = experiment.fault_jitter {
-        check_jitter(experiment, jitter, report);
-    }
-    for (i, a) in experiment.faults.iter().enumerate() {
-        for (j, b) in experiment.faults.iter().enumerate().skip(i + 1) {
-            let overlap = a.at.0 < b.at.0 + b.duration.0 && b.at.0 < a.at.0 + a.duration.0;
-            if !overlap {
-                continue;
-            }
-            // Commands act on what they say; the lab cannot tell.
-            if matches!(a.kind, FaultKind::Command(_)) || matches!(b.kind, FaultKind::Command(_)) {
-                continue;
-            }
-            if std::mem::discriminant(&a.kind) == std::mem::discriminant(&b.kind) {
-                report.at(
-                    &format!("faults[{j}].at"),
-                    format!("overlaps faults[{i}], a fault of the same kind"),
-                    None,
-                );
-            } else if a.kind.target() == b.kind.target() {
-                report.at(
-                    &format!("faults[{j}].at"),
-                    format!(
-                        "overlaps faults[{i}] ({}), which also acts on {}: one would end the other early",
-                        a.kind.name(),
-                        a.kind.target()
-                    ),
-                    Some(format!(
-                        "start it at {} or later",
-                        Span(a.at.0 + a.duration.0)
-                    )),
-                );
-            }
-        }
-    }
-}
-
-/// `fault_jitter` moves every fault by up to its length either way: each
-/// must still start after the run does and end before it is over.
-fn check_jitter(experiment: &Experiment, jitter: Span, report: &mut Report<'_>) {
-    let run = experiment.duration.0;
-    if experiment.faults.is_empty() {
-        report.at(
-            "fault_jitter",
-            "there is no fault to move".into(),
-            Some("add a [[faults]] entry, or remove fault_jitter".into()),
-        );
-        return;
-    }
-    let first = experiment.faults.iter().map(|f| f.at.0).min();
-    let last = experiment
-        .faults
-        .iter()
-        .map(|f| f.at.0 + f.duration.0)
-        .max();
-    if let Some(first) = first.filter(|first| *first < jitter.0) {
-        report.at(
-            "fault_jitter",
-            format!(
-                "{jitter} either way could move the first fault (at {}) before the run starts",
-                Span(first)
-            ),
-            Some(format!("give at most {}", Span(first))),
-        );
-    }
-    if let Some(last) = last.filter(|last| *last + jitter.0 > run) {
-        report.at(
-            "fault_jitter",
-            format!(
-                "{jitter} either way could move the last fault's end ({}) past the run's end ({})",
-                Span(last),
-                Span(run)
-            ),
-            Some(format!("give at most {}", Span(run.saturating_sub(last)))),
-        );
     }
 }
 

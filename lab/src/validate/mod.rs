@@ -17,6 +17,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 mod checks;
+mod faults;
 mod schema;
 mod walk;
 
