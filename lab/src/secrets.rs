@@ -4,9 +4,29 @@
 
 use crate::experiment::Experiment;
 
+/// Words in a Kafka client property's name (in any case) that say its
+/// value is a credential.
+const CREDENTIAL_WORDS: [&str; 7] = [
+    "password",
+    "secret",
+    "key",
+    "jaas",
+    "token",
+    "credential",
+    "oauthbearer",
+];
+
+/// Whether the Kafka client property `key` holds a credential.
+pub fn is_credential(key: &str) -> bool {
+    let key = key.to_lowercase();
+    CREDENTIAL_WORDS.iter().any(|word| key.contains(word))
+}
+
 /// The passwords in a scenario's addresses
-/// (`postgres://user:PASSWORD@host/db`, `…?password=PASSWORD`), to keep out
-/// of what is shared: the reports.
+/// (`postgres://user:PASSWORD@host/db`, `…?password=PASSWORD`,
+/// `host=… password=PASSWORD`), its credentials among its Kafka client
+/// properties, and the same in every value its sweep gives them, to keep
+/// out of what is shared: the reports, the run and sweep folders, messages.
 pub fn secrets(experiment: &Experiment) -> Vec<String> {
     let stack = &experiment.stack;
     // As written and as expanded from the environment.
@@ -16,7 +36,11 @@ pub fn secrets(experiment: &Experiment) -> Vec<String> {
     ]
     .into_iter()
     .flatten()
-    .flat_map(|text| [text.to_string(), expanded(text)])
+    .map(str::to_string)
+    .chain(swept_strings(experiment, |key| {
+        key.ends_with("database_url") || key.ends_with("bootstrap_servers")
+    }))
+    .flat_map(|text| [expanded(&text), text])
     .collect();
     let mut secrets: Vec<String> = addresses
         .iter()
@@ -29,14 +53,13 @@ pub fn secrets(experiment: &Experiment) -> Vec<String> {
         stack
             .kafka
             .iter()
-            .filter(|(key, value)| {
-                !value.is_empty()
-                    && ["password", "secret", "key", "jaas", "token", "credential"]
-                        .iter()
-                        .any(|word| key.contains(word))
-            })
-            .flat_map(|(_, value)| [value.clone(), expanded(value)])
-            .filter(|secret| !secret.starts_with("${")),
+            .filter(|(key, value)| !value.is_empty() && is_credential(key))
+            .map(|(_, value)| value.clone())
+            .chain(swept_strings(experiment, |key| {
+                key.contains("kafka") && is_credential(key)
+            }))
+            .flat_map(|value| [expanded(&value), value])
+            .filter(|secret| !secret.is_empty() && !secret.starts_with("${")),
     );
     secrets.sort();
     secrets.dedup();
@@ -45,16 +68,37 @@ pub fn secrets(experiment: &Experiment) -> Vec<String> {
     secrets
 }
 
-/// The passwords written in one address.
+/// Every text value the scenario's sweep gives a key that `which` picks.
+fn swept_strings(experiment: &Experiment, which: impl Fn(&str) -> bool) -> Vec<String> {
+    experiment
+        .sweep
+        .iter()
+        .flat_map(|sweep| &sweep.parameters)
+        .filter(|parameter| which(&parameter.key))
+        .flat_map(|parameter| &parameter.values)
+        .filter_map(|value| value.as_str().map(str::to_string))
+        .collect()
+}
+
+/// The passwords written in one address: a URL's (its user information
+/// ends at the last `@` before the query, so a password may hold a `/`),
+/// its query's `password=`, and a connection string's `password=`.
 pub fn passwords_in(url: &str) -> Vec<String> {
     let mut found = Vec::new();
     if let Some((_, rest)) = url.split_once("://") {
-        let authority = rest.split(['/', '?']).next().unwrap_or_default();
-        if let Some((userinfo, _)) = authority.rsplit_once('@')
+        let before_query = rest.split('?').next().unwrap_or_default();
+        if let Some((userinfo, _)) = before_query.rsplit_once('@')
             && let Some((_, password)) = userinfo.split_once(':')
         {
             found.push(password.to_string());
         }
+    } else {
+        // `host=db user=app password=...`, libpq's keyword form.
+        found.extend(
+            url.split_whitespace()
+                .filter_map(|pair| pair.strip_prefix("password="))
+                .map(|p| p.trim_matches(['\'', '"']).to_string()),
+        );
     }
     if let Some((_, query)) = url.split_once('?') {
         found.extend(

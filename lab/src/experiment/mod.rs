@@ -255,8 +255,9 @@ pub struct StackSettings {
     /// librdkafka properties for every Kafka client, the services' and the
     /// lab's own, e.g. a managed cluster's `"security.protocol" =
     /// "SASL_SSL"`, `"sasl.mechanism" = "PLAIN"`, `"sasl.username"`,
-    /// `"sasl.password"`. Values of keys naming a password, secret or key
-    /// are kept out of every file of the run folder.
+    /// `"sasl.password"`. Values of keys naming (in any case) a password,
+    /// secret, key, token, JAAS or OAUTHBEARER configuration or credential
+    /// are kept out of every file of the run folder, and out of messages.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub kafka: BTreeMap<String, String>,
 }

@@ -208,6 +208,13 @@ pub fn written(value: &Json) -> String {
     }
 }
 
+/// A value as a sweep's folder names, messages and tables show it: as
+/// written, any password in it (an address swept) replaced by `****`.
+pub fn shown(value: &Json) -> String {
+    let text = written(value);
+    crate::secrets::redact(&text, &crate::secrets::passwords_in(&text))
+}
+
 /// A value as a number for a chart's axis: durations in seconds.
 pub fn numeric(value: &Json) -> Option<f64> {
     match value {
@@ -235,7 +242,7 @@ impl Point {
             .keys
             .iter()
             .zip(&self.values)
-            .map(|(key, value)| format!("{}-{}", key.leaf(), written(value)))
+            .map(|(key, value)| format!("{}-{}", key.leaf(), shown(value)))
             .collect();
         let name: String = format!("p{:02}-{}", self.index + 1, label.join("_"))
             .chars()
@@ -255,7 +262,7 @@ impl Point {
         grid.written
             .iter()
             .zip(&self.values)
-            .map(|(key, value)| format!("{key} = {}", written(value)))
+            .map(|(key, value)| format!("{key} = {}", shown(value)))
             .collect::<Vec<_>>()
             .join(", ")
     }

@@ -333,4 +333,61 @@ fn passwords_in_addresses_are_found_and_redacted() {
     );
     experiment.stack.database_url = Some("postgres://app@db/rides".into());
     assert!(secrets(&experiment).is_empty());
+    // A password holding a `/` is found whole.
+    experiment.stack.database_url = Some("postgres://app:ab/cd@db:5432/rides".into());
+    assert_eq!(secrets(&experiment), ["ab/cd"]);
+    // libpq's keyword form.
+    experiment.stack.database_url = Some("host=db user=app password='pw 1x' dbname=r".into());
+    assert_eq!(
+        passwords_in("host=db user=app password=pw1x dbname=r"),
+        ["pw1x"]
+    );
+    experiment.stack.database_url = None;
+    // Kafka credentials, whatever the case of their name, OAUTHBEARER's too.
+    experiment
+        .stack
+        .kafka
+        .insert("SASL.PASSWORD".into(), "Upper-Case-Secret".into());
+    experiment.stack.kafka.insert(
+        "sasl.oauthbearer.config".into(),
+        "principal=svc scope=all".into(),
+    );
+    experiment
+        .stack
+        .kafka
+        .insert("security.protocol".into(), "SASL_SSL".into());
+    let found = secrets(&experiment);
+    assert!(
+        found.contains(&"Upper-Case-Secret".to_string()),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&"principal=svc scope=all".to_string()),
+        "{found:?}"
+    );
+    assert!(!found.contains(&"SASL_SSL".to_string()), "{found:?}");
+}
+
+/// A password in a swept address is a secret of the scenario, and the
+/// sweep's folder names and descriptions of its points leave it out.
+#[test]
+fn a_password_in_a_swept_value_stays_out_of_the_sweeps_names() {
+    let text = "name = \"s\"\nduration = \"10s\"\n\
+        [stack]\ndatabase = \"external\"\ndatabase_url = \"postgres://app:base-pw@db/r\"\n\
+        [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
+        [sweep]\nparameters = [{ key = \"stack.database_url\", values = \
+        [\"postgres://app:first-pw@db1/r\", \"postgres://app:second/pw@db2/r\"] }]\n";
+    let experiment = crate::validate::parse(text, "s.toml").expect("a valid sweep");
+    let found = secrets(&experiment);
+    for password in ["base-pw", "first-pw", "second/pw"] {
+        assert!(found.contains(&password.to_string()), "{found:?}");
+    }
+    assert!(!redact(text, &found).contains("pw@"));
+    let grid = crate::plan::grid::Grid::of(&experiment).unwrap();
+    for point in &grid.points {
+        let (folder, described) = (point.folder(&grid), point.describe(&grid));
+        assert!(!folder.contains("pw"), "{folder}");
+        assert!(!described.contains("pw"), "{described}");
+        assert!(described.contains("****@db"), "{described}");
+    }
 }

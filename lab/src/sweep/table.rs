@@ -11,7 +11,7 @@ use polars::prelude::*;
 use crate::catalogue::{self, FIGURES};
 use crate::crossing::{self, BreakEven, Subject, Value};
 use crate::experiment::{Experiment, SweepMode};
-use crate::plan::grid::{Grid, Point, numeric, written};
+use crate::plan::grid::{Grid, Point, numeric, shown};
 use crate::run_folder::summary::{Estimate, RepetitionFigures};
 use crate::run_folder::sweep::{POINTS, PointSummary, RUNS, SCHEMA, SWEEP_JSON, SweepSummary};
 use crate::run_folder::{self, Manifest, Summary};
@@ -76,7 +76,7 @@ fn read_point(runs: &Path, grid: &Grid, point: &Point, seed: u64) -> PointSummar
     let mut summary = PointSummary {
         point: point.index + 1,
         folder,
-        values: point.values.iter().map(written).collect(),
+        values: point.values.iter().map(shown).collect(),
         numbers: point.values.iter().map(numeric).collect(),
         status: None,
         failed_hypotheses: 0,

@@ -65,7 +65,7 @@ pub(super) fn check_sweep(experiment: &Experiment, report: &mut Report<'_>) {
                         format!(
                             "{} = {}: {}",
                             grid.written[i],
-                            crate::plan::grid::written(value),
+                            crate::plan::grid::shown(value),
                             problem.message
                         ),
                     )
