@@ -1,6 +1,6 @@
 //! A scenario's `[sweep]` lowered to its grid of points, each an ordinary
-//! scenario. Pure: [`crate::validate`] checks every point with it before a
-//! sweep starts, and [`crate::sweep`] runs them.
+//! scenario. Pure: validation checks every point with it before a
+//! sweep starts, and `faultline sweep` runs them.
 
 use std::fmt;
 use std::str::FromStr;

@@ -66,7 +66,7 @@ pub struct Plan {
     pub drain_timeout: Duration,
     pub stack: StackPlan,
     /// Before each repetition's load, how long PostgreSQL alone stores rows
-    /// each way, the capacity's references ([`crate::reference`]).
+    /// each way, the capacity's references (measured by `reference.rs`).
     #[serde(
         rename = "reference_s",
         skip_serializing_if = "Option::is_none",

@@ -3,7 +3,7 @@
 //! driver), [`MetricRow`] (`metrics.parquet`, scraped), [`StoredRow`]
 //! (`stored.parquet`, the database audit) and [`FaultRecord`]
 //! (`faults.parquet`). The writers depend on these types, never the
-//! reverse; [`super::frames`] names their columns.
+//! reverse; `frames.rs` names their columns.
 
 use serde::Serialize;
 

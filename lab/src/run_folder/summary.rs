@@ -385,7 +385,7 @@ pub struct Estimate {
 }
 
 /// The headline figures of each repetition, summarised: one estimate per
-/// figure of [`crate::catalogue::FIGURES`], under its name.
+/// figure of the catalogue (`catalogue.rs`), under its name.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct Repetitions {
     pub count: usize,
