@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::join::Request;
 use crate::collect::LAB_CPU;
+use crate::experiment::{ArchitectureSettings, Experiment};
 use crate::run_folder::frames::MetricColumns;
 use crate::run_folder::rows::Process;
 use crate::run_folder::summary::ProcessCpu;
@@ -22,6 +23,23 @@ pub struct Users {
 }
 
 impl Users {
+    /// The scenario's architectures, and those of them that go through the
+    /// broker (the Kafka paths).
+    pub fn from_scenario(experiment: &Experiment) -> Self {
+        let names = |kafka_only: bool| {
+            experiment
+                .architectures
+                .iter()
+                .filter(|a| !kafka_only || matches!(a, ArchitectureSettings::Kafka { .. }))
+                .map(|a| a.name().to_string())
+                .collect()
+        };
+        Self {
+            architectures: names(false),
+            brokered: names(true),
+        }
+    }
+
     /// The architectures whose requests `process` of `architecture`
     /// (empty: shared) is charged to.
     pub fn of<'a>(&'a self, architecture: &'a str, process: &str) -> Vec<&'a str> {

@@ -27,7 +27,7 @@ use std::path::Path;
 
 use faultline_services::breaker::BreakerState;
 
-use crate::experiment::{ArchitectureSettings, Experiment, Phase};
+use crate::experiment::{Experiment, Phase};
 use crate::run_folder::frames::MetricColumns;
 use crate::run_folder::summary::{
     ArchitectureSummary, ControlSummary, RepetitionFigures, Repetitions, windows_of,
@@ -95,22 +95,9 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         join::audit_plan(files),
     ])?;
     let mut requests = join::requests(&rows)?;
-    let names: Vec<String> = experiment
-        .architectures
-        .iter()
-        .map(|a| a.name().to_string())
-        .collect();
     let metrics = MetricColumns::of(&files.metrics)?;
     let cpu_readings = cpu::readings(&metrics);
-    let users = cpu::Users {
-        architectures: names.clone(),
-        brokered: experiment
-            .architectures
-            .iter()
-            .filter(|a| matches!(a, ArchitectureSettings::Kafka { .. }))
-            .map(|a| a.name().to_string())
-            .collect(),
-    };
+    let users = cpu::Users::from_scenario(experiment);
     let faulted: Vec<u32> = (0..repetitions).collect();
     let cpu = cpu::per_process(&cpu_readings, &requests, &users, &faulted);
     let mut capacity = capacity::per_architecture(
@@ -189,19 +176,12 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         delays_of.push((name, delays));
     }
     let hypotheses = verdicts::judge(&experiment.hypotheses, &architectures);
-    let curves: Vec<cost::BudgetCurve> = delays_of
-        .iter()
-        .filter_map(|(name, delays)| {
-            let a = architectures.get(*name)?;
-            Some(cost::BudgetCurve {
-                name,
-                failed_and_lost: a.totals.failed + a.lost,
-                delays_us: delays,
-                outages: repetitions as usize,
-            })
-        })
-        .collect();
-    let budget_break_even = cost::break_even_by_budget(&experiment.economics, &curves);
+    let budget_break_even = budget_break_even(
+        &experiment.economics,
+        &architectures,
+        &delays_of,
+        repetitions as usize,
+    );
     Ok(Analysis {
         summary: Summary {
             schema: run_folder::summary::SCHEMA,
@@ -220,6 +200,30 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         series,
         freshness_cdf,
     })
+}
+
+/// Which architecture costs less at each staleness budget, for every pair:
+/// each one's failed and lost events (from its figures) and the delays of
+/// its stored events (`delays_of`, sorted), over `outages` repetitions.
+fn budget_break_even(
+    economics: &crate::experiment::Economics,
+    architectures: &BTreeMap<String, ArchitectureSummary>,
+    delays_of: &[(&str, Vec<u64>)],
+    outages: usize,
+) -> Vec<crate::run_folder::summary::BudgetBreakEven> {
+    let curves: Vec<cost::BudgetCurve> = delays_of
+        .iter()
+        .filter_map(|(name, delays)| {
+            let a = architectures.get(*name)?;
+            Some(cost::BudgetCurve {
+                name,
+                failed_and_lost: a.totals.failed + a.lost,
+                delays_us: delays,
+                outages,
+            })
+        })
+        .collect();
+    cost::break_even_by_budget(economics, &curves)
 }
 
 /// What every architecture's figures are computed against.
