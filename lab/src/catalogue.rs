@@ -4,10 +4,7 @@
 //! repetitions' estimates in `summary.json` are all derived from
 //! [`FIGURES`].
 //!
-//! Adding a figure: compute it in the analysis into
-//! [`RepetitionFigures`] (and [`ArchitectureSummary`] where it is pooled),
-//! add its estimate's slot to [`Repetitions`], a [`Metric`] that names it
-//! in hypotheses, and one entry here.
+//! How to add a figure is the crate's recipe (`lib.rs`, "Recipes").
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

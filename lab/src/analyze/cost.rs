@@ -171,8 +171,9 @@ impl BudgetBreakEven {
     }
 }
 
-/// A staleness budget as a sentence reads it.
-fn show(s: f64) -> String {
+/// A time in seconds as a sentence reads it: `8.3 s`, `2.5 min` from two
+/// minutes on.
+pub fn seconds(s: f64) -> String {
     if s >= 120.0 {
         format!("{:.1} min", s / 60.0)
     } else {
@@ -187,7 +188,7 @@ fn show(s: f64) -> String {
 fn sentence(a: &str, b: &str, ranges: &[BudgetRange]) -> String {
     let mut shown: Vec<BudgetRange> = Vec::new();
     for range in ranges {
-        if range.cheaper.is_none() && show(range.from_s) == show(range.to_s) {
+        if range.cheaper.is_none() && seconds(range.from_s) == seconds(range.to_s) {
             continue;
         }
         match shown.last_mut() {
@@ -206,7 +207,7 @@ fn sentence(a: &str, b: &str, ranges: &[BudgetRange]) -> String {
     let (Some(first), Some(last)) = (ranges.first(), ranges.last()) else {
         return String::new();
     };
-    let span = format!("from {} to {}", show(first.from_s), show(last.to_s));
+    let span = format!("from {} to {}", seconds(first.from_s), seconds(last.to_s));
     if ranges.len() == 1 {
         return match &first.cheaper {
             Some(lower) => {
@@ -218,11 +219,11 @@ fn sentence(a: &str, b: &str, ranges: &[BudgetRange]) -> String {
     }
     let stretch = |r: &BudgetRange| {
         if r.from_s == first.from_s {
-            format!("below {}", show(r.to_s))
+            format!("below {}", seconds(r.to_s))
         } else if r.to_s == last.to_s {
-            format!("from {} up", show(r.from_s))
+            format!("from {} up", seconds(r.from_s))
         } else {
-            format!("from {} to {}", show(r.from_s), show(r.to_s))
+            format!("from {} to {}", seconds(r.from_s), seconds(r.to_s))
         }
     };
     let of = |who: Option<&str>| {

@@ -4,17 +4,10 @@
 //! how sure that is.
 
 use super::format::{count, percent};
+use crate::analyze::cost::seconds;
 use crate::experiment::Phase;
 use crate::run_folder::Summary;
 use crate::run_folder::summary::ArchitectureSummary;
-
-fn seconds(s: f64) -> String {
-    if s >= 120.0 {
-        format!("{:.1} min", s / 60.0)
-    } else {
-        format!("{s:.1} s")
-    }
-}
 
 /// What happened to one architecture's users and data, in one sentence.
 fn sentence(name: &str, a: &ArchitectureSummary, staleness: &str) -> String {
