@@ -44,6 +44,7 @@ async fn measure(url: &str, rate: f64, seconds: u64, streams: u16) {
         let driver = load::Driver {
             architecture: stream,
             url: url.to_string(),
+            own: None,
             schedule: schedule.clone(),
             settings: DriverSettings {
                 timeout: Duration::from_secs(5),

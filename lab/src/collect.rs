@@ -431,6 +431,42 @@ pub async fn audit(database_url: &str) -> Result<Vec<StoredRow>, AuditError> {
         .map_err(AuditError::Query)
 }
 
+/// What a `service` architecture's audit query finds: each row's
+/// `event_id` as text and `stored_at` in Unix microseconds (a `timestamp`
+/// read as UTC, the lab's database's zone).
+pub async fn audit_query(database_url: &str, query: &str) -> Result<Vec<(String, i64)>, AuditError> {
+    let client = connect(database_url).await?;
+    let query = query.trim().trim_end_matches(';');
+    let rows = client
+        .query(
+            &format!(
+                "SELECT event_id::text,
+                        (extract(epoch FROM stored_at::timestamptz) * 1000000)::int8
+                 FROM ({query}) AS faultline_audit
+                 WHERE event_id IS NOT NULL AND stored_at IS NOT NULL"
+            ),
+            &[],
+        )
+        .await
+        .map_err(AuditError::Query)?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// How many rows a `service` architecture's audit query finds, for the
+/// drain.
+pub async fn audit_count(database_url: &str, query: &str) -> Result<u64, AuditError> {
+    let client = connect(database_url).await?;
+    let query = query.trim().trim_end_matches(';');
+    let row = client
+        .query_one(
+            &format!("SELECT count(*) FROM ({query}) AS faultline_audit"),
+            &[],
+        )
+        .await
+        .map_err(AuditError::Query)?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
 /// Stored events per `stored_by`, for the drain.
 pub async fn stored_counts(database_url: &str) -> Result<HashMap<String, i64>, AuditError> {
     let client = connect(database_url).await?;

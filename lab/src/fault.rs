@@ -8,7 +8,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use faultline_services::consumer;
-use faultline_stack::{ProbeError, ProxyMode, StackError};
+use faultline_stack::{ProbeError, Program, ProxyMode, StackError};
 use tokio_util::sync::CancellationToken;
 
 use crate::experiment::{CommandFault, FaultKind};
@@ -95,6 +95,16 @@ pub fn check(faults: &[FaultSpec], stack: &LabStack) -> Result<(), Unsupported> 
             }
             FaultKind::ConsumerKill | FaultKind::ConsumerPartition if stack.kafka.is_empty() => {
                 "no architecture has a consumer"
+            }
+            FaultKind::ProcessKill {
+                ref architecture,
+                ref process,
+            } if !stack
+                .services
+                .iter()
+                .any(|s| &s.name == architecture && s.processes.iter().any(|(p, _)| p == process)) =>
+            {
+                "no service architecture has that process"
             }
             _ => continue,
         };
@@ -208,6 +218,10 @@ pub async fn inject(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRe
             }
             Ok(())
         }
+        FaultKind::ProcessKill {
+            architecture,
+            process,
+        } => program_of(stack, architecture, process).map(Program::kill),
         FaultKind::Command(command) => {
             let ran = shell(&command.start, command.timeout.0, stack).await;
             record.note(format!("start: {ran}"));
@@ -272,6 +286,13 @@ pub async fn end(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRecor
                 }
                 Ok(())
             }
+            FaultKind::ProcessKill {
+                architecture,
+                process,
+            } => program_of(stack, architecture, process)?
+                .restart()
+                .await
+                .map(drop),
             FaultKind::Command(command) => {
                 let ran = shell(&command.end, command.timeout.0, stack).await;
                 record.note(format!("end: {ran}"));
@@ -482,6 +503,31 @@ async fn timed_query(url: &str, limit: Duration) -> Result<Duration, Unverified>
     Ok(crate::stack::query_time(url, limit).await?)
 }
 
+/// The process `process` of the `service` architecture `architecture`.
+fn program_of<'a>(
+    stack: &'a mut LabStack,
+    architecture: &str,
+    process: &str,
+) -> Result<&'a mut Program, StackError> {
+    stack
+        .services
+        .iter_mut()
+        .find(|s| s.name == architecture)
+        .and_then(|s| s.process_mut(process))
+        .ok_or_else(|| StackError::Failed {
+            what: format!("{architecture}/{process}"),
+            detail: "no such process".into(),
+        })
+}
+
+/// Whether a program runs and passes its readiness probe.
+async fn probe(program: &mut Program) -> Result<(), Unverified> {
+    program
+        .probe()
+        .await
+        .map_err(|why| ProbeError::Failed(why).into())
+}
+
 /// Whether a service answers 200 on `/healthz`.
 async fn healthy(addr: std::net::SocketAddr) -> Result<(), Unverified> {
     match faultline_stack::services::get(addr, "/healthz", Duration::from_secs(2)).await {
@@ -612,6 +658,14 @@ async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Unv
             }
             Ok(())
         }
+        FaultKind::ProcessKill {
+            architecture,
+            process,
+        } => {
+            let program =
+                program_of(stack, architecture, process).map_err(|_| Unverified::Missing("process"))?;
+            until(EFFECT_LIMIT, async || probe(program).await, Result::is_err).await
+        }
         FaultKind::Command(command) => {
             let limit = EFFECT_LIMIT.max(command.timeout.0);
             match &command.verify {
@@ -721,6 +775,14 @@ async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), U
                 until(RECOVERY_LIMIT, async || healthy(addr).await, Result::is_ok).await?;
             }
             Ok(())
+        }
+        FaultKind::ProcessKill {
+            architecture,
+            process,
+        } => {
+            let program =
+                program_of(stack, architecture, process).map_err(|_| Unverified::Missing("process"))?;
+            until(RECOVERY_LIMIT, async || probe(program).await, Result::is_ok).await
         }
         FaultKind::Command(command) => match &command.verify {
             Some(verify) => {

@@ -43,6 +43,7 @@
 //! - [`shutdown`]: Ctrl-C once to stop a run, twice to hurry its teardown
 //! - [`clean`]: finds and stops what a killed runner left behind
 //! - [`spelling`]: "did you mean" for misspelt keys and names
+//! - [`template`]: the `{{ name }}` templates of a `service` architecture
 //!
 //! # Recipes
 //!
@@ -94,6 +95,7 @@ pub mod stack;
 pub mod stats;
 pub mod sweep;
 pub mod synthetic;
+pub mod template;
 pub mod validate;
 
 use std::path::Path;

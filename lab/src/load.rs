@@ -22,7 +22,9 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::experiment::service::{RequestSettings, vars};
 use crate::plan::DriverSettings;
+use crate::template::Template;
 use crate::run_folder::rows::{Outcome, Row};
 
 /// Live counts of one architecture, for progress lines.
@@ -33,13 +35,77 @@ pub struct Counters {
     pub failed: AtomicU64,
 }
 
+/// A `service` architecture's own request: each event filled into its
+/// path and body, sent to its process; the statuses in `ok` acknowledge.
+#[derive(Debug, Clone)]
+pub struct OwnRequest {
+    pub method: hyper::Method,
+    pub path: Template,
+    pub body: Template,
+    pub content_type: String,
+    /// 2xx statuses only (validation sees to it).
+    pub ok: Vec<u16>,
+}
+
+impl OwnRequest {
+    /// The request a scenario declares (checked when it was validated).
+    pub fn of(settings: &RequestSettings) -> Result<Self, String> {
+        let template = |text: &str| Template::parse(text).map_err(|e| e.to_string());
+        Ok(Self {
+            method: settings
+                .method
+                .parse()
+                .map_err(|_| format!("{:?} is not an HTTP method", settings.method))?,
+            path: template(&settings.path)?,
+            body: template(&settings.body)?,
+            content_type: settings.content_type.clone(),
+            ok: settings.ok.clone(),
+        })
+    }
+
+    /// The path and body of `event`.
+    pub fn fill(&self, event: &LocationEvent) -> (String, String) {
+        let sent_at = event.sent_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let write = |name: &str, out: &mut String| {
+            use std::fmt::Write;
+            let _ = match name {
+                vars::EVENT_ID => write!(out, "{}", event.event_id),
+                vars::EVENT_DRIVER_ID => write!(out, "{}", event.driver_id),
+                vars::EVENT_LAT => write!(out, "{}", event.lat),
+                vars::EVENT_LNG => write!(out, "{}", event.lng),
+                vars::EVENT_SENT_AT => write!(out, "{sent_at}"),
+                _ => Ok(()),
+            };
+        };
+        let mut path = String::new();
+        self.path.fill_into(&mut path, write);
+        let mut body = String::new();
+        self.body.fill_into(&mut body, write);
+        (path, body)
+    }
+
+    /// How an answer with `status` ends the request.
+    fn outcome(&self, status: u16) -> Outcome {
+        let outcome = Outcome::Status(status);
+        if outcome.ok() && !self.ok.contains(&status) {
+            Outcome::NotAcknowledged(status)
+        } else {
+            outcome
+        }
+    }
+}
+
 /// The load of one architecture.
 #[derive(Debug, Clone)]
 pub struct Driver {
     /// The architecture's number in the rows.
     pub architecture: u16,
-    /// Where events are POSTed.
+    /// Where events are POSTed; with `own`, the process's base URL
+    /// (`http://host:port`).
     pub url: String,
+    /// A `service` architecture's own request, in place of the event's
+    /// JSON.
+    pub own: Option<Arc<OwnRequest>>,
     /// Send times from the clock's start.
     pub schedule: Arc<Vec<Duration>>,
     pub settings: DriverSettings,
@@ -69,6 +135,7 @@ async fn drive(
     let Driver {
         architecture,
         url,
+        own,
         schedule,
         settings,
         counters,
@@ -78,7 +145,7 @@ async fn drive(
         .pool_idle_timeout(Duration::from_secs(30))
         .build_http();
     let permits = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
-    let url: hyper::Uri = url.parse().expect("a valid URL");
+    let url: Arc<str> = url.into();
     let since = move |t: Instant| t.saturating_duration_since(t0).as_micros() as u64;
     let settings = Arc::new(settings);
     // Pacing runs on a thread of its own: an OS sleep wakes within tens of
@@ -115,12 +182,13 @@ async fn drive(
                     seq += 1;
                     continue;
                 };
-                let (client, url, rows, counters, settings) = (
+                let (client, url, rows, counters, settings, own) = (
                     client.clone(),
                     url.clone(),
                     rows.clone(),
                     counters.clone(),
                     settings.clone(),
+                    own.clone(),
                 );
                 let request_seq = seq as u64;
                 tasks.spawn_on(
@@ -133,7 +201,12 @@ async fn drive(
                         event.sent_at = chrono::Utc::now();
                         let outcome = loop {
                             attempts += 1;
-                            let outcome = post(&client, &url, &event, settings.timeout).await;
+                            let outcome = match &own {
+                                None => post(&client, &url, &event, settings.timeout).await,
+                                Some(own) => {
+                                    send(&client, &url, own, &event, settings.timeout).await
+                                }
+                            };
                             if !outcome.retriable() || attempts > settings.retries.max_retries {
                                 break outcome;
                             }
@@ -188,14 +261,45 @@ pub(crate) fn sleep_until(due: std::time::Instant, cancel: &CancellationToken) -
 
 async fn post(
     client: &Client<HttpConnector, Full<Bytes>>,
-    url: &hyper::Uri,
+    url: &str,
     event: &LocationEvent,
     timeout: Duration,
 ) -> Outcome {
-    let request = hyper::Request::post(url.clone())
+    let request = hyper::Request::post(url)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(event.to_json())))
         .expect("a valid request");
+    exchange(client, request, timeout, Outcome::Status).await
+}
+
+/// A `service` architecture's own request for `event`, to `base`.
+async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    base: &str,
+    own: &OwnRequest,
+    event: &LocationEvent,
+    timeout: Duration,
+) -> Outcome {
+    let (path, body) = own.fill(event);
+    let request = hyper::Request::builder()
+        .method(own.method.clone())
+        .uri(format!("{base}{path}"))
+        .header("content-type", own.content_type.as_str())
+        .body(Full::new(Bytes::from(body)));
+    // A path the event made unusable is the request's failure, not the
+    // driver's.
+    let Ok(request) = request else {
+        return Outcome::Status(400);
+    };
+    exchange(client, request, timeout, |status| own.outcome(status)).await
+}
+
+async fn exchange(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    request: hyper::Request<Full<Bytes>>,
+    timeout: Duration,
+    outcome: impl Fn(u16) -> Outcome,
+) -> Outcome {
     let exchange = async {
         let response = client.request(request).await?;
         let status = response.status().as_u16();
@@ -204,7 +308,7 @@ async fn post(
         Ok::<_, hyper_util::client::legacy::Error>(status)
     };
     match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok(status)) => Outcome::Status(status),
+        Ok(Ok(status)) => outcome(status),
         Ok(Err(error)) if is_refused(&error) => Outcome::Refused,
         Ok(Err(_)) => Outcome::Connection,
         Err(_) => Outcome::Timeout,

@@ -607,6 +607,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
     let driver = load::Driver {
         architecture: 0,
         url: args.url,
+        own: None,
         schedule,
         settings: faultline::plan::DriverSettings {
             timeout: args.timeout,

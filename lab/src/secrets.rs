@@ -61,6 +61,25 @@ pub fn secrets(experiment: &Experiment) -> Vec<String> {
             .flat_map(|value| [expanded(&value), value])
             .filter(|secret| !secret.is_empty() && !secret.starts_with("${")),
     );
+    // A service's environment values that hold a credential, written
+    // literally or taken from the environment (a template the lab fills,
+    // `{{ db.password }}`, is not itself a secret).
+    secrets.extend(
+        experiment
+            .architectures
+            .iter()
+            .filter_map(|a| match a {
+                crate::experiment::ArchitectureSettings::Service { processes, .. } => {
+                    Some(processes)
+                }
+                _ => None,
+            })
+            .flatten()
+            .flat_map(|process| &process.env)
+            .filter(|(key, value)| is_credential(key) && !value.trim_start().starts_with("{{"))
+            .flat_map(|(_, value)| [expanded(value), value.clone()])
+            .filter(|secret| !secret.is_empty() && !secret.starts_with("${")),
+    );
     secrets.sort();
     secrets.dedup();
     // Longest first, so that a secret inside another is not half-redacted.

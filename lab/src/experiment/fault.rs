@@ -50,6 +50,9 @@ pub enum FaultKind {
     ConsumerPartition,
     /// SIGKILL to the consumers; restart.
     ConsumerKill,
+    /// SIGKILL to one process of a `service` architecture (with everything
+    /// it started); restart with the same command and port.
+    ProcessKill { architecture: String, process: String },
     /// Shell commands on the run's clock: any chaos tool as a fault.
     Command(CommandFault),
 }
@@ -76,7 +79,7 @@ pub struct CommandFault {
 
 impl FaultKind {
     /// Every kind (settings at their defaults).
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::DbCrash,
         FaultKind::DbStop,
         FaultKind::DbFreeze,
@@ -93,6 +96,10 @@ impl FaultKind {
         FaultKind::BrokerBlackhole,
         FaultKind::ConsumerPartition,
         FaultKind::ConsumerKill,
+        FaultKind::ProcessKill {
+            architecture: String::new(),
+            process: String::new(),
+        },
         FaultKind::Command(CommandFault {
             start: String::new(),
             end: String::new(),
@@ -114,6 +121,7 @@ impl FaultKind {
             FaultKind::BrokerBlackhole => "broker-blackhole",
             FaultKind::ConsumerPartition => "consumer-partition",
             FaultKind::ConsumerKill => "consumer-kill",
+            FaultKind::ProcessKill { .. } => "process-kill",
             FaultKind::Command(_) => "command",
         }
     }
@@ -132,6 +140,7 @@ impl FaultKind {
             FaultKind::BrokerLatency { .. } | FaultKind::BrokerBlackhole => "broker-link",
             FaultKind::ConsumerPartition => "consumer-link",
             FaultKind::ConsumerKill => "consumers",
+            FaultKind::ProcessKill { .. } => "process",
             FaultKind::Command(_) => "command",
         }
     }
@@ -230,6 +239,17 @@ pub enum RawFault {
         /// How long it lasts, e.g. "120s".
         duration: Span,
     },
+    /// SIGKILL to one process of a `service` architecture; restart.
+    ProcessKill {
+        /// When it starts, from the run's start, e.g. "90s".
+        at: Span,
+        /// How long it lasts, e.g. "120s".
+        duration: Span,
+        /// The `service` architecture, e.g. "orders-api".
+        architecture: String,
+        /// Its process, e.g. "api".
+        process: String,
+    },
     /// Shell commands (`sh -c`) that start and end the fault: any chaos
     /// tool as a fault. The stack is in their environment:
     /// FAULTLINE_DATABASE_URL, FAULTLINE_POSTGRES_PID, FAULTLINE_POSTGRES_DATA,
@@ -283,6 +303,19 @@ impl From<RawFault> for Fault {
                 (FaultKind::ConsumerPartition, at, duration)
             }
             RawFault::ConsumerKill { at, duration } => (FaultKind::ConsumerKill, at, duration),
+            RawFault::ProcessKill {
+                at,
+                duration,
+                architecture,
+                process,
+            } => (
+                FaultKind::ProcessKill {
+                    architecture,
+                    process,
+                },
+                at,
+                duration,
+            ),
             RawFault::Command {
                 at,
                 duration,
@@ -329,6 +362,15 @@ impl From<Fault> for RawFault {
             FaultKind::BrokerBlackhole => RawFault::BrokerBlackhole { at, duration },
             FaultKind::ConsumerPartition => RawFault::ConsumerPartition { at, duration },
             FaultKind::ConsumerKill => RawFault::ConsumerKill { at, duration },
+            FaultKind::ProcessKill {
+                architecture,
+                process,
+            } => RawFault::ProcessKill {
+                at,
+                duration,
+                architecture,
+                process,
+            },
             FaultKind::Command(CommandFault {
                 start,
                 end,

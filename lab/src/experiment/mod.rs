@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize, Serializer};
 pub mod defaults;
 mod fault;
 mod hypothesis;
+pub mod service;
 
 pub use fault::*;
 pub use hypothesis::{Hypothesis, Metric, Phase};
@@ -503,14 +504,49 @@ pub enum ArchitectureSettings {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retries: Option<Retries>,
     },
+    /// Your own service: processes started from their commands, the
+    /// request each event becomes, the query that finds what was stored.
+    Service {
+        /// Name used in the report and in hypotheses.
+        name: String,
+        /// SQL applied to the lab's database before the processes start
+        /// (a file, relative to the scenario's folder).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        setup_sql: Option<String>,
+        /// Topics created before the processes start.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        topics: Vec<service::TopicSpec>,
+        /// Its processes, started in order, each ready before the next.
+        processes: Vec<service::ProcessSettings>,
+        /// The request each event becomes.
+        request: service::RequestSettings,
+        /// How the lab finds what was stored.
+        audit: service::AuditSettings,
+        /// This architecture's clients' retries, in place of
+        /// `workload.retries`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retries: Option<Retries>,
+    },
 }
 
 impl ArchitectureSettings {
     pub fn name(&self) -> &str {
         match self {
-            ArchitectureSettings::Rest { name, .. } | ArchitectureSettings::Kafka { name, .. } => {
-                name
-            }
+            ArchitectureSettings::Rest { name, .. }
+            | ArchitectureSettings::Kafka { name, .. }
+            | ArchitectureSettings::Service { name, .. } => name,
+        }
+    }
+
+    /// Whether it needs a broker: a Kafka path, or a service that asks for
+    /// topics or names the broker in a template.
+    pub fn uses_broker(&self) -> bool {
+        match self {
+            ArchitectureSettings::Rest { .. } => false,
+            ArchitectureSettings::Kafka { .. } => true,
+            ArchitectureSettings::Service {
+                topics, processes, ..
+            } => !topics.is_empty() || processes.iter().any(service::ProcessSettings::names_broker),
         }
     }
 
@@ -518,7 +554,8 @@ impl ArchitectureSettings {
     pub fn retries<'a>(&'a self, workload: &'a Workload) -> &'a Retries {
         match self {
             ArchitectureSettings::Rest { retries, .. }
-            | ArchitectureSettings::Kafka { retries, .. } => {
+            | ArchitectureSettings::Kafka { retries, .. }
+            | ArchitectureSettings::Service { retries, .. } => {
                 retries.as_ref().unwrap_or(&workload.retries)
             }
         }

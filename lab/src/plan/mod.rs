@@ -3,6 +3,7 @@
 //! the seed of each repetition. Pure: no I/O, printable as JSON
 //! (`faultline plan FILE`), consumed by the runner and by both drivers.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub mod rate;
 
 pub use rate::{RateSegment, schedule_of};
 
+use crate::experiment::service::{AuditSettings, Ready, RequestSettings, TopicSpec};
 use crate::experiment::{
     ArchitectureSettings, DatabaseChoice, DriverSetting, Experiment, FaultKind, Pool, Retries,
     Span, seconds,
@@ -381,12 +383,65 @@ pub enum Architecture {
         producer_args: Vec<String>,
         consumer_args: Vec<String>,
     },
+    /// The user's own processes.
+    Service(Box<ServicePlan>),
+}
+
+/// A `service` architecture as it is brought up: its settings, with
+/// `${VAR}` in its environment expanded.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServicePlan {
+    pub name: String,
+    pub setup_sql: Option<String>,
+    pub topics: Vec<TopicSpec>,
+    pub processes: Vec<ProcessPlan>,
+    pub request: RequestSettings,
+    pub audit: AuditSettings,
+    /// Whether it asks for topics or names the broker.
+    pub needs_broker: bool,
+}
+
+/// One process of a `service` architecture.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessPlan {
+    pub name: String,
+    pub command: Vec<String>,
+    /// Shown by name only: a value may be a secret.
+    #[serde(serialize_with = "keys")]
+    pub env: BTreeMap<String, String>,
+    pub ready: Ready,
+}
+
+fn keys<S: Serializer>(map: &BTreeMap<String, String>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(map.keys())
+}
+
+impl ServicePlan {
+    /// The process the load is sent to.
+    pub fn target(&self) -> usize {
+        self.request
+            .process
+            .as_ref()
+            .and_then(|name| self.processes.iter().position(|p| &p.name == name))
+            .unwrap_or(0)
+    }
 }
 
 impl Architecture {
     pub fn name(&self) -> &str {
         match self {
             Architecture::Rest { name, .. } | Architecture::Kafka { name, .. } => name,
+            Architecture::Service(service) => &service.name,
+        }
+    }
+
+    /// Whether it needs a broker: a Kafka path, or a service that asks
+    /// for topics or names the broker.
+    pub fn needs_broker(&self) -> bool {
+        match self {
+            Architecture::Rest { .. } => false,
+            Architecture::Kafka { .. } => true,
+            Architecture::Service(service) => service.needs_broker,
         }
     }
 
@@ -445,6 +500,35 @@ impl Architecture {
                     consumer_args,
                 }
             }
+            ArchitectureSettings::Service {
+                name,
+                setup_sql,
+                topics,
+                processes,
+                request,
+                audit,
+                ..
+            } => Architecture::Service(Box::new(ServicePlan {
+                name: name.clone(),
+                setup_sql: setup_sql.clone(),
+                topics: topics.clone(),
+                processes: processes
+                    .iter()
+                    .map(|p| ProcessPlan {
+                        name: p.name.clone(),
+                        command: p.command.clone(),
+                        env: p
+                            .env
+                            .iter()
+                            .map(|(k, v)| (k.clone(), expanded(v)))
+                            .collect(),
+                        ready: p.ready.clone(),
+                    })
+                    .collect(),
+                request: request.clone(),
+                audit: audit.clone(),
+                needs_broker: settings.uses_broker(),
+            })),
         }
     }
 }

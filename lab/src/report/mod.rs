@@ -118,6 +118,32 @@ fn describe_architecture(a: &ArchitectureSettings, workload: &Workload) -> Strin
             },
             pool(p)
         ),
+        ArchitectureSettings::Service {
+            processes,
+            request,
+            audit,
+            ..
+        } => format!(
+            "Your service: {} {} → {} (acknowledged by {}); processes {}; stored events found by `{}`; {clients}",
+            request.method,
+            request.path,
+            match &request.process {
+                Some(process) => process.clone(),
+                None => processes.first().map(|p| p.name.clone()).unwrap_or_default(),
+            },
+            request
+                .ok
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            processes
+                .iter()
+                .map(|p| format!("{} (`{}`)", p.name, p.command.join(" ")))
+                .collect::<Vec<_>>()
+                .join(", "),
+            audit.query.trim()
+        ),
     }
 }
 

@@ -15,12 +15,17 @@ pub struct Poll {
     pub backlog: Option<f64>,
     /// The consumer's scraped lag, in seconds.
     pub lag_s: Option<f64>,
+    /// For an architecture with no backlog to read (a `service`): how long
+    /// the stored count must hold still to count as drained.
+    pub settle_s: Option<f64>,
 }
 
 /// The drain of one architecture.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Drain {
     idle_polls: u32,
+    /// The stored count last seen, and when it last moved.
+    moved: Option<(u64, f64)>,
     /// Seconds from the load's end until it drained.
     pub drained_after_s: Option<f64>,
 }
@@ -30,9 +35,21 @@ impl Drain {
     /// architecture has drained once it stored every event it acknowledged,
     /// or once its consumer has read nothing left (backlog and lag both 0)
     /// for [`IDLE_POLLS`] polls in a row: a consumer that drops events never
-    /// stores them all. Returns whether it has drained.
+    /// stores them all. With `settle_s`, also once the stored count has not
+    /// moved for that long: it has drained when it last moved. Returns
+    /// whether it has drained.
     pub fn poll(&mut self, at_s: f64, poll: Poll) -> bool {
         if self.drained_after_s.is_some() {
+            return true;
+        }
+        match self.moved {
+            Some((stored, _)) if stored == poll.stored => {}
+            _ => self.moved = Some((poll.stored, at_s)),
+        }
+        if let (Some(settle_s), Some((_, since))) = (poll.settle_s, self.moved)
+            && at_s - since >= settle_s
+        {
+            self.drained_after_s = Some(since);
             return true;
         }
         let nothing_left = poll.backlog == Some(0.0) && poll.lag_s == Some(0.0);
@@ -54,6 +71,7 @@ mod tests {
             stored,
             backlog: Some(backlog),
             lag_s: Some(lag_s),
+            settle_s: None,
         }
     }
 
@@ -90,9 +108,30 @@ mod tests {
                 stored: 60,
                 backlog: None,
                 lag_s: None,
+                settle_s: None,
             };
             assert!(!drain.poll(f64::from(t), unknown));
         }
         assert_eq!(drain.drained_after_s, None);
+    }
+
+    #[test]
+    fn a_service_without_a_backlog_drains_when_its_stored_count_settles() {
+        let mut drain = Drain::default();
+        let at = |stored| Poll {
+            acknowledged: 100,
+            stored,
+            backlog: None,
+            lag_s: None,
+            settle_s: Some(2.0),
+        };
+        assert!(!drain.poll(0.0, at(50)));
+        assert!(!drain.poll(1.5, at(50)));
+        // It moved: the clock starts over.
+        assert!(!drain.poll(2.0, at(70)));
+        assert!(!drain.poll(3.5, at(70)));
+        assert!(drain.poll(4.0, at(70)));
+        // Drained when it last moved, not when that was seen.
+        assert_eq!(drain.drained_after_s, Some(2.0));
     }
 }

@@ -3,7 +3,7 @@
 //! → `audit` → `down` → `record`.
 //! The stack always goes down, whatever a stage in between returned.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -200,7 +200,7 @@ impl Repetition<'_> {
         }
         reasons.extend(stack.services_that_died());
         let metrics = driven.scraping.stop().await;
-        let stored = match self.audit(stack).await {
+        let stored = match self.audit(stack, &driven.rows, driven.t0_unix_us).await {
             Ok(stored) => stored,
             Err(error) => {
                 reasons.push(format!("audit failed: {error}"));
@@ -220,9 +220,10 @@ impl Repetition<'_> {
     }
 
     /// Targets, one per architecture in the plan's order: the URL the load
-    /// goes to, and the services to scrape.
-    fn targets(&self, stack: &LabStack) -> (Vec<String>, Vec<ScrapeTarget>) {
-        let mut urls = Vec::new();
+    /// goes to (with a `service`'s own request), and the services to
+    /// scrape.
+    fn targets(&self, stack: &LabStack) -> (Vec<Target>, Vec<ScrapeTarget>) {
+        let mut targets = Vec::new();
         let mut scrape = Vec::new();
         let target = |architecture: &str, service: &str, addr| ScrapeTarget {
             architecture: architecture.to_string(),
@@ -231,28 +232,32 @@ impl Repetition<'_> {
         };
         for name in self.plan.architectures() {
             if let Some(rest) = stack.rest.iter().find(|r| r.name == name) {
-                urls.push(rest.service.url("/events"));
+                targets.push((rest.service.url("/events"), None));
                 scrape.push(target(&name, "rest", rest.service.addr()));
             } else if let Some(kafka) = stack.kafka.iter().find(|k| k.name == name) {
-                urls.push(kafka.producer.url("/events"));
+                targets.push((kafka.producer.url("/events"), None));
                 scrape.push(target(&name, "producer", kafka.producer.addr()));
                 scrape.push(target(&name, "consumer", kafka.consumer.addr()));
+            } else if let Some(parts) = stack.services.iter().find(|s| s.name == name) {
+                let own = load::OwnRequest::of(&parts.plan.request)
+                    .expect("the request was checked by validation");
+                targets.push((parts.target().url(""), Some(Arc::new(own))));
             }
         }
-        (urls, scrape)
+        (targets, scrape)
     }
 
     /// Drives every architecture on one clock while the faults play out
     /// and the metrics are scraped; returns when the load has ended.
     async fn drive(&self, stack: &mut LabStack) -> anyhow::Result<Driven> {
         let names = self.plan.architectures();
-        let (urls, scrape_targets) = self.targets(stack);
+        let (targets, scrape_targets) = self.targets(stack);
         let load_cancel = self.shutdown.graceful.child_token();
         let counters: Vec<Arc<Counters>> = names.iter().map(|_| Arc::default()).collect();
         let active_faults = Arc::new(Mutex::new(Vec::<String>::new()));
         let t0 = Instant::now();
         let t0_unix_us = chrono::Utc::now().timestamp_micros();
-        let load = self.start_load(&names, &urls, &counters, t0, t0_unix_us, &load_cancel)?;
+        let load = self.start_load(&names, &targets, &counters, t0, t0_unix_us, &load_cancel)?;
         let mut scraping =
             self.start_scraping(scrape_targets, &names, &counters, &active_faults, t0);
         // The consumers' backlog, measured from outside them.
@@ -345,7 +350,7 @@ impl Repetition<'_> {
     fn start_load(
         &self,
         names: &[String],
-        urls: &[String],
+        targets: &[Target],
         counters: &[Arc<Counters>],
         t0: Instant,
         t0_unix_us: i64,
@@ -356,10 +361,11 @@ impl Repetition<'_> {
 
             let (rows_tx, collector) = load::collector();
             let mut drivers = tokio::task::JoinSet::new();
-            for (i, url) in urls.iter().enumerate() {
+            for (i, (url, own)) in targets.iter().enumerate() {
                 let driver = load::Driver {
                     architecture: i as u16,
                     url: url.clone(),
+                    own: own.clone(),
                     schedule: schedule.clone(),
                     settings: self.plan.load.settings_of(self.number, i),
                     counters: counters[i].clone(),
@@ -372,8 +378,16 @@ impl Repetition<'_> {
                 collector.await.context("the row collector failed")
             }));
         };
-        let targets: Vec<(String, String)> =
-            names.iter().cloned().zip(urls.iter().cloned()).collect();
+        if targets.iter().any(|(_, own)| own.is_some()) {
+            anyhow::bail!(
+                "k6 sends the built-in services' event only: drive `service` architectures with the native driver"
+            );
+        }
+        let targets: Vec<(String, String)> = names
+            .iter()
+            .cloned()
+            .zip(targets.iter().map(|(url, _)| url.clone()))
+            .collect();
         let script = self.stack_dir.join("load.js");
         std::fs::write(&script, crate::k6::script(self.plan, &targets))
             .with_context(|| format!("could not write {}", script.display()))?;
@@ -433,13 +447,14 @@ impl Repetition<'_> {
         load_end_s: f64,
         latest: &Latest,
     ) -> BTreeMap<String, Option<f64>> {
-        let kafka = self.plan.kafka_architectures();
-        let mut drains: BTreeMap<String, Drain> = kafka
+        let mut draining = self.plan.kafka_architectures();
+        draining.extend(stack.services.iter().map(|s| s.name.clone()));
+        let mut drains: BTreeMap<String, Drain> = draining
             .iter()
             .map(|n| (n.clone(), Drain::default()))
             .collect();
-        if kafka.is_empty() || self.shutdown.graceful.is_cancelled() {
-            return kafka.into_iter().map(|n| (n, None)).collect();
+        if draining.is_empty() || self.shutdown.graceful.is_cancelled() {
+            return draining.into_iter().map(|n| (n, None)).collect();
         }
         self.say(&format!(
             "load done; draining (at most {})",
@@ -455,9 +470,17 @@ impl Repetition<'_> {
         let database_url = stack.database.url();
         let deadline = Instant::now() + self.plan.drain_timeout;
         loop {
-            let stored = collect::stored_counts(&database_url)
+            let mut stored = collect::stored_counts(&database_url)
                 .await
                 .unwrap_or_default();
+            let mut settle: BTreeMap<&str, f64> = BTreeMap::new();
+            for parts in &stack.services {
+                let audit = &parts.plan.audit;
+                if let Ok(count) = collect::audit_count(&database_url, &audit.query).await {
+                    stored.insert(parts.name.clone(), count as i64);
+                }
+                settle.insert(&parts.name, audit.settle.0.as_secs_f64());
+            }
             let at_s = t0.elapsed().as_secs_f64() - load_end_s;
             let mut all = true;
             for (name, drain) in &mut drains {
@@ -469,6 +492,7 @@ impl Repetition<'_> {
                         stored: stored.get(name).copied().unwrap_or(0).max(0) as u64,
                         backlog: value(names::CONSUMER_BACKLOG_MESSAGES),
                         lag_s: value(names::KAFKA_CONSUMER_LAG_SECONDS),
+                        settle_s: settle.get(name.as_str()).copied(),
                     },
                 );
             }
@@ -483,10 +507,63 @@ impl Repetition<'_> {
             .collect()
     }
 
-    /// Every event the database holds after the drain.
-    async fn audit(&self, stack: &LabStack) -> Result<Vec<StoredRow>, collect::AuditError> {
+    /// Every event the database holds after the drain: the built-in
+    /// services' table, and what each `service` architecture's audit query
+    /// finds of the events it was sent (rows with another id are counted,
+    /// not joined).
+    async fn audit(
+        &self,
+        stack: &LabStack,
+        rows: &[Row],
+        t0_unix_us: i64,
+    ) -> Result<Vec<StoredRow>, collect::AuditError> {
         self.say("auditing the database");
-        collect::audit(&stack.database.url()).await
+        let url = stack.database.url();
+        // The built-in services' table, their rows only: a `service` may
+        // store into the same table, and is audited by its own query.
+        let built_in: Vec<&str> = (stack.rest.iter().map(|r| r.name.as_str()))
+            .chain(stack.kafka.iter().map(|k| k.name.as_str()))
+            .collect();
+        let mut stored = if built_in.is_empty() {
+            Vec::new()
+        } else {
+            let mut rows = collect::audit(&url).await?;
+            rows.retain(|row| built_in.contains(&row.stored_by.as_str()));
+            rows
+        };
+        let names = self.plan.architectures();
+        for parts in &stack.services {
+            let Some(index) = names.iter().position(|n| n == &parts.name) else {
+                continue;
+            };
+            let sent: HashMap<uuid::Uuid, u64> = rows
+                .iter()
+                .filter(|r| usize::from(r.architecture) == index)
+                .map(|r| (r.event_id, r.intended_us))
+                .collect();
+            let found = collect::audit_query(&url, &parts.plan.audit.query).await?;
+            let total = found.len();
+            let mut foreign = 0;
+            for (id, stored_at_us) in found {
+                let known = uuid::Uuid::parse_str(id.trim())
+                    .ok()
+                    .and_then(|id| sent.get(&id).map(|intended| (id, *intended)));
+                match known {
+                    Some((event_id, intended_us)) => stored.push(StoredRow {
+                        event_id,
+                        stored_by: parts.name.clone(),
+                        sent_at_us: t0_unix_us + intended_us as i64,
+                        stored_at_us,
+                    }),
+                    None => foreign += 1,
+                }
+            }
+            self.say(&format!(
+                "{}: its audit query found {total} rows, {foreign} of them with an id the lab never sent it",
+                parts.name
+            ));
+        }
+        Ok(stored)
     }
 
     /// Tears the stack down off the async workers: services first, each
@@ -541,6 +618,10 @@ impl Repetition<'_> {
         Ok(())
     }
 }
+
+/// Where one architecture's load goes: a URL, and a `service`'s own
+/// request.
+type Target = (String, Option<Arc<load::OwnRequest>>);
 
 /// Every consumer, with where its position is read: a buffered one's from
 /// the database, a drop one's from the consumer.

@@ -15,6 +15,9 @@ pub use faultline_services::store::AuditRow as StoredRow;
 pub enum Outcome {
     /// An HTTP answer with this status.
     Status(u16),
+    /// A 2xx answer that a `service` architecture's `ok` list does not
+    /// count as acknowledging the event.
+    NotAcknowledged(u16),
     /// No answer within the client timeout.
     Timeout,
     /// The connection was refused.
@@ -41,7 +44,7 @@ impl Outcome {
     /// `http`, `timeout`, `refused`, `connection` or `not_sent`.
     pub fn class(self) -> &'static str {
         match self {
-            Outcome::Status(_) => "http",
+            Outcome::Status(_) | Outcome::NotAcknowledged(_) => "http",
             Outcome::Timeout => "timeout",
             Outcome::Refused => "refused",
             Outcome::Connection => "connection",
@@ -52,7 +55,7 @@ impl Outcome {
     /// The HTTP status, 0 when there was none.
     pub fn status(self) -> u16 {
         match self {
-            Outcome::Status(status) => status,
+            Outcome::Status(status) | Outcome::NotAcknowledged(status) => status,
             _ => 0,
         }
     }

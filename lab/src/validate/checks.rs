@@ -493,7 +493,7 @@ fn check_architectures(experiment: &Experiment, report: &mut Report<'_>) {
                         );
                     }
                 }
-                pool
+                Some(pool)
             }
             ArchitectureSettings::Kafka {
                 pool,
@@ -530,7 +530,11 @@ fn check_architectures(experiment: &Experiment, report: &mut Report<'_>) {
                         None,
                     );
                 }
-                pool
+                Some(pool)
+            }
+            ArchitectureSettings::Service { .. } => {
+                super::service::check_service(experiment, architecture, &path, report);
+                None
             }
         };
         if let ArchitectureSettings::Rest {
@@ -540,10 +544,17 @@ fn check_architectures(experiment: &Experiment, report: &mut Report<'_>) {
         | ArchitectureSettings::Kafka {
             retries: Some(retries),
             ..
+        }
+        | ArchitectureSettings::Service {
+            retries: Some(retries),
+            ..
         } = architecture
         {
             check_retries(retries, &format!("{path}.retries"), experiment, report);
         }
+        let Some(pool) = pool else {
+            continue;
+        };
         if pool.size > limits::POOL {
             report.at(
                 &format!("{path}.pool.size"),

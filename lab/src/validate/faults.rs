@@ -6,6 +6,45 @@ use crate::experiment::{
     ArchitectureSettings, BrokerChoice, DatabaseChoice, Experiment, FaultKind, Span,
 };
 
+/// A `process-kill` names a process of a `service` architecture.
+fn check_process_kill(
+    experiment: &Experiment,
+    architecture: &str,
+    process: &str,
+    path: &str,
+    report: &mut Report<'_>,
+) {
+    let services: Vec<(&str, Vec<&str>)> = experiment
+        .architectures
+        .iter()
+        .filter_map(|a| match a {
+            ArchitectureSettings::Service {
+                name, processes, ..
+            } => Some((
+                name.as_str(),
+                processes.iter().map(|p| p.name.as_str()).collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    match services.iter().find(|(name, _)| *name == architecture) {
+        None => report.at(
+            &format!("{path}.architecture"),
+            format!("no `service` architecture is named {architecture:?}"),
+            Some(format!(
+                "service architectures: {}",
+                super::walk::quoted(&services.iter().map(|(n, _)| *n).collect::<Vec<_>>())
+            )),
+        ),
+        Some((_, processes)) if !processes.contains(&process) => report.at(
+            &format!("{path}.process"),
+            format!("{architecture} has no process named {process:?}"),
+            Some(format!("its processes: {}", super::walk::quoted(processes))),
+        ),
+        Some(_) => {}
+    }
+}
+
 /// The faults: inside the run, possible on this stack, no two at once on
 /// one component.
 pub(super) fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
@@ -15,6 +54,10 @@ pub(super) fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
         .architectures
         .iter()
         .any(|a| matches!(a, ArchitectureSettings::Kafka { .. }));
+    let has_broker = experiment
+        .architectures
+        .iter()
+        .any(ArchitectureSettings::uses_broker);
     for (i, fault) in experiment.faults.iter().enumerate() {
         let path = format!("faults[{i}]");
         let end = Span(fault.at.0 + fault.duration.0);
@@ -69,7 +112,7 @@ pub(super) fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
                 );
             }
         }
-        match fault.kind {
+        match &fault.kind {
             FaultKind::BrokerLatency { .. }
             | FaultKind::BrokerBlackhole
             | FaultKind::ConsumerPartition
@@ -83,19 +126,25 @@ pub(super) fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
                     Some("a `command` fault can act on its network".into()),
                 )
             }
-            FaultKind::BrokerKill
-            | FaultKind::BrokerLatency { .. }
-            | FaultKind::BrokerBlackhole
-            | FaultKind::ConsumerPartition
-            | FaultKind::ConsumerKill
-                if !has_kafka =>
+            FaultKind::BrokerKill | FaultKind::BrokerLatency { .. } | FaultKind::BrokerBlackhole
+                if !has_broker =>
             {
                 report.at(
                     &format!("{path}.kind"),
-                    "no architecture uses a broker or a consumer".into(),
+                    "no architecture uses a broker".into(),
                     None,
                 )
             }
+            FaultKind::ConsumerPartition | FaultKind::ConsumerKill if !has_kafka => report.at(
+                &format!("{path}.kind"),
+                "no architecture has a built-in consumer (for your own, use `process-kill`)"
+                    .into(),
+                None,
+            ),
+            FaultKind::ProcessKill {
+                architecture,
+                process,
+            } => check_process_kill(experiment, architecture, process, &path, report),
             FaultKind::BrokerKill if stack.broker == BrokerChoice::External => report.at(
                 &format!("{path}.kind"),
                 "the broker is external: the lab cannot kill it".into(),

@@ -19,6 +19,7 @@ use toml::de::{DeTable, DeValue};
 mod checks;
 mod faults;
 mod schema;
+mod service;
 mod walk;
 
 use crate::experiment::{DriverSetting, Experiment};

@@ -13,8 +13,12 @@ use faultline_stack::{Broker, FaultProxy, Postgres, ProbeError, Service, Service
 use crate::collect::{CpuTarget, PidOf};
 use crate::experiment::DatabaseChoice;
 use crate::plan::{Architecture, DatabaseTarget, StackPlan, mode_name};
+use service::Context;
 use crate::run_folder::rows::Process;
 use faultline_services::vars;
+
+mod service;
+pub use service::ServiceParts;
 
 #[cfg(test)]
 mod tests {
@@ -321,6 +325,8 @@ fn database_env(url: &str) -> Vec<(String, String)> {
 pub struct LabStack {
     pub rest: Vec<RestParts>,
     pub kafka: Vec<KafkaParts>,
+    /// The `service` architectures: the user's own processes.
+    pub services: Vec<ServiceParts>,
     pub broker: Option<Broker>,
     pub proxy: FaultProxy,
     pub database: Database,
@@ -350,6 +356,16 @@ impl LabStack {
             check(&mut kafka.producer, "producer", &kafka.name);
             check(&mut kafka.consumer, "consumer", &kafka.name);
         }
+        for parts in &mut self.services {
+            for (process, program) in &mut parts.processes {
+                if let Some(status) = program.exited() {
+                    died.push(format!(
+                        "the process {process} of {} ended by itself during the run ({status})",
+                        parts.name
+                    ));
+                }
+            }
+        }
         died
     }
 
@@ -373,10 +389,7 @@ impl LabStack {
         };
         let proxy = FaultProxy::start(upstream).await?;
         let via_proxy = with_address(&database.url(), proxy.addr())?;
-        let needs_broker = plan
-            .architectures
-            .iter()
-            .any(|a| matches!(a, Architecture::Kafka { .. }));
+        let needs_broker = plan.architectures.iter().any(Architecture::needs_broker);
         let broker = if needs_broker {
             let broker = Broker::start(&dir.join("broker"), &plan.broker).await?;
             progress(&format!(
@@ -396,15 +409,17 @@ impl LabStack {
         let run = run_tag(dir);
         let mut rest = Vec::new();
         let mut kafka = Vec::new();
+        let mut services = Vec::new();
+        let direct_url = database.url();
         for architecture in &plan.architectures {
-            let services = dir.join("services").join(architecture.name());
+            let services_dir = dir.join("services").join(architecture.name());
             match architecture {
                 Architecture::Rest { name, args } => {
                     let service = Service::start(
                         ServiceKind::Rest,
                         args.clone(),
                         database_env(&via_proxy),
-                        &services,
+                        &services_dir,
                     )
                     .await?;
                     progress(&format!("{name}: REST at {}", service.url("")));
@@ -426,7 +441,7 @@ impl LabStack {
                         (name, *mode, &run),
                         (producer_args, consumer_args),
                         &via_proxy,
-                        &services,
+                        &services_dir,
                     )
                     .await?;
                     progress(&format!(
@@ -437,11 +452,30 @@ impl LabStack {
                     ));
                     kafka.push(parts);
                 }
+                Architecture::Service(service) => {
+                    let context = Context {
+                        database_url: &via_proxy,
+                        proxy: proxy.addr(),
+                        direct_url: &direct_url,
+                        broker: broker.as_ref(),
+                        topics: plan.topics(),
+                        run: &run,
+                    };
+                    let parts =
+                        ServiceParts::start(service, &context, &services_dir, &progress).await?;
+                    progress(&format!(
+                        "{}: load to {}",
+                        parts.name,
+                        parts.target().url(&parts.plan.request.path)
+                    ));
+                    services.push(parts);
+                }
             }
         }
         Ok(Self {
             rest,
             kafka,
+            services,
             broker,
             proxy,
             database,
@@ -486,6 +520,14 @@ impl LabStack {
                 kafka.consumer.url(""),
             ));
         }
+        for parts in &self.services {
+            for (process, program) in &parts.processes {
+                set.push((
+                    format!("FAULTLINE_{}_{}_URL", key(&parts.name), key(process)),
+                    program.url(""),
+                ));
+            }
+        }
         set
     }
 
@@ -520,6 +562,16 @@ impl LabStack {
                 PidOf::File(kafka.consumer.pid_file()),
                 false,
             ));
+        }
+        for parts in &self.services {
+            for (process, program) in &parts.processes {
+                targets.push(CpuTarget {
+                    architecture: parts.name.clone(),
+                    process: process.clone(),
+                    pid: PidOf::File(program.pid_file()),
+                    children: true,
+                });
+            }
         }
         if let Ok(postgres) = self.database.local() {
             targets.push(target(
@@ -568,6 +620,11 @@ impl LabStack {
                     .map(|p| (format!("{}-consumer", kafka.name), p)),
             );
         }
+        for parts in &self.services {
+            for (_, program) in &parts.processes {
+                pids.extend(program.pid().map(|p| (program.name().to_string(), p)));
+            }
+        }
         pids
     }
 }
@@ -593,6 +650,12 @@ impl LabStack {
         for kafka in &mut self.kafka {
             kafka.producer.stop(grace());
             kafka.consumer.stop(grace());
+        }
+        for parts in &mut self.services {
+            // The load's target last: a worker stops before its source.
+            for (_, program) in parts.processes.iter_mut().rev() {
+                program.stop(grace());
+            }
         }
         drop(self);
         started.elapsed()

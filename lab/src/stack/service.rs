@@ -1,0 +1,210 @@
+//! A `service` architecture brought up: its setup SQL applied, its topics
+//! created, and its processes started from their commands with the stack's
+//! addresses (through the fault proxies) filled into their templates.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use faultline_stack::broker::TopicSettings;
+use faultline_stack::program::find_program;
+use faultline_stack::{Broker, Launch, Program, Readiness, StackError};
+
+use crate::experiment::service::{Ready, vars};
+use crate::plan::{ProcessPlan, ServicePlan};
+use crate::template::Template;
+
+/// A running `service` architecture.
+#[derive(Debug)]
+pub struct ServiceParts {
+    pub name: String,
+    /// Its processes, in the scenario's order, by name.
+    pub processes: Vec<(String, Program)>,
+    /// The one the load is sent to.
+    pub target: usize,
+    /// Its topics, as created.
+    pub topics: Vec<(String, TopicSettings)>,
+    pub plan: ServicePlan,
+}
+
+/// What a process's templates are filled from, but its port.
+pub struct Context<'a> {
+    /// The database through the fault proxy.
+    pub database_url: &'a str,
+    pub proxy: SocketAddr,
+    /// The database straight, for the setup SQL.
+    pub direct_url: &'a str,
+    pub broker: Option<&'a Broker>,
+    pub topics: TopicSettings,
+    pub run: &'a str,
+}
+
+impl Context<'_> {
+    /// Every variable a process may name, for the process on `port`.
+    fn values(&self, port: u16) -> Result<BTreeMap<&'static str, String>, StackError> {
+        let (plain, _, _) = faultline_services::tls::split_tls_parameters(self.database_url);
+        let config: tokio_postgres::Config =
+            plain.parse().map_err(|error| StackError::BadUrl {
+                url: crate::secrets::redact(self.database_url, &crate::secrets::passwords_in(self.database_url)),
+                detail: format!("{error}"),
+            })?;
+        let mut values = BTreeMap::from([
+            (vars::DB_HOST, self.proxy.ip().to_string()),
+            (vars::DB_PORT, self.proxy.port().to_string()),
+            (vars::DB_USER, config.get_user().unwrap_or_default().to_string()),
+            (
+                vars::DB_PASSWORD,
+                config
+                    .get_password()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .unwrap_or_default(),
+            ),
+            (vars::DB_NAME, config.get_dbname().unwrap_or("postgres").to_string()),
+            (vars::DB_URL, self.database_url.to_string()),
+            (vars::PORT, port.to_string()),
+            (vars::RUN_ID, self.run.to_string()),
+        ]);
+        if let Some(broker) = self.broker {
+            values.insert(vars::BROKER_BOOTSTRAP, broker.bootstrap());
+        }
+        Ok(values)
+    }
+}
+
+/// A template of the scenario's, checked when it was validated.
+fn fill(text: &str, values: &BTreeMap<&'static str, String>) -> String {
+    match Template::parse(text) {
+        Ok(template) => template.fill(|name| values.get(name).map(String::as_str)),
+        Err(_) => text.to_string(),
+    }
+}
+
+fn readiness(ready: &Ready) -> Readiness {
+    match (&ready.http, ready.wait) {
+        (Some(path), _) => Readiness::Http(path.clone()),
+        (None, Some(wait)) => Readiness::Wait(wait.0),
+        (None, None) => Readiness::Tcp,
+    }
+}
+
+impl ServiceParts {
+    /// Applies the setup SQL, creates the topics and starts every process,
+    /// each ready before the next; logs under `dir`.
+    pub async fn start(
+        plan: &ServicePlan,
+        context: &Context<'_>,
+        dir: &Path,
+        progress: &impl Fn(&str),
+    ) -> Result<Self, StackError> {
+        let name = &plan.name;
+        if let Some(path) = &plan.setup_sql {
+            let sql = std::fs::read_to_string(path).map_err(|source| StackError::Io {
+                path: path.into(),
+                source,
+            })?;
+            apply_sql(context.direct_url, &sql)
+                .await
+                .map_err(|detail| StackError::Failed {
+                    what: format!("{name}'s setup SQL ({path})"),
+                    detail,
+                })?;
+            progress(&format!("{name}: {path} applied"));
+        }
+        let mut topics = Vec::new();
+        let run_values = context.values(0)?;
+        for topic in &plan.topics {
+            let broker = context.broker.ok_or(StackError::NotRunning("broker"))?;
+            let topic_name = fill(&topic.name, &run_values);
+            let settings = TopicSettings {
+                partitions: topic
+                    .partitions
+                    .map_or(context.topics.partitions, |p| p as i32),
+                ..context.topics
+            };
+            broker.create_topic_with(&topic_name, settings).await?;
+            topics.push((topic_name, settings));
+        }
+        let mut processes = Vec::new();
+        for process in &plan.processes {
+            let program = start_process(name, process, context, dir).await?;
+            progress(&format!(
+                "{name}: {} ready (pid {}, port {})",
+                process.name,
+                program.pid().unwrap_or_default(),
+                program.addr().port()
+            ));
+            processes.push((process.name.clone(), program));
+        }
+        Ok(Self {
+            name: name.clone(),
+            processes,
+            target: plan.target(),
+            topics,
+            plan: plan.clone(),
+        })
+    }
+
+    /// The process the load goes to.
+    pub fn target(&self) -> &Program {
+        &self.processes[self.target].1
+    }
+
+    /// The process called `name`.
+    pub fn process_mut(&mut self, name: &str) -> Option<&mut Program> {
+        self.processes
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .map(|(_, program)| program)
+    }
+}
+
+async fn start_process(
+    architecture: &str,
+    process: &ProcessPlan,
+    context: &Context<'_>,
+    dir: &Path,
+) -> Result<Program, StackError> {
+    let port = faultline_stack::free_port()?;
+    let values = context.values(port)?;
+    let command: Vec<String> = process.command.iter().map(|a| fill(a, &values)).collect();
+    let (program, args) = command.split_first().ok_or_else(|| StackError::Failed {
+        what: format!("{architecture}'s process {}", process.name),
+        detail: "it has no command".into(),
+    })?;
+    let program = find_program(program).map_err(|detail| StackError::Failed {
+        what: format!("{architecture}'s process {}", process.name),
+        detail,
+    })?;
+    let env = process
+        .env
+        .iter()
+        .map(|(key, value)| (key.clone(), fill(value, &values)))
+        .collect();
+    let launch = Launch {
+        name: format!("{architecture}-{}", process.name),
+        program,
+        args: args.to_vec(),
+        env,
+        port,
+        ready: readiness(&process.ready),
+        ready_within: process.ready.timeout.0,
+    };
+    Program::start(launch, dir).await
+}
+
+/// Runs `sql` (several statements) on the database at `url`.
+async fn apply_sql(url: &str, sql: &str) -> Result<(), String> {
+    let client = faultline_services::tls::Target::parse(url)
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::time::timeout(Duration::from_secs(60), client.batch_execute(sql))
+        .await
+        .map_err(|_| "it ran longer than 60 s".to_string())?
+        .map_err(|e| match e.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        })
+}
