@@ -801,6 +801,14 @@ fn the_shipped_scenarios_are_valid_and_the_shipped_schema_is_current() {
         }
     }
     assert!(scenarios >= 7, "only {scenarios} scenarios");
+    // The examples' scenarios, with their programs and files found.
+    let examples = experiments.join("../examples");
+    for example in ["rest-as-service", "orders-api"] {
+        let path = examples.join(example).join("scenario.toml");
+        if let Err(problems) = faultline::validate::load(&path) {
+            panic!("{path:?}: {problems:?}");
+        }
+    }
     let shipped: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(experiments.join("schema.json")).unwrap())
             .unwrap();
@@ -1075,4 +1083,224 @@ fn a_group_commit_is_checked_where_it_is_written_and_reaches_the_service() {
         printed.contains("--group-commit-max-wait-ms=3"),
         "{printed}"
     );
+}
+
+/// A valid scenario with a `service` architecture, to break.
+const SERVICE: &str = r#"name = "own"
+duration = "60s"
+
+[[architectures]]
+kind = "service"
+name = "orders"
+topics = [{ name = "orders-{{ run.id }}", partitions = 3 }]
+
+[[architectures.processes]]
+name = "api"
+command = ["sh", "-c", "exec my-api --port {{ port }}"]
+env = { PGPASSWORD = "{{ db.password }}", PGHOST = "{{ db.host }}" }
+ready = { http = "/health" }
+
+[architectures.request]
+path = "/orders"
+body = '{"ref": "{{ event.id }}", "lat": {{ event.lat }}}'
+ok = [201]
+
+[architectures.audit]
+query = "SELECT ref AS event_id, created_at AS stored_at FROM orders"
+
+[[faults]]
+kind = "process-kill"
+architecture = "orders"
+process = "api"
+at = "20s"
+duration = "5s"
+"#;
+
+#[test]
+fn a_service_declaration_is_checked_where_it_is_written() {
+    assert!(problems(SERVICE).is_empty(), "{:?}", problems(SERVICE));
+    // (what, replace this, with this, expected path, a word of the message);
+    // the line is where the replacement starts.
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "no command",
+            r#"command = ["sh", "-c", "exec my-api --port {{ port }}"]"#,
+            "command = []",
+            "architectures[0].processes[0].command",
+            "needs a command",
+        ),
+        (
+            "an unknown variable in an argument",
+            "--port {{ port }}",
+            "--port {{ prot }}",
+            "architectures[0].processes[0].command[2]",
+            "did you mean `port`",
+        ),
+        (
+            "a password on the command line",
+            "--port {{ port }}",
+            "--password {{ db.password }}",
+            "architectures[0].processes[0].command[2]",
+            "`ps`",
+        ),
+        (
+            "an unknown variable in the environment",
+            r#"PGHOST = "{{ db.host }}""#,
+            r#"PGHOST = "{{ database.host }}""#,
+            "architectures[0].processes[0].env.PGHOST",
+            "not a variable",
+        ),
+        (
+            "a bad environment name",
+            r#"PGHOST = "{{ db.host }}""#,
+            r#""1PG-HOST" = "{{ db.host }}""#,
+            "architectures[0].processes[0].env.1PG-HOST",
+            "not an environment variable",
+        ),
+        (
+            "two ways to be ready",
+            r#"ready = { http = "/health" }"#,
+            r#"ready = { http = "/health", tcp = true }"#,
+            "architectures[0].processes[0].ready",
+            "one way",
+        ),
+        (
+            "a request without the event's id",
+            r#"body = '{"ref": "{{ event.id }}", "lat": {{ event.lat }}}'"#,
+            r#"body = '{"lat": {{ event.lat }}}'"#,
+            "architectures[0].request.body",
+            "event.id",
+        ),
+        (
+            "a process variable in the body",
+            r#"body = '{"ref": "{{ event.id }}", "lat": {{ event.lat }}}'"#,
+            r#"body = '{"ref": "{{ event.id }}", "pw": "{{ db.password }}"}'"#,
+            "architectures[0].request.body",
+            "not a variable",
+        ),
+        (
+            "an unclosed hole",
+            r#"path = "/orders""#,
+            r#"path = "/orders/{{ event.id""#,
+            "architectures[0].request.path",
+            "never closed",
+        ),
+        (
+            "a path without its slash",
+            r#"path = "/orders""#,
+            r#"path = "orders""#,
+            "architectures[0].request.path",
+            "`/`",
+        ),
+        (
+            "a GET",
+            r#"path = "/orders""#,
+            "method = \"GET\"\npath = \"/orders\"",
+            "architectures[0].request.method",
+            "POST, PUT or PATCH",
+        ),
+        (
+            "a status that is not a success",
+            "ok = [201]",
+            "ok = [201, 500]",
+            "architectures[0].request.ok[1]",
+            "2xx",
+        ),
+        (
+            "a request to no process",
+            r#"path = "/orders""#,
+            "process = \"worker\"\npath = \"/orders\"",
+            "architectures[0].request.process",
+            "no process is named",
+        ),
+        (
+            "an audit that writes",
+            r#"query = "SELECT ref AS event_id, created_at AS stored_at FROM orders""#,
+            r#"query = "DELETE FROM orders""#,
+            "architectures[0].audit.query",
+            "not a SELECT",
+        ),
+        (
+            "an audit of two statements",
+            r#"query = "SELECT ref AS event_id, created_at AS stored_at FROM orders""#,
+            r#"query = "SELECT ref AS event_id, created_at AS stored_at FROM orders; DROP TABLE orders""#,
+            "architectures[0].audit.query",
+            "more than one statement",
+        ),
+        (
+            "an audit without its columns",
+            r#"query = "SELECT ref AS event_id, created_at AS stored_at FROM orders""#,
+            r#"query = "SELECT ref, created_at FROM orders""#,
+            "architectures[0].audit.query",
+            "event_id",
+        ),
+        (
+            "a topic name with a space",
+            r#"topics = [{ name = "orders-{{ run.id }}", partitions = 3 }]"#,
+            r#"topics = [{ name = "my orders", partitions = 3 }]"#,
+            "architectures[0].topics[0].name",
+            "not a topic name",
+        ),
+        (
+            "a process-kill of no process",
+            "process = \"api\"\nat",
+            "process = \"worker\"\nat",
+            "faults[0].process",
+            "no process named",
+        ),
+        (
+            "two processes of one name",
+            "[architectures.request]",
+            "[[architectures.processes]]\nname = \"api\"\ncommand = [\"true\"]\n\n[architectures.request]",
+            "architectures[0].processes[1].name",
+            "already the name",
+        ),
+    ];
+    // The replacement starts where `from` did.
+    let line_of = |from: &str| SERVICE[..SERVICE.find(from).unwrap()].matches('\n').count() + 1;
+    let texts: Vec<(String, usize)> = cases
+        .iter()
+        .map(|(what, from, to, _, _)| {
+            assert!(SERVICE.contains(from), "{what}: the base has no {from:?}");
+            (SERVICE.replacen(from, to, 1), line_of(from))
+        })
+        .collect();
+    expect_each(cases.iter().zip(&texts).map(|((what, _, to, path, words), (text, line))| {
+        // A new table's name is on the line below its header.
+        let line = if to.starts_with("[[") { line + 1 } else { *line };
+        (*what, text.clone(), *path, line, *words)
+    }));
+}
+
+#[test]
+fn a_services_programs_and_files_are_looked_for_from_the_scenarios_folder() {
+    let dir = std::env::temp_dir().join(format!("faultline-own-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = SERVICE
+        .replace(
+            r#"command = ["sh", "-c", "exec my-api --port {{ port }}"]"#,
+            r#"command = ["./no-such-api", "--port", "{{ port }}"]"#,
+        )
+        .replace(
+            "topics = [",
+            "setup_sql = \"schema.sql\"\ntopics = [",
+        );
+    let file = dir.join("own.toml");
+    std::fs::write(&file, &scenario).unwrap();
+    let found = faultline::validate::load(&file).unwrap_err();
+    let said = |path: &str| found.iter().find(|p| p.path == path).map(|p| p.to_string());
+    assert!(
+        said("architectures[0].processes[0].command[0]").is_some_and(|p| p.contains("no-such-api")),
+        "{found:?}"
+    );
+    assert!(
+        said("architectures[0].setup_sql").is_some_and(|p| p.contains("schema.sql")),
+        "{found:?}"
+    );
+    // Both there, beside the scenario: valid, wherever faultline runs.
+    std::fs::write(dir.join("schema.sql"), "SELECT 1;").unwrap();
+    std::fs::write(dir.join("no-such-api"), "#!/bin/sh\n").unwrap();
+    let (experiment, _) = faultline::validate::load(&file).unwrap();
+    assert_eq!(experiment.folder.as_deref(), Some(dir.canonicalize().unwrap().as_path()));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -155,6 +155,12 @@ pub struct Experiment {
     /// (`faultline sweep`); `faultline run` runs the scenario as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<Sweep>,
+    /// The folder the scenario was read from (not written in it): a
+    /// `service` architecture's relative paths start there, and its
+    /// processes run there.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub folder: Option<std::path::PathBuf>,
 }
 
 impl Experiment {
@@ -509,8 +515,9 @@ pub enum ArchitectureSettings {
     Service {
         /// Name used in the report and in hypotheses.
         name: String,
-        /// SQL applied to the lab's database before the processes start
-        /// (a file, relative to the scenario's folder).
+        /// SQL applied to the lab's database before the processes start,
+        /// each repetition (a file; a relative path is from the scenario's
+        /// folder).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         setup_sql: Option<String>,
         /// Topics created before the processes start.

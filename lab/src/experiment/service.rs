@@ -73,9 +73,10 @@ pub struct ProcessSettings {
     /// folder.
     pub name: String,
     /// The program and its arguments, each a template, e.g.
-    /// `["node", "server.js", "--port", "{{ port }}"]`. A program named
-    /// without a `/` is looked for beside `faultline`, then on PATH; a
-    /// relative path is from the scenario's folder.
+    /// `["node", "server.js", "--port", "{{ port }}"]`. It runs in the
+    /// scenario's folder. A program named without a `/` is looked for
+    /// beside `faultline`, then on PATH; a relative path is from the
+    /// scenario's folder.
     pub command: Vec<String>,
     /// Its environment, on top of the lab's own: each value a template,
     /// e.g. `PGPASSWORD = "{{ db.password }}"` (the environment is the place

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -319,7 +320,7 @@ impl StackPlan {
             architectures: experiment
                 .architectures
                 .iter()
-                .map(Architecture::of)
+                .map(|a| Architecture::of(a, experiment.folder.as_deref().unwrap_or(Path::new(""))))
                 .collect(),
         }
     }
@@ -399,6 +400,9 @@ pub struct ServicePlan {
     pub audit: AuditSettings,
     /// Whether it asks for topics or names the broker.
     pub needs_broker: bool,
+    /// The scenario's folder: relative paths start there, and the
+    /// processes run there.
+    pub folder: std::path::PathBuf,
 }
 
 /// One process of a `service` architecture.
@@ -445,7 +449,7 @@ impl Architecture {
         }
     }
 
-    fn of(settings: &ArchitectureSettings) -> Self {
+    fn of(settings: &ArchitectureSettings, folder: &std::path::Path) -> Self {
         let ms = |span: Span| span.0.as_millis();
         let pool_args = |pool: &Pool| {
             vec![
@@ -528,6 +532,7 @@ impl Architecture {
                 request: request.clone(),
                 audit: audit.clone(),
                 needs_broker: settings.uses_broker(),
+                folder: folder.to_path_buf(),
             })),
         }
     }

@@ -99,8 +99,9 @@ impl ServiceParts {
     ) -> Result<Self, StackError> {
         let name = &plan.name;
         if let Some(path) = &plan.setup_sql {
-            let sql = std::fs::read_to_string(path).map_err(|source| StackError::Io {
-                path: path.into(),
+            let file = plan.folder.join(path);
+            let sql = std::fs::read_to_string(&file).map_err(|source| StackError::Io {
+                path: file.clone(),
                 source,
             })?;
             apply_sql(context.direct_url, &sql)
@@ -127,7 +128,7 @@ impl ServiceParts {
         }
         let mut processes = Vec::new();
         for process in &plan.processes {
-            let program = start_process(name, process, context, dir).await?;
+            let program = start_process((name, &plan.folder), process, context, dir).await?;
             progress(&format!(
                 "{name}: {} ready (pid {}, port {})",
                 process.name,
@@ -160,7 +161,7 @@ impl ServiceParts {
 }
 
 async fn start_process(
-    architecture: &str,
+    (architecture, plan_folder): (&str, &Path),
     process: &ProcessPlan,
     context: &Context<'_>,
     dir: &Path,
@@ -172,7 +173,7 @@ async fn start_process(
         what: format!("{architecture}'s process {}", process.name),
         detail: "it has no command".into(),
     })?;
-    let program = find_program(program).map_err(|detail| StackError::Failed {
+    let program = find_program(program, &plan_folder).map_err(|detail| StackError::Failed {
         what: format!("{architecture}'s process {}", process.name),
         detail,
     })?;
@@ -186,6 +187,7 @@ async fn start_process(
         program,
         args: args.to_vec(),
         env,
+        folder: plan_folder.to_path_buf(),
         port,
         ready: readiness(&process.ready),
         ready_within: process.ready.timeout.0,

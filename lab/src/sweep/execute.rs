@@ -87,7 +87,11 @@ impl Folder {
             ),
             (None, None) => anyhow::bail!("give a scenario, or --resume with a sweep folder"),
         };
-        let experiment = crate::validate::parse(&text, &name).map_err(crate::validate::Invalid)?;
+        let experiment = match (resume, file) {
+            (None, Some(file)) => crate::validate::load(file).map(|(experiment, _)| experiment),
+            _ => crate::validate::parse(&text, &name),
+        }
+        .map_err(crate::validate::Invalid)?;
         anyhow::ensure!(
             experiment.sweep.is_some(),
             "{name} has no [sweep]: add one (see docs/scenarios.md) or run it with `faultline run`"
@@ -100,6 +104,10 @@ impl Folder {
             .map(|point| {
                 let text = grid.scenario(point);
                 let scenario = crate::validate::parse(&text, &point.folder(&grid))
+                    .map(|mut s| {
+                        s.folder = experiment.folder.clone();
+                        s
+                    })
                     .and_then(|s| {
                         crate::validate::with_driver(s, &text, &point.folder(&grid), driver)
                     })

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -148,7 +148,32 @@ pub fn load(path: &Path) -> Result<(Experiment, String), Vec<Problem>> {
             unlisted: 0,
         }]
     })?;
-    parse(&text, &file).map(|experiment| (experiment, text))
+    // Absolute: a process runs in it, and finds its files from there.
+    let folder = path.parent().unwrap_or(Path::new(""));
+    let folder = std::fs::canonicalize(if folder.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        folder
+    })
+    .unwrap_or_else(|_| folder.to_path_buf());
+    parse_in(&text, &file, folder).map(|experiment| (experiment, text))
+}
+
+/// Checks scenario text read from a file in `folder`, and what it needs
+/// of the machine (a `service` architecture's programs and files): what
+/// a run checks before anything starts.
+pub fn parse_in(text: &str, file: &str, folder: PathBuf) -> Result<Experiment, Vec<Problem>> {
+    let mut report = Report::new(text, file);
+    let Some(mut experiment) = parse_into(text, &mut report) else {
+        return Err(report.listed());
+    };
+    experiment.folder = Some(folder);
+    service::check_machine(&experiment, &mut report);
+    if report.problems.is_empty() {
+        Ok(experiment)
+    } else {
+        Err(report.listed())
+    }
 }
 
 /// Checks scenario text; `file` names it in the problems.

@@ -20,7 +20,6 @@ pub(super) fn check_service(
     report: &mut Report<'_>,
 ) {
     let ArchitectureSettings::Service {
-        setup_sql,
         topics,
         processes,
         request,
@@ -139,27 +138,6 @@ pub(super) fn check_service(
     // The audit.
     check_query(&audit.query, &format!("{path}.audit.query"), report);
 
-    // The setup SQL.
-    if let Some(file) = setup_sql {
-        let key = format!("{path}.setup_sql");
-        match std::fs::metadata(file) {
-            Ok(meta) if !meta.is_file() => {
-                report.at(&key, format!("{file:?} is not a file"), None)
-            }
-            Ok(meta) if meta.len() > MAX_SETUP_SQL => report.at(
-                &key,
-                format!("{file:?} is larger than {MAX_SETUP_SQL} bytes"),
-                None,
-            ),
-            Ok(_) => {}
-            Err(error) => report.at(
-                &key,
-                format!("{file:?}: {error}"),
-                Some("a path relative to the folder faultline runs in".into()),
-            ),
-        }
-    }
-
     // The topics.
     if topics.len() > MAX_TOPICS {
         report.at(
@@ -207,6 +185,55 @@ pub(super) fn check_service(
     }
 }
 
+/// What the `service` architectures need of this machine, before anything
+/// starts: each program found, each setup file readable and bounded.
+/// Relative paths are from the scenario's folder.
+pub(super) fn check_machine(experiment: &Experiment, report: &mut Report<'_>) {
+    let folder = experiment.folder.clone().unwrap_or_default();
+    for (i, architecture) in experiment.architectures.iter().enumerate() {
+        let ArchitectureSettings::Service {
+            setup_sql,
+            processes,
+            ..
+        } = architecture
+        else {
+            continue;
+        };
+        let path = format!("architectures[{i}]");
+        for (p, process) in processes.iter().enumerate() {
+            let Some(program) = process.command.first().filter(|p| !p.contains("{{")) else {
+                continue;
+            };
+            if let Err(error) = faultline_stack::program::find_program(program, &folder) {
+                report.at(
+                    &format!("{path}.processes[{p}].command[0]"),
+                    error,
+                    Some("install it, or give its path (relative to the scenario's folder)".into()),
+                );
+            }
+        }
+        if let Some(file) = setup_sql {
+            let key = format!("{path}.setup_sql");
+            match std::fs::metadata(folder.join(file)) {
+                Ok(meta) if !meta.is_file() => {
+                    report.at(&key, format!("{file:?} is not a file"), None)
+                }
+                Ok(meta) if meta.len() > MAX_SETUP_SQL => report.at(
+                    &key,
+                    format!("{file:?} is larger than {MAX_SETUP_SQL} bytes"),
+                    None,
+                ),
+                Ok(_) => {}
+                Err(error) => report.at(
+                    &key,
+                    format!("{file:?}: {error}"),
+                    Some("a path relative to the scenario's folder".into()),
+                ),
+            }
+        }
+    }
+}
+
 fn check_process(process: &ProcessSettings, at: &str, report: &mut Report<'_>) {
     if process.name.is_empty()
         || process.name.len() > 64
@@ -232,15 +259,6 @@ fn check_process(process: &ProcessSettings, at: &str, report: &mut Report<'_>) {
             "the program's name is empty".into(),
             None,
         ),
-        Some(program) if !program.contains("{{") => {
-            if let Err(error) = faultline_stack::program::find_program(program) {
-                report.at(
-                    &format!("{at}.command[0]"),
-                    error,
-                    Some("install it, or give its path (relative to the folder faultline runs in)".into()),
-                );
-            }
-        }
         Some(_) => {}
     }
     for (i, argument) in process.command.iter().enumerate() {

@@ -33,6 +33,8 @@ pub struct Launch {
     /// On top of the lab's own environment; may hold secrets (`ps` does
     /// not show it).
     pub env: Vec<(String, String)>,
+    /// The folder it runs in.
+    pub folder: PathBuf,
     /// The loopback port it is told to listen on.
     pub port: u16,
     pub ready: Readiness,
@@ -48,16 +50,16 @@ pub struct Program {
     process: Option<Managed>,
 }
 
-/// Finds a program named in a command: a name with a `/` is a path; a
-/// bare name is looked for beside the running executable (and its parent,
-/// for test binaries), then on PATH.
-pub fn find_program(name: &str) -> Result<PathBuf, String> {
+/// Finds a program named in a command: a name with a `/` is a path (a
+/// relative one from `folder`); a bare name is looked for beside the
+/// running executable (and its parent, for test binaries), then on PATH.
+pub fn find_program(name: &str, folder: &Path) -> Result<PathBuf, String> {
     if name.contains('/') {
-        let path = PathBuf::from(name);
+        let path = folder.join(name);
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(format!("{name}: no such file"))
+            Err(format!("{}: no such file", path.display()))
         };
     }
     if let Ok(exe) = std::env::current_exe() {
@@ -115,6 +117,7 @@ impl Program {
         command
             .args(&self.launch.args)
             .envs(self.launch.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.launch.folder)
             .stdin(Stdio::null());
         crate::log_to(&mut command, &self.log_path())?;
         self.process = Some(Managed::spawn(
