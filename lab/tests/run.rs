@@ -738,6 +738,28 @@ fn two_runs_against_one_broker_each_read_only_their_own_events() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// A password written inline in a service's environment.
+const SERVICE_LITERAL: &str = "literal-Svc-4711";
+
+/// A `service` architecture (the built-in REST service by its command)
+/// whose environment holds secrets three ways.
+const OWN: &str = r#"[[architectures]]
+kind = "service"
+name = "own"
+[[architectures.processes]]
+name = "api"
+command = ["faultline-rest", "--listen", "127.0.0.1:{{ port }}", "--stored-by", "own"]
+env = { FAULTLINE_DATABASE_URL = "{{ db.url }}", PGPASSWORD = "{{ db.password }}", API_TOKEN = "${FAULTLINE_TEST_SERVICE_SECRET}", SERVICE_PASSWORD = "literal-Svc-4711" }
+ready = { http = "/healthz" }
+[architectures.request]
+path = "/events"
+body = '{"event_id": "{{ event.id }}", "driver_id": "{{ event.driver_id }}", "lat": {{ event.lat }}, "lng": {{ event.lng }}, "sent_at": "{{ event.sent_at }}"}'
+ok = [201]
+[architectures.audit]
+query = "SELECT event_id, stored_at FROM location_events WHERE stored_by = 'own'"
+settle = "1s"
+"#;
+
 #[test]
 fn no_password_or_secret_reaches_the_run_folder_the_report_or_the_output() {
     // An external database whose URL carries a password, written inline,
@@ -758,6 +780,9 @@ fn no_password_or_secret_reaches_the_run_folder_the_report_or_the_output() {
     });
     // The database's own password (made for the cluster) and a Kafka one.
     let (db_secret, kafka_secret) = (postgres.password().to_string(), "kafka-Secret-0815");
+    // A service of the user's own, handed the database's password by the
+    // lab, a token from the environment and a password written inline.
+    let service_secret = "svc-Token-2718";
     let url = postgres.url();
     assert!(url.contains(&db_secret));
     let scenario = out.join("secrets.toml");
@@ -771,17 +796,32 @@ fn no_password_or_secret_reaches_the_run_folder_the_report_or_the_output() {
              [workload]\nrate = {{ shape = \"constant\", rps = 10 }}\n\
              [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
              [[architectures]]\nkind = \"kafka\"\nname = \"kafka\"\nbatch_size = 10\n\
-             [[faults]]\nkind = \"db-latency\"\nat = \"1s\"\nduration = \"1s\"\ndelay = \"50ms\"\n",
+             [[faults]]\nkind = \"db-latency\"\nat = \"1s\"\nduration = \"1s\"\ndelay = \"50ms\"\n{OWN}",
             broker.bootstrap()
         ),
     )
     .unwrap();
+    // What the lab shows of the plan: environment variables by name only.
+    let plan = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("plan")
+        .arg(&scenario)
+        .env("FAULTLINE_TEST_KAFKA_SECRET", kafka_secret)
+        .env("FAULTLINE_TEST_SERVICE_SECRET", service_secret)
+        .output()
+        .unwrap();
+    let planned = String::from_utf8_lossy(&plan.stdout).to_string() + &String::from_utf8_lossy(&plan.stderr);
+    assert!(plan.status.success(), "{planned}");
+    assert!(planned.contains("API_TOKEN"), "{planned}");
+    for secret in [db_secret.as_str(), kafka_secret, service_secret, SERVICE_LITERAL] {
+        assert!(!planned.contains(secret), "the plan shows {secret}: {planned}");
+    }
     let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .arg("run")
         .arg(&scenario)
         .arg("--out")
         .arg(out.join("reports"))
         .env("FAULTLINE_TEST_KAFKA_SECRET", kafka_secret)
+        .env("FAULTLINE_TEST_SERVICE_SECRET", service_secret)
         .output()
         .unwrap();
     let said = format!(
@@ -790,7 +830,7 @@ fn no_password_or_secret_reaches_the_run_folder_the_report_or_the_output() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.status.success(), "{said}");
-    for secret in [db_secret.as_str(), kafka_secret] {
+    for secret in [db_secret.as_str(), kafka_secret, service_secret, SERVICE_LITERAL] {
         assert!(!said.contains(secret), "the output shows {secret}: {said}");
     }
     // Every file the run wrote, the raw rows and the report included.
@@ -802,7 +842,7 @@ fn no_password_or_secret_reaches_the_run_folder_the_report_or_the_output() {
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();
-        for secret in [db_secret.as_str(), kafka_secret] {
+        for secret in [db_secret.as_str(), kafka_secret, service_secret, SERVICE_LITERAL] {
             assert!(
                 !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
                 "{} holds {secret}",
@@ -822,6 +862,7 @@ fn no_password_or_secret_reaches_the_run_folder_the_report_or_the_output() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["architectures"]["kafka"]["stored"], 30, "{summary}");
+    assert_eq!(summary["architectures"]["own"]["stored"], 30, "{summary}");
     drop((postgres, broker));
     let _ = std::fs::remove_dir_all(&out);
 }
