@@ -61,9 +61,27 @@ pub fn parse_metrics(text: &str) -> Vec<Sample> {
 #[derive(Debug, Clone)]
 pub struct ScrapeTarget {
     pub architecture: String,
-    /// `rest`, `producer` or `consumer`.
+    /// `rest`, `producer` or `consumer`; a `service` architecture's process
+    /// by its name, or `consumer` when it maps a backlog or a breaker.
     pub service: String,
     pub addr: SocketAddr,
+    /// Where its metrics are, e.g. `/metrics`.
+    pub path: String,
+    /// Series recorded under the lab's names: (its name, the lab's).
+    pub rename: Vec<(String, &'static str)>,
+}
+
+impl ScrapeTarget {
+    /// A built-in service's `/metrics`, named as the lab names them.
+    pub fn built_in(architecture: &str, service: &str, addr: SocketAddr) -> Self {
+        Self {
+            architecture: architecture.to_string(),
+            service: service.to_string(),
+            addr,
+            path: "/metrics".into(),
+            rename: Vec::new(),
+        }
+    }
 }
 
 /// The latest value of each (architecture, service, metric) without labels,
@@ -82,14 +100,19 @@ pub async fn scrape(
     while let Some(t_s) = clock.next(&cancel).await {
         let fetches: Vec<_> = targets
             .iter()
-            .map(|target| tokio::spawn(fetch(target.addr, "/metrics")))
+            .map(|target| tokio::spawn(fetch(target.addr, target.path.clone())))
             .collect();
         for (target, fetch) in targets.iter().zip(fetches) {
             // A scrape that got no answer leaves a gap in the series.
             let Ok(Some(text)) = fetch.await else {
                 continue;
             };
-            let samples = parse_metrics(&text);
+            let mut samples = parse_metrics(&text);
+            for sample in &mut samples {
+                if let Some((_, ours)) = target.rename.iter().find(|(theirs, _)| *theirs == sample.metric) {
+                    sample.metric = ours.to_string();
+                }
+            }
             {
                 let mut latest = latest.lock().expect("latest lock");
                 for sample in samples.iter().filter(|s| s.labels.is_empty()) {
@@ -398,8 +421,8 @@ async fn stored_positions(url: &str) -> Option<HashMap<(String, String, i32), i6
 }
 
 /// The text of `path` on `addr` if it answers 200 within 900 ms.
-async fn fetch(addr: SocketAddr, path: &'static str) -> Option<String> {
-    match faultline_stack::services::get(addr, path, Duration::from_millis(900)).await {
+async fn fetch(addr: SocketAddr, path: impl AsRef<str>) -> Option<String> {
+    match faultline_stack::services::get(addr, path.as_ref(), Duration::from_millis(900)).await {
         Ok((200, body)) => Some(body),
         _ => None,
     }

@@ -131,6 +131,29 @@ ok = [201]
 query = "SELECT order_ref AS event_id, created_at AS stored_at FROM orders"
 settle = "2s"
 
+[[architectures]]
+kind = "service"
+name = "kafka-declared"
+topics = [{{ name = "orders-{{{{ run.id }}}}" }}]
+[[architectures.processes]]
+name = "producer"
+command = ["faultline-producer", "--listen", "127.0.0.1:{{{{ port }}}}", "--bootstrap-servers", "{{{{ broker.bootstrap }}}}", "--topic", "orders-{{{{ run.id }}}}"]
+ready = {{ http = "/healthz" }}
+[[architectures.processes]]
+name = "worker"
+command = ["faultline-consumer", "--listen", "127.0.0.1:{{{{ port }}}}", "--bootstrap-servers", "{{{{ broker.bootstrap }}}}", "--topic", "orders-{{{{ run.id }}}}", "--group", "orders-{{{{ run.id }}}}", "--stored-by", "kafka-declared", "--batch-size", "50", "--breaker-open-ms", "2000"]
+env = {{ FAULTLINE_DATABASE_URL = "{{{{ db.url }}}}" }}
+ready = {{ http = "/healthz" }}
+metrics = {{ backlog = "consumer_backlog_messages", breaker = "circuit_breaker_state" }}
+[architectures.request]
+process = "producer"
+path = "/events"
+body = '{{"event_id": "{{{{ event.id }}}}", "driver_id": "{{{{ event.driver_id }}}}", "lat": {{{{ event.lat }}}}, "lng": {{{{ event.lng }}}}, "sent_at": "{{{{ event.sent_at }}}}"}}'
+ok = [202]
+[architectures.audit]
+query = "SELECT event_id, stored_at FROM location_events WHERE stored_by = 'kafka-declared'"
+settle = "5s"
+
 [[faults]]
 kind = "db-crash"
 at = "4s"
@@ -203,9 +226,23 @@ duration = "6s"
         slow.ok_median_ms
     );
 
-    // The audit found each service's rows in its own table.
+    // The Kafka path declared by its commands answers throughout, and its
+    // backlog, read from its consumer's own metrics, grew and drained.
+    let kafka = crash("kafka-declared");
+    assert!(share(&kafka) < 0.05, "kafka-declared failed {}/{}", kafka.failed, kafka.requests);
     let arch = |name: &str| &summary["architectures"][name];
-    for name in ["rest", "rest-declared", "orders-api"] {
+    let peak = arch("kafka-declared")["peak_backlog"].as_f64().unwrap_or(0.0);
+    assert!(peak > 100.0, "{}", arch("kafka-declared"));
+    let open = arch("kafka-declared")["breaker_open_s"].as_f64().unwrap_or(0.0);
+    assert!(open > 0.0, "{}", arch("kafka-declared"));
+    assert!(
+        arch("kafka-declared")["freshness_ms"]["max"].as_f64().unwrap_or(0.0) > 4000.0,
+        "{}",
+        arch("kafka-declared")
+    );
+
+    // The audit found each service's rows in its own table.
+    for name in ["rest", "rest-declared", "orders-api", "kafka-declared"] {
         let a = arch(name);
         assert_eq!(a["lost"], 0, "{name}: {a}");
         let stored = a["stored"].as_u64().unwrap();

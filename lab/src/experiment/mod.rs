@@ -557,6 +557,18 @@ impl ArchitectureSettings {
         }
     }
 
+    /// Whether it has a backlog the lab measures: a Kafka path's consumer,
+    /// or a service process that maps its own backlog gauge.
+    pub fn has_backlog(&self) -> bool {
+        match self {
+            ArchitectureSettings::Rest { .. } => false,
+            ArchitectureSettings::Kafka { .. } => true,
+            ArchitectureSettings::Service { processes, .. } => processes
+                .iter()
+                .any(|p| p.metrics.as_ref().is_some_and(|m| m.backlog.is_some())),
+        }
+    }
+
     /// Its clients' retries: its own, else the workload's.
     pub fn retries<'a>(&'a self, workload: &'a Workload) -> &'a Retries {
         match self {

@@ -87,6 +87,41 @@ pub struct ProcessSettings {
     /// connection.
     #[serde(default)]
     pub ready: Ready,
+    /// Its Prometheus endpoint, scraped each second into
+    /// `metrics.parquet`; unset, not scraped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsSettings>,
+}
+
+/// A process's Prometheus endpoint, and which of its series the report
+/// reads as the architecture's backlog and breaker.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// The path on its port, e.g. "/metrics".
+    #[serde(default = "metrics_path")]
+    pub path: String,
+    /// A gauge without labels that is its backlog in messages, e.g.
+    /// "orders_queue_depth": the report's backlog chart and figures read
+    /// it. Unset: the backlog is not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<String>,
+    /// A gauge without labels of its circuit breaker's state, 0 closed,
+    /// 1 half-open, 2 open. Unset: the breaker is not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<String>,
+}
+
+fn metrics_path() -> String {
+    "/metrics".into()
+}
+
+impl MetricsSettings {
+    /// Whether it names the backlog or the breaker: the process is then its
+    /// architecture's consumer, for the report and the progress line.
+    pub fn consumer(&self) -> bool {
+        self.backlog.is_some() || self.breaker.is_some()
+    }
 }
 
 impl ProcessSettings {

@@ -18,7 +18,9 @@ pub mod rate;
 
 pub use rate::{RateSegment, schedule_of};
 
-use crate::experiment::service::{AuditSettings, Ready, RequestSettings, TopicSpec};
+use crate::experiment::service::{
+    AuditSettings, MetricsSettings, Ready, RequestSettings, TopicSpec,
+};
 use crate::experiment::{
     ArchitectureSettings, DatabaseChoice, DriverSetting, Experiment, FaultKind, Pool, Retries,
     Span, seconds,
@@ -414,6 +416,7 @@ pub struct ProcessPlan {
     #[serde(serialize_with = "keys")]
     pub env: BTreeMap<String, String>,
     pub ready: Ready,
+    pub metrics: Option<MetricsSettings>,
 }
 
 fn keys<S: Serializer>(map: &BTreeMap<String, String>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -527,6 +530,7 @@ impl Architecture {
                             .map(|(k, v)| (k.clone(), expanded(v)))
                             .collect(),
                         ready: p.ready.clone(),
+                        metrics: p.metrics.clone(),
                     })
                     .collect(),
                 request: request.clone(),

@@ -14,7 +14,7 @@ pub(super) fn short_process(process: &str) -> &str {
 /// One process's CPU, as the report's table shows it.
 #[derive(Serialize)]
 pub struct CpuView {
-    process: &'static str,
+    process: String,
     architecture: String,
     cpu_s: String,
     cores: String,
@@ -51,8 +51,10 @@ impl CpuView {
     }
 }
 
-pub(super) fn process_label(process: &str) -> &'static str {
-    Process::of(process).map_or("other", Process::label)
+/// A process's name in the table: a `service` architecture's process by
+/// its own name.
+pub(super) fn process_label(process: &str) -> String {
+    Process::of(process).map_or_else(|| format!("{process} (the service's own)"), |p| p.label().into())
 }
 
 /// Each service's CPU per request beside PostgreSQL's, in one sentence.

@@ -294,7 +294,7 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
                 name: a.name(),
                 colour: chart::colour(index),
                 description: describe_architecture(a, &experiment.workload),
-                backlog: matches!(a, ArchitectureSettings::Kafka { .. }),
+                backlog: a.has_backlog(),
                 faulted: !summary.faults.is_empty(),
                 s: summary.architectures.get(a.name())?,
             })

@@ -225,11 +225,7 @@ impl Repetition<'_> {
     fn targets(&self, stack: &LabStack) -> (Vec<Target>, Vec<ScrapeTarget>) {
         let mut targets = Vec::new();
         let mut scrape = Vec::new();
-        let target = |architecture: &str, service: &str, addr| ScrapeTarget {
-            architecture: architecture.to_string(),
-            service: service.into(),
-            addr,
-        };
+        let target = ScrapeTarget::built_in;
         for name in self.plan.architectures() {
             if let Some(rest) = stack.rest.iter().find(|r| r.name == name) {
                 targets.push((rest.service.url("/events"), None));
@@ -242,6 +238,7 @@ impl Repetition<'_> {
                 let own = load::OwnRequest::of(&parts.plan.request)
                     .expect("the request was checked by validation");
                 targets.push((parts.target().url(""), Some(Arc::new(own))));
+                scrape.extend(parts.scrape_targets());
             }
         }
         (targets, scrape)

@@ -11,6 +11,9 @@ use faultline_stack::broker::TopicSettings;
 use faultline_stack::program::find_program;
 use faultline_stack::{Broker, Launch, Program, Readiness, StackError};
 
+use faultline_services::metrics::names;
+
+use crate::collect::ScrapeTarget;
 use crate::experiment::service::{Ready, vars};
 use crate::plan::{ProcessPlan, ServicePlan};
 use crate::template::Template;
@@ -149,6 +152,37 @@ impl ServiceParts {
     /// The process the load goes to.
     pub fn target(&self) -> &Program {
         &self.processes[self.target].1
+    }
+
+    /// Its processes that offer metrics, each with the series it maps to
+    /// the lab's backlog and breaker.
+    pub fn scrape_targets(&self) -> Vec<ScrapeTarget> {
+        let plans = &self.plan.processes;
+        plans
+            .iter()
+            .zip(&self.processes)
+            .filter_map(|(plan, (name, program))| {
+                let metrics = plan.metrics.as_ref()?;
+                let mut rename = Vec::new();
+                if let Some(backlog) = &metrics.backlog {
+                    rename.push((backlog.clone(), names::CONSUMER_BACKLOG_MESSAGES));
+                }
+                if let Some(breaker) = &metrics.breaker {
+                    rename.push((breaker.clone(), names::CIRCUIT_BREAKER_STATE));
+                }
+                Some(ScrapeTarget {
+                    architecture: self.name.clone(),
+                    service: if metrics.consumer() {
+                        "consumer".into()
+                    } else {
+                        name.clone()
+                    },
+                    addr: program.addr(),
+                    path: metrics.path.clone(),
+                    rename,
+                })
+            })
+            .collect()
     }
 
     /// The process called `name`.

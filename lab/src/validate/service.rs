@@ -287,6 +287,29 @@ fn check_process(process: &ProcessSettings, at: &str, report: &mut Report<'_>) {
         }
         template(value, &path, &vars::PROCESS, report);
     }
+    if let Some(metrics) = &process.metrics {
+        if !metrics.path.starts_with('/') || metrics.path.contains(char::is_whitespace) {
+            report.at(
+                &format!("{at}.metrics.path"),
+                format!("{:?} is not a path (it starts with `/`, without spaces)", metrics.path),
+                None,
+            );
+        }
+        let series_name = |name: &str| {
+            !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        };
+        for (key, name) in [("backlog", &metrics.backlog), ("breaker", &metrics.breaker)] {
+            if let Some(name) = name.as_deref().filter(|n| !series_name(n)) {
+                report.at(
+                    &format!("{at}.metrics.{key}"),
+                    format!("{name:?} is not a Prometheus series' name"),
+                    Some("letters, digits, `_` and `:`, not starting with a digit".into()),
+                );
+            }
+        }
+    }
     let ready = &process.ready;
     let given = [ready.http.is_some(), ready.tcp.is_some(), ready.wait.is_some()]
         .into_iter()
