@@ -19,6 +19,11 @@ pub struct UpArgs {
     /// under .faultline/).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Bring up the stack this scenario declares (its database, broker and
+    /// architectures, `service` ones with their processes) instead of REST
+    /// and one Kafka path per `--kafka` mode.
+    #[arg(long, conflicts_with_all = ["partitions", "kafka", "broker", "database"])]
+    scenario: Option<PathBuf>,
     /// Partitions of each topic.
     #[arg(long, default_value_t = 1)]
     partitions: i32,
@@ -83,6 +88,20 @@ fn describe(record: &FaultRecord, started: bool) -> String {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    // The scenario first: an invalid one starts nothing.
+    let plan = match &args.scenario {
+        Some(file) => {
+            let (experiment, _) =
+                faultline::validate::load(file).map_err(faultline::validate::Invalid)?;
+            StackPlan::of(&experiment)
+        }
+        None => {
+            let mut plan = StackPlan::standard(&args.kafka, args.partitions);
+            plan.broker = args.broker;
+            plan.database = args.database;
+            plan
+        }
+    };
     let shutdown = Shutdown::on_signals();
     let work = PathBuf::from(faultline::WORK_DIR);
     let leftovers = faultline::clean::clean(&work);
@@ -104,9 +123,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     write_json(&status_path, &serde_json::json!({ "status": "starting" }))?;
     eprintln!("faultline: bringing the stack up in {}", dir.display());
 
-    let mut plan = StackPlan::standard(&args.kafka, args.partitions);
-    plan.broker = args.broker;
-    plan.database = args.database;
     let mut stack = LabStack::up(&plan, &dir, |line| eprintln!("faultline: {line}"))
         .await
         .context("could not bring the stack up")?;

@@ -464,7 +464,7 @@ impl LabStack {
                     let parts =
                         ServiceParts::start(service, &context, &services_dir, &progress).await?;
                     progress(&format!(
-                        "{}: load to {}",
+                        "{}: requests go to {}",
                         parts.name,
                         parts.target().url(&parts.plan.request.path)
                     ));
