@@ -38,7 +38,8 @@ pub struct UpArgs {
     #[arg(long, default_value = "local")]
     database: DatabaseTarget,
     /// A fault on the stack's clock, KIND@START+DURATION (repeatable), e.g.
-    /// db-crash@30s+60s or db-latency:200ms:50ms@10s+20s.
+    /// db-crash@30s+60s, db-latency:200ms:50ms@10s+20s or, for a process of
+    /// a `--scenario`'s service, process-kill:orders-api:api@5s+3s.
     #[arg(long = "fault")]
     faults: Vec<FaultSpec>,
     /// Tear down once the last fault has ended instead of waiting for Ctrl-C.

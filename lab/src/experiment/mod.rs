@@ -569,6 +569,21 @@ impl ArchitectureSettings {
         }
     }
 
+    /// For a `service`, whether its backlog and its breaker go unmeasured
+    /// (no process maps a gauge for them); the built-in ones measure both
+    /// where they have them.
+    pub fn unmeasured(&self) -> (bool, bool) {
+        let ArchitectureSettings::Service { processes, .. } = self else {
+            return (false, false);
+        };
+        let maps = |which: fn(&service::MetricsSettings) -> bool| {
+            processes
+                .iter()
+                .any(|p| p.metrics.as_ref().is_some_and(which))
+        };
+        (!maps(|m| m.backlog.is_some()), !maps(|m| m.breaker.is_some()))
+    }
+
     /// Its clients' retries: its own, else the workload's.
     pub fn retries<'a>(&'a self, workload: &'a Workload) -> &'a Retries {
         match self {
@@ -758,7 +773,7 @@ mod tests {
             .unwrap();
             assert_eq!(raw["kind"], kind.name());
         }
-        assert_eq!(FaultKind::names().count(), 11);
+        assert_eq!(FaultKind::names().count(), 12);
     }
 
     #[test]

@@ -660,6 +660,15 @@ impl FromStr for FaultSpec {
             Some(FaultKind::Command(_)) => {
                 return Err("a command fault is written in a scenario, with its commands".into());
             }
+            Some(FaultKind::ProcessKill { .. }) => {
+                let (Some(architecture), Some(process)) = (parts.next(), parts.next()) else {
+                    return Err("write a process-kill as process-kill:ARCHITECTURE:PROCESS".into());
+                };
+                FaultKind::ProcessKill {
+                    architecture: architecture.to_string(),
+                    process: process.to_string(),
+                }
+            }
             Some(kind) => kind,
             None => {
                 return Err(format!(

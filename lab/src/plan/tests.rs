@@ -270,6 +270,14 @@ fn fault_specs_parse_and_print() {
     );
     let default: FaultSpec = "db-latency@1s+5s".parse().unwrap();
     assert_eq!(default.kind, FaultKind::ALL[3]);
+    let kill: FaultSpec = "process-kill:orders-api:api@5s+3s".parse().unwrap();
+    assert_eq!(
+        kill.kind,
+        FaultKind::ProcessKill {
+            architecture: "orders-api".into(),
+            process: "api".into()
+        }
+    );
 }
 
 #[test]
@@ -282,6 +290,7 @@ fn bad_fault_specs_say_what_is_wrong() {
         ("db-crash@soon+1s", "start \"soon\""),
         ("db-crash@1s+0s", "more than zero"),
         ("db-latency:fast@1s+1s", "delay \"fast\""),
+        ("process-kill:orders-api@1s+1s", "process-kill:ARCHITECTURE:PROCESS"),
     ] {
         let error = text.parse::<FaultSpec>().unwrap_err();
         assert!(error.contains(expected), "{text}: {error}");

@@ -175,6 +175,10 @@ struct ArchitectureView<'a> {
     description: String,
     /// It has a consumer backlog (a drain time applies).
     backlog: bool,
+    /// Its own service offers no backlog gauge: "not measured", not "n/a".
+    backlog_unmeasured: bool,
+    /// Its own service offers no breaker gauge.
+    breaker_unmeasured: bool,
     /// The run had a fault (the times after it apply).
     faulted: bool,
     s: &'a ArchitectureSummary,
@@ -295,6 +299,8 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
                 colour: chart::colour(index),
                 description: describe_architecture(a, &experiment.workload),
                 backlog: a.has_backlog(),
+                backlog_unmeasured: a.unmeasured().0,
+                breaker_unmeasured: a.unmeasured().1,
                 faulted: !summary.faults.is_empty(),
                 s: summary.architectures.get(a.name())?,
             })
