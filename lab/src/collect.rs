@@ -109,7 +109,11 @@ pub async fn scrape(
             };
             let mut samples = parse_metrics(&text);
             for sample in &mut samples {
-                if let Some((_, ours)) = target.rename.iter().find(|(theirs, _)| *theirs == sample.metric) {
+                if let Some((_, ours)) = target
+                    .rename
+                    .iter()
+                    .find(|(theirs, _)| *theirs == sample.metric)
+                {
                     sample.metric = ours.to_string();
                 }
             }
@@ -457,7 +461,10 @@ pub async fn audit(database_url: &str) -> Result<Vec<StoredRow>, AuditError> {
 /// What a `service` architecture's audit query finds: each row's
 /// `event_id` as text and `stored_at` in Unix microseconds (a `timestamp`
 /// read as UTC, the lab's database's zone).
-pub async fn audit_query(database_url: &str, query: &str) -> Result<Vec<(String, i64)>, AuditError> {
+pub async fn audit_query(
+    database_url: &str,
+    query: &str,
+) -> Result<Vec<(String, i64)>, AuditError> {
     let client = connect(database_url).await?;
     let query = query.trim().trim_end_matches(';');
     let rows = client

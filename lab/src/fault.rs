@@ -99,10 +99,9 @@ pub fn check(faults: &[FaultSpec], stack: &LabStack) -> Result<(), Unsupported> 
             FaultKind::ProcessKill {
                 ref architecture,
                 ref process,
-            } if !stack
-                .services
-                .iter()
-                .any(|s| &s.name == architecture && s.processes.iter().any(|(p, _)| p == process)) =>
+            } if !stack.services.iter().any(|s| {
+                &s.name == architecture && s.processes.iter().any(|(p, _)| p == process)
+            }) =>
             {
                 "no service architecture has that process"
             }
@@ -662,8 +661,8 @@ async fn verify_effect(stack: &mut LabStack, kind: &FaultKind) -> Result<(), Unv
             architecture,
             process,
         } => {
-            let program =
-                program_of(stack, architecture, process).map_err(|_| Unverified::Missing("process"))?;
+            let program = program_of(stack, architecture, process)
+                .map_err(|_| Unverified::Missing("process"))?;
             until(EFFECT_LIMIT, async || probe(program).await, Result::is_err).await
         }
         FaultKind::Command(command) => {
@@ -780,8 +779,8 @@ async fn verify_recovery(stack: &mut LabStack, kind: &FaultKind) -> Result<(), U
             architecture,
             process,
         } => {
-            let program =
-                program_of(stack, architecture, process).map_err(|_| Unverified::Missing("process"))?;
+            let program = program_of(stack, architecture, process)
+                .map_err(|_| Unverified::Missing("process"))?;
             until(RECOVERY_LIMIT, async || probe(program).await, Result::is_ok).await
         }
         FaultKind::Command(command) => match &command.verify {

@@ -24,8 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::experiment::service::{RequestSettings, vars};
 use crate::plan::DriverSettings;
-use crate::template::Template;
 use crate::run_folder::rows::{Outcome, Row};
+use crate::template::Template;
 
 /// Live counts of one architecture, for progress lines.
 #[derive(Debug, Default)]
@@ -65,7 +65,9 @@ impl OwnRequest {
 
     /// The path and body of `event`.
     pub fn fill(&self, event: &LocationEvent) -> (String, String) {
-        let sent_at = event.sent_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let sent_at = event
+            .sent_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let write = |name: &str, out: &mut String| {
             use std::fmt::Write;
             let _ = match name {

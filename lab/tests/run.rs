@@ -809,11 +809,20 @@ fn no_password_or_secret_reaches_the_run_folder_the_report_or_the_output() {
         .env("FAULTLINE_TEST_SERVICE_SECRET", service_secret)
         .output()
         .unwrap();
-    let planned = String::from_utf8_lossy(&plan.stdout).to_string() + &String::from_utf8_lossy(&plan.stderr);
+    let planned =
+        String::from_utf8_lossy(&plan.stdout).to_string() + &String::from_utf8_lossy(&plan.stderr);
     assert!(plan.status.success(), "{planned}");
     assert!(planned.contains("API_TOKEN"), "{planned}");
-    for secret in [db_secret.as_str(), kafka_secret, service_secret, SERVICE_LITERAL] {
-        assert!(!planned.contains(secret), "the plan shows {secret}: {planned}");
+    for secret in [
+        db_secret.as_str(),
+        kafka_secret,
+        service_secret,
+        SERVICE_LITERAL,
+    ] {
+        assert!(
+            !planned.contains(secret),
+            "the plan shows {secret}: {planned}"
+        );
     }
     let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .arg("run")
@@ -830,7 +839,12 @@ fn no_password_or_secret_reaches_the_run_folder_the_report_or_the_output() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.status.success(), "{said}");
-    for secret in [db_secret.as_str(), kafka_secret, service_secret, SERVICE_LITERAL] {
+    for secret in [
+        db_secret.as_str(),
+        kafka_secret,
+        service_secret,
+        SERVICE_LITERAL,
+    ] {
         assert!(!said.contains(secret), "the output shows {secret}: {said}");
     }
     // Every file the run wrote, the raw rows and the report included.
@@ -842,7 +856,12 @@ fn no_password_or_secret_reaches_the_run_folder_the_report_or_the_output() {
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();
-        for secret in [db_secret.as_str(), kafka_secret, service_secret, SERVICE_LITERAL] {
+        for secret in [
+            db_secret.as_str(),
+            kafka_secret,
+            service_secret,
+            SERVICE_LITERAL,
+        ] {
             assert!(
                 !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
                 "{} holds {secret}",

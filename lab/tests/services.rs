@@ -32,8 +32,16 @@ fn window(requests: &DataFrame, architecture: &str, from_s: f64, to_s: f64) -> W
         .filter(
             col(column::ARCHITECTURE)
                 .eq(lit(architecture))
-                .and(col(column::INTENDED_US).cast(DataType::Float64).gt_eq(lit(from_s * 1e6)))
-                .and(col(column::INTENDED_US).cast(DataType::Float64).lt(lit(to_s * 1e6))),
+                .and(
+                    col(column::INTENDED_US)
+                        .cast(DataType::Float64)
+                        .gt_eq(lit(from_s * 1e6)),
+                )
+                .and(
+                    col(column::INTENDED_US)
+                        .cast(DataType::Float64)
+                        .lt(lit(to_s * 1e6)),
+                ),
         )
         .collect()
         .unwrap();
@@ -65,7 +73,10 @@ fn window(requests: &DataFrame, architecture: &str, from_s: f64, to_s: f64) -> W
     Window {
         requests: ok.len(),
         failed: ok.iter().filter(|o| !**o).count(),
-        ok_median_ms: ok_latency.get(ok_latency.len() / 2).copied().unwrap_or(f64::NAN),
+        ok_median_ms: ok_latency
+            .get(ok_latency.len() / 2)
+            .copied()
+            .unwrap_or(f64::NAN),
     }
 }
 
@@ -199,14 +210,24 @@ duration = "6s"
     // the Node API fails too, through the proxy it was handed.
     let crash = |name| window(&requests, name, 5.0, 11.0);
     let (rest, declared, orders) = (crash("rest"), crash("rest-declared"), crash("orders-api"));
-    assert!(share(&rest) > 0.5, "rest failed {}/{}", rest.failed, rest.requests);
+    assert!(
+        share(&rest) > 0.5,
+        "rest failed {}/{}",
+        rest.failed,
+        rest.requests
+    );
     assert!(
         (share(&rest) - share(&declared)).abs() < 0.15,
         "rest failed {:.2}, its declaration {:.2}",
         share(&rest),
         share(&declared)
     );
-    assert!(share(&orders) > 0.5, "orders-api failed {}/{}", orders.failed, orders.requests);
+    assert!(
+        share(&orders) > 0.5,
+        "orders-api failed {}/{}",
+        orders.failed,
+        orders.requests
+    );
 
     // The kill: only the killed API's requests fail.
     let killed = |name| window(&requests, name, 15.5, 18.5);
@@ -229,14 +250,26 @@ duration = "6s"
     // The Kafka path declared by its commands answers throughout, and its
     // backlog, read from its consumer's own metrics, grew and drained.
     let kafka = crash("kafka-declared");
-    assert!(share(&kafka) < 0.05, "kafka-declared failed {}/{}", kafka.failed, kafka.requests);
+    assert!(
+        share(&kafka) < 0.05,
+        "kafka-declared failed {}/{}",
+        kafka.failed,
+        kafka.requests
+    );
     let arch = |name: &str| &summary["architectures"][name];
-    let peak = arch("kafka-declared")["peak_backlog"].as_f64().unwrap_or(0.0);
+    let peak = arch("kafka-declared")["peak_backlog"]
+        .as_f64()
+        .unwrap_or(0.0);
     assert!(peak > 100.0, "{}", arch("kafka-declared"));
-    let open = arch("kafka-declared")["breaker_open_s"].as_f64().unwrap_or(0.0);
+    let open = arch("kafka-declared")["breaker_open_s"]
+        .as_f64()
+        .unwrap_or(0.0);
     assert!(open > 0.0, "{}", arch("kafka-declared"));
     assert!(
-        arch("kafka-declared")["freshness_ms"]["max"].as_f64().unwrap_or(0.0) > 4000.0,
+        arch("kafka-declared")["freshness_ms"]["max"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 4000.0,
         "{}",
         arch("kafka-declared")
     );
@@ -258,9 +291,6 @@ duration = "6s"
         stored("rest-declared")
     );
     let faults = summary["faults"].as_array().unwrap();
-    assert!(
-        faults.iter().all(|f| f["verified"] == true),
-        "{faults:#?}"
-    );
+    assert!(faults.iter().all(|f| f["verified"] == true), "{faults:#?}");
     let _ = std::fs::remove_dir_all(&out);
 }

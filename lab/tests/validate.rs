@@ -1265,11 +1265,20 @@ fn a_service_declaration_is_checked_where_it_is_written() {
             (SERVICE.replacen(from, to, 1), line_of(from))
         })
         .collect();
-    expect_each(cases.iter().zip(&texts).map(|((what, _, to, path, words), (text, line))| {
-        // A new table's name is on the line below its header.
-        let line = if to.starts_with("[[") { line + 1 } else { *line };
-        (*what, text.clone(), *path, line, *words)
-    }));
+    expect_each(
+        cases
+            .iter()
+            .zip(&texts)
+            .map(|((what, _, to, path, words), (text, line))| {
+                // A new table's name is on the line below its header.
+                let line = if to.starts_with("[[") {
+                    line + 1
+                } else {
+                    *line
+                };
+                (*what, text.clone(), *path, line, *words)
+            }),
+    );
 }
 
 #[test]
@@ -1281,10 +1290,7 @@ fn a_services_programs_and_files_are_looked_for_from_the_scenarios_folder() {
             r#"command = ["sh", "-c", "exec my-api --port {{ port }}"]"#,
             r#"command = ["./no-such-api", "--port", "{{ port }}"]"#,
         )
-        .replace(
-            "topics = [",
-            "setup_sql = \"schema.sql\"\ntopics = [",
-        );
+        .replace("topics = [", "setup_sql = \"schema.sql\"\ntopics = [");
     let file = dir.join("own.toml");
     std::fs::write(&file, &scenario).unwrap();
     let found = faultline::validate::load(&file).unwrap_err();
@@ -1301,6 +1307,9 @@ fn a_services_programs_and_files_are_looked_for_from_the_scenarios_folder() {
     std::fs::write(dir.join("schema.sql"), "SELECT 1;").unwrap();
     std::fs::write(dir.join("no-such-api"), "#!/bin/sh\n").unwrap();
     let (experiment, _) = faultline::validate::load(&file).unwrap();
-    assert_eq!(experiment.folder.as_deref(), Some(dir.canonicalize().unwrap().as_path()));
+    assert_eq!(
+        experiment.folder.as_deref(),
+        Some(dir.canonicalize().unwrap().as_path())
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

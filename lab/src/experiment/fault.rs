@@ -52,7 +52,10 @@ pub enum FaultKind {
     ConsumerKill,
     /// SIGKILL to one process of a `service` architecture (with everything
     /// it started); restart with the same command and port.
-    ProcessKill { architecture: String, process: String },
+    ProcessKill {
+        architecture: String,
+        process: String,
+    },
     /// Shell commands on the run's clock: any chaos tool as a fault.
     Command(CommandFault),
 }

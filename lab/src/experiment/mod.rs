@@ -545,45 +545,6 @@ impl ArchitectureSettings {
         }
     }
 
-    /// Whether it needs a broker: a Kafka path, or a service that asks for
-    /// topics or names the broker in a template.
-    pub fn uses_broker(&self) -> bool {
-        match self {
-            ArchitectureSettings::Rest { .. } => false,
-            ArchitectureSettings::Kafka { .. } => true,
-            ArchitectureSettings::Service {
-                topics, processes, ..
-            } => !topics.is_empty() || processes.iter().any(service::ProcessSettings::names_broker),
-        }
-    }
-
-    /// Whether it has a backlog the lab measures: a Kafka path's consumer,
-    /// or a service process that maps its own backlog gauge.
-    pub fn has_backlog(&self) -> bool {
-        match self {
-            ArchitectureSettings::Rest { .. } => false,
-            ArchitectureSettings::Kafka { .. } => true,
-            ArchitectureSettings::Service { processes, .. } => processes
-                .iter()
-                .any(|p| p.metrics.as_ref().is_some_and(|m| m.backlog.is_some())),
-        }
-    }
-
-    /// For a `service`, whether its backlog and its breaker go unmeasured
-    /// (no process maps a gauge for them); the built-in ones measure both
-    /// where they have them.
-    pub fn unmeasured(&self) -> (bool, bool) {
-        let ArchitectureSettings::Service { processes, .. } = self else {
-            return (false, false);
-        };
-        let maps = |which: fn(&service::MetricsSettings) -> bool| {
-            processes
-                .iter()
-                .any(|p| p.metrics.as_ref().is_some_and(which))
-        };
-        (!maps(|m| m.backlog.is_some()), !maps(|m| m.breaker.is_some()))
-    }
-
     /// Its clients' retries: its own, else the workload's.
     pub fn retries<'a>(&'a self, workload: &'a Workload) -> &'a Retries {
         match self {

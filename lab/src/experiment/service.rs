@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Span;
+use super::{ArchitectureSettings, Span};
 
 /// The variables a `service` architecture's templates may name, and only
 /// these: `{{ db.host }}` and so on.
@@ -63,6 +63,52 @@ pub mod vars {
     ];
     /// Those that need the broker.
     pub const BROKER: [&str; 1] = [BROKER_BOOTSTRAP];
+}
+
+/// What an architecture needs of the stack and measures, `service` ones
+/// by what they declare.
+impl ArchitectureSettings {
+    /// Whether it needs a broker: a Kafka path, or a service that asks for
+    /// topics or names the broker in a template.
+    pub fn uses_broker(&self) -> bool {
+        match self {
+            ArchitectureSettings::Rest { .. } => false,
+            ArchitectureSettings::Kafka { .. } => true,
+            ArchitectureSettings::Service {
+                topics, processes, ..
+            } => !topics.is_empty() || processes.iter().any(ProcessSettings::names_broker),
+        }
+    }
+
+    /// Whether it has a backlog the lab measures: a Kafka path's consumer,
+    /// or a service process that maps its own backlog gauge.
+    pub fn has_backlog(&self) -> bool {
+        match self {
+            ArchitectureSettings::Rest { .. } => false,
+            ArchitectureSettings::Kafka { .. } => true,
+            ArchitectureSettings::Service { processes, .. } => processes
+                .iter()
+                .any(|p| p.metrics.as_ref().is_some_and(|m| m.backlog.is_some())),
+        }
+    }
+
+    /// For a `service`, whether its backlog and its breaker go unmeasured
+    /// (no process maps a gauge for them); the built-in ones measure both
+    /// where they have them.
+    pub fn unmeasured(&self) -> (bool, bool) {
+        let ArchitectureSettings::Service { processes, .. } = self else {
+            return (false, false);
+        };
+        let maps = |which: fn(&MetricsSettings) -> bool| {
+            processes
+                .iter()
+                .any(|p| p.metrics.as_ref().is_some_and(which))
+        };
+        (
+            !maps(|m| m.backlog.is_some()),
+            !maps(|m| m.breaker.is_some()),
+        )
+    }
 }
 
 /// One process of a `service` architecture.

@@ -290,7 +290,10 @@ fn bad_fault_specs_say_what_is_wrong() {
         ("db-crash@soon+1s", "start \"soon\""),
         ("db-crash@1s+0s", "more than zero"),
         ("db-latency:fast@1s+1s", "delay \"fast\""),
-        ("process-kill:orders-api@1s+1s", "process-kill:ARCHITECTURE:PROCESS"),
+        (
+            "process-kill:orders-api@1s+1s",
+            "process-kill:ARCHITECTURE:PROCESS",
+        ),
     ] {
         let error = text.parse::<FaultSpec>().unwrap_err();
         assert!(error.contains(expected), "{text}: {error}");

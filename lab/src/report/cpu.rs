@@ -54,7 +54,10 @@ impl CpuView {
 /// A process's name in the table: a `service` architecture's process by
 /// its own name.
 pub(super) fn process_label(process: &str) -> String {
-    Process::of(process).map_or_else(|| format!("{process} (the service's own)"), |p| p.label().into())
+    Process::of(process).map_or_else(
+        || format!("{process} (the service's own)"),
+        |p| p.label().into(),
+    )
 }
 
 /// Each service's CPU per request beside PostgreSQL's, in one sentence.

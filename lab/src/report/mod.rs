@@ -129,7 +129,10 @@ fn describe_architecture(a: &ArchitectureSettings, workload: &Workload) -> Strin
             request.path,
             match &request.process {
                 Some(process) => process.clone(),
-                None => processes.first().map(|p| p.name.clone()).unwrap_or_default(),
+                None => processes
+                    .first()
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
             },
             request
                 .ok

@@ -13,9 +13,9 @@ use faultline_stack::{Broker, FaultProxy, Postgres, ProbeError, Service, Service
 use crate::collect::{CpuTarget, PidOf};
 use crate::experiment::DatabaseChoice;
 use crate::plan::{Architecture, DatabaseTarget, StackPlan, mode_name};
-use service::Context;
 use crate::run_folder::rows::Process;
 use faultline_services::vars;
+use service::Context;
 
 mod service;
 pub use service::ServiceParts;

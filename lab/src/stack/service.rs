@@ -47,15 +47,20 @@ impl Context<'_> {
     /// Every variable a process may name, for the process on `port`.
     fn values(&self, port: u16) -> Result<BTreeMap<&'static str, String>, StackError> {
         let (plain, _, _) = faultline_services::tls::split_tls_parameters(self.database_url);
-        let config: tokio_postgres::Config =
-            plain.parse().map_err(|error| StackError::BadUrl {
-                url: crate::secrets::redact(self.database_url, &crate::secrets::passwords_in(self.database_url)),
-                detail: format!("{error}"),
-            })?;
+        let config: tokio_postgres::Config = plain.parse().map_err(|error| StackError::BadUrl {
+            url: crate::secrets::redact(
+                self.database_url,
+                &crate::secrets::passwords_in(self.database_url),
+            ),
+            detail: format!("{error}"),
+        })?;
         let mut values = BTreeMap::from([
             (vars::DB_HOST, self.proxy.ip().to_string()),
             (vars::DB_PORT, self.proxy.port().to_string()),
-            (vars::DB_USER, config.get_user().unwrap_or_default().to_string()),
+            (
+                vars::DB_USER,
+                config.get_user().unwrap_or_default().to_string(),
+            ),
             (
                 vars::DB_PASSWORD,
                 config
@@ -63,7 +68,10 @@ impl Context<'_> {
                     .map(|p| String::from_utf8_lossy(p).into_owned())
                     .unwrap_or_default(),
             ),
-            (vars::DB_NAME, config.get_dbname().unwrap_or("postgres").to_string()),
+            (
+                vars::DB_NAME,
+                config.get_dbname().unwrap_or("postgres").to_string(),
+            ),
             (vars::DB_URL, self.database_url.to_string()),
             (vars::PORT, port.to_string()),
             (vars::RUN_ID, self.run.to_string()),
@@ -207,7 +215,7 @@ async fn start_process(
         what: format!("{architecture}'s process {}", process.name),
         detail: "it has no command".into(),
     })?;
-    let program = find_program(program, &plan_folder).map_err(|detail| StackError::Failed {
+    let program = find_program(program, plan_folder).map_err(|detail| StackError::Failed {
         what: format!("{architecture}'s process {}", process.name),
         detail,
     })?;

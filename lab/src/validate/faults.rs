@@ -126,7 +126,9 @@ pub(super) fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
                     Some("a `command` fault can act on its network".into()),
                 )
             }
-            FaultKind::BrokerKill | FaultKind::BrokerLatency { .. } | FaultKind::BrokerBlackhole
+            FaultKind::BrokerKill
+            | FaultKind::BrokerLatency { .. }
+            | FaultKind::BrokerBlackhole
                 if !has_broker =>
             {
                 report.at(
@@ -137,8 +139,7 @@ pub(super) fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
             }
             FaultKind::ConsumerPartition | FaultKind::ConsumerKill if !has_kafka => report.at(
                 &format!("{path}.kind"),
-                "no architecture has a built-in consumer (for your own, use `process-kill`)"
-                    .into(),
+                "no architecture has a built-in consumer (for your own, use `process-kill`)".into(),
                 None,
             ),
             FaultKind::ProcessKill {

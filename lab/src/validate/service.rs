@@ -46,10 +46,7 @@ pub(super) fn check_service(
     if processes.len() > MAX_PROCESSES {
         report.at(
             &format!("{path}.processes"),
-            format!(
-                "{} processes is more than {MAX_PROCESSES}",
-                processes.len()
-            ),
+            format!("{} processes is more than {MAX_PROCESSES}", processes.len()),
             None,
         );
     }
@@ -156,8 +153,7 @@ pub(super) fn check_service(
                 None,
             );
         }
-        if let Some(name) = template(&topic.name, &format!("{at}.name"), &[vars::RUN_ID], report)
-        {
+        if let Some(name) = template(&topic.name, &format!("{at}.name"), &[vars::RUN_ID], report) {
             // The run's id is at most 120 such characters.
             let bare = name.fill(|_| Some("x"));
             if bare.is_empty()
@@ -178,7 +174,10 @@ pub(super) fn check_service(
         {
             report.at(
                 &format!("{at}.partitions"),
-                format!("{partitions}: a topic has 1 to {} partitions", limits::PARTITIONS),
+                format!(
+                    "{partitions}: a topic has 1 to {} partitions",
+                    limits::PARTITIONS
+                ),
                 None,
             );
         }
@@ -291,14 +290,19 @@ fn check_process(process: &ProcessSettings, at: &str, report: &mut Report<'_>) {
         if !metrics.path.starts_with('/') || metrics.path.contains(char::is_whitespace) {
             report.at(
                 &format!("{at}.metrics.path"),
-                format!("{:?} is not a path (it starts with `/`, without spaces)", metrics.path),
+                format!(
+                    "{:?} is not a path (it starts with `/`, without spaces)",
+                    metrics.path
+                ),
                 None,
             );
         }
         let series_name = |name: &str| {
             !name.is_empty()
                 && !name.starts_with(|c: char| c.is_ascii_digit())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
         };
         for (key, name) in [("backlog", &metrics.backlog), ("breaker", &metrics.breaker)] {
             if let Some(name) = name.as_deref().filter(|n| !series_name(n)) {
@@ -311,10 +315,14 @@ fn check_process(process: &ProcessSettings, at: &str, report: &mut Report<'_>) {
         }
     }
     let ready = &process.ready;
-    let given = [ready.http.is_some(), ready.tcp.is_some(), ready.wait.is_some()]
-        .into_iter()
-        .filter(|g| *g)
-        .count();
+    let given = [
+        ready.http.is_some(),
+        ready.tcp.is_some(),
+        ready.wait.is_some(),
+    ]
+    .into_iter()
+    .filter(|g| *g)
+    .count();
     if given != 1 || ready.tcp == Some(false) {
         report.at(
             &format!("{at}.ready"),
@@ -343,7 +351,10 @@ fn check_process(process: &ProcessSettings, at: &str, report: &mut Report<'_>) {
     {
         report.at(
             &format!("{at}.ready.wait"),
-            format!("{wait} is longer than the readiness timeout, {}", ready.timeout),
+            format!(
+                "{wait} is longer than the readiness timeout, {}",
+                ready.timeout
+            ),
             None,
         );
     }
@@ -424,7 +435,10 @@ fn check_query(query: &str, key: &str, report: &mut Report<'_>) {
         report.at(
             key,
             "the audit query names no `event_id` or no `stored_at` column".into(),
-            Some("alias your columns: `SELECT ref AS event_id, created_at AS stored_at FROM …`".into()),
+            Some(
+                "alias your columns: `SELECT ref AS event_id, created_at AS stored_at FROM …`"
+                    .into(),
+            ),
         );
     }
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::process::Managed;
 use crate::StackError;
+use crate::process::Managed;
 
 /// When a program counts as ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +128,13 @@ impl Program {
         )?);
         self.wait_ready().await?;
         let elapsed = started.elapsed();
-        tracing::info!(program = self.launch.name, port = self.launch.port, pid = self.pid(), ?elapsed, "Started program.");
+        tracing::info!(
+            program = self.launch.name,
+            port = self.launch.port,
+            pid = self.pid(),
+            ?elapsed,
+            "Started program."
+        );
         Ok(elapsed)
     }
 
@@ -188,7 +194,10 @@ impl Program {
                 {
                     Ok(Ok(_)) => Ok(()),
                     Ok(Err(error)) => Err(format!("port {}: {error}", self.launch.port)),
-                    Err(_) => Err(format!("port {}: no answer within {limit:?}", self.launch.port)),
+                    Err(_) => Err(format!(
+                        "port {}: no answer within {limit:?}",
+                        self.launch.port
+                    )),
                 }
             }
             Readiness::Wait(_) => Ok(()),
