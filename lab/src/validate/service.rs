@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use super::walk::quoted;
 use super::{Report, limits};
 use crate::experiment::service::{
-    MAX_PROCESSES, MAX_SETUP_SQL, MAX_TEMPLATE, MAX_TOPICS, ProcessSettings, vars,
+    MAX_PROCESSES, MAX_SETUP_SQL, MAX_TEMPLATE, MAX_TOPICS, ProcessSettings, RequestSettings,
+    TopicSpec, vars,
 };
 use crate::experiment::{ArchitectureSettings, DriverSetting, Experiment};
 use crate::template::Template;
@@ -66,9 +67,74 @@ pub(super) fn check_service(
         check_process(process, &at, report);
     }
 
-    // The request.
-    let at = format!("{path}.request");
-    let names: Vec<&str> = processes.iter().map(|p| p.name.as_str()).collect();
+    check_request(
+        request,
+        &names(processes),
+        &format!("{path}.request"),
+        report,
+    );
+    // The audit.
+    check_query(&audit.query, &format!("{path}.audit.query"), report);
+
+    check_topics(topics, path, report);
+}
+
+/// What the `service` architectures need of this machine, before anything
+/// starts: each program found, each setup file readable and bounded.
+/// Relative paths are from the scenario's folder.
+pub(super) fn check_machine(experiment: &Experiment, report: &mut Report<'_>) {
+    let folder = experiment.folder.clone().unwrap_or_default();
+    for (i, architecture) in experiment.architectures.iter().enumerate() {
+        let ArchitectureSettings::Service {
+            setup_sql,
+            processes,
+            ..
+        } = architecture
+        else {
+            continue;
+        };
+        let path = format!("architectures[{i}]");
+        for (p, process) in processes.iter().enumerate() {
+            let Some(program) = process.command.first().filter(|p| !p.contains("{{")) else {
+                continue;
+            };
+            if let Err(error) = faultline_stack::program::find_program(program, &folder) {
+                report.at(
+                    &format!("{path}.processes[{p}].command[0]"),
+                    error,
+                    Some("install it, or give its path (relative to the scenario's folder)".into()),
+                );
+            }
+        }
+        if let Some(file) = setup_sql {
+            let key = format!("{path}.setup_sql");
+            match std::fs::metadata(folder.join(file)) {
+                Ok(meta) if !meta.is_file() => {
+                    report.at(&key, format!("{file:?} is not a file"), None)
+                }
+                Ok(meta) if meta.len() > MAX_SETUP_SQL => report.at(
+                    &key,
+                    format!("{file:?} is larger than {MAX_SETUP_SQL} bytes"),
+                    None,
+                ),
+                Ok(_) => {}
+                Err(error) => report.at(
+                    &key,
+                    format!("{file:?}: {error}"),
+                    Some("a path relative to the scenario's folder".into()),
+                ),
+            }
+        }
+    }
+}
+
+fn names(processes: &[ProcessSettings]) -> Vec<&str> {
+    processes.iter().map(|p| p.name.as_str()).collect()
+}
+
+/// The request each event becomes: a known process, a method with a
+/// body, templates over the event that carry its id, 2xx acknowledgements.
+fn check_request(request: &RequestSettings, names: &[&str], at: &str, report: &mut Report<'_>) {
     if let Some(process) = &request.process
         && !names.contains(&process.as_str())
     {
@@ -131,11 +197,11 @@ pub(super) fn check_service(
             );
         }
     }
+}
 
-    // The audit.
-    check_query(&audit.query, &format!("{path}.audit.query"), report);
-
-    // The topics.
+/// The topics it asks for: distinct names a broker takes, partitions in
+/// bounds.
+fn check_topics(topics: &[TopicSpec], path: &str, report: &mut Report<'_>) {
     if topics.len() > MAX_TOPICS {
         report.at(
             &format!("{path}.topics"),
@@ -180,55 +246,6 @@ pub(super) fn check_service(
                 ),
                 None,
             );
-        }
-    }
-}
-
-/// What the `service` architectures need of this machine, before anything
-/// starts: each program found, each setup file readable and bounded.
-/// Relative paths are from the scenario's folder.
-pub(super) fn check_machine(experiment: &Experiment, report: &mut Report<'_>) {
-    let folder = experiment.folder.clone().unwrap_or_default();
-    for (i, architecture) in experiment.architectures.iter().enumerate() {
-        let ArchitectureSettings::Service {
-            setup_sql,
-            processes,
-            ..
-        } = architecture
-        else {
-            continue;
-        };
-        let path = format!("architectures[{i}]");
-        for (p, process) in processes.iter().enumerate() {
-            let Some(program) = process.command.first().filter(|p| !p.contains("{{")) else {
-                continue;
-            };
-            if let Err(error) = faultline_stack::program::find_program(program, &folder) {
-                report.at(
-                    &format!("{path}.processes[{p}].command[0]"),
-                    error,
-                    Some("install it, or give its path (relative to the scenario's folder)".into()),
-                );
-            }
-        }
-        if let Some(file) = setup_sql {
-            let key = format!("{path}.setup_sql");
-            match std::fs::metadata(folder.join(file)) {
-                Ok(meta) if !meta.is_file() => {
-                    report.at(&key, format!("{file:?} is not a file"), None)
-                }
-                Ok(meta) if meta.len() > MAX_SETUP_SQL => report.at(
-                    &key,
-                    format!("{file:?} is larger than {MAX_SETUP_SQL} bytes"),
-                    None,
-                ),
-                Ok(_) => {}
-                Err(error) => report.at(
-                    &key,
-                    format!("{file:?}: {error}"),
-                    Some("a path relative to the scenario's folder".into()),
-                ),
-            }
         }
     }
 }
