@@ -411,6 +411,7 @@ impl Synthetic {
             stack_startup_s: 1.0,
             load_end_s: f64::from(self.seconds),
             drain_s: BTreeMap::from([("kafka".to_string(), Some(0.5))]),
+            foreign_rows: BTreeMap::new(),
             t0_unix_us: t0,
             broker: "synthetic".into(),
             broker_durable: false,

@@ -94,6 +94,15 @@ fn own_services_go_through_a_crash_a_kill_and_a_slow_link_audited_from_their_own
     let out = std::env::temp_dir().join(format!("faultline-services-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
+    // The API's own table, with one row the lab never sent: the audit
+    // counts it and joins it to nothing.
+    let setup = out.join("setup.sql");
+    std::fs::write(
+        &setup,
+        std::fs::read_to_string(orders.join("schema.sql")).unwrap()
+            + "INSERT INTO orders (order_ref, customer, lat, lng) VALUES ('placed-by-hand', 'x', 0, 0);\n",
+    )
+    .unwrap();
     // The orders API's files by absolute path: the scenario lives elsewhere.
     let scenario = format!(
         r#"name = "own-services"
@@ -183,7 +192,7 @@ delay = "300ms"
 at = "23s"
 duration = "6s"
 "#,
-        schema = orders.join("schema.sql").display(),
+        schema = setup.display(),
         server = orders.join("server.js").display(),
     );
     let file = out.join("own-services.toml");
@@ -282,6 +291,14 @@ duration = "6s"
         let acknowledged = a["acknowledged"].as_u64().unwrap();
         assert!(stored >= acknowledged && acknowledged > 500, "{name}: {a}");
     }
+    assert_eq!(
+        arch("orders-api")["foreign_rows"],
+        1,
+        "{}",
+        arch("orders-api")
+    );
+    assert_eq!(arch("rest-declared")["foreign_rows"], 0);
+    assert!(arch("rest")["foreign_rows"].is_null());
     // The declaration and the built-in service stored within the noise.
     let stored = |name: &str| arch(name)["stored"].as_f64().unwrap();
     assert!(

@@ -410,6 +410,13 @@ impl Context<'_> {
                 .filter(|r| !r.control)
                 .filter_map(|r| r.drain_s.get(name).copied().flatten())
                 .reduce(f64::max),
+            foreign_rows: self
+                .manifest
+                .repetitions
+                .iter()
+                .filter(|r| !r.control)
+                .filter_map(|r| r.foreign_rows.get(name).copied())
+                .reduce(|a, b| a + b),
             peak_backlog: reps
                 .iter()
                 .filter_map(|r| self.backlog.get(&key(*r)))

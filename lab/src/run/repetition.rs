@@ -74,6 +74,9 @@ struct Driven {
 
 /// Everything measured, ready to be written.
 struct Measured {
+    /// Per `service` architecture, the rows its audit found with an id the
+    /// lab never sent it.
+    foreign_rows: BTreeMap<String, u64>,
     rows: Vec<Row>,
     faults: Vec<FaultRecord>,
     stored: Vec<StoredRow>,
@@ -125,6 +128,7 @@ impl Repetition<'_> {
             stack_startup_s: startup_s,
             load_end_s: measured.load_end_s,
             drain_s: measured.drain_s,
+            foreign_rows: measured.foreign_rows,
             t0_unix_us: measured.t0_unix_us,
             broker: broker.0,
             broker_durable: broker.1,
@@ -200,14 +204,16 @@ impl Repetition<'_> {
         }
         reasons.extend(stack.services_that_died());
         let metrics = driven.scraping.stop().await;
-        let stored = match self.audit(stack, &driven.rows, driven.t0_unix_us).await {
-            Ok(stored) => stored,
+        let (stored, foreign_rows) = match self.audit(stack, &driven.rows, driven.t0_unix_us).await
+        {
+            Ok(found) => found,
             Err(error) => {
                 reasons.push(format!("audit failed: {error}"));
-                Vec::new()
+                Default::default()
             }
         };
         Ok(Measured {
+            foreign_rows,
             rows: driven.rows,
             faults: driven.faults,
             stored,
@@ -513,7 +519,7 @@ impl Repetition<'_> {
         stack: &LabStack,
         rows: &[Row],
         t0_unix_us: i64,
-    ) -> Result<Vec<StoredRow>, collect::AuditError> {
+    ) -> Result<(Vec<StoredRow>, BTreeMap<String, u64>), collect::AuditError> {
         self.say("auditing the database");
         let url = stack.database.url();
         // The built-in services' table, their rows only: a `service` may
@@ -529,6 +535,7 @@ impl Repetition<'_> {
             rows
         };
         let names = self.plan.architectures();
+        let mut foreign_rows = BTreeMap::new();
         for parts in &stack.services {
             let Some(index) = names.iter().position(|n| n == &parts.name) else {
                 continue;
@@ -559,8 +566,9 @@ impl Repetition<'_> {
                 "{}: its audit query found {total} rows, {foreign} of them with an id the lab never sent it",
                 parts.name
             ));
+            foreign_rows.insert(parts.name.clone(), foreign);
         }
-        Ok(stored)
+        Ok((stored, foreign_rows))
     }
 
     /// Tears the stack down off the async workers: services first, each

@@ -30,6 +30,10 @@ pub struct RepetitionSummary {
     /// stored what it acknowledged (or had nothing left to read); `None` if
     /// the drain timed out.
     pub drain_s: BTreeMap<String, Option<f64>>,
+    /// Per `service` architecture, the rows its audit query found with an
+    /// id the lab never sent it: counted, not joined.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub foreign_rows: BTreeMap<String, u64>,
     /// The run's start, as a Unix time in microseconds.
     pub t0_unix_us: i64,
     pub broker: String,

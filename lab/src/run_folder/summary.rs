@@ -463,6 +463,11 @@ pub struct ArchitectureSummary {
     pub drain_s: Option<f64>,
     /// Load end → everything acknowledged stored (the runner's drain wait).
     pub settle_s: Option<f64>,
+    /// Rows a `service` architecture's audit query found with an id the
+    /// lab never sent it (every repetition but the control), counted and
+    /// not joined; `None` for the built-in architectures.
+    #[serde(default)]
+    pub foreign_rows: Option<u64>,
     pub peak_backlog: Option<f64>,
     /// How fast the backlog of the last fault was stored once the fault
     /// was over; `None` without one large enough to time.
