@@ -287,6 +287,8 @@ pub struct TopicSpec {
 
 /// The most processes one architecture may declare.
 pub const MAX_PROCESSES: usize = 16;
+/// The most arguments of a command, and variables of an environment.
+pub const MAX_ARGUMENTS: usize = 256;
 /// The most topics one architecture may ask for.
 pub const MAX_TOPICS: usize = 64;
 /// The longest template (a body, a command argument, a query) in bytes.

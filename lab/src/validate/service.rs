@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use super::walk::quoted;
 use super::{Report, limits};
 use crate::experiment::service::{
-    MAX_PROCESSES, MAX_SETUP_SQL, MAX_TEMPLATE, MAX_TOPICS, ProcessSettings, RequestSettings,
-    TopicSpec, vars,
+    MAX_ARGUMENTS, MAX_PROCESSES, MAX_SETUP_SQL, MAX_TEMPLATE, MAX_TOPICS, ProcessSettings,
+    RequestSettings, TopicSpec, vars,
 };
 use crate::experiment::{ArchitectureSettings, DriverSetting, Experiment};
 use crate::template::Template;
@@ -276,6 +276,18 @@ fn check_process(process: &ProcessSettings, at: &str, report: &mut Report<'_>) {
             None,
         ),
         Some(_) => {}
+    }
+    for (key, count) in [
+        ("command", process.command.len()),
+        ("env", process.env.len()),
+    ] {
+        if count > MAX_ARGUMENTS {
+            report.at(
+                &format!("{at}.{key}"),
+                format!("{count} entries is more than {MAX_ARGUMENTS}"),
+                None,
+            );
+        }
     }
     for (i, argument) in process.command.iter().enumerate() {
         let key = format!("{at}.command[{i}]");
