@@ -583,34 +583,39 @@ fn a_real_chromium_renders_the_report() {
 /// The example run in `docs/` (the README's figures) is reproduced from
 /// its raw files alone by the current analysis.
 #[test]
-fn the_documented_example_run_is_reproduced_from_its_raw_rows() {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/example-run");
-    let dir = folder("example");
-    std::fs::create_dir_all(&dir).unwrap();
-    for file in [
-        "experiment.toml",
-        "manifest.json",
-        "requests.parquet",
-        "stored.parquet",
-        "metrics.parquet",
-        "faults.parquet",
-    ] {
-        std::fs::copy(shipped.join(file), dir.join(file)).unwrap();
+fn the_documented_example_runs_are_reproduced_from_their_raw_rows() {
+    // The default scenario's, and the orders API's (a `service`).
+    for example in ["example-run", "example-orders-api"] {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs")
+            .join(example);
+        let dir = folder(example);
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in [
+            "experiment.toml",
+            "manifest.json",
+            "requests.parquet",
+            "stored.parquet",
+            "metrics.parquet",
+            "faults.parquet",
+        ] {
+            std::fs::copy(shipped.join(file), dir.join(file)).unwrap();
+        }
+        let again = summary_of(&dir);
+        let committed: Value =
+            serde_json::from_str(&std::fs::read_to_string(shipped.join("summary.json")).unwrap())
+                .unwrap();
+        assert!(
+            again == committed,
+            "docs/{example}/summary.json is stale: faultline report docs/{example}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("report.md")).unwrap(),
+            std::fs::read_to_string(shipped.join("report.md")).unwrap(),
+            "docs/{example}/report.md is stale: faultline report docs/{example}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
-    let again = summary_of(&dir);
-    let committed: Value =
-        serde_json::from_str(&std::fs::read_to_string(shipped.join("summary.json")).unwrap())
-            .unwrap();
-    assert!(
-        again == committed,
-        "docs/example-run/summary.json is stale: faultline report docs/example-run"
-    );
-    assert_eq!(
-        std::fs::read_to_string(dir.join("report.md")).unwrap(),
-        std::fs::read_to_string(shipped.join("report.md")).unwrap(),
-        "docs/example-run/report.md is stale: faultline report docs/example-run"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -124,7 +124,7 @@ fn describe_architecture(a: &ArchitectureSettings, workload: &Workload) -> Strin
             audit,
             ..
         } => format!(
-            "Your service: {} {} → {} (acknowledged by {}); processes {}; stored events found by `{}`; {clients}",
+            "Your service: {} {} → {} (acknowledged by {}); processes {}; stored events found by the query {}; {clients}",
             request.method,
             request.path,
             match &request.process {
@@ -142,7 +142,7 @@ fn describe_architecture(a: &ArchitectureSettings, workload: &Workload) -> Strin
                 .join(", "),
             processes
                 .iter()
-                .map(|p| format!("{} (`{}`)", p.name, p.command.join(" ")))
+                .map(|p| format!("{} ({})", p.name, p.command.join(" ")))
                 .collect::<Vec<_>>()
                 .join(", "),
             audit.query.trim()
