@@ -141,7 +141,7 @@ fn check_request(request: &RequestSettings, names: &[&str], at: &str, report: &m
         report.at(
             &format!("{at}.process"),
             format!("no process is named {process:?}"),
-            Some(format!("processes: {}", quoted(&names))),
+            Some(format!("processes: {}", quoted(names))),
         );
     }
     if !["POST", "PUT", "PATCH"].contains(&request.method.as_str()) {
