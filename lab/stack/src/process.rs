@@ -129,6 +129,45 @@ impl Managed {
     }
 }
 
+/// A process that may be running: a service's or a program's, between a
+/// kill and its restart empty. What ends it (a kill, a stop) empties it, so
+/// a process that ended by itself is told from one the lab ended.
+#[derive(Debug, Default)]
+pub struct Slot(Option<Managed>);
+
+impl Slot {
+    /// Holds `process`, the one started now.
+    pub fn hold(&mut self, process: Managed) {
+        self.0 = Some(process);
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.0.as_ref().map(Managed::pid)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// `Some(status)` if its process ended by itself (a crash, an exit); an
+    /// empty slot has no process to ask.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.as_mut()?.exited()
+    }
+
+    /// SIGKILL to the process and everything it started.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.0.take() {
+            process.kill();
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not stopped within `grace`.
+    pub fn stop(&mut self, grace: Duration) -> Duration {
+        self.0.take().map(|mut p| p.stop(grace)).unwrap_or_default()
+    }
+}
+
 /// The state letter of a process from `/proc/PID/stat`, with its parent.
 fn stat(pid: i32) -> Option<(char, i32)> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

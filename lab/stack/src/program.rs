@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::StackError;
-use crate::process::Managed;
+use crate::process::{Managed, Slot};
 
 /// When a program counts as ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +47,7 @@ pub struct Launch {
 pub struct Program {
     launch: Launch,
     dir: PathBuf,
-    process: Option<Managed>,
+    process: Slot,
 }
 
 /// Finds a program named in a command: a name with a `/` is a path (a
@@ -80,7 +80,7 @@ impl Program {
         let mut program = Self {
             launch,
             dir: dir.to_path_buf(),
-            process: None,
+            process: Slot::default(),
         };
         program.launch().await?;
         Ok(program)
@@ -99,7 +99,7 @@ impl Program {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(Managed::pid)
+        self.process.pid()
     }
 
     /// Where the running process's pid is written, again at each start.
@@ -120,7 +120,7 @@ impl Program {
             .current_dir(&self.launch.folder)
             .stdin(Stdio::null());
         crate::log_to(&mut command, &self.log_path())?;
-        self.process = Some(Managed::spawn(
+        self.process.hold(Managed::spawn(
             &self.launch.name,
             command,
             Some(self.pid_file()),
@@ -173,7 +173,7 @@ impl Program {
 
     /// One readiness probe: `Ok` if it is running and its probe passes.
     pub async fn probe(&mut self) -> Result<(), String> {
-        if self.process.is_none() {
+        if self.process.is_empty() {
             return Err("not running".into());
         }
         if let Some(status) = self.exited() {
@@ -204,33 +204,26 @@ impl Program {
         }
     }
 
-    /// `Some(status)` if its process ended by itself; a program the lab
-    /// killed or stopped has no process to ask.
+    /// `Some(status)` if its process ended by itself (a crash, an exit);
+    /// one the lab killed or stopped has no process to ask.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.process.as_mut()?.exited()
+        self.process.exited()
     }
 
-    /// SIGKILL to its process group.
+    /// SIGKILL to it, with everything it started.
     pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
+        self.process.kill();
     }
 
-    /// Starts a killed or stopped program again on the same port.
+    /// Starts it again, killed or stopped, on the same port.
     pub async fn restart(&mut self) -> Result<Duration, StackError> {
-        if let Some(mut process) = self.process.take() {
-            process.stop(Duration::from_secs(10));
-        }
+        self.process.stop(Duration::from_secs(10));
         self.launch().await
     }
 
     /// SIGTERM, then SIGKILL if it has not stopped within `grace`.
     pub fn stop(&mut self, grace: Duration) -> Duration {
-        self.process
-            .take()
-            .map(|mut p| p.stop(grace))
-            .unwrap_or_default()
+        self.process.stop(grace)
     }
 }
 

@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::process::Managed;
+use crate::process::{Managed, Slot};
 use crate::{ProbeError, StackError};
 
 /// Which service a process is.
@@ -62,7 +62,7 @@ pub struct Service {
     env: Vec<(String, String)>,
     dir: PathBuf,
     addr: SocketAddr,
-    process: Option<Managed>,
+    process: Slot,
 }
 
 impl Service {
@@ -83,7 +83,7 @@ impl Service {
             env,
             dir: dir.to_path_buf(),
             addr,
-            process: None,
+            process: Slot::default(),
         };
         service.launch().await?;
         Ok(service)
@@ -102,7 +102,7 @@ impl Service {
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(Managed::pid)
+        self.process.pid()
     }
 
     /// Where the running process's pid is written, again at each start.
@@ -124,7 +124,7 @@ impl Service {
             .arg(self.addr.to_string())
             .stdin(Stdio::null());
         crate::log_to(&mut command, &self.log_path())?;
-        self.process = Some(Managed::spawn(
+        self.process.hold(Managed::spawn(
             self.kind.binary(),
             command,
             Some(self.pid_file()),
@@ -147,7 +147,7 @@ impl Service {
         };
         let mut last = String::new();
         while started.elapsed() < limit {
-            if let Some(status) = self.process.as_mut().and_then(Managed::exited) {
+            if let Some(status) = self.process.exited() {
                 return Err(StackError::Failed {
                     what: self.kind.binary().into(),
                     detail: format!(
@@ -180,33 +180,26 @@ impl Service {
         Err(not_ready(last))
     }
 
-    /// `Some(status)` if the service's process ended by itself (a crash, an
-    /// exit); a service the lab killed or stopped has no process to ask.
+    /// `Some(status)` if its process ended by itself (a crash, an exit);
+    /// one the lab killed or stopped has no process to ask.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.process.as_mut()?.exited()
+        self.process.exited()
     }
 
-    /// SIGKILL to the service.
+    /// SIGKILL to it, with everything it started.
     pub fn kill(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            process.kill();
-        }
+        self.process.kill();
     }
 
-    /// Starts a killed or stopped service again on the same port.
+    /// Starts it again, killed or stopped, on the same port.
     pub async fn restart(&mut self) -> Result<Duration, StackError> {
-        if let Some(mut process) = self.process.take() {
-            process.stop(Duration::from_secs(10));
-        }
+        self.process.stop(Duration::from_secs(10));
         self.launch().await
     }
 
     /// SIGTERM, then SIGKILL if it has not stopped within `grace`.
     pub fn stop(&mut self, grace: Duration) -> Duration {
-        self.process
-            .take()
-            .map(|mut p| p.stop(grace))
-            .unwrap_or_default()
+        self.process.stop(grace)
     }
 }
 
