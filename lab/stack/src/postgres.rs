@@ -218,6 +218,10 @@ impl Postgres {
                 "max_connections=200",
                 "-c",
                 "logging_collector=off",
+                // UTC whatever the machine's zone: a service's `timestamp`
+                // column and the audit's `timestamptz` then mean one instant.
+                "-c",
+                "timezone=UTC",
             ]);
         crate::log_to(&mut command, &self.log_path())?;
         self.process = Some(Managed::spawn(
