@@ -500,6 +500,33 @@ fn every_malformed_scenario_names_its_key_and_line() {
             "",
         ),
     ];
+    let mut cases = cases.to_vec();
+    cases.extend([
+        (
+            "a share's limit that cannot fail",
+            "metric = \"lost_events\"\nmax = 0",
+            "metric = \"error_rate\"\nmax = 1.5",
+            "hypotheses[0].max",
+            26,
+            "can never fail",
+        ),
+        (
+            "a count's limit that cannot hold",
+            "max = 0\n",
+            "max = -1\n",
+            "hypotheses[0].max",
+            26,
+            "can never hold",
+        ),
+        (
+            "a minimum that cannot fail",
+            "max = 0\n",
+            "min = 0\n",
+            "hypotheses[0].min",
+            26,
+            "can never fail",
+        ),
+    ]);
     assert!(cases.len() >= 30);
     expect_each(cases.iter().map(|(what, from, to, path, line, words)| {
         assert!(BASE.contains(from), "{what}: the base has no {from:?}");
@@ -1312,4 +1339,28 @@ fn a_services_programs_and_files_are_looked_for_from_the_scenarios_folder() {
         Some(dir.canonicalize().unwrap().as_path())
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_name_of_100000_characters_is_refused_at_its_line_in_a_short_message() {
+    let long = "n".repeat(100_000);
+    let text = BASE.replacen("name = \"demo\"", &format!("name = \"{long}\""), 1);
+    let found = problems(&text);
+    let problem = found
+        .iter()
+        .find(|p| p.path == "name")
+        .expect("a problem at name");
+    assert_eq!(problem.line, 1);
+    let said = problem.to_string();
+    assert!(
+        said.contains("100000 characters") && said.len() < 400,
+        "{said}"
+    );
+    let text = BASE.replacen("name = \"rest\"", &format!("name = \"{long}\""), 1);
+    let found = problems(&text);
+    let problem = found
+        .iter()
+        .find(|p| p.path == "architectures[0].name")
+        .expect("a problem at the architecture's name");
+    assert!(problem.to_string().len() < 400, "{problem}");
 }

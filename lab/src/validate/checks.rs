@@ -93,6 +93,27 @@ pub(super) fn check_sweep(experiment: &Experiment, report: &mut Report<'_>) {
 }
 
 /// A finite, non-negative number.
+/// A name of a scenario or an architecture: 1 to [`limits::NAME`]
+/// letters, digits, `-` and `_` (it names folders, topics and groups).
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= limits::NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// A value as a message quotes it: a long one cut, with its length.
+pub(super) fn shown(text: &str) -> String {
+    const SHOWN: usize = 40;
+    if text.chars().count() <= SHOWN {
+        format!("{text:?}")
+    } else {
+        let head: String = text.chars().take(SHOWN).collect();
+        format!("{head:?}… ({} characters)", text.chars().count())
+    }
+}
+
 fn non_negative(value: f64) -> bool {
     value.is_finite() && value >= 0.0
 }
@@ -105,16 +126,14 @@ fn positive(value: f64) -> bool {
 /// The run: a name, a duration, repetitions.
 fn check_run(experiment: &Experiment, report: &mut Report<'_>) {
     let run = experiment.duration;
-    if experiment.name.is_empty()
-        || !experiment
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
+    if !valid_name(&experiment.name) {
         report.at(
             "name",
-            format!("{:?} is not a valid name", experiment.name),
-            Some("use letters, digits, `-` and `_`; it names the run folder".into()),
+            format!("{} is not a valid name", shown(&experiment.name)),
+            Some(format!(
+                "use up to {} letters, digits, `-` and `_`; it names the run folder",
+                limits::NAME
+            )),
         );
     }
     if run.0.is_zero() {
@@ -448,14 +467,10 @@ fn check_architectures(experiment: &Experiment, report: &mut Report<'_>) {
     for (i, architecture) in experiment.architectures.iter().enumerate() {
         let path = format!("architectures[{i}]");
         let name = architecture.name();
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if !valid_name(name) {
             report.at(
                 &format!("{path}.name"),
-                format!("{name:?} is not a valid name"),
+                format!("{} is not a valid name", shown(name)),
                 Some("use letters, digits, `-` and `_`".into()),
             );
         }
@@ -596,6 +611,7 @@ fn check_hypotheses(experiment: &Experiment, report: &mut Report<'_>) {
             ),
             _ => {}
         }
+        check_limit(hypothesis, &path, report);
         if hypothesis.phase.is_some() && experiment.faults.is_empty() {
             report.at(
                 &format!("{path}.phase"),
@@ -603,6 +619,51 @@ fn check_hypotheses(experiment: &Experiment, report: &mut Report<'_>) {
                 None,
             );
         }
+    }
+}
+
+/// A limit that can fail and can hold: a share lies in [0, 1], every other
+/// figure is at least 0.
+fn check_limit(hypothesis: &crate::experiment::Hypothesis, path: &str, report: &mut Report<'_>) {
+    use crate::experiment::Metric;
+    let share = matches!(
+        hypothesis.metric,
+        Metric::ErrorRate | Metric::LostShare | Metric::StaleShare | Metric::OnTimeShare
+    );
+    let top = if share { Some(1.0) } else { None };
+    let range = if share {
+        "between 0 and 1"
+    } else {
+        "at least 0"
+    };
+    let never = |key: &str, what: &str| {
+        (
+            format!("{path}.{key}"),
+            format!(
+                "{} is {range}, so this limit {what}",
+                hypothesis.metric.name()
+            ),
+        )
+    };
+    let problem = match (hypothesis.max, hypothesis.min) {
+        (Some(max), _) if max < 0.0 => Some(never("max", "can never hold")),
+        (Some(max), _) if top.is_some_and(|top| max >= top) => {
+            Some(never("max", "can never fail (a share of 1 is all of them)"))
+        }
+        (_, Some(min)) if min <= 0.0 => Some(never("min", "can never fail")),
+        (_, Some(min)) if top.is_some_and(|top| min > top) => Some(never("min", "can never hold")),
+        _ => None,
+    };
+    if let Some((key, message)) = problem {
+        report.at(
+            &key,
+            message,
+            Some(if share {
+                "a share is written as a fraction: 0.01 for 1 %".into()
+            } else {
+                "give a limit the figure can cross".into()
+            }),
+        );
     }
 }
 
