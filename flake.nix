@@ -12,6 +12,16 @@
       # The workspace's version and rust-version (Cargo.lock needs it: sysinfo 0.39).
       version = cargoToml.workspace.package.version;
       rustVersion = cargoToml.workspace.package.rust-version;
+      # The reference docs the package installs (not the example runs).
+      docs = nixpkgs.lib.fileset.toSource {
+        root = ./docs;
+        fileset = nixpkgs.lib.fileset.unions [
+          ./docs/scenarios.md
+          ./docs/summary.schema.json
+          ./docs/benchmarks.md
+          ./docs/kafka-cluster.md
+        ];
+      };
       checkRust = pkgs: pkgs.lib.assertMsg (pkgs.lib.versionAtLeast pkgs.rustc.version rustVersion)
         "faultline needs rustc >= ${rustVersion}; this nixpkgs has ${pkgs.rustc.version}";
     in
@@ -20,7 +30,8 @@
         default = assert checkRust pkgs; pkgs.rustPlatform.buildRustPackage {
           pname = "faultline";
           inherit version;
-          # What the build reads: editing the README or a Nix file rebuilds nothing.
+          # What the build reads: editing the README, a Nix file, an example
+          # or an example run (docs/example-*) rebuilds nothing.
           src = pkgs.lib.fileset.toSource {
             root = ./.;
             fileset = pkgs.lib.fileset.unions [
@@ -29,7 +40,6 @@
               ./lab
               ./services
               ./experiments
-              ./docs
             ];
           };
           cargoLock.lockFile = ./Cargo.lock;
@@ -37,19 +47,29 @@
           # rdkafka builds its bundled librdkafka with its own ./configure,
           # whose scripts start with #!/usr/bin/env bash: the sandbox has no
           # /usr/bin/env, so their shebangs are patched in the vendored copy.
-          preBuild = ''
-            for dir in $(find "$cargoDepsCopy" -maxdepth 2 -type d -name 'rdkafka-sys-*'); do
-              patchShebangs "$dir"
-            done
+          # In postPatch: cargoSetupHook's own post-patch hook, which runs
+          # after this one, unsets $cargoDepsCopy. Exactly one copy, or the
+          # build stops here rather than in configure.
+          postPatch = ''
+            rdkafka=$(find "''${cargoDepsCopy:?cargoSetupHook did not set cargoDepsCopy}" \
+              -maxdepth 2 -type d -name 'rdkafka-sys-*')
+            if [ -z "$rdkafka" ] || [ "$(printf '%s\n' "$rdkafka" | wc -l)" != 1 ]; then
+              echo "expected one vendored rdkafka-sys in $cargoDepsCopy, found: ''${rdkafka:-none}" >&2
+              exit 1
+            fi
+            patchShebangs "$rdkafka"
           '';
           nativeBuildInputs = [ pkgs.pkg-config pkgs.makeWrapper pkgs.installShellFiles ];
-          buildInputs = [ pkgs.openssl pkgs.zlib ];
+          # zstd for zstd-sys, which links a system zstd when cargoSetupHook
+          # exports ZSTD_SYS_USE_PKG_CONFIG (and builds its own otherwise).
+          buildInputs = [ pkgs.openssl pkgs.zlib pkgs.zstd ];
           # The integration tests need a real PostgreSQL and broker, which the
           # build sandbox cannot run; the unit tests run.
           cargoTestFlags = [ "--workspace" "--lib" "--bins" ];
           postInstall = ''
             mkdir -p $out/share/faultline
-            cp -r experiments docs $out/share/faultline/
+            cp -r experiments $out/share/faultline/
+            cp -r ${docs} $out/share/faultline/docs
             cp -r lab/templates $out/share/faultline/templates
             $out/bin/faultline man > faultline.1
             installManPage faultline.1
@@ -117,14 +137,22 @@
       apps = forAll (pkgs:
         let
           packages = self.packages.${pkgs.stdenv.hostPlatform.system};
-          app = package: name: { type = "app"; program = "${package}/bin/${name}"; };
+          app = package: name: description: {
+            type = "app";
+            program = "${package}/bin/${name}";
+            meta = { inherit description; };
+          };
+          experiment = app packages.experiment "faultline-experiment"
+            "Run a scenario (the default one unless named) and write its report to ./reports";
         in
         {
-          default = app packages.experiment "faultline-experiment";
-          experiment = app packages.experiment "faultline-experiment";
-          sweep = app packages.sweep "faultline-sweep";
-          stack = app packages.stack "faultline-stack-up";
-          faultline = app packages.default "faultline";
+          default = experiment;
+          inherit experiment;
+          sweep = app packages.sweep "faultline-sweep"
+            "Run a scenario over a grid of values (the outage-length sweep unless named)";
+          stack = app packages.stack "faultline-stack-up"
+            "Bring the stack up without load and print every URL";
+          faultline = app packages.default "faultline" "The faultline command line";
         });
 
       devShells = forAll (pkgs: {
@@ -140,7 +168,9 @@
             pkgs.shellcheck
             pkgs.chromium
             pkgs.nix
-          ];
+            # What scripts/setup would otherwise install from a wheel.
+          ] ++ pkgs.lib.optional (pkgs ? tansu) pkgs.tansu
+          ++ pkgs.lib.optional (pkgs ? nodejs) pkgs.nodejs;
         };
       });
 
@@ -184,7 +214,7 @@
             machine.succeed("test -s /home/lab/reports/index.html")
             machine.succeed("ls /home/lab/reports/*/report.html")
             # `auto` chose Apache Kafka, which the package puts on PATH.
-            machine.succeed("grep -q '\"broker\": \"kafka ' /home/lab/reports/*/manifest.json")
+            machine.succeed("grep -q '\"broker\": \"Apache Kafka ' /home/lab/reports/*/manifest.json")
           '';
         };
         fmt = pkgs.runCommand "faultline-fmt" { nativeBuildInputs = [ pkgs.cargo pkgs.rustfmt ]; } ''
