@@ -348,6 +348,11 @@ impl Grid {
         }
         let count = points_in(sweep);
         if count > MAX_POINTS {
+            let count = if count == usize::MAX {
+                "more than 18 quintillion".to_string()
+            } else {
+                count.to_string()
+            };
             problems.push(GridProblem {
                 path: "sweep.parameters".into(),
                 message: format!("the sweep has {count} points; at most {MAX_POINTS} are run"),
@@ -409,7 +414,8 @@ fn locate(written: &str, base: &Json, earlier: &[KeyPath]) -> Result<KeyPath, Pa
 pub fn points_in(sweep: &Sweep) -> usize {
     let lengths = sweep.parameters.iter().map(|p| p.values.len());
     match sweep.mode {
-        SweepMode::Grid => lengths.product(),
+        // Saturating: a product of many lists' lengths would wrap.
+        SweepMode::Grid => lengths.fold(1, usize::saturating_mul),
         SweepMode::Zip => lengths.max().unwrap_or(0),
     }
 }

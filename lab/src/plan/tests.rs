@@ -403,3 +403,22 @@ fn a_password_in_a_swept_value_stays_out_of_the_sweeps_names() {
         assert!(described.contains("****@db"), "{described}");
     }
 }
+
+#[test]
+fn a_sweep_of_more_points_than_a_number_holds_is_refused_at_once() {
+    // 2^70 points: the product of the lists' lengths would wrap.
+    let parameters: Vec<String> = (0..70)
+        .map(|_| r#"{ key = "duration", values = ["1s", "2s"] }"#.to_string())
+        .collect();
+    let text = format!(
+        "name = \"x\"\n[sweep]\nparameters = [{}]\n",
+        parameters.join(", ")
+    );
+    let problems = crate::validate::parse(&text, "s.toml").unwrap_err();
+    assert!(
+        problems.iter().any(|p| p
+            .message
+            .contains("more than 18 quintillion points; at most 500")),
+        "{problems:?}"
+    );
+}
