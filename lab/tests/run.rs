@@ -691,6 +691,65 @@ timeout = "5s"
 }
 
 #[test]
+fn a_command_fault_whose_end_fails_is_not_over_and_its_output_and_leftovers_are_bounded() {
+    // `start` writes 2 MB and leaves a process holding its output; `end`
+    // fails. A unique word marks the leftover, to find it afterwards.
+    let marker = format!("faultline-leftover-{}", std::process::id());
+    let (out, scenario) = scenario_in(
+        "command-end",
+        "command.toml",
+        &format!(
+            r#"name = "command-end"
+duration = "6s"
+[workload]
+rate = {{ shape = "constant", rps = 10 }}
+[[architectures]]
+kind = "rest"
+name = "rest"
+[[faults]]
+kind = "command"
+at = "1s"
+duration = "2s"
+start = 'head -c 2000000 /dev/zero | tr "\\0" x; echo; (exec -a {marker} sleep 60) &'
+end = 'echo cannot; exit 3'
+timeout = "5s"
+"#
+        ),
+    );
+    let dir = run_expecting(&scenario, &out, 4);
+    let faults = read(&dir, "faults.parquet");
+    assert_eq!(bools(&faults, "verified"), [false], "{faults}");
+    assert_eq!(bools(&faults, "verified_end"), [false], "{faults}");
+    let detail = &strings(&faults, "detail")[0];
+    // The start ran to its end (not killed for the pipe its leftover held),
+    // and its output is cut, with how much there was.
+    assert!(detail.contains("exit 0"), "{detail}");
+    assert!(
+        detail.contains("bytes of output in all"),
+        "{}",
+        &detail[..300.min(detail.len())]
+    );
+    assert!(detail.len() < 20_000, "{} bytes of detail", detail.len());
+    assert!(
+        detail.contains("end: `echo cannot; exit 3` exit 3"),
+        "{detail}"
+    );
+    let manifest = json_in(&dir, "manifest.json");
+    assert_eq!(manifest["status"], "incomplete", "{manifest}");
+    // Nothing the commands started outlives the run.
+    let left = Command::new("pgrep")
+        .args(["-f", &marker])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
 fn two_runs_against_one_broker_each_read_only_their_own_events() {
     // A broker that outlives the runs, as an external cluster does: each run
     // writes to topics of its own, so the second's consumer, starting with

@@ -11,10 +11,13 @@ use faultline_services::consumer;
 use faultline_stack::{ProbeError, Program, ProxyMode, StackError};
 use tokio_util::sync::CancellationToken;
 
-use crate::experiment::{CommandFault, FaultKind};
+use crate::experiment::FaultKind;
 use crate::plan::FaultSpec;
 use crate::run_folder::rows::FaultRecord;
 use crate::stack::LabStack;
+
+mod command;
+use command::{shell, verified};
 
 /// How long a probe may wait for the effect of a fault.
 const EFFECT_LIMIT: Duration = Duration::from_secs(10);
@@ -222,7 +225,7 @@ pub async fn inject(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRe
             process,
         } => program_of(stack, architecture, process).map(Program::kill),
         FaultKind::Command(command) => {
-            let ran = shell(&command.start, command.timeout.0, stack).await;
+            let ran = shell(&command.start, command.timeout.0, stack, false).await;
             record.note(format!("start: {ran}"));
             ran.succeeded().then_some(()).ok_or(StackError::Failed {
                 what: "the start command".into(),
@@ -293,7 +296,7 @@ pub async fn end(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRecor
                 .await
                 .map(drop),
             FaultKind::Command(command) => {
-                let ran = shell(&command.end, command.timeout.0, stack).await;
+                let ran = shell(&command.end, command.timeout.0, stack, true).await;
                 record.note(format!("end: {ran}"));
                 ran.succeeded().then_some(()).ok_or(StackError::Failed {
                     what: "the end command".into(),
@@ -304,7 +307,10 @@ pub async fn end(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRecor
     }
     .await;
     if let Err(error) = action {
+        // What could not be ended is not over, whatever a probe says.
         record.note(format!("could not end: {error}"));
+        record.verified = false;
+        return;
     }
     match verify_recovery(stack, &spec.kind).await {
         Ok(()) => {
@@ -324,132 +330,6 @@ fn broker_link(stack: &LabStack) -> Result<&faultline_stack::FaultProxy, StackEr
         .ok_or(StackError::NotRunning("broker"))?
         .link()
         .ok_or(StackError::External("broker"))
-}
-
-/// A shell command's outcome, as the fault record keeps it.
-struct Ran {
-    command: String,
-    /// The exit status; `None` if it could not start or was killed.
-    status: Option<i32>,
-    took: Duration,
-    /// Standard output and error, trimmed and cut to a few kilobytes.
-    output: String,
-    timed_out: bool,
-}
-
-impl Ran {
-    fn succeeded(&self) -> bool {
-        self.status == Some(0)
-    }
-}
-
-impl fmt::Display for Ran {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` ", self.command)?;
-        match (self.timed_out, self.status) {
-            (true, _) => write!(f, "killed after {:.1} s", self.took.as_secs_f64())?,
-            (false, Some(code)) => write!(f, "exit {code} in {:.1} s", self.took.as_secs_f64())?,
-            (false, None) => write!(f, "did not run")?,
-        }
-        if !self.output.is_empty() {
-            write!(f, ": {}", self.output)?;
-        }
-        Ok(())
-    }
-}
-
-/// What the commands of a command fault see of the stack.
-fn command_env(stack: &mut LabStack) -> Vec<(&'static str, String)> {
-    let mut env = vec![
-        (faultline_services::vars::DATABASE_URL, stack.database.url()),
-        ("FAULTLINE_STACK_DIR", stack.dir.display().to_string()),
-    ];
-    if let Ok(postgres) = stack.database.local() {
-        if let Some(pid) = postgres.pid() {
-            env.push(("FAULTLINE_POSTGRES_PID", pid.to_string()));
-        }
-        env.push((
-            "FAULTLINE_POSTGRES_DATA",
-            postgres.dir().display().to_string(),
-        ));
-    }
-    if let Some(broker) = &stack.broker {
-        env.push((
-            faultline_services::vars::BOOTSTRAP_SERVERS,
-            broker.bootstrap(),
-        ));
-    }
-    env
-}
-
-/// Runs `command` with `sh -c` in a process group of its own, killing the
-/// group past `timeout`.
-async fn shell(command: &str, timeout: Duration, stack: &mut LabStack) -> Ran {
-    const KEPT: usize = 2000;
-    let started = Instant::now();
-    let mut ran = Ran {
-        command: command.to_string(),
-        status: None,
-        took: Duration::ZERO,
-        output: String::new(),
-        timed_out: false,
-    };
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .envs(command_env(stack))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
-    let child = match child {
-        Ok(child) => child,
-        Err(error) => {
-            ran.output = format!("could not start sh: {error}");
-            return ran;
-        }
-    };
-    let group = child.id().map(|pid| nix::unistd::Pid::from_raw(pid as i32));
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
-        Ok(Ok(output)) => {
-            ran.status = output.status.code();
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-            ran.output = match text.char_indices().nth(KEPT) {
-                Some((cut, _)) => format!("{}…", &text[..cut]),
-                None => text,
-            };
-        }
-        Ok(Err(error)) => ran.output = format!("waiting for it failed: {error}"),
-        Err(_) => {
-            ran.timed_out = true;
-            if let Some(group) = group {
-                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-            }
-        }
-    }
-    ran.took = started.elapsed();
-    ran
-}
-
-/// A command fault's `verify`: `Ok` while the system is healthy.
-async fn verified(
-    verify: &str,
-    command: &CommandFault,
-    stack: &mut LabStack,
-) -> Result<(), Unverified> {
-    let ran = shell(verify, command.timeout.0, stack).await;
-    if ran.succeeded() {
-        Ok(())
-    } else {
-        Err(Unverified::Probe(ProbeError::Failed(ran.to_string())))
-    }
 }
 
 /// Why a fault could not be seen to take effect or to end.
