@@ -1035,11 +1035,16 @@ fn kafka_client_settings_are_checked_at_their_keys() {
         &faultline::validate::parse(
             "name = \"k\"\n\
              [stack]\nreplication_factor = 3\nmin_insync_replicas = 4\n\
-             [stack.kafka]\n\"acks\" = \"1\"\n\"sasl.password\" = \"${FAULTLINE_SURELY_UNSET_VAR}\"\n",
+             [stack.kafka]\n\"acks\" = \"1\"\n\"sasl.password\" = \"${FAULTLINE_SURELY_UNSET_VAR}\"\n\
+             \"request.required.acks\" = \"1\"\n\"fetch.wait.max.mss\" = \"10\"\n\
+             \"SASL.PASSWORD\" = \"hunter2-Secret\"\n\"socket.timeout.ms\" = \"soon\"\n",
             "k.toml",
         )
         .unwrap_err(),
     );
+    // What librdkafka itself refuses, asked before anything starts; an
+    // alias of a setting the services keep; a credential never quoted.
+    assert!(!text.contains("hunter2-Secret"), "{text}");
     for (line, words) in [
         (
             3,
@@ -1051,6 +1056,16 @@ fn kafka_client_settings_are_checked_at_their_keys() {
             7,
             "stack.kafka.sasl.password: the environment variable FAULTLINE_SURELY_UNSET_VAR is not set",
         ),
+        (
+            8,
+            "stack.kafka.request.required.acks: the services set request.required.acks themselves",
+        ),
+        (9, "stack.kafka.fetch.wait.max.mss: librdkafka refuses it"),
+        (
+            10,
+            "librdkafka refuses SASL.PASSWORD (its value is not shown",
+        ),
+        (11, "stack.kafka.socket.timeout.ms: librdkafka refuses it"),
     ] {
         assert!(text.contains(&format!("k.toml:{line}:")), "{line}: {text}");
         assert!(text.contains(words), "{words}: {text}");

@@ -62,15 +62,25 @@ pub struct KafkaArgs {
     pub properties: String,
 }
 
-/// Properties a service sets itself, whatever `--properties` says.
+/// Properties a service sets itself, whatever `--properties` says, with
+/// librdkafka's aliases of them (one set under either name would race the
+/// other).
 pub const KEPT_PROPERTIES: &[&str] = &[
     "bootstrap.servers",
+    "metadata.broker.list",
     "acks",
+    "request.required.acks",
     "enable.idempotence",
     "group.id",
     "enable.auto.commit",
     "enable.auto.offset.store",
     "auto.offset.reset",
+    // The link proxy tells consumers from producers by it.
+    "client.id",
+    "linger.ms",
+    "queue.buffering.max.ms",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
 ];
 
 impl KafkaArgs {

@@ -264,7 +264,8 @@ fn check_stack(experiment: &Experiment, report: &mut Report<'_>) {
     }
     for (key, value) in &stack.kafka {
         let path = format!("stack.kafka.{key}");
-        if faultline_services::producer::KEPT_PROPERTIES.contains(&key.as_str()) {
+        let kept = faultline_services::producer::KEPT_PROPERTIES;
+        if kept.contains(&key.to_ascii_lowercase().as_str()) {
             report.at(
                 &path,
                 format!("the services set {key} themselves: what they measure depends on it"),
@@ -280,11 +281,29 @@ fn check_stack(experiment: &Experiment, report: &mut Report<'_>) {
                 format!("{key:?} is not a librdkafka property name"),
                 None,
             );
+        } else if let Some(refused) = librdkafka_refuses(key, value) {
+            report.at(&path, refused, None);
         }
         if value.contains('\n') {
             report.at(&path, "a value is one line".into(), None);
         }
     }
+}
+
+/// What librdkafka itself says of the client property `key` = `value`, if
+/// it refuses it (an unknown name, a value of the wrong kind): asked now,
+/// not 16 s into a run. A value from an unset `${VAR}` is not judged; a
+/// credential's value is never quoted.
+fn librdkafka_refuses(key: &str, value: &str) -> Option<String> {
+    let expanded = crate::secrets::expand_env(value).ok()?;
+    let mut config = rdkafka::ClientConfig::new();
+    config.set(key, &expanded);
+    let error = config.create_native_config().err()?;
+    Some(if crate::secrets::is_credential(key) {
+        format!("librdkafka refuses {key} (its value is not shown: it is a credential)")
+    } else {
+        format!("librdkafka refuses it: {error}")
+    })
 }
 
 /// The load: a rate that sends something, before the run ends.
