@@ -1379,3 +1379,27 @@ fn a_name_of_100000_characters_is_refused_at_its_line_in_a_short_message() {
         .expect("a problem at the architecture's name");
     assert!(problem.to_string().len() < 400, "{problem}");
 }
+
+#[test]
+fn an_integer_too_large_for_its_key_is_reported_at_the_key() {
+    for (line, text) in [
+        ("repetitions = 99999999999", "repetitions"),
+        ("seed = 99999999999999999999999", "seed"),
+    ] {
+        let scenario = BASE.replacen(
+            "duration = \"60s\"",
+            &format!("duration = \"60s\"\n{line}"),
+            1,
+        );
+        let found = problems(&scenario);
+        let problem = found
+            .iter()
+            .find(|p| p.path == text)
+            .unwrap_or_else(|| panic!("{line}: {found:?}"));
+        assert_eq!(problem.line, 3, "{problem}");
+        assert!(
+            problem.message.contains("the most this key holds"),
+            "{problem}"
+        );
+    }
+}
