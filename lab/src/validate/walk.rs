@@ -49,6 +49,52 @@ impl<'s> Walker<'s, '_, '_> {
         }
     }
 
+    /// An integer: at least its schema's minimum, at most what its type
+    /// holds.
+    fn walk_integer(
+        &mut self,
+        path: &str,
+        span: Range<usize>,
+        integer: &toml::de::DeInteger<'_>,
+        schema: &'s Json,
+    ) {
+        let parsed = i128::from_str_radix(&integer.as_str().replace('_', ""), integer.radix());
+        let minimum = schema.get("minimum").and_then(Json::as_f64);
+        // The largest the field's type holds: past it the value
+        // would not even be read, and the reader's message names
+        // the table, not the key.
+        let maximum: Option<i128> = match schema.get("format").and_then(Json::as_str) {
+            Some("uint8") => Some(u8::MAX.into()),
+            Some("uint16") => Some(u16::MAX.into()),
+            Some("uint32") => Some(u32::MAX.into()),
+            Some("uint64") => Some(u64::MAX.into()),
+            Some("int32") => Some(i32::MAX.into()),
+            Some("int64") => Some(i64::MAX.into()),
+            _ => None,
+        };
+        match (parsed, minimum, maximum) {
+            (Ok(n), Some(minimum), _) if (n as f64) < minimum => self.report.add(
+                span,
+                path,
+                format!("{n} is below the minimum {minimum}"),
+                None,
+            ),
+            (Ok(n), _, Some(maximum)) if n > maximum => self.report.add(
+                span,
+                path,
+                format!("{n} is more than {maximum}, the most this key holds"),
+                None,
+            ),
+            (Err(_), _, _) => self.report.add(
+                span,
+                path,
+                format!("{} is not a number this key holds", integer.as_str()),
+                None,
+            ),
+            _ => {}
+        }
+    }
+
     pub(super) fn walk(&mut self, path: &str, value: &Spanned<DeValue<'_>>, schema: &'s Json) {
         let schema = self.resolve(schema);
         let span = value.span();
@@ -113,42 +159,7 @@ impl<'s> Walker<'s, '_, '_> {
             }
             ("string", DeValue::String(_)) => {}
             ("integer", DeValue::Integer(integer)) => {
-                let parsed =
-                    i128::from_str_radix(&integer.as_str().replace('_', ""), integer.radix());
-                let minimum = schema.get("minimum").and_then(Json::as_f64);
-                // The largest the field's type holds: past it the value
-                // would not even be read, and the reader's message names
-                // the table, not the key.
-                let maximum: Option<i128> = match schema.get("format").and_then(Json::as_str) {
-                    Some("uint8") => Some(u8::MAX.into()),
-                    Some("uint16") => Some(u16::MAX.into()),
-                    Some("uint32") => Some(u32::MAX.into()),
-                    Some("uint64") => Some(u64::MAX.into()),
-                    Some("int32") => Some(i32::MAX.into()),
-                    Some("int64") => Some(i64::MAX.into()),
-                    _ => None,
-                };
-                match (parsed, minimum, maximum) {
-                    (Ok(n), Some(minimum), _) if (n as f64) < minimum => self.report.add(
-                        span,
-                        path,
-                        format!("{n} is below the minimum {minimum}"),
-                        None,
-                    ),
-                    (Ok(n), _, Some(maximum)) if n > maximum => self.report.add(
-                        span,
-                        path,
-                        format!("{n} is more than {maximum}, the most this key holds"),
-                        None,
-                    ),
-                    (Err(_), _, _) => self.report.add(
-                        span,
-                        path,
-                        format!("{} is not a number this key holds", integer.as_str()),
-                        None,
-                    ),
-                    _ => {}
-                }
+                self.walk_integer(path, span, integer, schema);
             }
             ("number", DeValue::Float(float)) => {
                 let value: f64 = float.as_str().replace('_', "").parse().unwrap_or(f64::NAN);
