@@ -60,8 +60,47 @@ pub fn interval_method(repetitions: usize) -> &'static str {
     }
 }
 
-/// The 97.5th percentile of Student's t with 1 to 8 degrees of freedom.
-const T_975: [f64; 8] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306];
+/// The 97.5th percentile of Student's t with 1 to 30 degrees of freedom.
+const T_975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+
+/// The 97.5th percentile of Student's t with `df` degrees of freedom,
+/// rounded down (wider), and 1.96 from 120 on (2.0 between 31 and 119).
+fn t_975(df: f64) -> f64 {
+    match df.floor() as usize {
+        0 | 1 => T_975[0],
+        n @ 2..=30 => T_975[n - 1],
+        31..=119 => 2.0,
+        _ => 1.96,
+    }
+}
+
+/// The difference of the means of `a` and `b` and its 95 % interval by
+/// Welch's t (unequal variances); `None` with fewer than two of either.
+pub fn welch(a: &[f64], b: &[f64]) -> Option<(f64, f64, f64)> {
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let moments = |v: &[f64]| {
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let variance = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        (mean, variance / n)
+    };
+    let ((ma, va), (mb, vb)) = (moments(a), moments(b));
+    let difference = ma - mb;
+    let se2 = va + vb;
+    if se2 == 0.0 {
+        return Some((difference, difference, difference));
+    }
+    let df =
+        se2.powi(2) / (va.powi(2) / (a.len() as f64 - 1.0) + vb.powi(2) / (b.len() as f64 - 1.0));
+    let half = t_975(df) * se2.sqrt();
+    Some((difference, difference - half, difference + half))
+}
 
 /// Mean and 95 % interval of the mean: Student-t below
 /// [`BOOTSTRAP_FROM`] values, else a percentile bootstrap (2,000
@@ -119,6 +158,19 @@ pub fn estimate(values: &[f64], seed: u64) -> Option<Estimate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn welchs_interval_widens_with_spread_and_needs_two_of_each() {
+        assert_eq!(welch(&[1.0], &[1.0, 2.0]), None);
+        // Equal spreads of 1 (variance 1), 3 values each: se² = 2/3,
+        // df = (2/3)² / (2 × (1/3)² / 2) = 4, t = 2.776.
+        let (d, low, high) = welch(&[4.0, 5.0, 6.0], &[1.0, 2.0, 3.0]).unwrap();
+        assert_eq!(d, 3.0);
+        let half = 2.776 * (2.0f64 / 3.0).sqrt();
+        assert!((low - (3.0 - half)).abs() < 1e-12 && (high - (3.0 + half)).abs() < 1e-12);
+        let (_, wide_low, _) = welch(&[2.0, 5.0, 8.0], &[1.0, 2.0, 3.0]).unwrap();
+        assert!(wide_low < low);
+    }
 
     #[test]
     fn few_values_get_a_student_t_interval() {

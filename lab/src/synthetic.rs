@@ -62,6 +62,8 @@ pub struct Synthetic {
     /// (everything answered, everything stored `fresh_ms` after its answer),
     /// with `control_latency_ms` for every answer.
     pub control: Option<u64>,
+    /// How many controls run when `control` is set.
+    pub controls: u32,
     /// Requests due from `slow_after.0` seconds on take `slow_after.1`
     /// milliseconds; in the control too when `control_drifts`.
     pub slow_after: Option<(u32, u64)>,
@@ -81,6 +83,9 @@ pub struct Synthetic {
     /// `Some(j)`: the scenario sets `fault_jitter = "{j}s"`, and repetition
     /// `r`'s fault starts and ends `r` seconds later (`r` ≤ `j`).
     pub jitter_s: Option<u32>,
+    /// `Some(j)`: the scenario sets `fault_length_jitter = "{j}s"`, and
+    /// repetition `r`'s fault lasts `r` seconds longer (`r` ≤ `j`).
+    pub length_jitter_s: Option<u32>,
 }
 
 impl Default for Synthetic {
@@ -104,6 +109,7 @@ impl Default for Synthetic {
             rest_slow_ms: 0,
             breaker_extra_s: 0,
             control: None,
+            controls: 1,
             slow_after: None,
             control_drifts: false,
             consumer_gauge_after: None,
@@ -111,6 +117,7 @@ impl Default for Synthetic {
             lost_before: 0,
             vary_fault_s: 0,
             jitter_s: None,
+            length_jitter_s: None,
         }
     }
 }
@@ -146,10 +153,15 @@ impl Synthetic {
              production_rps = {}\noutages_per_year = 4\nstaleness_budget = \"60s\"\n",
             self.seconds,
             self.repetitions,
-            self.control.is_some(),
+            self.control.map_or(0, |_| self.controls),
             self.jitter_s
                 .map(|j| format!("fault_jitter = \"{j}s\"\n"))
-                .unwrap_or_default(),
+                .into_iter()
+                .chain(
+                    self.length_jitter_s
+                        .map(|j| format!("fault_length_jitter = \"{j}s\"\n"))
+                )
+                .collect::<String>(),
             self.rps,
             self.warmup_s
                 .map(|s| format!("warmup = \"{s}s\"\n"))
@@ -433,10 +445,11 @@ impl Synthetic {
         let mut repetitions = Vec::new();
         for repetition in 0..self.repetitions {
             let moved = self.jitter_s.map_or(0, |j| repetition.min(j));
+            let longer = self.length_jitter_s.map_or(0, |j| repetition.min(j));
             let this = Synthetic {
                 fault: (
                     self.fault.0 + moved,
-                    self.fault.1 + moved + repetition % (self.vary_fault_s + 1),
+                    self.fault.1 + moved + longer + repetition % (self.vary_fault_s + 1),
                 ),
                 ..self.clone()
             };
@@ -460,13 +473,14 @@ impl Synthetic {
                 slow_after: self.slow_after.filter(|_| self.control_drifts),
                 ..self.clone()
             };
-            let repetition = self.repetitions;
-            let t0 = t0_base + i64::from(repetition) * 1_000_000_000;
-            let (rows, stored_rows) = control.rows(repetition, t0, &names);
-            metrics.push(metrics_frame(repetition, &control.scraped())?);
-            requests.push(requests_frame(repetition, &names, &rows)?);
-            stored.push(stored_frame(repetition, t0, &stored_rows)?);
-            repetitions.push(self.repetition_summary(repetition, t0, true));
+            for repetition in self.repetitions..self.repetitions + self.controls {
+                let t0 = t0_base + i64::from(repetition) * 1_000_000_000;
+                let (rows, stored_rows) = control.rows(repetition, t0, &names);
+                metrics.push(metrics_frame(repetition, &control.scraped())?);
+                requests.push(requests_frame(repetition, &names, &rows)?);
+                stored.push(stored_frame(repetition, t0, &stored_rows)?);
+                repetitions.push(self.repetition_summary(repetition, t0, true));
+            }
         }
         for (frame, frames) in [
             (&run_folder::REQUESTS, requests),

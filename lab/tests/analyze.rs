@@ -1009,33 +1009,59 @@ fn a_latency_rise_after_the_fault_is_explained_by_the_control() {
             .find(|l| l.starts_with("**kafka**'s latency p99 after the fault"))
             .map(str::to_string)
     };
-    // The control did not slow: the fault's doing.
-    let caused = note(&slow, "caused").expect("a note on the rise");
+    // One faulted run and one control that did not slow: the fault's own
+    // change is ×5, but with one of each there is no interval, so the note
+    // does not attribute it.
+    let one = note(&slow, "one").expect("a note on the rise");
     assert!(
-        caused.contains("(10.0 ms) is 5.0× its p99 before (2.0 ms)"),
-        "{caused}"
+        one.contains("(10.0 ms) is 5.0× its p99 before (2.0 ms)"),
+        "{one}"
     );
-    assert!(caused.ends_with("so the fault caused it."), "{caused}");
+    assert!(
+        one.contains(
+            "the control went ×1.00, so the fault's own change is ×5.00, with no interval"
+        ),
+        "{one}"
+    );
+    assert!(one.ends_with("so this run does not attribute it."), "{one}");
     // REST, with no backlog, slowed as much: no backlog is named as the
     // cause, the contradiction is said instead.
     assert!(
-        caused.contains(
+        one.contains(
             "; rest, with no backlog to drain, slowed too (×5.0): the rise is not a backlog's doing"
         ),
+        "{one}"
+    );
+    assert!(!one.contains("draining a backlog"), "{one}");
+    // Three faulted runs and two controls, run among them: an interval,
+    // and the fault's doing when it leaves out ×1.
+    let several = Synthetic {
+        repetitions: 3,
+        controls: 2,
+        ..slow.clone()
+    };
+    let caused = note(&several, "caused").unwrap();
+    assert!(caused.contains("the 2 controls went ×1.00"), "{caused}");
+    assert!(
+        caused.ends_with("beyond the controls' drift, the fault's doing."),
         "{caused}"
     );
-    assert!(!caused.contains("draining a backlog"), "{caused}");
-    // The control slowed as much: drift.
+    // The controls slowed as much: the fault's own change is ×1, not the
+    // fault's.
     let drift = note(
         &Synthetic {
             control_drifts: true,
-            ..slow.clone()
+            ..several.clone()
         },
         "drift",
     )
     .unwrap();
     assert!(
-        drift.ends_with("drift, which the fault did not cause."),
+        drift.contains("the fault's own change is ×1.00 [1.00–1.00]"),
+        "{drift}"
+    );
+    assert!(
+        drift.ends_with("so this run does not tell the change from drift."),
         "{drift}"
     );
     // Without a control the note says it cannot tell; without a rise, no note.
@@ -1049,6 +1075,88 @@ fn a_latency_rise_after_the_fault_is_explained_by_the_control() {
     .unwrap();
     assert!(blind.contains("`control = true`"), "{blind}");
     assert_eq!(note(&Synthetic::default(), "none"), None);
+}
+
+#[test]
+fn drift_with_no_fault_is_found_and_named_without_a_cause() {
+    // 150 s; every answer takes 2 ms until 100 s, then 10 ms, in the
+    // controls too; the fault is at 80–90 s.
+    let run = Synthetic {
+        seconds: 150,
+        fault: (80, 90),
+        slow_after: Some((100, 10)),
+        control: Some(2),
+        control_drifts: true,
+        ..Synthetic::default()
+    };
+    let analyse = |run: &Synthetic, name: &str| {
+        let dir = folder(&format!("drift-{name}"));
+        run.write(&dir).unwrap();
+        let summary = summary_of(&dir);
+        let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        (summary, markdown)
+    };
+    let (summary, markdown) = analyse(&run, "control");
+    let kafka = summary["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["figure"] == "latency_p99_ms" && d["subject"] == "kafka")
+        .expect("kafka's p99 followed")
+        .clone();
+    assert_eq!(kafka["source"], "control");
+    assert_eq!(kafka["drifted"], true, "{kafka}");
+    assert!(
+        close(&kafka["first"], 2.0, 0.02) && close(&kafka["last"], 10.0, 0.02),
+        "{kafka}"
+    );
+    assert!(
+        markdown.contains("### Drift: what moves with no fault"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("kafka's latency p99 2.00 → 10.0"),
+        "{markdown}"
+    );
+    let note = markdown
+        .lines()
+        .find(|l| l.starts_with("**kafka**'s latency p99 after the fault"))
+        .unwrap();
+    assert!(
+        note.contains("drift, whose cause this run does not measure"),
+        "{note}"
+    );
+    assert!(!note.contains("on the broker's side"), "{note}");
+    // Without a control, the seconds before the fault are followed.
+    let (summary, _) = analyse(
+        &Synthetic {
+            control: None,
+            slow_after: Some((50, 10)),
+            ..run.clone()
+        },
+        "before",
+    );
+    let before = &summary["drift"][0];
+    assert_eq!(before["source"], "before", "{before}");
+    assert_eq!(before["drifted"], true, "{before}");
+    // A steady run: followed, nothing drifted.
+    let (summary, markdown) = analyse(
+        &Synthetic {
+            slow_after: None,
+            ..run.clone()
+        },
+        "steady",
+    );
+    let drift = summary["drift"].as_array().unwrap();
+    assert!(
+        !drift.is_empty() && drift.iter().all(|d| d["drifted"] == false),
+        "{drift:?}"
+    );
+    assert!(
+        markdown.contains("no figure followed moved by half or more"),
+        "{markdown}"
+    );
 }
 
 #[test]
@@ -1219,7 +1327,27 @@ fn the_report_says_how_far_each_repetitions_faults_moved() {
     assert_eq!(rest["failed"], 3 * run.during());
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(
-        report.contains("moved together by one offset within ±2s, drawn from the seed, so that the repetitions sample the faults' timing: +0.0 s, +1.0 s, +2.0 s."),
+        report.contains("Each repetition's faults moved together by one offset within ±2s (+0.0 s, +1.0 s, +2.0 s), drawn from the seed, so that the repetitions sample the faults' timing instead of replaying one."),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    // With a length jitter, how much longer each lasted too.
+    let longer = Synthetic {
+        length_jitter_s: Some(2),
+        ..run.clone()
+    };
+    longer.write(&dir).unwrap();
+    let summary = summary_of(&dir);
+    let lengths: Vec<f64> = summary["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["planned_end_s"].as_f64().unwrap() - f["planned_start_s"].as_f64().unwrap())
+        .collect();
+    assert_eq!(lengths, [10.0, 11.0, 12.0]);
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("(+0.0 s, +1.0 s, +2.0 s) and lasted longer or shorter by one offset within ±2s (+0.0 s, +1.0 s, +2.0 s), drawn"),
         "{report}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -15,8 +15,10 @@
 //! - the scenario's hypotheses, each to a value, a limit and a verdict.
 
 pub mod capacity;
+mod control;
 pub mod cost;
 pub mod cpu;
+mod drift;
 pub mod figures;
 pub mod join;
 pub mod series;
@@ -113,6 +115,16 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         .filter_map(|r| r.reference)
         .collect();
     capacity::with_reference(&mut capacity, &references);
+    let order: Vec<&str> = experiment.architectures.iter().map(|a| a.name()).collect();
+    let drift = drift::Quiet::of(
+        &controls,
+        &faulted,
+        &windows,
+        experiment.warmup().as_secs_f64(),
+        experiment.duration.0.as_secs_f64(),
+    )
+    .map(|quiet| drift::drift(&quiet, &order, &requests, &cpu_readings, &metrics))
+    .unwrap_or_default();
     let (scraped, backlog) = join::scraped(&metrics)?;
     let produce_ack = join::histogram_by_phase(
         &metrics,
@@ -170,8 +182,8 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         if let Some(drain) = &mut figures.drain_rate {
             figures::compare_with_copy(drain, &references);
         }
-        figures.control =
-            (!controls.is_empty()).then(|| context.control(name, &control, &controls));
+        figures.control = (!controls.is_empty())
+            .then(|| context.control(name, (&rows, &faulted), (&control, &controls)));
         architectures.insert(name.to_string(), figures);
         delays_of.push((name, delays));
     }
@@ -196,6 +208,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
             hypotheses,
             cpu,
             budget_break_even,
+            drift,
         },
         series,
         freshness_cdf,
@@ -471,22 +484,52 @@ impl Context<'_> {
         figures::drain_summary(&drained)
     }
 
-    /// The figures of the control repetitions `reps` of `name`.
-    fn control(&self, name: &str, rows: &[join::Request], reps: &[u32]) -> ControlSummary {
+    /// The figures of the control repetitions `reps` of `name`, and the
+    /// faulted runs' changes (rows `faulted.0` of repetitions `faulted.1`)
+    /// against theirs.
+    fn control(
+        &self,
+        name: &str,
+        faulted: (&[join::Request], &[u32]),
+        (rows, reps): (&[join::Request], &[u32]),
+    ) -> ControlSummary {
         let rows: Vec<&join::Request> = rows.iter().collect();
+        let warmup_s = self.experiment.warmup().as_secs_f64();
         let figures = Figures::of(
             &rows,
             &self.windows,
             self.audit_of(name, reps),
             self.experiment.economics.staleness_budget.0.as_micros() as u64,
-            self.experiment.warmup().as_secs_f64(),
+            warmup_s,
         );
+        let faulted_rows: Vec<&join::Request> = faulted.0.iter().collect();
+        let p99_ratios = |rows: &[&join::Request], reps: &[u32]| {
+            control::ratios(reps.iter().map(|r| {
+                let p99 = |phase| control::p99_in(rows, *r, &self.windows, phase, warmup_s);
+                (p99(Phase::Before), p99(Phase::After))
+            }))
+        };
+        let ack_ratios = |reps: &[u32]| {
+            control::ratios(reps.iter().map(|r| {
+                let ack = self.produce_ack_ms(name, &[*r]);
+                (
+                    ack.get(&Phase::Before).copied(),
+                    ack.get(&Phase::After).copied(),
+                )
+            }))
+        };
         ControlSummary {
             totals: figures.totals,
             phases: figures.phases,
             lost: figures.lost,
             freshness_ms: figures.freshness,
             produce_ack_ms: self.produce_ack_ms(name, reps),
+            repetitions: reps.len() as u32,
+            latency_p99_change: control::beyond(
+                p99_ratios(&faulted_rows, faulted.1),
+                p99_ratios(&rows, reps),
+            ),
+            produce_ack_change: control::beyond(ack_ratios(faulted.1), ack_ratios(reps)),
         }
     }
 

@@ -16,11 +16,13 @@ pub use faultline_stack::BrokerChoice;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer};
 
+mod controls;
 pub mod defaults;
 mod fault;
 mod hypothesis;
 pub mod service;
 
+pub use controls::Controls;
 pub use fault::*;
 pub use hypothesis::{Hypothesis, Metric, Phase};
 
@@ -112,12 +114,14 @@ pub struct Experiment {
     /// How many times the scenario runs, each on a fresh stack.
     #[serde(default = "defaults::repetitions")]
     pub repetitions: u32,
-    /// Also run one control repetition: the same load on a fresh stack with
-    /// no fault, after the others. The report shows each phase's figures
-    /// beside the control's over the same seconds, so what the fault did is
-    /// told apart from drift (a stack that slows down over a run anyway).
+    /// Control repetitions: the same load on a fresh stack with no fault,
+    /// `true` for one or how many, run interleaved with the faulted ones.
+    /// The report compares each phase's change in the faulted runs with the
+    /// same seconds' change in the controls (difference in differences), so
+    /// what the fault did is told apart from drift (a stack that slows over
+    /// a run anyway), and looks for drift in the controls themselves.
     #[serde(default)]
-    pub control: bool,
+    pub control: Controls,
     /// Longest wait after the load for consumers to store what they were
     /// given, e.g. "120s".
     #[serde(default = "defaults::drain_timeout")]
@@ -141,6 +145,13 @@ pub struct Experiment {
     /// repetition's faults at the times written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault_jitter: Option<Span>,
+    /// Makes every fault of each repetition longer or shorter by one
+    /// offset within ± this, drawn from the seed apart from
+    /// `fault_jitter`'s, e.g. "10s": what hangs on an outage's exact length
+    /// (a breaker whose window divides it, a retry schedule) is sampled
+    /// instead of replayed. Must be shorter than every fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_length_jitter: Option<Span>,
     /// Claims checked against the results.
     #[serde(default)]
     pub hypotheses: Vec<Hypothesis>,

@@ -64,8 +64,9 @@ pub struct Plan {
     #[serde(rename = "duration_s", serialize_with = "seconds")]
     pub duration: Duration,
     pub repetitions: u32,
-    /// One more repetition after them, with no fault: the control.
-    pub control: bool,
+    /// Repetitions with no fault (controls), numbered after the faulted
+    /// ones and run among them ([`Plan::order`]).
+    pub controls: u32,
     /// Longest wait after the load for consumers to store what they took.
     #[serde(rename = "drain_timeout_s", serialize_with = "seconds")]
     pub drain_timeout: Duration,
@@ -83,6 +84,9 @@ pub struct Plan {
     /// How far each faulted repetition's faults move from the times
     /// written (`fault_jitter`), in milliseconds; zero without one.
     pub fault_offsets_ms: Vec<i64>,
+    /// How much longer (or shorter) each faulted repetition's faults last
+    /// than written (`fault_length_jitter`), in milliseconds.
+    pub fault_length_offsets_ms: Vec<i64>,
     pub load: LoadPlan,
 }
 
@@ -93,7 +97,7 @@ impl Plan {
             experiment: experiment.name.clone(),
             duration: experiment.duration.0,
             repetitions: experiment.repetitions,
-            control: experiment.control,
+            controls: experiment.control.0,
             drain_timeout: experiment.drain_timeout.0,
             stack: StackPlan::of(experiment),
             reference: experiment.capacity.reference.as_ref().map(|r| r.0),
@@ -111,22 +115,45 @@ impl Plan {
             fault_offsets_ms: (0..experiment.repetitions)
                 .map(|r| fault_offset_ms(experiment, r))
                 .collect(),
+            fault_length_offsets_ms: (0..experiment.repetitions)
+                .map(|r| fault_length_offset_ms(experiment, r))
+                .collect(),
             load: LoadPlan::of(experiment, driver),
         }
     }
 
     /// Repetitions to run, the control included.
     pub fn runs(&self) -> u32 {
-        self.repetitions + u32::from(self.control)
+        self.repetitions + self.controls
     }
 
-    /// Whether repetition `number` is the control (no fault).
+    /// The order the repetitions run in: the controls spread among the
+    /// faulted ones (`0 C 1 C 2` …, each after the faulted repetition
+    /// nearest its share), so whatever drifts over a session of runs
+    /// reaches both alike.
+    pub fn order(&self) -> Vec<u32> {
+        let (faulted, controls) = (u64::from(self.repetitions), u64::from(self.controls));
+        let mut order = Vec::with_capacity(self.runs() as usize);
+        let mut placed = 0;
+        for i in 0..faulted {
+            order.push(i as u32);
+            let due = (2 * (i + 1) * controls + faulted) / (2 * faulted.max(1));
+            while placed < due.min(controls) {
+                order.push((faulted + placed) as u32);
+                placed += 1;
+            }
+        }
+        order.extend((faulted + placed..faulted + controls).map(|n| n as u32));
+        order
+    }
+
+    /// Whether repetition `number` is a control (no fault).
     pub fn is_control(&self, number: u32) -> bool {
-        self.control && number == self.repetitions
+        number >= self.repetitions
     }
 
     /// The faults of repetition `number`, moved by its offset: none for
-    /// the control.
+    /// a control.
     pub fn faults_of(&self, number: u32) -> Vec<FaultSpec> {
         if self.is_control(number) {
             return Vec::new();
@@ -136,10 +163,16 @@ impl Plan {
             .get(number as usize)
             .copied()
             .unwrap_or(0);
+        let longer = self
+            .fault_length_offsets_ms
+            .get(number as usize)
+            .copied()
+            .unwrap_or(0);
         self.faults
             .iter()
             .map(|fault| FaultSpec {
                 start: shifted(fault.start, offset),
+                duration: shifted(fault.duration, longer),
                 ..fault.clone()
             })
             .collect()
@@ -217,7 +250,7 @@ impl LoadPlan {
                 retries: workload.retries.clone(),
             },
             retries,
-            seeds: (0..experiment.repetitions + u32::from(experiment.control))
+            seeds: (0..experiment.repetitions + experiment.control.0)
                 .map(|r| repetition_seed(experiment.seed, r))
                 .collect(),
         }
@@ -249,22 +282,35 @@ pub fn repetition_seed(seed: u64, repetition: u32) -> u64 {
 /// milliseconds drawn evenly from ± `fault_jitter` by the scenario's seed
 /// (SplitMix64 of the repetition's seed); 0 without a jitter.
 pub fn fault_offset_ms(experiment: &Experiment, repetition: u32) -> i64 {
-    let Some(jitter) = experiment.fault_jitter else {
-        return 0;
-    };
-    let span = jitter.0.as_millis() as u64;
+    draw_ms(experiment.seed, repetition, experiment.fault_jitter, 0xFA17)
+}
+
+/// How much longer repetition `repetition`'s faults last, drawn as
+/// [`fault_offset_ms`] from ± `fault_length_jitter`, apart from it.
+pub fn fault_length_offset_ms(experiment: &Experiment, repetition: u32) -> i64 {
+    draw_ms(
+        experiment.seed,
+        repetition,
+        experiment.fault_length_jitter,
+        0x1E96_7E,
+    )
+}
+
+/// A whole number of milliseconds in ± `jitter`, from the repetition's
+/// seed and `salt` (one per quantity drawn).
+fn draw_ms(seed: u64, repetition: u32, jitter: Option<Span>, salt: u64) -> i64 {
+    let span = jitter.map_or(0, |j| j.0.as_millis() as u64);
     if span == 0 {
         return 0;
     }
-    let mut x =
-        repetition_seed(experiment.seed, repetition).wrapping_add(0x9E37_79B9_7F4A_7C15) ^ 0xFA17;
+    let mut x = repetition_seed(seed, repetition).wrapping_add(0x9E37_79B9_7F4A_7C15) ^ salt;
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^= x >> 31;
     (x % (2 * span + 1)) as i64 - span as i64
 }
 
-/// `at` moved by `offset_ms`, never before the run's start.
+/// `at` moved by `offset_ms`, never below zero.
 fn shifted(at: Duration, offset_ms: i64) -> Duration {
     let ms = at.as_millis() as i64 + offset_ms;
     Duration::from_millis(ms.max(0) as u64)

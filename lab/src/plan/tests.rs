@@ -228,10 +228,61 @@ fn fault_jitter_moves_each_repetitions_faults_by_its_own_seeded_offset() {
     assert!(jittered.faults_of(8).is_empty());
     assert_eq!(&plan(&scenario(1)).fault_offsets_ms, offsets);
     assert_ne!(&plan(&scenario(2)).fault_offsets_ms, offsets);
+    // A length jitter makes each repetition's faults longer or shorter
+    // by its own draw, apart from the moves.
+    let longer = plan(&scenario(1).replace(
+        "fault_jitter = \"5s\"\n",
+        "fault_jitter = \"5s\"\nfault_length_jitter = \"4s\"\n",
+    ));
+    assert_eq!(
+        &longer.fault_offsets_ms, offsets,
+        "the moves are the same draws"
+    );
+    let lengths = &longer.fault_length_offsets_ms;
+    assert!(lengths.iter().all(|o| o.abs() <= 4_000), "{lengths:?}");
+    assert_ne!(lengths, offsets);
+    for (r, by) in lengths.iter().enumerate() {
+        let faults = longer.faults_of(r as u32);
+        assert_eq!(faults[0].duration.as_millis() as i64, 10_000 + by);
+        assert_eq!(faults[1].duration.as_millis() as i64, 5_000 + by);
+    }
     // Without a jitter, every repetition's faults are as written.
     let fixed = plan(&scenario(1).replace("fault_jitter = \"5s\"\n", ""));
     assert!(fixed.fault_offsets_ms.iter().all(|o| *o == 0));
     assert_eq!(fixed.faults_of(3)[0].start, Duration::from_secs(20));
+}
+
+#[test]
+fn controls_run_among_the_faulted_repetitions_as_many_as_asked_for() {
+    let order = |repetitions: u32, control: &str| {
+        let plan = plan(&format!(
+            "name = \"c\"\nduration = \"20s\"\nrepetitions = {repetitions}\ncontrol = {control}\n"
+        ));
+        let order = plan.order();
+        assert_eq!(order.len() as u32, plan.runs());
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..plan.runs()).collect::<Vec<_>>());
+        assert!(
+            order
+                .iter()
+                .all(|n| plan.is_control(*n) == (*n >= repetitions))
+        );
+        order
+    };
+    assert_eq!(order(1, "false"), [0]);
+    assert_eq!(order(1, "true"), [0, 1]);
+    assert_eq!(order(3, "3"), [0, 3, 1, 4, 2, 5]);
+    assert_eq!(order(3, "1"), [0, 1, 3, 2]);
+    assert_eq!(order(4, "2"), [0, 4, 1, 2, 5, 3]);
+    assert_eq!(order(1, "3"), [0, 1, 2, 3]);
+    // Every control has no fault, every faulted repetition its faults.
+    let plan = plan(
+        "name = \"c\"\nduration = \"20s\"\nrepetitions = 2\ncontrol = 2\n\
+         [[faults]]\nkind = \"db-crash\"\nat = \"5s\"\nduration = \"5s\"\n",
+    );
+    assert_eq!(plan.faults_of(1).len(), 1);
+    assert!(plan.faults_of(2).is_empty() && plan.faults_of(3).is_empty());
 }
 
 #[test]

@@ -18,6 +18,7 @@ pub mod charts;
 pub mod cpu;
 pub mod format;
 pub mod index;
+mod latency;
 pub mod poc;
 
 use capacity::{CapacityRow, capacity_note, drain_note};
@@ -249,8 +250,15 @@ pub struct Model<'a> {
     rate: String,
     client_timeout: String,
     repetitions: u32,
-    /// A control repetition (the same load, no fault) ran.
-    control: bool,
+    /// Control repetitions (the same load, no fault) that ran.
+    controls: usize,
+    /// The order the repetitions ran in, when controls ran among them.
+    run_order: String,
+    /// The fault's own change beyond the controls'.
+    changes: Vec<latency::ChangeRow>,
+    /// Figures followed with no fault, and the sentence on them.
+    drift: Vec<latency::DriftRow>,
+    drift_note: Option<String>,
     seed: u64,
     manifest: &'a Manifest,
     broker_durable: Option<bool>,
@@ -267,24 +275,48 @@ impl Model<'_> {
     }
 }
 
-/// With `fault_jitter`, how far each repetition's faults moved: its first
-/// fault as planned against the time written.
+/// With `fault_jitter` or `fault_length_jitter`, how far each repetition's
+/// faults moved and how much longer they lasted: its first fault as planned
+/// against the time and length written.
 fn fault_jitter(experiment: &crate::experiment::Experiment, summary: &Summary) -> Option<String> {
-    let jitter = experiment.fault_jitter?;
-    let written = experiment.faults.first()?.at.as_secs_f64();
-    let mut moved: Vec<(u32, f64)> = Vec::new();
+    let (jitter, longer) = (experiment.fault_jitter, experiment.fault_length_jitter);
+    if jitter.is_none() && longer.is_none() {
+        return None;
+    }
+    let written = experiment.faults.first()?;
+    let (at, length) = (written.at.as_secs_f64(), written.duration.as_secs_f64());
+    let mut moved: Vec<(u32, f64, f64)> = Vec::new();
     for fault in &summary.faults {
-        if let Some(start) = fault.planned_start_s
-            && !moved.iter().any(|(r, _)| *r == fault.repetition)
+        if let (Some(start), Some(end)) = (fault.planned_start_s, fault.planned_end_s)
+            && !moved.iter().any(|(r, _, _)| *r == fault.repetition)
         {
-            moved.push((fault.repetition, start - written));
+            moved.push((fault.repetition, start - at, end - start - length));
         }
     }
-    moved.sort_by_key(|(r, _)| *r);
-    let offsets: Vec<String> = moved.iter().map(|(_, by)| format!("{by:+.1} s")).collect();
+    moved.sort_by_key(|(r, _, _)| *r);
+    let list = |pick: fn(&(u32, f64, f64)) -> f64| {
+        moved
+            .iter()
+            .map(|m| format!("{:+.1} s", pick(m)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if let Some(jitter) = jitter {
+        parts.push(format!(
+            "moved together by one offset within ±{jitter} ({})",
+            list(|m| m.1)
+        ));
+    }
+    if let Some(longer) = longer {
+        parts.push(format!(
+            "lasted longer or shorter by one offset within ±{longer} ({})",
+            list(|m| m.2)
+        ));
+    }
     Some(format!(
-        "Each repetition's faults moved together by one offset within ±{jitter}, drawn from the seed, so that the repetitions sample the faults' timing: {}.",
-        offsets.join(", ")
+        "Each repetition's faults {}, drawn from the seed, so that the repetitions sample the faults' timing instead of replaying one.",
+        parts.join(" and ")
     ))
 }
 
@@ -292,6 +324,7 @@ fn fault_jitter(experiment: &crate::experiment::Experiment, summary: &Summary) -
 pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<Model<'a>> {
     let summary = &analysis.summary;
     let experiment = &files.experiment;
+    let order: Vec<&str> = experiment.architectures.iter().map(|a| a.name()).collect();
     let architectures = experiment
         .architectures
         .iter()
@@ -343,21 +376,10 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
             .iter()
             .map(|b| b.sentence.as_str())
             .collect(),
-        latency_notes: answer::notes(
-            summary,
-            &experiment
-                .architectures
-                .iter()
-                .map(|a| a.name())
-                .collect::<Vec<_>>(),
-        ),
+        latency_notes: latency::notes(summary, &order),
         answer: answer::answer(
             summary,
-            &experiment
-                .architectures
-                .iter()
-                .map(|a| a.name())
-                .collect::<Vec<_>>(),
+            &order,
             &experiment.economics.staleness_budget.to_string(),
         ),
         cpu: summary
@@ -400,7 +422,16 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         rate: describe_rate(&experiment.workload.rate),
         client_timeout: experiment.workload.client_timeout.to_string(),
         repetitions: experiment.repetitions,
-        control: summary.architectures.values().any(|a| a.control.is_some()),
+        controls: files
+            .manifest
+            .repetitions
+            .iter()
+            .filter(|r| r.control)
+            .count(),
+        run_order: run_order(&files.manifest),
+        changes: latency::change_rows(summary, &order),
+        drift: latency::drift_rows(summary),
+        drift_note: latency::drift_note(summary),
         seed: experiment.seed,
         manifest: &files.manifest,
         broker_durable: files.manifest.repetitions.first().map(|r| r.broker_durable),
@@ -411,6 +442,24 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         charts,
         version: faultline_services::VERSION,
     })
+}
+
+/// The repetitions in the order they ran: `1, control 1, 2`.
+fn run_order(manifest: &Manifest) -> String {
+    let mut controls = 0;
+    let each: Vec<String> = manifest
+        .repetitions
+        .iter()
+        .map(|r| {
+            if r.control {
+                controls += 1;
+                format!("control {controls}")
+            } else {
+                (r.repetition + 1).to_string()
+            }
+        })
+        .collect();
+    each.join(", ")
 }
 
 /// Renders the model as (Markdown, HTML).

@@ -173,7 +173,7 @@ pub async fn run_scenario(
     let mut sinks = Sinks::create(&dir)?;
     let mut reasons = Vec::new();
     let mut failed = false;
-    for number in 0..plan.runs() {
+    for number in plan.order() {
         if shutdown.graceful.is_cancelled() {
             reasons.push(format!("interrupted before repetition {number}"));
             break;

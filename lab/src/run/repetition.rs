@@ -90,7 +90,11 @@ struct Measured {
 impl Repetition<'_> {
     fn label(&self) -> String {
         if self.plan.is_control(self.number) {
-            "[control, no fault]".to_string()
+            format!(
+                "[control {}/{}, no fault]",
+                self.number - self.plan.repetitions + 1,
+                self.plan.controls
+            )
         } else {
             format!("[{}/{}]", self.number + 1, self.plan.repetitions)
         }

@@ -52,6 +52,62 @@ pub struct Summary {
     /// event's delay: the ranges and where they cross.
     #[serde(default)]
     pub budget_break_even: Vec<BudgetBreakEven>,
+    /// Figures followed through seconds with no fault at constant load (the
+    /// controls' whole run, else the faulted runs' seconds before the
+    /// first fault): how each moved from the first fifth to the last.
+    #[serde(default)]
+    pub drift: Vec<Drift>,
+}
+
+/// One figure through seconds with no fault: its value in the first and
+/// the last fifth of them.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Drift {
+    /// `latency_p99_ms` (the median over the seconds of each second's p99
+    /// of an architecture's successful requests),
+    /// `produce_ack_ms` (its producer's mean acknowledgement) or
+    /// `cpu_cores` (a process).
+    pub figure: String,
+    /// The architecture, or the process (`architecture/process` for an
+    /// architecture's own).
+    pub subject: String,
+    /// `control` (the control repetitions) or `before` (the faulted runs
+    /// before their first fault).
+    pub source: String,
+    /// Seconds from the start the first fifth starts and the last ends.
+    pub from_s: f64,
+    pub to_s: f64,
+    pub first: f64,
+    pub last: f64,
+    /// Moved by half or more (`last / first` ≥ 1.5 or ≤ 1/1.5): drift.
+    pub drifted: bool,
+}
+
+/// A figure's change from before the fault to after it, in the faulted
+/// runs and in the controls over the same seconds: the fault's own change
+/// is the one beyond the controls' (a difference in differences, taken on
+/// a log scale, so a ratio).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct ChangeBeyondControl {
+    /// Each faulted repetition's after ÷ before.
+    pub faulted: Vec<f64>,
+    /// Each control's after ÷ before, over the same seconds.
+    pub control: Vec<f64>,
+    /// Geometric mean of `faulted` ÷ that of `control`: the fault's own
+    /// change.
+    pub ratio: f64,
+    /// 95 % interval of `ratio` (Welch's t on the logarithms); `None` with
+    /// fewer than two of either.
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+}
+
+impl ChangeBeyondControl {
+    /// Whether the interval leaves out 1: a change the controls' drift
+    /// does not account for. `None` without an interval.
+    pub fn beyond_drift(&self) -> Option<bool> {
+        Some(self.low? > 1.0 || self.high? < 1.0)
+    }
 }
 
 /// How an architecture held each step of a stepped rate, and its knee.
@@ -498,14 +554,14 @@ pub struct ArchitectureSummary {
     /// Each repetition's headline figures, in order.
     #[serde(default)]
     pub per_repetition: Vec<RepetitionFigures>,
-    /// The control repetition's figures (the same load, no fault), its
-    /// phases over the same seconds as the faulted runs'; `None` without
-    /// one. Not pooled into any figure above.
+    /// The control repetitions' figures (the same load, no fault), pooled,
+    /// their phases over the same seconds as the faulted runs'; `None`
+    /// without a control. Not pooled into any figure above.
     #[serde(default)]
     pub control: Option<ControlSummary>,
 }
 
-/// The figures of the control repetition: the same load with no fault.
+/// The figures of the control repetitions: the same load with no fault.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct ControlSummary {
     /// Requests, answers, error rate and latency over the whole run.
@@ -518,6 +574,19 @@ pub struct ControlSummary {
     /// As `produce_ack_ms` of the faulted runs.
     #[serde(default)]
     pub produce_ack_ms: BTreeMap<Phase, f64>,
+    /// How many control repetitions these figures pool.
+    #[serde(default = "one")]
+    pub repetitions: u32,
+    /// Latency p99 after the fault ÷ before, against the controls'.
+    #[serde(default)]
+    pub latency_p99_change: Option<ChangeBeyondControl>,
+    /// Produce acknowledgement time after ÷ before, against the controls'.
+    #[serde(default)]
+    pub produce_ack_change: Option<ChangeBeyondControl>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

@@ -37,7 +37,7 @@ pub const OVERHEAD_PER_REPETITION: Duration = Duration::from_secs(5);
 /// timeout.
 pub fn expected(scenario: &Experiment) -> (Duration, Duration) {
     let each = scenario.duration.0 + OVERHEAD_PER_REPETITION;
-    let runs = scenario.repetitions + u32::from(scenario.control);
+    let runs = scenario.repetitions + scenario.control.0;
     (each * runs, (each + scenario.drain_timeout.0) * runs)
 }
 

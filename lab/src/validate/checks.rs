@@ -150,6 +150,17 @@ fn check_run(experiment: &Experiment, report: &mut Report<'_>) {
             None,
         );
     }
+    if experiment.control.0 > limits::CONTROLS {
+        report.at(
+            "control",
+            format!(
+                "{} control repetitions is more than {}",
+                experiment.control.0,
+                limits::CONTROLS
+            ),
+            None,
+        );
+    }
     if experiment.repetitions == 0 {
         report.at(
             "repetitions",

@@ -154,8 +154,8 @@ pub(super) fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
             _ => {}
         }
     }
-    if let Some(jitter) = experiment.fault_jitter {
-        check_jitter(experiment, jitter, report);
+    if experiment.fault_jitter.is_some() || experiment.fault_length_jitter.is_some() {
+        check_jitter(experiment, report);
     }
     for (i, a) in experiment.faults.iter().enumerate() {
         for (j, b) in experiment.faults.iter().enumerate().skip(i + 1) {
@@ -191,19 +191,29 @@ pub(super) fn check_faults(experiment: &Experiment, report: &mut Report<'_>) {
     }
 }
 
-/// `fault_jitter` moves every fault by up to its length either way: each
-/// must still start after the run does and end before it is over.
-fn check_jitter(experiment: &Experiment, jitter: Span, report: &mut Report<'_>) {
+/// `fault_jitter` moves every fault by up to its length either way, and
+/// `fault_length_jitter` makes it longer or shorter by up to its own: each
+/// must still start after the run does, last some time and end before the
+/// run is over.
+fn check_jitter(experiment: &Experiment, report: &mut Report<'_>) {
     let run = experiment.duration.0;
+    let key = if experiment.fault_jitter.is_some() {
+        "fault_jitter"
+    } else {
+        "fault_length_jitter"
+    };
     if experiment.faults.is_empty() {
         report.at(
-            "fault_jitter",
+            key,
             "there is no fault to move".into(),
-            Some("add a [[faults]] entry, or remove fault_jitter".into()),
+            Some(format!("add a [[faults]] entry, or remove {key}")),
         );
         return;
     }
+    let jitter = experiment.fault_jitter.unwrap_or_default();
+    let longer = experiment.fault_length_jitter.unwrap_or_default();
     let first = experiment.faults.iter().map(|f| f.at.0).min();
+    let shortest = experiment.faults.iter().map(|f| f.duration.0).min();
     let last = experiment
         .faults
         .iter()
@@ -219,15 +229,33 @@ fn check_jitter(experiment: &Experiment, jitter: Span, report: &mut Report<'_>) 
             Some(format!("give at most {}", Span(first))),
         );
     }
-    if let Some(last) = last.filter(|last| *last + jitter.0 > run) {
+    if let Some(shortest) = shortest.filter(|s| !longer.0.is_zero() && *s <= longer.0) {
         report.at(
-            "fault_jitter",
+            "fault_length_jitter",
             format!(
-                "{jitter} either way could move the last fault's end ({}) past the run's end ({})",
+                "{longer} shorter could leave the shortest fault ({}) no time at all",
+                Span(shortest)
+            ),
+            Some(format!("give less than {}", Span(shortest))),
+        );
+    }
+    if let Some(last) = last.filter(|last| *last + jitter.0 + longer.0 > run) {
+        let what = match (jitter.0.is_zero(), longer.0.is_zero()) {
+            (false, false) => format!("{jitter} later and {longer} longer"),
+            (false, true) => format!("{jitter} either way"),
+            _ => format!("{longer} longer"),
+        };
+        report.at(
+            key,
+            format!(
+                "{what} could move the last fault's end ({}) past the run's end ({})",
                 Span(last),
                 Span(run)
             ),
-            Some(format!("give at most {}", Span(run.saturating_sub(last)))),
+            Some(format!(
+                "together give at most {}",
+                Span(run.saturating_sub(last))
+            )),
         );
     }
 }

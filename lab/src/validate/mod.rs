@@ -45,6 +45,8 @@ pub mod limits {
     /// Replicas of a topic.
     pub const REPLICAS: u32 = 16;
     pub const REPETITIONS: u32 = 1_000;
+    /// Control repetitions.
+    pub const CONTROLS: u32 = 100;
     pub const POOL: u32 = 10_000;
     pub const BATCH: u32 = 1_000_000;
     pub const RETRIES: u32 = 100;

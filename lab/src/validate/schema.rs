@@ -79,6 +79,13 @@ fn type_name(root: &Json, node: &Json) -> String {
             .collect::<Vec<_>>()
             .join(" or "),
         _ if node["oneOf"].is_array() => "table (see below)".into(),
+        _ if node["anyOf"].is_array() => node["anyOf"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|branch| type_name(root, branch))
+            .collect::<Vec<_>>()
+            .join(" or "),
         _ => "any".into(),
     }
 }
