@@ -32,6 +32,27 @@ pub enum Better {
     Higher,
 }
 
+/// The finest step a figure is measured in: its interval is never drawn
+/// narrower than this.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Resolution {
+    /// A fixed step in the figure's unit (a second of scraping, an event,
+    /// a cent).
+    Step(f64),
+    /// A share of the value (an HDR histogram's significant digits).
+    Relative(f64),
+}
+
+impl Resolution {
+    /// The step at `value`.
+    pub fn at(self, value: f64) -> f64 {
+        match self {
+            Self::Step(step) => step,
+            Self::Relative(share) => share * value.abs(),
+        }
+    }
+}
+
 /// A headline figure.
 pub struct Figure {
     /// Its key in `summary.json`'s `per_repetition` and `repetitions`, in
@@ -41,6 +62,8 @@ pub struct Figure {
     pub label: &'static str,
     pub unit: Unit,
     pub better: Better,
+    /// The finest step it is measured in.
+    pub resolution: Resolution,
     /// The hypothesis metric that names it, with its phase.
     pub metric: Metric,
     pub phase: Option<Phase>,
@@ -65,6 +88,7 @@ pub const FIGURES: [Figure; 14] = [
         label: "revenue lost per outage",
         unit: Unit::Money,
         better: Better::Lower,
+        resolution: Resolution::Step(0.01),
         metric: Metric::RevenueLost,
         phase: None,
         of_repetition: |f| Some(f.revenue_lost),
@@ -76,6 +100,7 @@ pub const FIGURES: [Figure; 14] = [
         label: "acknowledged events lost",
         unit: Unit::Count,
         better: Better::Lower,
+        resolution: Resolution::Step(1.0),
         metric: Metric::LostEvents,
         phase: None,
         of_repetition: |f| Some(f.lost as f64),
@@ -87,6 +112,7 @@ pub const FIGURES: [Figure; 14] = [
         label: "error rate during the fault",
         unit: Unit::Share,
         better: Better::Lower,
+        resolution: Resolution::Step(0.0),
         metric: Metric::ErrorRate,
         phase: Some(Phase::During),
         of_repetition: |f| f.error_rate_during,
@@ -98,6 +124,7 @@ pub const FIGURES: [Figure; 14] = [
         label: "share of stored events later than the staleness budget",
         unit: Unit::Share,
         better: Better::Lower,
+        resolution: Resolution::Step(0.0),
         metric: Metric::StaleShare,
         phase: None,
         of_repetition: |f| f.stale_share,
@@ -109,6 +136,7 @@ pub const FIGURES: [Figure; 14] = [
         label: "share of acknowledged events stored within the staleness budget",
         unit: Unit::Share,
         better: Better::Higher,
+        resolution: Resolution::Step(0.0),
         metric: Metric::OnTimeShare,
         phase: None,
         of_repetition: |f| f.on_time_share,
@@ -120,6 +148,7 @@ pub const FIGURES: [Figure; 14] = [
         label: "freshness p99 (sent → stored)",
         unit: Unit::Ms,
         better: Better::Lower,
+        resolution: Resolution::Relative(0.001),
         metric: Metric::FreshnessP99Ms,
         phase: None,
         of_repetition: |f| f.freshness_p99_ms,
@@ -131,6 +160,7 @@ pub const FIGURES: [Figure; 14] = [
         label: "recovery after the fault",
         unit: Unit::Seconds,
         better: Better::Lower,
+        resolution: Resolution::Step(0.001),
         metric: Metric::RecoveryS,
         phase: None,
         of_repetition: |f| f.recovery_s,
@@ -142,6 +172,7 @@ pub const FIGURES: [Figure; 14] = [
         label: "data-path recovery after the fault",
         unit: Unit::Seconds,
         better: Better::Lower,
+        resolution: Resolution::Step(1.0),
         metric: Metric::DataRecoveryS,
         phase: None,
         of_repetition: |f| f.data_recovery_s,
@@ -153,6 +184,7 @@ pub const FIGURES: [Figure; 14] = [
         label: "data current again after the fault (every event stored within the staleness budget)",
         unit: Unit::Seconds,
         better: Better::Lower,
+        resolution: Resolution::Step(0.001),
         metric: Metric::DataCurrentS,
         phase: None,
         of_repetition: |f| f.data_current_s,
@@ -164,6 +196,7 @@ pub const FIGURES: [Figure; 14] = [
         label: "backlog drain after the fault",
         unit: Unit::Seconds,
         better: Better::Lower,
+        resolution: Resolution::Step(1.0),
         metric: Metric::DrainS,
         phase: None,
         of_repetition: |f| f.drain_s,
@@ -175,6 +208,7 @@ pub const FIGURES: [Figure; 14] = [
         label: "revenue lost per outage under the original's formula (failed requests only)",
         unit: Unit::Money,
         better: Better::Lower,
+        resolution: Resolution::Step(0.01),
         metric: Metric::PocRevenueLost,
         phase: None,
         of_repetition: |f| Some(f.poc_revenue_lost),
@@ -186,6 +220,7 @@ pub const FIGURES: [Figure; 14] = [
         label: "error rate over the whole run",
         unit: Unit::Share,
         better: Better::Lower,
+        resolution: Resolution::Step(0.0),
         metric: Metric::ErrorRate,
         phase: None,
         of_repetition: |f| Some(f.error_rate),
@@ -197,6 +232,7 @@ pub const FIGURES: [Figure; 14] = [
         label: "share of acknowledged events lost",
         unit: Unit::Share,
         better: Better::Lower,
+        resolution: Resolution::Step(0.0),
         metric: Metric::LostShare,
         phase: None,
         of_repetition: |f| Some(f.lost_share),
@@ -208,6 +244,7 @@ pub const FIGURES: [Figure; 14] = [
         label: "latency p99 of successful requests",
         unit: Unit::Ms,
         better: Better::Lower,
+        resolution: Resolution::Relative(0.001),
         metric: Metric::LatencyP99Ms,
         phase: None,
         of_repetition: |f| f.latency_p99_ms,
@@ -221,11 +258,21 @@ pub const CHARTED: usize = 11;
 
 impl Figure {
     /// The estimate of this figure over `values` (one per repetition), its
-    /// bootstrap drawn from `seed`, its interval kept within what the figure
-    /// can be: never below 0, a share never above 1 (a Student-t interval
-    /// of few values otherwise reaches past them).
+    /// bootstrap drawn from `seed`; its interval never narrower than the
+    /// figure's resolution (repetitions that agree to the second of a
+    /// once-a-second scrape do not know it to a tenth), widened evenly
+    /// about the mean, then kept within what the figure can be: never
+    /// below 0, a share never above 1 (a Student-t interval of few values
+    /// otherwise reaches past them).
     pub fn estimate_of(&self, values: &[f64], seed: u64) -> Option<Estimate> {
         let mut found = estimate(values, seed)?;
+        let step = self.resolution.at(found.mean);
+        if let (Some(low), Some(high)) = (found.low, found.high)
+            && high - low < step
+        {
+            found.low = Some(low.min(found.mean - step / 2.0));
+            found.high = Some(high.max(found.mean + step / 2.0));
+        }
         let top = if self.unit == Unit::Share {
             1.0
         } else {
@@ -312,6 +359,35 @@ mod tests {
             assert_eq!(figure(f.name).map(|g| g.label), Some(f.label));
         }
         assert!(CHARTED <= FIGURES.len());
+    }
+
+    /// Repetitions that agree to the second of a once-a-second scrape: the
+    /// interval is a second wide, not zero; a p99 known to three digits is
+    /// never known closer.
+    #[test]
+    fn an_interval_is_never_narrower_than_its_figures_resolution() {
+        let drain = figure("drain_s").unwrap();
+        let same = drain.estimate_of(&[10.0, 10.0, 10.0], 1).unwrap();
+        assert_eq!((same.low, same.high), (Some(9.5), Some(10.5)));
+        let close = drain.estimate_of(&[10.0, 10.02, 10.01], 1).unwrap();
+        assert!(
+            close.high.unwrap() - close.low.unwrap() >= 1.0 - 1e-9,
+            "{close:?}"
+        );
+        // Wider than the resolution already: as computed.
+        let wide = drain.estimate_of(&[10.0, 20.0, 30.0], 1).unwrap();
+        assert!(wide.high.unwrap() - wide.low.unwrap() > 20.0);
+        // Lost events that agree at zero: [0, 0.5], clamped at zero.
+        let lost = figure(LOST).unwrap().estimate_of(&[0.0, 0.0], 1).unwrap();
+        assert_eq!((lost.low, lost.high), (Some(0.0), Some(0.5)));
+        let p99 = figure("latency_p99_ms").unwrap();
+        let same = p99.estimate_of(&[200.0, 200.0], 1).unwrap();
+        assert!(
+            (same.high.unwrap() - same.low.unwrap() - 0.2).abs() < 1e-9,
+            "{same:?}"
+        );
+        // One value: no interval to widen.
+        assert_eq!(drain.estimate_of(&[10.0], 1).unwrap().low, None);
     }
 
     /// Three repetitions far apart: the Student-t interval would reach

@@ -54,9 +54,14 @@ pub fn compare(baseline: &Path, candidate: &Path) -> anyhow::Result<Vec<Change>>
                 // Not a figure of this architecture (e.g. REST has no drain).
                 continue;
             }
-            // An interval of no width is repetitions that replayed one
-            // timing: it says nothing of the noise.
-            let interval = |e: Option<&Estimate>| Some((e?.low?, e?.high?)).filter(|(l, h)| h > l);
+            // Repetitions that all agree replayed one timing: their
+            // interval (no wider than the figure's resolution) says nothing
+            // of the noise between runs.
+            let interval = |e: Option<&Estimate>| {
+                let e = e?;
+                let spread = e.values.iter().any(|v| *v != e.values[0]);
+                Some((e.low?, e.high?)).filter(|(l, h)| spread && h > l)
+            };
             let verdict = match (interval(ea), interval(eb)) {
                 (Some((la, ha)), Some((lb, hb))) => {
                     if ha < lb || hb < la {
