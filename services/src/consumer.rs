@@ -33,7 +33,7 @@ use crate::event::{BodyShape, decode};
 use crate::http::{self, App, Common, Identity, Response};
 use crate::metrics::{ConsumerMetrics, DbMetrics};
 use crate::producer::KafkaArgs;
-use crate::store::{Batch, DbConfig, Position, Store, StoreError};
+use crate::store::{Batch, BatchStored, DbConfig, Position, Store, StoreError};
 
 /// The name the consumer gives itself in `/identity`.
 pub const SERVICE: &str = "faultline-consumer";
@@ -774,7 +774,7 @@ impl Worker {
         }
     }
 
-    async fn write(&mut self, pending: &Pending) -> Result<u64, StoreError> {
+    async fn write(&mut self, pending: &Pending) -> Result<BatchStored, StoreError> {
         let started = Instant::now();
         let result = self
             .store
@@ -788,7 +788,10 @@ impl Worker {
     /// up to a batch, so that the next write does not wait for the broker
     /// (the time to read a batch and the time to write one add up
     /// otherwise). Nothing read ahead is stored before `pending` is.
-    async fn write_reading_ahead(&mut self, pending: &Pending) -> (Result<u64, StoreError>, Ahead) {
+    async fn write_reading_ahead(
+        &mut self,
+        pending: &Pending,
+    ) -> (Result<BatchStored, StoreError>, Ahead) {
         let mut ahead = Ahead {
             pending: self.new_pending(pending.next_offsets.clone()),
             last_before: self.seen.lock().expect("seen lock").last.clone(),
@@ -824,16 +827,23 @@ impl Worker {
     fn record_write(
         &mut self,
         pending: &Pending,
-        result: &Result<u64, StoreError>,
+        result: &Result<BatchStored, StoreError>,
         started: Instant,
     ) {
         let seconds = started.elapsed().as_secs_f64();
         let now = Instant::now();
         match result {
-            Ok(new) => {
+            Ok(stored) => {
                 self.breaker.on_success(now);
-                self.db_metrics
-                    .write_ok(seconds, *new, pending.batch.len() as u64);
+                let delivered = pending.batch.len() as u64 - stored.conflicts;
+                self.db_metrics.write_ok(seconds, stored.new, delivered);
+                self.db_metrics.conflicts.inc_by(stored.conflicts);
+                if stored.conflicts > 0 {
+                    tracing::warn!(
+                        events = stored.conflicts,
+                        "Events reuse an id already stored with another payload; the stored ones are left alone."
+                    );
+                }
                 self.metrics.batch_size.observe(pending.batch.len() as f64);
             }
             Err(error) => {

@@ -41,6 +41,9 @@ pub mod names {
     pub const EVENTS_STORED: &str = "events_stored";
     /// Counter: events whose id was already stored (a redelivery or a resend).
     pub const EVENTS_DUPLICATE: &str = "events_duplicate";
+    /// Counter: events whose id was already stored with another payload
+    /// (another driver, position or time): refused, not redeliveries.
+    pub const EVENTS_CONFLICT: &str = "events_conflict";
     /// Counter: events given up on without being stored (drop mode).
     pub const EVENTS_DROPPED: &str = "events_dropped";
     /// Counter: messages on the topic that are not valid events.
@@ -145,6 +148,7 @@ impl HttpMetrics {
 pub struct DbMetrics {
     pub stored: Counter,
     pub duplicates: Counter,
+    pub conflicts: Counter,
     write_duration: LatencyFamily<OutcomeLabel>,
     errors: Family<KindLabel, Counter>,
 }
@@ -154,6 +158,7 @@ impl DbMetrics {
         let metrics = Self {
             stored: Counter::default(),
             duplicates: Counter::default(),
+            conflicts: Counter::default(),
             write_duration: LatencyFamily::new_with_constructor(
                 latency_histogram as fn() -> Histogram,
             ),
@@ -168,6 +173,11 @@ impl DbMetrics {
             names::EVENTS_DUPLICATE,
             "Events whose id was already stored",
             metrics.duplicates.clone(),
+        );
+        registry.register(
+            names::EVENTS_CONFLICT,
+            "Events whose id was already stored with another payload",
+            metrics.conflicts.clone(),
         );
         registry.register(
             names::DB_WRITE_DURATION,

@@ -143,6 +143,7 @@ impl App for Rest {
                     u64::from(new),
                     delivered,
                 );
+                self.db_metrics.conflicts.inc_by(1 - delivered);
                 match inserted {
                     Inserted::Conflict => http::error(
                         StatusCode::CONFLICT,

@@ -423,7 +423,8 @@ impl Store {
     }
 
     /// Stores a batch and the consumer's new position in one transaction.
-    /// Returns how many events were new.
+    /// Says how many events were new, and how many carried an id already
+    /// stored with another payload (left alone, as REST's 409 leaves it).
     ///
     /// The rows go in by `COPY ... FROM STDIN BINARY`, the fastest way into
     /// PostgreSQL (docs/benchmarks.md, "Consumer drain rate"). COPY cannot
@@ -441,7 +442,7 @@ impl Store {
         &self,
         batch: &Batch,
         position: &Position,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<BatchStored, StoreError> {
         if batch.len() <= ONE_STATEMENT_ROWS {
             return self.insert_batch_at_once(batch, position).await;
         }
@@ -459,26 +460,21 @@ impl Store {
                 if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
             {
                 tracing::debug!("An event of the batch is already stored; inserting around it.");
-                self.with_client(async |c| {
-                    let tx = c.transaction().await?;
-                    let inserted = tx.execute(insert_rows!(), &batch.params()).await?;
-                    store_position(&tx, position).await?;
-                    tx.commit().await?;
-                    Ok(inserted)
-                })
-                .await
+                self.insert_batch_at_once(batch, position).await
             }
-            other => other,
+            other => other.map(|new| BatchStored { new, conflicts: 0 }),
         }
     }
 
     /// The rows of `batch` and the `position` in one statement (one round
-    /// trip, one implicit transaction): how many rows were new.
+    /// trip, one implicit transaction): how many rows were new, and how
+    /// many ids were stored before with another payload (read from the
+    /// statement's snapshot: rows stored before it).
     async fn insert_batch_at_once(
         &self,
         batch: &Batch,
         position: &Position,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<BatchStored, StoreError> {
         let (partitions, offsets): (Vec<i32>, Vec<i64>) =
             position.next_offsets.iter().map(|(p, o)| (*p, *o)).unzip();
         self.with_client(async |c| {
@@ -493,8 +489,16 @@ impl Store {
                          ON CONFLICT (consumer_group, topic, partition)
                          DO UPDATE SET next_offset = EXCLUDED.next_offset,
                                        updated_at = clock_timestamp()
-                         RETURNING 1)
-                     SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM moved)"
+                         RETURNING 1),
+                     reused AS (
+                         SELECT count(*) AS n
+                         FROM UNNEST($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::timestamptz[])
+                             AS e(event_id, driver_id, lat, lng, sent_at)
+                         JOIN location_events s USING (event_id)
+                         WHERE (s.driver_id, s.lat, s.lng, s.sent_at)
+                             IS DISTINCT FROM (e.driver_id, e.lat, e.lng, e.sent_at))
+                     SELECT (SELECT count(*) FROM stored), (SELECT count(*) FROM moved),
+                            (SELECT n FROM reused)"
                 ))
                 .await?;
             let [ids, drivers, lats, lngs, sent, by] = batch.params();
@@ -515,7 +519,10 @@ impl Store {
                     ],
                 )
                 .await?;
-            Ok(row.get::<_, i64>(0) as u64)
+            Ok(BatchStored {
+                new: row.get::<_, i64>(0) as u64,
+                conflicts: row.get::<_, i64>(2) as u64,
+            })
         })
         .await
     }
@@ -556,6 +563,16 @@ async fn store_position(
     )
     .await
     .map(drop)
+}
+
+/// What became of a stored batch's events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchStored {
+    /// Stored now.
+    pub new: u64,
+    /// Their id was already stored with another driver, position or time:
+    /// left alone, not a redelivery.
+    pub conflicts: u64,
 }
 
 /// A consumer's position: for each partition, the offset of the next message

@@ -401,7 +401,11 @@ async fn a_batch_is_copied_with_its_position_and_redelivered_ids_are_skipped() {
     let mut batch = Batch::new("kafka-buffered", first.len());
     first.iter().cloned().for_each(|e| batch.push(e));
     assert_eq!(
-        store.insert_batch(&batch, &position(300)).await.unwrap(),
+        store
+            .insert_batch(&batch, &position(300))
+            .await
+            .unwrap()
+            .new,
         300
     );
     assert_eq!(store.load_position("g", "t").await.unwrap(), position(300));
@@ -412,10 +416,8 @@ async fn a_batch_is_copied_with_its_position_and_redelivered_ids_are_skipped() {
     first[..100].iter().cloned().for_each(|e| again.push(e));
     new.iter().cloned().for_each(|e| again.push(e));
     again.push(new[7].clone());
-    assert_eq!(
-        store.insert_batch(&again, &position(601)).await.unwrap(),
-        200
-    );
+    let stored = store.insert_batch(&again, &position(601)).await.unwrap();
+    assert_eq!((stored.new, stored.conflicts), (200, 0));
     assert_eq!(store.load_position("g", "t").await.unwrap(), position(601));
 
     let stored: HashSet<Uuid> = stored_ids(&stack, "kafka-buffered")
@@ -445,4 +447,32 @@ async fn a_batch_is_copied_with_its_position_and_redelivered_ids_are_skipped() {
         sent_at.timestamp_micros(),
         new[7].sent_at.timestamp_micros()
     );
+
+    // A batch of one (one statement with its position) and a large one
+    // (COPY, refused by the key, then stored around it): a redelivered
+    // event is not new, an id reused with another payload is a conflict,
+    // and the stored event is left alone.
+    for size in [1, 100] {
+        let fresh: Vec<_> = (0..size).map(event).collect();
+        let mut reused = first[0].clone();
+        reused.lat += 1.0;
+        let mut batch = Batch::new("kafka-buffered", size + 2);
+        fresh.iter().cloned().for_each(|e| batch.push(e));
+        batch.push(first[1].clone());
+        batch.push(reused);
+        let stored = store.insert_batch(&batch, &position(700)).await.unwrap();
+        assert_eq!((stored.new, stored.conflicts), (size as u64, 1), "{size}");
+        assert_eq!(store.load_position("g", "t").await.unwrap(), position(700));
+    }
+    let kept: f64 = stack
+        .sql()
+        .await
+        .query_one(
+            "SELECT lat FROM location_events WHERE event_id = $1",
+            &[&first[0].event_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, first[0].lat);
 }
