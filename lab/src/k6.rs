@@ -68,6 +68,10 @@ struct Stage {
     duration: String,
 }
 
+/// The most virtual users k6 may start for one architecture: each is a
+/// JavaScript runtime of its own.
+pub const MAX_VUS: u64 = 2_000;
+
 /// A k6 script driving every `(architecture, url)` with the plan's rate
 /// segments, client timeout and event stream shape. Every value is written
 /// as JSON, so names and URLs cannot break the script.
@@ -84,14 +88,21 @@ pub fn script(plan: &Plan, targets: &[(String, String)]) -> String {
             ]
         })
         .collect();
-    // Enough virtual users for the peak at the client timeout.
-    let vus = (load.peak_rps.max(1.0) * load.settings.timeout.as_secs_f64())
-        .ceil()
-        .max(10.0) as u64;
+    // Enough virtual users for the peak when every request waits its
+    // whole timeout on every attempt and every backoff between, up to
+    // MAX_VUS per architecture (beyond it k6 counts iterations it could
+    // not start, rows `not_sent`).
+    let vus_of = |i: usize| {
+        let retries = load.retries.get(i).cloned().unwrap_or_default();
+        let busy = load.settings.timeout.as_secs_f64() * f64::from(retries.max_retries + 1)
+            + retries.total_wait().as_secs_f64();
+        ((load.peak_rps.max(1.0) * busy).ceil() as u64).clamp(10, MAX_VUS)
+    };
     let scenarios: BTreeMap<String, Scenario> = targets
         .iter()
         .enumerate()
         .map(|(i, (name, _))| {
+            let vus = vus_of(i);
             let exec = format!("a{i}");
             let scenario = Scenario {
                 executor: "ramping-arrival-rate",
@@ -120,7 +131,15 @@ pub fn script(plan: &Plan, targets: &[(String, String)]) -> String {
     let targets: Vec<_> = targets
         .iter()
         .enumerate()
-        .map(|(i, (_, url))| context! { exec => format!("a{i}"), url => json(url) })
+        .map(|(i, (_, url))| {
+            let retries = load.retries.get(i).cloned().unwrap_or_default();
+            let retry = serde_json::json!({
+                "max_retries": retries.max_retries,
+                "backoff_ms": retries.backoff.0.as_millis() as u64,
+                "max_backoff_ms": retries.max_backoff.0.as_millis() as u64,
+            });
+            context! { exec => format!("a{i}"), url => json(url), retry => json(&retry) }
+        })
         .collect();
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::None);
@@ -226,23 +245,33 @@ pub fn rows(csv: &Path, names: &[String], t0_unix_ms: i64) -> Result<Vec<Row>, K
         column("extra_tags")?,
     );
     let scenario_i = column("scenario")?;
-    // Per event id: the duration row and the blocked (queue + connect) row.
-    let mut blocked: HashMap<String, f64> = HashMap::new();
+    // Per (event id, attempt): the blocked (queue + connect) row; the
+    // duration rows, one per attempt.
+    let mut blocked: HashMap<(String, u32), f64> = HashMap::new();
     let mut requests = Vec::new();
     let mut dropped = Vec::new();
+    let tags_of = |fields: &[&str]| -> HashMap<String, String> {
+        fields[tags_i]
+            .split('&')
+            .filter_map(|t| t.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let attempt_of = |tags: &HashMap<String, String>| {
+        tags.get("attempt")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(1u32)
+    };
     for line in lines {
         let fields: Vec<&str> = line.split(',').collect();
         if fields.len() < header.len() {
             continue;
         }
-        let tags: HashMap<&str, &str> = fields[tags_i]
-            .split('&')
-            .filter_map(|t| t.split_once('='))
-            .collect();
         match fields[metric_i] {
             "http_req_blocked" => {
+                let tags = tags_of(&fields);
                 if let (Some(id), Ok(ms)) = (tags.get("event_id"), fields[value_i].parse::<f64>()) {
-                    blocked.insert((*id).to_string(), ms);
+                    blocked.insert((id.clone(), attempt_of(&tags)), ms);
                 }
             }
             "http_req_duration" => requests.push(fields.clone()),
@@ -256,27 +285,27 @@ pub fn rows(csv: &Path, names: &[String], t0_unix_ms: i64) -> Result<Vec<Row>, K
             .and_then(|i| i.parse::<u16>().ok())
             .filter(|i| usize::from(*i) < names.len())
     };
-    let mut rows = Vec::new();
-    let mut seqs = vec![0u64; names.len()];
+    // Every attempt of an event: (attempt, sent, finished, outcome).
+    type Attempt = (u32, f64, f64, Outcome);
+    let mut events: HashMap<(u16, uuid::Uuid), Vec<Attempt>> = HashMap::new();
     for fields in &requests {
         let Some(architecture) = architecture_of(fields[scenario_i]) else {
             continue;
         };
-        let tags: HashMap<&str, &str> = fields[tags_i]
-            .split('&')
-            .filter_map(|t| t.split_once('='))
-            .collect();
+        let tags = tags_of(fields);
         let Some(id) = tags
             .get("event_id")
             .and_then(|id| uuid::Uuid::parse_str(id).ok())
         else {
             continue;
         };
+        let attempt = attempt_of(&tags);
         let finished_ms = fields[time_i].parse::<f64>().unwrap_or(0.0);
         let duration_ms = fields[value_i].parse::<f64>().unwrap_or(0.0);
-        let waited_ms = blocked.get(&id.to_string()).copied().unwrap_or(0.0);
-        let sent_ms = finished_ms - duration_ms - waited_ms;
-        let relative = |ms: f64| ((ms - t0_unix_ms as f64).max(0.0) * 1000.0) as u64;
+        let waited_ms = blocked
+            .get(&(id.to_string(), attempt))
+            .copied()
+            .unwrap_or(0.0);
         let status = fields[status_i].parse::<u16>().unwrap_or(0);
         let outcome = match (status, fields[code_i]) {
             (0, "1050") => Outcome::Timeout,
@@ -284,15 +313,38 @@ pub fn rows(csv: &Path, names: &[String], t0_unix_ms: i64) -> Result<Vec<Row>, K
             (0, _) => Outcome::Connection,
             (status, _) => Outcome::Status(status),
         };
+        events.entry((architecture, id)).or_default().push((
+            attempt,
+            finished_ms - duration_ms - waited_ms,
+            finished_ms,
+            outcome,
+        ));
+    }
+    let relative = |ms: f64| ((ms - t0_unix_ms as f64).max(0.0) * 1000.0) as u64;
+    let mut rows = Vec::new();
+    let mut seqs = vec![0u64; names.len()];
+    let mut ordered: Vec<_> = events.into_iter().collect();
+    ordered.sort_by(|a, b| {
+        let first = |v: &[Attempt]| v.iter().map(|a| a.1).fold(f64::INFINITY, f64::min);
+        first(&a.1).total_cmp(&first(&b.1))
+    });
+    for ((architecture, id), mut attempts) in ordered {
+        attempts.sort_by_key(|a| a.0);
+        let (Some(first), Some(last)) = (attempts.first(), attempts.last()) else {
+            continue;
+        };
+        // Sent when the first attempt went, finished with the last: the
+        // event is as late as every wait (latency from the first send,
+        // as the native driver counts it).
         let seq = &mut seqs[usize::from(architecture)];
         rows.push(Row {
             architecture,
             seq: *seq,
-            intended_us: relative(sent_ms),
-            sent_us: relative(sent_ms),
-            finished_us: relative(finished_ms),
-            outcome,
-            attempts: 1,
+            intended_us: relative(first.1),
+            sent_us: relative(first.1),
+            finished_us: relative(last.2),
+            outcome: last.3,
+            attempts: attempts.len() as u32,
             event_id: id,
         });
         *seq += 1;
@@ -366,9 +418,14 @@ mod tests {
         assert_eq!(stages[2]["target"], 20.0);
         assert_eq!(stages[2]["duration"], "0s");
         assert_eq!(stages[3]["duration"], "2000ms");
-        assert!(script.contains(
-            "export function a1() { send(\"http://127.0.0.1:2/events?a='b'&c=\\\"d\\\"\"); }"
-        ));
+        // Each architecture's retries beside its URL: none for these two.
+        assert!(
+            script.contains(
+                "export function a1() { send(\"http://127.0.0.1:2/events?a='b'&c=\\\"d\\\"\", \
+             {\"backoff_ms\":200,\"max_backoff_ms\":30000,\"max_retries\":0}); }"
+            ),
+            "{script}"
+        );
         assert!(script.contains("timeout: \"5000ms\""));
         assert!(script.contains("const drivers = 5000;"));
     }
@@ -379,6 +436,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let csv = dir.join("out.csv");
         let id = "7ff86691-2322-41ec-ba0a-0ffbc74c12bc";
+        let again = "3b0d1c2e-98a4-4f55-8c1e-2a41f1f0a6d7";
         std::fs::write(
             &csv,
             format!(
@@ -386,12 +444,27 @@ mod tests {
                  http_req_blocked,1000500,2.000000,,,,true,,POST,u,HTTP/1.1,a0,,201,,,u,event_id={id}&architecture=rest,\n\
                  http_req_duration,1000500,8.000000,,,,true,,POST,u,HTTP/1.1,a0,,201,,,u,event_id={id}&architecture=rest,\n\
                  http_req_duration,1000600,0.000000,,dial: connection refused,1212,false,,POST,u,,a0,,0,,,u,event_id=0cff060c-2058-4486-9027-cc3adc9fd8e7&architecture=rest,\n\
-                 dropped_iterations,1000700,2.000000,,,,,,,,,a0,,,,,,architecture=rest,\n"
+                 dropped_iterations,1000700,2.000000,,,,,,,,,a0,,,,,,architecture=rest,\n\
+                 http_req_duration,1002000,3.000000,,,,false,,POST,u,HTTP/1.1,a0,,503,,,u,event_id={again}&attempt=1&architecture=rest,\n\
+                 http_req_blocked,1002700,1.000000,,,,true,,POST,u,HTTP/1.1,a0,,201,,,u,event_id={again}&attempt=2&architecture=rest,\n\
+                 http_req_duration,1002700,4.000000,,,,true,,POST,u,HTTP/1.1,a0,,201,,,u,event_id={again}&attempt=2&architecture=rest,\n"
             ),
         )
         .unwrap();
         let rows = rows(&csv, &["rest".into()], 1_000_000).unwrap();
-        assert_eq!(rows.len(), 4);
+        assert_eq!(rows.len(), 5);
+        // Two attempts of one event: one row, sent with the first (1,997 ms
+        // after t0), finished with the second, its outcome the second's.
+        let retried = rows
+            .iter()
+            .find(|r| r.event_id.to_string() == again)
+            .unwrap();
+        assert_eq!(retried.attempts, 2);
+        assert_eq!(retried.outcome, Outcome::Status(201));
+        assert_eq!(
+            (retried.sent_us, retried.finished_us),
+            (1_997_000, 2_700_000)
+        );
         assert_eq!(rows[0].event_id.to_string(), id);
         assert_eq!(rows[0].outcome, Outcome::Status(201));
         assert_eq!((rows[0].sent_us, rows[0].finished_us), (490_000, 500_000));

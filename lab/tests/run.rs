@@ -488,6 +488,51 @@ fn the_k6_and_native_drivers_write_the_same_rows() {
 }
 
 #[test]
+fn k6_resends_a_failed_request_with_the_same_event_as_the_native_driver_does() {
+    // REST through a 2 s crash, its clients retrying 4 times from 300 ms:
+    // k6's attempts of one event become one row, as the native driver's.
+    let (out, scenario) = scenario_in(
+        "k6-retries",
+        "retries.toml",
+        "name = \"retries\"\nduration = \"8s\"\ndrain_timeout = \"20s\"\n\
+         [workload]\nrate = { shape = \"constant\", rps = 20 }\n\
+         retries = { max_retries = 4, backoff = \"300ms\", max_backoff = \"2s\" }\n\
+         [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
+         [[faults]]\nkind = \"db-crash\"\nat = \"3s\"\nduration = \"2s\"\n",
+    );
+    let dir = run_with(&scenario, "k6", &out.join("k6"));
+    let frame = read(&dir, "requests.parquet");
+    let ids: HashSet<String> = strings(&frame, "event_id").into_iter().collect();
+    assert_eq!(
+        ids.len(),
+        frame.height(),
+        "an event has one row, whatever its attempts"
+    );
+    let (attempts, ok, latency) = (
+        floats(&frame, "attempts"),
+        bools(&frame, "ok"),
+        floats(&frame, "latency_ms"),
+    );
+    let retried: Vec<usize> = (0..frame.height())
+        .filter(|i| attempts[*i] >= 2.0)
+        .collect();
+    assert!(
+        !retried.is_empty(),
+        "no request was retried through the crash"
+    );
+    assert!(
+        retried.iter().any(|i| ok[*i]),
+        "a retried request answered after the database came back"
+    );
+    for i in retried {
+        // Its latency counts from the first attempt: every backoff is in it.
+        assert!(latency[i] >= 300.0, "row {i}: {} ms", latency[i]);
+        assert!(attempts[i] <= 5.0);
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
 fn ctrl_c_keeps_the_rows_reports_the_run_incomplete_and_exits_4() {
     let out = std::env::temp_dir().join(format!("faultline-interrupted-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
@@ -598,11 +643,11 @@ fn a_retry_of_a_stored_event_is_absorbed_and_counted_as_redelivered() {
 }
 
 #[test]
-fn a_control_repetition_runs_the_same_load_without_the_fault() {
+fn control_repetitions_run_among_the_faulted_ones_with_the_same_load_and_no_fault() {
     let (out, scenario) = scenario_in(
         "control",
         "control.toml",
-        "name = \"control\"\nduration = \"8s\"\ncontrol = true\n\
+        "name = \"control\"\nduration = \"8s\"\nrepetitions = 2\ncontrol = 2\n\
          [workload]\nrate = { shape = \"constant\", rps = 20 }\n\
          [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
          [[faults]]\nkind = \"db-crash\"\nat = \"3s\"\nduration = \"3s\"\n",
@@ -610,23 +655,41 @@ fn a_control_repetition_runs_the_same_load_without_the_fault() {
     let dir = run_with(&scenario, "native", &out);
     let manifest = json_in(&dir, "manifest.json");
     let reps = manifest["repetitions"].as_array().unwrap();
-    assert_eq!(reps.len(), 2, "{manifest}");
-    assert_eq!(reps[1]["control"], true, "{manifest}");
-    // The fault played out in the first repetition only.
+    // In the order they ran: faulted, control, faulted, control.
+    let ran: Vec<(u64, bool)> = reps
+        .iter()
+        .map(|r| (r["repetition"].as_u64().unwrap(), r["control"] == true))
+        .collect();
+    assert_eq!(
+        ran,
+        [(0, false), (2, true), (1, false), (3, true)],
+        "{manifest}"
+    );
+    // The fault played out in the faulted repetitions only.
     let faults = read(&dir, "faults.parquet");
-    assert_eq!(floats(&faults, "repetition"), [0.0]);
+    assert_eq!(floats(&faults, "repetition"), [0.0, 1.0]);
     let summary = json_in(&dir, "summary.json");
-    assert_eq!(summary["repetitions"], 1);
+    assert_eq!(summary["repetitions"], 2);
     let rest = &summary["architectures"]["rest"];
     assert!(
         rest["phases"]["during"]["error_rate"].as_f64().unwrap() > 0.5,
         "{rest}"
     );
-    assert_eq!(
-        rest["control"]["phases"]["during"]["error_rate"], 0.0,
-        "{rest}"
+    let control = &rest["control"];
+    assert_eq!(control["repetitions"], 2, "{control}");
+    assert_eq!(control["phases"]["during"]["error_rate"], 0.0, "{rest}");
+    assert_eq!(control["failed"], 0, "{rest}");
+    // Two of each: the fault's own change of the p99 has an interval.
+    let change = &control["latency_p99_change"];
+    assert_eq!(change["faulted"].as_array().unwrap().len(), 2, "{change}");
+    assert_eq!(change["control"].as_array().unwrap().len(), 2, "{change}");
+    assert!(change["low"].as_f64().unwrap() <= change["ratio"].as_f64().unwrap());
+    assert!(change["high"].as_f64().unwrap() >= change["ratio"].as_f64().unwrap());
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        report.contains("in the order 1, control 1, 2, control 2"),
+        "{report}"
     );
-    assert_eq!(rest["control"]["failed"], 0, "{rest}");
     let _ = std::fs::remove_dir_all(&out);
 }
 

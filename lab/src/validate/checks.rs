@@ -6,8 +6,7 @@ use super::faults::check_faults;
 use super::walk::quoted;
 use super::{Report, limits, parse};
 use crate::experiment::{
-    ArchitectureSettings, BrokerChoice, DatabaseChoice, DriverSetting, Experiment, RateShape,
-    Retries,
+    ArchitectureSettings, BrokerChoice, DatabaseChoice, Experiment, RateShape, Retries,
 };
 use crate::spelling::closest;
 
@@ -419,7 +418,7 @@ fn check_workload(experiment: &Experiment, report: &mut Report<'_>) {
             None,
         );
     }
-    check_retries(&workload.retries, "workload.retries", experiment, report);
+    check_retries(&workload.retries, "workload.retries", report);
     if workload.client_timeout.0.is_zero() {
         report.at(
             "workload.client_timeout",
@@ -455,21 +454,14 @@ fn check_workload(experiment: &Experiment, report: &mut Report<'_>) {
     }
 }
 
-/// Client retries at `path`: a bounded count, a backoff the native driver
-/// can keep (k6 is fed no retries).
-fn check_retries(retries: &Retries, path: &str, experiment: &Experiment, report: &mut Report<'_>) {
+/// Client retries at `path`: a bounded count, a backoff that can be kept
+/// (both drivers retry).
+fn check_retries(retries: &Retries, path: &str, report: &mut Report<'_>) {
     if retries.max_retries > limits::RETRIES {
         report.at(
             &format!("{path}.max_retries"),
             format!("{} is more than {}", retries.max_retries, limits::RETRIES),
             None,
-        );
-    }
-    if retries.max_retries > 0 && experiment.workload.driver == DriverSetting::K6 {
-        report.at(
-            &format!("{path}.max_retries"),
-            "the k6 driver does not retry".into(),
-            Some("use workload.driver = \"native\"".into()),
         );
     }
     if retries.max_backoff < retries.backoff {
@@ -595,7 +587,7 @@ fn check_architectures(experiment: &Experiment, report: &mut Report<'_>) {
             ..
         } = architecture
         {
-            check_retries(retries, &format!("{path}.retries"), experiment, report);
+            check_retries(retries, &format!("{path}.retries"), report);
         }
         let Some(pool) = pool else {
             continue;
