@@ -81,15 +81,7 @@ fn stop_below(dir: &Path) -> Vec<u32> {
 /// runner killed outright (SIGKILL, the OOM killer) left there is stopped
 /// at once, a frozen database included, not at the next command.
 pub fn watch(runner: u32, dir: &Path) {
-    // Alive: its /proc entry is there and not a zombie's.
-    let alive = || {
-        std::fs::read_to_string(format!("/proc/{runner}/stat")).is_ok_and(|stat| {
-            stat.rsplit(')')
-                .next()
-                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-        })
-    };
-    while alive() {
+    while running(runner) {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
     let stopped = clean(dir);
@@ -110,7 +102,22 @@ pub fn watchdog_pid() -> Option<u32> {
     WATCHDOG.get().copied()
 }
 
-/// Starts `faultline watchdog` for this process over `dir` (once), in a
+/// Whether process `pid` runs: its /proc entry is there and not a
+/// zombie's (one that ended and waits for its parent to read its status).
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// The first argument that makes `faultline` a watchdog (`faultline
+/// __watchdog RUNNER DIR`): an internal command, handled before the
+/// command line is parsed, so that no completion or manual page offers it.
+pub const WATCHDOG_ARG: &str = "__watchdog";
+
+/// Starts the watchdog ([`WATCHDOG_ARG`]) for this process over `dir` (once), in a
 /// process group of its own (a Ctrl-C at the terminal is the runner's to
 /// handle).
 pub fn start_watchdog(dir: &Path) {
@@ -122,7 +129,7 @@ pub fn start_watchdog(dir: &Path) {
         return;
     };
     let spawned = std::process::Command::new(exe)
-        .arg("watchdog")
+        .arg(WATCHDOG_ARG)
         .arg(std::process::id().to_string())
         .arg(dir)
         .stdin(std::process::Stdio::null())
@@ -149,6 +156,19 @@ pub fn mark_owned(dir: &Path) -> std::io::Result<()> {
     let aside = dir.join(format!("{RUNNER_PID}.{}", std::process::id()));
     std::fs::write(&aside, format!("{} faultline\n", std::process::id()))?;
     std::fs::rename(&aside, dir.join(RUNNER_PID))
+}
+
+/// The live faultline process that owns `dir` (its `runner.pid`), if any
+/// other than this one.
+pub fn owner(dir: &Path) -> Option<u32> {
+    runner_alive(dir)
+        .then(|| std::fs::read_to_string(dir.join(RUNNER_PID)).ok())
+        .flatten()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+        .filter(|pid| *pid != std::process::id())
 }
 
 /// Whether `dir/runner.pid` names a live faultline process other than this one.

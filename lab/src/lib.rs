@@ -116,6 +116,9 @@ pub enum Exit {
     Incomplete = 4,
     /// `compare --fail-on-regression`: a figure got worse beyond the noise.
     Regressed = 5,
+    /// The command line itself is wrong: a missing or unknown argument
+    /// (`EX_USAGE` of sysexits.h), told apart from an invalid scenario.
+    Usage = 64,
 }
 
 impl Exit {

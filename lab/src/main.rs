@@ -81,7 +81,8 @@ Then open the report.html it prints. With faultline on PATH:
 
 Exit status: 0 done (every hypothesis held); 1 an error; 2 an invalid scenario;
 3 a hypothesis failed; 4 the run (or a point of a sweep) did not complete;
-5 compare --fail-on-regression found a figure worse beyond the noise.";
+5 compare --fail-on-regression found a figure worse beyond the noise;
+64 a wrong command line (a missing or unknown argument).";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -190,11 +191,6 @@ enum Command {
         #[arg(default_value = faultline::WORK_DIR)]
         dir: PathBuf,
     },
-    /// Wait for the runner RUNNER to end, then clean what it left under
-    /// DIR (started by every run, in a process group of its own, so that a
-    /// runner killed outright leaves no stack, frozen or not, behind).
-    #[command(hide = true)]
-    Watchdog { runner: u32, dir: PathBuf },
 }
 
 /// How `faultline validate` prints what it found.
@@ -237,6 +233,55 @@ enum StackCommand {
     /// Start PostgreSQL, the broker and the services, print every URL, and
     /// tear everything down on Ctrl-C.
     Up(up::UpArgs),
+    /// Tear down a stack that `stack up` brought up elsewhere (another
+    /// terminal, the background), as its Ctrl-C would, and stop whatever it
+    /// left; without --dir, every stack under .faultline/.
+    Down {
+        /// The stack's folder, as given to or printed by `stack up`.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The manual page: the command, then a section for each command (and
+/// `stack`'s), each with its synopsis, description and options, in one
+/// page: no page is named that is not there.
+fn manual() -> anyhow::Result<String> {
+    use clap::CommandFactory;
+    let root = Cli::command();
+    let mut page = Vec::new();
+    let man = clap_mangen::Man::new(root.clone());
+    man.render_title(&mut page)?;
+    man.render_name_section(&mut page)?;
+    man.render_synopsis_section(&mut page)?;
+    man.render_description_section(&mut page)?;
+    man.render_options_section(&mut page)?;
+    let mut commands: Vec<(String, clap::Command)> = Vec::new();
+    for sub in root.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = format!("faultline {}", sub.get_name());
+        if sub.get_name() == "help" {
+            continue;
+        }
+        commands.push((name.clone(), sub.clone()));
+        for inner in sub.get_subcommands().filter(|c| c.get_name() != "help") {
+            commands.push((format!("{name} {}", inner.get_name()), inner.clone()));
+        }
+    }
+    for (name, command) in commands {
+        let mut part = Vec::new();
+        let man = clap_mangen::Man::new(command.bin_name(name.clone()));
+        man.render_synopsis_section(&mut part)?;
+        man.render_description_section(&mut part)?;
+        man.render_options_section(&mut part)?;
+        let part = String::from_utf8_lossy(&part)
+            .replace(".SH SYNOPSIS", ".SS Synopsis")
+            .replace(".SH DESCRIPTION", ".SS Description")
+            .replace(".SH OPTIONS", ".SS Options");
+        page.extend_from_slice(format!(".SH \"{}\"\n", name.to_uppercase()).as_bytes());
+        page.extend_from_slice(part.as_bytes());
+    }
+    man.render_version_section(&mut page)?;
+    Ok(String::from_utf8_lossy(&page).into_owned())
 }
 
 /// Runs the command; an error is printed as its chain of causes (never a
@@ -260,7 +305,27 @@ fn main() {
 
 fn run_command() -> anyhow::Result<()> {
     faultline_services::init_logging_with("warn");
-    let cli = Cli::parse();
+    // The watchdog a run starts is internal: not a command anyone types.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == clean::WATCHDOG_ARG) {
+        let (Some(runner), Some(dir)) = (
+            args.get(2).and_then(|a| a.to_str()?.parse().ok()),
+            args.get(3),
+        ) else {
+            anyhow::bail!("usage: faultline {} RUNNER DIR", clean::WATCHDOG_ARG);
+        };
+        clean::watch(runner, std::path::Path::new(dir));
+        return Ok(());
+    }
+    // A wrong command line exits 64, apart from an invalid scenario's 2.
+    let cli = Cli::try_parse().unwrap_or_else(|error| {
+        let _ = error.print();
+        std::process::exit(if error.use_stderr() {
+            Exit::Usage.code()
+        } else {
+            Exit::Success.code()
+        })
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -273,6 +338,15 @@ fn run_command() -> anyhow::Result<()> {
             let result = runtime.block_on(up::run(args));
             shutdown::stop_orphans();
             result
+        }
+        Command::Stack {
+            command: StackCommand::Down { dir },
+        } => {
+            let stopped = up::down(dir.as_deref())?;
+            if stopped == 0 {
+                outln!("no stack was up");
+            }
+            Ok(())
         }
         Command::Load(args) => runtime.block_on(run_load(args)),
         Command::Run {
@@ -362,18 +436,12 @@ fn run_command() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Man => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
-            out!("{}", String::from_utf8_lossy(&page));
+            out!("{}", manual()?);
             Ok(())
         }
         Command::Clean { dir } => {
             let stopped = clean::clean(&dir);
             outln!("stopped {} leftover process(es)", stopped.len());
-            Ok(())
-        }
-        Command::Watchdog { runner, dir } => {
-            clean::watch(runner, &dir);
             Ok(())
         }
     }

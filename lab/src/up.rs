@@ -120,6 +120,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     });
     let dir = std::path::absolute(&dir).context("no current directory")?;
     faultline_stack::create_dir(&dir)?;
+    // Owned while it is up: another `stack up` or `run` cleaning
+    // `.faultline/` leaves it alone, and `stack down` finds whom to ask.
+    faultline::clean::mark_owned(&dir)?;
     let status_path = dir.join("status.json");
     write_json(&status_path, &serde_json::json!({ "status": "starting" }))?;
     eprintln!("faultline: bringing the stack up in {}", dir.display());
@@ -201,5 +204,73 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         teardown.elapsed().as_secs_f64(),
         if reason.is_empty() { "" } else { ": " }
     );
+    let _ = std::fs::remove_file(dir.join(faultline::clean::RUNNER_PID));
     Ok(())
+}
+
+/// `stack down`: asks the `stack up` that owns `dir` (or each stack folder
+/// under `.faultline/`) to tear its stack down, as its Ctrl-C would, waits
+/// for it, then stops anything left there. How many stacks it found.
+pub fn down(dir: Option<&std::path::Path>) -> anyhow::Result<usize> {
+    /// How long a `stack up` gets to tear its stack down before it is
+    /// stopped outright.
+    const GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+    let dirs: Vec<PathBuf> = match dir {
+        Some(dir) => {
+            anyhow::ensure!(dir.is_dir(), "{} is not a folder", dir.display());
+            vec![dir.to_path_buf()]
+        }
+        None => std::fs::read_dir(faultline::WORK_DIR)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.is_dir()
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("stack-"))
+            })
+            .collect(),
+    };
+    let mut found = 0;
+    for dir in dirs {
+        let stopped = match faultline::clean::owner(&dir) {
+            Some(pid) => {
+                found += 1;
+                println!(
+                    "stopping the stack in {} (stack up, pid {pid})",
+                    dir.display()
+                );
+                let alive = || faultline::clean::running(pid);
+                let signal = |signal| {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+                };
+                signal(nix::sys::signal::Signal::SIGINT);
+                let started = Instant::now();
+                while alive() && started.elapsed() < GRACE {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                if alive() {
+                    eprintln!("faultline: stack up did not finish in {GRACE:?}; stopping it");
+                    signal(nix::sys::signal::Signal::SIGKILL);
+                }
+                faultline::clean::clean(&dir)
+            }
+            None => {
+                let stopped = faultline::clean::clean(&dir);
+                if !stopped.is_empty() {
+                    found += 1;
+                }
+                stopped
+            }
+        };
+        if !stopped.is_empty() {
+            println!(
+                "stopped {} leftover process(es) in {}",
+                stopped.len(),
+                dir.display()
+            );
+        }
+    }
+    Ok(found)
 }

@@ -397,3 +397,29 @@ fn an_external_database_refuses_process_faults_and_takes_link_faults() {
     drop(postgres);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn stack_down_from_another_terminal_tears_a_stack_up_down() {
+    let mut runner = Runner::start("cli-down", &["--kafka", "buffered"]);
+    runner.wait_for("Ctrl-C to tear it down", Duration::from_secs(120));
+    let pids = recorded_pids(&runner.dir);
+    assert!(pids.len() >= 4, "postgres, broker and services: {pids:?}");
+    let down = |dir: &Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args(["stack", "down", "--dir"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let said = down(&runner.dir);
+    assert!(said.contains("stopping the stack in"), "{said}");
+    // The `stack up` tore its stack down as on Ctrl-C, and nothing is left.
+    let status = runner.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "{status:?}");
+    assert_eq!(runner.json("status.json")["status"], "complete");
+    assert!(wait_all_gone(&pids, Duration::from_secs(10)).is_empty());
+    assert!(!runner.dir.join("runner.pid").exists());
+    assert!(down(&runner.dir).contains("no stack was up"));
+}
