@@ -40,6 +40,9 @@ pub struct Synthetic {
     /// Deliveries of an already stored event that each service counts
     /// (`events_duplicate_total`): REST's, then the consumer's.
     pub redelivered: (u64, u64),
+    /// Events the consumer found stored before with another payload
+    /// (`events_conflict_total`), from half the run on.
+    pub conflicts: u64,
     pub rest_unacknowledged_stored: usize,
     pub drain_s: u32,
     /// Kafka events due in the first `stalled_s` seconds after the window
@@ -100,6 +103,7 @@ impl Default for Synthetic {
             late_s: 70,
             lost_every: 4,
             redelivered: (2, 5),
+            conflicts: 0,
             rest_unacknowledged_stored: 2,
             drain_s: 3,
             stalled_s: 0,
@@ -340,6 +344,19 @@ impl Synthetic {
                     },
                 });
             }
+            scraped.push(MetricRow {
+                t_s: f64::from(t) + 0.25,
+                architecture: "kafka".into(),
+                service: "consumer".into(),
+                sample: Sample {
+                    metric: format!(
+                        "{}_total",
+                        faultline_services::metrics::names::EVENTS_CONFLICT
+                    ),
+                    labels: String::new(),
+                    value: if t < half { 0.0 } else { self.conflicts as f64 },
+                },
+            });
         }
         // CPU time, growing while the load runs: the REST service 100 µs
         // per request of its own, PostgreSQL 200 µs per request of both

@@ -30,7 +30,10 @@ fn close(value: &Value, want: f64, tolerance: f64) -> bool {
 
 #[test]
 fn every_figure_matches_the_rows_that_were_written() {
-    let run = Synthetic::default();
+    let run = Synthetic {
+        conflicts: 3,
+        ..Synthetic::default()
+    };
     let dir = folder("figures");
     run.write(&dir.join("run")).unwrap();
     let summary = summary_of(&dir.join("run"));
@@ -75,6 +78,9 @@ fn every_figure_matches_the_rows_that_were_written() {
     assert_eq!(kafka["lost"], run.lost());
     assert_eq!(kafka["stored"], n - run.lost());
     assert_eq!(kafka["redelivered"], run.redelivered.1);
+    // Ids reused with another payload are counted apart, not redeliveries.
+    assert_eq!(kafka["conflicts"], run.conflicts);
+    assert_eq!(rest["conflicts"], 0);
     assert_eq!(kafka["stored_unacknowledged"], 0);
     assert_eq!(kafka["stale"], during - run.lost());
     // By phase: the fault's events are the lost and the late ones.
@@ -166,6 +172,16 @@ fn every_figure_matches_the_rows_that_were_written() {
     assert!(
         markdown.contains("| REST service | rest |")
             && markdown.contains("**×0.50** for rest's service"),
+        "{markdown}"
+    );
+    // The audit table shows the reused ids in a column of their own.
+    assert!(
+        markdown.contains(&format!(
+            "| kafka | {n} | {n} | {} | {} | {} | 3 | 0 |",
+            n - run.lost(),
+            run.lost(),
+            run.redelivered.1
+        )),
         "{markdown}"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -1161,8 +1177,9 @@ fn drift_with_no_fault_is_found_and_named_without_a_cause() {
 
 #[test]
 fn the_readmes_table_of_the_pocs_claims_is_the_example_runs() {
-    // Every figure and verdict of the README's table comes from the example
-    // run's summary. FAULTLINE_BLESS=1 rewrites the README's copy.
+    // Every figure and verdict of the README's table, and every passage of
+    // figures elsewhere in it, comes from the example run's summary.
+    // FAULTLINE_BLESS=1 rewrites the README's copies.
     use faultline::report::poc;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let run = root.join("docs/example-run");
@@ -1175,19 +1192,49 @@ fn the_readmes_table_of_the_pocs_claims_is_the_example_runs() {
         panic!("the README has no generated table between its markers");
     };
     let start = begin + poc::BEGIN.len() + 1;
-    if std::env::var_os("FAULTLINE_BLESS").is_some() {
-        let written = format!("{}{table}{}", &readme[..start], &readme[end..]);
-        std::fs::write(&readme_path, written).unwrap();
+    let bless = std::env::var_os("FAULTLINE_BLESS").is_some();
+    let readme = if bless {
+        format!("{}{table}{}", &readme[..start], &readme[end..])
+    } else {
+        assert_eq!(
+            &readme[start..end],
+            table,
+            "README.md's table of the PoC's claims differs from the example run: \
+             FAULTLINE_BLESS=1 cargo test --test analyze poc"
+        );
+        readme
+    };
+    // Every other passage of figures in the README, from the same run.
+    let mut readme = readme;
+    for (name, text) in faultline::report::readme::passages(&files, &summary).unwrap() {
+        let begin = faultline::report::readme::begin(name);
+        let Some(start) = readme.find(&begin).map(|b| b + begin.len()) else {
+            panic!("the README has no passage {name}");
+        };
+        let end = start
+            + readme[start..]
+                .find(faultline::report::readme::END)
+                .expect("a passage's end");
+        if bless {
+            readme.replace_range(start..end, &text);
+        } else {
+            assert_eq!(
+                &readme[start..end],
+                text,
+                "README.md's passage {name} differs from the example run: \
+                 FAULTLINE_BLESS=1 cargo test --test analyze poc"
+            );
+        }
+    }
+    if bless {
+        std::fs::write(&readme_path, readme).unwrap();
         return;
     }
-    assert_eq!(
-        &readme[start..end],
-        table,
-        "README.md's table of the PoC's claims differs from the example run: \
-         FAULTLINE_BLESS=1 cargo test --test analyze poc"
-    );
-    // The figures are the run's: the drop policy's loss is in the table.
-    let lost = summary.architectures["kafka-drop"].lost.to_string();
+    // The figures are the run's: the drop policy's loss per repetition is
+    // in the table.
+    let repetitions = summary.repetitions.max(1) as u64;
+    let lost =
+        ((summary.architectures["kafka-drop"].lost + repetitions / 2) / repetitions).to_string();
     let grouped: Vec<String> = lost
         .as_bytes()
         .rchunks(3)

@@ -169,11 +169,11 @@ fn median_p99(rows: &[Request], repetitions: &[u32], (from, to): (f64, f64)) -> 
     })
 }
 
+/// Per (architecture, process): one series of CPU readings per repetition.
+type ByProcess<'a> = std::collections::BTreeMap<(String, String), Vec<&'a [(f64, f64)]>>;
+
 /// Each process's CPU readings in `repetitions`, one series per repetition.
-fn by_process<'a>(
-    cpu: &'a Readings,
-    repetitions: &[u32],
-) -> std::collections::BTreeMap<(String, String), Vec<&'a [(f64, f64)]>> {
+fn by_process<'a>(cpu: &'a Readings, repetitions: &[u32]) -> ByProcess<'a> {
     let mut out: std::collections::BTreeMap<_, Vec<_>> = std::collections::BTreeMap::new();
     for ((architecture, process, repetition), points) in cpu {
         if repetitions.contains(repetition) {
@@ -187,17 +187,10 @@ fn by_process<'a>(
 
 /// The producers' mean acknowledgement time in the first and last fifth.
 fn produce_ack(quiet: &Quiet, order: &[&str], metrics: &MetricColumns) -> Vec<Drift> {
-    let family = faultline_services::metrics::names::KAFKA_PRODUCE_DURATION;
-    let (sum, count) = (format!("{family}_sum"), format!("{family}_count"));
-    let readings = metrics.readings_of(|m| {
-        if m == sum {
-            Some(true)
-        } else if m == count {
-            Some(false)
-        } else {
-            None
-        }
-    });
+    let readings = super::join::sum_and_count(
+        metrics,
+        faultline_services::metrics::names::KAFKA_PRODUCE_DURATION,
+    );
     // The increase of a cumulative series between two times.
     let increase = |points: &[(f64, f64)], (from, to): (f64, f64)| {
         let inside: Vec<f64> = points

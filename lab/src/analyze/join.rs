@@ -304,7 +304,22 @@ pub fn audit(audit: &DataFrame) -> anyhow::Result<AuditCounts> {
 /// repetition, a drop in a counter read as a restarted process counting
 /// from zero (as Prometheus's `increase` does).
 pub fn redelivered(metrics: &MetricColumns) -> anyhow::Result<HashMap<(String, u32), u64>> {
-    let counter = format!("{}_total", names::EVENTS_DUPLICATE);
+    increase_of(metrics, names::EVENTS_DUPLICATE)
+}
+
+/// Events whose id was already stored with another payload, per
+/// (architecture, repetition): the increase of `events_conflict_total`.
+pub fn conflicts(metrics: &MetricColumns) -> anyhow::Result<HashMap<(String, u32), u64>> {
+    increase_of(metrics, names::EVENTS_CONFLICT)
+}
+
+/// The increase of the counter `family` over each repetition, per
+/// (architecture, repetition), summed over the services of each.
+fn increase_of(
+    metrics: &MetricColumns,
+    family: &str,
+) -> anyhow::Result<HashMap<(String, u32), u64>> {
+    let counter = format!("{family}_total");
     let mut out: HashMap<(String, u32), u64> = HashMap::new();
     for ((arch, _, rep, ()), points) in metrics.readings_of(|m| (m == counter).then_some(())) {
         // The first reading is the count before the repetition's load.
@@ -340,16 +355,7 @@ pub fn histogram_by_phase(
     windows: &HashMap<u32, Vec<(f64, f64)>>,
     warmup_s: f64,
 ) -> anyhow::Result<PhaseSums> {
-    let (sum, count) = (format!("{family}_sum"), format!("{family}_count"));
-    let readings = metrics.readings_of(|m| {
-        if m == sum {
-            Some(true)
-        } else if m == count {
-            Some(false)
-        } else {
-            None
-        }
-    });
+    let readings = sum_and_count(metrics, family);
     let mut out = PhaseSums::new();
     for ((arch, _, rep, is_sum), points) in readings {
         let windows = windows.get(&rep).map_or(&[][..], Vec::as_slice);
@@ -371,6 +377,24 @@ pub fn histogram_by_phase(
         }
     }
     Ok(out)
+}
+
+/// The readings of a histogram `family`'s `_sum` (keyed `true`) and
+/// `_count` (keyed `false`) series.
+pub fn sum_and_count(
+    metrics: &MetricColumns,
+    family: &str,
+) -> crate::run_folder::frames::ScrapedSeries<bool> {
+    let (sum, count) = (format!("{family}_sum"), format!("{family}_count"));
+    metrics.readings_of(|m| {
+        if m == sum {
+            Some(true)
+        } else if m == count {
+            Some(false)
+        } else {
+            None
+        }
+    })
 }
 
 /// Backlog readings per (architecture, repetition), in time order.

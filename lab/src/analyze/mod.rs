@@ -140,6 +140,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         scraped: &scraped,
         backlog,
         redelivered: join::redelivered(&metrics)?,
+        conflicts: join::conflicts(&metrics)?,
         produce_ack,
         memory_broker_killed: faults
             .iter()
@@ -249,6 +250,8 @@ struct Context<'a> {
     scraped: &'a join::Scraped,
     backlog: join::BacklogPoints,
     redelivered: HashMap<(String, u32), u64>,
+    /// Events whose id was already stored with another payload.
+    conflicts: HashMap<(String, u32), u64>,
     /// The producers' acknowledgement time, summed per phase.
     produce_ack: join::PhaseSums,
     /// When a broker that kept its log in memory was first killed, per
@@ -315,6 +318,14 @@ impl Context<'_> {
     fn redelivered_of(&self, name: &str, reps: &[u32]) -> u64 {
         reps.iter()
             .filter_map(|r| self.redelivered.get(&(name.to_string(), *r)))
+            .sum()
+    }
+
+    /// Events of `name` over `reps` whose id was already stored with
+    /// another payload.
+    fn conflicts_of(&self, name: &str, reps: &[u32]) -> u64 {
+        reps.iter()
+            .filter_map(|r| self.conflicts.get(&(name.to_string(), *r)))
             .sum()
     }
 
@@ -455,6 +466,7 @@ impl Context<'_> {
                 })
                 .count() as u64,
             stored_unacknowledged: pooled.stored_unacknowledged,
+            conflicts: self.conflicts_of(name, &reps),
             stale: pooled.stale,
             freshness_ms: pooled.freshness,
             recovery_s: pooled.recovery_s,

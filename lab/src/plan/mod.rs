@@ -292,7 +292,7 @@ pub fn fault_length_offset_ms(experiment: &Experiment, repetition: u32) -> i64 {
         experiment.seed,
         repetition,
         experiment.fault_length_jitter,
-        0x1E96_7E,
+        0x001E_967E,
     )
 }
 

@@ -20,6 +20,8 @@ pub mod format;
 pub mod index;
 mod latency;
 pub mod poc;
+pub mod readme;
+mod repetitions;
 
 use capacity::{CapacityRow, capacity_note, drain_note};
 use cpu::{CpuView, cpu_note};
@@ -275,51 +277,6 @@ impl Model<'_> {
     }
 }
 
-/// With `fault_jitter` or `fault_length_jitter`, how far each repetition's
-/// faults moved and how much longer they lasted: its first fault as planned
-/// against the time and length written.
-fn fault_jitter(experiment: &crate::experiment::Experiment, summary: &Summary) -> Option<String> {
-    let (jitter, longer) = (experiment.fault_jitter, experiment.fault_length_jitter);
-    if jitter.is_none() && longer.is_none() {
-        return None;
-    }
-    let written = experiment.faults.first()?;
-    let (at, length) = (written.at.as_secs_f64(), written.duration.as_secs_f64());
-    let mut moved: Vec<(u32, f64, f64)> = Vec::new();
-    for fault in &summary.faults {
-        if let (Some(start), Some(end)) = (fault.planned_start_s, fault.planned_end_s)
-            && !moved.iter().any(|(r, _, _)| *r == fault.repetition)
-        {
-            moved.push((fault.repetition, start - at, end - start - length));
-        }
-    }
-    moved.sort_by_key(|(r, _, _)| *r);
-    let list = |pick: fn(&(u32, f64, f64)) -> f64| {
-        moved
-            .iter()
-            .map(|m| format!("{:+.1} s", pick(m)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut parts = Vec::new();
-    if let Some(jitter) = jitter {
-        parts.push(format!(
-            "moved together by one offset within ±{jitter} ({})",
-            list(|m| m.1)
-        ));
-    }
-    if let Some(longer) = longer {
-        parts.push(format!(
-            "lasted longer or shorter by one offset within ±{longer} ({})",
-            list(|m| m.2)
-        ));
-    }
-    Some(format!(
-        "Each repetition's faults {}, drawn from the seed, so that the repetitions sample the faults' timing instead of replaying one.",
-        parts.join(" and ")
-    ))
-}
-
 /// Builds the report's model of an analysed run.
 pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<Model<'a>> {
     let summary = &analysis.summary;
@@ -365,7 +322,7 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         phases: Phase::ALL.map(Phase::name).to_vec(),
         economics: &experiment.economics,
         staleness: experiment.economics.staleness_budget.to_string(),
-        fault_jitter: fault_jitter(experiment, summary),
+        fault_jitter: repetitions::faults_varied(experiment, summary),
         totals: if summary.repetitions > 1 {
             format!(" (all {} repetitions)", summary.repetitions)
         } else {
@@ -428,7 +385,7 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
             .iter()
             .filter(|r| r.control)
             .count(),
-        run_order: run_order(&files.manifest),
+        run_order: repetitions::run_order(&files.manifest),
         changes: latency::change_rows(summary, &order),
         drift: latency::drift_rows(summary),
         drift_note: latency::drift_note(summary),
@@ -442,24 +399,6 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         charts,
         version: faultline_services::VERSION,
     })
-}
-
-/// The repetitions in the order they ran: `1, control 1, 2`.
-fn run_order(manifest: &Manifest) -> String {
-    let mut controls = 0;
-    let each: Vec<String> = manifest
-        .repetitions
-        .iter()
-        .map(|r| {
-            if r.control {
-                controls += 1;
-                format!("control {controls}")
-            } else {
-                (r.repetition + 1).to_string()
-            }
-        })
-        .collect();
-    each.join(", ")
 }
 
 /// Renders the model as (Markdown, HTML).

@@ -79,6 +79,7 @@ type Row = (&'static str, String, String);
 /// What every row is computed from.
 struct Claims<'a> {
     files: &'a RunFiles,
+    summary: &'a Summary,
     roles: Roles<'a>,
     fault: &'a crate::experiment::Fault,
     budget: crate::experiment::Span,
@@ -88,6 +89,7 @@ struct Claims<'a> {
 pub fn claims(files: &RunFiles, summary: &Summary) -> anyhow::Result<String> {
     let claims = Claims {
         files,
+        summary,
         roles: Roles::of(files, summary)?,
         fault: files
             .experiment
@@ -114,6 +116,40 @@ pub fn claims(files: &RunFiles, summary: &Summary) -> anyhow::Result<String> {
 }
 
 impl Claims<'_> {
+    /// A count over every repetition, as the table says counts: per
+    /// repetition (the mean, to the event).
+    fn n(&self, total: u64) -> String {
+        let repetitions = self.summary.repetitions.max(1) as u64;
+        count((total + repetitions / 2) / repetitions)
+    }
+
+    /// When the database came back: the time written, or with a jittered
+    /// fault each repetition's outage.
+    fn restarted(&self) -> String {
+        let experiment = &self.files.experiment;
+        if experiment.fault_jitter.is_none() && experiment.fault_length_jitter.is_none() {
+            return format!(
+                "restarted at {}",
+                crate::experiment::Span(self.fault.at.0 + self.fault.duration.0)
+            );
+        }
+        let lengths: Vec<String> = self
+            .summary
+            .faults
+            .iter()
+            .filter_map(|f| Some(format!("{:.1} s", f.actual_end_s? - f.actual_start_s?)))
+            .collect();
+        format!(
+            "restarted about {} later (each repetition's outage drawn within ±{}: {})",
+            crate::experiment::Span(self.fault.duration.0),
+            experiment
+                .fault_length_jitter
+                .or(experiment.fault_jitter)
+                .unwrap_or_default(),
+            lengths.join(", ")
+        )
+    }
+
     /// The paragraph: which run, what it reproduces, on what.
     fn header(&self) -> String {
         let (experiment, manifest, fault) =
@@ -131,18 +167,30 @@ impl Claims<'_> {
             .unwrap_or("?");
         format!(
             "From run `{}` of the default scenario (the PoC's experiment: {} for {}, the database killed \
-             at {} and restarted at {}{}). \
+             at {} and {}{}){}. \
              {}-core machine, PostgreSQL {postgres}. Every 202 of the Kafka paths comes from a single \
              {} broker{}.\n\n",
             manifest.run_id,
             super::describe_rate(&experiment.workload.rate),
             experiment.duration,
             fault.at,
-            crate::experiment::Span(fault.at.0 + fault.duration.0),
+            self.restarted(),
             if roles.retry.is_some() {
                 "; beside the PoC's architectures, a REST API whose clients retry"
             } else {
                 ""
+            },
+            match (
+                self.summary.repetitions,
+                manifest.repetitions.iter().filter(|r| r.control).count(),
+            ) {
+                (0 | 1, 0) => String::new(),
+                (0 | 1, c) => format!(", with {c} control repetition(s) beside it"),
+                (n, 0) => format!(", {n} times: counts below are per repetition, their mean"),
+                (n, c) => format!(
+                    ", {n} times, with {c} control repetitions among them: counts below are per \
+                     repetition, their mean"
+                ),
             },
             manifest.host.cores,
             manifest.versions.broker,
@@ -163,18 +211,18 @@ impl Claims<'_> {
             .totals
             .failures
             .iter()
-            .map(|(class, n)| format!("{class}: {}", count(*n)))
+            .map(|(class, n)| format!("{class}: {}", self.n(*n)))
             .collect();
         (
             "REST: \"40–50 % error rate, immediate service degradation\"",
             format!(
                 "`{rest_name}`: {} of {} requests failed ({}): {} of the {} sent while the database was down, {} after it was back",
                 percent(rest.totals.error_rate),
-                count(rest.totals.requests),
+                self.n(rest.totals.requests),
                 classes.join(", "),
-                count(during.map_or(0, |p| p.failed)),
-                count(during.map_or(0, |p| p.requests)),
-                count(after_failed),
+                self.n(during.map_or(0, |p| p.failed)),
+                self.n(during.map_or(0, |p| p.requests)),
+                self.n(after_failed),
             ),
             if (0.40..=0.50).contains(&rest.totals.error_rate) {
                 "holds".into()
@@ -198,8 +246,8 @@ impl Claims<'_> {
             "Kafka: \"0.33 % error rate\"",
             format!(
                 "{} of {} requests failed on the two Kafka paths{}",
-                count(failed),
-                count(requests),
+                self.n(failed),
+                self.n(requests),
                 if failed == 0 {
                     ": the broker was up and acknowledged every event"
                 } else {
@@ -231,11 +279,11 @@ impl Claims<'_> {
             "Kafka: \"graceful degradation with auto-recovery\", \"buffers on failure\"",
             format!(
                 "the original consumer's policy (`{drop_name}`) answered 202 to {} of {} events and **lost {} of them ({})**{breaker}. A consumer that pauses and retries (`{buffered_name}`) lost {}",
-                count(drop.acknowledged),
-                count(drop.totals.requests),
-                count(drop.lost),
+                self.n(drop.acknowledged),
+                self.n(drop.totals.requests),
+                self.n(drop.lost),
                 percent(drop.lost as f64 / drop.acknowledged.max(1) as f64),
-                count(buffered.lost),
+                self.n(buffered.lost),
             ),
             format!(
                 "{}; {}",
@@ -262,9 +310,9 @@ impl Claims<'_> {
             "the data gets to the database",
             format!(
                 "`{buffered_name}` stored {} of {}, {} of them more than {budget} after they were sent{}{}",
-                count(buffered.stored),
-                count(buffered.acknowledged),
-                count(buffered.stale),
+                self.n(buffered.stored),
+                self.n(buffered.acknowledged),
+                self.n(buffered.stale),
                 freshness
                     .map(|f| format!(
                         " (freshness p99 {}, max {})",
@@ -359,10 +407,10 @@ impl Claims<'_> {
                 "(not the PoC's) REST with clients that retry",
                 format!(
                     "`{name}` failed {} of {} requests; {} events were stored later than {budget}, {} lost",
-                    count(retry.totals.failed),
-                    count(retry.totals.requests),
-                    count(retry.stale),
-                    count(retry.lost),
+                    self.n(retry.totals.failed),
+                    self.n(retry.totals.requests),
+                    self.n(retry.stale),
+                    self.n(retry.lost),
                 ),
                 format!(
                     "the failures become late events: {} per outage, {} than buffered Kafka",

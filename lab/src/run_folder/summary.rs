@@ -492,6 +492,11 @@ pub struct ArchitectureSummary {
     /// The older name of `redelivered`, the same value (no event is ever
     /// stored twice: the event id is the table's key).
     pub duplicates: u64,
+    /// Events whose id was already stored with another driver, position
+    /// or time: refused (REST's 409) or left alone by the consumer, and not
+    /// counted as redeliveries. From the services' `events_conflict_total`.
+    #[serde(default)]
+    pub conflicts: u64,
     pub stored_unacknowledged: u64,
     /// Acknowledged events stored later than the staleness budget.
     pub stale: u64,
