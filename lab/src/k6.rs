@@ -285,8 +285,6 @@ pub fn rows(csv: &Path, names: &[String], t0_unix_ms: i64) -> Result<Vec<Row>, K
             .and_then(|i| i.parse::<u16>().ok())
             .filter(|i| usize::from(*i) < names.len())
     };
-    // Every attempt of an event: (attempt, sent, finished, outcome).
-    type Attempt = (u32, f64, f64, Outcome);
     let mut events: HashMap<(u16, uuid::Uuid), Vec<Attempt>> = HashMap::new();
     for fields in &requests {
         let Some(architecture) = architecture_of(fields[scenario_i]) else {
@@ -320,9 +318,47 @@ pub fn rows(csv: &Path, names: &[String], t0_unix_ms: i64) -> Result<Vec<Row>, K
             outcome,
         ));
     }
+    let mut seqs = vec![0u64; names.len()];
+    let mut rows = event_rows(events, t0_unix_ms, &mut seqs);
+    for fields in &dropped {
+        let Some(architecture) = architecture_of(fields[scenario_i]) else {
+            continue;
+        };
+        let count = fields[value_i].parse::<f64>().unwrap_or(0.0) as u64;
+        let at = ((fields[time_i].parse::<f64>().unwrap_or(0.0) - t0_unix_ms as f64).max(0.0)
+            * 1000.0) as u64;
+        for _ in 0..count {
+            let seq = &mut seqs[usize::from(architecture)];
+            rows.push(Row {
+                architecture,
+                seq: *seq,
+                intended_us: at,
+                sent_us: at,
+                finished_us: at,
+                outcome: Outcome::NotSent,
+                attempts: 0,
+                event_id: uuid::Uuid::nil(),
+            });
+            *seq += 1;
+        }
+    }
+    rows.sort_by_key(|r| (r.architecture, r.intended_us));
+    Ok(rows)
+}
+
+/// Every attempt of an event: (attempt, sent, finished, outcome), times in
+/// Unix milliseconds.
+type Attempt = (u32, f64, f64, Outcome);
+
+/// One row per event from its attempts, in the order they were first
+/// sent, numbered on from `seqs`.
+fn event_rows(
+    events: HashMap<(u16, uuid::Uuid), Vec<Attempt>>,
+    t0_unix_ms: i64,
+    seqs: &mut [u64],
+) -> Vec<Row> {
     let relative = |ms: f64| ((ms - t0_unix_ms as f64).max(0.0) * 1000.0) as u64;
     let mut rows = Vec::new();
-    let mut seqs = vec![0u64; names.len()];
     let mut ordered: Vec<_> = events.into_iter().collect();
     ordered.sort_by(|a, b| {
         let first = |v: &[Attempt]| v.iter().map(|a| a.1).fold(f64::INFINITY, f64::min);
@@ -349,30 +385,7 @@ pub fn rows(csv: &Path, names: &[String], t0_unix_ms: i64) -> Result<Vec<Row>, K
         });
         *seq += 1;
     }
-    for fields in &dropped {
-        let Some(architecture) = architecture_of(fields[scenario_i]) else {
-            continue;
-        };
-        let count = fields[value_i].parse::<f64>().unwrap_or(0.0) as u64;
-        let at = ((fields[time_i].parse::<f64>().unwrap_or(0.0) - t0_unix_ms as f64).max(0.0)
-            * 1000.0) as u64;
-        for _ in 0..count {
-            let seq = &mut seqs[usize::from(architecture)];
-            rows.push(Row {
-                architecture,
-                seq: *seq,
-                intended_us: at,
-                sent_us: at,
-                finished_us: at,
-                outcome: Outcome::NotSent,
-                attempts: 0,
-                event_id: uuid::Uuid::nil(),
-            });
-            *seq += 1;
-        }
-    }
-    rows.sort_by_key(|r| (r.architecture, r.intended_us));
-    Ok(rows)
+    rows
 }
 
 #[cfg(test)]
