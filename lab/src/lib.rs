@@ -24,7 +24,8 @@
 //! - [`collect`]: metrics and CPU scraping, backlog readings, the database
 //!   audit
 //! - [`reference`](mod@reference): PostgreSQL alone, measured before a capacity run's load
-//! - [`run`]: `faultline run`, a repetition's stages from plan to run folder
+//! - [`run`]: `faultline run`, a repetition's stages from plan to run folder;
+//!   [`live`]: the run as it goes, for the dashboard and `/metrics`
 //! - [`run_folder`]: the run folder's files, one type each, written and read:
 //!   [`run_folder::rows`] (every Parquet file's rows), [`run_folder::frames`]
 //!   (their columns, named once), the manifest, `summary.json` and a
@@ -82,6 +83,7 @@ pub mod crossing;
 pub mod experiment;
 pub mod fault;
 pub mod k6;
+pub mod live;
 pub mod load;
 pub mod plan;
 pub mod reference;

@@ -104,6 +104,12 @@ enum Command {
         /// No progress lines.
         #[arg(long, short)]
         quiet: bool,
+        /// Serve a live view of the run at ADDR while it goes (a page that
+        /// updates each second, and the lab's series in OpenMetrics at
+        /// /metrics); without ADDR, on the loopback at a free port. The URL
+        /// is printed when the run starts.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+        dashboard: Option<std::net::SocketAddr>,
     },
     /// Run every point of a scenario's [sweep], each an ordinary run folder
     /// under <sweep folder>/runs/, then the sweep's curves, break-even
@@ -354,6 +360,7 @@ fn run_command() -> anyhow::Result<()> {
             out,
             driver,
             quiet,
+            dashboard,
         } => run(
             &runtime,
             &file,
@@ -362,6 +369,7 @@ fn run_command() -> anyhow::Result<()> {
                 driver,
                 quiet,
                 folder: None,
+                dashboard,
             },
         ),
         Command::Sweep {

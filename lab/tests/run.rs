@@ -1769,3 +1769,171 @@ duration = "4s"
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `GET path` on `addr`: the status and the body.
+fn get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+#[test]
+fn the_dashboard_shows_the_run_as_it_goes_and_ends_with_the_run_folders_counts() {
+    use std::io::BufRead;
+    let (out, scenario) = scenario_in(
+        "dashboard",
+        "live.toml",
+        "name = \"live\"\nduration = \"10s\"\ndrain_timeout = \"30s\"\n\
+         [workload]\nrate = { shape = \"constant\", rps = 20 }\n\
+         [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
+         [[architectures]]\nkind = \"kafka\"\nname = \"kafka-buffered\"\nbatch_size = 10\n\
+         breaker = { failures = 5, open_for = \"2s\", successes = 3 }\n\
+         [[faults]]\nkind = \"db-crash\"\nat = \"3s\"\nduration = \"3s\"\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .arg("--dashboard")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let addr = loop {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the dashboard's address is printed");
+        if let Some(rest) = line.split_once("dashboard at http://") {
+            break rest.1.split('/').next().unwrap().to_string();
+        }
+    };
+    assert!(
+        addr.starts_with("127.0.0.1:"),
+        "loopback by default: {addr}"
+    );
+    let (status, page) = get(&addr, "/");
+    assert_eq!(status, 200);
+    // Self-contained: it fetches nothing but its own data.
+    assert!(page.contains("fetch(\"/data\"") && page.contains("createElementNS"));
+    assert!(
+        !page.contains("<script src") && !page.contains("<link"),
+        "{page}"
+    );
+    let data = || -> serde_json::Value { serde_json::from_str(&get(&addr, "/data").1).unwrap() };
+    let seconds = |state: &serde_json::Value| {
+        state["repetitions"][0]["seconds"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    // The figures grow while the run goes, and the fault's window appears.
+    let started = std::time::Instant::now();
+    let mut seen_fault = false;
+    let mut first = None;
+    while started.elapsed() < std::time::Duration::from_secs(60) {
+        let state = data();
+        if state["repetitions"][0]["faults"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
+        {
+            seen_fault = true;
+        }
+        match first {
+            None if seconds(&state) >= 2 => first = Some(seconds(&state)),
+            Some(n) if seconds(&state) > n && seen_fault => break,
+            _ => {}
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert!(seen_fault, "the fault's window never appeared");
+    let (status, metrics) = get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("architecture=\"rest\",outcome=\"ok\"}")
+            && metrics.contains("# TYPE faultline_lab_requests counter")
+            && metrics.ends_with("# EOF\n"),
+        "{metrics}"
+    );
+    assert_eq!(get(&addr, "/nothing").0, 404);
+    // At the end the seconds are the rows': each second's counts as in
+    // charts/seconds.csv.
+    let end = loop {
+        let state = data();
+        if state["status"] != "running" {
+            break state;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(180));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let output = child.wait_with_output().unwrap();
+    let dir = PathBuf::from(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .unwrap(),
+    );
+    assert_eq!(end["status"], "complete", "{end}");
+    assert!(end["report"].as_str().unwrap().ends_with("report.html"));
+    let repetition = &end["repetitions"][0];
+    assert_eq!(repetition["exact"], true);
+    let names = ["rest", "kafka-buffered"];
+    let csv = std::fs::read_to_string(dir.join("charts/seconds.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (a_i, r_i, t_i, ok_i, failed_i) = (
+        column("architecture"),
+        column("repetition"),
+        column("t"),
+        column("ok"),
+        column("failed"),
+    );
+    let mut compared = 0;
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f[r_i] != "0"
+            || f[ok_i].parse::<u64>().unwrap() + f[failed_i].parse::<u64>().unwrap() == 0
+        {
+            continue;
+        }
+        let arch = names.iter().position(|n| *n == f[a_i]).unwrap();
+        let t: u64 = f[t_i].parse().unwrap();
+        let live = repetition["seconds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["architecture"] == arch && s["t"] == t)
+            .unwrap_or_else(|| panic!("second {t} of {} missing", f[a_i]));
+        assert_eq!(
+            live["ok"].as_u64().unwrap(),
+            f[ok_i].parse::<u64>().unwrap(),
+            "{line}"
+        );
+        assert_eq!(
+            live["failed"].as_u64().unwrap(),
+            f[failed_i].parse::<u64>().unwrap(),
+            "{line}"
+        );
+        compared += 1;
+    }
+    assert!(compared >= 18, "{compared} seconds compared");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -35,7 +35,13 @@ pub struct RunOptions {
     /// The run folder's name under `out`; by default the start time and
     /// the scenario's name.
     pub folder: Option<String>,
+    /// Serve the live view here while the run goes (`--dashboard`).
+    pub dashboard: Option<std::net::SocketAddr>,
 }
+
+/// How long the live view stays up once the run is over, for a last look
+/// (the page keeps what it showed after).
+const DASHBOARD_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn command_version(program: &Path, arg: &str) -> String {
     std::process::Command::new(program)
@@ -170,6 +176,23 @@ pub async fn run_scenario(
     crate::clean::start_watchdog(&std::path::absolute(
         PathBuf::from(crate::WORK_DIR).join("runs"),
     )?);
+    let live = match options.dashboard {
+        Some(addr) => {
+            let live = crate::live::Live::new(
+                &plan.experiment,
+                &run_id,
+                &plan.architectures(),
+                plan.duration.as_secs_f64(),
+                plan.runs(),
+            );
+            let bound = crate::live::serve(addr, live.clone(), shutdown.force.clone()).await?;
+            progress.say(&format!(
+                "dashboard at http://{bound}/ (the lab's series at http://{bound}/metrics)"
+            ));
+            Some(live)
+        }
+        None => None,
+    };
     let mut sinks = Sinks::create(&dir)?;
     let mut reasons = Vec::new();
     let mut failed = false;
@@ -185,6 +208,7 @@ pub async fn run_scenario(
             stack_dir: stack_dir(&dir, number).and_then(|stack| link_stack(&stack, &dir))?,
             progress: &progress,
             shutdown: &shutdown,
+            live: live.clone(),
         };
         match repetition.run(&mut sinks).await {
             Ok(summary) => {
@@ -223,6 +247,18 @@ pub async fn run_scenario(
     manifest.finished_at = Some(chrono::Utc::now().to_rfc3339());
     run_folder::save(&manifest, &manifest_path)?;
     report(&dir, &options, &progress);
+    if let Some(live) = &live {
+        let page = dir.join(run_folder::REPORT_HTML);
+        live.end(
+            &manifest.status.to_string(),
+            page.is_file().then(|| page.display().to_string()),
+        );
+        progress.say(&format!(
+            "the dashboard stays up {} s more for a last look",
+            DASHBOARD_LINGER.as_secs()
+        ));
+        tokio::time::sleep(DASHBOARD_LINGER).await;
+    }
     progress.say(&format!(
         "run {}{}",
         manifest.status,

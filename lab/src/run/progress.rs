@@ -80,6 +80,8 @@ pub struct Ticker {
     pub latest: Latest,
     pub active_faults: Arc<Mutex<Vec<String>>>,
     pub t0: Instant,
+    /// The live view, fed each second too (`--dashboard`).
+    pub live: Option<Arc<crate::live::Live>>,
 }
 
 impl Ticker {
@@ -112,8 +114,12 @@ impl Ticker {
         } else {
             "drain"
         };
-        let faults = self.active_faults.lock().expect("faults lock").join(",");
+        let active = self.active_faults.lock().expect("faults lock").clone();
+        let faults = active.join(",");
         let mut parts = Vec::new();
+        let mut seconds = Vec::new();
+        // The second that just ended.
+        let t = (elapsed.as_secs_f64() - 1.0).max(0.0).floor() as u32;
         for (i, name) in self.names.iter().enumerate() {
             let ok = self.counters[i].ok.load(Ordering::Relaxed);
             let failed = self.counters[i].failed.load(Ordering::Relaxed);
@@ -125,9 +131,8 @@ impl Ticker {
                 failed - last_failed
             );
             let value = |metric| consumer_value(&self.latest, name, metric);
-            if let Some(state) =
-                value(names::CIRCUIT_BREAKER_STATE).and_then(BreakerState::from_code)
-            {
+            let breaker = value(names::CIRCUIT_BREAKER_STATE);
+            if let Some(state) = breaker.and_then(BreakerState::from_code) {
                 part.push_str(&format!(" breaker {}", state.as_str()));
             }
             // The lab's own measure where it has one; a consumer with no
@@ -142,7 +147,8 @@ impl Ticker {
                     crate::collect::LAB_BACKLOG.into(),
                 ))
                 .copied();
-            match measured.or_else(|| value(names::CONSUMER_BACKLOG_MESSAGES)) {
+            let backlog = measured.or_else(|| value(names::CONSUMER_BACKLOG_MESSAGES));
+            match backlog {
                 Some(backlog) if backlog >= 0.0 => {
                     part.push_str(&format!(" backlog {backlog:.0}"));
                 }
@@ -150,6 +156,19 @@ impl Ticker {
                 None => {}
             }
             parts.push(part);
+            seconds.push(crate::live::Second {
+                t,
+                architecture: i,
+                ok: ok - last_ok,
+                failed: failed - last_failed,
+                p50_ms: None,
+                p99_ms: None,
+                backlog: backlog.filter(|b| *b >= 0.0),
+                breaker,
+            });
+        }
+        if let Some(live) = &self.live {
+            live.tick(seconds, &active, elapsed.as_secs_f64(), phase);
         }
         format!(
             "{} {phase} {:>4.0}s/{}s{} | {}",

@@ -40,6 +40,8 @@ pub struct Repetition<'a> {
     pub stack_dir: PathBuf,
     pub progress: &'a Progress,
     pub shutdown: &'a Shutdown,
+    /// The live view (`--dashboard`).
+    pub live: Option<std::sync::Arc<crate::live::Live>>,
 }
 
 /// The services' metrics, scraped each second from the load's start until
@@ -106,6 +108,13 @@ impl Repetition<'_> {
 
     /// Runs every stage; appends the rows to `sinks`.
     pub async fn run(self, sinks: &mut Sinks) -> anyhow::Result<RepetitionSummary> {
+        if let Some(live) = &self.live {
+            live.start(
+                self.number,
+                &self.label(),
+                self.plan.is_control(self.number),
+            );
+        }
         let mut stack = self.up().await?;
         let startup_s = stack.startup.as_secs_f64();
         let broker = stack
@@ -433,6 +442,7 @@ impl Repetition<'_> {
             latest: latest.clone(),
             active_faults: active_faults.clone(),
             t0,
+            live: self.live.clone(),
         };
         let ticker = tokio::spawn(ticker.run(stop.clone()));
         Scraping {
@@ -603,6 +613,9 @@ impl Repetition<'_> {
 
     /// Appends this repetition's rows to the run folder's Parquet files.
     fn record(&self, sinks: &mut Sinks, measured: &Measured) -> anyhow::Result<()> {
+        if let Some(live) = &self.live {
+            live.finish(&measured.rows, &measured.faults);
+        }
         let names = self.plan.architectures();
         let number = self.number;
         frames::write_batched(&mut sinks.requests, &measured.rows, |chunk| {

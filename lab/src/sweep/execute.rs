@@ -202,6 +202,7 @@ impl Folder {
             driver: options.driver,
             quiet: options.quiet,
             folder: Some(folder),
+            dashboard: None,
         };
         crate::run::run_scenario(scenario, text, options, shutdown.clone()).await?;
         Ok(())
