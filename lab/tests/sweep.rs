@@ -250,8 +250,10 @@ fn a_sweep_interrupted_keeps_its_folder_and_resumes_to_every_point() {
     let out = folder("real");
     let scenario = out.join("two-points.toml");
     std::fs::write(&scenario, TWO_POINTS).unwrap();
-    // Ctrl-C during the first point: exit 4, the sweep folder printed.
-    let child = faultline()
+    // Ctrl-C during the first point's load (once its stack is up, however
+    // long that takes on a loaded machine): exit 4, the sweep folder
+    // printed.
+    let mut child = faultline()
         .arg("sweep")
         .arg(&scenario)
         .arg("--out")
@@ -260,14 +262,28 @@ fn a_sweep_interrupted_keeps_its_folder_and_resumes_to_every_point() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(5));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    let said = {
+        use std::io::BufRead;
+        let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut said = String::new();
+        let started = std::time::Instant::now();
+        while !said.contains("stack ready") && started.elapsed() < Duration::from_secs(120) {
+            if reader.read_line(&mut said).unwrap() == 0 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+        said + &rest
+    };
     let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = said;
     assert_eq!(output.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("2 points × 1 repetition(s)"), "{stderr}");
     assert!(stderr.contains("--resume"), "{stderr}");
