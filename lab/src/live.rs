@@ -78,6 +78,36 @@ pub struct State {
     pub status: String,
     /// The report's path once written.
     pub report: Option<String>,
+    /// The services the lab scrapes in the repetition under way, for
+    /// Prometheus's HTTP service discovery (`/sd`).
+    pub targets: Vec<SdTarget>,
+}
+
+/// A target group of Prometheus's HTTP service discovery: one service.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SdTarget {
+    pub targets: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl SdTarget {
+    /// One scraped service, labelled with its architecture, its service
+    /// and, given them, the run and the repetition.
+    pub fn of(target: &crate::collect::ScrapeTarget, run: Option<(&str, u32)>) -> Self {
+        let mut labels = BTreeMap::from([
+            ("__metrics_path__".to_string(), target.path.clone()),
+            ("architecture".to_string(), target.architecture.clone()),
+            ("service".to_string(), target.service.clone()),
+        ]);
+        if let Some((run, repetition)) = run {
+            labels.insert("run".into(), run.to_string());
+            labels.insert("repetition".into(), (repetition + 1).to_string());
+        }
+        Self {
+            targets: vec![target.addr.to_string()],
+            labels,
+        }
+    }
 }
 
 /// The live state, shared by the run and the server.
@@ -106,6 +136,7 @@ impl Live {
                 repetitions: Vec::new(),
                 status: "running".into(),
                 report: None,
+                targets: Vec::new(),
             }),
         })
     }
@@ -212,6 +243,17 @@ impl Live {
                 .collect();
             r.exact = true;
             r.phase = "done".into();
+        });
+    }
+
+    /// The services scraped in the repetition under way.
+    pub fn scraped_from(&self, targets: &[crate::collect::ScrapeTarget]) {
+        self.with(|s| {
+            let repetition = s.repetitions.last().map_or(0, |r| r.number);
+            s.targets = targets
+                .iter()
+                .map(|t| SdTarget::of(t, Some((&s.run_id, repetition))))
+                .collect();
         });
     }
 
@@ -353,6 +395,49 @@ pub fn openmetrics(state: &State) -> String {
     out
 }
 
+/// A Prometheus configuration that scrapes the lab's series on the
+/// dashboard at `dashboard` and every service of the run, found through
+/// the dashboard's HTTP service discovery (`/sd`): each repetition's fresh
+/// stack is followed as it comes up.
+pub fn prometheus_for_run(dashboard: SocketAddr, run_id: &str) -> String {
+    format!(
+        "# Written by faultline for run {run_id}: the lab's series (the dashboard's /metrics)\n\
+         # and every service of the run (found at the dashboard's /sd, repetition by repetition).\n\
+         global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n\
+         \x20 - job_name: faultline-lab\n\
+         \x20   static_configs:\n\
+         \x20     - targets: [\"{dashboard}\"]\n\
+         \x20 - job_name: faultline-services\n\
+         \x20   http_sd_configs:\n\
+         \x20     - url: http://{dashboard}/sd\n\
+         \x20       refresh_interval: 5s\n"
+    )
+}
+
+/// A Prometheus configuration that scrapes the services `targets` of a
+/// stack brought up by `stack up`, at fixed addresses.
+pub fn prometheus_for_stack(targets: &[SdTarget]) -> String {
+    let mut out = String::from(
+        "# Written by faultline stack up: every service of the stack.\n\
+         global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+         scrape_configs:\n",
+    );
+    for target in targets {
+        let label = |key: &str| target.labels.get(key).cloned().unwrap_or_default();
+        out.push_str(&format!(
+            "  - job_name: \"{}-{}\"\n    metrics_path: \"{}\"\n    static_configs:\n      - targets: [\"{}\"]\n        labels: {{ architecture: \"{}\", service: \"{}\" }}\n",
+            label("architecture"),
+            label("service"),
+            label("__metrics_path__"),
+            target.targets.join("\", \""),
+            label("architecture"),
+            label("service"),
+        ));
+    }
+    out
+}
+
 /// The page: self-contained (no network but its own `/data`).
 const PAGE: &str = include_str!("../templates/live.html");
 
@@ -411,6 +496,11 @@ fn answer<B>(request: &hyper::Request<B>, live: &Live) -> Answer {
             200,
             "application/json",
             serde_json::to_string(&live.state()).unwrap_or_default(),
+        ),
+        "/sd" => reply(
+            200,
+            "application/json",
+            serde_json::to_string(&live.state().targets).unwrap_or_default(),
         ),
         "/metrics" => reply(
             200,

@@ -110,6 +110,12 @@ enum Command {
         /// is printed when the run starts.
         #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
         dashboard: Option<std::net::SocketAddr>,
+        /// With --dashboard: write a Prometheus configuration to FILE that
+        /// scrapes the lab's series and every service of the run (found
+        /// repetition by repetition); `scripts/observe FILE` starts
+        /// Prometheus (and Grafana where installed) with it.
+        #[arg(long, value_name = "FILE", requires = "dashboard")]
+        prometheus_config: Option<PathBuf>,
     },
     /// Run every point of a scenario's [sweep], each an ordinary run folder
     /// under <sweep folder>/runs/, then the sweep's curves, break-even
@@ -238,7 +244,7 @@ struct LoadArgs {
 enum StackCommand {
     /// Start PostgreSQL, the broker and the services, print every URL, and
     /// tear everything down on Ctrl-C.
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Tear down a stack that `stack up` brought up elsewhere (another
     /// terminal, the background), as its Ctrl-C would, and stop whatever it
     /// left; without --dir, every stack under .faultline/.
@@ -341,7 +347,7 @@ fn run_command() -> anyhow::Result<()> {
             command: StackCommand::Up(args),
         } => {
             shutdown::become_subreaper();
-            let result = runtime.block_on(up::run(args));
+            let result = runtime.block_on(up::run(*args));
             shutdown::stop_orphans();
             result
         }
@@ -361,6 +367,7 @@ fn run_command() -> anyhow::Result<()> {
             driver,
             quiet,
             dashboard,
+            prometheus_config,
         } => run(
             &runtime,
             &file,
@@ -370,6 +377,7 @@ fn run_command() -> anyhow::Result<()> {
                 quiet,
                 folder: None,
                 dashboard,
+                prometheus_config,
             },
         ),
         Command::Sweep {

@@ -48,6 +48,10 @@ pub struct UpArgs {
     /// Write the URLs as shell variables (FAULTLINE_REST_URL=...) to this file.
     #[arg(long)]
     env_file: Option<PathBuf>,
+    /// Write a Prometheus configuration that scrapes every service of the
+    /// stack to this file (`scripts/observe FILE` starts Prometheus with it).
+    #[arg(long, value_name = "FILE")]
+    prometheus_config: Option<PathBuf>,
 }
 
 fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -142,6 +146,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let text: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         std::fs::write(path, text)
             .with_context(|| format!("could not write {}", path.display()))?;
+    }
+    if let Some(path) = &args.prometheus_config {
+        let names: Vec<String> = stack
+            .rest
+            .iter()
+            .map(|r| r.name.clone())
+            .chain(stack.kafka.iter().map(|k| k.name.clone()))
+            .chain(stack.services.iter().map(|s| s.name.clone()))
+            .collect();
+        let targets: Vec<faultline::live::SdTarget> = stack
+            .scrape_targets(&names)
+            .iter()
+            .map(|t| faultline::live::SdTarget::of(t, None))
+            .collect();
+        std::fs::write(path, faultline::live::prometheus_for_stack(&targets))
+            .with_context(|| format!("could not write {}", path.display()))?;
+        println!("Prometheus configuration in {}", path.display());
     }
     write_json(&status_path, &serde_json::json!({ "status": "running" }))?;
 

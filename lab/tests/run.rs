@@ -1805,6 +1805,8 @@ fn the_dashboard_shows_the_run_as_it_goes_and_ends_with_the_run_folders_counts()
         .arg("--out")
         .arg(&out)
         .arg("--dashboard")
+        .arg("--prometheus-config")
+        .arg(out.join("prometheus.yml"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -1874,6 +1876,38 @@ fn the_dashboard_shows_the_run_as_it_goes_and_ends_with_the_run_folders_counts()
         "{metrics}"
     );
     assert_eq!(get(&addr, "/nothing").0, 404);
+    // Prometheus finds the run's services at /sd, each labelled; its
+    // configuration names the dashboard for both.
+    let sd: serde_json::Value = serde_json::from_str(&get(&addr, "/sd").1).unwrap();
+    let services: Vec<String> = sd
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            format!("{}/{}", g["labels"]["architecture"], g["labels"]["service"]).replace('"', "")
+        })
+        .collect();
+    assert_eq!(
+        services,
+        [
+            "rest/rest",
+            "kafka-buffered/producer",
+            "kafka-buffered/consumer"
+        ],
+        "{sd}"
+    );
+    assert!(
+        sd[0]["targets"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    let config = std::fs::read_to_string(out.join("prometheus.yml")).unwrap();
+    assert!(
+        config.contains(&format!("targets: [\"{addr}\"]"))
+            && config.contains(&format!("url: http://{addr}/sd")),
+        "{config}"
+    );
     // At the end the seconds are the rows': each second's counts as in
     // charts/seconds.csv.
     let end = loop {
@@ -1935,5 +1969,45 @@ fn the_dashboard_shows_the_run_as_it_goes_and_ends_with_the_run_folders_counts()
         compared += 1;
     }
     assert!(compared >= 18, "{compared} seconds compared");
+    // Every query of the Grafana dashboard names a series this run
+    // exposed: the lab's (its /metrics) or a service's (metrics.parquet).
+    let mut exposed: HashSet<String> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect();
+    exposed.extend(strings(&read(&dir, "metrics.parquet"), "metric"));
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../observe/grafana/dashboards/faultline.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            // Every series is selected with braces: `name{...}`.
+            for part in expr.split('{').collect::<Vec<_>>().iter().rev().skip(1) {
+                let name: String = part
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                assert!(
+                    exposed.contains(&name),
+                    "{name} ({expr}) is not a series of the run"
+                );
+                queried += 1;
+            }
+        }
+    }
+    assert!(queried >= 8, "{queried} series queried");
     let _ = std::fs::remove_dir_all(&out);
 }

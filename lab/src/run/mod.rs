@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub folder: Option<String>,
     /// Serve the live view here while the run goes (`--dashboard`).
     pub dashboard: Option<std::net::SocketAddr>,
+    /// Write a Prometheus configuration for the dashboard's series and the
+    /// run's services here (`--prometheus-config`).
+    pub prometheus_config: Option<PathBuf>,
 }
 
 /// How long the live view stays up once the run is over, for a last look
@@ -189,6 +192,15 @@ pub async fn run_scenario(
             progress.say(&format!(
                 "dashboard at http://{bound}/ (the lab's series at http://{bound}/metrics)"
             ));
+            if let Some(path) = &options.prometheus_config {
+                std::fs::write(path, crate::live::prometheus_for_run(bound, &run_id))
+                    .with_context(|| format!("could not write {}", path.display()))?;
+                progress.say(&format!(
+                    "Prometheus configuration in {} (scripts/observe {} starts one)",
+                    path.display(),
+                    path.display()
+                ));
+            }
             Some(live)
         }
         None => None,

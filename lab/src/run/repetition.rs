@@ -243,24 +243,19 @@ impl Repetition<'_> {
     /// scrape.
     fn targets(&self, stack: &LabStack) -> (Vec<Target>, Vec<ScrapeTarget>) {
         let mut targets = Vec::new();
-        let mut scrape = Vec::new();
-        let target = ScrapeTarget::built_in;
-        for name in self.plan.architectures() {
-            if let Some(rest) = stack.rest.iter().find(|r| r.name == name) {
+        let names = self.plan.architectures();
+        for name in &names {
+            if let Some(rest) = stack.rest.iter().find(|r| &r.name == name) {
                 targets.push((rest.service.url("/events"), None));
-                scrape.push(target(&name, "rest", rest.service.addr()));
-            } else if let Some(kafka) = stack.kafka.iter().find(|k| k.name == name) {
+            } else if let Some(kafka) = stack.kafka.iter().find(|k| &k.name == name) {
                 targets.push((kafka.producer.url("/events"), None));
-                scrape.push(target(&name, "producer", kafka.producer.addr()));
-                scrape.push(target(&name, "consumer", kafka.consumer.addr()));
-            } else if let Some(parts) = stack.services.iter().find(|s| s.name == name) {
+            } else if let Some(parts) = stack.services.iter().find(|s| &s.name == name) {
                 let own = load::OwnRequest::of(&parts.plan.request)
                     .expect("the request was checked by validation");
                 targets.push((parts.target().url(""), Some(Arc::new(own))));
-                scrape.extend(parts.scrape_targets());
             }
         }
-        (targets, scrape)
+        (targets, stack.scrape_targets(&names))
     }
 
     /// Drives every architecture on one clock while the faults play out
@@ -268,6 +263,9 @@ impl Repetition<'_> {
     async fn drive(&self, stack: &mut LabStack) -> anyhow::Result<Driven> {
         let names = self.plan.architectures();
         let (targets, scrape_targets) = self.targets(stack);
+        if let Some(live) = &self.live {
+            live.scraped_from(&scrape_targets);
+        }
         let load_cancel = self.shutdown.graceful.child_token();
         let counters: Vec<Arc<Counters>> = names.iter().map(|_| Arc::default()).collect();
         let active_faults = Arc::new(Mutex::new(Vec::<String>::new()));

@@ -10,7 +10,7 @@ use faultline_services::consumer::Mode;
 use faultline_stack::broker::TopicSettings;
 use faultline_stack::{Broker, FaultProxy, Postgres, ProbeError, Service, ServiceKind, StackError};
 
-use crate::collect::{CpuTarget, PidOf};
+use crate::collect::{CpuTarget, PidOf, ScrapeTarget};
 use crate::experiment::DatabaseChoice;
 use crate::plan::{Architecture, DatabaseTarget, StackPlan, mode_name};
 use crate::run_folder::rows::Process;
@@ -338,6 +338,25 @@ pub struct LabStack {
 }
 
 impl LabStack {
+    /// The services whose metrics are scraped, in the order of the
+    /// architectures `order`: each built-in service's `/metrics`, each
+    /// `service` process that declares metrics.
+    pub fn scrape_targets(&self, order: &[String]) -> Vec<ScrapeTarget> {
+        let target = ScrapeTarget::built_in;
+        let mut scrape = Vec::new();
+        for name in order {
+            if let Some(rest) = self.rest.iter().find(|r| &r.name == name) {
+                scrape.push(target(name, "rest", rest.service.addr()));
+            } else if let Some(kafka) = self.kafka.iter().find(|k| &k.name == name) {
+                scrape.push(target(name, "producer", kafka.producer.addr()));
+                scrape.push(target(name, "consumer", kafka.consumer.addr()));
+            } else if let Some(parts) = self.services.iter().find(|s| &s.name == name) {
+                scrape.extend(parts.scrape_targets());
+            }
+        }
+        scrape
+    }
+
     /// Every service whose process ended by itself, said as a reason a run
     /// is incomplete: what it measured after that is a dead service's.
     pub fn services_that_died(&mut self) -> Vec<String> {

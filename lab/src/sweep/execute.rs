@@ -203,6 +203,7 @@ impl Folder {
             quiet: options.quiet,
             folder: Some(folder),
             dashboard: None,
+            prometheus_config: None,
         };
         crate::run::run_scenario(scenario, text, options, shutdown.clone()).await?;
         Ok(())
