@@ -97,10 +97,24 @@ impl BudgetCurve<'_> {
     /// The cost per outage at a budget of `budget_us`: an event costs if it
     /// was stored later than the budget.
     fn at(&self, economics: &Economics, budget_us: u64) -> f64 {
+        price(economics, self.charged(budget_us)) / self.outages.max(1) as f64
+    }
+
+    /// The events charged at a budget of `budget_us`, every outage: failed,
+    /// lost, and stored later than the budget.
+    fn charged(&self, budget_us: u64) -> u64 {
         let stale =
             (self.delays_us.len() - self.delays_us.partition_point(|d| *d <= budget_us)) as u64;
-        price(economics, self.failed_and_lost + stale) / self.outages.max(1) as f64
+        self.failed_and_lost + stale
     }
+}
+
+/// Whether two counts of charged events are within each other's noise:
+/// apart by no more than the square root of the larger (a count's
+/// standard deviation were the events to come as they do by chance), as
+/// two costs 0.03 % apart are.
+fn tied(a: u64, b: u64) -> bool {
+    (a.abs_diff(b) as f64) <= (a.max(b) as f64).sqrt()
 }
 
 /// For every pair of architectures (in `curves`' order), which one costs
@@ -131,6 +145,7 @@ pub fn break_even_by_budget(economics: &Economics, curves: &[BudgetCurve]) -> Ve
                 let to = steps.get(k + 1).copied().unwrap_or(hi);
                 let (x, y) = (a.at(economics, *from), b.at(economics, *from));
                 let cheaper = match x.total_cmp(&y) {
+                    _ if tied(a.charged(*from), b.charged(*from)) => None,
                     std::cmp::Ordering::Less => Some(a.name.to_string()),
                     std::cmp::Ordering::Greater => Some(b.name.to_string()),
                     std::cmp::Ordering::Equal => None,
@@ -214,7 +229,9 @@ fn sentence(a: &str, b: &str, ranges: &[BudgetRange]) -> String {
                 let higher = if lower == a { b } else { a };
                 format!("{lower} costs less than {higher} at every staleness budget {span}.")
             }
-            None => format!("{a} and {b} cost the same at every staleness budget {span}."),
+            None => format!(
+                "{a} and {b} cost the same (within the noise) at every staleness budget {span}."
+            ),
         };
     }
     let stretch = |r: &BudgetRange| {
@@ -245,7 +262,10 @@ fn sentence(a: &str, b: &str, ranges: &[BudgetRange]) -> String {
     }
     let same = of(None);
     if !same.is_empty() {
-        parts.push(format!("they cost the same {}", listed(&same)));
+        parts.push(format!(
+            "they cost the same (within the noise) {}",
+            listed(&same)
+        ));
     }
     format!("Over staleness budgets {span}: {}.", parts.join("; "))
 }
@@ -270,10 +290,13 @@ mod tests {
     #[test]
     fn the_cheaper_architecture_is_found_at_every_budget_and_every_crossing() {
         let economics = Economics::default();
-        // a: 4 stale below 4 s, 2 below 50 s, none above.
-        let a_delays = [4 * S, 4 * S, 50 * S, 50 * S];
-        // b: one failure always, and 3 stale below 2 s, 2 below 20 s.
-        let b_delays = [2 * S, 20 * S, 20 * S];
+        // Each event of the story a thousand times, as a run has them:
+        // a: 4,000 stale below 4 s, 2,000 below 50 s, none above.
+        let n = |delay: u64, count: usize| std::iter::repeat_n(delay, count);
+        let a_delays: Vec<u64> = n(4 * S, 2000).chain(n(50 * S, 2000)).collect();
+        // b: 1,000 failures always, and 3,000 stale below 2 s, 2,000 below
+        // 20 s.
+        let b_delays: Vec<u64> = n(2 * S, 1000).chain(n(20 * S, 2000)).collect();
         let curves = [
             BudgetCurve {
                 name: "a",
@@ -283,7 +306,7 @@ mod tests {
             },
             BudgetCurve {
                 name: "b",
-                failed_and_lost: 1,
+                failed_and_lost: 1000,
                 delays_us: &b_delays,
                 outages: 1,
             },
@@ -309,10 +332,10 @@ mod tests {
         );
         assert_eq!(
             pair.sentence,
-            "Over staleness budgets from 1.0 s to 10.0 min: a costs less than b from 4.0 s to 20.0 s and from 50.0 s up; b costs less than a from 2.0 s to 4.0 s and from 20.0 s to 50.0 s; they cost the same below 2.0 s."
+            "Over staleness budgets from 1.0 s to 10.0 min: a costs less than b from 4.0 s to 20.0 s and from 50.0 s up; b costs less than a from 2.0 s to 4.0 s and from 20.0 s to 50.0 s; they cost the same (within the noise) below 2.0 s."
         );
-        // b's two 20 s events stored at 30 s: the crossing moves with them.
-        let later = [2 * S, 30 * S, 30 * S];
+        // b's 20 s events stored at 30 s: the crossing moves with them.
+        let later: Vec<u64> = n(2 * S, 1000).chain(n(30 * S, 2000)).collect();
         let moved = break_even_by_budget(
             &economics,
             &[
@@ -324,6 +347,30 @@ mod tests {
             ],
         );
         assert_eq!(moved[0].crossings_s, [4.0, 30.0, 50.0]);
+        // Costs within the noise are a tie, not a crossing: 3,000 and
+        // 3,001 events (0.03 % apart) at every budget.
+        let near = break_even_by_budget(
+            &economics,
+            &[
+                BudgetCurve {
+                    name: "a",
+                    failed_and_lost: 3000,
+                    delays_us: &[],
+                    outages: 1,
+                },
+                BudgetCurve {
+                    name: "b",
+                    failed_and_lost: 3001,
+                    delays_us: &[],
+                    outages: 1,
+                },
+            ],
+        );
+        assert!(near[0].crossings_s.is_empty());
+        assert_eq!(
+            near[0].sentence,
+            "a and b cost the same (within the noise) at every staleness budget from 1.0 s to 10.0 min."
+        );
     }
 
     #[test]
