@@ -268,10 +268,12 @@ fn break_even(summary: &SweepSummary) -> Vec<BreakEven> {
         for (figure, subject) in &subjects {
             for (i, a) in summary.architectures.iter().enumerate() {
                 for b in &summary.architectures[i + 1..] {
-                    // The points where both have the figure (a point that
-                    // has not run has none).
+                    // The points that ran to completion where both have
+                    // the figure: an interrupted point's figures stop
+                    // where it did, and would cross what they should not.
                     let along: Vec<(f64, Value, Value)> = points
                         .iter()
+                        .filter(|p| p.status == Some(crate::run_folder::Status::Complete))
                         .filter_map(|p| {
                             Some((x_of(p), value_of(p, a, figure)?, value_of(p, b, figure)?))
                         })
@@ -478,6 +480,23 @@ mod tests {
         );
         // No loss figures at these points: no loss sentence.
         assert!(found.iter().all(|b| b.figure == "revenue_lost"));
+
+        // An interrupted point whose figures stopped early (REST cheap at
+        // 120 s) makes no crossing: it is left out of the curves' crossings.
+        let mut interrupted = summary.clone();
+        interrupted.points[3] = point(
+            4,
+            120.0,
+            &[
+                ("rest", 100.0),
+                ("kafka-buffered", 450.0),
+                ("kafka-drop", 2000.0),
+            ],
+        );
+        interrupted.points[3].status = Some(Status::Incomplete);
+        let found = break_even(&interrupted);
+        assert_eq!(found[0].at.len(), 1, "{found:?}");
+        assert!((found[0].at[0] - 45.0).abs() < 1e-9);
     }
 
     #[test]
