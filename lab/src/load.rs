@@ -33,6 +33,13 @@ pub struct Counters {
     pub sent: AtomicU64,
     pub ok: AtomicU64,
     pub failed: AtomicU64,
+    /// Keep each successful request's latency in `latencies` (the live
+    /// view's); off, a request costs one more relaxed load.
+    pub keep_latencies: std::sync::atomic::AtomicBool,
+    /// Microseconds from the intended send to the answer, of the
+    /// successful requests that finished since the live view last took
+    /// them.
+    pub latencies: std::sync::Mutex<Vec<u64>>,
 }
 
 /// A `service` architecture's own request: each event filled into its
@@ -220,12 +227,20 @@ async fn drive(
                             &counters.failed
                         };
                         counter.fetch_add(1, Ordering::Relaxed);
+                        let (intended_us, finished_us) = (since(intended), since(Instant::now()));
+                        if outcome.ok() && counters.keep_latencies.load(Ordering::Relaxed) {
+                            counters
+                                .latencies
+                                .lock()
+                                .expect("latencies lock")
+                                .push(finished_us.saturating_sub(intended_us));
+                        }
                         let _ = rows.send(Row {
                             architecture,
                             seq: request_seq,
-                            intended_us: since(intended),
+                            intended_us,
                             sent_us: since(sent),
-                            finished_us: since(Instant::now()),
+                            finished_us,
                             outcome,
                             attempts,
                             event_id: event.event_id,

@@ -1867,6 +1867,17 @@ fn the_dashboard_shows_the_run_as_it_goes_and_ends_with_the_run_folders_counts()
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
     assert!(seen_fault, "the fault's window never appeared");
+    // Live seconds carry the latency of the requests that finished in them.
+    let state = data();
+    assert_eq!(state["repetitions"][0]["exact"], false, "{state}");
+    assert!(
+        state["repetitions"][0]["seconds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["ok"].as_u64().unwrap() > 0 && s["p99_ms"].as_f64().is_some()),
+        "{state}"
+    );
     let (status, metrics) = get(&addr, "/metrics");
     assert_eq!(status, 200);
     assert!(

@@ -156,13 +156,20 @@ impl Ticker {
                 None => {}
             }
             parts.push(part);
+            // The successful requests that finished in the last second.
+            let latency = self.live.as_ref().and_then(|_| {
+                let taken = std::mem::take(
+                    &mut *self.counters[i].latencies.lock().expect("latencies lock"),
+                );
+                crate::stats::latency(taken.into_iter())
+            });
             seconds.push(crate::live::Second {
                 t,
                 architecture: i,
                 ok: ok - last_ok,
                 failed: failed - last_failed,
-                p50_ms: None,
-                p99_ms: None,
+                p50_ms: latency.as_ref().map(|l| l.p50),
+                p99_ms: latency.as_ref().map(|l| l.p99),
                 backlog: backlog.filter(|b| *b >= 0.0),
                 breaker,
             });

@@ -268,6 +268,11 @@ impl Repetition<'_> {
         }
         let load_cancel = self.shutdown.graceful.child_token();
         let counters: Vec<Arc<Counters>> = names.iter().map(|_| Arc::default()).collect();
+        for counter in &counters {
+            counter
+                .keep_latencies
+                .store(self.live.is_some(), std::sync::atomic::Ordering::Relaxed);
+        }
         let active_faults = Arc::new(Mutex::new(Vec::<String>::new()));
         let t0 = Instant::now();
         let t0_unix_us = chrono::Utc::now().timestamp_micros();
