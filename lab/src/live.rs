@@ -3,8 +3,9 @@
 //! Prometheus.
 //!
 //! Each second the status line's ticker adds a second per architecture:
-//! the requests answered ok and failed in it (as they finished), the
-//! consumer's backlog and breaker, the faults active. When a repetition
+//! the requests answered ok and failed in it (as they finished) with the
+//! successful ones' latency p50 and p99, the consumer's backlog and
+//! breaker, the faults active. When a repetition
 //! ends, its seconds are replaced by the exact ones from its rows (each
 //! request counted in the second it was due, as `charts/seconds.csv` counts
 //! it, with the latency percentiles of the successful ones) and its faults
@@ -81,6 +82,27 @@ pub struct State {
     /// The services the lab scrapes in the repetition under way, for
     /// Prometheus's HTTP service discovery (`/sd`).
     pub targets: Vec<SdTarget>,
+    /// With `sweep --dashboard`: every point and how it went.
+    pub sweep: Option<SweepView>,
+}
+
+/// A sweep's points, for its dashboard.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SweepView {
+    pub name: String,
+    pub points: Vec<PointView>,
+}
+
+/// One point of a sweep.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PointView {
+    /// From 1.
+    pub number: usize,
+    /// Its values, e.g. `faults[0].duration = 20s`.
+    pub label: String,
+    /// `to run`, `running`, then the run's status; `done before` for a
+    /// point a resumed sweep keeps.
+    pub status: String,
 }
 
 /// A target group of Prometheus's HTTP service discovery: one service.
@@ -125,8 +147,45 @@ impl Live {
         duration_s: f64,
         runs: u32,
     ) -> Arc<Self> {
-        Arc::new(Self {
-            state: Mutex::new(State {
+        let live = Arc::new(Self::default());
+        live.new_run(scenario, run_id, architectures, duration_s, runs);
+        live
+    }
+
+    /// A sweep's dashboard: its `points` (label, status), no run yet.
+    pub fn for_sweep(name: &str, points: Vec<(String, String)>) -> Arc<Self> {
+        let live = Arc::new(Self::default());
+        live.with(|s| {
+            s.scenario = name.to_string();
+            s.status = "running".into();
+            s.sweep = Some(SweepView {
+                name: name.to_string(),
+                points: points
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (label, status))| PointView {
+                        number: i + 1,
+                        label,
+                        status,
+                    })
+                    .collect(),
+            });
+        });
+        live
+    }
+
+    /// A run starts (a sweep's next point, or the one run): what it shows
+    /// of the run before is gone, a sweep's points stay.
+    pub fn new_run(
+        &self,
+        scenario: &str,
+        run_id: &str,
+        architectures: &[String],
+        duration_s: f64,
+        runs: u32,
+    ) {
+        self.with(|s| {
+            *s = State {
                 scenario: scenario.to_string(),
                 run_id: run_id.to_string(),
                 architectures: architectures.to_vec(),
@@ -137,8 +196,18 @@ impl Live {
                 status: "running".into(),
                 report: None,
                 targets: Vec::new(),
-            }),
-        })
+                sweep: s.sweep.take(),
+            };
+        });
+    }
+
+    /// Point `index` (from 0) of a sweep is now `status`.
+    pub fn point(&self, index: usize, status: &str) {
+        self.with(|s| {
+            if let Some(point) = s.sweep.as_mut().and_then(|w| w.points.get_mut(index)) {
+                point.status = status.to_string();
+            }
+        });
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -590,5 +659,35 @@ mod tests {
         assert_eq!(r.ok_total, [1, 2]);
         live.end("complete", Some("/x/report.html".into()));
         assert_eq!(live.state().status, "complete");
+    }
+
+    #[test]
+    fn a_sweeps_points_stay_as_each_run_starts() {
+        let live = Live::for_sweep(
+            "what-if",
+            vec![
+                ("d = 5s".into(), "done before".into()),
+                ("d = 20s".into(), "to run".into()),
+            ],
+        );
+        live.point(1, "running");
+        live.new_run("what-if", "p02", &["rest".into()], 35.0, 1);
+        live.start(0, "[1/1]", false);
+        let state = live.state();
+        assert_eq!(
+            (state.run_id.as_str(), state.status.as_str()),
+            ("p02", "running")
+        );
+        let points = &state.sweep.as_ref().unwrap().points;
+        assert_eq!(points[1].status, "running");
+        assert_eq!(points[0].status, "done before");
+        live.point(1, "complete");
+        live.new_run("what-if", "p03", &["rest".into()], 35.0, 1);
+        let state = live.state();
+        assert!(
+            state.repetitions.is_empty(),
+            "the last run's seconds are gone"
+        );
+        assert_eq!(state.sweep.unwrap().points[1].status, "complete");
     }
 }

@@ -138,6 +138,10 @@ enum Command {
         /// No progress lines.
         #[arg(long, short)]
         quiet: bool,
+        /// Serve a live view of the sweep at ADDR: every point and how it
+        /// went, and the point that runs as `run --dashboard` shows a run.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+        dashboard: Option<std::net::SocketAddr>,
     },
     /// Print what a scenario lowers to, as JSON: the stack and every
     /// service's flags, the fault timeline, the load schedule, the driver's
@@ -255,6 +259,25 @@ enum StackCommand {
     },
 }
 
+/// `stack up` and `stack down`.
+fn stack(runtime: &tokio::runtime::Runtime, command: StackCommand) -> anyhow::Result<()> {
+    match command {
+        StackCommand::Up(args) => {
+            shutdown::become_subreaper();
+            let result = runtime.block_on(up::run(*args));
+            shutdown::stop_orphans();
+            result
+        }
+        StackCommand::Down { dir } => {
+            let stopped = up::down(dir.as_deref())?;
+            if stopped == 0 {
+                outln!("no stack was up");
+            }
+            Ok(())
+        }
+    }
+}
+
 /// The manual page: the command, then a section for each command (and
 /// `stack`'s), each with its synopsis, description and options, in one
 /// page: no page is named that is not there.
@@ -343,23 +366,7 @@ fn run_command() -> anyhow::Result<()> {
         .build()
         .context("could not start the async runtime")?;
     match cli.command {
-        Command::Stack {
-            command: StackCommand::Up(args),
-        } => {
-            shutdown::become_subreaper();
-            let result = runtime.block_on(up::run(*args));
-            shutdown::stop_orphans();
-            result
-        }
-        Command::Stack {
-            command: StackCommand::Down { dir },
-        } => {
-            let stopped = up::down(dir.as_deref())?;
-            if stopped == 0 {
-                outln!("no stack was up");
-            }
-            Ok(())
-        }
+        Command::Stack { command } => stack(&runtime, command),
         Command::Load(args) => runtime.block_on(run_load(args)),
         Command::Run {
             file,
@@ -378,6 +385,7 @@ fn run_command() -> anyhow::Result<()> {
                 folder: None,
                 dashboard,
                 prometheus_config,
+                live: None,
             },
         ),
         Command::Sweep {
@@ -386,11 +394,17 @@ fn run_command() -> anyhow::Result<()> {
             resume,
             driver,
             quiet,
+            dashboard,
         } => sweep(
             &runtime,
             file.as_deref(),
             resume.as_deref(),
-            faultline::sweep::execute::SweepOptions { out, driver, quiet },
+            faultline::sweep::execute::SweepOptions {
+                out,
+                driver,
+                quiet,
+                dashboard,
+            },
         ),
         Command::Plan { file, driver } => plan(&file, driver),
         Command::Report { dir } => report(&dir),

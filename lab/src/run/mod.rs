@@ -40,11 +40,13 @@ pub struct RunOptions {
     /// Write a Prometheus configuration for the dashboard's series and the
     /// run's services here (`--prometheus-config`).
     pub prometheus_config: Option<PathBuf>,
+    /// A sweep's live view, already served: the run shows itself there.
+    pub live: Option<std::sync::Arc<crate::live::Live>>,
 }
 
 /// How long the live view stays up once the run is over, for a last look
 /// (the page keeps what it showed after).
-const DASHBOARD_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const DASHBOARD_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn command_version(program: &Path, arg: &str) -> String {
     std::process::Command::new(program)
@@ -138,6 +140,54 @@ pub async fn run(path: &Path, options: RunOptions, shutdown: Shutdown) -> anyhow
     run_scenario(&experiment, &text, options, shutdown).await
 }
 
+/// The live view of the run: a sweep's, already served, or with
+/// `--dashboard` its own, served (and its Prometheus configuration written,
+/// when asked for); `None` without either.
+async fn live_view(
+    options: &RunOptions,
+    plan: &Plan,
+    run_id: &str,
+    progress: &Progress,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<std::sync::Arc<crate::live::Live>>> {
+    Ok(match (&options.live, options.dashboard) {
+        (Some(live), _) => {
+            live.new_run(
+                &plan.experiment,
+                run_id,
+                &plan.architectures(),
+                plan.duration.as_secs_f64(),
+                plan.runs(),
+            );
+            Some(live.clone())
+        }
+        (None, Some(addr)) => {
+            let live = crate::live::Live::new(
+                &plan.experiment,
+                run_id,
+                &plan.architectures(),
+                plan.duration.as_secs_f64(),
+                plan.runs(),
+            );
+            let bound = crate::live::serve(addr, live.clone(), shutdown.force.clone()).await?;
+            progress.say(&format!(
+                "dashboard at http://{bound}/ (the lab's series at http://{bound}/metrics)"
+            ));
+            if let Some(path) = &options.prometheus_config {
+                std::fs::write(path, crate::live::prometheus_for_run(bound, run_id))
+                    .with_context(|| format!("could not write {}", path.display()))?;
+                progress.say(&format!(
+                    "Prometheus configuration in {} (scripts/observe {} starts one)",
+                    path.display(),
+                    path.display()
+                ));
+            }
+            Some(live)
+        }
+        (None, None) => None,
+    })
+}
+
 /// Runs a validated scenario whose text is `text`; returns the run folder.
 pub async fn run_scenario(
     experiment: &Experiment,
@@ -179,32 +229,7 @@ pub async fn run_scenario(
     crate::clean::start_watchdog(&std::path::absolute(
         PathBuf::from(crate::WORK_DIR).join("runs"),
     )?);
-    let live = match options.dashboard {
-        Some(addr) => {
-            let live = crate::live::Live::new(
-                &plan.experiment,
-                &run_id,
-                &plan.architectures(),
-                plan.duration.as_secs_f64(),
-                plan.runs(),
-            );
-            let bound = crate::live::serve(addr, live.clone(), shutdown.force.clone()).await?;
-            progress.say(&format!(
-                "dashboard at http://{bound}/ (the lab's series at http://{bound}/metrics)"
-            ));
-            if let Some(path) = &options.prometheus_config {
-                std::fs::write(path, crate::live::prometheus_for_run(bound, &run_id))
-                    .with_context(|| format!("could not write {}", path.display()))?;
-                progress.say(&format!(
-                    "Prometheus configuration in {} (scripts/observe {} starts one)",
-                    path.display(),
-                    path.display()
-                ));
-            }
-            Some(live)
-        }
-        None => None,
-    };
+    let live = live_view(&options, &plan, &run_id, &progress, &shutdown).await?;
     let mut sinks = Sinks::create(&dir)?;
     let mut reasons = Vec::new();
     let mut failed = false;
@@ -259,7 +284,8 @@ pub async fn run_scenario(
     manifest.finished_at = Some(chrono::Utc::now().to_rfc3339());
     run_folder::save(&manifest, &manifest_path)?;
     report(&dir, &options, &progress);
-    if let Some(live) = &live {
+    // A sweep's dashboard goes on to its next point.
+    if let Some(live) = live.as_ref().filter(|_| options.live.is_none()) {
         let page = dir.join(run_folder::REPORT_HTML);
         live.end(
             &manifest.status.to_string(),

@@ -26,6 +26,8 @@ pub struct SweepOptions {
     /// Overrides the scenario's driver.
     pub driver: Option<DriverSetting>,
     pub quiet: bool,
+    /// Serve a live view of the sweep here (`--dashboard`).
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 /// Set-up and teardown of one repetition beyond its load and drain, as
@@ -191,6 +193,7 @@ impl Folder {
         &self,
         point: &Point,
         options: &SweepOptions,
+        live: Option<&std::sync::Arc<crate::live::Live>>,
         shutdown: &Shutdown,
     ) -> anyhow::Result<()> {
         let runs = self.dir.join(RUNS);
@@ -204,9 +207,40 @@ impl Folder {
             folder: Some(folder),
             dashboard: None,
             prometheus_config: None,
+            live: live.cloned(),
         };
         crate::run::run_scenario(scenario, text, options, shutdown.clone()).await?;
         Ok(())
+    }
+
+    /// Serves the sweep's live view on `addr`: every point, those in
+    /// `to_run` still to run, the others done before.
+    async fn serve(
+        &self,
+        addr: std::net::SocketAddr,
+        to_run: &[&Point],
+        progress: &Progress,
+        shutdown: &Shutdown,
+    ) -> anyhow::Result<std::sync::Arc<crate::live::Live>> {
+        let points = self
+            .grid
+            .points
+            .iter()
+            .map(|p| {
+                let status = if to_run.iter().any(|t| t.index == p.index) {
+                    "to run"
+                } else {
+                    "done before"
+                };
+                (p.describe(&self.grid), status.to_string())
+            })
+            .collect();
+        let live = crate::live::Live::for_sweep(&self.experiment.name, points);
+        let bound = crate::live::serve(addr, live.clone(), shutdown.force.clone()).await?;
+        progress.say(&format!(
+            "dashboard at http://{bound}/ (the lab's series at http://{bound}/metrics)"
+        ));
+        Ok(live)
     }
 
     /// `points.parquet`, `sweep.json` and the report from the points' run
@@ -232,6 +266,10 @@ pub async fn sweep(
     let points = &folder.grid.points;
     let to_run: Vec<&Point> = points.iter().filter(|p| !folder.done(p)).collect();
     folder.announce(&progress, &to_run);
+    let live = match options.dashboard {
+        Some(addr) => Some(folder.serve(addr, &to_run, &progress, &shutdown).await?),
+        None => None,
+    };
     let started = Instant::now();
     for (ran, point) in to_run.iter().enumerate() {
         if shutdown.graceful.is_cancelled() {
@@ -254,7 +292,19 @@ pub async fn sweep(
             points.len(),
             point.describe(&folder.grid)
         ));
-        folder.run(point, &options, &shutdown).await?;
+        if let Some(live) = &live {
+            live.point(point.index, "running");
+        }
+        let ran = folder.run(point, &options, live.as_ref(), &shutdown).await;
+        if let Some(live) = &live {
+            let manifest =
+                run_folder::read_manifest(&folder.dir.join(RUNS).join(point.folder(&folder.grid)));
+            live.point(
+                point.index,
+                &manifest.map_or("failed".into(), |m| m.status.to_string()),
+            );
+        }
+        ran?;
     }
     if shutdown.graceful.is_cancelled() {
         progress.say(&format!(
@@ -268,6 +318,14 @@ pub async fn sweep(
     {
         progress.say(&format!("could not write the index of runs: {error:#}"));
     }
+    if let Some(live) = &live {
+        let page = folder.dir.join(run_folder::REPORT_HTML);
+        let all = summary.complete() == summary.points.len();
+        live.end(
+            if all { "complete" } else { "incomplete" },
+            page.is_file().then(|| page.display().to_string()),
+        );
+    }
     progress.say(&format!(
         "sweep: {} of {} points complete{}",
         summary.complete(),
@@ -279,6 +337,13 @@ pub async fn sweep(
             .map(|b| format!("\nfaultline: {}", b.sentence))
             .collect::<String>()
     ));
+    if live.is_some() {
+        progress.say(&format!(
+            "the dashboard stays up {} s more for a last look",
+            crate::run::DASHBOARD_LINGER.as_secs()
+        ));
+        tokio::time::sleep(crate::run::DASHBOARD_LINGER).await;
+    }
     Ok(folder.dir)
 }
 
