@@ -1792,7 +1792,7 @@ fn the_dashboard_shows_the_run_as_it_goes_and_ends_with_the_run_folders_counts()
     let (out, scenario) = scenario_in(
         "dashboard",
         "live.toml",
-        "name = \"live\"\nduration = \"10s\"\ndrain_timeout = \"30s\"\n\
+        "name = \"live\"\nduration = \"14s\"\ndrain_timeout = \"30s\"\n\
          [workload]\nrate = { shape = \"constant\", rps = 20 }\n\
          [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
          [[architectures]]\nkind = \"kafka\"\nname = \"kafka-buffered\"\nbatch_size = 10\n\
@@ -1867,6 +1867,48 @@ fn the_dashboard_shows_the_run_as_it_goes_and_ends_with_the_run_folders_counts()
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
     assert!(seen_fault, "the fault's window never appeared");
+    // A real browser shows the run, and shows more of it when the page is
+    // loaded again later (a reload mid-run keeps the series).
+    let browser = |moment: &str| -> u64 {
+        let chromium = ["chromium", "chromium-browser", "google-chrome"]
+            .iter()
+            .find_map(|name| faultline_stack::which(name))
+            .expect("a headless Chromium is needed: apt-get install chromium (scripts/setup does)");
+        let profile = out.join(format!("profile-{moment}"));
+        let dom = Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--virtual-time-budget=2500",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("--dump-dom")
+            .arg(format!("http://{addr}/"))
+            .output()
+            .unwrap();
+        let dom = String::from_utf8_lossy(&dom.stdout).to_string();
+        assert!(
+            dom.contains("kafka-buffered") && dom.contains("<path"),
+            "{moment}: {dom}"
+        );
+        // `ok N · failed M` of the first panel: requests so far.
+        dom.split("ok ")
+            .skip(1)
+            .find_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{moment}: no count in {dom}"))
+    };
+    let before = browser("first");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after = browser("again");
+    assert!(
+        after > before,
+        "the page loaded again showed {after}, first {before}"
+    );
     // Live seconds carry the latency of the requests that finished in them.
     let state = data();
     assert_eq!(state["repetitions"][0]["exact"], false, "{state}");
