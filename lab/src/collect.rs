@@ -12,6 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use faultline_services::consumer::ConsumerHealth;
 use faultline_services::http::Health;
+// A consumer's backlog as the lab measures it from outside: the topic's end
+// offsets at the broker (read around any fault on the consumers' link) minus
+// the consumer's position. Nothing is recorded while either cannot be read.
+use faultline_services::metrics::names::LAB_BACKLOG;
 
 use crate::run_folder::rows::{MetricRow, Sample, StoredRow};
 
@@ -140,12 +144,6 @@ pub async fn scrape(
         }
     }
 }
-
-/// A consumer's backlog as the lab measures it from outside: the topic's end
-/// offsets at the broker (read around any fault on the consumers' link)
-/// minus the consumer's position. Nothing is recorded while either cannot be
-/// read.
-pub const LAB_BACKLOG: &str = "lab_backlog_messages";
 
 /// A consumer whose backlog the lab measures.
 #[derive(Debug, Clone)]

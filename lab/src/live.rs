@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use faultline_services::metrics::names;
 use serde::Serialize;
 
 use crate::run_folder::rows::{FaultRecord, Row};
@@ -60,6 +61,40 @@ pub struct RepetitionView {
     /// Requests answered ok and failed so far, per architecture.
     pub ok_total: Vec<u64>,
     pub failed_total: Vec<u64>,
+    /// The latency of the requests answered ok so far, per architecture
+    /// (for `/metrics`; the page draws each second's percentiles).
+    #[serde(skip)]
+    pub latency: Vec<Histogram>,
+}
+
+/// Upper bounds of the latency histogram's buckets, in seconds (and one
+/// for everything above).
+pub const LATENCY_BUCKETS_S: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Latencies counted by bucket, as an OpenMetrics histogram holds them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Histogram {
+    /// Per bucket of [`LATENCY_BUCKETS_S`], then above the last: not
+    /// cumulative.
+    pub counts: [u64; LATENCY_BUCKETS_S.len() + 1],
+    pub sum_s: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    /// Counts a latency of `us` microseconds.
+    pub fn add(&mut self, us: u64) {
+        let s = us as f64 / 1e6;
+        let bucket = LATENCY_BUCKETS_S
+            .iter()
+            .position(|&le| s <= le)
+            .unwrap_or(LATENCY_BUCKETS_S.len());
+        self.counts[bucket] += 1;
+        self.sum_s += s;
+        self.count += 1;
+    }
 }
 
 /// What the page and `/metrics` show.
@@ -234,7 +269,24 @@ impl Live {
                 faults: Vec::new(),
                 ok_total: vec![0; n],
                 failed_total: vec![0; n],
+                latency: vec![Histogram::default(); n],
             });
+        });
+    }
+
+    /// The latencies (µs) of requests of `architecture` answered ok since
+    /// the last call.
+    pub fn observe(&self, architecture: usize, latencies_us: &[u64]) {
+        self.with(|s| {
+            if let Some(h) = s
+                .repetitions
+                .last_mut()
+                .and_then(|r| r.latency.get_mut(architecture))
+            {
+                for &us in latencies_us {
+                    h.add(us);
+                }
+            }
         });
     }
 
@@ -293,6 +345,12 @@ impl Live {
                 .map(|x| ((x.t, x.architecture), (x.backlog, x.breaker)))
                 .collect();
             r.seconds = exact_seconds(rows, n, &scraped);
+            r.latency = vec![Histogram::default(); n];
+            for row in rows.iter().filter(|row| row.outcome.ok()) {
+                if let Some(h) = r.latency.get_mut(usize::from(row.architecture)) {
+                    h.add(row.finished_us.saturating_sub(row.intended_us));
+                }
+            }
             r.ok_total = vec![0; n];
             r.failed_total = vec![0; n];
             for x in &r.seconds {
@@ -406,47 +464,84 @@ pub fn openmetrics(state: &State) -> String {
             label(arch)
         )
     };
-    out.push_str(
-        "# TYPE faultline_lab_requests counter\n\
-         # HELP faultline_lab_requests Requests answered, by outcome (ok: a 2xx the architecture acknowledges).\n",
+    let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+        out.push_str(&format!("# TYPE {name} {kind}\n# HELP {name} {help}\n"));
+    };
+    family(
+        &mut out,
+        names::LAB_REQUESTS,
+        "counter",
+        "Requests answered, by outcome (ok: a 2xx the architecture acknowledges).",
     );
     for (i, arch) in state.architectures.iter().enumerate() {
         for (outcome, totals) in [("ok", &r.ok_total), ("failed", &r.failed_total)] {
             out.push_str(&format!(
-                "faultline_lab_requests_total{{{},outcome=\"{outcome}\"}} {}\n",
+                "{}_total{{{},outcome=\"{outcome}\"}} {}\n",
+                names::LAB_REQUESTS,
                 base(arch),
                 totals.get(i).copied().unwrap_or(0)
             ));
         }
     }
+    family(
+        &mut out,
+        names::LAB_REQUEST_DURATION,
+        "histogram",
+        "Latency of the requests answered ok, from the time each was due.",
+    );
+    for (i, arch) in state.architectures.iter().enumerate() {
+        let Some(h) = r.latency.get(i) else { continue };
+        let name = names::LAB_REQUEST_DURATION;
+        let mut cumulative = 0;
+        for (j, count) in h.counts.iter().enumerate() {
+            cumulative += count;
+            let le = LATENCY_BUCKETS_S
+                .get(j)
+                .map_or("+Inf".to_string(), |le| format!("{le}"));
+            out.push_str(&format!(
+                "{name}_bucket{{{},le=\"{le}\"}} {cumulative}\n",
+                base(arch)
+            ));
+        }
+        out.push_str(&format!("{name}_sum{{{}}} {}\n", base(arch), h.sum_s));
+        out.push_str(&format!("{name}_count{{{}}} {}\n", base(arch), h.count));
+    }
     let last = |i: usize| r.seconds.iter().rev().find(|s| s.architecture == i);
-    out.push_str(
-        "# TYPE faultline_lab_backlog_messages gauge\n\
-         # HELP faultline_lab_backlog_messages A consumer's backlog as the lab measures it.\n",
+    family(
+        &mut out,
+        names::LAB_BACKLOG_MESSAGES,
+        "gauge",
+        "A consumer's backlog as the lab measures it.",
     );
     for (i, arch) in state.architectures.iter().enumerate() {
         if let Some(backlog) = last(i).and_then(|s| s.backlog) {
             out.push_str(&format!(
-                "faultline_lab_backlog_messages{{{}}} {backlog}\n",
+                "{}{{{}}} {backlog}\n",
+                names::LAB_BACKLOG_MESSAGES,
                 base(arch)
             ));
         }
     }
-    out.push_str(
-        "# TYPE faultline_lab_breaker_state gauge\n\
-         # HELP faultline_lab_breaker_state A consumer's breaker: 0 closed, 1 half-open, 2 open.\n",
+    family(
+        &mut out,
+        names::LAB_BREAKER_STATE,
+        "gauge",
+        "A consumer's breaker: 0 closed, 1 half-open, 2 open.",
     );
     for (i, arch) in state.architectures.iter().enumerate() {
         if let Some(breaker) = last(i).and_then(|s| s.breaker) {
             out.push_str(&format!(
-                "faultline_lab_breaker_state{{{}}} {breaker}\n",
+                "{}{{{}}} {breaker}\n",
+                names::LAB_BREAKER_STATE,
                 base(arch)
             ));
         }
     }
-    out.push_str(
-        "# TYPE faultline_lab_fault_active gauge\n\
-         # HELP faultline_lab_fault_active 1 while a fault of the kind is injected.\n",
+    family(
+        &mut out,
+        names::LAB_FAULT_ACTIVE,
+        "gauge",
+        "1 while a fault of the kind is injected.",
     );
     let mut kinds: Vec<&str> = r.faults.iter().map(|f| f.kind.as_str()).collect();
     kinds.sort_unstable();
@@ -454,7 +549,8 @@ pub fn openmetrics(state: &State) -> String {
     for kind in kinds {
         let active = r.faults.iter().any(|f| f.kind == kind && f.end_s.is_none());
         out.push_str(&format!(
-            "faultline_lab_fault_active{{run=\"{run}\",repetition=\"{}\",kind=\"{}\"}} {}\n",
+            "{}{{run=\"{run}\",repetition=\"{}\",kind=\"{}\"}} {}\n",
+            names::LAB_FAULT_ACTIVE,
             r.number + 1,
             label(kind),
             u8::from(active)
@@ -633,6 +729,21 @@ mod tests {
             "faultline_lab_fault_active{run=\"r\",repetition=\"1\",kind=\"db-crash\"} 0"
         ));
         assert!(metrics.ends_with("# EOF\n"));
+        // Latency: counted by bucket, cumulative in the text.
+        live.observe(1, &[500, 3_000, 40_000_000]);
+        let metrics = live.openmetrics();
+        let k = "run=\"r\",repetition=\"1\",architecture=\"kafka\"";
+        for line in [
+            format!("faultline_lab_request_duration_seconds_bucket{{{k},le=\"0.001\"}} 1"),
+            format!("faultline_lab_request_duration_seconds_bucket{{{k},le=\"0.0025\"}} 1"),
+            format!("faultline_lab_request_duration_seconds_bucket{{{k},le=\"0.005\"}} 2"),
+            format!("faultline_lab_request_duration_seconds_bucket{{{k},le=\"30\"}} 2"),
+            format!("faultline_lab_request_duration_seconds_bucket{{{k},le=\"+Inf\"}} 3"),
+            format!("faultline_lab_request_duration_seconds_count{{{k}}} 3"),
+            format!("faultline_lab_request_duration_seconds_sum{{{k}}} 40.0035"),
+        ] {
+            assert!(metrics.contains(&line), "{line} in {metrics}");
+        }
         // Exact: by the second each was due.
         live.finish(
             &[
@@ -657,6 +768,9 @@ mod tests {
         assert_eq!((at(1, 1).ok, at(1, 1).backlog), (1, None));
         assert_eq!(at(0, 0).p99_ms, Some(2.0));
         assert_eq!(r.ok_total, [1, 2]);
+        // The histogram is the rows' too: the two ok requests of kafka.
+        assert_eq!(r.latency[1].count, 2);
+        assert_eq!(r.latency[1].counts[1], 2, "2 ms is within 2.5 ms");
         live.end("complete", Some("/x/report.html".into()));
         assert_eq!(live.state().status, "complete");
     }

@@ -286,7 +286,7 @@ impl Synthetic {
                     architecture: "kafka".into(),
                     service: "lab".into(),
                     sample: Sample {
-                        metric: crate::collect::LAB_BACKLOG.into(),
+                        metric: faultline_services::metrics::names::LAB_BACKLOG.into(),
                         labels: String::new(),
                         value: backlog,
                     },

@@ -28,9 +28,9 @@ pub mod names {
     pub const KAFKA_PRODUCE_DURATION: &str = "kafka_produce_duration_seconds";
     /// Counter: producer clients replaced after a fatal error.
     pub const KAFKA_PRODUCER_RESTARTS: &str = "kafka_producer_restarts";
-    /// Gauge: 0 closed, 1 half-open, 2 open.
     /// Counter: consumer clients replaced because they stopped reading.
     pub const KAFKA_CONSUMER_RENEWALS: &str = "kafka_consumer_renewals";
+    /// Gauge: 0 closed, 1 half-open, 2 open.
     pub const CIRCUIT_BREAKER_STATE: &str = "circuit_breaker_state";
     /// Gauge: age in seconds of the oldest event read but not yet stored.
     pub const KAFKA_CONSUMER_LAG_SECONDS: &str = "kafka_consumer_lag_seconds";
@@ -56,6 +56,31 @@ pub mod names {
     pub const DB_ERRORS: &str = "db_errors";
     /// Gauge, labels `service`, `version`: always 1.
     pub const BUILD_INFO: &str = "faultline_build_info";
+
+    // The lab's own series, beside the services' so that each name has
+    // one home.
+
+    /// A sample of `metrics.parquet` (service `lab`): a consumer's backlog
+    /// as the lab measures it, the end offsets at the broker minus the
+    /// consumer's position.
+    pub const LAB_BACKLOG: &str = "lab_backlog_messages";
+    /// The dashboard's `/metrics` (OpenMetrics), labels `run`,
+    /// `repetition`, `architecture`, `outcome` (`ok` | `failed`): requests
+    /// answered.
+    pub const LAB_REQUESTS: &str = "faultline_lab_requests";
+    /// The dashboard's `/metrics`, histogram, labels `run`, `repetition`,
+    /// `architecture`: latency of the requests answered ok, from the time
+    /// each was due, in seconds.
+    pub const LAB_REQUEST_DURATION: &str = "faultline_lab_request_duration_seconds";
+    /// The dashboard's `/metrics`, gauge: a consumer's backlog as the lab
+    /// measures it ([`LAB_BACKLOG`]).
+    pub const LAB_BACKLOG_MESSAGES: &str = "faultline_lab_backlog_messages";
+    /// The dashboard's `/metrics`, gauge: a consumer's breaker, 0 closed,
+    /// 1 half-open, 2 open.
+    pub const LAB_BREAKER_STATE: &str = "faultline_lab_breaker_state";
+    /// The dashboard's `/metrics`, gauge, labels `run`, `repetition`,
+    /// `kind`: 1 while a fault of the kind is injected.
+    pub const LAB_FAULT_ACTIVE: &str = "faultline_lab_fault_active";
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

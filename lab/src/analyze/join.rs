@@ -427,7 +427,7 @@ pub fn scraped(metrics: &MetricColumns) -> anyhow::Result<(Scraped, BacklogPoint
             continue;
         };
         let key = (arch[i].clone(), rep[i]);
-        if metric[i] == crate::collect::LAB_BACKLOG {
+        if metric[i] == faultline_services::metrics::names::LAB_BACKLOG {
             readings.entry(key).or_default().0.push((t, value));
         } else if metric[i] == names::CONSUMER_BACKLOG_MESSAGES {
             if value >= 0.0 {

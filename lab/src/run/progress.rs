@@ -144,7 +144,7 @@ impl Ticker {
                 .get(&(
                     name.clone(),
                     "lab".into(),
-                    crate::collect::LAB_BACKLOG.into(),
+                    faultline_services::metrics::names::LAB_BACKLOG.into(),
                 ))
                 .copied();
             let backlog = measured.or_else(|| value(names::CONSUMER_BACKLOG_MESSAGES));
@@ -157,10 +157,11 @@ impl Ticker {
             }
             parts.push(part);
             // The successful requests that finished in the last second.
-            let latency = self.live.as_ref().and_then(|_| {
+            let latency = self.live.as_ref().and_then(|live| {
                 let taken = std::mem::take(
                     &mut *self.counters[i].latencies.lock().expect("latencies lock"),
                 );
+                live.observe(i, &taken);
                 crate::stats::latency(taken.into_iter())
             });
             seconds.push(crate::live::Second {
