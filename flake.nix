@@ -126,6 +126,19 @@
           '';
         };
 
+        # `nix run .#observe PROMETHEUS_CONFIG`: Prometheus with the
+        # configuration `faultline run --dashboard --prometheus-config` (or
+        # `stack up --prometheus-config`) wrote, and Grafana with the faultline
+        # dashboard provisioned (scripts/observe, with observe/ from the store).
+        observe = pkgs.writeShellApplication {
+          name = "faultline-observe";
+          runtimeInputs = [ pkgs.prometheus pkgs.grafana ];
+          text = ''
+            export FAULTLINE_OBSERVE_DIR=${./observe}
+            exec "$BASH" ${./scripts/observe} "$@"
+          '';
+        };
+
         # `nix run .#stack`: the stack alone, to explore by hand.
         stack = pkgs.writeShellApplication {
           name = "faultline-stack-up";
@@ -152,6 +165,8 @@
             "Run a scenario over a grid of values (the outage-length sweep unless named)";
           stack = app packages.stack "faultline-stack-up"
             "Bring the stack up without load and print every URL";
+          observe = app packages.observe "faultline-observe"
+            "Prometheus and Grafana on a run's or a stack's series (a configuration faultline wrote)";
           faultline = app packages.default "faultline" "The faultline command line";
         });
 
