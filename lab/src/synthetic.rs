@@ -89,6 +89,9 @@ pub struct Synthetic {
     /// `Some(j)`: the scenario sets `fault_length_jitter = "{j}s"`, and
     /// repetition `r`'s fault lasts `r` seconds longer (`r` ≤ `j`).
     pub length_jitter_s: Option<u32>,
+    /// Every tenth request of the second architecture is sent this late
+    /// after its intended time (the driver's own delay).
+    pub sent_late_us: u64,
 }
 
 impl Default for Synthetic {
@@ -122,6 +125,7 @@ impl Default for Synthetic {
             vary_fault_s: 0,
             jitter_s: None,
             length_jitter_s: None,
+            sent_late_us: 0,
         }
     }
 }
@@ -212,7 +216,12 @@ impl Synthetic {
                     architecture: architecture as u16,
                     seq,
                     intended_us,
-                    sent_us: intended_us,
+                    sent_us: intended_us
+                        + if architecture == 1 && seq.is_multiple_of(10) {
+                            self.sent_late_us
+                        } else {
+                            0
+                        },
                     finished_us,
                     outcome: Outcome::Status(match (rest, ok) {
                         (true, true) => 201,

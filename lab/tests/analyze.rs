@@ -876,6 +876,51 @@ fn warnings_to_a_pipe_carry_no_colour_codes() {
 }
 
 #[test]
+fn the_drivers_own_delay_is_measured_and_called_out_when_it_rivals_the_latency() {
+    // Every tenth kafka request sent 1.5 ms late, answered 2 ms after it
+    // was due: its p99 delay is ×0.75 the answers' p99.
+    let late = Synthetic {
+        sent_late_us: 1_500,
+        ..Synthetic::default()
+    };
+    let dir = folder("sent-late");
+    late.write(&dir).unwrap();
+    let summary = summary_of(&dir);
+    let kafka = &summary["architectures"]["kafka"]["sent_late_ms"];
+    assert!(close(&kafka["p50"], 0.0, 0.01), "{kafka}");
+    assert!(close(&kafka["p99"], 1.5, 0.01), "{kafka}");
+    assert!(close(&kafka["max"], 1.5, 0.01), "{kafka}");
+    assert_eq!(kafka["sent"], late.requests());
+    let rest = &summary["architectures"]["rest"]["sent_late_ms"];
+    assert!(close(&rest["max"], 0.0, 0.001), "{rest}");
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("kafka p50 0.00 ms, p99 1.50 ms, max 1.50 ms"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("fell behind its schedule for kafka (its p99 delay 1.50 ms is ×0.75"),
+        "{markdown}"
+    );
+    // A tenth of that is within the noise of the answers: no warning.
+    let dir = folder("sent-on-time");
+    Synthetic {
+        sent_late_us: 150,
+        ..late.clone()
+    }
+    .write(&dir)
+    .unwrap();
+    faultline::analyse_and_report(&dir).unwrap();
+    let markdown = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("kafka p50 0.00 ms, p99 0.15 ms"),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("fell behind"), "{markdown}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn the_warmup_is_left_out_of_latency_but_kept_in_the_rows_and_the_series() {
     // The first 2 s answer in 800 ms (start-up); everything after in 2 ms.
     let slow = Synthetic {

@@ -230,6 +230,7 @@ mod tests {
             failure: (!ok).then(|| "503".into()),
             freshness_us: None,
             lost: false,
+            sent_late_us: Some(0),
         }
     }
 

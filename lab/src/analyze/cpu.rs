@@ -198,6 +198,7 @@ mod tests {
             failure: None,
             freshness_us: None,
             lost: false,
+            sent_late_us: Some(0),
         }
     }
 

@@ -10,7 +10,7 @@ use super::join::Request;
 use crate::experiment::Phase;
 use crate::run_folder::Reference;
 use crate::run_folder::frames::{column, flags, numbers, strings};
-use crate::run_folder::summary::{DrainRate, FaultSummary, Freshness, PhaseSummary};
+use crate::run_folder::summary::{DrainRate, FaultSummary, Freshness, PhaseSummary, SentLate};
 use crate::stats::{latency, ratio};
 
 /// The headline figures of a set of requests (one repetition or all).
@@ -373,6 +373,22 @@ pub fn compare_with_copy(drain: &mut DrainRate, references: &[Reference]) {
     drain.copy_ratio = (copy > 0.0).then(|| drain.events_per_s / copy);
 }
 
+/// How late the driver sent `rows` after their intended times; `None`
+/// if none was sent.
+pub fn sent_late(rows: &[&Request]) -> Option<SentLate> {
+    let mut histogram = crate::stats::histogram();
+    for late in rows.iter().filter_map(|r| r.sent_late_us) {
+        histogram.saturating_record(late);
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    (!histogram.is_empty()).then(|| SentLate {
+        p50: ms(histogram.value_at_quantile(0.5)),
+        p99: ms(histogram.value_at_quantile(0.99)),
+        max: ms(histogram.max()),
+        sent: histogram.len(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,6 +404,7 @@ mod tests {
             failure: None,
             freshness_us: Some(((stored_s - sent_s) * 1e6).round() as u64),
             lost: false,
+            sent_late_us: Some(0),
         }
     }
 

@@ -26,6 +26,9 @@ pub mod joined {
     pub const FRESHNESS_US: &str = "freshness_us";
     /// Acknowledged and never stored.
     pub const LOST: &str = "lost";
+    /// Intended send → first attempt's send, of requests that were sent:
+    /// the driver's own delay.
+    pub const SENT_LATE_US: &str = "sent_late_us";
     /// The whole second of the intended send time.
     pub const SECOND: &str = "second";
     /// Requests due in a second.
@@ -61,6 +64,9 @@ pub struct Request {
     /// event acknowledged on its fifth attempt is as late as the wait.
     pub freshness_us: Option<u64>,
     pub lost: bool,
+    /// How late the driver sent it after its intended time; `None` if it
+    /// was never sent.
+    pub sent_late_us: Option<u64>,
 }
 
 /// Per (architecture, repetition) and second: the last backlog and the
@@ -206,6 +212,10 @@ pub fn collect_all<const N: usize>(plans: [LazyFrame; N]) -> PolarsResult<[DataF
 
 /// The columns of the joined rows that become [`Request`]s.
 pub fn request_rows(joined: LazyFrame) -> LazyFrame {
+    let late = col(column::SENT_US) - col(column::INTENDED_US);
+    let not_sent = col(column::ERROR)
+        .eq(lit(crate::run_folder::rows::Outcome::NotSent.class()))
+        .fill_null(lit(false));
     joined.select([
         col(column::ARCHITECTURE),
         col(column::REPETITION),
@@ -215,6 +225,12 @@ pub fn request_rows(joined: LazyFrame) -> LazyFrame {
         col(joined::FAILURE),
         col(joined::FRESHNESS_US),
         col(joined::LOST),
+        when(not_sent)
+            .then(lit(Null {}).cast(DataType::Int64))
+            .when(late.clone().gt(lit(0i64)))
+            .then(late)
+            .otherwise(lit(0i64))
+            .alias(joined::SENT_LATE_US),
     ])
 }
 
@@ -228,6 +244,7 @@ pub fn requests(rows: &DataFrame) -> anyhow::Result<HashMap<String, Vec<Request>
     let failure = rows.column(joined::FAILURE)?.str()?.clone();
     let freshness = numbers(rows, joined::FRESHNESS_US)?;
     let lost = flags(rows, joined::LOST)?;
+    let sent_late = numbers(rows, joined::SENT_LATE_US)?;
     let mut by_arch: HashMap<String, Vec<Request>> = HashMap::new();
     for (i, arch) in arch.into_iter().enumerate() {
         by_arch.entry(arch).or_default().push(Request {
@@ -238,6 +255,7 @@ pub fn requests(rows: &DataFrame) -> anyhow::Result<HashMap<String, Vec<Request>
             failure: failure.get(i).map(str::to_string),
             freshness_us: freshness[i].map(|f| f as u64),
             lost: lost[i],
+            sent_late_us: sent_late[i].map(|l| l as u64),
         });
     }
     Ok(by_arch)

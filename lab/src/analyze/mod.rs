@@ -449,6 +449,9 @@ impl Context<'_> {
             breaker_open_s: self.breaker_open_s(name),
             breaker_closed_s: self.breaker_closed_s(name),
             produce_ack_ms: self.produce_ack_ms(name, &reps),
+            sent_late_ms: (self.manifest.driver == crate::experiment::DriverSetting::Native)
+                .then(|| figures::sent_late(&all))
+                .flatten(),
             totals: pooled.totals,
             phases: pooled.phases,
             acknowledged: pooled.acknowledged,

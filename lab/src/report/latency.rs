@@ -314,3 +314,124 @@ pub fn drift_rows(summary: &Summary) -> Vec<DriftRow> {
         })
         .collect()
 }
+
+/// A delay of the driver's, in milliseconds: two decimals below 10 ms.
+fn fine_ms(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.2} ms")
+    } else {
+        super::format::ms(Some(v))
+    }
+}
+
+/// How late the driver sent each architecture's requests after their
+/// intended times, in words. `None` without the figure (k6, or nothing
+/// sent).
+pub fn sent_late_note(summary: &Summary, order: &[&str]) -> Option<String> {
+    let each: Vec<String> = order
+        .iter()
+        .filter_map(|name| {
+            let late = summary.architectures.get(*name)?.sent_late_ms.as_ref()?;
+            Some(format!(
+                "{name} p50 {}, p99 {}, max {}",
+                fine_ms(late.p50),
+                fine_ms(late.p99),
+                fine_ms(late.max)
+            ))
+        })
+        .collect();
+    (!each.is_empty()).then(|| {
+        format!(
+            "How late the lab's driver sent each request after its intended time, a delay that \
+             is part of every latency on this page (which counts from the intended time): {}.",
+            each.join("; ")
+        )
+    })
+}
+
+/// Where the driver's p99 delay is half the answers' p99 latency or more:
+/// that it fell behind, and that those latency figures' tail is as much its
+/// own as the architecture's.
+pub fn driver_behind_note(summary: &Summary, order: &[&str]) -> Option<String> {
+    let behind: Vec<String> = order
+        .iter()
+        .filter_map(|name| {
+            let a = summary.architectures.get(*name)?;
+            let late = a.sent_late_ms.as_ref()?;
+            let p99 = a.totals.latency_ms.as_ref()?.p99;
+            (p99 > 0.0 && late.p99 >= 0.5 * p99).then(|| {
+                format!(
+                    "{name} (its p99 delay {} is ×{:.2} the answers' p99 latency, {})",
+                    fine_ms(late.p99),
+                    late.p99 / p99,
+                    fine_ms(p99)
+                )
+            })
+        })
+        .collect();
+    (!behind.is_empty()).then(|| {
+        format!(
+            "**The lab's driver fell behind its schedule for {}: the tail of those latency \
+             figures is as much the driver's own delay as the architecture's.**",
+            behind.join(", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run_folder::summary::SentLate;
+
+    #[test]
+    fn the_driver_is_said_to_fall_behind_only_when_its_delay_rivals_the_tail() {
+        // A real run's summary (the example run's), its delays set here.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/example-run/summary.json"
+        );
+        let mut summary: Summary =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let names: Vec<String> = summary.architectures.keys().cloned().collect();
+        let order: Vec<&str> = names.iter().map(String::as_str).collect();
+        for a in summary.architectures.values_mut() {
+            a.sent_late_ms = None;
+        }
+        assert_eq!(sent_late_note(&summary, &order), None);
+        assert_eq!(driver_behind_note(&summary, &order), None);
+        let p99 = |summary: &Summary, name: &str| {
+            summary.architectures[name]
+                .totals
+                .latency_ms
+                .as_ref()
+                .unwrap()
+                .p99
+        };
+        let (first, second) = (order[0], order[1]);
+        let (p99_first, p99_second) = (p99(&summary, first), p99(&summary, second));
+        summary.architectures.get_mut(first).unwrap().sent_late_ms = Some(SentLate {
+            p50: 0.01,
+            p99: 0.1 * p99_first,
+            max: p99_first,
+            sent: 10,
+        });
+        summary.architectures.get_mut(second).unwrap().sent_late_ms = Some(SentLate {
+            p50: 0.01,
+            p99: 0.6 * p99_second,
+            max: p99_second,
+            sent: 10,
+        });
+        let note = sent_late_note(&summary, &order).unwrap();
+        assert!(note.contains(&format!("{first} p50 0.01 ms")), "{note}");
+        assert!(note.contains(&format!("{second} p50 0.01 ms")), "{note}");
+        let behind = driver_behind_note(&summary, &order).unwrap();
+        assert!(
+            behind.contains(&format!("schedule for {second} ")),
+            "{behind}"
+        );
+        assert!(!behind.contains(first), "{behind}");
+        // Within the answers' latency for both: nothing to say.
+        summary.architectures.get_mut(second).unwrap().sent_late_ms = None;
+        assert_eq!(driver_behind_note(&summary, &order), None);
+    }
+}

@@ -261,6 +261,8 @@ pub struct Model<'a> {
     /// Figures followed with no fault, and the sentence on them.
     drift: Vec<latency::DriftRow>,
     drift_note: Option<String>,
+    /// How late the driver sent the requests, in words.
+    sent_late_note: Option<String>,
     seed: u64,
     manifest: &'a Manifest,
     broker_durable: Option<bool>,
@@ -333,7 +335,10 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
             .iter()
             .map(|b| b.sentence.as_str())
             .collect(),
-        latency_notes: latency::notes(summary, &order),
+        latency_notes: latency::notes(summary, &order)
+            .into_iter()
+            .chain(latency::driver_behind_note(summary, &order))
+            .collect(),
         answer: answer::answer(
             summary,
             &order,
@@ -389,6 +394,7 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         changes: latency::change_rows(summary, &order),
         drift: latency::drift_rows(summary),
         drift_note: latency::drift_note(summary),
+        sent_late_note: latency::sent_late_note(summary, &order),
         seed: experiment.seed,
         manifest: &files.manifest,
         broker_durable: files.manifest.repetitions.first().map(|r| r.broker_durable),

@@ -551,6 +551,12 @@ pub struct ArchitectureSummary {
     /// scraped); empty without a producer.
     #[serde(default)]
     pub produce_ack_ms: BTreeMap<Phase, f64>,
+    /// How late the lab's driver sent this architecture's requests after
+    /// their intended times: its own delay, part of every latency (which
+    /// counts from the intended time). `None` without a request sent, and
+    /// with k6, which does not say when it meant to send one.
+    #[serde(default)]
+    pub sent_late_ms: Option<SentLate>,
     pub cost: Cost,
     /// Cost per outage against the staleness budget, from 1 s to 10 min.
     #[serde(default)]
@@ -564,6 +570,17 @@ pub struct ArchitectureSummary {
     /// without a control. Not pooled into any figure above.
     #[serde(default)]
     pub control: Option<ControlSummary>,
+}
+
+/// How late requests were sent after their intended times, in
+/// milliseconds.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct SentLate {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    /// The requests sent.
+    pub sent: u64,
 }
 
 /// The figures of the control repetitions: the same load with no fault.
