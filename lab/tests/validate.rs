@@ -1435,3 +1435,35 @@ fn an_integer_too_large_for_its_key_is_reported_at_the_key() {
         );
     }
 }
+
+#[test]
+fn every_syntax_error_is_listed_even_after_a_header_that_cannot_be_read() {
+    // The parser skips to the next header after one it cannot read: the
+    // errors below an unclosed header are found all the same, each at its
+    // line, and nothing is made up (the keys of the unreadable table do not
+    // collide with the document's).
+    let cases = [
+        (
+            "name = \"a\"\nname = \"b\"\n[workload\nname = \"c\"\nseed = 1 2\n",
+            vec![2, 3, 5],
+        ),
+        (
+            "[[architectures]\nkind = \"rest\"\nname = \"r\"\nname = \"s\"\nseed = 1x\n",
+            vec![1, 4, 5],
+        ),
+        ("[a\ny = 1 1\n[b]\nz = 1\n[c\nx = 1 1\n", vec![1, 2, 5, 6]),
+        ("[a\n[b\n[c\nx = 1 1\n", vec![1, 2, 3, 4]),
+    ];
+    for (text, lines) in cases {
+        let found = problems(text);
+        assert!(
+            found.iter().all(|p| p.message.starts_with("TOML syntax")),
+            "{text}: {found:?}"
+        );
+        assert_eq!(
+            found.iter().map(|p| p.line).collect::<Vec<_>>(),
+            lines,
+            "{text}: {found:?}"
+        );
+    }
+}

@@ -209,20 +209,55 @@ pub fn with_driver(
     }
 }
 
+/// Every syntax error of `text`. The parser recovers from an error in a
+/// key or a value, but after a table header it cannot read it skips to the
+/// next header: each such header is replaced by an empty table of its own
+/// (as long, so that positions hold) and the text parsed again, up to
+/// [`limits::PROBLEMS`] times, keeping the errors not seen before.
+fn syntax_errors(text: &str) -> Vec<(Range<usize>, String)> {
+    let mut errors: Vec<(Range<usize>, String)> = Vec::new();
+    let mut text = text.to_string();
+    for round in 0..limits::PROBLEMS {
+        let (_, found) = DeTable::parse_recoverable(&text);
+        let mut headers = Vec::new();
+        for error in found {
+            let span = error.span().unwrap_or(0..0);
+            let start = text[..span.start.min(text.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+            if text[start..end].trim_start().starts_with('[') {
+                headers.push(start..end);
+            }
+            let message = first_line(error.message()).to_string();
+            if !errors.iter().any(|(s, m)| *s == span && *m == message) {
+                errors.push((span, message));
+            }
+        }
+        if headers.is_empty() {
+            break;
+        }
+        for (i, line) in headers.into_iter().enumerate() {
+            let own = format!("[_{round}_{i}]");
+            let replacement = if own.len() <= line.len() {
+                format!("{own:<width$}", width = line.len())
+            } else {
+                " ".repeat(line.len())
+            };
+            text.replace_range(line, &replacement);
+        }
+    }
+    errors
+}
+
 fn parse_into(text: &str, report: &mut Report<'_>) -> Option<Experiment> {
-    let (document, syntax) = DeTable::parse_recoverable(text);
-    for error in syntax {
-        let span = error.span().unwrap_or(0..0);
-        report.add(
-            span,
-            "",
-            format!("TOML syntax: {}", first_line(error.message())),
-            None,
-        );
+    for (span, message) in syntax_errors(text) {
+        report.add(span, "", format!("TOML syntax: {message}"), None);
     }
     if !report.problems.is_empty() {
         return None;
     }
+    let (document, _) = DeTable::parse_recoverable(text);
     let schema = schema();
     let root = Spanned::new(document.span(), DeValue::Table(document.into_inner()));
     Walker {
