@@ -76,8 +76,16 @@ pub fn secrets(experiment: &Experiment) -> Vec<String> {
             })
             .flatten()
             .flat_map(|process| &process.env)
-            .filter(|(key, value)| is_credential(key) && !value.trim_start().starts_with("{{"))
-            .flat_map(|(_, value)| [expanded(value), value.clone()])
+            .filter(|(_, value)| !value.trim_start().starts_with("{{"))
+            .flat_map(|(key, value)| {
+                // A credential's whole value; an address's password.
+                let whole = is_credential(key).then(|| [expanded(value), value.clone()]);
+                whole
+                    .into_iter()
+                    .flatten()
+                    .chain(passwords_in(&expanded(value)))
+                    .chain(passwords_in(value))
+            })
             .filter(|secret| !secret.is_empty() && !secret.starts_with("${")),
     );
     secrets.sort();
@@ -158,9 +166,169 @@ pub(crate) fn expanded(text: &str) -> String {
     expand_env(text).unwrap_or_else(|_| text.to_string())
 }
 
+/// Whether the field `key` of the table at `path` may hold a secret: an
+/// address, a Kafka client property that is a credential, a service's
+/// environment value.
+fn holds_secret(path: &str, key: &str) -> bool {
+    key == "database_url"
+        || key == "bootstrap_servers"
+        || (path.ends_with("kafka") && is_credential(key))
+        || path.ends_with(".env")
+}
+
+/// Whether a swept `key` (`stack.database_url`) names a field that may
+/// hold a secret.
+fn swept_secret(key: &str) -> bool {
+    let (path, last) = key.rsplit_once('.').unwrap_or(("", key));
+    let path = path.split('[').next().unwrap_or(path);
+    holds_secret(path, last) || (key.contains(".env.") && key.contains("processes"))
+}
+
+/// The spans of the string values of `value` (at `path`) that may hold a
+/// secret; `secret` when the field holding `value` may.
+fn secret_spans(
+    spans: &mut Vec<std::ops::Range<usize>>,
+    path: &str,
+    value: &toml::Spanned<toml::de::DeValue<'_>>,
+    secret: bool,
+) {
+    use toml::de::DeValue;
+    match value.get_ref() {
+        DeValue::String(_) if secret => spans.push(value.span()),
+        DeValue::Array(items) => {
+            for item in items {
+                secret_spans(spans, path, item, secret);
+            }
+        }
+        DeValue::Table(table) => {
+            // A sweep's parameter: `{ key = "stack.database_url", values = [...] }`.
+            let swept = table.iter().any(|(k, v)| {
+                k.get_ref() == "key"
+                    && matches!(v.get_ref(), DeValue::String(key) if swept_secret(key))
+            });
+            for (key, item) in table.iter() {
+                let key = key.get_ref().as_ref();
+                let own = if path.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{path}.{key}")
+                };
+                let secret = secret || holds_secret(path, key) || (swept && key == "values");
+                secret_spans(spans, &own, item, secret);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `text`, the scenario `experiment` was read from, with each of its
+/// secrets replaced by `****` inside the values of the fields that may hold
+/// one, and nowhere else: a password that is also a word of the scenario
+/// (an architecture's name) leaves that word alone elsewhere. A value
+/// whose secret is written with escapes is replaced whole.
+pub fn redact_scenario(text: &str, experiment: &Experiment) -> String {
+    let secrets = secrets(experiment);
+    if secrets.is_empty() {
+        return text.to_string();
+    }
+    let (document, errors) = toml::de::DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        return redact(text, &secrets);
+    }
+    let root = toml::Spanned::new(
+        document.span(),
+        toml::de::DeValue::Table(document.into_inner()),
+    );
+    let mut spans = Vec::new();
+    secret_spans(&mut spans, "", &root, false);
+    spans.sort_by_key(|span| std::cmp::Reverse(span.start));
+    let mut out = text.to_string();
+    for span in spans {
+        let Some(raw) = out.get(span.clone()) else {
+            continue;
+        };
+        let redacted = redact(raw, &secrets);
+        // The value as read, after: a secret written with escapes is still in it.
+        let decoded: String = toml::from_str::<toml::Value>(&format!("v = {redacted}"))
+            .ok()
+            .and_then(|v| v.get("v")?.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let replacement = if secrets.iter().any(|s| decoded.contains(s.as_str())) {
+            "\"****\"".to_string()
+        } else {
+            redacted
+        };
+        out.replace_range(span, &replacement);
+    }
+    out
+}
+
 /// `text` with every one of `secrets` replaced by `****`.
 pub fn redact(text: &str, secrets: &[String]) -> String {
     secrets.iter().fold(text.to_string(), |text, secret| {
         text.replace(secret, "****")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_that_is_also_a_word_of_the_scenario_is_redacted_in_its_field_alone() {
+        let base = include_str!("../../experiments/db-crash-quick.toml");
+        // The password is `rest`, an architecture's kind and name; the
+        // Kafka credential is `kafka-drop`, another's name.
+        let text = format!(
+            "{base}\n[stack]\ndatabase_url = \"postgres://app:rest@db.example:5432/lab\"\n\
+             bootstrap_servers = \"broker.example:9092\"\n\
+             [stack.kafka]\n\"sasl.password\" = \"kafka-drop\"\n\"client.rack\" = \"rest\"\n"
+        );
+        let experiment = crate::validate::parse(&text, "case.toml").unwrap();
+        let secrets = secrets(&experiment);
+        assert!(secrets.contains(&"rest".to_string()), "{secrets:?}");
+        let redacted = redact_scenario(&text, &experiment);
+        assert!(
+            redacted.contains("database_url = \"postgres://app:****@db.example:5432/lab\""),
+            "{redacted}"
+        );
+        assert!(
+            redacted.contains("\"sasl.password\" = \"****\""),
+            "{redacted}"
+        );
+        // Everywhere else the words stand: the copy is the scenario.
+        assert!(
+            redacted.contains("\"client.rack\" = \"rest\""),
+            "{redacted}"
+        );
+        assert!(
+            redacted.contains("kind = \"rest\"\nname = \"rest\""),
+            "{redacted}"
+        );
+        assert!(redacted.contains("name = \"kafka-drop\""), "{redacted}");
+        let back = crate::validate::parse(&redacted, "copy.toml").unwrap();
+        assert_eq!(back.architectures.len(), experiment.architectures.len());
+        // Text redaction, as before, would have broken it.
+        assert!(!redact(&text, &secrets).contains("kind = \"rest\""));
+    }
+
+    #[test]
+    fn a_swept_address_and_a_secret_written_with_escapes_are_redacted() {
+        let base = include_str!("../../experiments/db-crash-quick.toml");
+        let text = format!(
+            "{base}\n[stack]\ndatabase_url = \"postgres://app:p\\u0061ss@db.example/lab\"\n\
+             [sweep]\nparameters = [{{ key = \"stack.database_url\", values = \
+             [\"postgres://app:rest@a.example/lab\", \"postgres://app:other@b.example/lab\"] }}]\n"
+        );
+        let experiment = crate::validate::parse(&text, "case.toml").unwrap();
+        let redacted = redact_scenario(&text, &experiment);
+        assert!(redacted.contains("database_url = \"****\""), "{redacted}");
+        assert!(
+            redacted.contains(
+                "\"postgres://app:****@a.example/lab\", \"postgres://app:****@b.example/lab\""
+            ),
+            "{redacted}"
+        );
+        assert!(redacted.contains("kind = \"rest\""), "{redacted}");
+    }
 }

@@ -398,9 +398,9 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         seed: experiment.seed,
         manifest: &files.manifest,
         broker_durable: files.manifest.repetitions.first().map(|r| r.broker_durable),
-        scenario_toml: crate::secrets::redact(
+        scenario_toml: crate::secrets::redact_scenario(
             files.experiment_text.trim_end(),
-            &crate::secrets::secrets(experiment),
+            experiment,
         ),
         charts,
         version: faultline_services::VERSION,

@@ -218,7 +218,7 @@ pub async fn run_scenario(
     // redacted here.
     std::fs::write(
         dir.join(run_folder::EXPERIMENT),
-        crate::secrets::redact(text, &crate::secrets::secrets(experiment)),
+        crate::secrets::redact_scenario(text, experiment),
     )?;
     let mut manifest = manifest(&plan, run_id.clone(), started_at, experiment.seed);
     let manifest_path = dir.join(run_folder::MANIFEST);

@@ -131,7 +131,7 @@ impl Folder {
                 let (_, dir) = create_run_dir(out, &name)?;
                 std::fs::write(
                     dir.join(SWEEP_TOML),
-                    crate::secrets::redact(&text, &crate::secrets::secrets(&experiment)),
+                    crate::secrets::redact_scenario(&text, &experiment),
                 )?;
                 dir
             }

@@ -316,10 +316,7 @@ pub fn write(dir: &Path, experiment: &Experiment, summary: &SweepSummary) -> any
                 .map(|o| o / f64::from(summary.repetitions.max(1))),
         ),
         budgets: vec![10.0, 60.0, 300.0],
-        scenario_toml: crate::secrets::redact(
-            scenario_toml.trim_end(),
-            &crate::secrets::secrets(experiment),
-        ),
+        scenario_toml: crate::secrets::redact_scenario(scenario_toml.trim_end(), experiment),
         version: faultline_services::VERSION,
     };
     let env = crate::report::format::environment();
