@@ -37,7 +37,7 @@ async fn measure(url: &str, rate: f64, seconds: u64, streams: u16) {
         rate / f64::from(streams),
         Duration::from_secs(seconds),
     ));
-    let (tx, collector) = load::collector();
+    let (tx, collector) = load::collector(None);
     let t0 = tokio::time::Instant::now();
     let mut drivers = tokio::task::JoinSet::new();
     for stream in 0..streams {

@@ -381,9 +381,34 @@ pub fn event_for(seed: u64, stream: u16, seq: u64, drivers: u32) -> LocationEven
     }
 }
 
+/// Where the collector writes the rows as they come: the run folder's
+/// parts (`run_folder::parts`), every [`crate::run_folder::parts::FLUSH`].
+pub struct Journal {
+    pub dir: std::path::PathBuf,
+    pub repetition: u32,
+    pub architectures: Vec<String>,
+}
+
+impl Journal {
+    /// Writes `rows` as flush `n`; a failure is said, not fatal: the rows
+    /// are still kept for the repetition's end.
+    fn flush(&self, n: u32, rows: &[Row]) {
+        use crate::run_folder::{REQUESTS, frames, parts};
+        let path = parts::live(&self.dir, self.repetition, n);
+        let frame = frames::requests_frame(self.repetition, &self.architectures, rows);
+        if let Err(error) = parts::write(&path, &REQUESTS, [frame]) {
+            tracing::warn!(%error, "Could not write the rows measured so far.");
+        }
+    }
+}
+
 /// A channel for drivers' rows and the task that gathers them, in order of
-/// architecture and sequence, once every sender is dropped.
-pub fn collector() -> (
+/// architecture and sequence, once every sender is dropped; with a
+/// `journal`, the rows that came since the last flush are written there
+/// every [`crate::run_folder::parts::FLUSH`].
+pub fn collector(
+    journal: Option<Journal>,
+) -> (
     mpsc::UnboundedSender<Row>,
     tokio::task::JoinHandle<Vec<Row>>,
 ) {
@@ -393,8 +418,11 @@ pub fn collector() -> (
         // Gathered every 50 ms rather than as each arrives: a receiver
         // waiting in `recv` is woken by every send, a thread woken per
         // request; one that is not waiting costs the sender a push.
-        let mut every = tokio::time::interval(Duration::from_millis(50));
+        let tick = Duration::from_millis(50);
+        let mut every = tokio::time::interval(tick);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let per_flush = (crate::run_folder::parts::FLUSH.as_millis() / tick.as_millis()) as u64;
+        let (mut ticks, mut flushed, mut flushes) = (0u64, 0usize, 0u32);
         loop {
             every.tick().await;
             loop {
@@ -406,6 +434,15 @@ pub fn collector() -> (
                         return rows;
                     }
                 }
+            }
+            ticks += 1;
+            if let Some(journal) = &journal
+                && ticks.is_multiple_of(per_flush)
+                && rows.len() > flushed
+            {
+                journal.flush(flushes, &rows[flushed..]);
+                flushed = rows.len();
+                flushes += 1;
             }
         }
     });

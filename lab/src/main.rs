@@ -696,7 +696,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         args.url
     );
     let schedule = std::sync::Arc::new(load::constant_schedule(args.rate, args.duration));
-    let (tx, collector) = load::collector();
+    let (tx, collector) = load::collector(None);
     let t0 = tokio::time::Instant::now();
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1421,14 +1421,15 @@ fn a_service_that_dies_during_the_run_makes_it_incomplete_and_is_named() {
 }
 
 #[test]
-fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database() {
+fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database_and_keeps_its_rows() {
     use std::io::BufRead;
     let (out, scenario) = scenario_in(
         "killed",
         "killed.toml",
-        "name = \"killed\"\nduration = \"30s\"\n\
+        "name = \"killed\"\nduration = \"8s\"\nrepetitions = 2\n\
+         [workload]\nrate = { shape = \"constant\", rps = 20 }\n\
          [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
-         [[faults]]\nkind = \"db-freeze\"\nat = \"2s\"\nduration = \"20s\"\n",
+         [[faults]]\nkind = \"db-freeze\"\nat = \"2s\"\nduration = \"5s\"\n",
     );
     let mut runner = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .arg("run")
@@ -1440,12 +1441,19 @@ fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Killed in the second repetition's freeze, a flush or two after its
+    // start: the first repetition had ended.
     let stderr = std::io::BufReader::new(runner.stderr.take().unwrap());
+    let mut injected = 0;
     for line in stderr.lines() {
         if line.unwrap().contains("fault db-freeze injected") {
-            break;
+            injected += 1;
+            if injected == 2 {
+                break;
+            }
         }
     }
+    std::thread::sleep(std::time::Duration::from_secs(3));
     // The frozen PostgreSQL of the run's stack.
     let stack = std::fs::read_dir(out.join(".faultline/runs"))
         .unwrap()
@@ -1478,7 +1486,9 @@ fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database() {
     }
     assert!(!alive(postgres), "PostgreSQL outlived its runner");
     assert!(!stack.exists(), "the stack folder is still there");
-    // The run folder says what happened and keeps no unreadable file.
+    // The run folder says what happened, and keeps what was measured: the
+    // ended repetition in the run's files, analysed; the one under way up to
+    // its last flush, apart.
     let run = std::fs::read_dir(out.join("reports"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -1490,21 +1500,57 @@ fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database() {
     assert!(manifest["finished_at"].is_string(), "{manifest:#}");
     let reasons = manifest["reasons"].to_string();
     assert!(reasons.contains("killed outright"), "{reasons}");
-    assert!(reasons.contains("holds no data"), "{reasons}");
-    let parquet: Vec<_> = std::fs::read_dir(&run)
+    assert!(
+        reasons.contains("the 1 repetition(s) that had ended are kept"),
+        "{reasons}"
+    );
+    assert!(reasons.contains("requests.partial.parquet"), "{reasons}");
+    assert!(!run.join(".parts").exists(), "the parts are still there");
+    let requests = read(&run, "requests.parquet");
+    let repetitions = |frame: &DataFrame| {
+        let mut r: Vec<i64> = frame
+            .column("repetition")
+            .unwrap()
+            .cast(&DataType::Int64)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        r.dedup();
+        r
+    };
+    assert_eq!(repetitions(&requests), [0]);
+    assert_eq!(requests.height(), 160, "8 s at 20 req/s");
+    let partial = read(&run, "requests.partial.parquet");
+    assert_eq!(repetitions(&partial), [1]);
+    let last = partial
+        .column("intended_us")
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    assert!(parquet.is_empty(), "left behind: {parquet:?}");
+        .as_materialized_series()
+        .max::<i64>()
+        .unwrap()
+        .unwrap();
+    // At least the first two seconds (answered before the freeze), none
+    // past the kill.
+    assert!(partial.height() >= 20, "{}", partial.height());
+    assert!((1_000_000..8_000_000).contains(&last), "{last}");
+    assert!(
+        reasons.contains(&format!("kept {} requests", partial.height())),
+        "{reasons}"
+    );
     let report = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .arg("report")
         .arg(&run)
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&report.stderr);
-    assert!(!report.status.success(), "{said}");
-    assert!(said.contains("holds no data"), "{said}");
+    assert!(report.status.success(), "{said}");
+    let summary = json_in(&run, "summary.json");
+    assert_eq!(summary["repetitions"], 1);
+    assert_eq!(summary["architectures"]["rest"]["requests"], 160);
+    let markdown = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(markdown.contains("requests.partial.parquet"), "{markdown}");
     let _ = std::fs::remove_dir_all(&out);
 }
 

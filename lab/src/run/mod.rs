@@ -18,7 +18,7 @@ use anyhow::Context;
 
 use crate::experiment::{DriverSetting, Experiment};
 use crate::plan::Plan;
-use crate::run_folder::{self, Manifest, ParquetSink, Status, Versions, frames, manifest::host};
+use crate::run_folder::{self, Manifest, Status, Versions, frames, manifest::host};
 use crate::shutdown::Shutdown;
 use progress::Progress;
 use repetition::Repetition;
@@ -64,30 +64,33 @@ fn command_version(program: &Path, arg: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The Parquet files of a run folder, written as repetitions end.
+/// The Parquet files of a run folder: each repetition's rows are written
+/// as parts of their own when it ends (`run_folder::parts`), and put
+/// together when the run does.
 pub struct Sinks {
-    requests: ParquetSink,
-    stored: ParquetSink,
-    metrics: ParquetSink,
-    faults: ParquetSink,
+    dir: PathBuf,
 }
 
 impl Sinks {
     fn create(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir.join(run_folder::parts::PARTS))?;
         Ok(Self {
-            requests: run_folder::REQUESTS.sink(dir)?,
-            stored: run_folder::STORED.sink(dir)?,
-            metrics: run_folder::METRICS.sink(dir)?,
-            faults: run_folder::FAULTS.sink(dir)?,
+            dir: dir.to_path_buf(),
         })
     }
 
-    fn finish(self, architectures: &[String]) -> anyhow::Result<()> {
-        self.requests
-            .finish(frames::requests_frame(0, architectures, &[])?)?;
-        self.stored.finish(frames::stored_frame(0, 0, &[])?)?;
-        self.metrics.finish(frames::metrics_frame(0, &[])?)?;
-        self.faults.finish(frames::faults_frame(0, &[])?)?;
+    /// The run folder.
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where repetition `number`'s rows of `frame` go.
+    fn part(&self, frame: &frames::Frame, number: u32) -> PathBuf {
+        run_folder::parts::part(&self.dir, frame, number)
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        run_folder::parts::assemble(&self.dir, &|_| true)?;
         Ok(())
     }
 }
@@ -246,6 +249,7 @@ pub async fn run_scenario(
             progress: &progress,
             shutdown: &shutdown,
             live: live.clone(),
+            run_dir: dir.clone(),
         };
         match repetition.run(&mut sinks).await {
             Ok(summary) => {
@@ -266,7 +270,7 @@ pub async fn run_scenario(
         }
         run_folder::save(&manifest, &manifest_path)?;
     }
-    sinks.finish(&plan.architectures())?;
+    sinks.finish()?;
     manifest.status = if failed {
         Status::Failed
     } else if reasons.is_empty()

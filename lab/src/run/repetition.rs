@@ -24,6 +24,7 @@ use crate::plan::Plan;
 use crate::reference;
 use crate::run_folder::Reference;
 use crate::run_folder::rows::{FaultRecord, MetricRow, Row, StoredRow};
+use crate::run_folder::{FAULTS, METRICS, REQUESTS, STORED, parts};
 use crate::run_folder::{RepetitionSummary, Status, frames};
 use crate::shutdown::Shutdown;
 use crate::stack::LabStack;
@@ -42,6 +43,8 @@ pub struct Repetition<'a> {
     pub shutdown: &'a Shutdown,
     /// The live view (`--dashboard`).
     pub live: Option<std::sync::Arc<crate::live::Live>>,
+    /// The run folder, where the request rows are flushed as they come.
+    pub run_dir: PathBuf,
 }
 
 /// The services' metrics, scraped each second from the load's start until
@@ -378,7 +381,11 @@ impl Repetition<'_> {
         let Some(k6) = self.k6 else {
             let schedule = Arc::new(self.plan.load.schedule());
 
-            let (rows_tx, collector) = load::collector();
+            let (rows_tx, collector) = load::collector(Some(load::Journal {
+                dir: self.run_dir.clone(),
+                repetition: self.number,
+                architectures: names.to_vec(),
+            }));
             let mut drivers = tokio::task::JoinSet::new();
             for (i, (url, own)) in targets.iter().enumerate() {
                 let driver = load::Driver {
@@ -621,18 +628,40 @@ impl Repetition<'_> {
         }
         let names = self.plan.architectures();
         let number = self.number;
-        frames::write_batched(&mut sinks.requests, &measured.rows, |chunk| {
-            frames::requests_frame(number, &names, chunk)
-        })?;
-        frames::write_batched(&mut sinks.stored, &measured.stored, |chunk| {
-            frames::stored_frame(number, measured.t0_unix_us, chunk)
-        })?;
-        frames::write_batched(&mut sinks.metrics, &measured.metrics, |chunk| {
-            frames::metrics_frame(number, chunk)
-        })?;
-        frames::write_batched(&mut sinks.faults, &measured.faults, |chunk| {
-            frames::faults_frame(number, chunk)
-        })?;
+        let batches = |n: usize| (0..n).step_by(frames::BATCH_ROWS);
+        let end = |i: usize, n: usize| (i + frames::BATCH_ROWS).min(n);
+        let (rows, stored) = (&measured.rows, &measured.stored);
+        parts::write(
+            &sinks.part(&REQUESTS, number),
+            &REQUESTS,
+            batches(rows.len())
+                .map(|i| frames::requests_frame(number, &names, &rows[i..end(i, rows.len())])),
+        )?;
+        parts::write(
+            &sinks.part(&STORED, number),
+            &STORED,
+            batches(stored.len()).map(|i| {
+                frames::stored_frame(
+                    number,
+                    measured.t0_unix_us,
+                    &stored[i..end(i, stored.len())],
+                )
+            }),
+        )?;
+        let metrics = &measured.metrics;
+        parts::write(
+            &sinks.part(&METRICS, number),
+            &METRICS,
+            batches(metrics.len())
+                .map(|i| frames::metrics_frame(number, &metrics[i..end(i, metrics.len())])),
+        )?;
+        parts::write(
+            &sinks.part(&FAULTS, number),
+            &FAULTS,
+            [frames::faults_frame(number, &measured.faults)],
+        )?;
+        // Its own part is whole: the rows flushed while it ran go.
+        parts::remove_live(sinks.dir(), number);
         let ok = measured.rows.iter().filter(|r| r.outcome.ok()).count();
         self.say(&format!(
             "{} requests ({ok} ok), {} events stored, {} metric samples",

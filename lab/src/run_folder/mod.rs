@@ -9,12 +9,15 @@
 //! <run>/stored.parquet    the database audit         (frames::STORED)
 //! <run>/metrics.parquet   scraped series             (frames::METRICS)
 //! <run>/faults.parquet    planned and actual faults  (frames::FAULTS)
+//! <run>/requests.partial.parquet  a killed run's rows of the repetition
+//!                         under way, never analysed  (parts::PARTIAL_REQUESTS)
 //! <run>/summary.json      every headline figure      (summary::Summary)
 //! <run>/report.html, report.md, charts/
 //! ```
 
 pub mod frames;
 pub mod manifest;
+pub mod parts;
 pub mod rows;
 pub mod summary;
 pub mod sweep;
@@ -147,48 +150,39 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, FolderError> {
 pub const RUN_FOLDER_LINK: &str = "run-folder";
 
 /// Closes the run folder at `dir` of a runner that was killed outright
-/// (SIGKILL, the OOM killer) before it could: the Parquet files, finished
-/// only when a run ends, hold no readable row and go; the manifest says the
-/// run failed, when, and what was lost. A run that had ended is left alone.
-/// Returns whether it closed the folder.
+/// (SIGKILL, the OOM killer) before it could: the run's Parquet files are
+/// put together from the repetitions that had ended, the request rows of
+/// the one under way (flushed every [`parts::FLUSH`]) go into
+/// [`parts::PARTIAL_REQUESTS`], and the manifest says the run failed, when,
+/// and what it kept. A run that had ended is left alone. Returns whether
+/// it closed the folder.
 pub fn close_killed(dir: &Path) -> Result<bool, FolderError> {
     let path = dir.join(MANIFEST);
     let mut manifest: Manifest = load(&path)?;
     if manifest.finished_at.is_some() {
         return Ok(false);
     }
-    let mut removed = Vec::new();
-    for frame in [REQUESTS, STORED, METRICS, FAULTS] {
-        match std::fs::remove_file(dir.join(frame.file)) {
-            Ok(()) => removed.push(frame.file),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(FolderError::Write {
-                    path: dir.join(frame.file),
-                    source,
-                });
-            }
-        }
-    }
-    let ended = manifest.repetitions.len();
+    let ended: Vec<u32> = manifest.repetitions.iter().map(|r| r.repetition).collect();
+    let partial = parts::assemble_partial(dir, &|n| !ended.contains(&n))?;
+    parts::assemble(dir, &|n| ended.contains(&n))?;
     manifest.status = Status::Failed;
     manifest.reasons = vec![
         format!(
-            "the runner was killed outright (not by Ctrl-C) during repetition {ended}; \
-             its stack was stopped after it by faultline's watchdog or `faultline clean`"
+            "the runner was killed outright (not by Ctrl-C) during repetition {}; its stack \
+             was stopped after it by faultline's watchdog or `faultline clean`",
+            ended.len() + 1
         ),
-        if removed.is_empty() {
-            "the run folder holds no data".to_string()
-        } else {
-            format!(
-                "the run folder holds no data: its Parquet files are finished only when a run \
-                 ends, so the rows of {} were never readable and were removed ({})",
-                match ended {
-                    0 => "the repetition under way".to_string(),
-                    n => format!("the {n} repetition(s) that had ended and the one under way"),
-                },
-                removed.join(", ")
-            )
+        match ended.len() {
+            0 => "no repetition had ended: the run folder holds no data to analyse".to_string(),
+            n => format!("the {n} repetition(s) that had ended are kept and analysed"),
+        },
+        match partial {
+            Some((rows, last_s)) => format!(
+                "the repetition under way kept {rows} requests, sent up to {last_s:.1} s, in {}: \
+                 never drained nor audited, so not analysed",
+                parts::PARTIAL_REQUESTS
+            ),
+            None => "the repetition under way had written no rows yet".to_string(),
         },
     ];
     manifest.finished_at = Some(chrono::Utc::now().to_rfc3339());
@@ -258,7 +252,9 @@ impl RunFiles {
     pub fn read(dir: &Path) -> Result<Self, FolderError> {
         let (experiment, experiment_text) = read_experiment(dir)?;
         let manifest = read_manifest(dir)?;
-        if !dir.join(REQUESTS.file).exists() && manifest.finished_at.is_some() {
+        if (!dir.join(REQUESTS.file).exists() || manifest.repetitions.is_empty())
+            && manifest.finished_at.is_some()
+        {
             return Err(FolderError::NoData {
                 path: dir.to_path_buf(),
                 status: manifest.status,
