@@ -32,6 +32,20 @@ pub(crate) fn environment() -> Environment<'static> {
         let html = wrap_between(&wrap_between(&escaped, "**", "strong"), "`", "code");
         Value::from_safe_string(html)
     });
+    // A figure with its interval (`ci`), the interval on a line of its own:
+    // a table of many of them fits a window.
+    env.add_filter("stacked", |text: String| {
+        let escaped = text
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        Value::from_safe_string(match escaped.split_once(" [") {
+            Some((figure, interval)) => {
+                format!("{figure}<br><span class=\"interval\">[{interval}</span>")
+            }
+            None => escaped,
+        })
+    });
     // Text from the scenario in Markdown: HTML in it is shown, not rendered.
     env.add_filter("md", |text: String| {
         text.replace('&', "&amp;")
