@@ -596,6 +596,79 @@ fn a_real_chromium_renders_the_report() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// What a real Chromium lays out: at 1280 px no table of the example
+/// reports (a run with two repetitions, a `service` run) is wider than its
+/// box, and on a phone every chart's text is drawn at 9 px or more.
+#[test]
+fn the_example_reports_fit_a_laptops_window_and_charts_read_on_a_phone() {
+    let dir = folder("layout");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Written into the page by a script once it is laid out.
+    let probe = r#"<script>
+window.addEventListener('load', () => {
+  const out = [];
+  document.querySelectorAll('.scroll').forEach(e => {
+    if (e.scrollWidth > e.clientWidth + 1)
+      out.push('table ' + e.scrollWidth + ' > ' + e.clientWidth + ': ' + e.querySelector('tr').textContent.slice(0, 80));
+  });
+  let smallest = 1000;
+  document.querySelectorAll('figure svg').forEach(svg => {
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    svg.querySelectorAll('text').forEach(t => {
+      smallest = Math.min(smallest, parseFloat(getComputedStyle(t).fontSize) * scale);
+    });
+  });
+  out.push('smallest chart text ' + smallest.toFixed(1) + ' px');
+  const p = document.createElement('pre'); p.id = 'probe'; p.textContent = out.join('\n');
+  document.body.appendChild(p);
+});
+</script>"#;
+    for example in ["example-run", "example-orders-api"] {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs")
+            .join(example)
+            .join("report.html");
+        let html = std::fs::read_to_string(shipped)
+            .unwrap()
+            .replace("</body>", &format!("{probe}</body>"));
+        let page = dir.join(format!("{example}.html"));
+        std::fs::write(&page, html).unwrap();
+        let laid_out = |width: u32| {
+            let dom = Command::new(chromium())
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--virtual-time-budget=3000",
+                    &format!("--window-size={width},2000"),
+                    &format!("--user-data-dir={}", dir.join("profile").display()),
+                    "--dump-dom",
+                ])
+                .arg(format!("file://{}", page.display()))
+                .output()
+                .unwrap();
+            let dom = String::from_utf8_lossy(&dom.stdout).to_string();
+            let start = dom.find("<pre id=\"probe\">").expect("the probe ran");
+            dom[start..].split("</pre>").next().unwrap().to_string()
+        };
+        let laptop = laid_out(1280);
+        assert!(!laptop.contains("table "), "{example} at 1280 px: {laptop}");
+        let phone = laid_out(390);
+        let smallest: f64 = phone
+            .split("smallest chart text ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|t| t.parse().ok())
+            .unwrap();
+        assert!(smallest >= 9.0, "{example} on a phone: {phone}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The example run in `docs/` (the README's figures) is reproduced from
 /// its raw files alone by the current analysis.
 #[test]
