@@ -152,6 +152,9 @@ pub struct BacklogTarget {
     pub topic: String,
     pub partitions: i32,
     pub position: PositionFrom,
+    /// The producer of the topic, whose acknowledgements say where the
+    /// topic ends when the broker's own end offsets count batches.
+    pub producer: Option<SocketAddr>,
 }
 
 /// Where a consumer's position is read.
@@ -237,11 +240,14 @@ pub async fn measure_backlog(
             let Some(highs) = highs else {
                 continue;
             };
-            let backlog: i64 = highs
-                .iter()
-                .map(|(p, high)| (high - position.get(p).copied().unwrap_or(0)).max(0))
-                .sum();
-            let value = backlog as f64;
+            let acknowledged = match target.producer {
+                Some(addr) => fetch(addr, "/metrics")
+                    .await
+                    .map(|text| acknowledged_ends(&text))
+                    .unwrap_or_default(),
+                None => HashMap::new(),
+            };
+            let value = backlog_of(&highs, &acknowledged, &position) as f64;
             latest.lock().expect("latest lock").insert(
                 (
                     target.architecture.clone(),
@@ -262,6 +268,43 @@ pub async fn measure_backlog(
             });
         }
     }
+}
+
+/// Each partition's end as the producer saw it acknowledged
+/// (`kafka_produce_end_offset{partition="p"}` in its metrics text).
+fn acknowledged_ends(metrics: &str) -> HashMap<i32, i64> {
+    let prefix = format!(
+        "{}{{partition=\"",
+        faultline_services::metrics::names::KAFKA_PRODUCE_END_OFFSET
+    );
+    metrics
+        .lines()
+        .filter_map(|line| {
+            let (partition, value) = line.strip_prefix(&prefix)?.split_once("\"} ")?;
+            Some((
+                partition.parse().ok()?,
+                value.trim().parse::<f64>().ok()? as i64,
+            ))
+        })
+        .collect()
+}
+
+/// The events on the topic not yet past the consumer's `position`, summed
+/// over its partitions: each partition ends at the broker's end offset
+/// (`highs`) or, where the producer saw more acknowledged, there (a broker
+/// whose end offsets count batches, not records, as tansu's do).
+fn backlog_of(
+    highs: &[(i32, i64)],
+    acknowledged: &HashMap<i32, i64>,
+    position: &HashMap<i32, i64>,
+) -> i64 {
+    highs
+        .iter()
+        .map(|(p, high)| {
+            let end = (*high).max(acknowledged.get(p).copied().unwrap_or(0));
+            (end - position.get(p).copied().unwrap_or(0)).max(0)
+        })
+        .sum()
 }
 
 /// The CPU time a process of the stack has used, in seconds (user and
@@ -528,6 +571,36 @@ impl Seconds {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_backlog_ends_where_the_producer_saw_records_acknowledged() {
+        use std::collections::HashMap;
+        // As tansu answers after 1,000 records in one batch: an end offset
+        // of 1, the producer's acknowledgements up to offset 999.
+        let text = "# TYPE kafka_produce_end_offset gauge\n\
+                    kafka_produce_end_offset{partition=\"0\"} 1000\n\
+                    kafka_produce_end_offset{partition=\"1\"} 7\n\
+                    kafka_produce_total{status=\"success\"} 1007\n";
+        let acknowledged = super::acknowledged_ends(text);
+        assert_eq!(acknowledged, HashMap::from([(0, 1000), (1, 7)]));
+        let position = HashMap::from([(0, 400), (1, 7)]);
+        assert_eq!(
+            super::backlog_of(&[(0, 1), (1, 7)], &acknowledged, &position),
+            600
+        );
+        // A broker that counts records, or no producer: its own end.
+        assert_eq!(
+            super::backlog_of(&[(0, 1000), (1, 9)], &HashMap::new(), &position),
+            602
+        );
+        // A topic created again (a memory broker restarted): the producer's
+        // end starts again with it, and the backlog is never negative.
+        let again = HashMap::from([(0, 3)]);
+        assert_eq!(
+            super::backlog_of(&[(0, 0)], &again, &HashMap::from([(0, 5)])),
+            0
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -26,6 +26,11 @@ pub mod names {
     pub const KAFKA_PRODUCE: &str = "kafka_produce";
     /// Histogram: time from produce to broker acknowledgement, in seconds.
     pub const KAFKA_PRODUCE_DURATION: &str = "kafka_produce_duration_seconds";
+    /// Gauge, label `partition`: the offset after the last record the
+    /// broker acknowledged on the partition, the topic's end as the
+    /// producer saw it (a broker's own end offset may count batches, not
+    /// records: tansu's does).
+    pub const KAFKA_PRODUCE_END_OFFSET: &str = "kafka_produce_end_offset";
     /// Counter: producer clients replaced after a fatal error.
     pub const KAFKA_PRODUCER_RESTARTS: &str = "kafka_producer_restarts";
     /// Counter: consumer clients replaced because they stopped reading.
@@ -91,6 +96,11 @@ pub struct StatusLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabel {
+    pub partition: i32,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -239,6 +249,7 @@ pub struct ProduceMetrics {
     outcomes: Family<ProduceLabel, Counter>,
     duration: Histogram,
     restarts: Counter,
+    end_offsets: Family<PartitionLabel, Gauge>,
 }
 
 impl ProduceMetrics {
@@ -247,7 +258,13 @@ impl ProduceMetrics {
             outcomes: Family::default(),
             duration: latency_histogram(),
             restarts: Counter::default(),
+            end_offsets: Family::default(),
         };
+        registry.register(
+            names::KAFKA_PRODUCE_END_OFFSET,
+            "The offset after the last record the broker acknowledged, per partition",
+            metrics.end_offsets.clone(),
+        );
         registry.register(
             names::KAFKA_PRODUCE,
             "Produce outcomes: success once the broker acknowledged, error otherwise",
@@ -266,8 +283,21 @@ impl ProduceMetrics {
         metrics
     }
 
-    /// A dead client was replaced.
+    /// The broker acknowledged a record at `offset` of `partition`: the
+    /// partition's end is past it (acknowledgements of concurrent requests
+    /// come in any order: the furthest counts).
+    pub fn acknowledged(&self, partition: i32, offset: i64) {
+        self.end_offsets
+            .get_or_create(&PartitionLabel { partition })
+            .inner()
+            .fetch_max(offset + 1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A dead client was replaced (a broker that forgot the producer, its
+    /// topics too if it kept them in memory): the ends start again from
+    /// the next acknowledgements.
     pub fn restarted(&self) {
+        self.end_offsets.clear();
         self.restarts.inc();
     }
 

@@ -342,6 +342,8 @@ impl App for Producer {
         match outcome {
             Ok(delivery) => {
                 self.metrics.observe(true, seconds);
+                self.metrics
+                    .acknowledged(delivery.partition, delivery.offset);
                 self.outcome(generation, &producer, Ok(()));
                 http::json(
                     StatusCode::ACCEPTED,

@@ -247,3 +247,46 @@ async fn a_probe_is_delivered_to_its_own_topic_or_answered_503() {
     assert_eq!(answer.status, 503, "{}", answer.text);
     assert_eq!(answer.body["error"], "broker_unavailable");
 }
+
+/// Events posted at once go to the broker in batches; the producer says
+/// where each partition ends from the broker's acknowledgements, record by
+/// record, whatever the broker's own end offsets count (tansu's count
+/// batches).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_says_where_each_partition_ends_from_its_acknowledgements() {
+    let topic = "locations-ends";
+    let stack = Stack::with_broker("producer-ends", topic, 2).await;
+    let producer = start_producer(&stack, topic, 5000).await;
+    let http = Http::new();
+    let url = producer.url("/events");
+    let posts = (0..300).map(|i| {
+        let (http, url) = (http.clone(), url.clone());
+        tokio::spawn(async move {
+            let body = serde_json::to_vec(&event(i % 40)).unwrap();
+            http.post_json(&url, body).await.status
+        })
+    });
+    let mut answered = Vec::new();
+    for post in posts.collect::<Vec<_>>() {
+        answered.push(post.await.unwrap());
+    }
+    assert!(answered.iter().all(|s| *s == 202), "{answered:?}");
+    let metrics = http.get(&producer.url("/metrics")).await.text;
+    let ends: Vec<i64> = (0..2)
+        .map(|p| {
+            let prefix = format!("kafka_produce_end_offset{{partition=\"{p}\"}} ");
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no end for partition {p}: {metrics}"))
+        })
+        .collect();
+    assert_eq!(ends.iter().sum::<i64>(), 300, "{metrics}");
+    // Every record is on the topic, as many as the producer's ends say.
+    let bootstrap = stack.broker().bootstrap();
+    let seen = tokio::task::spawn_blocking(move || read_topic(&bootstrap, topic, 2, 300))
+        .await
+        .unwrap();
+    assert_eq!(seen.len(), 300);
+    producer.stop().await;
+}

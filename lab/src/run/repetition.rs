@@ -694,6 +694,7 @@ fn backlog_targets(stack: &LabStack) -> Vec<collect::BacklogTarget> {
                 },
                 Mode::Drop => collect::PositionFrom::Reported(k.consumer.addr()),
             },
+            producer: Some(k.producer.addr()),
         })
         .collect()
 }
