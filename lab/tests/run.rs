@@ -2110,3 +2110,44 @@ fn the_dashboard_shows_the_run_as_it_goes_and_ends_with_the_run_folders_counts()
     assert!(queried >= 8, "{queried} series queried");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// A database 150 ms away: one commit per request holds a connection for a
+/// round trip each, and the pool's ten serve a fraction of the load; group
+/// commit lets a group fill while every connection is busy and serves it
+/// all.
+#[test]
+fn on_a_slow_database_link_group_commit_serves_what_one_commit_per_request_cannot() {
+    let (out, scenario) = scenario_in(
+        "slow-database",
+        "slow.toml",
+        "name = \"slow-database\"\nduration = \"10s\"\n\
+         [workload]\nrate = { shape = \"constant\", rps = 100 }\nclient_timeout = \"5s\"\n\
+         [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n\
+         [[architectures]]\nkind = \"rest\"\nname = \"rest-grouped\"\n\
+         group_commit = { max_rows = 50, max_wait = \"2ms\" }\n\
+         [[faults]]\nkind = \"db-latency\"\nat = \"2s\"\nduration = \"6s\"\ndelay = \"150ms\"\n",
+    );
+    let run = run_expecting(&scenario, &out.join("reports"), 0);
+    let summary = json_in(&run, "summary.json");
+    let during = |name: &str| {
+        let phase = &summary["architectures"][name]["phases"]["during"];
+        let requests = phase["requests"].as_u64().unwrap();
+        let failed = phase["failed"].as_u64().unwrap();
+        (requests - failed, phase["error_rate"].as_f64().unwrap())
+    };
+    let (rest_ok, rest_errors) = during("rest");
+    let (grouped_ok, grouped_errors) = during("rest-grouped");
+    assert!(
+        rest_errors > 0.2,
+        "one commit per request kept up: {rest_errors}"
+    );
+    assert!(
+        grouped_errors < 0.01,
+        "group commit failed {grouped_errors}"
+    );
+    assert!(
+        grouped_ok > rest_ok,
+        "group commit served {grouped_ok}, one commit per request {rest_ok}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::event::LocationEvent;
 use crate::store::{Inserted, Store, StoreError};
@@ -83,45 +83,77 @@ pub type Outcome = Result<Inserted, Arc<StoreError>>;
 pub type Waiting = (LocationEvent, oneshot::Sender<Outcome>);
 
 /// Gathers the requests that come on `requests` into groups and commits
-/// each (groups commit concurrently, as many as the pool allows), until
-/// the channel closes; then commits what is left.
+/// each, until the channel closes; then commits what is left and waits for
+/// every commit. At most `slots` groups commit at once (the pool's
+/// connections): a group that is due while every connection is busy keeps
+/// filling (up to `max_rows`; past that, requests wait in the channel), so
+/// that a slow database gets fewer, fuller commits rather than a queue of
+/// small ones waiting for a connection.
 pub async fn commit_groups(
     mut requests: mpsc::Receiver<Waiting>,
     store: Store,
     stored_by: String,
     config: GroupCommit,
+    slots: usize,
 ) {
     let stored_by: Arc<str> = stored_by.into();
+    let total = u32::try_from(slots.max(1)).unwrap_or(u32::MAX);
+    let slots = Arc::new(Semaphore::new(total as usize));
     let mut gathering = Gathering::new(config);
-    loop {
-        let next = match gathering.deadline() {
-            None => requests.recv().await,
-            Some(deadline) => tokio::select! {
-                next = requests.recv() => next,
-                () = tokio::time::sleep_until(deadline.into()) => {
-                    commit(gathering.take(), &store, &stored_by);
-                    continue;
+    let mut open = true;
+    while open || !gathering.is_empty() {
+        let Some(deadline) = gathering.deadline() else {
+            match requests.recv().await {
+                Some(waiting) => {
+                    gathering.push(waiting, Instant::now());
                 }
-            },
+                None => open = false,
+            }
+            continue;
         };
-        let Some(waiting) = next else {
-            commit(gathering.take(), &store, &stored_by);
-            return;
-        };
-        if gathering.push(waiting, Instant::now()) {
-            commit(gathering.take(), &store, &stored_by);
+        let full = gathering.len() >= config.max_rows.max(1);
+        if full || !open || gathering.due(Instant::now()) {
+            // Due: committed as soon as a connection is free, filling
+            // meanwhile.
+            tokio::select! {
+                biased;
+                permit = slots.clone().acquire_owned() => {
+                    let permit = permit.expect("the slots are never closed");
+                    commit(gathering.take(), &store, &stored_by, permit);
+                }
+                next = requests.recv(), if open && !full => match next {
+                    Some(waiting) => {
+                        gathering.push(waiting, Instant::now());
+                    }
+                    None => open = false,
+                },
+            }
+        } else {
+            tokio::select! {
+                next = requests.recv() => match next {
+                    Some(waiting) => {
+                        gathering.push(waiting, Instant::now());
+                    }
+                    None => open = false,
+                },
+                () = tokio::time::sleep_until(deadline.into()) => {}
+            }
         }
     }
+    // Every commit under way has answered its requests.
+    let _ = slots.acquire_many(total).await;
 }
 
-/// Commits `group` in a task of its own and answers each of its requests.
-fn commit(group: Vec<Waiting>, store: &Store, stored_by: &Arc<str>) {
+/// Commits `group` in a task of its own, holding `slot` until it is done,
+/// and answers each of its requests.
+fn commit(group: Vec<Waiting>, store: &Store, stored_by: &Arc<str>, slot: OwnedSemaphorePermit) {
     if group.is_empty() {
         return;
     }
     let store = store.clone();
     let stored_by = stored_by.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         let (events, answers): (Vec<LocationEvent>, Vec<_>) = group.into_iter().unzip();
         match store.insert_many(&events, &stored_by).await {
             Ok(fates) => {

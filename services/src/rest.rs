@@ -214,6 +214,7 @@ pub async fn run(
                 store.clone(),
                 config.stored_by.clone(),
                 group,
+                store.pool_size(),
             ));
             tracing::info!(max_rows = group.max_rows, max_wait = ?group.max_wait, "Group commit.");
             (Some(sender), Some(task))

@@ -186,6 +186,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// Connections the pool holds at most.
+    pub fn pool_size(&self) -> usize {
+        self.config.pool_size.max(1)
+    }
+
     /// Builds the pool. No connection is opened until one is needed.
     pub fn new(config: DbConfig) -> Result<Self, StoreError> {
         let crate::tls::Target {
@@ -370,11 +375,12 @@ impl Store {
             batch.push(event.clone());
         }
         self.with_client(async |c| {
+            // Prepared once per connection: one round trip per group.
+            let statement = c
+                .prepare_cached(concat!(insert_rows!(), " RETURNING event_id"))
+                .await?;
             let new: std::collections::HashSet<uuid::Uuid> = c
-                .query(
-                    concat!(insert_rows!(), " RETURNING event_id"),
-                    &batch.params(),
-                )
+                .query(&statement, &batch.params())
                 .await?
                 .iter()
                 .map(|row| row.get(0))
