@@ -528,6 +528,17 @@ fn the_report_is_self_contained_and_the_index_lists_every_run() {
     let _ = std::fs::remove_dir_all(&reports);
 }
 
+/// Flags for a headless Chromium that touches nothing but the page.
+const HEADLESS: [&str; 7] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
 /// Debian's `chromium` (or another Chromium on PATH).
 fn chromium() -> PathBuf {
     ["chromium", "chromium-browser", "google-chrome"]
@@ -543,19 +554,13 @@ fn a_real_chromium_renders_the_report() {
     faultline::analyse_and_report(&dir).unwrap();
     let page = format!("file://{}", dir.join("report.html").display());
     let profile = dir.join("profile");
-    let flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=420,2400",
-    ];
+    let flags: Vec<&str> = HEADLESS
+        .into_iter()
+        .chain(["--window-size=420,2400"])
+        .collect();
     // The DOM Chromium parsed holds every chart.
     let dom = Command::new(chromium())
-        .args(flags)
+        .args(&flags)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg("--dump-dom")
         .arg(&page)
@@ -576,7 +581,7 @@ fn a_real_chromium_renders_the_report() {
     // And a phone-sized screenshot is taken without error.
     let shot = dir.join("report.png");
     let output = Command::new(chromium())
-        .args(flags)
+        .args(&flags)
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--screenshot={}", shot.display()))
         .arg(&page)
@@ -635,14 +640,8 @@ window.addEventListener('load', () => {
         std::fs::write(&page, html).unwrap();
         let laid_out = |width: u32| {
             let dom = Command::new(chromium())
+                .args(HEADLESS)
                 .args([
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
                     "--virtual-time-budget=3000",
                     &format!("--window-size={width},2000"),
                     &format!("--user-data-dir={}", dir.join("profile").display()),
