@@ -210,6 +210,17 @@ pub async fn measure_backlog(
             false => None,
         };
         for target in &targets {
+            let key = (
+                target.architecture.clone(),
+                "lab".to_string(),
+                LAB_BACKLOG.to_string(),
+            );
+            // A second without a reading leaves none: the status line and
+            // the live view fall back to the consumer's own gauge rather
+            // than show an old reading (the database down, the broker away).
+            let forget = || {
+                latest.lock().expect("latest lock").remove(&key);
+            };
             let position: Option<HashMap<i32, i64>> = match &target.position {
                 PositionFrom::Stored { group } => stored.as_ref().map(|all| {
                     all.iter()
@@ -220,6 +231,7 @@ pub async fn measure_backlog(
                 PositionFrom::Reported(addr) => reported_position(*addr).await,
             };
             let Some(position) = position else {
+                forget();
                 continue;
             };
             let (consumer, topic, partitions) =
@@ -238,6 +250,7 @@ pub async fn measure_backlog(
             .ok()
             .flatten();
             let Some(highs) = highs else {
+                forget();
                 continue;
             };
             let acknowledged = match target.producer {
@@ -248,14 +261,7 @@ pub async fn measure_backlog(
                 None => HashMap::new(),
             };
             let value = backlog_of(&highs, &acknowledged, &position) as f64;
-            latest.lock().expect("latest lock").insert(
-                (
-                    target.architecture.clone(),
-                    "lab".into(),
-                    LAB_BACKLOG.into(),
-                ),
-                value,
-            );
+            latest.lock().expect("latest lock").insert(key, value);
             rows.lock().expect("rows lock").push(MetricRow {
                 t_s,
                 architecture: target.architecture.clone(),

@@ -2068,6 +2068,35 @@ fn the_dashboard_shows_the_run_as_it_goes_and_ends_with_the_run_folders_counts()
         compared += 1;
     }
     assert!(compared >= 18, "{compared} seconds compared");
+    // The backlog the page showed is the one of the run folder's seconds
+    // (to a second's scrape): while the database was down the lab could
+    // not read the stored position, and the page showed the consumer's own
+    // gauge, as the report does, not the last reading from before.
+    let backlog_i = column("backlog");
+    let mut during = 0;
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let Ok(folder) = f[backlog_i].parse::<f64>() else {
+            continue;
+        };
+        if f[r_i] != "0" || f[a_i] != "kafka-buffered" || folder < 10.0 {
+            continue;
+        }
+        let t: u64 = f[t_i].parse().unwrap();
+        let live = repetition["seconds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["architecture"] == 1 && s["t"] == t)
+            .and_then(|s| s["backlog"].as_f64())
+            .unwrap_or(0.0);
+        assert!(
+            live >= folder / 2.0,
+            "second {t}: the page showed a backlog of {live}, the run folder {folder}"
+        );
+        during += 1;
+    }
+    assert!(during >= 1, "no second with a backlog: {csv}");
     // Every query of the Grafana dashboard names a series this run
     // exposed: the lab's (its /metrics) or a service's (metrics.parquet).
     let mut exposed: HashSet<String> = metrics
