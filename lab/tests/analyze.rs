@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
+use common::{HEADLESS, chromium};
 use faultline::synthetic::Synthetic;
 use serde_json::Value;
 
@@ -526,25 +529,6 @@ fn the_report_is_self_contained_and_the_index_lists_every_run() {
         "both hypotheses fail in each run"
     );
     let _ = std::fs::remove_dir_all(&reports);
-}
-
-/// Flags for a headless Chromium that touches nothing but the page.
-const HEADLESS: [&str; 7] = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-];
-
-/// Debian's `chromium` (or another Chromium on PATH).
-fn chromium() -> PathBuf {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .find_map(|name| faultline_stack::which(name))
-        .expect("a headless Chromium is needed: apt-get install chromium (scripts/setup does)")
 }
 
 #[test]

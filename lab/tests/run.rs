@@ -5,6 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
 use polars::prelude::*;
 
 fn read(dir: &Path, file: &str) -> DataFrame {
@@ -1916,22 +1918,10 @@ fn the_dashboard_shows_the_run_as_it_goes_and_ends_with_the_run_folders_counts()
     // A real browser shows the run, and shows more of it when the page is
     // loaded again later (a reload mid-run keeps the series).
     let browser = |moment: &str| -> u64 {
-        let chromium = ["chromium", "chromium-browser", "google-chrome"]
-            .iter()
-            .find_map(|name| faultline_stack::which(name))
-            .expect("a headless Chromium is needed: apt-get install chromium (scripts/setup does)");
         let profile = out.join(format!("profile-{moment}"));
-        let dom = Command::new(chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--virtual-time-budget=2500",
-            ])
+        let dom = Command::new(common::chromium())
+            .args(common::HEADLESS)
+            .arg("--virtual-time-budget=2500")
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("--dump-dom")
             .arg(format!("http://{addr}/"))
