@@ -111,18 +111,22 @@ fn parts_of(dir: &Path, prefix: &str, keep: &dyn Fn(u32) -> bool) -> Vec<PathBuf
     found
 }
 
-/// Puts `parts` together into `path`, a file of `frame`'s columns; returns
-/// the rows it holds.
-fn join_parts(path: &Path, frame: &Frame, parts: &[PathBuf]) -> Result<usize, FolderError> {
+/// Puts `parts` together into `path`, a file of `frame`'s columns, one
+/// part in memory at a time; `seen` looks at each part as it goes by.
+/// Returns the rows it holds.
+fn join_parts(
+    path: &Path,
+    frame: &Frame,
+    parts: &[PathBuf],
+    mut seen: impl FnMut(&DataFrame),
+) -> Result<usize, FolderError> {
     let mut rows = 0;
-    let frames: Vec<PolarsResult<DataFrame>> = parts
-        .iter()
-        .map(|part| {
-            let frame = ParquetReader::new(File::open(part)?).finish()?;
-            rows += frame.height();
-            Ok(frame)
-        })
-        .collect();
+    let frames = parts.iter().map(|part| {
+        let frame = ParquetReader::new(File::open(part)?).finish()?;
+        rows += frame.height();
+        seen(&frame);
+        Ok(frame)
+    });
     write(path, frame, frames)?;
     Ok(rows)
 }
@@ -132,7 +136,7 @@ fn join_parts(path: &Path, frame: &Frame, parts: &[PathBuf]) -> Result<usize, Fo
 pub fn assemble(dir: &Path, keep: &dyn Fn(u32) -> bool) -> Result<(), FolderError> {
     for frame in FRAMES {
         let parts = parts_of(dir, &format!("{}-", stem(&frame)), keep);
-        join_parts(&dir.join(frame.file), &frame, &parts)?;
+        join_parts(&dir.join(frame.file), &frame, &parts, |_| {})?;
     }
     remove(dir);
     Ok(())
@@ -150,23 +154,15 @@ pub fn assemble_partial(
     if parts.is_empty() {
         return Ok(None);
     }
-    let path = dir.join(PARTIAL_REQUESTS);
-    let rows = join_parts(&path, &REQUESTS, &parts)?;
-    let last = ParquetReader::new(File::open(&path).map_err(|source| FolderError::Read {
-        path: path.clone(),
-        source,
-    })?)
-    .finish()
-    .ok()
-    .and_then(|f| {
-        f.column(frames::column::INTENDED_US)
-            .ok()?
-            .as_materialized_series()
-            .max::<i64>()
+    let mut last_us: i64 = 0;
+    let rows = join_parts(&dir.join(PARTIAL_REQUESTS), &REQUESTS, &parts, |part| {
+        let latest = part
+            .column(frames::column::INTENDED_US)
             .ok()
-            .flatten()
-    })
-    .map_or(0.0, |us| us as f64 / 1e6);
+            .and_then(|c| c.as_materialized_series().max::<i64>().ok().flatten());
+        last_us = last_us.max(latest.unwrap_or(0));
+    })?;
+    let last = last_us as f64 / 1e6;
     Ok(Some((rows, last)))
 }
 
