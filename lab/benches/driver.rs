@@ -49,6 +49,7 @@ async fn measure(url: &str, rate: f64, seconds: u64, streams: u16) {
             settings: DriverSettings {
                 timeout: Duration::from_secs(5),
                 max_in_flight: 20_000,
+                connections: None,
                 drivers: 5000,
                 seed: 1,
                 retries: Default::default(),

@@ -341,10 +341,12 @@ pub enum PidOf {
     /// A pid file, read at every sample: a restarted process writes its new
     /// pid there.
     File(std::path::PathBuf),
-    /// The runner itself, less its fault proxies' thread.
+    /// The runner itself, less its fault proxies' and driver's threads.
     Runner,
     /// The runner's fault proxies' thread.
     Proxies,
+    /// The runner's load driver's threads.
+    Driver,
 }
 
 /// Samples each target's CPU time every second from `t0` until `cancel`,
@@ -403,9 +405,11 @@ fn cpu_seconds(target: &CpuTarget) -> Option<f64> {
     match &target.pid {
         PidOf::Runner => {
             let proxies = process::thread_cpu_seconds(me, proxy::THREAD)?;
-            Some(process::cpu_seconds(me, target.children)? - proxies)
+            let driver = process::thread_cpu_seconds(me, crate::load::THREAD)?;
+            Some(process::cpu_seconds(me, target.children)? - proxies - driver)
         }
         PidOf::Proxies => process::thread_cpu_seconds(me, proxy::THREAD),
+        PidOf::Driver => process::thread_cpu_seconds(me, crate::load::THREAD),
         // "PID PROGRAM", as the stack writes it.
         PidOf::File(path) => {
             let pid = std::fs::read_to_string(path)

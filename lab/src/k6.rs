@@ -91,8 +91,14 @@ pub fn script(plan: &Plan, targets: &[(String, String)]) -> String {
     // Enough virtual users for the peak when every request waits its
     // whole timeout on every attempt and every backoff between, up to
     // MAX_VUS per architecture (beyond it k6 counts iterations it could
-    // not start, rows `not_sent`).
+    // not start, rows `not_sent`); `workload.connections`, when set, is
+    // the number (a VU holds one connection and one request at a time, but
+    // k6 drops an iteration no VU is free for where the native driver
+    // queues it).
     let vus_of = |i: usize| {
+        if let Some(connections) = load.settings.connections {
+            return connections as u64;
+        }
         let retries = load.retries.get(i).cloned().unwrap_or_default();
         let busy = load.settings.timeout.as_secs_f64() * f64::from(retries.max_retries + 1)
             + retries.total_wait().as_secs_f64();
@@ -108,7 +114,7 @@ pub fn script(plan: &Plan, targets: &[(String, String)]) -> String {
                 executor: "ramping-arrival-rate",
                 start_rate: 0,
                 time_unit: "1s",
-                pre_allocated_vus: (vus / 4).max(10),
+                pre_allocated_vus: (vus / 4).max(10).min(vus),
                 max_vus: vus,
                 stages: stages
                     .iter()

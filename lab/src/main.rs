@@ -233,6 +233,11 @@ struct LoadArgs {
     /// Most requests in flight; a request due beyond it is counted as not sent.
     #[arg(long, default_value_t = 20_000)]
     max_in_flight: usize,
+    /// Most connections, each carrying one request at a time; a request due
+    /// while all are busy waits for one (latency still from its intended
+    /// time). Unset: one per request in flight.
+    #[arg(long)]
+    connections: Option<usize>,
     /// Distinct drivers the events are spread over.
     #[arg(long, default_value_t = 5000)]
     drivers: u32,
@@ -710,6 +715,7 @@ async fn run_load(args: LoadArgs) -> anyhow::Result<()> {
         settings: faultline::plan::DriverSettings {
             timeout: args.timeout,
             max_in_flight: args.max_in_flight,
+            connections: args.connections,
             drivers: args.drivers,
             seed,
             retries: Default::default(),

@@ -1632,7 +1632,7 @@ consumer = "buffered"
             // The services' CPU per request, and PostgreSQL's.
             let cpu = step["cpu_us_per_request"].as_object().unwrap();
             let own = if name == "rest" { "rest" } else { "producer" };
-            for process in [own, "postgresql", "lab"] {
+            for process in [own, "postgresql", "driver", "lab"] {
                 assert!(cpu[process].as_f64().unwrap() > 0.0, "{process}: {step}");
             }
             // The cores every process kept busy, each within the machine.

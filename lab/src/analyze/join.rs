@@ -26,8 +26,9 @@ pub mod joined {
     pub const FRESHNESS_US: &str = "freshness_us";
     /// Acknowledged and never stored.
     pub const LOST: &str = "lost";
-    /// Intended send → first attempt's send, of requests that were sent:
-    /// the driver's own delay.
+    /// Intended send → first attempt's send, of requests that were
+    /// written (an attempt made): the driver's own delay, a wait for a
+    /// connection included.
     pub const SENT_LATE_US: &str = "sent_late_us";
     /// The whole second of the intended send time.
     pub const SECOND: &str = "second";
@@ -213,9 +214,8 @@ pub fn collect_all<const N: usize>(plans: [LazyFrame; N]) -> PolarsResult<[DataF
 /// The columns of the joined rows that become [`Request`]s.
 pub fn request_rows(joined: LazyFrame) -> LazyFrame {
     let late = col(column::SENT_US) - col(column::INTENDED_US);
-    let not_sent = col(column::ERROR)
-        .eq(lit(crate::run_folder::rows::Outcome::NotSent.class()))
-        .fill_null(lit(false));
+    // Never written: not sent, or no connection came free in time.
+    let not_sent = col(column::ATTEMPTS).eq(lit(0u32)).fill_null(lit(false));
     joined.select([
         col(column::ARCHITECTURE),
         col(column::REPETITION),

@@ -336,6 +336,15 @@ pub struct Workload {
     /// Distinct drivers the events are spread over (`driver_0` ...).
     #[serde(default = "defaults::drivers")]
     pub drivers: u32,
+    /// Most connections the driver keeps to each architecture, each
+    /// carrying one request at a time (as wrk2's connections, k6's virtual
+    /// users): a request due while all are busy waits for the first free
+    /// one, at most the client timeout (then it is a timeout never sent),
+    /// its latency still counted from its intended time. Unset: a
+    /// connection per request in flight, so that no request waits for the
+    /// driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
     /// Client retries of failed requests; off by default, as in the original.
     #[serde(default)]
     pub retries: Retries,
@@ -357,6 +366,7 @@ impl Default for Workload {
             rate: RateShape::default(),
             client_timeout: defaults::client_timeout(),
             drivers: defaults::drivers(),
+            connections: None,
             retries: Retries::default(),
             driver: DriverSetting::Native,
             warmup: None,

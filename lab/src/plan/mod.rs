@@ -47,6 +47,10 @@ pub struct DriverSettings {
     pub timeout: Duration,
     /// Most requests in flight; a due request beyond it is counted as not sent.
     pub max_in_flight: usize,
+    /// Most connections, each carrying one request at a time; a request
+    /// due while all are busy waits for one. `None`: one per request in
+    /// flight.
+    pub connections: Option<usize>,
     /// Distinct drivers the events are spread over.
     pub drivers: u32,
     /// Seed of the event stream.
@@ -245,6 +249,7 @@ impl LoadPlan {
             settings: DriverSettings {
                 timeout: workload.client_timeout.0,
                 max_in_flight: max_in_flight(peak_rps, busy),
+                connections: workload.connections.map(|n| n as usize),
                 drivers: workload.drivers,
                 seed: experiment.seed,
                 retries: workload.retries.clone(),

@@ -204,11 +204,22 @@ pub(super) fn full_machine(name: &str, step: &CapacityStep, machine_cores: u32) 
     let parts: Vec<String> = parts
         .into_iter()
         .filter(|(cores, _)| **cores >= 0.05)
-        .map(|(cores, process)| format!("{} {cores:.2}", short_process(process)))
+        .map(|(cores, process)| {
+            // Older run folders sampled the driver with the rest of the lab.
+            let name = match process.as_str() {
+                "lab" if !step.cpu_cores.contains_key(Process::Driver.name()) => {
+                    "the lab (load driver, scraping)"
+                }
+                _ => short_process(process),
+            };
+            format!("{name} {cores:.2}")
+        })
         .collect();
+    // Older run folders sampled the driver with the rest of the lab.
     let lab = step
         .cpu_cores
-        .get(Process::Lab.name())
+        .get(Process::Driver.name())
+        .or_else(|| step.cpu_cores.get(Process::Lab.name()))
         .copied()
         .unwrap_or(0.0);
     Some(format!(

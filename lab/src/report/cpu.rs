@@ -31,8 +31,15 @@ impl CpuView {
             .find(|c| c.process == Process::Postgresql.name())
             .and_then(|c| c.us_per_request)
             .filter(|us| *us > 0.0);
+        // Run folders from before the driver was sampled apart count it
+        // with the rest of the lab.
+        let driver_apart = all.iter().any(|c| c.process == Process::Driver.name());
         Self {
-            process: process_label(&cpu.process),
+            process: if cpu.process == Process::Lab.name() && !driver_apart {
+                "the lab (load driver, scraping)".into()
+            } else {
+                process_label(&cpu.process)
+            },
             architecture: cpu
                 .architecture
                 .clone()

@@ -251,6 +251,8 @@ pub struct Model<'a> {
     duration: String,
     rate: String,
     client_timeout: String,
+    /// The driver's bound on connections, said where it is set.
+    connections: Option<u32>,
     repetitions: u32,
     /// Control repetitions (the same load, no fault) that ran.
     controls: usize,
@@ -383,6 +385,7 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         duration: experiment.duration.to_string(),
         rate: describe_rate(&experiment.workload.rate),
         client_timeout: experiment.workload.client_timeout.to_string(),
+        connections: experiment.workload.connections,
         repetitions: experiment.repetitions,
         controls: files
             .manifest
@@ -583,7 +586,8 @@ mod tests {
             ("rest", 0.6),
             ("postgresql", 0.4),
             ("proxy", 0.05),
-            ("lab", 0.75),
+            ("driver", 0.7),
+            ("lab", 0.05),
         ]
         .map(|(p, c)| (p.to_string(), c))
         .into();
@@ -591,8 +595,9 @@ mod tests {
         assert!(
             note.contains(
                 "at 2000 req/s: p99 168.0 ms, 0.00 % failed. There the processes the lab samples \
-                 kept **1.8 of the machine's 2 cores** busy (the lab's load driver 0.75, the REST \
-                 service 0.60, PostgreSQL 0.40, the fault proxies 0.05): the machine was full, so \
+                 kept **1.8 of the machine's 2 cores** busy (the lab's load driver 0.70, the REST \
+                 service 0.60, PostgreSQL 0.40, the rest of the lab 0.05, the fault proxies 0.05): \
+                 the machine was full, so \
                  this knee is the machine's as much as rest's; the lab's own load driver took a \
                  large share"
             ),

@@ -132,19 +132,22 @@ pub enum Process {
     Broker,
     /// The lab's thread for the fault proxies.
     Proxy,
-    /// The rest of the lab: load driver, scraping.
+    /// The lab's threads for the load driver.
+    Driver,
+    /// The rest of the lab: scraping, sampling, the live view.
     Lab,
 }
 
 impl Process {
     /// Every process, in the order reports list them.
-    pub const ALL: [Process; 7] = [
+    pub const ALL: [Process; 8] = [
         Process::Rest,
         Process::Producer,
         Process::Consumer,
         Process::Postgresql,
         Process::Broker,
         Process::Proxy,
+        Process::Driver,
         Process::Lab,
     ];
 
@@ -157,6 +160,7 @@ impl Process {
             Process::Postgresql => "postgresql",
             Process::Broker => "broker",
             Process::Proxy => "proxy",
+            Process::Driver => "driver",
             Process::Lab => "lab",
         }
     }
@@ -175,7 +179,8 @@ impl Process {
             Process::Postgresql => "PostgreSQL (every backend)",
             Process::Broker => "broker",
             Process::Proxy => "fault proxies (the lab's thread for them)",
-            Process::Lab => "the lab (load driver, scraping)",
+            Process::Driver => "load driver (the lab's threads for it)",
+            Process::Lab => "the rest of the lab (scraping, sampling)",
         }
     }
 
@@ -188,7 +193,8 @@ impl Process {
             Process::Postgresql => "PostgreSQL",
             Process::Broker => "the broker",
             Process::Proxy => "the fault proxies",
-            Process::Lab => "the lab's load driver",
+            Process::Driver => "the lab's load driver",
+            Process::Lab => "the rest of the lab",
         }
     }
 }

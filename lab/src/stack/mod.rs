@@ -609,6 +609,7 @@ impl LabStack {
             ));
         }
         targets.push(target("", Process::Proxy, PidOf::Proxies, false));
+        targets.push(target("", Process::Driver, PidOf::Driver, false));
         targets.push(target("", Process::Lab, PidOf::Runner, false));
         targets
     }

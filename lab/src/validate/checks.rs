@@ -418,6 +418,19 @@ fn check_workload(experiment: &Experiment, report: &mut Report<'_>) {
             None,
         );
     }
+    match workload.connections {
+        Some(0) => report.at(
+            "workload.connections",
+            "at least one connection is needed".into(),
+            None,
+        ),
+        Some(n) if n > limits::CONNECTIONS => report.at(
+            "workload.connections",
+            format!("{n} is more than {}", limits::CONNECTIONS),
+            Some("leave it unset for a connection per request in flight".into()),
+        ),
+        _ => {}
+    }
     check_retries(&workload.retries, "workload.retries", report);
     if workload.client_timeout.0.is_zero() {
         report.at(

@@ -51,6 +51,8 @@ pub mod limits {
     pub const BATCH: u32 = 1_000_000;
     pub const RETRIES: u32 = 100;
     pub const DRIVERS: u32 = 10_000_000;
+    /// Most connections of one architecture's driver (`workload.connections`).
+    pub const CONNECTIONS: u32 = 10_000;
     /// Characters of a scenario's or an architecture's name.
     pub const NAME: usize = 64;
     /// Problems listed for one file; the rest are counted.

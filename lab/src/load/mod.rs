@@ -7,21 +7,19 @@
 //! too many were in flight are counted as not sent. All architectures share
 //! one clock (`t0`) and the same shape of event stream.
 
+mod connections;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use bytes::Bytes;
 use faultline_services::event::LocationEvent;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use self::connections::{Connections, Job};
 use crate::experiment::service::{RequestSettings, vars};
 use crate::plan::DriverSettings;
 use crate::run_folder::rows::{Outcome, Row};
@@ -46,6 +44,11 @@ pub struct Counters {
 /// services' header read timeout (10 s) and under Node.js's keep-alive
 /// timeout (5 s), so that no service closes one the driver is about to use.
 pub const IDLE_CONNECTION: Duration = Duration::from_secs(4);
+
+/// The pacing thread's shortest sleep: at rates above one request per
+/// `PACING` it sends the requests due in each slice together, at most
+/// this late, instead of waking the machine once per request.
+pub const PACING: Duration = Duration::from_micros(250);
 
 /// A `service` architecture's own request: each event filled into its
 /// path and body, sent to its process; the statuses in `ok` acknowledge.
@@ -136,8 +139,34 @@ impl Driver {
         cancel: CancellationToken,
         rows: mpsc::UnboundedSender<Row>,
     ) {
-        drive(self, t0, cancel, rows).await;
+        runtime()
+            .spawn(drive(self, t0, cancel, rows))
+            .await
+            .expect("the driver does not panic");
     }
+}
+
+/// The name of every thread of the driver (its runtime's and its pacing
+/// threads), by which the lab samples the driver's CPU apart from its own;
+/// at most 15 bytes, all that Linux keeps of a thread's name.
+pub const THREAD: &str = "faultline-load";
+
+/// The drivers' own runtime, one worker thread for every architecture's
+/// connections, apart from the lab's scraping and sampling (one thread
+/// spent 0.85 of the CPU two did at 12,000 req/s: fewer wake-ups): its CPU is
+/// read by its threads' name, so they live as long as the process (a
+/// thread that ended would take its time out of the driver's sum).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(THREAD)
+            .thread_keep_alive(Duration::from_secs(7 * 24 * 3600))
+            .enable_all()
+            .build()
+            .expect("the driver's runtime starts")
+    })
 }
 
 async fn drive(
@@ -154,120 +183,53 @@ async fn drive(
         settings,
         counters,
     } = driver;
-    // An idle connection is let go before a service would close it: a
-    // request written on a connection the service is closing at that
-    // moment fails with a broken connection that is the lab's doing, not
-    // the architecture's.
-    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(usize::MAX)
-        .pool_idle_timeout(IDLE_CONNECTION)
-        .build_http();
-    let permits = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
-    let url: Arc<str> = url.into();
-    let since = move |t: Instant| t.saturating_duration_since(t0).as_micros() as u64;
-    let settings = Arc::new(settings);
+    let (seed, drivers) = (settings.seed, settings.drivers);
+    let connections = match Connections::new(connections::Setup {
+        url,
+        architecture,
+        own,
+        settings,
+        counters,
+        rows,
+        t0,
+    }) {
+        Ok(connections) => connections,
+        Err(error) => {
+            tracing::error!(%error, "The driver cannot send to this address.");
+            return;
+        }
+    };
     // Pacing runs on a thread of its own: an OS sleep wakes within tens of
     // microseconds, where the async timer's resolution is a millisecond.
-    let handle = tokio::runtime::Handle::current();
+    // It wakes at most once per [`PACING`], sending everything due by then.
     let t0_std = t0.into_std();
-    let mut tasks = tokio::task::spawn_blocking(move || {
-        let mut tasks = tokio::task::JoinSet::new();
+    let pacing = connections.clone();
+    tokio::task::spawn_blocking(move || {
         let mut seq = 0usize;
+        let mut woke = std::time::Instant::now();
         while seq < schedule.len() {
-            let due = t0_std + schedule[seq];
+            let due = (t0_std + schedule[seq]).max(woke + PACING);
             if !sleep_until(due, &cancel) {
                 break;
             }
-            // Send everything that is due by now.
-            let now = std::time::Instant::now();
-            while seq < schedule.len() && t0_std + schedule[seq] <= now {
+            woke = std::time::Instant::now();
+            while seq < schedule.len() && t0_std + schedule[seq] <= woke {
                 let intended = t0 + schedule[seq];
-                let event = event_for(settings.seed, architecture, seq as u64, settings.drivers);
-                counters.sent.fetch_add(1, Ordering::Relaxed);
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
-                    let at = since(Instant::now());
-                    counters.failed.fetch_add(1, Ordering::Relaxed);
-                    let _ = rows.send(Row {
-                        architecture,
-                        seq: seq as u64,
-                        intended_us: since(intended),
-                        sent_us: at,
-                        finished_us: at,
-                        outcome: Outcome::NotSent,
-                        attempts: 0,
-                        event_id: event.event_id,
-                    });
-                    seq += 1;
-                    continue;
-                };
-                let (client, url, rows, counters, settings, own) = (
-                    client.clone(),
-                    url.clone(),
-                    rows.clone(),
-                    counters.clone(),
-                    settings.clone(),
-                    own.clone(),
-                );
-                let request_seq = seq as u64;
-                tasks.spawn_on(
-                    async move {
-                        let sent = Instant::now();
-                        let mut attempts = 0;
-                        // A retry resends the same event: a changed payload
-                        // under the same id would be refused as a reused id.
-                        let mut event = event;
-                        event.sent_at = chrono::Utc::now();
-                        let outcome = loop {
-                            attempts += 1;
-                            let outcome = match &own {
-                                None => post(&client, &url, &event, settings.timeout).await,
-                                Some(own) => {
-                                    send(&client, &url, own, &event, settings.timeout).await
-                                }
-                            };
-                            if !outcome.retriable() || attempts > settings.retries.max_retries {
-                                break outcome;
-                            }
-                            tokio::time::sleep(settings.retries.wait_after(attempts)).await;
-                        };
-                        let counter = if outcome.ok() {
-                            &counters.ok
-                        } else {
-                            &counters.failed
-                        };
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        let (intended_us, finished_us) = (since(intended), since(Instant::now()));
-                        if outcome.ok() && counters.keep_latencies.load(Ordering::Relaxed) {
-                            counters
-                                .latencies
-                                .lock()
-                                .expect("latencies lock")
-                                .push(finished_us.saturating_sub(intended_us));
-                        }
-                        let _ = rows.send(Row {
-                            architecture,
-                            seq: request_seq,
-                            intended_us,
-                            sent_us: since(sent),
-                            finished_us,
-                            outcome,
-                            attempts,
-                            event_id: event.event_id,
-                        });
-                        drop(permit);
-                    },
-                    &handle,
-                );
+                pacing.submit(Job {
+                    seq: seq as u64,
+                    intended,
+                    due: intended,
+                    sent: None,
+                    attempts: 0,
+                    event: event_for(seed, architecture, seq as u64, drivers),
+                });
                 seq += 1;
             }
-            // Reap finished tasks so the set does not grow without bound.
-            while tasks.try_join_next().is_some() {}
         }
-        tasks
     })
     .await
     .expect("the pacing thread does not panic");
-    while tasks.join_next().await.is_some() {}
+    connections.settle().await;
 }
 
 /// Sleeps on this thread until `due`, in slices so that `cancel` is seen
@@ -283,73 +245,6 @@ pub(crate) fn sleep_until(due: std::time::Instant, cancel: &CancellationToken) -
         }
         std::thread::sleep((due - now).min(Duration::from_millis(10)));
     }
-}
-
-async fn post(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    url: &str,
-    event: &LocationEvent,
-    timeout: Duration,
-) -> Outcome {
-    let request = hyper::Request::post(url)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(event.to_json())))
-        .expect("a valid request");
-    exchange(client, request, timeout, Outcome::Status).await
-}
-
-/// A `service` architecture's own request for `event`, to `base`.
-async fn send(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    base: &str,
-    own: &OwnRequest,
-    event: &LocationEvent,
-    timeout: Duration,
-) -> Outcome {
-    let (path, body) = own.fill(event);
-    let request = hyper::Request::builder()
-        .method(own.method.clone())
-        .uri(format!("{base}{path}"))
-        .header("content-type", own.content_type.as_str())
-        .body(Full::new(Bytes::from(body)));
-    // A path the event made unusable is the request's failure, not the
-    // driver's.
-    let Ok(request) = request else {
-        return Outcome::Status(400);
-    };
-    exchange(client, request, timeout, |status| own.outcome(status)).await
-}
-
-async fn exchange(
-    client: &Client<HttpConnector, Full<Bytes>>,
-    request: hyper::Request<Full<Bytes>>,
-    timeout: Duration,
-    outcome: impl Fn(u16) -> Outcome,
-) -> Outcome {
-    let exchange = async {
-        let response = client.request(request).await?;
-        let status = response.status().as_u16();
-        // Read the body so the connection goes back to the pool.
-        let _ = response.into_body().collect().await;
-        Ok::<_, hyper_util::client::legacy::Error>(status)
-    };
-    match tokio::time::timeout(timeout, exchange).await {
-        Ok(Ok(status)) => outcome(status),
-        Ok(Err(error)) if is_refused(&error) => Outcome::Refused,
-        Ok(Err(_)) => Outcome::Connection,
-        Err(_) => Outcome::Timeout,
-    }
-}
-
-fn is_refused(error: &hyper_util::client::legacy::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return io.kind() == std::io::ErrorKind::ConnectionRefused;
-        }
-        source = cause.source();
-    }
-    false
 }
 
 /// SplitMix64: a fast, well-spread mix of one number.
@@ -466,7 +361,7 @@ pub fn latency(rows: &[Row], keep: impl Fn(&Row) -> bool) -> Histogram<u64> {
 /// How late each request was sent relative to its schedule, in µs.
 pub fn schedule_lag(rows: &[Row]) -> Histogram<u64> {
     let mut histogram = crate::stats::histogram();
-    for row in rows.iter().filter(|r| r.outcome != Outcome::NotSent) {
+    for row in rows.iter().filter(|r| r.attempts > 0) {
         histogram.saturating_record(row.sent_us.saturating_sub(row.intended_us));
     }
     histogram
@@ -495,6 +390,111 @@ mod tests {
             attempts: 1,
             event_id: uuid::Uuid::nil(),
         }
+    }
+
+    /// Drives `requests` at `rate` a second to a server that answers each
+    /// after 20 ms; the rows, and the most connections it had open at once.
+    async fn against_a_slow_server(
+        connections: Option<usize>,
+        timeout: Duration,
+        requests: usize,
+    ) -> (Vec<Row>, usize) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/events", listener.local_addr().unwrap());
+        // Connections open now, and the most open at once.
+        let open = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let counted = open.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let now = counted.0.fetch_add(1, Ordering::SeqCst) + 1;
+                counted.1.fetch_max(now, Ordering::SeqCst);
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let answer = hyper::service::service_fn(|_request| async {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        let body = http_body_util::Full::new(bytes::Bytes::new());
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(body))
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(io, answer)
+                        .await;
+                    counted.0.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        let (tx, collector) = collector(None);
+        let driver = Driver {
+            architecture: 0,
+            url,
+            own: None,
+            schedule: Arc::new(constant_schedule(500.0, Duration::from_millis(2 * requests as u64))),
+            settings: DriverSettings {
+                timeout,
+                max_in_flight: 1000,
+                connections,
+                drivers: 10,
+                seed: 1,
+                retries: Default::default(),
+            },
+            counters: Default::default(),
+        };
+        driver.run(Instant::now(), CancellationToken::new(), tx).await;
+        let rows = collector.await.unwrap();
+        server.abort();
+        (rows, open.1.load(Ordering::SeqCst))
+    }
+
+    /// With a bound, the driver keeps to its connections and a request
+    /// waits for one, the wait counted in its latency from the intended
+    /// time; one that waits out the client timeout for a connection is a
+    /// timeout never written. Without, no request waits for the driver.
+    #[test]
+    fn a_bounded_driver_keeps_to_its_connections_and_counts_the_wait() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        // 100 requests in 0.2 s, 20 ms each on two connections: 1 s of work.
+        let (rows, accepted) =
+            runtime.block_on(against_a_slow_server(Some(2), Duration::from_secs(5), 100));
+        assert_eq!(rows.len(), 100);
+        assert!(rows.iter().all(|r| r.outcome.ok()), "{rows:?}");
+        assert!(accepted <= 2, "{accepted} connections");
+        let latency = super::latency(&rows, |_| true);
+        assert!(latency.max() >= 500_000, "max {} µs", latency.max());
+        assert!(schedule_lag(&rows).max() >= 500_000);
+
+        // Without a bound: a connection per request in flight, none waits.
+        let (rows, accepted) =
+            runtime.block_on(against_a_slow_server(None, Duration::from_secs(5), 100));
+        assert!(rows.iter().all(|r| r.outcome.ok()), "{rows:?}");
+        assert!(accepted >= 5, "{accepted} connections");
+        let latency = super::latency(&rows, |_| true);
+        assert!(latency.max() < 300_000, "max {} µs", latency.max());
+
+        // One connection and a 100 ms timeout: most wait it out, unwritten.
+        let (rows, accepted) =
+            runtime.block_on(against_a_slow_server(Some(1), Duration::from_millis(100), 100));
+        assert!(accepted <= 1, "{accepted} connections");
+        let waited: Vec<&Row> = rows.iter().filter(|r| r.attempts == 0).collect();
+        assert!(waited.len() >= 50, "{} waited out", waited.len());
+        assert!(waited.iter().all(|r| r.outcome == Outcome::Timeout));
+        assert!(rows.iter().filter(|r| r.outcome.ok()).count() >= 5);
+    }
+
+    /// The lab samples the driver's CPU by its threads' name: a name
+    /// Linux cut short would leave the driver at zero.
+    #[test]
+    fn the_drivers_cpu_is_found_by_its_threads_name() {
+        let busy = runtime().spawn(async {
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_millis(200) {
+                std::hint::black_box(0);
+            }
+        });
+        runtime().block_on(busy).unwrap();
+        let cpu = faultline_stack::process::thread_cpu_seconds(std::process::id(), THREAD);
+        assert!(cpu.unwrap() >= 0.1, "{cpu:?}");
     }
 
     #[test]
