@@ -327,7 +327,11 @@ fn fine_ms(v: f64) -> String {
 /// How late the driver sent each architecture's requests after their
 /// intended times, in words. `None` without the figure (k6, or nothing
 /// sent).
-pub fn sent_late_note(summary: &Summary, order: &[&str]) -> Option<String> {
+pub fn sent_late_note(
+    summary: &Summary,
+    order: &[&str],
+    connections: Option<u32>,
+) -> Option<String> {
     let each: Vec<String> = order
         .iter()
         .filter_map(|name| {
@@ -340,10 +344,14 @@ pub fn sent_late_note(summary: &Summary, order: &[&str]) -> Option<String> {
             ))
         })
         .collect();
+    let waits = connections.map_or(String::new(), |n| {
+        format!(" (a wait for one of its {n} connections to each architecture included)")
+    });
     (!each.is_empty()).then(|| {
         format!(
-            "How late the lab's driver sent each request after its intended time, a delay that \
-             is part of every latency on this page (which counts from the intended time): {}.",
+            "How late the lab's driver sent each request after its intended time{waits}, a \
+             delay that is part of every latency on this page (which counts from the intended \
+             time): {}.",
             each.join("; ")
         )
     })
@@ -352,7 +360,13 @@ pub fn sent_late_note(summary: &Summary, order: &[&str]) -> Option<String> {
 /// Where the driver's p99 delay is half the answers' p99 latency or more:
 /// that it fell behind, and that those latency figures' tail is as much its
 /// own as the architecture's.
-pub fn driver_behind_note(summary: &Summary, order: &[&str]) -> Option<String> {
+/// With `connections` set, the delay is mostly the wait for one of them,
+/// and the note says so.
+pub fn driver_behind_note(
+    summary: &Summary,
+    order: &[&str],
+    connections: Option<u32>,
+) -> Option<String> {
     let behind: Vec<String> = order
         .iter()
         .filter_map(|name| {
@@ -369,12 +383,18 @@ pub fn driver_behind_note(summary: &Summary, order: &[&str]) -> Option<String> {
             })
         })
         .collect();
-    (!behind.is_empty()).then(|| {
-        format!(
+    (!behind.is_empty()).then(|| match connections {
+        None => format!(
             "**The lab's driver fell behind its schedule for {}: the tail of those latency \
              figures is as much the driver's own delay as the architecture's.**",
             behind.join(", ")
-        )
+        ),
+        Some(n) => format!(
+            "**Requests waited to be sent for {}: with at most {n} connections each, a request \
+             due while all carried one waited for the first free; the tail of those latency \
+             figures is that wait as much as the architecture's answer.**",
+            behind.join(", ")
+        ),
     })
 }
 
@@ -397,8 +417,8 @@ mod tests {
         for a in summary.architectures.values_mut() {
             a.sent_late_ms = None;
         }
-        assert_eq!(sent_late_note(&summary, &order), None);
-        assert_eq!(driver_behind_note(&summary, &order), None);
+        assert_eq!(sent_late_note(&summary, &order, None), None);
+        assert_eq!(driver_behind_note(&summary, &order, None), None);
         let p99 = |summary: &Summary, name: &str| {
             summary.architectures[name]
                 .totals
@@ -421,17 +441,23 @@ mod tests {
             max: p99_second,
             sent: 10,
         });
-        let note = sent_late_note(&summary, &order).unwrap();
+        let note = sent_late_note(&summary, &order, None).unwrap();
         assert!(note.contains(&format!("{first} p50 0.01 ms")), "{note}");
         assert!(note.contains(&format!("{second} p50 0.01 ms")), "{note}");
-        let behind = driver_behind_note(&summary, &order).unwrap();
+        let behind = driver_behind_note(&summary, &order, None).unwrap();
         assert!(
             behind.contains(&format!("schedule for {second} ")),
             "{behind}"
         );
         assert!(!behind.contains(first), "{behind}");
+        // With bounded connections the delay is named for what it is.
+        let waited = driver_behind_note(&summary, &order, Some(64)).unwrap();
+        assert!(waited.contains("at most 64 connections"), "{waited}");
+        assert!(!waited.contains("fell behind"), "{waited}");
+        let note = sent_late_note(&summary, &order, Some(64)).unwrap();
+        assert!(note.contains("one of its 64 connections"), "{note}");
         // Within the answers' latency for both: nothing to say.
         summary.architectures.get_mut(second).unwrap().sent_late_ms = None;
-        assert_eq!(driver_behind_note(&summary, &order), None);
+        assert_eq!(driver_behind_note(&summary, &order, None), None);
     }
 }

@@ -339,7 +339,11 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
             .collect(),
         latency_notes: latency::notes(summary, &order)
             .into_iter()
-            .chain(latency::driver_behind_note(summary, &order))
+            .chain(latency::driver_behind_note(
+                summary,
+                &order,
+                experiment.workload.connections,
+            ))
             .collect(),
         answer: answer::answer(
             summary,
@@ -397,7 +401,11 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         changes: latency::change_rows(summary, &order),
         drift: latency::drift_rows(summary),
         drift_note: latency::drift_note(summary),
-        sent_late_note: latency::sent_late_note(summary, &order),
+        sent_late_note: latency::sent_late_note(
+            summary,
+            &order,
+            experiment.workload.connections,
+        ),
         seed: experiment.seed,
         manifest: &files.manifest,
         broker_durable: files.manifest.repetitions.first().map(|r| r.broker_durable),
