@@ -412,6 +412,22 @@ fn every_malformed_scenario_names_its_key_and_line() {
             "held in memory",
         ),
         (
+            "no connection for the driver",
+            "client_timeout = \"5s\"",
+            "client_timeout = \"5s\"\nconnections = 0",
+            "workload.connections",
+            7,
+            "at least one connection",
+        ),
+        (
+            "more connections than the driver keeps",
+            "client_timeout = \"5s\"",
+            "client_timeout = \"5s\"\nconnections = 4294967295",
+            "workload.connections",
+            7,
+            "more than 10000",
+        ),
+        (
             "partitions that wrap around",
             "duration = \"60s\"",
             "duration = \"60s\"\nstack = { partitions = 4294967295 }",
