@@ -21,10 +21,12 @@ pub mod defaults;
 mod fault;
 mod hypothesis;
 pub mod service;
+mod sweep;
 
 pub use controls::Controls;
 pub use fault::*;
 pub use hypothesis::{Hypothesis, Metric, Phase};
+pub use sweep::{Sweep, SweepMode, SweepParameter};
 
 /// Serialises a duration as seconds (`90.0`), for JSON a program reads.
 pub(crate) fn seconds<S: Serializer>(d: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
@@ -198,43 +200,6 @@ impl Experiment {
         .min()
         .unwrap_or_default()
     }
-}
-
-/// A grid of what-if runs over this scenario.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Sweep {
-    /// Each parameter: a key of this scenario and the values it takes.
-    pub parameters: Vec<SweepParameter>,
-    /// `grid` (every combination of the values) or `zip` (the first values
-    /// together, then the second, …; every list the same length).
-    #[serde(default)]
-    pub mode: SweepMode,
-}
-
-/// One swept key.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SweepParameter {
-    /// A key path into the scenario, e.g. `faults[0].duration`,
-    /// `workload.rate.rps`, `economics.staleness_budget` or
-    /// `architectures.kafka-drop.breaker.open_for` (an architecture by its
-    /// name). Keys left at their defaults can be swept too.
-    pub key: String,
-    /// The values it takes, each written as it would be at that key, e.g.
-    /// `["30s", "120s"]` or `[50, 500]`.
-    pub values: Vec<serde_json::Value>,
-}
-
-/// How the values of several parameters combine.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SweepMode {
-    /// Every combination (the cartesian product).
-    #[default]
-    Grid,
-    /// The i-th value of every parameter together.
-    Zip,
 }
 
 /// Which broker and database to use.

@@ -64,9 +64,10 @@ impl Target {
         Ok(Self {
             address: format!("{}:{port}", authority.host()),
             host: HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?,
-            path: uri
-                .path_and_query()
-                .map_or_else(|| Uri::from_static("/"), |p| p.as_str().parse().expect("a path")),
+            path: uri.path_and_query().map_or_else(
+                || Uri::from_static("/"),
+                |p| p.as_str().parse().expect("a path"),
+            ),
             base,
         })
     }
@@ -222,16 +223,16 @@ impl Connections {
         }
         job.attempts += 1;
         job.sent.get_or_insert_with(Instant::now);
-        let outcome = match tokio::time::timeout_at(deadline, self.attempt(&job.event, sender)).await
-        {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                // The request is still on that connection: it cannot carry
-                // another.
-                *sender = None;
-                Outcome::Timeout
-            }
-        };
+        let outcome =
+            match tokio::time::timeout_at(deadline, self.attempt(&job.event, sender)).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    // The request is still on that connection: it cannot carry
+                    // another.
+                    *sender = None;
+                    Outcome::Timeout
+                }
+            };
         let retries = &self.settings.retries;
         if outcome.retriable() && job.attempts <= retries.max_retries {
             let wait = retries.wait_after(job.attempts);
@@ -388,10 +389,16 @@ mod tests {
         assert_eq!(target.host, "127.0.0.1:3001");
         assert_eq!(target.path, "/events");
         let base = Target::of("http://localhost:8080").unwrap();
-        assert_eq!((base.address.as_str(), base.base.as_str()), ("localhost:8080", ""));
+        assert_eq!(
+            (base.address.as_str(), base.base.as_str()),
+            ("localhost:8080", "")
+        );
         assert_eq!(base.path, "/");
         let prefixed = Target::of("http://api.local/v1/").unwrap();
-        assert_eq!((prefixed.address.as_str(), prefixed.base.as_str()), ("api.local:80", "/v1"));
+        assert_eq!(
+            (prefixed.address.as_str(), prefixed.base.as_str()),
+            ("api.local:80", "/v1")
+        );
         assert!(Target::of("https://api.local/").is_err());
     }
 }

@@ -430,7 +430,10 @@ mod tests {
             architecture: 0,
             url,
             own: None,
-            schedule: Arc::new(constant_schedule(500.0, Duration::from_millis(2 * requests as u64))),
+            schedule: Arc::new(constant_schedule(
+                500.0,
+                Duration::from_millis(2 * requests as u64),
+            )),
             settings: DriverSettings {
                 timeout,
                 max_in_flight: 1000,
@@ -441,7 +444,9 @@ mod tests {
             },
             counters: Default::default(),
         };
-        driver.run(Instant::now(), CancellationToken::new(), tx).await;
+        driver
+            .run(Instant::now(), CancellationToken::new(), tx)
+            .await;
         let rows = collector.await.unwrap();
         server.abort();
         (rows, open.1.load(Ordering::SeqCst))
@@ -473,8 +478,11 @@ mod tests {
         assert!(latency.max() < 300_000, "max {} µs", latency.max());
 
         // One connection and a 100 ms timeout: most wait it out, unwritten.
-        let (rows, accepted) =
-            runtime.block_on(against_a_slow_server(Some(1), Duration::from_millis(100), 100));
+        let (rows, accepted) = runtime.block_on(against_a_slow_server(
+            Some(1),
+            Duration::from_millis(100),
+            100,
+        ));
         assert!(accepted <= 1, "{accepted} connections");
         let waited: Vec<&Row> = rows.iter().filter(|r| r.attempts == 0).collect();
         assert!(waited.len() >= 50, "{} waited out", waited.len());

@@ -401,11 +401,7 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         changes: latency::change_rows(summary, &order),
         drift: latency::drift_rows(summary),
         drift_note: latency::drift_note(summary),
-        sent_late_note: latency::sent_late_note(
-            summary,
-            &order,
-            experiment.workload.connections,
-        ),
+        sent_late_note: latency::sent_late_note(summary, &order, experiment.workload.connections),
         seed: experiment.seed,
         manifest: &files.manifest,
         broker_durable: files.manifest.repetitions.first().map(|r| r.broker_durable),
