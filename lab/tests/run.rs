@@ -285,6 +285,7 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
         ("postgresql", ""),
         ("broker", ""),
         ("proxy", ""),
+        ("driver", ""),
         ("lab", ""),
     ];
     assert_eq!(
@@ -1632,9 +1633,12 @@ consumer = "buffered"
             // The services' CPU per request, and PostgreSQL's.
             let cpu = step["cpu_us_per_request"].as_object().unwrap();
             let own = if name == "rest" { "rest" } else { "producer" };
-            for process in [own, "postgresql", "driver", "lab"] {
+            for process in [own, "postgresql", "driver"] {
                 assert!(cpu[process].as_f64().unwrap() > 0.0, "{process}: {step}");
             }
+            // The rest of the lab (scraping) may spend less than a clock
+            // tick in a step.
+            assert!(cpu["lab"].as_f64().unwrap() >= 0.0, "{step}");
             // The cores every process kept busy, each within the machine.
             let cores = step["cpu_cores"].as_object().unwrap();
             let machine = capacity["machine_cores"].as_f64().unwrap();
