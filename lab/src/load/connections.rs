@@ -155,6 +155,9 @@ impl Connections {
     /// one of the two sees the other, so no request is left without one.
     fn enqueue(self: &Arc<Self>, job: Job) {
         let _ = self.jobs.try_send(job);
+        // Paired with the fence in `connection`: of a request queued here
+        // and a connection leaving there, one sees the other.
+        std::sync::atomic::fence(SeqCst);
         if self.queue.len() > self.idle.load(SeqCst) {
             let open = self.open.fetch_add(1, SeqCst);
             if open < self.limit {
@@ -193,6 +196,7 @@ impl Connections {
                 Ok(Err(_)) => break,
                 Err(_) => {
                     self.idle.fetch_sub(1, SeqCst);
+                    std::sync::atomic::fence(SeqCst);
                     if self.queue.is_empty() {
                         self.open.fetch_sub(1, SeqCst);
                         return;
