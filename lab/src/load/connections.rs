@@ -217,8 +217,10 @@ impl Connections {
         // request timeouts do: cutting the answer's time short by the wait
         // would close a connection for each request late past the knee.
         let now = Instant::now();
-        if now >= job.due + self.settings.timeout {
-            self.finish(job, Outcome::Timeout);
+        let given_up = job.due + self.settings.timeout;
+        if now >= given_up {
+            // Ended when the client gave up, not when a connection came.
+            self.finish_at(job, Outcome::Timeout, given_up);
             return;
         }
         let deadline = now + self.settings.timeout;
@@ -253,13 +255,17 @@ impl Connections {
 
     /// Writes `job`'s row and counts it.
     fn finish(&self, job: Job, outcome: Outcome) {
+        self.finish_at(job, outcome, Instant::now());
+    }
+
+    /// Writes `job`'s row, ended at `finished`, and counts it.
+    fn finish_at(&self, job: Job, outcome: Outcome, finished: Instant) {
         let counter = if outcome.ok() {
             &self.counters.ok
         } else {
             &self.counters.failed
         };
         counter.fetch_add(1, SeqCst);
-        let finished = Instant::now();
         let (intended_us, finished_us) = (self.since(job.intended), self.since(finished));
         if outcome.ok() && self.counters.keep_latencies.load(SeqCst) {
             self.counters

@@ -487,6 +487,11 @@ mod tests {
         let waited: Vec<&Row> = rows.iter().filter(|r| r.attempts == 0).collect();
         assert!(waited.len() >= 50, "{} waited out", waited.len());
         assert!(waited.iter().all(|r| r.outcome == Outcome::Timeout));
+        // Each ended when the client gave up, however late a connection came.
+        for row in &waited {
+            let ended = row.finished_us - row.intended_us;
+            assert!(ended.abs_diff(100_000) <= 1, "{row:?}");
+        }
         assert!(rows.iter().filter(|r| r.outcome.ok()).count() >= 5);
     }
 
