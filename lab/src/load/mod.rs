@@ -4,8 +4,9 @@
 //! records that intended time and measures latency from it, so a stalled
 //! service shows up as latency rather than as requests that were never sent
 //! (no coordinated omission). Requests that could not even be started because
-//! too many were in flight are counted as not sent. All architectures share
-//! one clock (`t0`) and the same shape of event stream.
+//! too many were in flight are counted as not sent; with a bound on
+//! connections, a request waits for a free one (`connections.rs`). All
+//! architectures share one clock (`t0`) and the same shape of event stream.
 
 mod connections;
 
