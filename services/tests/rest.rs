@@ -485,3 +485,109 @@ async fn group_commit_tells_a_resend_from_a_reused_id_within_one_group() {
     assert_eq!(got, want, "{texts:?}");
     assert_eq!(answers[2].status, other_answer, "{texts:?}");
 }
+
+/// A figure of `/proc/<pid>/status`, in bytes.
+fn status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with(field))
+        .unwrap_or_else(|| panic!("no {field} in {status}"));
+    let kb: u64 = line
+        .trim_start_matches(field)
+        .trim_start_matches(':')
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kb * 1024
+}
+
+/// Opens `connections` connections at once, sends an event on each and reads
+/// what comes back; returns how many got an answer.
+async fn burst(addr: std::net::SocketAddr, connections: usize) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..connections {
+        tasks.spawn(async move {
+            let body = serde_json::to_vec(&event(i)).unwrap();
+            let head = format!(
+                "POST /events HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            let answered = async {
+                let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+                stream.write_all(head.as_bytes()).await.ok()?;
+                stream.write_all(&body).await.ok()?;
+                let mut buf = [0u8; 64];
+                let read = stream.read(&mut buf).await.ok()?;
+                buf[..read].starts_with(b"HTTP/1.1 ").then_some(())
+            };
+            tokio::time::timeout(Duration::from_secs(20), answered)
+                .await
+                .ok()
+                .flatten()
+                .is_some()
+        });
+    }
+    tasks.join_all().await.into_iter().filter(|ok| *ok).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_thousands_of_connections_at_once_the_service_gives_its_memory_back() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    let connections = 6_000.min(hard.saturating_sub(200) as usize / 2);
+    assert!(connections >= 2_000, "too few files allowed: {hard}");
+
+    let stack = Stack::postgres("rest-memory").await;
+    let db = stack.db_config();
+    let addr = common::free_addr();
+    let log = stack.dir.path().join("rest.log");
+    let args = vec!["--database-url".to_string(), db.url.clone()];
+    let rest = common::ChildService::spawn(env!("CARGO_BIN_EXE_faultline-rest"), addr, &args, &log);
+    common::wait_schema(&stack).await;
+    let pid = rest.child.id();
+    let http = Http::new();
+    let url = format!("http://{addr}/events");
+    assert_eq!(
+        http.post_json(&url, serde_json::to_vec(&event(0)).unwrap())
+            .await
+            .status,
+        201
+    );
+    let before = status_bytes(pid, "VmRSS");
+
+    let mut answered = 0;
+    for _ in 0..2 {
+        answered += burst(addr, connections).await;
+    }
+    let peak = status_bytes(pid, "VmHWM");
+    let grown = peak.saturating_sub(before);
+    assert!(
+        grown >= 32 << 20,
+        "the burst did not load the service: {before} → {peak} bytes ({answered} answers)\n{}",
+        rest.log_tail(10)
+    );
+
+    // Within 30 s it is back near its size before, idle all the while.
+    let started = Instant::now();
+    let mut now = status_bytes(pid, "VmRSS");
+    while now > before + grown / 5 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        now = status_bytes(pid, "VmRSS");
+    }
+    assert!(
+        now <= before + grown / 5,
+        "kept {now} bytes 30 s after a burst that took it from {before} to {peak}"
+    );
+    // And it still serves.
+    assert_eq!(
+        http.post_json(&url, serde_json::to_vec(&event(1)).unwrap())
+            .await
+            .status,
+        201
+    );
+}

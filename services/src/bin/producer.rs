@@ -1,3 +1,8 @@
+/// jemalloc, whose background thread returns freed memory to the system
+/// (see [`faultline_services::give_memory_back`]).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::Parser;
 use faultline_services::producer::{ProducerConfig, run};
 
