@@ -179,8 +179,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             &args.faults,
             t0,
             &shutdown.graceful,
-            |record, started| {
-                println!("{}", describe(record, started));
+            |records, i, started| {
+                println!("{}", describe(&records[i], started));
             },
         )
         .await;

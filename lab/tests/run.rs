@@ -1542,6 +1542,28 @@ fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database_and_keeps_
         reasons.contains(&format!("kept {} requests", partial.height())),
         "{reasons}"
     );
+    // Its metric samples up to the last flush, and its fault as it stood:
+    // started, never ended.
+    let metrics = read(&run, "metrics.partial.parquet");
+    assert_eq!(repetitions(&metrics), [1]);
+    assert!(metrics.height() > 0);
+    assert!(
+        reasons.contains(&format!("{} metric samples", metrics.height())),
+        "{reasons}"
+    );
+    let latest_s = metrics
+        .column("t_s")
+        .unwrap()
+        .as_materialized_series()
+        .max::<f64>()
+        .unwrap()
+        .unwrap();
+    assert!((2.0..=8.0).contains(&latest_s), "{latest_s}");
+    let faults = read(&run, "faults.partial.parquet");
+    assert_eq!(faults.height(), 1, "{faults}");
+    let started = faults.column("actual_start_s").unwrap().get(0).unwrap();
+    let ended = faults.column("actual_end_s").unwrap().get(0).unwrap();
+    assert!(!started.is_null() && ended.is_null(), "{faults}");
     let report = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .arg("report")
         .arg(&run)

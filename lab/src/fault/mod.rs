@@ -119,7 +119,8 @@ pub fn check(faults: &[FaultSpec], stack: &LabStack) -> Result<(), Unsupported> 
 }
 
 /// Runs `faults` on the clock that started at `t0`, calling `report` as each
-/// one starts and ends. On cancellation, faults still active are ended
+/// one starts and ends (with every record so far, the index of that one, and
+/// whether it started). On cancellation, faults still active are ended
 /// (verified as far as possible) and the records so far are returned with
 /// `false`.
 pub async fn run_timeline(
@@ -127,7 +128,7 @@ pub async fn run_timeline(
     faults: &[FaultSpec],
     t0: Instant,
     cancel: &CancellationToken,
-    report: impl Fn(&FaultRecord, bool),
+    report: impl Fn(&[FaultRecord], usize, bool),
 ) -> (Vec<FaultRecord>, bool) {
     let mut records: Vec<FaultRecord> = faults.iter().map(FaultRecord::planned).collect();
     // (time, fault index, is_start), in time order; at equal times ends first.
@@ -156,7 +157,7 @@ pub async fn run_timeline(
             end(stack, &faults[i], &mut records[i], t0).await;
             active[i] = false;
         }
-        report(&records[i], start);
+        report(&records, i, start);
     }
     (records, true)
 }

@@ -278,38 +278,12 @@ pub fn event_for(seed: u64, stream: u16, seq: u64, drivers: u32) -> LocationEven
     }
 }
 
-/// Where the collector writes the rows as they come: the run folder's
-/// parts (`run_folder::parts`), every [`crate::run_folder::parts::FLUSH`].
-#[derive(Clone)]
-pub struct Journal {
-    pub dir: std::path::PathBuf,
-    pub repetition: u32,
-    pub architectures: Vec<String>,
-}
-
-impl Journal {
-    /// Writes `rows` as flush `n`, on a thread of its own (not the
-    /// drivers'); a failure is said, not fatal: the rows are still kept
-    /// for the repetition's end.
-    fn flush(&self, n: u32, rows: Vec<Row>) {
-        let journal = self.clone();
-        tokio::task::spawn_blocking(move || {
-            use crate::run_folder::{REQUESTS, frames, parts};
-            let path = parts::live(&journal.dir, journal.repetition, n);
-            let frame = frames::requests_frame(journal.repetition, &journal.architectures, &rows);
-            if let Err(error) = parts::write(&path, &REQUESTS, [frame]) {
-                tracing::warn!(%error, "Could not write the rows measured so far.");
-            }
-        });
-    }
-}
-
 /// A channel for drivers' rows and the task that gathers them, in order of
 /// architecture and sequence, once every sender is dropped; with a
 /// `journal`, the rows that came since the last flush are written there
 /// every [`crate::run_folder::parts::FLUSH`].
 pub fn collector(
-    journal: Option<Journal>,
+    journal: Option<crate::run_folder::parts::Journal>,
 ) -> (
     mpsc::UnboundedSender<Row>,
     tokio::task::JoinHandle<Vec<Row>>,
@@ -342,7 +316,7 @@ pub fn collector(
                 && ticks.is_multiple_of(per_flush)
                 && rows.len() > flushed
             {
-                journal.flush(flushes, rows[flushed..].to_vec());
+                journal.requests(flushes, rows[flushed..].to_vec());
                 flushed = rows.len();
                 flushes += 1;
             }

@@ -66,6 +66,33 @@ impl Scraping {
     }
 }
 
+/// Writes the metric samples that came since the last flush every
+/// [`parts::FLUSH`], until `stop`.
+async fn journal_metrics(
+    journal: parts::Journal,
+    rows: Arc<Mutex<Vec<MetricRow>>>,
+    stop: CancellationToken,
+) {
+    let (mut flushed, mut n) = (0, 0);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(parts::FLUSH) => {}
+            () = stop.cancelled() => return,
+        }
+        let new = {
+            let rows = rows.lock().expect("rows lock");
+            rows.get(flushed..)
+                .map(<[MetricRow]>::to_vec)
+                .unwrap_or_default()
+        };
+        if !new.is_empty() {
+            flushed += new.len();
+            journal.metrics(n, new);
+            n += 1;
+        }
+    }
+}
+
 /// What the load stage leaves for the stages after it.
 struct Driven {
     rows: Vec<Row>,
@@ -302,12 +329,15 @@ impl Repetition<'_> {
 
         // The faults play out in this task, which owns the stack.
         let label = self.label();
+        let journal = self.journal();
         let (faults, finished) = fault::run_timeline(
             stack,
             &self.plan.faults_of(self.number),
             t0.into_std(),
             &self.shutdown.graceful,
-            |record, started| {
+            |records, i, started| {
+                let record = &records[i];
+                journal.faults(records.to_vec());
                 let mut active = active_faults.lock().expect("faults lock");
                 if started {
                     active.push(record.kind.clone());
@@ -381,11 +411,7 @@ impl Repetition<'_> {
         let Some(k6) = self.k6 else {
             let schedule = Arc::new(self.plan.load.schedule());
 
-            let (rows_tx, collector) = load::collector(Some(load::Journal {
-                dir: self.run_dir.clone(),
-                repetition: self.number,
-                architectures: names.to_vec(),
-            }));
+            let (rows_tx, collector) = load::collector(Some(self.journal()));
             let mut drivers = tokio::task::JoinSet::new();
             for (i, (url, own)) in targets.iter().enumerate() {
                 let driver = load::Driver {
@@ -425,6 +451,15 @@ impl Repetition<'_> {
         }))
     }
 
+    /// Where this repetition's rows are written as they come.
+    fn journal(&self) -> parts::Journal {
+        parts::Journal {
+            dir: self.run_dir.clone(),
+            repetition: self.number,
+            architectures: self.plan.architectures(),
+        }
+    }
+
     fn start_scraping(
         &self,
         targets: Vec<ScrapeTarget>,
@@ -455,9 +490,10 @@ impl Repetition<'_> {
             live: self.live.clone(),
         };
         let ticker = tokio::spawn(ticker.run(stop.clone()));
+        let journal = tokio::spawn(journal_metrics(self.journal(), rows.clone(), stop.clone()));
         Scraping {
             stop,
-            tasks: vec![scraper, ticker],
+            tasks: vec![scraper, ticker, journal],
             rows,
             latest,
         }

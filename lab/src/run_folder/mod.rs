@@ -9,8 +9,9 @@
 //! <run>/stored.parquet    the database audit         (frames::STORED)
 //! <run>/metrics.parquet   scraped series             (frames::METRICS)
 //! <run>/faults.parquet    planned and actual faults  (frames::FAULTS)
-//! <run>/requests.partial.parquet  a killed run's rows of the repetition
-//!                         under way, never analysed  (parts::PARTIAL_REQUESTS)
+//! <run>/requests.partial.parquet, metrics.partial.parquet,
+//! faults.partial.parquet  a killed run's rows of the repetition under way,
+//!                         never drained nor analysed (parts::partial)
 //! <run>/summary.json      every headline figure      (summary::Summary)
 //! <run>/report.html, report.md, charts/
 //! ```
@@ -152,8 +153,8 @@ pub const RUN_FOLDER_LINK: &str = "run-folder";
 /// Closes the run folder at `dir` of a runner that was killed outright
 /// (SIGKILL, the OOM killer) before it could: the run's Parquet files are
 /// put together from the repetitions that had ended, the request rows of
-/// the one under way (flushed every [`parts::FLUSH`]) go into
-/// [`parts::PARTIAL_REQUESTS`], and the manifest says the run failed, when,
+/// the one under way (flushed every [`parts::FLUSH`]) go into the
+/// [`parts::partial`] files, and the manifest says the run failed, when,
 /// and what it kept. A run that had ended is left alone. Returns whether
 /// it closed the folder.
 pub fn close_killed(dir: &Path) -> Result<bool, FolderError> {
@@ -177,10 +178,17 @@ pub fn close_killed(dir: &Path) -> Result<bool, FolderError> {
             n => format!("the {n} repetition(s) that had ended are kept and analysed"),
         },
         match partial {
-            Some((rows, last_s)) => format!(
-                "the repetition under way kept {rows} requests, sent up to {last_s:.1} s, in {}: \
-                 never drained nor audited, so not analysed",
-                parts::PARTIAL_REQUESTS
+            Some(kept) => format!(
+                "the repetition under way kept {} requests, sent up to {:.1} s, {} metric \
+                 samples and {} fault(s), in {}, {} and {}: never drained nor audited, so not \
+                 analysed",
+                kept.requests,
+                kept.last_s,
+                kept.metrics,
+                kept.faults,
+                parts::partial(&frames::REQUESTS),
+                parts::partial(&frames::METRICS),
+                parts::partial(&frames::FAULTS),
             ),
             None => "the repetition under way had written no rows yet".to_string(),
         },

@@ -1,11 +1,14 @@
 //! The rows of a run as they are measured, kept where a runner killed
 //! outright cannot take them along. Each repetition's frames are written as
-//! complete Parquet files of their own in `.parts/` when it ends, and the
-//! request rows of the repetition under way every [`FLUSH`]. When the run
+//! complete Parquet files of their own in `.parts/` when it ends; the
+//! request rows and the metric samples of the repetition under way every
+//! [`FLUSH`], its faults as each starts or ends ([`live`]). When the run
 //! ends, the run folder's files are put together from the ended
 //! repetitions' parts ([`assemble`]); when its runner was killed, the
 //! watchdog does it for the repetitions that had ended and puts the rows of
-//! the one under way into [`PARTIAL_REQUESTS`] ([`assemble_partial`]).
+//! the one under way into `requests.partial.parquet`,
+//! `metrics.partial.parquet` and `faults.partial.parquet`
+//! ([`assemble_partial`], [`partial`]).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -15,6 +18,7 @@ use polars::prelude::*;
 
 use super::FolderError;
 use super::frames::{self, FAULTS, Frame, METRICS, ParquetSink, REQUESTS, STORED};
+use super::rows::{FaultRecord, MetricRow, Row};
 
 /// The folder of the parts, in the run folder.
 pub const PARTS: &str = ".parts";
@@ -22,9 +26,15 @@ pub const PARTS: &str = ".parts";
 /// How often the request rows of the repetition under way are written.
 pub const FLUSH: Duration = Duration::from_secs(2);
 
-/// The request rows of a repetition its killed runner never ended: every
-/// row up to the last [`FLUSH`], never drained nor audited.
-pub const PARTIAL_REQUESTS: &str = "requests.partial.parquet";
+/// The frames kept of a repetition its killed runner never ended.
+pub const LIVE: [Frame; 3] = [REQUESTS, METRICS, FAULTS];
+
+/// The file in the run folder of `frame`'s rows of a repetition its killed
+/// runner never ended: every row up to the last flush, never drained nor
+/// audited (`requests.partial.parquet`, …).
+pub fn partial(frame: &Frame) -> String {
+    format!("{}.partial.parquet", stem(frame))
+}
 
 /// The run folder's Parquet files, each made of its repetitions' parts.
 const FRAMES: [Frame; 4] = [REQUESTS, STORED, METRICS, FAULTS];
@@ -39,12 +49,61 @@ pub fn part(dir: &Path, frame: &Frame, number: u32) -> PathBuf {
         .join(format!("{}-{number:05}.parquet", stem(frame)))
 }
 
-/// Where the `n`th flush of repetition `number`'s request rows goes.
-pub fn live(dir: &Path, number: u32, n: u32) -> PathBuf {
-    dir.join(PARTS).join(format!(
-        "live-{}-{number:05}-{n:06}.parquet",
-        stem(&REQUESTS)
-    ))
+/// Where the `n`th flush of repetition `number`'s rows of `frame` goes
+/// (a flush holds the rows that came since the one before; the faults,
+/// few, are written whole each time as flush 0).
+pub fn live(dir: &Path, frame: &Frame, number: u32, n: u32) -> PathBuf {
+    dir.join(PARTS)
+        .join(format!("live-{}-{number:05}-{n:06}.parquet", stem(frame)))
+}
+
+/// Where the repetition under way writes its rows as they come, for a
+/// watchdog to find if its runner is killed: each write on a blocking thread
+/// of its own (not the drivers' nor the scraper's); a failure is said, not
+/// fatal, the rows are still kept for the repetition's end.
+#[derive(Clone)]
+pub struct Journal {
+    pub dir: PathBuf,
+    pub repetition: u32,
+    pub architectures: Vec<String>,
+}
+
+impl Journal {
+    fn write(
+        &self,
+        frame: Frame,
+        n: u32,
+        make: impl FnOnce(&Journal) -> PolarsResult<DataFrame> + Send + 'static,
+    ) {
+        let journal = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let path = live(&journal.dir, &frame, journal.repetition, n);
+            if let Err(error) = write(&path, &frame, [make(&journal)]) {
+                tracing::warn!(%error, "Could not write the rows measured so far.");
+            }
+        });
+    }
+
+    /// Writes the request rows that came since flush `n - 1` as flush `n`.
+    pub fn requests(&self, n: u32, rows: Vec<Row>) {
+        self.write(REQUESTS, n, move |j| {
+            frames::requests_frame(j.repetition, &j.architectures, &rows)
+        });
+    }
+
+    /// Writes the metric samples that came since flush `n - 1` as flush `n`.
+    pub fn metrics(&self, n: u32, rows: Vec<MetricRow>) {
+        self.write(METRICS, n, move |j| {
+            frames::metrics_frame(j.repetition, &rows)
+        });
+    }
+
+    /// Writes every fault as it stands now, in place of the last write.
+    pub fn faults(&self, records: Vec<FaultRecord>) {
+        self.write(FAULTS, 0, move |j| {
+            frames::faults_frame(j.repetition, &records)
+        });
+    }
 }
 
 /// A frame with `frame`'s columns and no row.
@@ -142,35 +201,64 @@ pub fn assemble(dir: &Path, keep: &dyn Fn(u32) -> bool) -> Result<(), FolderErro
     Ok(())
 }
 
-/// Writes the flushed request rows of the repetitions `keep` accepts into
-/// [`PARTIAL_REQUESTS`]; returns how many rows it holds and the latest
-/// intended send time among them, in seconds, if there were any. The parts
-/// stay (see [`remove`]).
+/// What the repetition under way of a killed runner had flushed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Partial {
+    /// Request rows, and the latest intended send time among them, in
+    /// seconds.
+    pub requests: usize,
+    pub last_s: f64,
+    /// Metric samples (scraped and CPU readings).
+    pub metrics: usize,
+    /// Faults, as they stood at their last start or end.
+    pub faults: usize,
+}
+
+/// Writes the flushed rows of the repetitions `keep` accepts into each
+/// [`LIVE`] frame's [`partial`] file; `None` if none was flushed. The
+/// parts stay (see [`remove`]).
 pub fn assemble_partial(
     dir: &Path,
     keep: &dyn Fn(u32) -> bool,
-) -> Result<Option<(usize, f64)>, FolderError> {
-    let parts = parts_of(dir, &format!("live-{}-", stem(&REQUESTS)), keep);
-    if parts.is_empty() {
-        return Ok(None);
+) -> Result<Option<Partial>, FolderError> {
+    let mut kept = Partial::default();
+    let mut any = false;
+    for frame in LIVE {
+        let parts = parts_of(dir, &format!("live-{}-", stem(&frame)), keep);
+        if parts.is_empty() {
+            continue;
+        }
+        any = true;
+        let mut last_us: i64 = 0;
+        let is_requests = frame.file == REQUESTS.file;
+        let rows = join_parts(&dir.join(partial(&frame)), &frame, &parts, |part| {
+            if is_requests {
+                let latest = part
+                    .column(frames::column::INTENDED_US)
+                    .ok()
+                    .and_then(|c| c.as_materialized_series().max::<i64>().ok().flatten());
+                last_us = last_us.max(latest.unwrap_or(0));
+            }
+        })?;
+        match frame.file {
+            f if f == REQUESTS.file => {
+                kept.requests = rows;
+                kept.last_s = last_us as f64 / 1e6;
+            }
+            f if f == METRICS.file => kept.metrics = rows,
+            _ => kept.faults = rows,
+        }
     }
-    let mut last_us: i64 = 0;
-    let rows = join_parts(&dir.join(PARTIAL_REQUESTS), &REQUESTS, &parts, |part| {
-        let latest = part
-            .column(frames::column::INTENDED_US)
-            .ok()
-            .and_then(|c| c.as_materialized_series().max::<i64>().ok().flatten());
-        last_us = last_us.max(latest.unwrap_or(0));
-    })?;
-    let last = last_us as f64 / 1e6;
-    Ok(Some((rows, last)))
+    Ok(any.then_some(kept))
 }
 
-/// Removes the flushed request rows of repetition `number`, once its own
-/// part is written.
+/// Removes the flushed rows of repetition `number`, once its own parts
+/// are written.
 pub fn remove_live(dir: &Path, number: u32) {
-    for path in parts_of(dir, &format!("live-{}-", stem(&REQUESTS)), &|n| n == number) {
-        let _ = std::fs::remove_file(path);
+    for frame in LIVE {
+        for path in parts_of(dir, &format!("live-{}-", stem(&frame)), &|n| n == number) {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
