@@ -55,6 +55,8 @@ fn close_run_folder(dir: &Path) {
         return;
     };
     let run = Path::new(std::ffi::OsStr::from_bytes(&run));
+    // Requests k6 drove: its CSV, written every second, into rows.
+    crate::k6::salvage(run);
     match crate::run_folder::close_killed(run) {
         Ok(true) => tracing::warn!(
             run = %run.display(),

@@ -176,6 +176,7 @@ pub async fn drive(
     k6: &Path,
     script: &Path,
     csv: &Path,
+    pid_file: &Path,
     cancel: CancellationToken,
 ) -> Result<(), K6Error> {
     let mut child = tokio::process::Command::new(k6)
@@ -194,6 +195,11 @@ pub async fn drive(
         .kill_on_drop(true)
         .spawn()
         .map_err(K6Error::Start)?;
+    // Named like the stack's processes, so that whoever cleans up after a
+    // runner killed outright stops k6 with them.
+    if let Some(pid) = child.id() {
+        let _ = std::fs::write(pid_file, format!("{pid} k6\n"));
+    }
     let stderr = child.stderr.take();
     let errors = tokio::spawn(async move {
         let mut text = String::new();
@@ -220,6 +226,66 @@ pub async fn drive(
         });
     }
     Ok(())
+}
+
+/// What turns a repetition's k6 CSV into rows: written beside it as it
+/// starts, read by [`salvage`].
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Salvage {
+    pub repetition: u32,
+    pub architectures: Vec<String>,
+    pub t0_unix_ms: i64,
+}
+
+/// Where repetition `number`'s k6 CSV goes while it runs: with the run
+/// folder's parts, where a runner killed outright leaves it (k6 writes it
+/// every second), and its [`Salvage`].
+pub fn live_csv(run_dir: &Path, number: u32) -> (PathBuf, PathBuf) {
+    let parts = run_dir.join(crate::run_folder::parts::PARTS);
+    (
+        parts.join(format!("k6-{number:05}.csv")),
+        parts.join(format!("k6-{number:05}.json")),
+    )
+}
+
+/// Turns the k6 CSV a killed runner left in the run folder `run_dir` into
+/// that repetition's flushed request rows, for
+/// [`crate::run_folder::close_killed`] to keep. Returns the rows it found.
+pub fn salvage(run_dir: &Path) -> usize {
+    use crate::run_folder::{frames, parts};
+    let mut found = 0;
+    let entries = std::fs::read_dir(run_dir.join(parts::PARTS));
+    for entry in entries.into_iter().flatten().flatten() {
+        let sidecar = entry.path();
+        if !sidecar
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("k6-") && n.ends_with(".json"))
+        {
+            continue;
+        }
+        let Some(salvage) = std::fs::read_to_string(&sidecar)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Salvage>(&text).ok())
+        else {
+            continue;
+        };
+        let csv = sidecar.with_extension("csv");
+        let rows = match rows(&csv, &salvage.architectures, salvage.t0_unix_ms) {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "Could not read the k6 output of a killed run.");
+                continue;
+            }
+        };
+        let path = parts::live(run_dir, &frames::REQUESTS, salvage.repetition, 0);
+        let frame = frames::requests_frame(salvage.repetition, &salvage.architectures, &rows);
+        match parts::write(&path, &frames::REQUESTS, [frame]) {
+            Ok(()) => found += rows.len(),
+            Err(error) => tracing::warn!(%error, "Could not keep the k6 rows of a killed run."),
+        }
+    }
+    found
 }
 
 /// Converts k6's CSV output to rows. `names` are the architectures in order;

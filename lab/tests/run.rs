@@ -1579,6 +1579,88 @@ fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database_and_keeps_
     let _ = std::fs::remove_dir_all(&out);
 }
 
+#[test]
+fn a_runner_killed_outright_while_k6_drives_leaves_no_k6_and_keeps_its_rows() {
+    let (out, scenario) = scenario_in(
+        "killed-k6",
+        "killed-k6.toml",
+        "name = \"killed-k6\"\nduration = \"20s\"\n\
+         [workload]\nrate = { shape = \"constant\", rps = 20 }\n\
+         [[architectures]]\nkind = \"rest\"\nname = \"rest\"\n",
+    );
+    let mut runner = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("run")
+        .arg(&scenario)
+        .args(["--driver", "k6", "--quiet", "--out"])
+        .arg(out.join("reports"))
+        .current_dir(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once k6 has written a few seconds of rows where the run folder
+    // keeps them.
+    let started = std::time::Instant::now();
+    let csv = loop {
+        let found = std::fs::read_dir(out.join("reports"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join(".parts/k6-00000.csv"))
+            .find(|csv| {
+                std::fs::read_to_string(csv)
+                    .is_ok_and(|text| text.matches("http_req_duration").count() >= 60)
+            });
+        if let Some(csv) = found {
+            break csv;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "k6 wrote no rows"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let run = csv.parent().unwrap().parent().unwrap().to_path_buf();
+    let stack = std::fs::read_dir(out.join(".faultline/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    let k6: i32 = std::fs::read_to_string(stack.join("k6.pid"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
+    };
+    assert!(alive(k6));
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    let started = std::time::Instant::now();
+    while (alive(k6) || stack.exists()) && started.elapsed() < std::time::Duration::from_secs(15) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!alive(k6), "k6 outlived its runner");
+    let manifest = json_in(&run, "manifest.json");
+    assert_eq!(manifest["status"], "failed", "{manifest:#}");
+    let reasons = manifest["reasons"].to_string();
+    let partial = read(&run, "requests.partial.parquet");
+    assert!(partial.height() >= 60, "{}", partial.height());
+    assert!(
+        reasons.contains(&format!("kept {} requests", partial.height())),
+        "{reasons}"
+    );
+    assert!(!run.join(".parts").exists());
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 /// A stepped rate with no fault: the report finds each architecture's
 /// knee from the steps' own rows, with the CPU each process spent per
 /// request in each step; a tighter bound in the scenario moves the knee.

@@ -443,11 +443,26 @@ impl Repetition<'_> {
         let script = self.stack_dir.join("load.js");
         std::fs::write(&script, crate::k6::script(self.plan, &targets))
             .with_context(|| format!("could not write {}", script.display()))?;
-        let csv = self.stack_dir.join("k6.csv");
+        // k6 writes its CSV every second with the run folder's parts, where
+        // a runner killed outright leaves it for the watchdog to keep.
+        let (csv, sidecar) = crate::k6::live_csv(&self.run_dir, self.number);
+        let salvage = crate::k6::Salvage {
+            repetition: self.number,
+            architectures: names.to_vec(),
+            t0_unix_ms: t0_unix_us / 1000,
+        };
+        std::fs::create_dir_all(csv.parent().expect("in the parts folder"))
+            .and_then(|()| std::fs::write(&sidecar, serde_json::to_vec(&salvage).expect("JSON")))
+            .with_context(|| format!("could not write {}", sidecar.display()))?;
+        let pid_file = self.stack_dir.join("k6.pid");
         let (k6, names, cancel) = (k6.to_path_buf(), names.to_vec(), cancel.clone());
         Ok(tokio::spawn(async move {
-            crate::k6::drive(&k6, &script, &csv, cancel).await?;
-            Ok(crate::k6::rows(&csv, &names, t0_unix_us / 1000)?)
+            crate::k6::drive(&k6, &script, &csv, &pid_file, cancel).await?;
+            let rows = crate::k6::rows(&csv, &names, t0_unix_us / 1000)?;
+            let _ = std::fs::remove_file(&pid_file);
+            let _ = std::fs::remove_file(&csv);
+            let _ = std::fs::remove_file(&sidecar);
+            Ok(rows)
         }))
     }
 
