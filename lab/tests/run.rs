@@ -2276,5 +2276,39 @@ fn on_a_slow_database_link_group_commit_serves_what_one_commit_per_request_canno
         grouped_ok > rest_ok,
         "group commit served {grouped_ok}, one commit per request {rest_ok}"
     );
+    // Why, from the pools: in the fault one commit per request held its
+    // connections for the slow link's round trips, kept most of its ten
+    // busy and its writes waiting, and its pool's bound fell below the rate
+    // offered; before the fault the same pool was fast and idle; group
+    // commit carried many rows per write.
+    let database =
+        |name: &str, phase: &str| summary["architectures"][name]["database"][phase].clone();
+    let rest = database("rest", "during");
+    let number = |v: &serde_json::Value, key: &str| {
+        v[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {key} in {v:#}"))
+    };
+    assert!(number(&rest, "held_ms") >= 140.0, "{rest:#}");
+    assert!(number(&rest, "busy_connections") >= 5.0, "{rest:#}");
+    assert_eq!(rest["connections"], 10, "{rest:#}");
+    assert!(number(&rest, "waited_ms") >= 100.0, "{rest:#}");
+    let offered = number(&rest, "offered_per_s");
+    assert!((90.0..=110.0).contains(&offered), "{rest:#}");
+    assert!(
+        number(&rest, "bound_rows_per_s") < 0.9 * offered,
+        "{rest:#}"
+    );
+    assert!(number(&rest, "rows_per_s") < 0.9 * offered, "{rest:#}");
+    let after = database("rest", "after");
+    assert!(number(&after, "held_ms") < 50.0, "{after:#}");
+    let grouped = database("rest-grouped", "during");
+    assert!(number(&grouped, "rows_per_write") > 2.0, "{grouped:#}");
+    let markdown = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        markdown.contains("**rest** stored")
+            && markdown.contains("each write held one of its 10 connections"),
+        "{markdown}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }

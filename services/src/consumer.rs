@@ -281,6 +281,7 @@ pub async fn run(
     let mut registry = crate::metrics::registry(SERVICE);
     let metrics = ConsumerMetrics::register(&mut registry);
     let db_metrics = DbMetrics::register(&mut registry);
+    let store = store.observed(db_metrics.pool.clone());
     let status = Arc::new(Mutex::new(ConsumerHealth {
         mode: Some(config.mode),
         phase: "starting".into(),

@@ -59,6 +59,14 @@ pub mod names {
     pub const DB_WRITE_DURATION: &str = "db_write_duration_seconds";
     /// Counter, label `kind`: database errors by kind.
     pub const DB_ERRORS: &str = "db_errors";
+    /// Histogram: how long a write waited for a pooled connection, in
+    /// seconds (to the acquire timeout when it got none).
+    pub const DB_POOL_WAIT: &str = "db_pool_wait_seconds";
+    /// Histogram: how long a write held its connection (its round trips),
+    /// in seconds.
+    pub const DB_CONNECTION_HELD: &str = "db_connection_held_seconds";
+    /// Gauge: the most connections the pool opens.
+    pub const DB_POOL_MAX: &str = "db_pool_max_connections";
     /// Gauge, labels `service`, `version`: always 1.
     pub const BUILD_INFO: &str = "faultline_build_info";
 
@@ -178,12 +186,23 @@ impl HttpMetrics {
     }
 }
 
+/// The pool's side of each write: the wait for a connection and the time
+/// it was held, which with the pool's size bound how many writes a second
+/// can complete.
+#[derive(Clone, Debug)]
+pub struct PoolMetrics {
+    pub wait: Histogram,
+    pub held: Histogram,
+    pub max: Gauge,
+}
+
 /// Database writes: outcomes, latency, errors, stored and duplicate events.
 #[derive(Clone)]
 pub struct DbMetrics {
     pub stored: Counter,
     pub duplicates: Counter,
     pub conflicts: Counter,
+    pub pool: PoolMetrics,
     write_duration: LatencyFamily<OutcomeLabel>,
     errors: Family<KindLabel, Counter>,
 }
@@ -194,6 +213,11 @@ impl DbMetrics {
             stored: Counter::default(),
             duplicates: Counter::default(),
             conflicts: Counter::default(),
+            pool: PoolMetrics {
+                wait: latency_histogram(),
+                held: latency_histogram(),
+                max: Gauge::default(),
+            },
             write_duration: LatencyFamily::new_with_constructor(
                 latency_histogram as fn() -> Histogram,
             ),
@@ -223,6 +247,21 @@ impl DbMetrics {
             names::DB_ERRORS,
             "Database errors by kind",
             metrics.errors.clone(),
+        );
+        registry.register(
+            names::DB_POOL_WAIT,
+            "Time a write waited for a pooled connection in seconds",
+            metrics.pool.wait.clone(),
+        );
+        registry.register(
+            names::DB_CONNECTION_HELD,
+            "Time a write held its pooled connection in seconds",
+            metrics.pool.held.clone(),
+        );
+        registry.register(
+            names::DB_POOL_MAX,
+            "The most connections the pool opens",
+            metrics.pool.max.clone(),
         );
         metrics
     }

@@ -200,6 +200,7 @@ pub async fn run(
     let mut registry = crate::metrics::registry(SERVICE);
     let http_metrics = HttpMetrics::register(&mut registry, names::REST_HTTP_REQUESTS);
     let db_metrics = DbMetrics::register(&mut registry);
+    let store = store.observed(db_metrics.pool.clone());
     let schema_ready = Arc::new(AtomicBool::new(false));
     let background = tokio::spawn(maintain(
         store.clone(),

@@ -353,7 +353,7 @@ fn increase_of(
 /// How much a counter read `before`, then `after`, went up: a drop is a
 /// restarted process counting from zero (as Prometheus's `increase` reads
 /// it).
-fn counter_increase(before: f64, after: f64) -> f64 {
+pub(crate) fn counter_increase(before: f64, after: f64) -> f64 {
     if after >= before {
         after - before
     } else {

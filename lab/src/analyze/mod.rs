@@ -18,6 +18,7 @@ pub mod capacity;
 mod control;
 pub mod cost;
 pub mod cpu;
+pub mod database;
 mod drift;
 pub mod figures;
 pub mod join;
@@ -132,6 +133,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         &windows,
         experiment.warmup().as_secs_f64(),
     )?;
+    let database = database::sums(&metrics, &windows, experiment.warmup().as_secs_f64());
     let context = Context {
         experiment,
         manifest,
@@ -142,6 +144,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         redelivered: join::redelivered(&metrics)?,
         conflicts: join::conflicts(&metrics)?,
         produce_ack,
+        database,
         memory_broker_killed: faults
             .iter()
             .filter(|f| f.kind == "broker-kill")
@@ -254,6 +257,8 @@ struct Context<'a> {
     conflicts: HashMap<(String, u32), u64>,
     /// The producers' acknowledgement time, summed per phase.
     produce_ack: join::PhaseSums,
+    /// The writers' pool figures, summed per phase.
+    database: database::DatabaseSums,
     /// When a broker that kept its log in memory was first killed, per
     /// repetition.
     memory_broker_killed: HashMap<u32, f64>,
@@ -293,6 +298,30 @@ impl Context<'_> {
             .filter(|(_, (_, count))| *count > 0.0)
             .map(|(phase, (sum, count))| (phase, 1000.0 * sum / count))
             .collect()
+    }
+
+    /// Seconds of each phase of the fault over the repetitions `reps`, up
+    /// to each one's load's end (in steps of 10 ms).
+    fn phase_seconds(&self, reps: &[u32]) -> BTreeMap<Phase, f64> {
+        let duration = self.experiment.duration.0.as_secs_f64();
+        let mut seconds = BTreeMap::new();
+        for r in reps {
+            let windows = self.windows.get(r).map_or(&[][..], Vec::as_slice);
+            let end = self
+                .manifest
+                .repetitions
+                .iter()
+                .find(|m| m.repetition == *r)
+                .filter(|m| m.status != run_folder::Status::Complete && m.load_end_s > 0.0)
+                .map_or(duration, |m| m.load_end_s.min(duration));
+            let steps = (end * 100.0).round() as u64;
+            for step in 0..steps {
+                if let Some(phase) = Phase::of(windows, (step as f64 + 0.5) / 100.0) {
+                    *seconds.entry(phase).or_insert(0.0) += 0.01;
+                }
+            }
+        }
+        seconds
     }
 
     /// Seconds of load the faulted repetitions offered: each its duration,
@@ -449,6 +478,17 @@ impl Context<'_> {
             breaker_open_s: self.breaker_open_s(name),
             breaker_closed_s: self.breaker_closed_s(name),
             produce_ack_ms: self.produce_ack_ms(name, &reps),
+            database: database::figures(
+                &self.database,
+                name,
+                &reps,
+                &pooled
+                    .phases
+                    .iter()
+                    .map(|(phase, p)| (*phase, p.requests))
+                    .collect(),
+                &self.phase_seconds(&reps),
+            ),
             sent_late_ms: (self.manifest.driver == crate::experiment::DriverSetting::Native)
                 .then(|| figures::sent_late(&all))
                 .flatten(),

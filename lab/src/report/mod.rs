@@ -16,6 +16,7 @@ pub mod answer;
 pub mod capacity;
 pub mod charts;
 pub mod cpu;
+mod database;
 pub mod format;
 pub mod index;
 mod latency;
@@ -236,6 +237,10 @@ pub struct Model<'a> {
     answer: Vec<String>,
     /// Latency rises after the fault, explained (Markdown emphasis).
     latency_notes: Vec<String>,
+    /// Each architecture's database writes per phase.
+    database: Vec<database::DatabaseRow>,
+    /// Where a rate stored fell short, why (Markdown emphasis).
+    database_notes: Vec<String>,
     /// Each step of a stepped rate, per architecture.
     capacity: Vec<CapacityRow>,
     /// Each architecture's knee, in words (Markdown emphasis).
@@ -345,6 +350,8 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
                 experiment.workload.connections,
             ))
             .collect(),
+        database: database::rows(summary, &order),
+        database_notes: database::notes(summary, &order),
         answer: answer::answer(
             summary,
             &order,

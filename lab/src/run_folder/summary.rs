@@ -551,6 +551,11 @@ pub struct ArchitectureSummary {
     /// scraped); empty without a producer.
     #[serde(default)]
     pub produce_ack_ms: BTreeMap<Phase, f64>,
+    /// What bounded its database writes, per phase; empty where its
+    /// services export no pool histograms (a `service` of your own, runs of
+    /// older versions) or the run had no fault.
+    #[serde(default)]
+    pub database: BTreeMap<Phase, DatabaseTime>,
     /// How late the lab's driver sent this architecture's requests after
     /// their intended times: its own delay, part of every latency (which
     /// counts from the intended time). `None` without a request sent, and
@@ -570,6 +575,37 @@ pub struct ArchitectureSummary {
     /// without a control. Not pooled into any figure above.
     #[serde(default)]
     pub control: Option<ControlSummary>,
+}
+
+/// What bounded an architecture's database writes in one phase, from its
+/// services' pool histograms (`db_pool_wait_seconds`,
+/// `db_connection_held_seconds`, `db_pool_max_connections`, and the rows
+/// of `events_stored_total` and `events_duplicate_total`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct DatabaseTime {
+    /// Writes: statements or transactions that held a pooled connection.
+    pub writes: u64,
+    /// Rows each write carried, on average (1 for one commit per request).
+    pub rows_per_write: f64,
+    /// How long a write held its connection, on average: its round trips.
+    pub held_ms: f64,
+    /// How long a write waited for a connection, on average (to the
+    /// acquire timeout when it got none).
+    pub waited_ms: Option<f64>,
+    /// The most connections its pool opens.
+    pub connections: u32,
+    /// Connections its writes held at once, on average (time held ÷ the
+    /// phase's seconds): its pool is the bound when this nears
+    /// `connections`, else the writer sends fewer writes at once (a
+    /// consumer writes one batch at a time).
+    pub busy_connections: f64,
+    /// The most rows a second the pool could store at that hold time:
+    /// connections × rows per write ÷ time held.
+    pub bound_rows_per_s: Option<f64>,
+    /// Rows it stored (or found stored) a second.
+    pub rows_per_s: f64,
+    /// Requests offered to the architecture a second.
+    pub offered_per_s: Option<f64>,
 }
 
 /// How late requests were sent after their intended times, in

@@ -188,6 +188,7 @@ pub struct Store {
     pool: Pool,
     config: DbConfig,
     ways: Arc<std::sync::Mutex<Ways>>,
+    metrics: Option<crate::metrics::PoolMetrics>,
 }
 
 impl Store {
@@ -228,7 +229,16 @@ impl Store {
             pool,
             config,
             ways: Arc::default(),
+            metrics: None,
         })
+    }
+
+    /// Counts each write's wait for a connection and the time it held it
+    /// into `metrics`, and sets its pool size there.
+    pub fn observed(mut self, metrics: crate::metrics::PoolMetrics) -> Self {
+        metrics.max.set(self.pool_size() as i64);
+        self.metrics = Some(metrics);
+        self
     }
 
     pub fn config(&self) -> &DbConfig {
@@ -255,9 +265,38 @@ impl Store {
     where
         F: AsyncFnOnce(&mut Object) -> Result<T, tokio_postgres::Error>,
     {
-        let mut client = self.pool.get().await?;
+        self.on_client(None, work).await
+    }
+
+    /// [`Self::with_client`] for a write: its wait for a connection and the
+    /// time it held it are counted (see [`Self::observed`]).
+    async fn with_writer<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: AsyncFnOnce(&mut Object) -> Result<T, tokio_postgres::Error>,
+    {
+        self.on_client(self.metrics.as_ref(), work).await
+    }
+
+    async fn on_client<T, F>(
+        &self,
+        metrics: Option<&crate::metrics::PoolMetrics>,
+        work: F,
+    ) -> Result<T, StoreError>
+    where
+        F: AsyncFnOnce(&mut Object) -> Result<T, tokio_postgres::Error>,
+    {
+        let asked = std::time::Instant::now();
+        let client = self.pool.get().await;
+        if let Some(metrics) = metrics {
+            metrics.wait.observe(asked.elapsed().as_secs_f64());
+        }
+        let mut client = client?;
         let limit = self.config.statement_timeout();
+        let held = std::time::Instant::now();
         let outcome = tokio::time::timeout(limit, work(&mut client)).await;
+        if let Some(metrics) = metrics {
+            metrics.held.observe(held.elapsed().as_secs_f64());
+        }
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
@@ -321,7 +360,7 @@ impl Store {
         event: &LocationEvent,
         stored_by: &str,
     ) -> Result<Inserted, StoreError> {
-        self.with_client(async |c| {
+        self.with_writer(async |c| {
             let statement = c
                 .prepare_cached(
                     "INSERT INTO location_events (event_id, driver_id, lat, lng, sent_at, stored_by)
@@ -383,7 +422,7 @@ impl Store {
         for event in events {
             batch.push(event.clone());
         }
-        self.with_client(async |c| {
+        self.with_writer(async |c| {
             // Prepared once per connection: one round trip per group.
             let statement = c
                 .prepare_cached(concat!(insert_rows!(), " RETURNING event_id"))
@@ -487,7 +526,7 @@ impl Store {
         position: &Position,
     ) -> Result<BatchStored, StoreError> {
         let copied = self
-            .with_client(async |c| {
+            .with_writer(async |c| {
                 let tx = c.transaction().await?;
                 let copied = batch.copy_into(&tx, EVENTS_TABLE).await?;
                 store_position(&tx, position).await?;
@@ -517,7 +556,7 @@ impl Store {
     ) -> Result<BatchStored, StoreError> {
         let (partitions, offsets): (Vec<i32>, Vec<i64>) =
             position.next_offsets.iter().map(|(p, o)| (*p, *o)).unzip();
-        self.with_client(async |c| {
+        self.with_writer(async |c| {
             let statement = c
                 .prepare_cached(concat!(
                     "WITH stored AS (",

@@ -1,0 +1,194 @@
+//! The database writes, per phase: what bounded each architecture's rate
+//! (its connections, the time each write held one, the rows it carried),
+//! as a table and, where the rate it stored fell short of what was offered,
+//! in words.
+
+use crate::experiment::Phase;
+use crate::run_folder::summary::{DatabaseTime, Summary};
+
+use super::format::count;
+
+/// A row of the table.
+#[derive(Debug, serde::Serialize)]
+pub struct DatabaseRow {
+    architecture: String,
+    phase: &'static str,
+    offered: String,
+    stored: String,
+    writes: String,
+    rows_per_write: String,
+    held: String,
+    waited: String,
+    busy: String,
+    bound: String,
+}
+
+fn rate(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.1}/s")
+    } else {
+        format!("{}/s", count(v.round() as u64))
+    }
+}
+
+fn duration_ms(v: f64) -> String {
+    match v {
+        v if v >= 1000.0 => format!("{:.2} s", v / 1000.0),
+        v if v < 10.0 => format!("{v:.2} ms"),
+        v => format!("{v:.0} ms"),
+    }
+}
+
+/// Every architecture's writes in every phase, in the scenario's order.
+pub fn rows(summary: &Summary, order: &[&str]) -> Vec<DatabaseRow> {
+    let mut rows = Vec::new();
+    for name in order {
+        let Some(a) = summary.architectures.get(*name) else {
+            continue;
+        };
+        for (phase, d) in &a.database {
+            rows.push(DatabaseRow {
+                architecture: name.to_string(),
+                phase: phase.name(),
+                offered: d.offered_per_s.map_or("-".into(), rate),
+                stored: rate(d.rows_per_s),
+                writes: count(d.writes),
+                rows_per_write: format!("{:.1}", d.rows_per_write),
+                held: duration_ms(d.held_ms),
+                waited: d.waited_ms.map_or("-".into(), duration_ms),
+                busy: format!("{:.1} of {}", d.busy_connections, d.connections),
+                bound: d.bound_rows_per_s.map_or("-".into(), rate),
+            });
+        }
+    }
+    rows
+}
+
+/// Where an architecture stored fewer rows a second than it was offered
+/// (by more than 5 %), why, in figures: connections × rows per write ÷ time
+/// held. Markdown emphasis.
+pub fn notes(summary: &Summary, order: &[&str]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for name in order {
+        let Some(a) = summary.architectures.get(*name) else {
+            continue;
+        };
+        for (phase, d) in &a.database {
+            if let Some(note) = note(name, *phase, d) {
+                notes.push(note);
+            }
+        }
+    }
+    notes
+}
+
+fn note(name: &str, phase: Phase, d: &DatabaseTime) -> Option<String> {
+    let offered = d.offered_per_s?;
+    if d.rows_per_s >= 0.95 * offered || d.held_ms <= 0.0 {
+        return None;
+    }
+    let when = match phase {
+        Phase::Before => "before the fault",
+        Phase::During => "during the fault",
+        Phase::Between => "between the faults",
+        Phase::After => "after the fault",
+    };
+    let rows = if (d.rows_per_write - 1.0).abs() < 0.05 {
+        "one row".to_string()
+    } else {
+        format!("{:.1} rows", d.rows_per_write)
+    };
+    let held = duration_ms(d.held_ms);
+    // Writes that waited for a connection about as long as one was held
+    // found every connection busy, whatever the phase's average.
+    let full = d.busy_connections >= 0.9 * f64::from(d.connections)
+        || d.waited_ms.is_some_and(|w| w >= 0.5 * d.held_ms);
+    let mut note = if full {
+        format!(
+            "**{name}** stored {} rows a second {when} against {} offered: **each write held one of \
+             its {} connections for {held}** with {rows}, so the pool could store at most {} a \
+             second ({} × {rows} ÷ {held}); {:.1} connections were busy at a time on average",
+            rate(d.rows_per_s).trim_end_matches("/s"),
+            rate(offered).trim_end_matches("/s"),
+            d.connections,
+            d.bound_rows_per_s
+                .map_or("-".into(), |b| rate(b).trim_end_matches("/s").to_string()),
+            d.connections,
+            d.busy_connections,
+        )
+    } else {
+        format!(
+            "**{name}** stored {} rows a second {when} against {} offered: **each write held a \
+             connection for {held}** with {rows}, and it kept {:.1} of its {} connections busy \
+             on average: {:.1} × {rows} ÷ {held} is its rate; more rows per write or more writes \
+             at once would raise it",
+            rate(d.rows_per_s).trim_end_matches("/s"),
+            rate(offered).trim_end_matches("/s"),
+            d.busy_connections,
+            d.connections,
+            d.busy_connections,
+        )
+    };
+    if let Some(waited) = d.waited_ms.filter(|w| *w >= 1.0) {
+        note.push_str(&format!(
+            "; a write waited {} for a connection on average",
+            duration_ms(waited)
+        ));
+    }
+    note.push('.');
+    Some(note)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(held_ms: f64, busy: f64, rows_per_write: f64, rows_per_s: f64) -> DatabaseTime {
+        DatabaseTime {
+            writes: 1000,
+            rows_per_write,
+            held_ms,
+            waited_ms: Some(1840.0),
+            connections: 10,
+            busy_connections: busy,
+            bound_rows_per_s: Some(10.0 * rows_per_write / (held_ms / 1000.0)),
+            rows_per_s,
+            offered_per_s: Some(200.0),
+        }
+    }
+
+    #[test]
+    fn a_full_pool_of_slow_writes_is_named_as_the_bound() {
+        let note = note("rest", Phase::During, &time(312.0, 9.9, 1.0, 31.0)).unwrap();
+        assert!(
+            note.contains("**rest** stored 31 rows a second during the fault against 200 offered"),
+            "{note}"
+        );
+        assert!(
+            note.contains("each write held one of its 10 connections for 312 ms"),
+            "{note}"
+        );
+        assert!(
+            note.contains("at most 32 a second (10 × one row ÷ 312 ms)"),
+            "{note}"
+        );
+        assert!(note.contains("waited 1.84 s for a connection"), "{note}");
+    }
+
+    #[test]
+    fn a_writer_that_uses_few_of_its_connections_is_told_apart() {
+        let mut slow = time(1800.0, 1.0, 100.0, 55.0);
+        slow.waited_ms = Some(0.2);
+        let note = note("kafka", Phase::During, &slow).unwrap();
+        assert!(
+            note.contains("kept 1.0 of its 10 connections busy"),
+            "{note}"
+        );
+        assert!(note.contains("1.0 × 100.0 rows ÷ 1.80 s"), "{note}");
+    }
+
+    #[test]
+    fn a_rate_that_kept_up_needs_no_note() {
+        assert!(note("grouped", Phase::During, &time(300.0, 6.0, 50.0, 199.0)).is_none());
+    }
+}
