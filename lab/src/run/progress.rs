@@ -61,6 +61,25 @@ impl Progress {
     }
 }
 
+/// The latest backlog of `architecture`, in messages: the lab's own
+/// measure where it has one (the producers' acknowledged ends less the
+/// consumer's position), else the consumer's gauge, which reads the
+/// broker's end offsets (a broker that counts batches there, as tansu
+/// does, makes it an undercount). A negative gauge is a consumer that does
+/// not know yet.
+pub fn backlog_value(latest: &Latest, architecture: &str) -> Option<f64> {
+    let measured = latest
+        .lock()
+        .expect("latest lock")
+        .get(&(
+            architecture.to_string(),
+            "lab".into(),
+            names::LAB_BACKLOG.into(),
+        ))
+        .copied();
+    measured.or_else(|| consumer_value(latest, architecture, names::CONSUMER_BACKLOG_MESSAGES))
+}
+
 /// The latest scraped value of a consumer metric of `architecture`.
 pub fn consumer_value(latest: &Latest, architecture: &str, metric: &str) -> Option<f64> {
     latest
@@ -135,19 +154,8 @@ impl Ticker {
             if let Some(state) = breaker.and_then(BreakerState::from_code) {
                 part.push_str(&format!(" breaker {}", state.as_str()));
             }
-            // The lab's own measure where it has one; a consumer with no
-            // partitions yet does not know its backlog.
-            let measured = self
-                .latest
-                .lock()
-                .expect("latest lock")
-                .get(&(
-                    name.clone(),
-                    "lab".into(),
-                    faultline_services::metrics::names::LAB_BACKLOG.into(),
-                ))
-                .copied();
-            let backlog = measured.or_else(|| value(names::CONSUMER_BACKLOG_MESSAGES));
+            // A consumer with no partitions yet does not know its backlog.
+            let backlog = backlog_value(&self.latest, name);
             match backlog {
                 Some(backlog) if backlog >= 0.0 => {
                     part.push_str(&format!(" backlog {backlog:.0}"));
@@ -190,5 +198,29 @@ impl Ticker {
             },
             parts.join(" | ")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backlog_is_the_labs_own_measure_where_it_has_one() {
+        let latest: Latest = Arc::default();
+        let set = |service: &str, metric: &str, value: f64| {
+            latest
+                .lock()
+                .unwrap()
+                .insert(("kafka".into(), service.into(), metric.into()), value);
+        };
+        assert_eq!(backlog_value(&latest, "kafka"), None);
+        // A broker that counts batches in its end offsets: the consumer
+        // reads an empty backlog while 1,200 events wait.
+        set("consumer", names::CONSUMER_BACKLOG_MESSAGES, 0.0);
+        assert_eq!(backlog_value(&latest, "kafka"), Some(0.0));
+        set("lab", names::LAB_BACKLOG, 1200.0);
+        assert_eq!(backlog_value(&latest, "kafka"), Some(1200.0));
+        assert_eq!(backlog_value(&latest, "other"), None);
     }
 }

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Sinks;
 use super::drain::{Drain, Poll};
-use super::progress::{Progress, Ticker, consumer_value};
+use super::progress::{Progress, Ticker, backlog_value, consumer_value};
 use crate::collect::{self, Latest, ScrapeTarget};
 use crate::fault;
 use crate::load::{self, Counters};
@@ -568,7 +568,7 @@ impl Repetition<'_> {
                     Poll {
                         acknowledged: acknowledged.get(name.as_str()).copied().unwrap_or(0),
                         stored: stored.get(name).copied().unwrap_or(0).max(0) as u64,
-                        backlog: value(names::CONSUMER_BACKLOG_MESSAGES),
+                        backlog: backlog_value(latest, name),
                         lag_s: value(names::KAFKA_CONSUMER_LAG_SECONDS),
                         settle_s: settle.get(name.as_str()).copied(),
                     },
