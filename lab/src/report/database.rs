@@ -103,6 +103,18 @@ fn note(name: &str, phase: Phase, d: &DatabaseTime) -> Option<String> {
     // found every connection busy, whatever the phase's average.
     let full = d.busy_connections >= 0.9 * f64::from(d.connections)
         || d.waited_ms.is_some_and(|w| w >= 0.5 * d.held_ms);
+    // The pool or the writer's own pace explains the rate only if it was
+    // the bound: a pool that could store the rate offered, or a writer idle
+    // most of the time (its database down, its breaker open), fell short
+    // for another reason, which the rest of the report gives.
+    let bound = if full {
+        d.bound_rows_per_s.is_some_and(|b| b < offered)
+    } else {
+        d.busy_connections >= 0.5
+    };
+    if !bound {
+        return None;
+    }
     let mut note = if full {
         format!(
             "**{name}** stored {} rows a second {when} against {} offered: **each write held one of \
@@ -185,6 +197,18 @@ mod tests {
             "{note}"
         );
         assert!(note.contains("1.0 × 100.0 rows ÷ 1.80 s"), "{note}");
+    }
+
+    #[test]
+    fn a_rate_that_fell_for_another_reason_is_not_put_on_the_pool() {
+        // The database down: writes fail at once, nothing is stored.
+        let mut down = time(0.5, 0.01, 1.0, 0.0);
+        down.waited_ms = Some(0.0);
+        assert!(note("rest", Phase::During, &down).is_none());
+        // Every connection busy, yet the pool could store what was offered.
+        let mut busy = time(20.0, 9.8, 1.0, 150.0);
+        busy.waited_ms = Some(30.0);
+        assert!(note("rest", Phase::During, &busy).is_none());
     }
 
     #[test]
