@@ -1754,6 +1754,22 @@ consumer = "buffered"
                 let used = used.as_f64().unwrap();
                 assert!((0.0..=machine * 1.05).contains(&used), "{process}: {step}");
             }
+            // The pool of its writer (REST's, the consumer's) in the step:
+            // every write of one row for REST, the rows it stored about
+            // the rate offered, a connection held for a moment each.
+            let pool = &step["database"];
+            assert_eq!(pool["connections"], 10, "{step}");
+            assert_eq!(pool["offered_per_s"], f64::from(rps), "{step}");
+            let held_ms = pool["held_ms"].as_f64().unwrap();
+            assert!(held_ms > 0.0 && held_ms < 1000.0, "{step}");
+            let stored = pool["rows_per_s"].as_f64().unwrap();
+            assert!(
+                (0.5 * f64::from(rps)..=1.5 * f64::from(rps)).contains(&stored),
+                "{step}"
+            );
+            if name == "rest" {
+                assert_eq!(pool["rows_per_write"], 1.0, "{step}");
+            }
         }
         let held: Vec<bool> = steps.iter().map(|s| s["held"].as_bool().unwrap()).collect();
         let knee = held

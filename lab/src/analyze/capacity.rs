@@ -9,6 +9,7 @@ use super::cpu::{Readings, Users, sent_between, spent_between};
 use super::join::Request;
 use crate::experiment::{Experiment, RateShape};
 use crate::run_folder::Reference;
+use crate::run_folder::frames::MetricColumns;
 use crate::run_folder::summary::{Capacity, CapacityReference, CapacityStep};
 use crate::stats::{latency, ratio};
 
@@ -47,7 +48,7 @@ pub fn plateaus(experiment: &Experiment) -> Vec<(f64, f64, f64)> {
 pub fn per_architecture(
     experiment: &Experiment,
     requests: &HashMap<String, Vec<Request>>,
-    (readings, users): (&Readings, &Users),
+    (readings, users, metrics): (&Readings, &Users, &MetricColumns),
     repetitions: &[u32],
     machine_cores: u32,
 ) -> HashMap<String, Capacity> {
@@ -55,13 +56,21 @@ pub fn per_architecture(
     if plateaus.is_empty() {
         return HashMap::new();
     }
+    // The pools' figures of each step, keyed by its place in `plateaus`.
+    let database = super::database::sums_by(metrics, 0.0, |_, t| {
+        plateaus
+            .iter()
+            .position(|&(_, from, to)| t > from && t <= to)
+    });
     let max_p99_ms = experiment.capacity.max_p99.0.as_secs_f64() * 1000.0;
     let max_error_rate = experiment.capacity.max_error_rate;
     let mut out = HashMap::new();
     for (name, rows) in requests {
+        let pools = super::database::pooled(&database, name, repetitions);
         let mut steps: Vec<CapacityStep> = plateaus
             .iter()
-            .map(|&(rps, from, to)| {
+            .enumerate()
+            .map(|(i, &(rps, from, to))| {
                 let inside: Vec<&Request> = rows
                     .iter()
                     .filter(|r| repetitions.contains(&r.repetition))
@@ -90,6 +99,7 @@ pub fn per_architecture(
                         (from, to),
                     ),
                     cpu_cores: cores_used(readings, repetitions, (from, to)),
+                    database: pools.get(&i).and_then(|s| s.figures(Some(rps))),
                     held,
                 }
             })
@@ -282,7 +292,7 @@ name = "rest"
             per_architecture(
                 &experiment,
                 &requests,
-                (&Readings::new(), &no_users()),
+                (&Readings::new(), &no_users(), &MetricColumns::default()),
                 &[0],
                 2,
             )
@@ -310,6 +320,57 @@ name = "rest"
         );
         // The successes per second follow the rows: 100 a second.
         assert!((fine.steps[0].ok_per_s - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_step_says_what_bounded_its_database_writes() {
+        // A pool of 10 whose writes of one row hold a connection 5 ms in the
+        // first step and 50 ms from the second on: a bound of 2,000 rows a
+        // second, then 200.
+        let mut metrics = MetricColumns::default();
+        let mut push = |t: f64, metric: &str, value: f64| {
+            metrics.repetition.push(0);
+            metrics.t_s.push(Some(t));
+            metrics.architecture.push("rest".into());
+            metrics.service.push("rest".into());
+            metrics.metric.push(metric.into());
+            metrics.value.push(Some(value));
+        };
+        let (mut held, mut writes) = (0.0, 0.0);
+        for t in 0..=30 {
+            let t = f64::from(t);
+            push(t, "db_pool_max_connections", 10.0);
+            push(t, "db_connection_held_seconds_sum", held);
+            push(t, "db_connection_held_seconds_count", writes);
+            push(t, "events_stored_total", writes);
+            let (n, hold) = if t + 1.0 <= 10.0 {
+                (100.0, 0.005)
+            } else {
+                (190.0, 0.05)
+            };
+            held += n * hold;
+            writes += n;
+        }
+        let experiment = scenario(STEPS);
+        let requests = HashMap::from([("rest".to_string(), rows(99.0, 99.0))]);
+        let capacity = per_architecture(
+            &experiment,
+            &requests,
+            (&Readings::new(), &no_users(), &metrics),
+            &[0],
+            2,
+        )
+        .remove("rest")
+        .unwrap();
+        let first = capacity.steps[0].database.as_ref().unwrap();
+        assert!((first.held_ms - 5.0).abs() < 1e-9, "{first:?}");
+        assert!((first.bound_rows_per_s.unwrap() - 2000.0).abs() < 1e-6);
+        assert_eq!(first.offered_per_s, Some(100.0));
+        let third = capacity.steps[2].database.as_ref().unwrap();
+        assert!((third.held_ms - 50.0).abs() < 1e-9, "{third:?}");
+        assert!((third.bound_rows_per_s.unwrap() - 200.0).abs() < 1e-6);
+        assert!((third.busy_connections - 9.5).abs() < 1e-9);
+        assert_eq!(third.offered_per_s, Some(300.0));
     }
 
     #[test]
@@ -347,7 +408,7 @@ name = "rest"
         let mut capacity = per_architecture(
             &experiment,
             &requests,
-            (&Readings::new(), &no_users()),
+            (&Readings::new(), &no_users(), &MetricColumns::default()),
             &[0],
             2,
         );

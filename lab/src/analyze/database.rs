@@ -39,8 +39,9 @@ pub struct Sums {
     connections: f64,
 }
 
-/// Per (architecture, repetition) and phase.
-pub type DatabaseSums = HashMap<(String, u32), BTreeMap<Phase, Sums>>;
+/// Per (architecture, repetition) and slot (a phase of the faults, a step
+/// of a stepped rate).
+pub type DatabaseSums<K = Phase> = HashMap<(String, u32), BTreeMap<K, Sums>>;
 
 /// Sums the scraped pool series into phases of the fault `windows`, leaving
 /// out readings before `warmup_s`: each increase between two readings goes
@@ -50,6 +51,19 @@ pub fn sums(
     windows: &HashMap<u32, Vec<(f64, f64)>>,
     warmup_s: f64,
 ) -> DatabaseSums {
+    sums_by(metrics, warmup_s, |rep, t| {
+        Phase::of(windows.get(&rep).map_or(&[][..], Vec::as_slice), t)
+    })
+}
+
+/// Sums the scraped pool series into the slots `slot` gives each
+/// (repetition, second), leaving out readings before `warmup_s`: each
+/// increase between two readings goes to the slot of the later one.
+pub fn sums_by<K: Ord + Copy>(
+    metrics: &MetricColumns,
+    warmup_s: f64,
+    slot: impl Fn(u32, f64) -> Option<K>,
+) -> DatabaseSums<K> {
     let (wait_sum, wait_count) = (
         format!("{}_sum", names::DB_POOL_WAIT),
         format!("{}_count", names::DB_POOL_WAIT),
@@ -75,15 +89,14 @@ pub fn sums(
     let duplicates = metrics.readings_of(|m| (m == duplicate).then_some(Part::Rows));
     let mut out = DatabaseSums::new();
     for ((arch, _, rep, part), points) in readings.iter().chain(duplicates.iter()) {
-        let windows = windows.get(rep).map_or(&[][..], Vec::as_slice);
         for w in points.windows(2).filter(|w| w[0].0 >= warmup_s) {
-            let Some(phase) = Phase::of(windows, w[1].0) else {
+            let Some(key) = slot(*rep, w[1].0) else {
                 continue;
             };
             let sums = out
                 .entry((arch.clone(), *rep))
                 .or_default()
-                .entry(phase)
+                .entry(key)
                 .or_default();
             let increase = counter_increase(w[0].1, w[1].1);
             match part {
@@ -102,23 +115,16 @@ pub fn sums(
     out
 }
 
-/// The figures of `name` over the repetitions `reps`, per phase, with the
-/// requests `offered` in each phase over those repetitions and the phases'
-/// `seconds`; a phase without a write is left out, and so is an
-/// architecture whose services export no pool histograms (a `service` of
-/// the user's). Rates stored and connections busy are over the seconds the
-/// pool's readings covered, the rate offered over the phase's own.
-pub fn figures(
-    sums: &DatabaseSums,
+/// The sums of `name` over the repetitions `reps`, per slot.
+pub fn pooled<K: Ord + Copy>(
+    sums: &DatabaseSums<K>,
     name: &str,
     reps: &[u32],
-    offered: &BTreeMap<Phase, u64>,
-    seconds: &BTreeMap<Phase, f64>,
-) -> BTreeMap<Phase, DatabaseTime> {
-    let mut pooled: BTreeMap<Phase, Sums> = BTreeMap::new();
+) -> BTreeMap<K, Sums> {
+    let mut pooled: BTreeMap<K, Sums> = BTreeMap::new();
     for r in reps {
-        for (phase, s) in sums.get(&(name.to_string(), *r)).into_iter().flatten() {
-            let slot = pooled.entry(*phase).or_default();
+        for (key, s) in sums.get(&(name.to_string(), *r)).into_iter().flatten() {
+            let slot = pooled.entry(*key).or_default();
             slot.wait_s += s.wait_s;
             slot.waits += s.waits;
             slot.held_s += s.held_s;
@@ -129,31 +135,53 @@ pub fn figures(
         }
     }
     pooled
+}
+
+impl Sums {
+    /// The figures of these sums, with the rate offered meanwhile; `None`
+    /// without a write (no pool histograms: a `service` of the user's).
+    /// Rates stored and connections busy are over the seconds the pool's
+    /// readings covered.
+    pub fn figures(&self, offered_per_s: Option<f64>) -> Option<DatabaseTime> {
+        if self.writes < 1.0 || self.seconds <= 0.0 {
+            return None;
+        }
+        let held_ms = 1000.0 * self.held_s / self.writes;
+        let rows_per_write = self.rows / self.writes;
+        let connections = self.connections.round() as u32;
+        Some(DatabaseTime {
+            writes: self.writes.round() as u64,
+            rows_per_write,
+            held_ms,
+            waited_ms: (self.waits >= 1.0).then(|| 1000.0 * self.wait_s / self.waits),
+            connections,
+            busy_connections: self.held_s / self.seconds,
+            bound_rows_per_s: (held_ms > 0.0 && connections > 0)
+                .then(|| f64::from(connections) * rows_per_write / (held_ms / 1000.0)),
+            rows_per_s: self.rows / self.seconds,
+            offered_per_s,
+        })
+    }
+}
+
+/// The figures of `name` over the repetitions `reps`, per phase, with the
+/// requests `offered` in each phase over those repetitions and the phases'
+/// `seconds` (the rate offered is over the phase's own seconds).
+pub fn figures(
+    sums: &DatabaseSums,
+    name: &str,
+    reps: &[u32],
+    offered: &BTreeMap<Phase, u64>,
+    seconds: &BTreeMap<Phase, f64>,
+) -> BTreeMap<Phase, DatabaseTime> {
+    pooled(sums, name, reps)
         .into_iter()
-        .filter(|(_, s)| s.writes >= 1.0 && s.seconds > 0.0)
-        .map(|(phase, s)| {
-            let held_ms = 1000.0 * s.held_s / s.writes;
-            let rows_per_write = s.rows / s.writes;
-            let connections = s.connections.round() as u32;
-            let bound_rows_per_s = (held_ms > 0.0 && connections > 0)
-                .then(|| f64::from(connections) * rows_per_write / (held_ms / 1000.0));
-            (
-                phase,
-                DatabaseTime {
-                    writes: s.writes.round() as u64,
-                    rows_per_write,
-                    held_ms,
-                    waited_ms: (s.waits >= 1.0).then(|| 1000.0 * s.wait_s / s.waits),
-                    connections,
-                    busy_connections: s.held_s / s.seconds,
-                    bound_rows_per_s,
-                    rows_per_s: s.rows / s.seconds,
-                    offered_per_s: offered
-                        .get(&phase)
-                        .zip(seconds.get(&phase).filter(|s| **s > 0.0))
-                        .map(|(n, s)| *n as f64 / s),
-                },
-            )
+        .filter_map(|(phase, s)| {
+            let offered_per_s = offered
+                .get(&phase)
+                .zip(seconds.get(&phase).filter(|s| **s > 0.0))
+                .map(|(n, s)| *n as f64 / s);
+            Some((phase, s.figures(offered_per_s)?))
         })
         .collect()
 }

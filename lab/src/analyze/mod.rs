@@ -106,7 +106,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
     let mut capacity = capacity::per_architecture(
         experiment,
         &requests,
-        (&cpu_readings, &users),
+        (&cpu_readings, &users, &metrics),
         &faulted,
         manifest.host.cores as u32,
     );

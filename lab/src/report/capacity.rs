@@ -22,6 +22,8 @@ pub struct CapacityRow {
     busy: String,
     /// CPU per request of each process, `process µs` joined.
     cpu: String,
+    /// Its pool: time held per write, connections busy.
+    pool: String,
 }
 
 impl CapacityRow {
@@ -52,6 +54,7 @@ impl CapacityRow {
                     .map(|(process, us)| format!("{process} {us:.0} µs"))
                     .collect::<Vec<_>>()
                     .join(", "),
+                pool: super::database::step_cell(s.database.as_ref()),
             })
             .collect()
     }
@@ -167,6 +170,18 @@ pub(super) fn knee_note(name: &str, capacity: &Capacity) -> String {
     let mut missed_at = format!("{held}; at {:.0} req/s: {}.", missed.rps, how(missed));
     if let Some(full) = full_machine(name, missed, capacity.machine_cores) {
         missed_at = format!("{missed_at} {full}");
+    }
+    if let Some(pool) = &missed.database {
+        let below = capacity
+            .steps
+            .iter()
+            .rev()
+            .find(|s| s.rps < missed.rps)
+            .and_then(|s| s.database.as_ref());
+        missed_at = format!(
+            "{missed_at} {}",
+            super::database::step_note(pool, missed.rps, below)
+        );
     }
     // A higher step held again (the steps are in rising order): the miss
     // may have been a passing stall.

@@ -101,8 +101,7 @@ fn note(name: &str, phase: Phase, d: &DatabaseTime) -> Option<String> {
     let held = duration_ms(d.held_ms);
     // Writes that waited for a connection about as long as one was held
     // found every connection busy, whatever the phase's average.
-    let full = d.busy_connections >= 0.9 * f64::from(d.connections)
-        || d.waited_ms.is_some_and(|w| w >= 0.5 * d.held_ms);
+    let full = pool_full(d);
     // The pool or the writer's own pace explains the rate only if it was
     // the bound: a pool that could store the rate offered, or a writer idle
     // most of the time (its database down, its breaker open), fell short
@@ -149,6 +148,66 @@ fn note(name: &str, phase: Phase, d: &DatabaseTime) -> Option<String> {
     }
     note.push('.');
     Some(note)
+}
+
+/// Whether the pool was the bound: every connection busy on average, or
+/// writes waiting for one about as long as one was held.
+fn pool_full(d: &DatabaseTime) -> bool {
+    d.busy_connections >= 0.9 * f64::from(d.connections)
+        || d.waited_ms.is_some_and(|w| w >= 0.5 * d.held_ms)
+}
+
+/// A step's pool in a capacity table's cell: time held per write and the
+/// connections busy.
+pub fn step_cell(d: Option<&DatabaseTime>) -> String {
+    d.map_or("-".into(), |d| {
+        format!(
+            "{}, {:.1}/{}",
+            duration_ms(d.held_ms),
+            d.busy_connections,
+            d.connections
+        )
+    })
+}
+
+/// What the pool did at a step that missed its bounds, offered `rps`: the
+/// bound, or not, beside the time held at the step `below` it. Markdown
+/// emphasis.
+pub fn step_note(d: &DatabaseTime, rps: f64, below: Option<&DatabaseTime>) -> String {
+    let held = match below {
+        Some(b) => format!(
+            "{} ({} at the step below)",
+            duration_ms(d.held_ms),
+            duration_ms(b.held_ms)
+        ),
+        None => duration_ms(d.held_ms),
+    };
+    let rows = if (d.rows_per_write - 1.0).abs() < 0.05 {
+        "one row".to_string()
+    } else {
+        format!("{:.1} rows", d.rows_per_write)
+    };
+    let waited = d
+        .waited_ms
+        .filter(|w| *w >= 1.0)
+        .map(|w| format!(", writes waited {} for one", duration_ms(w)))
+        .unwrap_or_default();
+    let bound = d
+        .bound_rows_per_s
+        .map_or("-".into(), |b| rate(b).trim_end_matches("/s").to_string());
+    if pool_full(d) && d.bound_rows_per_s.is_some_and(|b| b < 1.05 * rps) {
+        format!(
+            "There **its pool was the bound**: {:.1} of its {} connections busy on average, each \
+             write holding one {held} with {rows}{waited}: at most {bound} rows a second.",
+            d.busy_connections, d.connections,
+        )
+    } else {
+        format!(
+            "Its pool was not the bound there: {:.1} of its {} connections busy on average, each \
+             write holding one {held} with {rows}{waited} (at most {bound} rows a second).",
+            d.busy_connections, d.connections,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -209,6 +268,33 @@ mod tests {
         let mut busy = time(20.0, 9.8, 1.0, 150.0);
         busy.waited_ms = Some(30.0);
         assert!(note("rest", Phase::During, &busy).is_none());
+    }
+
+    #[test]
+    fn a_missed_step_says_whether_its_pool_was_the_bound() {
+        let mut full = time(3.3, 9.8, 1.0, 2950.0);
+        full.waited_ms = Some(40.0);
+        let below = time(1.7, 3.5, 1.0, 2000.0);
+        let note = step_note(&full, 3000.0, Some(&below));
+        assert!(
+            note.contains("holding one 3.30 ms (1.70 ms at the step below)"),
+            "{note}"
+        );
+        assert!(
+            note.contains("**its pool was the bound**: 9.8 of its 10 connections busy"),
+            "{note}"
+        );
+        assert!(note.contains("at most 3,030 rows a second"), "{note}");
+        let idle = time(1.2, 0.6, 1.0, 2950.0);
+        let mut idle = idle;
+        idle.waited_ms = Some(0.0);
+        let note = step_note(&idle, 3000.0, None);
+        assert!(
+            note.starts_with("Its pool was not the bound there: 0.6 of its 10"),
+            "{note}"
+        );
+        assert_eq!(step_cell(Some(&full)), "3.30 ms, 9.8/10");
+        assert_eq!(step_cell(None), "-");
     }
 
     #[test]

@@ -556,6 +556,7 @@ mod tests {
             }),
             cpu_us_per_request: Default::default(),
             cpu_cores: Default::default(),
+            database: None,
             held: p99 <= 100.0,
         };
         let capacity = |p99s: [f64; 4]| Capacity {

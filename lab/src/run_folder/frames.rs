@@ -501,6 +501,7 @@ pub fn flags(frame: &DataFrame, name: &str) -> PolarsResult<Vec<bool>> {
 pub type ScrapedSeries<K> = std::collections::BTreeMap<(String, String, u32, K), Vec<(f64, f64)>>;
 
 /// `metrics.parquet` read back, a vector per column.
+#[derive(Debug, Default)]
 pub struct MetricColumns {
     pub repetition: Vec<u32>,
     pub t_s: Vec<Option<f64>>,

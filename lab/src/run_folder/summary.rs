@@ -207,6 +207,10 @@ pub struct CapacityStep {
     /// architecture's: together, how full the machine was.
     #[serde(default)]
     pub cpu_cores: BTreeMap<String, f64>,
+    /// What bounded its database writes during the step (its offered rate
+    /// the step's); `None` where its services export no pool histograms.
+    #[serde(default)]
+    pub database: Option<DatabaseTime>,
     /// Both bounds met.
     pub held: bool,
 }
