@@ -1423,6 +1423,44 @@ fn a_service_that_dies_during_the_run_makes_it_incomplete_and_is_named() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// The one stack folder of a run under `out`, and the pid its `pid_file`
+/// (relative to it) names.
+fn run_stack_and_pid(out: &Path, pid_file: &str) -> (PathBuf, u32) {
+    let stack = std::fs::read_dir(out.join(".faultline/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    let pid = std::fs::read_to_string(stack.join(pid_file))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (stack, pid)
+}
+
+/// Whether process `pid` runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// Kills `runner` outright and waits, at most 15 s, until `pid` and the
+/// `stack` folder are gone.
+fn kill_runner_and_wait(runner: &mut std::process::Child, pid: u32, stack: &Path) {
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    let started = std::time::Instant::now();
+    while (alive(pid) || stack.exists()) && started.elapsed() < std::time::Duration::from_secs(15) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database_and_keeps_its_rows() {
     use std::io::BufRead;
@@ -1458,35 +1496,10 @@ fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database_and_keeps_
     }
     std::thread::sleep(std::time::Duration::from_secs(3));
     // The frozen PostgreSQL of the run's stack.
-    let stack = std::fs::read_dir(out.join(".faultline/runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .next()
-        .unwrap();
-    let postgres: u32 = std::fs::read_to_string(stack.join("postgres/postgres.pid"))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let alive = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit(')')
-                .next()
-                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-        })
-    };
+    let (stack, postgres) = run_stack_and_pid(&out, "postgres/postgres.pid");
     assert!(alive(postgres));
     // SIGKILL: the runner cannot thaw or stop anything itself.
-    runner.kill().unwrap();
-    runner.wait().unwrap();
-    let started = std::time::Instant::now();
-    while (alive(postgres) || stack.exists())
-        && started.elapsed() < std::time::Duration::from_secs(15)
-    {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    kill_runner_and_wait(&mut runner, postgres, &stack);
     assert!(!alive(postgres), "PostgreSQL outlived its runner");
     assert!(!stack.exists(), "the stack folder is still there");
     // The run folder says what happened, and keeps what was measured: the
@@ -1621,32 +1634,9 @@ fn a_runner_killed_outright_while_k6_drives_leaves_no_k6_and_keeps_its_rows() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     let run = csv.parent().unwrap().parent().unwrap().to_path_buf();
-    let stack = std::fs::read_dir(out.join(".faultline/runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .next()
-        .unwrap();
-    let k6: i32 = std::fs::read_to_string(stack.join("k6.pid"))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let alive = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit(')')
-                .next()
-                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-        })
-    };
+    let (stack, k6) = run_stack_and_pid(&out, "k6.pid");
     assert!(alive(k6));
-    runner.kill().unwrap();
-    runner.wait().unwrap();
-    let started = std::time::Instant::now();
-    while (alive(k6) || stack.exists()) && started.elapsed() < std::time::Duration::from_secs(15) {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    kill_runner_and_wait(&mut runner, k6, &stack);
     assert!(!alive(k6), "k6 outlived its runner");
     let manifest = json_in(&run, "manifest.json");
     assert_eq!(manifest["status"], "failed", "{manifest:#}");

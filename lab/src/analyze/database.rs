@@ -26,7 +26,7 @@ enum Part {
     Connections,
 }
 
-/// The increases of every [`Part`] in one phase of one repetition, and the
+/// The increases of every series (waits, time held, rows) in one phase of one repetition, and the
 /// seconds the pool's readings covered there.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Sums {
