@@ -72,7 +72,7 @@ pub struct ScrapeTarget {
     /// Where its metrics are, e.g. `/metrics`.
     pub path: String,
     /// Series recorded under the lab's names: (its name, the lab's).
-    pub rename: Vec<(String, &'static str)>,
+    pub rename: Vec<(String, String)>,
 }
 
 impl ScrapeTarget {
@@ -118,7 +118,7 @@ pub async fn scrape(
                     .iter()
                     .find(|(theirs, _)| *theirs == sample.metric)
                 {
-                    sample.metric = ours.to_string();
+                    sample.metric = ours.clone();
                 }
             }
             {

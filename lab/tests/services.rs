@@ -126,6 +126,7 @@ name = "api"
 command = ["faultline-rest", "--listen", "127.0.0.1:{{{{ port }}}}", "--stored-by", "rest-declared"]
 env = {{ FAULTLINE_DATABASE_URL = "{{{{ db.url }}}}" }}
 ready = {{ http = "/healthz" }}
+metrics = {{ pool_wait = "db_pool_wait_seconds", connection_held = "db_connection_held_seconds", pool_max = "db_pool_max_connections", rows = "events_stored_total" }}
 [architectures.request]
 path = "/events"
 body = '{{"event_id": "{{{{ event.id }}}}", "driver_id": "{{{{ event.driver_id }}}}", "lat": {{{{ event.lat }}}}, "lng": {{{{ event.lng }}}}, "sent_at": "{{{{ event.sent_at }}}}"}}'
@@ -211,6 +212,19 @@ duration = "6s"
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "complete", "{summary:#}\n{stderr}");
+    // A declared service's pool, from the series its `metrics` maps: one
+    // row a write, its ten connections; a service that maps none has no
+    // pool figures.
+    let pool = &summary["architectures"]["rest-declared"]["database"]["during"];
+    assert_eq!(pool["connections"], 10, "{pool:#}");
+    assert_eq!(pool["rows_per_write"], 1.0, "{pool:#}");
+    assert!(pool["held_ms"].as_f64().unwrap() > 0.0, "{pool:#}");
+    assert!(
+        summary["architectures"]["orders-api"]["database"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+    );
     let requests = ParquetReader::new(std::fs::File::open(dir.join("requests.parquet")).unwrap())
         .finish()
         .unwrap();

@@ -1209,6 +1209,10 @@ duration = "5s"
 #[test]
 fn a_service_declaration_is_checked_where_it_is_written() {
     assert!(problems(SERVICE).is_empty(), "{:?}", problems(SERVICE));
+    let long_series = format!(
+        "metrics = {{ rows = \"{}\" }}\nready = {{ http = \"/health\" }}",
+        "r".repeat(300)
+    );
     // (what, replace this, with this, expected path, a word of the message);
     // the line is where the replacement starts.
     let cases: &[(&str, &str, &str, &str, &str)] = &[
@@ -1246,6 +1250,20 @@ fn a_service_declaration_is_checked_where_it_is_written() {
             r#""1PG-HOST" = "{{ db.host }}""#,
             "architectures[0].processes[0].env.1PG-HOST",
             "not an environment variable",
+        ),
+        (
+            "a pool's series with a space in its name",
+            r#"ready = { http = "/health" }"#,
+            "metrics = { connection_held = \"hikari usage\" }\nready = { http = \"/health\" }",
+            "architectures[0].processes[0].metrics.connection_held",
+            "not a Prometheus series",
+        ),
+        (
+            "a pool's series of 300 characters",
+            r#"ready = { http = "/health" }"#,
+            &long_series,
+            "architectures[0].processes[0].metrics.rows",
+            "at most 256 characters",
         ),
         (
             "two ways to be ready",

@@ -37,6 +37,8 @@ pub struct Sums {
     rows: f64,
     seconds: f64,
     connections: f64,
+    /// A counter of rows was read: without one, rows per write are unknown.
+    rows_read: bool,
 }
 
 /// Per (architecture, repetition) and slot (a phase of the faults, a step
@@ -107,7 +109,10 @@ pub fn sums_by<K: Ord + Copy>(
                     sums.writes += increase;
                     sums.seconds += w[1].0 - w[0].0;
                 }
-                Part::Rows => sums.rows += increase,
+                Part::Rows => {
+                    sums.rows += increase;
+                    sums.rows_read = true;
+                }
                 Part::Connections => sums.connections = sums.connections.max(w[1].1),
             }
         }
@@ -132,6 +137,7 @@ pub fn pooled<K: Ord + Copy>(
             slot.rows += s.rows;
             slot.seconds += s.seconds;
             slot.connections = slot.connections.max(s.connections);
+            slot.rows_read |= s.rows_read;
         }
     }
     pooled
@@ -139,11 +145,11 @@ pub fn pooled<K: Ord + Copy>(
 
 impl Sums {
     /// The figures of these sums, with the rate offered meanwhile; `None`
-    /// without a write (no pool histograms: a `service` of the user's).
-    /// Rates stored and connections busy are over the seconds the pool's
-    /// readings covered.
+    /// without a write or a count of rows (a `service` of the user's that
+    /// maps neither). Rates stored and connections busy are over the
+    /// seconds the pool's readings covered.
     pub fn figures(&self, offered_per_s: Option<f64>) -> Option<DatabaseTime> {
-        if self.writes < 1.0 || self.seconds <= 0.0 {
+        if self.writes < 1.0 || self.seconds <= 0.0 || !self.rows_read {
             return None;
         }
         let held_ms = 1000.0 * self.held_s / self.writes;
@@ -256,5 +262,13 @@ mod tests {
         assert!((during.offered_per_s.unwrap() - 200.0).abs() < 1e-9);
         // No pool histograms: no figures.
         assert!(super::figures(&sums, "kafka", &[0], &offered, &seconds).is_empty());
+        // Time held without a count of rows: no figures either.
+        let held_only: Vec<_> = rows
+            .iter()
+            .filter(|r| !r.0.starts_with("events_"))
+            .copied()
+            .collect();
+        let sums = super::sums(&columns(&held_only), &windows, 0.0);
+        assert!(super::figures(&sums, "rest", &[0], &offered, &seconds).is_empty());
     }
 }

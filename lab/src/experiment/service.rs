@@ -140,7 +140,7 @@ pub struct ProcessSettings {
 }
 
 /// A process's Prometheus endpoint, and which of its series the report
-/// reads as the architecture's backlog and breaker.
+/// reads as the architecture's backlog, breaker and database pool.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsSettings {
@@ -156,6 +156,26 @@ pub struct MetricsSettings {
     /// 1 half-open, 2 open. Unset: the breaker is not measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breaker: Option<String>,
+    /// A histogram or summary without labels of the time a write waited
+    /// for a pooled database connection, in seconds, by its family's name
+    /// (its `_sum` and `_count` are read), e.g.
+    /// "hikaricp_connections_acquire_seconds".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_wait: Option<String>,
+    /// A histogram or summary without labels of the time a write held its
+    /// pooled connection, in seconds, by its family's name, e.g.
+    /// "hikaricp_connections_usage_seconds". With `rows`, the report's
+    /// "What bounded the database writes" covers this architecture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_held: Option<String>,
+    /// A gauge without labels of the most connections its pool opens, e.g.
+    /// "hikaricp_connections_max".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_max: Option<String>,
+    /// A counter without labels of the rows it stored, by its series' full
+    /// name, e.g. "orders_created_total".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<String>,
 }
 
 fn metrics_path() -> String {

@@ -163,7 +163,7 @@ impl ServiceParts {
     }
 
     /// Its processes that offer metrics, each with the series it maps to
-    /// the lab's backlog and breaker.
+    /// the lab's backlog, breaker and pool.
     pub fn scrape_targets(&self) -> Vec<ScrapeTarget> {
         let plans = &self.plan.processes;
         plans
@@ -171,13 +171,7 @@ impl ServiceParts {
             .zip(&self.processes)
             .filter_map(|(plan, (name, program))| {
                 let metrics = plan.metrics.as_ref()?;
-                let mut rename = Vec::new();
-                if let Some(backlog) = &metrics.backlog {
-                    rename.push((backlog.clone(), names::CONSUMER_BACKLOG_MESSAGES));
-                }
-                if let Some(breaker) = &metrics.breaker {
-                    rename.push((breaker.clone(), names::CIRCUIT_BREAKER_STATE));
-                }
+                let rename = renamed(metrics);
                 Some(ScrapeTarget {
                     architecture: self.name.clone(),
                     service: if metrics.consumer() {
@@ -251,4 +245,71 @@ async fn apply_sql(url: &str, sql: &str) -> Result<(), String> {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
             None => e.to_string(),
         })
+}
+
+/// The series a process's `metrics` maps to the lab's names: (its name, the
+/// lab's). A histogram's or summary's family gives its `_sum` and `_count`.
+pub fn renamed(metrics: &crate::experiment::service::MetricsSettings) -> Vec<(String, String)> {
+    let mut rename = Vec::new();
+    let mut one = |theirs: &Option<String>, ours: String| {
+        if let Some(theirs) = theirs {
+            rename.push((theirs.clone(), ours));
+        }
+    };
+    one(&metrics.backlog, names::CONSUMER_BACKLOG_MESSAGES.into());
+    one(&metrics.breaker, names::CIRCUIT_BREAKER_STATE.into());
+    one(&metrics.pool_max, names::DB_POOL_MAX.into());
+    one(&metrics.rows, format!("{}_total", names::EVENTS_STORED));
+    for (family, ours) in [
+        (&metrics.pool_wait, names::DB_POOL_WAIT),
+        (&metrics.connection_held, names::DB_CONNECTION_HELD),
+    ] {
+        for part in ["sum", "count"] {
+            one(
+                &family.as_ref().map(|f| format!("{f}_{part}")),
+                format!("{ours}_{part}"),
+            );
+        }
+    }
+    rename
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pools_own_series_are_read_under_the_labs_names() {
+        let metrics: crate::experiment::service::MetricsSettings = toml::from_str(
+            r#"
+pool_wait = "hikaricp_connections_acquire_seconds"
+connection_held = "hikaricp_connections_usage_seconds"
+pool_max = "hikaricp_connections_max"
+rows = "orders_created_total"
+"#,
+        )
+        .unwrap();
+        let rename = renamed(&metrics);
+        let ours = |theirs: &str| {
+            rename
+                .iter()
+                .find(|(t, _)| t == theirs)
+                .map(|(_, o)| o.as_str())
+        };
+        assert_eq!(
+            ours("hikaricp_connections_acquire_seconds_sum"),
+            Some("db_pool_wait_seconds_sum")
+        );
+        assert_eq!(
+            ours("hikaricp_connections_usage_seconds_count"),
+            Some("db_connection_held_seconds_count")
+        );
+        assert_eq!(
+            ours("hikaricp_connections_max"),
+            Some("db_pool_max_connections")
+        );
+        assert_eq!(ours("orders_created_total"), Some("events_stored_total"));
+        assert_eq!(ours("hikaricp_connections_usage_seconds_max"), None);
+        assert_eq!(rename.len(), 6);
+    }
 }

@@ -55,6 +55,9 @@ pub mod limits {
     pub const CONNECTIONS: u32 = 10_000;
     /// Characters of a scenario's or an architecture's name.
     pub const NAME: usize = 64;
+    /// Characters of the name of a series a `service` maps (backlog,
+    /// breaker, pool).
+    pub const SERIES: usize = 256;
     /// Problems listed for one file; the rest are counted.
     pub const PROBLEMS: usize = 200;
 }

@@ -328,17 +328,28 @@ fn check_process(process: &ProcessSettings, at: &str, report: &mut Report<'_>) {
         }
         let series_name = |name: &str| {
             !name.is_empty()
+                && name.len() <= limits::SERIES
                 && !name.starts_with(|c: char| c.is_ascii_digit())
                 && name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
         };
-        for (key, name) in [("backlog", &metrics.backlog), ("breaker", &metrics.breaker)] {
+        for (key, name) in [
+            ("backlog", &metrics.backlog),
+            ("breaker", &metrics.breaker),
+            ("pool_wait", &metrics.pool_wait),
+            ("connection_held", &metrics.connection_held),
+            ("pool_max", &metrics.pool_max),
+            ("rows", &metrics.rows),
+        ] {
             if let Some(name) = name.as_deref().filter(|n| !series_name(n)) {
                 report.at(
                     &format!("{at}.metrics.{key}"),
                     format!("{name:?} is not a Prometheus series' name"),
-                    Some("letters, digits, `_` and `:`, not starting with a digit".into()),
+                    Some(format!(
+                        "letters, digits, `_` and `:`, not starting with a digit, at most {} characters",
+                        limits::SERIES
+                    )),
                 );
             }
         }
