@@ -145,21 +145,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         conflicts: join::conflicts(&metrics)?,
         produce_ack,
         database,
-        memory_broker_killed: faults
-            .iter()
-            .filter(|f| f.kind == "broker-kill")
-            .filter(|f| {
-                !manifest
-                    .repetitions
-                    .iter()
-                    .any(|r| r.repetition == f.repetition && r.broker_durable)
-            })
-            .filter_map(|f| Some((f.repetition, f.actual_start_s?)))
-            .fold(HashMap::new(), |mut first, (r, at)| {
-                let slot = first.entry(r).or_insert(at);
-                *slot = slot.min(at);
-                first
-            }),
+        memory_broker_killed: memory_broker_kills(&faults, manifest),
         repetitions,
     };
     let series = series::build_series(
@@ -217,6 +203,29 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         series,
         freshness_cdf,
     })
+}
+
+/// When a broker that kept its log in memory was first killed, per
+/// repetition.
+fn memory_broker_kills(
+    faults: &[crate::run_folder::summary::FaultSummary],
+    manifest: &Manifest,
+) -> HashMap<u32, f64> {
+    faults
+        .iter()
+        .filter(|f| f.kind == "broker-kill")
+        .filter(|f| {
+            !manifest
+                .repetitions
+                .iter()
+                .any(|r| r.repetition == f.repetition && r.broker_durable)
+        })
+        .filter_map(|f| Some((f.repetition, f.actual_start_s?)))
+        .fold(HashMap::new(), |mut first, (r, at)| {
+            let slot = first.entry(r).or_insert(at);
+            *slot = slot.min(at);
+            first
+        })
 }
 
 /// Which architecture costs less at each staleness budget, for every pair:
@@ -298,6 +307,49 @@ impl Context<'_> {
             .filter(|(_, (_, count))| *count > 0.0)
             .map(|(phase, (sum, count))| (phase, 1000.0 * sum / count))
             .collect()
+    }
+
+    /// The runner's drain wait of `name`: the longest of the faulted
+    /// repetitions', if every one drained.
+    fn settle_s(&self, name: &str) -> Option<f64> {
+        self.manifest
+            .repetitions
+            .iter()
+            .filter(|r| !r.control)
+            .filter_map(|r| r.drain_s.get(name).copied().flatten())
+            .reduce(f64::max)
+    }
+
+    /// Rows `name`'s audit query found with an id the lab never sent it,
+    /// over the faulted repetitions; `None` for a built-in architecture.
+    fn foreign_rows(&self, name: &str) -> Option<u64> {
+        self.manifest
+            .repetitions
+            .iter()
+            .filter(|r| !r.control)
+            .filter_map(|r| r.foreign_rows.get(name).copied())
+            .reduce(|a, b| a + b)
+    }
+
+    /// What bounded `name`'s database writes over `reps`, per phase, beside
+    /// the requests of its `phases`.
+    fn database_of(
+        &self,
+        name: &str,
+        reps: &[u32],
+        phases: &BTreeMap<Phase, crate::run_folder::summary::PhaseSummary>,
+    ) -> BTreeMap<Phase, crate::run_folder::summary::DatabaseTime> {
+        let offered = phases
+            .iter()
+            .map(|(phase, p)| (*phase, p.requests))
+            .collect();
+        database::figures(
+            &self.database,
+            name,
+            reps,
+            &offered,
+            &self.phase_seconds(reps),
+        )
     }
 
     /// Seconds of each phase of the fault over the repetitions `reps`, up
@@ -456,20 +508,8 @@ impl Context<'_> {
             drain_rate: self.drain_rate_of(&all, &reps),
             cost: cost_of(&pooled, self.repetitions as usize),
             cost_by_staleness_budget,
-            settle_s: self
-                .manifest
-                .repetitions
-                .iter()
-                .filter(|r| !r.control)
-                .filter_map(|r| r.drain_s.get(name).copied().flatten())
-                .reduce(f64::max),
-            foreign_rows: self
-                .manifest
-                .repetitions
-                .iter()
-                .filter(|r| !r.control)
-                .filter_map(|r| r.foreign_rows.get(name).copied())
-                .reduce(|a, b| a + b),
+            settle_s: self.settle_s(name),
+            foreign_rows: self.foreign_rows(name),
             peak_backlog: reps
                 .iter()
                 .filter_map(|r| self.backlog.get(&key(*r)))
@@ -478,17 +518,7 @@ impl Context<'_> {
             breaker_open_s: self.breaker_open_s(name),
             breaker_closed_s: self.breaker_closed_s(name),
             produce_ack_ms: self.produce_ack_ms(name, &reps),
-            database: database::figures(
-                &self.database,
-                name,
-                &reps,
-                &pooled
-                    .phases
-                    .iter()
-                    .map(|(phase, p)| (*phase, p.requests))
-                    .collect(),
-                &self.phase_seconds(&reps),
-            ),
+            database: self.database_of(name, &reps, &pooled.phases),
             sent_late_ms: (self.manifest.driver == crate::experiment::DriverSetting::Native)
                 .then(|| figures::sent_late(&all))
                 .flatten(),
