@@ -31,6 +31,20 @@ fn rate(v: f64) -> String {
     }
 }
 
+/// A rate as [`rate`] prints it, without its unit: `2,574`.
+fn per_second(v: f64) -> String {
+    rate(v).trim_end_matches("/s").to_string()
+}
+
+/// The rows a write carried, in words: `one row`, `88.8 rows`.
+fn rows_per_write(d: &DatabaseTime) -> String {
+    if (d.rows_per_write - 1.0).abs() < 0.05 {
+        "one row".to_string()
+    } else {
+        format!("{:.1} rows", d.rows_per_write)
+    }
+}
+
 fn duration_ms(v: f64) -> String {
     match v {
         v if v >= 1000.0 => format!("{:.2} s", v / 1000.0),
@@ -93,14 +107,8 @@ fn note(name: &str, phase: Phase, d: &DatabaseTime) -> Option<String> {
         Phase::Between => "between the faults",
         Phase::After => "after the fault",
     };
-    let rows = if (d.rows_per_write - 1.0).abs() < 0.05 {
-        "one row".to_string()
-    } else {
-        format!("{:.1} rows", d.rows_per_write)
-    };
+    let rows = rows_per_write(d);
     let held = duration_ms(d.held_ms);
-    // Writes that waited for a connection about as long as one was held
-    // found every connection busy, whatever the phase's average.
     let full = pool_full(d);
     // The pool or the writer's own pace explains the rate only if it was
     // the bound: a pool that could store the rate offered, or a writer idle
@@ -119,11 +127,10 @@ fn note(name: &str, phase: Phase, d: &DatabaseTime) -> Option<String> {
             "**{name}** stored {} rows a second {when} against {} offered: **each write held one of \
              its {} connections for {held}** with {rows}, so the pool could store at most {} a \
              second ({} × {rows} ÷ {held}); {:.1} connections were busy at a time on average",
-            rate(d.rows_per_s).trim_end_matches("/s"),
-            rate(offered).trim_end_matches("/s"),
+            per_second(d.rows_per_s),
+            per_second(offered),
             d.connections,
-            d.bound_rows_per_s
-                .map_or("-".into(), |b| rate(b).trim_end_matches("/s").to_string()),
+            d.bound_rows_per_s.map_or("-".into(), per_second),
             d.connections,
             d.busy_connections,
         )
@@ -133,8 +140,8 @@ fn note(name: &str, phase: Phase, d: &DatabaseTime) -> Option<String> {
              connection for {held}** with {rows}, and it kept {:.1} of its {} connections busy \
              on average: {:.1} × {rows} ÷ {held} is its rate; more rows per write or more writes \
              at once would raise it",
-            rate(d.rows_per_s).trim_end_matches("/s"),
-            rate(offered).trim_end_matches("/s"),
+            per_second(d.rows_per_s),
+            per_second(offered),
             d.busy_connections,
             d.connections,
             d.busy_connections,
@@ -182,19 +189,13 @@ pub fn step_note(d: &DatabaseTime, rps: f64, below: Option<&DatabaseTime>) -> St
         ),
         None => duration_ms(d.held_ms),
     };
-    let rows = if (d.rows_per_write - 1.0).abs() < 0.05 {
-        "one row".to_string()
-    } else {
-        format!("{:.1} rows", d.rows_per_write)
-    };
+    let rows = rows_per_write(d);
     let waited = d
         .waited_ms
         .filter(|w| *w >= 1.0)
         .map(|w| format!(", writes waited {} for one", duration_ms(w)))
         .unwrap_or_default();
-    let bound = d
-        .bound_rows_per_s
-        .map_or("-".into(), |b| rate(b).trim_end_matches("/s").to_string());
+    let bound = d.bound_rows_per_s.map_or("-".into(), per_second);
     if pool_full(d) && d.bound_rows_per_s.is_some_and(|b| b < 1.05 * rps) {
         format!(
             "There **its pool was the bound**: {:.1} of its {} connections busy on average, each \
