@@ -19,6 +19,22 @@ fn json_in(dir: &Path, file: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap()
 }
 
+/// Runs `faultline report` on the run folder `dir`, which must succeed,
+/// and returns the summary it wrote.
+fn report_again(dir: &Path) -> serde_json::Value {
+    let report = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("report")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    json_in(dir, "summary.json")
+}
+
 fn strings(frame: &DataFrame, column: &str) -> Vec<String> {
     frame
         .column(column)
@@ -350,17 +366,7 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
     );
     // `faultline report` recomputes it from the raw files alone.
     std::fs::remove_file(dir.join("summary.json")).unwrap();
-    let report = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .arg("report")
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        report.status.success(),
-        "{}",
-        String::from_utf8_lossy(&report.stderr)
-    );
-    let again = json_in(&dir, "summary.json");
+    let again = report_again(&dir);
     assert_eq!(again, summary);
     let _ = std::fs::remove_dir_all(&out);
 }
@@ -1577,18 +1583,47 @@ fn a_runner_killed_outright_during_a_freeze_leaves_no_frozen_database_and_keeps_
     let started = faults.column("actual_start_s").unwrap().get(0).unwrap();
     let ended = faults.column("actual_end_s").unwrap().get(0).unwrap();
     assert!(!started.is_null() && ended.is_null(), "{faults}");
-    let report = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .arg("report")
-        .arg(&run)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&report.stderr);
-    assert!(report.status.success(), "{said}");
-    let summary = json_in(&run, "summary.json");
+    let summary = report_again(&run);
     assert_eq!(summary["repetitions"], 1);
     assert_eq!(summary["architectures"]["rest"]["requests"], 160);
     let markdown = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(markdown.contains("requests.partial.parquet"), "{markdown}");
+    // The repetition cut short, apart: what its users saw up to the kill,
+    // from its own rows, before the freeze all answered.
+    let incomplete = &summary["incomplete"];
+    assert_eq!(incomplete["repetition"], 1, "{incomplete:#}");
+    let rest = &incomplete["architectures"]["rest"];
+    assert_eq!(rest["totals"]["requests"], partial.height(), "{rest:#}");
+    // Answered before the freeze, failing in it (REST gives up on a
+    // connection within a second).
+    let [before, during] = ["before", "during"].map(|p| &rest["phases"][p]);
+    assert!(before["ok"].as_u64().unwrap() >= 20, "{rest:#}");
+    assert!(before["error_rate"].as_f64().unwrap() < 0.1, "{rest:#}");
+    assert!(during["error_rate"].as_f64().unwrap() > 0.5, "{rest:#}");
+    let sent_until = incomplete["sent_until_s"].as_f64().unwrap();
+    assert!(
+        (sent_until - last as f64 / 1e6).abs() < 1e-6,
+        "{sent_until}"
+    );
+    assert!(
+        incomplete["faults"][0]["actual_end_s"].is_null(),
+        "{incomplete:#}"
+    );
+    assert!(
+        markdown.contains("## Repetition 2, cut short"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("db-freeze (postgres) from 2.0 s, still under way"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains(&format!(
+            "| rest | during | {} | {} | {} |",
+            during["requests"], during["ok"], during["failed"]
+        )),
+        "{markdown}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -1648,6 +1683,18 @@ fn a_runner_killed_outright_while_k6_drives_leaves_no_k6_and_keeps_its_rows() {
         "{reasons}"
     );
     assert!(!run.join(".parts").exists());
+    // No repetition had ended: the report is the one cut short, alone.
+    let summary = report_again(&run);
+    assert_eq!(summary["repetitions"], 0, "{summary:#}");
+    assert_eq!(summary["architectures"], serde_json::json!({}));
+    let rest = &summary["incomplete"]["architectures"]["rest"];
+    assert_eq!(rest["totals"]["requests"], partial.height(), "{rest:#}");
+    assert_eq!(rest["totals"]["ok"], partial.height(), "{rest:#}");
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("Repetition 1, cut short"), "{html}");
+    assert!(html.contains("1. Method and reproducibility"), "{html}");
+    assert!(!html.contains("The scenario</h2>"), "{html}");
+    assert!(run.join("charts/incomplete.svg").exists());
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -1807,17 +1854,7 @@ consumer = "buffered"
         ),
     )
     .unwrap();
-    let report = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .arg("report")
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        report.status.success(),
-        "{}",
-        String::from_utf8_lossy(&report.stderr)
-    );
-    let tight = json_in(&dir, "summary.json");
+    let tight = report_again(&dir);
     for name in ["rest", "kafka"] {
         let capacity = &tight["architectures"][name]["capacity"];
         assert_eq!(capacity["knee_rps"], serde_json::Value::Null, "{capacity}");

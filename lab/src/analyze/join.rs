@@ -76,7 +76,10 @@ pub type Scraped = HashMap<(String, u32), BTreeMap<u32, (Option<f64>, Option<f64
 
 /// Joins every request with the audit: `latency_us`, `failure`,
 /// `freshness_us` (sent → stored, for acknowledged events), `lost`, `second`.
-pub fn joined(files: &RunFiles, t0: &HashMap<u32, i64>) -> PolarsResult<LazyFrame> {
+pub fn joined(
+    (requests, stored): (&DataFrame, &DataFrame),
+    t0: &HashMap<u32, i64>,
+) -> PolarsResult<LazyFrame> {
     let (reps, starts): (Vec<u32>, Vec<i64>) = t0.iter().map(|(r, t)| (*r, *t)).unzip();
     let t0 = DataFrame::new(
         reps.len(),
@@ -90,8 +93,7 @@ pub fn joined(files: &RunFiles, t0: &HashMap<u32, i64>) -> PolarsResult<LazyFram
         col(column::ARCHITECTURE),
         col(column::EVENT_ID),
     ];
-    let stored = files
-        .stored
+    let stored = stored
         .clone()
         .lazy()
         .select([
@@ -103,8 +105,7 @@ pub fn joined(files: &RunFiles, t0: &HashMap<u32, i64>) -> PolarsResult<LazyFram
         .unique(None, UniqueKeepStrategy::First);
     let sent_at = col(joined::T0_UNIX_US) + col(column::INTENDED_US);
     let delay = col(column::STORED_AT_US) - sent_at;
-    Ok(files
-        .requests
+    Ok(requests
         .clone()
         .lazy()
         .join(stored, keys.clone(), keys, JoinArgs::new(JoinType::Left))

@@ -21,6 +21,7 @@ pub mod cpu;
 pub mod database;
 mod drift;
 pub mod figures;
+pub mod incomplete;
 pub mod join;
 pub mod series;
 pub mod verdicts;
@@ -49,6 +50,9 @@ pub struct Analysis {
     /// Freshness distribution per architecture: (milliseconds, share of
     /// stored acknowledged events at most that late).
     pub freshness_cdf: BTreeMap<String, Vec<(f64, f64)>>,
+    /// Per second, per architecture, of the repetition a killed runner
+    /// never ended (`summary.incomplete`).
+    pub incomplete_series: Vec<PerSecond>,
 }
 
 impl Analysis {
@@ -69,6 +73,18 @@ pub fn analyze(dir: &Path) -> anyhow::Result<Analysis> {
 pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
     let experiment = &files.experiment;
     let manifest = &files.manifest;
+    let (incomplete, incomplete_series) = match &files.partial {
+        Some(partial) => incomplete::analyse(experiment, partial)?.unzip(),
+        None => (None, None),
+    };
+    if manifest.repetitions.is_empty() {
+        return Ok(cut_short(
+            experiment,
+            manifest,
+            incomplete,
+            incomplete_series,
+        ));
+    }
     let t0_of: HashMap<u32, i64> = manifest
         .repetitions
         .iter()
@@ -88,7 +104,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         .chain(controls.iter().map(|r| (*r, windows_of(&faults, 0))))
         .collect();
 
-    let joined = join::joined(files, &t0_of)?;
+    let joined = join::joined((&files.requests, &files.stored), &t0_of)?;
     let budget_us = experiment.economics.staleness_budget.0.as_micros() as u64;
     let [counts, failures] = join::per_second(joined.clone(), budget_us);
     let [counts, failures, rows, audit] = join::collect_all([
@@ -199,10 +215,43 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
             cpu,
             budget_break_even,
             drift,
+            incomplete,
         },
         series,
         freshness_cdf,
+        incomplete_series: incomplete_series.unwrap_or_default(),
     })
+}
+
+/// The analysis of a run whose runner was killed before any repetition
+/// ended: only the repetition it cut short.
+fn cut_short(
+    experiment: &Experiment,
+    manifest: &Manifest,
+    incomplete: Option<run_folder::summary::Incomplete>,
+    incomplete_series: Option<Vec<PerSecond>>,
+) -> Analysis {
+    Analysis {
+        summary: Summary {
+            schema: run_folder::summary::SCHEMA,
+            experiment: experiment.name.clone(),
+            run_id: manifest.run_id.clone(),
+            status: manifest.status,
+            repetitions: 0,
+            interval_method: crate::stats::interval_method(0).to_string(),
+            warmup_s: experiment.warmup().as_secs_f64(),
+            faults: Vec::new(),
+            architectures: BTreeMap::new(),
+            hypotheses: Vec::new(),
+            cpu: Vec::new(),
+            budget_break_even: Vec::new(),
+            drift: Vec::new(),
+            incomplete,
+        },
+        series: Vec::new(),
+        freshness_cdf: BTreeMap::new(),
+        incomplete_series: incomplete_series.unwrap_or_default(),
+    }
 }
 
 /// When a broker that kept its log in memory was first killed, per

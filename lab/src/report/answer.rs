@@ -114,6 +114,9 @@ fn sentence(name: &str, a: &ArchitectureSummary, staleness: &str, repetitions: u
 /// sure the figures are. Markdown emphasis (`**`) marks the names and the
 /// losses.
 pub fn answer(summary: &Summary, order: &[&str], staleness: &str) -> Vec<String> {
+    if summary.architectures.is_empty() {
+        return Vec::new();
+    }
     let mut sentences: Vec<String> = order
         .iter()
         .filter_map(|name| {

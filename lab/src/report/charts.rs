@@ -5,6 +5,7 @@
 use crate::analyze::{Analysis, Second};
 use crate::chart::{self, LineChart};
 use crate::experiment::{Experiment, Metric};
+use crate::run_folder::summary::windows_of;
 
 use super::num;
 
@@ -39,6 +40,10 @@ impl<'a> Charts<'a> {
 
     /// Every chart that applies to the run, in the report's order.
     pub fn draw(&self) -> anyhow::Result<Vec<Drawn>> {
+        let incomplete = self.incomplete()?;
+        if self.analysis.summary.architectures.is_empty() {
+            return Ok(incomplete.into_iter().collect());
+        }
         let mut out = vec![
             self.timeline()?,
             self.answers()?,
@@ -51,7 +56,61 @@ impl<'a> Charts<'a> {
         out.push(self.audit()?);
         out.push(self.cost_by_budget()?);
         out.extend(self.capacity()?);
+        out.extend(incomplete);
         Ok(out)
+    }
+
+    /// Answers per second of the repetition a killed runner never ended,
+    /// one panel per architecture, its faults as they stood shaded.
+    fn incomplete(&self) -> anyhow::Result<Option<Drawn>> {
+        let Some(incomplete) = &self.analysis.summary.incomplete else {
+            return Ok(None);
+        };
+        let counts: [Count; 2] = [("ok/s", 1, |s| s.ok), ("failed/s", 2, |s| s.failed)];
+        // The seconds flushed whole: the last one was cut by the kill.
+        let whole = incomplete.sent_until_s.floor().max(1.0);
+        let panels: Vec<(String, Vec<chart::Line>)> = self
+            .names
+            .iter()
+            .filter_map(|name| {
+                let series = self
+                    .analysis
+                    .incomplete_series
+                    .iter()
+                    .find(|s| s.architecture == *name)?;
+                let lines = counts
+                    .iter()
+                    .map(|(label, style, count)| {
+                        let points = series
+                            .seconds
+                            .iter()
+                            .filter(|s| f64::from(s.t) < whole)
+                            .map(|s| (f64::from(s.t), count(s) as f64))
+                            .collect();
+                        (label.to_string(), *style, points)
+                    })
+                    .collect();
+                Some((name.to_string(), lines))
+            })
+            .collect();
+        if panels.is_empty() {
+            return Ok(None);
+        }
+        let title = format!(
+            "Repetition {}, cut short: successful and failed requests per second up to the last \
+             whole second flushed",
+            incomplete.repetition + 1
+        );
+        let faults = windows_of(&incomplete.faults, incomplete.repetition);
+        let svg = chart::panels(
+            &title,
+            "requests/s",
+            &panels,
+            &faults,
+            self.analysis.summary.warmup_s,
+            whole,
+        )?;
+        Ok(Some((super::INCOMPLETE_CHART, title, svg)))
     }
 
     /// Latency p99 by offered rate, one line per architecture, with the

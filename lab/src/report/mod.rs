@@ -18,6 +18,7 @@ pub mod charts;
 pub mod cpu;
 mod database;
 pub mod format;
+mod incomplete;
 pub mod index;
 mod latency;
 pub mod poc;
@@ -174,6 +175,10 @@ pub const CHARTS: [&str; 10] = [
 /// [`CHARTS`].
 pub const CAPACITY_CHART: &str = "capacity";
 
+/// The chart of a repetition a killed runner never ended
+/// (`charts/incomplete.svg`).
+pub const INCOMPLETE_CHART: &str = "incomplete";
+
 /// One architecture as the templates see it.
 #[derive(Serialize)]
 struct ArchitectureView<'a> {
@@ -237,6 +242,11 @@ pub struct Model<'a> {
     answer: Vec<String>,
     /// Latency rises after the fault, explained (Markdown emphasis).
     latency_notes: Vec<String>,
+    /// The repetition a killed runner never ended, up to its last flush.
+    incomplete: Option<incomplete::IncompleteView>,
+    /// The method section's number (the sections before it are left out
+    /// when no repetition ended).
+    method_section: usize,
     /// Each architecture's database writes per phase.
     database: Vec<database::DatabaseRow>,
     /// Where a rate stored fell short, why (Markdown emphasis).
@@ -350,6 +360,15 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
                 experiment.workload.connections,
             ))
             .collect(),
+        incomplete: summary
+            .incomplete
+            .as_ref()
+            .map(|i| incomplete::view(i, &order)),
+        method_section: match (summary.architectures.is_empty(), experiment.repetitions) {
+            (true, _) => 1,
+            (false, 1) => 9,
+            (false, _) => 10,
+        },
         database: database::rows(summary, &order),
         database_notes: database::notes(summary, &order),
         answer: answer::answer(

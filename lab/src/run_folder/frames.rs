@@ -179,7 +179,13 @@ impl Frame {
 
     /// Reads this file of the run folder at `dir`, checking its columns.
     pub fn read(&self, dir: &Path) -> Result<DataFrame, FolderError> {
-        let path = dir.join(self.file);
+        self.read_file(&dir.join(self.file))
+    }
+
+    /// Reads `path`, a file of this frame's columns (a part, or the rows
+    /// of a repetition its killed runner never ended).
+    pub fn read_file(&self, path: &Path) -> Result<DataFrame, FolderError> {
+        let path = path.to_path_buf();
         let parquet = |source| FolderError::Parquet {
             path: path.clone(),
             source,

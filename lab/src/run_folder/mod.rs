@@ -11,7 +11,8 @@
 //! <run>/faults.parquet    planned and actual faults  (frames::FAULTS)
 //! <run>/requests.partial.parquet, metrics.partial.parquet,
 //! faults.partial.parquet  a killed run's rows of the repetition under way,
-//!                         never drained nor analysed (parts::partial)
+//!                         never drained nor audited (parts::partial): what
+//!                         its users saw is the summary's `incomplete`
 //! <run>/summary.json      every headline figure      (summary::Summary)
 //! <run>/report.html, report.md, charts/
 //! ```
@@ -174,14 +175,14 @@ pub fn close_killed(dir: &Path) -> Result<bool, FolderError> {
             ended.len() + 1
         ),
         match ended.len() {
-            0 => "no repetition had ended: the run folder holds no data to analyse".to_string(),
+            0 => "no repetition had ended, so none was drained and audited".to_string(),
             n => format!("the {n} repetition(s) that had ended are kept and analysed"),
         },
         match partial {
             Some(kept) => format!(
                 "the repetition under way kept {} requests, sent up to {:.1} s, {} metric \
-                 samples and {} fault(s), in {}, {} and {}: never drained nor audited, so not \
-                 analysed",
+                 samples and {} fault(s), in {}, {} and {}: never drained nor audited, so what \
+                 its users saw is shown apart, not what became of its events",
                 kept.requests,
                 kept.last_s,
                 kept.metrics,
@@ -252,16 +253,57 @@ pub struct RunFiles {
     pub stored: DataFrame,
     pub metrics: DataFrame,
     pub faults: DataFrame,
+    /// The rows of the repetition under way when the runner was killed.
+    pub partial: Option<PartialFiles>,
+}
+
+/// The [`parts::partial`] files of a killed run: the repetition under way,
+/// up to its last flush.
+pub struct PartialFiles {
+    pub requests: DataFrame,
+    pub metrics: DataFrame,
+    pub faults: DataFrame,
+}
+
+impl PartialFiles {
+    /// The partial files in `dir`, if its runner was killed during a
+    /// repetition that had flushed requests; a frame that was never
+    /// flushed reads as no rows.
+    pub fn read(dir: &Path) -> Result<Option<Self>, FolderError> {
+        let read = |frame: &Frame| {
+            let path = dir.join(parts::partial(frame));
+            match path.exists() {
+                true => frame.read_file(&path).map(Some),
+                false => Ok(None),
+            }
+        };
+        let Some(requests) = read(&REQUESTS)? else {
+            return Ok(None);
+        };
+        let none = |frame: &Frame| {
+            parts::empty(frame).map_err(|source| FolderError::Parquet {
+                path: dir.join(parts::partial(frame)),
+                source,
+            })
+        };
+        Ok(Some(Self {
+            requests,
+            metrics: read(&METRICS)?.map_or_else(|| none(&METRICS), Ok)?,
+            faults: read(&FAULTS)?.map_or_else(|| none(&FAULTS), Ok)?,
+        }))
+    }
 }
 
 impl RunFiles {
-    /// Reads the run folder at `dir`; a run that ended without rows is
-    /// [`FolderError::NoData`].
+    /// Reads the run folder at `dir`; a run that ended without rows (and
+    /// kept none of a repetition cut short) is [`FolderError::NoData`].
     pub fn read(dir: &Path) -> Result<Self, FolderError> {
         let (experiment, experiment_text) = read_experiment(dir)?;
         let manifest = read_manifest(dir)?;
+        let partial = PartialFiles::read(dir)?;
         if (!dir.join(REQUESTS.file).exists() || manifest.repetitions.is_empty())
             && manifest.finished_at.is_some()
+            && partial.is_none()
         {
             return Err(FolderError::NoData {
                 path: dir.to_path_buf(),
@@ -277,6 +319,7 @@ impl RunFiles {
             stored: STORED.read(dir)?,
             metrics: METRICS.read(dir)?,
             faults: FAULTS.read(dir)?,
+            partial,
         })
     }
 }

@@ -107,7 +107,7 @@ impl Journal {
 }
 
 /// A frame with `frame`'s columns and no row.
-fn empty(frame: &Frame) -> PolarsResult<DataFrame> {
+pub fn empty(frame: &Frame) -> PolarsResult<DataFrame> {
     match frame.file {
         f if f == REQUESTS.file => frames::requests_frame(0, &[], &[]),
         f if f == STORED.file => frames::stored_frame(0, 0, &[]),

@@ -57,6 +57,64 @@ pub struct Summary {
     /// first fault): how each moved from the first fifth to the last.
     #[serde(default)]
     pub drift: Vec<Drift>,
+    /// The repetition under way when the runner was killed outright, up to
+    /// its last flush (`null` for a run that ended its repetitions).
+    #[serde(default)]
+    pub incomplete: Option<Incomplete>,
+}
+
+/// The repetition a killed runner never ended, up to its last flush: what
+/// users saw. Its events were never drained nor audited, so it has no
+/// figure of loss, freshness or cost and no verdict; none of its rows is
+/// in the run's other figures.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Incomplete {
+    pub repetition: u32,
+    /// The latest intended send time among its requests.
+    pub sent_until_s: f64,
+    /// Its faults as they stood: one still under way has no actual end.
+    pub faults: Vec<FaultSummary>,
+    /// What users saw, per architecture, by name.
+    pub architectures: BTreeMap<String, Answered>,
+}
+
+/// The answers of an architecture's requests in a repetition that was cut
+/// short, over all its seconds and per phase.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Answered {
+    pub totals: Answers,
+    pub phases: BTreeMap<Phase, Answers>,
+    /// The highest consumer backlog scraped (architectures with one), over
+    /// all its seconds and per phase.
+    pub backlog_peak: Option<f64>,
+    pub backlog_peaks: BTreeMap<Phase, f64>,
+}
+
+/// Requests, answers and latency of a set of requests whose events were
+/// not audited.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+pub struct Answers {
+    pub requests: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub error_rate: f64,
+    /// Latency of the successful requests.
+    pub latency_ms: Option<Latency>,
+    /// Failed requests by class, as in [`PhaseSummary::failures`].
+    pub failures: BTreeMap<String, u64>,
+}
+
+impl From<PhaseSummary> for Answers {
+    fn from(p: PhaseSummary) -> Self {
+        Self {
+            requests: p.requests,
+            ok: p.ok,
+            failed: p.failed,
+            error_rate: p.error_rate,
+            latency_ms: p.latency_ms,
+            failures: p.failures,
+        }
+    }
 }
 
 /// One figure through seconds with no fault: its value in the first and
