@@ -27,6 +27,17 @@ fn drifted<'a>(drift: &'a [Drift], figure: &str, subject: &str) -> Option<&'a Dr
         .find(|d| d.drifted && d.figure == figure && d.subject == subject)
 }
 
+/// How the broker's CPU moved with no fault, where it drifted: `went from
+/// 0.19 to 1.13 cores over the same seconds`.
+fn broker_cpu(drift: &[Drift]) -> Option<String> {
+    drifted(drift, "cpu_cores", "broker").map(|d| {
+        format!(
+            "went from {:.2} to {:.2} cores over the same seconds",
+            d.first, d.last
+        )
+    })
+}
+
 /// Where drift was looked for, in words.
 fn source(d: &Drift) -> String {
     format!(
@@ -140,11 +151,14 @@ pub fn notes(summary: &Summary, order: &[&str]) -> Vec<String> {
             a.peak_backlog.filter(|p| *p > BACKLOG),
         ) {
             (Some(d), _, _) => note.push_str(&format!(
-                "; its p99 moves with no fault too ({:.1} → {:.1} ms {}): drift, whose cause \
-                 this run does not measure",
+                "; its p99 moves with no fault too ({:.1} → {:.1} ms {}): drift, {}",
                 d.first,
                 d.last,
-                source(d)
+                source(d),
+                match broker_cpu(&summary.drift) {
+                    Some(cpu) => format!("beside the broker's CPU, which {cpu}"),
+                    None => "whose cause this run does not measure".to_string(),
+                }
             )),
             (None, Some((other, other_rise)), _) => note.push_str(&format!(
                 "; {other}, with no backlog to drain, slowed too (×{other_rise:.1}): the rise is \
@@ -211,14 +225,21 @@ pub fn drift_note(summary: &Summary) -> Option<String> {
         format!(
             "**Drift**: at constant load with no fault ({}), {} moved by half or more between the \
              first fifth of those seconds and the last: {}. A change of these across the fault \
-             is not the fault's alone; this run does not measure what makes them move.",
+             is not the fault's alone; {}.",
             source(first),
             if moved.len() == 1 {
                 "one figure"
             } else {
                 "these figures"
             },
-            moved.join("; ")
+            moved.join("; "),
+            match broker_cpu(&summary.drift) {
+                Some(cpu) => format!(
+                    "the broker's CPU {cpu}: a broker whose cost grows as it holds more of the \
+                     log slows every path through it, and on a shared machine the others"
+                ),
+                None => "this run does not measure what makes them move".to_string(),
+            }
         )
     })
 }
@@ -459,5 +480,60 @@ mod tests {
         // Within the answers' latency for both: nothing to say.
         summary.architectures.get_mut(second).unwrap().sent_late_ms = None;
         assert_eq!(driver_behind_note(&summary, &order, None), None);
+    }
+
+    #[test]
+    fn a_latency_drift_is_set_beside_the_brokers_cpu_where_that_drifted_too() {
+        // The example run: with no fault, Kafka's p99 and the broker's CPU
+        // both rose through the controls.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/example-run/summary.json"
+        );
+        let mut summary: Summary =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let broker = summary
+            .drift
+            .iter()
+            .find(|d| d.figure == "cpu_cores" && d.subject == "broker")
+            .unwrap()
+            .clone();
+        assert!(broker.drifted);
+        let cpu = format!(
+            "went from {:.2} to {:.2} cores over the same seconds",
+            broker.first, broker.last
+        );
+        let kafka = |summary: &Summary| {
+            notes(summary, &["kafka-buffered"])
+                .pop()
+                .expect("kafka-buffered's p99 rose after the fault")
+        };
+        let note = kafka(&summary);
+        assert!(
+            note.contains(&format!("drift, beside the broker's CPU, which {cpu}")),
+            "{note}"
+        );
+        let drift = drift_note(&summary).unwrap();
+        assert!(
+            drift.contains(&format!("the broker's CPU {cpu}")),
+            "{drift}"
+        );
+        // A broker whose CPU held steady is not named.
+        for d in &mut summary.drift {
+            if d.subject == "broker" {
+                d.drifted = false;
+            }
+        }
+        let note = kafka(&summary);
+        assert!(
+            note.contains("whose cause this run does not measure"),
+            "{note}"
+        );
+        assert!(!note.contains("broker's CPU"), "{note}");
+        let drift = drift_note(&summary).unwrap();
+        assert!(
+            drift.contains("does not measure what makes them move"),
+            "{drift}"
+        );
     }
 }
