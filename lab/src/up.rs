@@ -31,7 +31,7 @@ pub struct UpArgs {
     #[arg(long = "kafka", value_enum, value_delimiter = ',', default_values = ["buffered", "drop"])]
     kafka: Vec<Mode>,
     /// Broker: auto (Apache Kafka if on PATH, else nisshi/tansu), kafka,
-    /// nisshi, or external:HOST:PORT.
+    /// nisshi, nisshi-sqlite (its log in SQLite), or external:HOST:PORT.
     #[arg(long, default_value = "auto")]
     broker: BrokerTarget,
     /// Database: local (an ephemeral cluster) or external:postgres://...

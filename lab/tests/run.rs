@@ -1404,6 +1404,45 @@ fn a_broker_restart_is_recovered_end_to_end_and_the_buffered_path_stores_what_fo
 }
 
 #[test]
+fn a_broker_that_keeps_its_log_in_sqlite_loses_none_of_its_backlog_when_killed() {
+    // The consumer is down from 3 s to 11 s, so the broker holds a backlog
+    // when it is killed at 6 s. In memory that backlog would be gone; in
+    // SQLite every acknowledged event is still there to be stored.
+    let (out, scenario) = scenario_in(
+        "sqlite-broker",
+        "sqlite-broker.toml",
+        "name = \"sqlite-broker\"\nduration = \"16s\"\ndrain_timeout = \"60s\"\n\
+         [stack]\nbroker = \"nisshi-sqlite\"\n\
+         [workload]\nrate = { shape = \"constant\", rps = 20 }\n\
+         [[architectures]]\nkind = \"kafka\"\nname = \"kafka-buffered\"\n\
+         [[faults]]\nkind = \"consumer-kill\"\nat = \"3s\"\nduration = \"8s\"\n\
+         [[faults]]\nkind = \"broker-kill\"\nat = \"6s\"\nduration = \"2s\"\n",
+    );
+    let dir = run_with(&scenario, "native", &out);
+    all_verified(&dir, 2);
+    let manifest = json_in(&dir, "manifest.json");
+    assert_eq!(
+        manifest["repetitions"][0]["broker_durable"], true,
+        "{manifest:#}"
+    );
+    assert!(
+        manifest["versions"]["broker"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty()),
+        "{manifest:#}"
+    );
+    let summary = json_in(&dir, "summary.json");
+    let kafka = &summary["architectures"]["kafka-buffered"];
+    // About 60 events waited on the broker when it was killed.
+    let backlog = kafka["peak_backlog"].as_f64().unwrap();
+    assert!(backlog >= 40.0, "{kafka:#}");
+    assert_eq!(kafka["lost"], 0, "{kafka:#}");
+    assert!(kafka["acknowledged"].as_u64().unwrap() >= 300, "{kafka:#}");
+    assert_eq!(kafka["stored"], kafka["acknowledged"], "{kafka:#}");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
 fn a_service_that_dies_during_the_run_makes_it_incomplete_and_is_named() {
     // A command fault aborts the consumer (as a crash in librdkafka would
     // end it) and ends without restarting it: the lab says so.

@@ -273,7 +273,7 @@ pub async fn end(stack: &mut LabStack, spec: &FaultSpec, record: &mut FaultRecor
                     .as_mut()
                     .ok_or(StackError::NotRunning("broker"))?;
                 broker.restart().await?;
-                if !broker.kind().durable() {
+                if !broker.durable() {
                     // Memory storage forgot the topics with everything else.
                     for kafka in &stack.kafka {
                         broker.create_topic_with(&kafka.topic, stack.topics).await?;

@@ -373,6 +373,9 @@ fn a_database_and_a_broker_target_parse() {
         "tansu".parse::<BrokerTarget>().unwrap().to_string(),
         "nisshi"
     );
+    let sqlite: BrokerTarget = "nisshi-sqlite".parse().unwrap();
+    assert_eq!(sqlite.choice, faultline_stack::BrokerChoice::NisshiSqlite);
+    assert_eq!(sqlite.to_string(), "nisshi-sqlite");
     assert!("rabbit".parse::<BrokerTarget>().is_err());
 }
 

@@ -150,7 +150,7 @@ impl Repetition<'_> {
         let broker = stack
             .broker
             .as_ref()
-            .map(|b| (b.version(), b.kind().durable()))
+            .map(|b| (b.version(), b.durable()))
             .unwrap_or_default();
         let reference = match self.plan.reference {
             Some(length) => self.reference(&stack, length).await,

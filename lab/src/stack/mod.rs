@@ -415,11 +415,7 @@ impl LabStack {
                 "broker ready: {} ({}, {})",
                 broker.bootstrap(),
                 broker.version(),
-                if broker.kind().durable() {
-                    "durable"
-                } else {
-                    "memory storage: a kill loses what it held"
-                }
+                broker.storage()
             ));
             Some(broker)
         } else {

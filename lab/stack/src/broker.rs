@@ -6,7 +6,12 @@
 //! - **nisshi / tansu** (one broker line under two names) with memory
 //!   storage: it forgets everything when killed, which a report must state.
 //!   Found through `FAULTLINE_BROKER_BIN`, then PATH, then the set-up
-//!   script's cache.
+//!   script's cache. Its memory storage lists every batch a partition holds
+//!   on each fetch that finds records, so its cost grows with the log.
+//! - **nisshi-sqlite**: the same broker with its log in a SQLite file in its
+//!   folder (write-ahead log): durable across a broker kill, and a fetch
+//!   reads by index, so its cost does not grow with the log. Needs a build
+//!   with SQLite storage (`scripts/setup --broker-sqlite`).
 //! - **external**: bootstrap servers given by the scenario; nothing to start
 //!   or kill.
 //!
@@ -80,6 +85,10 @@ pub enum BrokerChoice {
     Kafka,
     /// nisshi or tansu, whichever is found.
     Nisshi,
+    /// nisshi with its log in a SQLite file: durable, and a cost that does
+    /// not grow with the log.
+    #[serde(rename = "nisshi-sqlite")]
+    NisshiSqlite,
     /// A cluster the lab does not own, at its bootstrap servers.
     External,
 }
@@ -115,13 +124,14 @@ impl TopicSettings {
     }
 }
 
-/// `auto`, `kafka`, `nisshi` or `external:HOST:PORT`.
+/// `auto`, `kafka`, `nisshi`, `nisshi-sqlite` or `external:HOST:PORT`.
 impl std::fmt::Display for BrokerTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.choice, &self.bootstrap_servers) {
             (BrokerChoice::Auto, _) => f.write_str("auto"),
             (BrokerChoice::Kafka, _) => f.write_str("kafka"),
             (BrokerChoice::Nisshi, _) => f.write_str("nisshi"),
+            (BrokerChoice::NisshiSqlite, _) => f.write_str("nisshi-sqlite"),
             (BrokerChoice::External, servers) => {
                 write!(f, "external:{}", servers.as_deref().unwrap_or_default())
             }
@@ -129,7 +139,8 @@ impl std::fmt::Display for BrokerTarget {
     }
 }
 
-/// `auto`, `kafka`, `nisshi` (or `tansu`), or `external:HOST:PORT`.
+/// `auto`, `kafka`, `nisshi` (or `tansu`), `nisshi-sqlite`, or
+/// `external:HOST:PORT`.
 impl std::str::FromStr for BrokerTarget {
     type Err = String;
 
@@ -145,6 +156,7 @@ impl std::str::FromStr for BrokerTarget {
             "auto" => local(BrokerChoice::Auto),
             "kafka" => local(BrokerChoice::Kafka),
             "nisshi" | "tansu" => local(BrokerChoice::Nisshi),
+            "nisshi-sqlite" => local(BrokerChoice::NisshiSqlite),
             other => match other.strip_prefix("external:") {
                 Some(servers) if !servers.is_empty() => Ok(Self {
                     choice: BrokerChoice::External,
@@ -152,7 +164,8 @@ impl std::str::FromStr for BrokerTarget {
                     properties: Vec::new(),
                 }),
                 _ => Err(format!(
-                    "unknown broker {other:?}; expected auto, kafka, nisshi or external:HOST:PORT"
+                    "unknown broker {other:?}; expected auto, kafka, nisshi, nisshi-sqlite or \
+                     external:HOST:PORT"
                 )),
             },
         }
@@ -234,11 +247,48 @@ pub fn find_broker() -> Result<(PathBuf, BrokerKind), StackError> {
     })
 }
 
+/// The file, in the broker's folder, of a log kept in SQLite.
+pub const SQLITE_LOG: &str = "log.db";
+
+/// Whether the nisshi or tansu binary at `bin` was built with SQLite
+/// storage (its help lists `libsql` among its storage engines).
+fn keeps_sqlite(bin: &Path) -> bool {
+    Command::new(bin)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.starts_with("Storage engines:") && l.contains("libsql"))
+        })
+}
+
+/// Finds a nisshi or tansu binary built with SQLite storage:
+/// `FAULTLINE_BROKER_BIN`, then `nisshi-sqlite`, `nisshi` and `tansu` on
+/// PATH and in the set-up script's cache.
+pub fn find_sqlite_broker() -> Result<PathBuf, StackError> {
+    let names = ["nisshi-sqlite", "nisshi", "tansu"];
+    std::env::var_os("FAULTLINE_BROKER_BIN")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(names.iter().filter_map(|name| crate::which(name)))
+        .chain(names.iter().map(|name| cache_dir().join("bin").join(name)))
+        .find(|path| path.is_file() && keeps_sqlite(path))
+        .ok_or(StackError::Missing {
+            what: "a nisshi broker built with SQLite storage",
+            hint: "run scripts/setup --broker-sqlite, which builds one (12–14 minutes, once), \
+                   or choose broker = \"nisshi\"",
+        })
+}
+
 /// A running broker.
 #[derive(Debug)]
 pub struct Broker {
     bin: PathBuf,
     kind: BrokerKind,
+    /// Its log in [`SQLITE_LOG`], not in memory.
+    sqlite: bool,
     dir: PathBuf,
     port: u16,
     /// Apache Kafka's controller port.
@@ -276,6 +326,7 @@ impl Broker {
                 let broker = Self {
                     bin: PathBuf::new(),
                     kind: BrokerKind::External,
+                    sqlite: false,
                     dir: dir.to_path_buf(),
                     port: 0,
                     controller_port: 0,
@@ -306,6 +357,14 @@ impl Broker {
                 None => find_broker()?,
             },
             BrokerChoice::Nisshi => find_broker()?,
+            BrokerChoice::NisshiSqlite => {
+                let bin = find_sqlite_broker()?;
+                let kind = match bin.file_name().and_then(|n| n.to_str()) {
+                    Some(name) if name.starts_with("tansu") => BrokerKind::Tansu,
+                    _ => BrokerKind::Nisshi,
+                };
+                (bin, kind)
+            }
         };
         let port = crate::free_port()?;
         let link =
@@ -313,6 +372,7 @@ impl Broker {
         let mut broker = Self {
             bin,
             kind,
+            sqlite: target.choice == BrokerChoice::NisshiSqlite,
             dir: dir.to_path_buf(),
             port,
             controller_port: crate::free_port()?,
@@ -411,6 +471,21 @@ impl Broker {
     }
 
     /// The broker's version as it reports it.
+    /// Whether acknowledged messages survive a kill of this broker.
+    pub fn durable(&self) -> bool {
+        self.kind.durable() || self.sqlite
+    }
+
+    /// Where it keeps its log, in words.
+    pub fn storage(&self) -> &'static str {
+        match (self.kind, self.sqlite) {
+            (BrokerKind::External, _) => "external",
+            (BrokerKind::Kafka, _) => "durable: log on disk",
+            (_, true) => "durable: log in SQLite on disk",
+            (_, false) => "memory storage: a kill loses what it held",
+        }
+    }
+
     pub fn version(&self) -> String {
         if self.kind == BrokerKind::External {
             return "external".into();
@@ -460,7 +535,11 @@ impl Broker {
             _ => {
                 let url = format!("tcp://127.0.0.1:{}", self.port);
                 let advertised = format!("tcp://{}", self.bootstrap);
-                let storage = format!("memory://{}/", self.kind.name());
+                let storage = if self.sqlite {
+                    format!("sqlite://{SQLITE_LOG}")
+                } else {
+                    format!("memory://{}/", self.kind.name())
+                };
                 command
                     .arg("broker")
                     .args(["--listener-url", &url])
