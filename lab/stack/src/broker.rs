@@ -277,7 +277,7 @@ pub fn find_sqlite_broker() -> Result<PathBuf, StackError> {
         .find(|path| path.is_file() && keeps_sqlite(path))
         .ok_or(StackError::Missing {
             what: "a nisshi broker built with SQLite storage",
-            hint: "run scripts/setup --broker-sqlite, which builds one (12–14 minutes, once), \
+            hint: "run scripts/setup --broker-sqlite, which builds one (about 14 minutes, once), \
                    or choose broker = \"nisshi\"",
         })
 }
