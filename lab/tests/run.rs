@@ -1428,7 +1428,7 @@ fn a_broker_that_keeps_its_log_in_sqlite_loses_none_of_its_backlog_when_killed()
     assert!(
         manifest["versions"]["broker"]
             .as_str()
-            .is_some_and(|v| !v.is_empty()),
+            .is_some_and(|v| v.ends_with(" with its log in SQLite")),
         "{manifest:#}"
     );
     let summary = json_in(&dir, "summary.json");

@@ -481,7 +481,7 @@ impl Broker {
         match (self.kind, self.sqlite) {
             (BrokerKind::External, _) => "external",
             (BrokerKind::Kafka, _) => "durable: log on disk",
-            (_, true) => "durable: log in SQLite on disk",
+            (_, true) => "durable: log on disk",
             (_, false) => "memory storage: a kill loses what it held",
         }
     }
@@ -509,12 +509,17 @@ impl Broker {
             .next()
             .unwrap_or_else(|| "Apache Kafka".into());
         }
-        Command::new(&self.bin)
+        let version = Command::new(&self.bin)
             .arg("--version")
             .output()
             .ok()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if self.sqlite {
+            format!("{version} with its log in SQLite")
+        } else {
+            version
+        }
     }
 
     fn log_path(&self) -> PathBuf {
