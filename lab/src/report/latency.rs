@@ -424,15 +424,19 @@ mod tests {
     use super::*;
     use crate::run_folder::summary::SentLate;
 
-    #[test]
-    fn the_driver_is_said_to_fall_behind_only_when_its_delay_rivals_the_tail() {
-        // A real run's summary (the example run's), its delays set here.
+    /// The documented example run's summary.
+    fn example_summary() -> Summary {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../docs/example-run/summary.json"
         );
-        let mut summary: Summary =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_driver_is_said_to_fall_behind_only_when_its_delay_rivals_the_tail() {
+        // A real run's summary (the example run's), its delays set here.
+        let mut summary = example_summary();
         let names: Vec<String> = summary.architectures.keys().cloned().collect();
         let order: Vec<&str> = names.iter().map(String::as_str).collect();
         for a in summary.architectures.values_mut() {
@@ -486,12 +490,7 @@ mod tests {
     fn a_latency_drift_is_set_beside_the_brokers_cpu_where_that_drifted_too() {
         // The example run: with no fault, Kafka's p99 and the broker's CPU
         // both rose through the controls.
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../docs/example-run/summary.json"
-        );
-        let mut summary: Summary =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut summary = example_summary();
         let broker = summary
             .drift
             .iter()
