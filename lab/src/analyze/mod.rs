@@ -73,18 +73,14 @@ pub fn analyze(dir: &Path) -> anyhow::Result<Analysis> {
 pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
     let experiment = &files.experiment;
     let manifest = &files.manifest;
-    let (incomplete, incomplete_series) = match &files.partial {
-        Some(partial) => incomplete::analyse(experiment, partial)?.unzip(),
-        None => (None, None),
+    let cut = match &files.partial {
+        Some(partial) => incomplete::analyse(experiment, partial)?,
+        None => None,
     };
     if manifest.repetitions.is_empty() {
-        return Ok(cut_short(
-            experiment,
-            manifest,
-            incomplete,
-            incomplete_series,
-        ));
+        return Ok(cut_short(experiment, manifest, cut));
     }
+    let (incomplete, incomplete_series) = cut.unzip();
     let t0_of: HashMap<u32, i64> = manifest
         .repetitions
         .iter()
@@ -228,9 +224,9 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
 fn cut_short(
     experiment: &Experiment,
     manifest: &Manifest,
-    incomplete: Option<run_folder::summary::Incomplete>,
-    incomplete_series: Option<Vec<PerSecond>>,
+    cut: Option<(run_folder::summary::Incomplete, Vec<PerSecond>)>,
 ) -> Analysis {
+    let (incomplete, incomplete_series) = cut.unzip();
     Analysis {
         summary: Summary {
             schema: run_folder::summary::SCHEMA,
