@@ -1844,7 +1844,11 @@ consumer = "buffered"
                 "{step}"
             );
             if name == "rest" {
-                assert_eq!(pool["rows_per_write"], 1.0, "{step}");
+                // One row a write (a scrape between a write's release of
+                // its connection and its count of rows may move one across
+                // the step's edge).
+                let rows_per_write = pool["rows_per_write"].as_f64().unwrap();
+                assert!((0.98..=1.02).contains(&rows_per_write), "{step}");
             }
         }
         let held: Vec<bool> = steps.iter().map(|s| s["held"].as_bool().unwrap()).collect();

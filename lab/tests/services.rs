@@ -213,11 +213,13 @@ duration = "6s"
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "complete", "{summary:#}\n{stderr}");
     // A declared service's pool, from the series its `metrics` maps: one
-    // row a write, its ten connections; a service that maps none has no
-    // pool figures.
+    // row a write (a little less: a write the crash cut off held a
+    // connection and stored nothing), its ten connections; a service that
+    // maps none has no pool figures.
     let pool = &summary["architectures"]["rest-declared"]["database"]["during"];
     assert_eq!(pool["connections"], 10, "{pool:#}");
-    assert_eq!(pool["rows_per_write"], 1.0, "{pool:#}");
+    let rows_per_write = pool["rows_per_write"].as_f64().unwrap();
+    assert!((0.9..=1.0).contains(&rows_per_write), "{pool:#}");
     assert!(pool["held_ms"].as_f64().unwrap() > 0.0, "{pool:#}");
     assert!(
         summary["architectures"]["orders-api"]["database"]
