@@ -490,8 +490,7 @@ impl Store {
     /// A batch of up to [`ONE_STATEMENT_ROWS`] rows goes in by one prepared
     /// statement that inserts the rows (skipping stored ids) and the
     /// position together: one round trip to the database, where the
-    /// transaction of a `COPY` takes six (BEGIN, COPY and its data, the
-    /// position's parse and execute, COMMIT).
+    /// transaction of a `COPY` takes two.
     ///
     /// A larger batch goes whichever way has been faster per row on this
     /// link ([`Ways`]): `COPY` on a fast one, one statement where round
@@ -506,10 +505,7 @@ impl Store {
         }
         let way = self.ways.lock().expect("ways lock").choose();
         let started = std::time::Instant::now();
-        let stored = match way {
-            Way::Copy => self.copy_batch(batch, position).await,
-            Way::OneStatement => self.insert_batch_at_once(batch, position).await,
-        };
+        let stored = self.insert_batch_by(way, batch, position).await;
         self.ways.lock().expect("ways lock").took(
             way,
             batch.len(),
@@ -518,20 +514,63 @@ impl Store {
         stored
     }
 
+    /// The rows of `batch` and the `position`, by `way` whatever the batch's
+    /// size (what [`Self::insert_batch`] chooses between).
+    pub async fn insert_batch_by(
+        &self,
+        way: Way,
+        batch: &Batch,
+        position: &Position,
+    ) -> Result<BatchStored, StoreError> {
+        match way {
+            Way::Copy => self.copy_batch(batch, position).await,
+            Way::OneStatement => self.insert_batch_at_once(batch, position).await,
+        }
+    }
+
     /// The rows of `batch` by `COPY` with the `position`, in one
-    /// transaction; around a stored id, by the one statement.
+    /// transaction of two round trips: `BEGIN` and the `COPY`'s start go
+    /// together, then the rows, the position and `COMMIT` (each request
+    /// sent behind the one before, without waiting for its answer; the
+    /// statements prepared once per connection). Around a stored id, by the
+    /// one statement.
     async fn copy_batch(
         &self,
         batch: &Batch,
         position: &Position,
     ) -> Result<BatchStored, StoreError> {
+        let (partitions, offsets): (Vec<i32>, Vec<i64>) =
+            position.next_offsets.iter().map(|(p, o)| (*p, *o)).unzip();
         let copied = self
             .with_writer(async |c| {
-                let tx = c.transaction().await?;
-                let copied = batch.copy_into(&tx, EVENTS_TABLE).await?;
-                store_position(&tx, position).await?;
-                tx.commit().await?;
-                Ok(copied)
+                let copy = copy_rows_into(EVENTS_TABLE);
+                let (copy, moved) =
+                    tokio::try_join!(c.prepare_cached(&copy), c.prepare_cached(POSITION),)?;
+                let written = async {
+                    let (begun, sink) = tokio::join!(c.batch_execute("BEGIN"), c.copy_in(&copy));
+                    begun?;
+                    let sink = batch.write_rows(sink?).await?;
+                    // A failed COPY fails the position's statement too, and
+                    // the transaction's COMMIT rolls it back: the first
+                    // error is the one to answer with.
+                    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                        [&position.group, &position.topic, &partitions, &offsets];
+                    let (copied, moved, committed) = tokio::join!(
+                        sink.finish(),
+                        c.execute(&moved, &params),
+                        c.batch_execute("COMMIT"),
+                    );
+                    let copied = copied?;
+                    moved?;
+                    committed?;
+                    Ok(copied)
+                }
+                .await;
+                if written.is_err() && !c.is_closed() {
+                    // Whatever of the transaction is left open ends here.
+                    c.batch_execute("ROLLBACK").await?;
+                }
+                written
             })
             .await;
         match copied {
@@ -626,22 +665,17 @@ impl Store {
     }
 }
 
-/// Writes a consumer's position within the transaction of the rows it covers.
-async fn store_position(
-    tx: &tokio_postgres::Transaction<'_>,
-    position: &Position,
-) -> Result<(), tokio_postgres::Error> {
-    let (partitions, offsets): (Vec<i32>, Vec<i64>) =
-        position.next_offsets.iter().map(|(p, o)| (*p, *o)).unzip();
-    tx.execute(
-        "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)
-         SELECT $1, $2, p, o FROM UNNEST($3::int4[], $4::int8[]) AS t(p, o)
-         ON CONFLICT (consumer_group, topic, partition)
-         DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = clock_timestamp()",
-        &[&position.group, &position.topic, &partitions, &offsets],
-    )
-    .await
-    .map(drop)
+/// The statement that writes a consumer's position (group, topic,
+/// partitions, next offsets) within the transaction of the rows it covers.
+const POSITION: &str =
+    "INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)
+     SELECT $1, $2, p, o FROM UNNEST($3::int4[], $4::int8[]) AS t(p, o)
+     ON CONFLICT (consumer_group, topic, partition)
+     DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = clock_timestamp()";
+
+/// `COPY` of a [`Batch`]'s columns into `table`, in binary.
+fn copy_rows_into(table: &str) -> String {
+    format!("COPY {table} (event_id, driver_id, lat, lng, sent_at, stored_by) FROM STDIN BINARY")
 }
 
 /// What became of a stored batch's events.
@@ -696,14 +730,19 @@ impl Batch {
         tx: &tokio_postgres::Transaction<'_>,
         table: &str,
     ) -> Result<u64, tokio_postgres::Error> {
+        let sink = tx.copy_in(&copy_rows_into(table)).await?;
+        self.write_rows(sink).await?.finish().await
+    }
+
+    /// Writes the rows into a started binary `COPY`; the caller finishes it
+    /// (and may send more requests behind it meanwhile).
+    async fn write_rows(
+        &self,
+        sink: tokio_postgres::CopyInSink<bytes::Bytes>,
+    ) -> Result<CopyRows, tokio_postgres::Error> {
         use tokio_postgres::binary_copy::BinaryCopyInWriter;
         use tokio_postgres::types::Type;
-        let sink = tx
-            .copy_in(&format!(
-                "COPY {table} (event_id, driver_id, lat, lng, sent_at, stored_by) FROM STDIN BINARY"
-            ))
-            .await?;
-        let writer = BinaryCopyInWriter::new(
+        let mut writer = Box::pin(BinaryCopyInWriter::new(
             sink,
             &[
                 Type::UUID,
@@ -713,8 +752,7 @@ impl Batch {
                 Type::TIMESTAMPTZ,
                 Type::TEXT,
             ],
-        );
-        let mut writer = std::pin::pin!(writer);
+        ));
         for i in 0..self.len() {
             writer
                 .as_mut()
@@ -728,7 +766,7 @@ impl Batch {
                 ])
                 .await?;
         }
-        writer.finish().await
+        Ok(CopyRows(writer))
     }
 
     pub fn new(stored_by: impl Into<String>, capacity: usize) -> Self {
@@ -764,6 +802,16 @@ impl Batch {
         self.lats.clear();
         self.lngs.clear();
         self.sent_ats.clear();
+    }
+}
+
+/// A `COPY` whose rows are written, to be finished.
+struct CopyRows(std::pin::Pin<Box<tokio_postgres::binary_copy::BinaryCopyInWriter>>);
+
+impl CopyRows {
+    /// Ends the `COPY`: how many rows went in.
+    async fn finish(mut self) -> Result<u64, tokio_postgres::Error> {
+        self.0.as_mut().finish().await
     }
 }
 
