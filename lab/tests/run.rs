@@ -864,6 +864,23 @@ fn two_runs_against_one_broker_each_read_only_their_own_events() {
         assert_eq!(kafka["stored"], 80, "{run}: {kafka}");
         assert_eq!(kafka["stored_unacknowledged"], 0, "{run}: {kafka}");
         assert_eq!(kafka["redelivered"], 0, "{run}: {kafka}");
+        // Without a fault, the pool's figures are over the whole run.
+        let pool = &kafka["database_run"];
+        assert_eq!(kafka["database"], serde_json::json!({}), "{run}: {kafka}");
+        assert!(pool["writes"].as_u64().unwrap() > 0, "{run}: {pool}");
+        let offered = pool["offered_per_s"].as_f64().unwrap();
+        assert!((15.0..25.0).contains(&offered), "{run}: {pool}");
+        let stored = pool["rows_per_s"].as_f64().unwrap();
+        assert!(
+            (0.5 * offered..1.5 * offered).contains(&stored),
+            "{run}: {pool}"
+        );
+        let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+        assert!(
+            report.contains("### What bounded the database writes")
+                && report.contains("| whole run |"),
+            "{run}: {report}"
+        );
     }
     drop(broker);
     let _ = std::fs::remove_dir_all(&out);

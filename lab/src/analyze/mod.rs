@@ -146,6 +146,13 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         experiment.warmup().as_secs_f64(),
     )?;
     let database = database::sums(&metrics, &windows, experiment.warmup().as_secs_f64());
+    // Without a fault or a step to split it by, the run is one stretch.
+    let database_run = (experiment.faults.is_empty()
+        && !matches!(
+            experiment.workload.rate,
+            crate::experiment::RateShape::Steps { .. }
+        ))
+    .then(|| database::sums_by(&metrics, experiment.warmup().as_secs_f64(), |_, _| Some(())));
     let context = Context {
         experiment,
         manifest,
@@ -157,6 +164,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         conflicts: join::conflicts(&metrics)?,
         produce_ack,
         database,
+        database_run,
         memory_broker_killed: memory_broker_kills(&faults, manifest),
         repetitions,
     };
@@ -313,6 +321,8 @@ struct Context<'a> {
     produce_ack: join::PhaseSums,
     /// The writers' pool figures, summed per phase.
     database: database::DatabaseSums,
+    /// The same over the whole run, for a run without faults or steps.
+    database_run: Option<database::DatabaseSums<()>>,
     /// When a broker that kept its log in memory was first killed, per
     /// repetition.
     memory_broker_killed: HashMap<u32, f64>,
@@ -395,6 +405,20 @@ impl Context<'_> {
             &offered,
             &self.phase_seconds(reps),
         )
+    }
+
+    /// What bounded `name`'s database writes over `reps` in a run without
+    /// faults or steps, beside the rate of its `requests`.
+    fn database_run_of(
+        &self,
+        name: &str,
+        reps: &[u32],
+        requests: u64,
+    ) -> Option<crate::run_folder::summary::DatabaseTime> {
+        let sums = database::pooled(self.database_run.as_ref()?, name, reps);
+        let seconds = self.offered_s();
+        sums.get(&())?
+            .figures((seconds > 0.0).then(|| requests as f64 / seconds))
     }
 
     /// Seconds of each phase of the fault over the repetitions `reps`, up
@@ -564,6 +588,7 @@ impl Context<'_> {
             breaker_closed_s: self.breaker_closed_s(name),
             produce_ack_ms: self.produce_ack_ms(name, &reps),
             database: self.database_of(name, &reps, &pooled.phases),
+            database_run: self.database_run_of(name, &reps, pooled.totals.requests),
             sent_late_ms: (self.manifest.driver == crate::experiment::DriverSetting::Native)
                 .then(|| figures::sent_late(&all))
                 .flatten(),

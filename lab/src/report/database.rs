@@ -53,17 +53,22 @@ fn duration_ms(v: f64) -> String {
     }
 }
 
-/// Every architecture's writes in every phase, in the scenario's order.
+/// The phase column of a run without faults or steps.
+const WHOLE_RUN: &str = "whole run";
+
+/// Every architecture's writes in every phase (or over the whole run of a
+/// run without faults or steps), in the scenario's order.
 pub fn rows(summary: &Summary, order: &[&str]) -> Vec<DatabaseRow> {
     let mut rows = Vec::new();
     for name in order {
         let Some(a) = summary.architectures.get(*name) else {
             continue;
         };
-        for (phase, d) in &a.database {
+        let run = a.database_run.as_ref().map(|d| (WHOLE_RUN, d));
+        for (phase, d) in a.database.iter().map(|(p, d)| (p.name(), d)).chain(run) {
             rows.push(DatabaseRow {
                 architecture: name.to_string(),
-                phase: phase.name(),
+                phase,
                 offered: d.offered_per_s.map_or("-".into(), rate),
                 stored: rate(d.rows_per_s),
                 writes: count(d.writes),
@@ -87,8 +92,9 @@ pub fn notes(summary: &Summary, order: &[&str]) -> Vec<String> {
         let Some(a) = summary.architectures.get(*name) else {
             continue;
         };
-        for (phase, d) in &a.database {
-            if let Some(note) = note(name, *phase, d) {
+        let run = a.database_run.as_ref().map(|d| ("over the run", d));
+        for (when, d) in a.database.iter().map(|(p, d)| (when(*p), d)).chain(run) {
+            if let Some(note) = note(name, when, d) {
                 notes.push(note);
             }
         }
@@ -96,17 +102,21 @@ pub fn notes(summary: &Summary, order: &[&str]) -> Vec<String> {
     notes
 }
 
-fn note(name: &str, phase: Phase, d: &DatabaseTime) -> Option<String> {
-    let offered = d.offered_per_s?;
-    if d.rows_per_s >= 0.95 * offered || d.held_ms <= 0.0 {
-        return None;
-    }
-    let when = match phase {
+/// A phase in a note's words: `during the fault`.
+fn when(phase: Phase) -> &'static str {
+    match phase {
         Phase::Before => "before the fault",
         Phase::During => "during the fault",
         Phase::Between => "between the faults",
         Phase::After => "after the fault",
-    };
+    }
+}
+
+fn note(name: &str, when: &str, d: &DatabaseTime) -> Option<String> {
+    let offered = d.offered_per_s?;
+    if d.rows_per_s >= 0.95 * offered || d.held_ms <= 0.0 {
+        return None;
+    }
     let rows = rows_per_write(d);
     let held = duration_ms(d.held_ms);
     let full = pool_full(d);
@@ -231,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_full_pool_of_slow_writes_is_named_as_the_bound() {
-        let note = note("rest", Phase::During, &time(312.0, 9.9, 1.0, 31.0)).unwrap();
+        let note = note("rest", when(Phase::During), &time(312.0, 9.9, 1.0, 31.0)).unwrap();
         assert!(
             note.contains("**rest** stored 31 rows a second during the fault against 200 offered"),
             "{note}"
@@ -251,7 +261,7 @@ mod tests {
     fn a_writer_that_uses_few_of_its_connections_is_told_apart() {
         let mut slow = time(1800.0, 1.0, 100.0, 55.0);
         slow.waited_ms = Some(0.2);
-        let note = note("kafka", Phase::During, &slow).unwrap();
+        let note = note("kafka", when(Phase::During), &slow).unwrap();
         assert!(
             note.contains("kept 1.0 of its 10 connections busy"),
             "{note}"
@@ -264,11 +274,11 @@ mod tests {
         // The database down: writes fail at once, nothing is stored.
         let mut down = time(0.5, 0.01, 1.0, 0.0);
         down.waited_ms = Some(0.0);
-        assert!(note("rest", Phase::During, &down).is_none());
+        assert!(note("rest", when(Phase::During), &down).is_none());
         // Every connection busy, yet the pool could store what was offered.
         let mut busy = time(20.0, 9.8, 1.0, 150.0);
         busy.waited_ms = Some(30.0);
-        assert!(note("rest", Phase::During, &busy).is_none());
+        assert!(note("rest", when(Phase::During), &busy).is_none());
     }
 
     #[test]
@@ -299,7 +309,42 @@ mod tests {
     }
 
     #[test]
+    fn a_run_without_faults_or_steps_shows_its_writes_over_the_whole_run() {
+        let mut summary = crate::report::example_summary();
+        let order: Vec<String> = summary.architectures.keys().cloned().collect();
+        for a in summary.architectures.values_mut() {
+            a.database.clear();
+        }
+        let first = summary.architectures.get_mut(&order[0]).unwrap();
+        first.database_run = Some(time(312.0, 9.9, 1.0, 31.0));
+        let order: Vec<&str> = order.iter().map(String::as_str).collect();
+        let rows = rows(&summary, &order);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (
+                rows[0].architecture.as_str(),
+                rows[0].phase,
+                rows[0].stored.as_str()
+            ),
+            (order[0], WHOLE_RUN, "31/s")
+        );
+        let notes = notes(&summary, &order);
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].contains("stored 31 rows a second over the run against 200 offered"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
     fn a_rate_that_kept_up_needs_no_note() {
-        assert!(note("grouped", Phase::During, &time(300.0, 6.0, 50.0, 199.0)).is_none());
+        assert!(
+            note(
+                "grouped",
+                when(Phase::During),
+                &time(300.0, 6.0, 50.0, 199.0)
+            )
+            .is_none()
+        );
     }
 }

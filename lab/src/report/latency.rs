@@ -422,16 +422,8 @@ pub fn driver_behind_note(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::example_summary;
     use crate::run_folder::summary::SentLate;
-
-    /// The documented example run's summary.
-    fn example_summary() -> Summary {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../docs/example-run/summary.json"
-        );
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    }
 
     #[test]
     fn the_driver_is_said_to_fall_behind_only_when_its_delay_rivals_the_tail() {

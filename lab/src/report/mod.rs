@@ -550,6 +550,16 @@ pub fn headline(summary: &Summary) -> String {
     out
 }
 
+/// The documented example run's summary, for the report's unit tests.
+#[cfg(test)]
+fn example_summary() -> Summary {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/example-run/summary.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::{capacity_note, cpu_note, describe_architecture, drain_note};

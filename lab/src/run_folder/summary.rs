@@ -618,6 +618,11 @@ pub struct ArchitectureSummary {
     /// older versions) or the run had no fault.
     #[serde(default)]
     pub database: BTreeMap<Phase, DatabaseTime>,
+    /// What bounded its database writes over the whole run, in a run
+    /// without faults or steps (which split it by phase or by step);
+    /// `None` otherwise, or where its services export no pool histograms.
+    #[serde(default)]
+    pub database_run: Option<DatabaseTime>,
     /// How late the lab's driver sent this architecture's requests after
     /// their intended times: its own delay, part of every latency (which
     /// counts from the intended time). `None` without a request sent, and
