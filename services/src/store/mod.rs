@@ -492,9 +492,9 @@ impl Store {
     /// position together: one round trip to the database, where the
     /// transaction of a `COPY` takes two.
     ///
-    /// A larger batch goes whichever way has been faster per row on this
-    /// link ([`Ways`]): `COPY` on a fast one, one statement where round
-    /// trips are long.
+    /// A larger batch goes whichever way has been faster for a batch of its
+    /// size on this link ([`Ways`]): `COPY` on a fast one, one statement
+    /// where round trips are long.
     pub async fn insert_batch(
         &self,
         batch: &Batch,
@@ -503,7 +503,7 @@ impl Store {
         if batch.len() <= ONE_STATEMENT_ROWS {
             return self.insert_batch_at_once(batch, position).await;
         }
-        let way = self.ways.lock().expect("ways lock").choose();
+        let way = self.ways.lock().expect("ways lock").choose(batch.len());
         let started = std::time::Instant::now();
         let stored = self.insert_batch_by(way, batch, position).await;
         self.ways.lock().expect("ways lock").took(
@@ -545,32 +545,37 @@ impl Store {
             .with_writer(async |c| {
                 let copy = copy_rows_into(EVENTS_TABLE);
                 let (copy, moved) =
-                    tokio::try_join!(c.prepare_cached(&copy), c.prepare_cached(POSITION),)?;
-                let written = async {
+                    tokio::try_join!(c.prepare_cached(&copy), c.prepare_cached(POSITION))?;
+                let started = async {
                     let (begun, sink) = tokio::join!(c.batch_execute("BEGIN"), c.copy_in(&copy));
                     begun?;
-                    let sink = batch.write_rows(sink?).await?;
-                    // A failed COPY fails the position's statement too, and
-                    // the transaction's COMMIT rolls it back: the first
-                    // error is the one to answer with.
-                    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-                        [&position.group, &position.topic, &partitions, &offsets];
-                    let (copied, moved, committed) = tokio::join!(
-                        sink.finish(),
-                        c.execute(&moved, &params),
-                        c.batch_execute("COMMIT"),
-                    );
-                    let copied = copied?;
-                    moved?;
-                    committed?;
-                    Ok(copied)
+                    batch.write_rows(sink?).await
                 }
                 .await;
-                if written.is_err() && !c.is_closed() {
-                    // Whatever of the transaction is left open ends here.
-                    c.batch_execute("ROLLBACK").await?;
-                }
-                written
+                let sink = match started {
+                    Ok(sink) => sink,
+                    Err(error) => {
+                        if !c.is_closed() {
+                            // Whatever of the transaction is open ends here.
+                            c.batch_execute("ROLLBACK").await?;
+                        }
+                        return Err(error);
+                    }
+                };
+                // A failed COPY fails the position's statement too, and the
+                // COMMIT then rolls the transaction back: it is over either
+                // way, and the first error is the one to answer with.
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                    [&position.group, &position.topic, &partitions, &offsets];
+                let (copied, moved, committed) = tokio::join!(
+                    sink.finish(),
+                    c.execute(&moved, &params),
+                    c.batch_execute("COMMIT"),
+                );
+                let copied = copied?;
+                moved?;
+                committed?;
+                Ok(copied)
             })
             .await;
         match copied {

@@ -16,16 +16,22 @@ pub enum Way {
 /// link that slows down or recovers moves the choice.
 pub const EXPLORE: u64 = 32;
 
+/// The weight a way's earlier writes keep at each of its new ones.
+const KEEP: f64 = 0.7;
+
 /// Which [`Way`] a large batch takes, learned from the writes themselves:
-/// each way's time per row, an exponential mean over its recent writes
-/// (failures and timeouts count, at the time they took); the faster way is
-/// taken (one statement only when it takes less than 0.8 of COPY's time:
-/// COPY costs PostgreSQL less), the other tried once in [`EXPLORE`] writes. On a fast link
-/// `COPY` wins (a batch of 100: 28,379 events/s against 21,859); 150 ms
-/// away, one round trip instead of two does.
+/// each way's time for a batch of its size, from a line fitted to that
+/// way's recent writes (seconds against rows, weighted to the latest;
+/// failures and timeouts count, at the time they took). The faster way for
+/// the batch at hand is taken (one statement only when it takes less than
+/// 0.8 of COPY's time: COPY costs PostgreSQL less), the other tried once in
+/// [`EXPLORE`] writes. On a fast link `COPY` wins (a batch of 100: 28,379
+/// events/s against 21,859); 150 ms away, one round trip instead of two
+/// does, whatever the batch's size: a time per row would set a large batch
+/// by one way against a small one by the other.
 #[derive(Debug, Default)]
 pub struct Ways {
-    per_row_s: [Option<f64>; 2],
+    fits: [Fit; 2],
     writes: u64,
 }
 
@@ -37,10 +43,11 @@ impl Ways {
         }
     }
 
-    /// The way for the next large batch.
-    pub fn choose(&mut self) -> Way {
+    /// The way for the next large batch, of `rows` rows.
+    pub fn choose(&mut self, rows: usize) -> Way {
         self.writes += 1;
-        let faster = match self.per_row_s {
+        let rows = rows as f64;
+        let faster = match self.fits.map(|fit| fit.seconds(rows)) {
             [None, _] => return Way::Copy,
             [_, None] => return Way::OneStatement,
             // COPY is PostgreSQL's cheaper way: left only for a clear gain.
@@ -56,9 +63,43 @@ impl Ways {
 
     /// A write of `rows` rows went `way` and took `seconds`.
     pub fn took(&mut self, way: Way, rows: usize, seconds: f64) {
-        let per_row = seconds / rows.max(1) as f64;
-        let slot = &mut self.per_row_s[Self::slot(way)];
-        *slot = Some(slot.map_or(per_row, |mean| 0.7 * mean + 0.3 * per_row));
+        self.fits[Self::slot(way)].add(rows as f64, seconds);
+    }
+}
+
+/// A way's recent writes, each weighted [`KEEP`] times its successor: the
+/// sums of a least-squares line of seconds against rows.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fit {
+    weight: f64,
+    rows: f64,
+    rows_squared: f64,
+    seconds: f64,
+    rows_seconds: f64,
+}
+
+impl Fit {
+    fn add(&mut self, rows: f64, seconds: f64) {
+        self.weight = KEEP * self.weight + 1.0;
+        self.rows = KEEP * self.rows + rows;
+        self.rows_squared = KEEP * self.rows_squared + rows * rows;
+        self.seconds = KEEP * self.seconds + seconds;
+        self.rows_seconds = KEEP * self.rows_seconds + rows * seconds;
+    }
+
+    /// The seconds a write of `rows` rows would take; `None` before a
+    /// write. Writes of about one size give no slope: their time per row.
+    fn seconds(&self, rows: f64) -> Option<f64> {
+        if self.weight <= 0.0 {
+            return None;
+        }
+        let (mean_rows, mean_s) = (self.rows / self.weight, self.seconds / self.weight);
+        let spread = self.rows_squared / self.weight - mean_rows * mean_rows;
+        if spread <= (0.05 * mean_rows).powi(2) {
+            return Some(mean_s * rows / mean_rows.max(1.0));
+        }
+        let per_row = ((self.rows_seconds / self.weight - mean_rows * mean_s) / spread).max(0.0);
+        Some((mean_s - per_row * mean_rows).max(0.0) + per_row * rows)
     }
 }
 
@@ -67,30 +108,55 @@ mod tests {
     use super::{EXPLORE, Way, Ways};
 
     #[test]
-    fn a_large_batch_goes_the_way_that_has_been_faster_per_row() {
+    fn a_large_batch_goes_the_way_that_has_been_faster_for_its_size() {
         let mut ways = Ways::default();
         // Each way tried first.
-        assert_eq!(ways.choose(), Way::Copy);
+        assert_eq!(ways.choose(100), Way::Copy);
         ways.took(Way::Copy, 100, 0.0035);
-        assert_eq!(ways.choose(), Way::OneStatement);
+        assert_eq!(ways.choose(100), Way::OneStatement);
         ways.took(Way::OneStatement, 100, 0.0031);
         // A fast link, one statement a little faster than COPY (within
         // 0.8): COPY, the other way once in EXPLORE writes.
-        let picks: Vec<Way> = (0..EXPLORE).map(|_| ways.choose()).collect();
+        let picks: Vec<Way> = (0..EXPLORE).map(|_| ways.choose(100)).collect();
         assert_eq!(picks.iter().filter(|w| **w == Way::OneStatement).count(), 1);
         // The link slows to 300 ms a round trip: COPY's two take 0.6 s, the
         // one statement's 0.3 s; within a few tries of it, it is chosen.
         for _ in 0..2 * EXPLORE {
-            match ways.choose() {
+            match ways.choose(100) {
                 Way::Copy => ways.took(Way::Copy, 100, 0.6),
                 Way::OneStatement => ways.took(Way::OneStatement, 100, 0.3),
             }
         }
-        let picks: Vec<Way> = (0..EXPLORE).map(|_| ways.choose()).collect();
+        let picks: Vec<Way> = (0..EXPLORE).map(|_| ways.choose(100)).collect();
         assert_eq!(
             picks.iter().filter(|w| **w == Way::Copy).count(),
             1,
             "{picks:?}"
         );
+    }
+
+    #[test]
+    fn batches_of_other_sizes_are_set_against_each_other_at_the_same_size() {
+        // A slow link: whatever the size, COPY 0.6 s (and 20 µs a row), one
+        // statement 0.3 s (and 40 µs a row). COPY was last taken by large
+        // batches, one statement by small ones: per row, COPY looks the
+        // cheaper (about 2.1 ms against 3.8 ms).
+        let mut ways = Ways::default();
+        for i in 0..8 {
+            let (large, small) = (250.0 + 20.0 * f64::from(i), 70.0 + 10.0 * f64::from(i));
+            ways.took(Way::Copy, large as usize, 0.6 + 20e-6 * large);
+            ways.took(Way::OneStatement, small as usize, 0.3 + 40e-6 * small);
+        }
+        for rows in [80, 200, 1000] {
+            assert_eq!(ways.choose(rows), Way::OneStatement, "{rows} rows");
+        }
+        // A fast link, time all in the rows: COPY, the cheaper per row.
+        let mut ways = Ways::default();
+        for i in 0..8 {
+            let rows = 100.0 + 50.0 * f64::from(i);
+            ways.took(Way::Copy, rows as usize, 20e-6 * rows);
+            ways.took(Way::OneStatement, rows as usize, 40e-6 * rows);
+        }
+        assert_eq!(ways.choose(300), Way::Copy);
     }
 }
