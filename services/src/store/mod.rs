@@ -16,8 +16,11 @@ use uuid::Uuid;
 
 use crate::defaults;
 
+mod batch;
 mod ways;
 use crate::event::LocationEvent;
+pub use batch::Batch;
+use batch::copy_rows_into;
 pub use ways::{EXPLORE, Way, Ways};
 
 /// The statement that inserts a [`Batch`] (its [`Batch::params`]), leaving
@@ -448,6 +451,7 @@ impl Store {
                 .map(|i| i as i32)
                 .collect();
             if !others.is_empty() {
+                let [ids, drivers, lats, lngs, sent, _] = batch.params();
                 let same = c
                     .query(
                         "SELECT ix.i, (l.driver_id, l.lat, l.lng, l.sent_at) = (e.driver_id, e.lat, e.lng, e.sent_at)
@@ -456,14 +460,7 @@ impl Store {
                          CROSS JOIN LATERAL (SELECT (e.n - 1)::int4 AS i) AS ix
                          JOIN location_events l USING (event_id)
                          WHERE ix.i = ANY($6)",
-                        &[
-                            &batch.event_ids,
-                            &batch.driver_ids,
-                            &batch.lats,
-                            &batch.lngs,
-                            &batch.sent_ats,
-                            &others,
-                        ],
+                        &[ids, drivers, lats, lngs, sent, &others],
                     )
                     .await?;
                 for row in same {
@@ -678,11 +675,6 @@ const POSITION: &str =
      ON CONFLICT (consumer_group, topic, partition)
      DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = clock_timestamp()";
 
-/// `COPY` of a [`Batch`]'s columns into `table`, in binary.
-fn copy_rows_into(table: &str) -> String {
-    format!("COPY {table} (event_id, driver_id, lat, lng, sent_at, stored_by) FROM STDIN BINARY")
-}
-
 /// What became of a stored batch's events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchStored {
@@ -700,124 +692,6 @@ pub struct Position {
     pub group: String,
     pub topic: String,
     pub next_offsets: HashMap<i32, i64>,
-}
-
-/// A batch of events, kept as columns: the rows of one `COPY` or one
-/// `INSERT ... UNNEST`.
-#[derive(Debug, Clone, Default)]
-pub struct Batch {
-    event_ids: Vec<Uuid>,
-    driver_ids: Vec<String>,
-    lats: Vec<f64>,
-    lngs: Vec<f64>,
-    sent_ats: Vec<chrono::DateTime<chrono::Utc>>,
-    stored_by: String,
-}
-
-impl Batch {
-    /// The parameters of [`insert_rows_into`]'s statement, in order.
-    pub fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 6] {
-        [
-            &self.event_ids,
-            &self.driver_ids,
-            &self.lats,
-            &self.lngs,
-            &self.sent_ats,
-            &self.stored_by,
-        ]
-    }
-
-    /// Copies the batch into `table`, the events' or one like it (`COPY ...
-    /// FROM STDIN BINARY`): how many rows went in. Fails on the key when one
-    /// of its ids is already stored.
-    pub async fn copy_into(
-        &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        table: &str,
-    ) -> Result<u64, tokio_postgres::Error> {
-        let sink = tx.copy_in(&copy_rows_into(table)).await?;
-        self.write_rows(sink).await?.finish().await
-    }
-
-    /// Writes the rows into a started binary `COPY`; the caller finishes it
-    /// (and may send more requests behind it meanwhile).
-    async fn write_rows(
-        &self,
-        sink: tokio_postgres::CopyInSink<bytes::Bytes>,
-    ) -> Result<CopyRows, tokio_postgres::Error> {
-        use tokio_postgres::binary_copy::BinaryCopyInWriter;
-        use tokio_postgres::types::Type;
-        let mut writer = Box::pin(BinaryCopyInWriter::new(
-            sink,
-            &[
-                Type::UUID,
-                Type::TEXT,
-                Type::FLOAT8,
-                Type::FLOAT8,
-                Type::TIMESTAMPTZ,
-                Type::TEXT,
-            ],
-        ));
-        for i in 0..self.len() {
-            writer
-                .as_mut()
-                .write(&[
-                    &self.event_ids[i],
-                    &self.driver_ids[i],
-                    &self.lats[i],
-                    &self.lngs[i],
-                    &self.sent_ats[i],
-                    &self.stored_by,
-                ])
-                .await?;
-        }
-        Ok(CopyRows(writer))
-    }
-
-    pub fn new(stored_by: impl Into<String>, capacity: usize) -> Self {
-        Self {
-            event_ids: Vec::with_capacity(capacity),
-            driver_ids: Vec::with_capacity(capacity),
-            lats: Vec::with_capacity(capacity),
-            lngs: Vec::with_capacity(capacity),
-            sent_ats: Vec::with_capacity(capacity),
-            stored_by: stored_by.into(),
-        }
-    }
-
-    pub fn push(&mut self, event: LocationEvent) {
-        self.event_ids.push(event.event_id);
-        self.driver_ids.push(event.driver_id);
-        self.lats.push(event.lat);
-        self.lngs.push(event.lng);
-        self.sent_ats.push(event.sent_at);
-    }
-
-    pub fn len(&self) -> usize {
-        self.event_ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.event_ids.is_empty()
-    }
-
-    pub fn clear(&mut self) {
-        self.event_ids.clear();
-        self.driver_ids.clear();
-        self.lats.clear();
-        self.lngs.clear();
-        self.sent_ats.clear();
-    }
-}
-
-/// A `COPY` whose rows are written, to be finished.
-struct CopyRows(std::pin::Pin<Box<tokio_postgres::binary_copy::BinaryCopyInWriter>>);
-
-impl CopyRows {
-    /// Ends the `COPY`: how many rows went in.
-    async fn finish(mut self) -> Result<u64, tokio_postgres::Error> {
-        self.0.as_mut().finish().await
-    }
 }
 
 /// One stored event as the audit reads it; times are Unix microseconds.
