@@ -17,9 +17,7 @@ async fn a_batch_write_over_a_slow_link_takes_the_round_trips_of_its_protocol() 
     let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], stack.postgres.port())))
         .await
         .unwrap();
-    // One connection: the statements each way prepares stay prepared.
     let store = Store::new(DbConfig {
-        pool_size: 1,
         statement_timeout_ms: 20_000,
         ..DbConfig::new(format!(
             "postgres://postgres:{}@{}/postgres",
@@ -29,6 +27,12 @@ async fn a_batch_write_over_a_slow_link_takes_the_round_trips_of_its_protocol() 
     })
     .unwrap();
     store.migrate().await.unwrap();
+    // Three connections open, as a service's start-up and its first
+    // requests leave them: a lone writer takes the one it used last, whose
+    // statements are prepared, not each in turn.
+    let (a, b, c) = tokio::join!(store.ping(), store.ping(), store.ping());
+    (a.unwrap(), b.unwrap(), c.unwrap());
+    assert_eq!(store.pool_status().0, 3);
     let mut offset = 0;
     let mut batch_of = |rows: usize| {
         let mut batch = Batch::new("kafka-buffered", rows);

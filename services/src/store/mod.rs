@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType,
+    Manager, ManagerConfig, Object, Pool, PoolError, QueueMode, RecyclingMethod, Runtime,
+    TimeoutType,
 };
 use uuid::Uuid;
 
@@ -220,7 +221,12 @@ impl Store {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // The connection used last goes out first (the original's pool
+        // does the same): a lone writer keeps the one whose statements are
+        // prepared, instead of preparing them on each connection in turn,
+        // a round trip each on a slow link; the others stay idle and close.
         let pool = Pool::builder(manager)
+            .queue_mode(QueueMode::Lifo)
             .max_size(config.pool_size.max(1))
             .wait_timeout(Some(Duration::from_millis(config.acquire_timeout_ms)))
             .create_timeout(Some(Duration::from_millis(config.connect_timeout_ms)))
