@@ -88,7 +88,11 @@ impl Fit {
     }
 
     /// The seconds a write of `rows` rows would take; `None` before a
-    /// write. Writes of about one size give no slope: their time per row.
+    /// write. Writes of about one size give no slope: their mean time,
+    /// whatever the size. A way not taken gets no new writes, so its guess
+    /// must not hold it back (a time per row would price one write of 66
+    /// rows at 304 ms as 566 ms for 123, and keep the way of 606 ms); a way
+    /// taken on too kind a guess corrects it with its own write.
     fn seconds(&self, rows: f64) -> Option<f64> {
         if self.weight <= 0.0 {
             return None;
@@ -96,10 +100,21 @@ impl Fit {
         let (mean_rows, mean_s) = (self.rows / self.weight, self.seconds / self.weight);
         let spread = self.rows_squared / self.weight - mean_rows * mean_rows;
         if spread <= (0.05 * mean_rows).powi(2) {
-            return Some(mean_s * rows / mean_rows.max(1.0));
+            return Some(mean_s);
         }
-        let per_row = ((self.rows_seconds / self.weight - mean_rows * mean_s) / spread).max(0.0);
-        Some((mean_s - per_row * mean_rows).max(0.0) + per_row * rows)
+        // The least-squares line with neither part below zero: a falling
+        // line is a flat one, one through a negative fixed time goes
+        // through zero (writes from before and after a link changed make
+        // such lines; clamping one part alone would leave the other wild).
+        let per_row = (self.rows_seconds / self.weight - mean_rows * mean_s) / spread;
+        let fixed = mean_s - per_row * mean_rows;
+        Some(if per_row < 0.0 {
+            mean_s
+        } else if fixed < 0.0 {
+            self.rows_seconds / self.rows_squared.max(f64::MIN_POSITIVE) * rows
+        } else {
+            fixed + per_row * rows
+        })
     }
 }
 
@@ -158,5 +173,47 @@ mod tests {
             ways.took(Way::OneStatement, rows as usize, 40e-6 * rows);
         }
         assert_eq!(ways.choose(300), Way::Copy);
+
+        // A slow link met by one large batch each way, of other sizes: one
+        // statement's single write of 66 rows (304 ms) against COPY's of
+        // 125 (606 ms): one statement for the next batch of 123.
+        let mut ways = Ways::default();
+        ways.took(Way::Copy, 189, 0.0032);
+        ways.took(Way::OneStatement, 66, 0.304);
+        ways.took(Way::Copy, 125, 0.606);
+        ways.took(Way::Copy, 124, 0.606);
+        assert_eq!(ways.choose(123), Way::OneStatement);
+    }
+
+    #[test]
+    fn a_link_that_slows_is_followed_within_a_few_writes() {
+        // One fast write each way (100 and 90 rows, 2.7 ms), then the link
+        // slows: COPY 606 ms, one statement 304 ms, whatever the size. A
+        // line through the fast and the slow writes of one statement must
+        // not price it out (its fixed time below zero, its rows dear).
+        let mut ways = Ways::default();
+        for rows in [100, 90] {
+            let way = ways.choose(rows);
+            ways.took(way, rows, 0.0027);
+        }
+        let picks: Vec<Way> = (0..20)
+            .map(|_| {
+                let way = ways.choose(100);
+                let took = match way {
+                    Way::Copy => 0.606,
+                    Way::OneStatement => 0.304,
+                };
+                ways.took(way, 100, took);
+                way
+            })
+            .collect();
+        assert!(
+            picks.iter().filter(|w| **w == Way::Copy).count() <= 2,
+            "{picks:?}"
+        );
+        assert!(
+            picks[10..].iter().all(|w| *w == Way::OneStatement),
+            "{picks:?}"
+        );
     }
 }
