@@ -30,8 +30,10 @@ async fn a_batch_write_over_a_slow_link_takes_the_round_trips_of_its_protocol() 
     // Three connections open, as a service's start-up and its first
     // requests leave them: a lone writer takes the one it used last, whose
     // statements are prepared, not each in turn.
-    let (a, b, c) = tokio::join!(store.ping(), store.ping(), store.ping());
-    (a.unwrap(), b.unwrap(), c.unwrap());
+    let pings = tokio::join!(store.ping(), store.ping(), store.ping());
+    for ping in [pings.0, pings.1, pings.2] {
+        ping.unwrap();
+    }
     assert_eq!(store.pool_status().0, 3);
     let mut offset = 0;
     let mut batch_of = |rows: usize| {
