@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use faultline_services::metrics::names;
 
 use super::join::counter_increase;
-use crate::experiment::Phase;
+use crate::experiment::{Experiment, Phase, RateShape};
 use crate::run_folder::frames::MetricColumns;
 use crate::run_folder::summary::DatabaseTime;
 
@@ -56,6 +56,14 @@ pub fn sums(
     sums_by(metrics, warmup_s, |rep, t| {
         Phase::of(windows.get(&rep).map_or(&[][..], Vec::as_slice), t)
     })
+}
+
+/// The pool's sums over the whole run, for a run without faults or steps
+/// (which split it by phase or by step); `None` otherwise.
+pub fn run_sums(metrics: &MetricColumns, experiment: &Experiment) -> Option<DatabaseSums<()>> {
+    let split = !experiment.faults.is_empty()
+        || matches!(experiment.workload.rate, RateShape::Steps { .. });
+    (!split).then(|| sums_by(metrics, experiment.warmup().as_secs_f64(), |_, _| Some(())))
 }
 
 /// Sums the scraped pool series into the slots `slot` gives each

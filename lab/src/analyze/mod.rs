@@ -146,13 +146,6 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         experiment.warmup().as_secs_f64(),
     )?;
     let database = database::sums(&metrics, &windows, experiment.warmup().as_secs_f64());
-    // Without a fault or a step to split it by, the run is one stretch.
-    let database_run = (experiment.faults.is_empty()
-        && !matches!(
-            experiment.workload.rate,
-            crate::experiment::RateShape::Steps { .. }
-        ))
-    .then(|| database::sums_by(&metrics, experiment.warmup().as_secs_f64(), |_, _| Some(())));
     let context = Context {
         experiment,
         manifest,
@@ -164,7 +157,7 @@ pub fn summarize(files: &RunFiles) -> anyhow::Result<Analysis> {
         conflicts: join::conflicts(&metrics)?,
         produce_ack,
         database,
-        database_run,
+        database_run: database::run_sums(&metrics, experiment),
         memory_broker_killed: memory_broker_kills(&faults, manifest),
         repetitions,
     };
