@@ -171,7 +171,7 @@ impl Claims<'_> {
              {}-core machine, PostgreSQL {postgres}. Every 202 of the Kafka paths comes from a single \
              {} broker{}.\n\n",
             manifest.run_id,
-            super::describe_rate(&experiment.workload.rate),
+            super::describe::describe_rate(&experiment.workload.rate),
             experiment.duration,
             fault.at,
             self.restarted(),
