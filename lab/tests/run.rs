@@ -278,6 +278,12 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
         .map(|h| h["passed"].as_bool().unwrap())
         .collect();
     assert_eq!(verdicts, [true, false], "buffered loses nothing; drop does");
+    // REST's writes during the crash mostly got no connection: no pool's
+    // bound, and the report puts the rate on the database.
+    let pool = &arch("rest")["database"]["during"];
+    let (writes, refused) = (pool["writes"].as_u64(), pool["no_connection"].as_u64());
+    assert!(refused > writes.map(|w| w.max(100)), "{pool}");
+    assert!(pool["bound_rows_per_s"].is_null(), "{pool}");
     // Every process of the stack was sampled and spent CPU on the load:
     // each service per its own architecture's requests, the broker per the
     // Kafka paths', the other shared ones per every architecture's.
@@ -335,6 +341,11 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
         markdown.contains("### What each request cost the machine")
             && markdown.contains("| PostgreSQL (every backend) | every one |"),
         "no CPU table in {markdown}"
+    );
+    assert!(
+        markdown.contains("during the fault against 50 offered: **")
+            && markdown.contains("of its writes got no connection**"),
+        "no refused writes in {markdown}"
     );
     let drop = arch("kafka-drop");
     let row = format!(

@@ -15,6 +15,11 @@ use crate::experiment::{Experiment, Phase, RateShape};
 use crate::run_folder::frames::MetricColumns;
 use crate::run_folder::summary::DatabaseTime;
 
+/// Fewer writes than this in a slot give no pool's bound: the time a
+/// handful of writes held their connections (the one a crash let through)
+/// says nothing of what the pool could store.
+pub const FEW_WRITES: f64 = 30.0;
+
 /// A series the figures come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Part {
@@ -153,24 +158,33 @@ pub fn pooled<K: Ord + Copy>(
 
 impl Sums {
     /// The figures of these sums, with the rate offered meanwhile; `None`
-    /// without a write or a count of rows (a `service` of the user's that
-    /// maps neither). Rates stored and connections busy are over the
-    /// seconds the pool's readings covered.
+    /// without a write or a wait, or without a count of rows (a `service`
+    /// of the user's that maps neither). Rates stored and connections busy
+    /// are over the seconds the pool's readings covered; without a write
+    /// (every wait got no connection) rows per write and time held are 0.
     pub fn figures(&self, offered_per_s: Option<f64>) -> Option<DatabaseTime> {
-        if self.writes < 1.0 || self.seconds <= 0.0 || !self.rows_read {
+        if self.writes.max(self.waits) < 1.0 || self.seconds <= 0.0 || !self.rows_read {
             return None;
         }
-        let held_ms = 1000.0 * self.held_s / self.writes;
-        let rows_per_write = self.rows / self.writes;
+        let per_write = |v: f64| {
+            if self.writes >= 1.0 {
+                v / self.writes
+            } else {
+                0.0
+            }
+        };
+        let held_ms = per_write(1000.0 * self.held_s);
+        let rows_per_write = per_write(self.rows);
         let connections = self.connections.round() as u32;
         Some(DatabaseTime {
             writes: self.writes.round() as u64,
             rows_per_write,
             held_ms,
             waited_ms: (self.waits >= 1.0).then(|| 1000.0 * self.wait_s / self.waits),
+            no_connection: (self.waits - self.writes).max(0.0).round() as u64,
             connections,
             busy_connections: self.held_s / self.seconds,
-            bound_rows_per_s: (held_ms > 0.0 && connections > 0)
+            bound_rows_per_s: (held_ms > 0.0 && connections > 0 && self.writes >= FEW_WRITES)
                 .then(|| f64::from(connections) * rows_per_write / (held_ms / 1000.0)),
             rows_per_s: self.rows / self.seconds,
             offered_per_s,
@@ -278,5 +292,56 @@ mod tests {
             .collect();
         let sums = super::sums(&columns(&held_only), &windows, 0.0);
         assert!(super::figures(&sums, "rest", &[0], &offered, &seconds).is_empty());
+    }
+
+    #[test]
+    fn waits_that_got_no_connection_are_counted_and_a_few_writes_give_no_bound() {
+        // Ten seconds of 50 waits a second; one write got a connection.
+        let mut rows = vec![("db_pool_max_connections", 0.0, 10.0)];
+        for (t, waits, writes) in [(0.0, 0.0, 0.0), (10.0, 500.0, 1.0)] {
+            rows.extend([
+                ("db_pool_wait_seconds_sum", t, waits * 0.0002),
+                ("db_pool_wait_seconds_count", t, waits),
+                ("db_connection_held_seconds_sum", t, writes * 0.001),
+                ("db_connection_held_seconds_count", t, writes),
+                ("events_stored_total", t, writes),
+            ]);
+        }
+        let sums = sums_by(&columns(&rows), 0.0, |_, _| Some(()));
+        let figures = pooled(&sums, "rest", &[0])[&()]
+            .figures(Some(50.0))
+            .unwrap();
+        assert_eq!((figures.writes, figures.no_connection), (1, 499));
+        assert!((figures.held_ms - 1.0).abs() < 1e-9, "{figures:?}");
+        assert_eq!(figures.bound_rows_per_s, None);
+        // Not one got a connection: figures of the waits alone.
+        let none: Vec<_> = rows
+            .iter()
+            .map(|r| match r.0 {
+                "db_connection_held_seconds_count"
+                | "db_connection_held_seconds_sum"
+                | "events_stored_total" => (r.0, r.1, 0.0),
+                _ => *r,
+            })
+            .collect();
+        let sums = sums_by(&columns(&none), 0.0, |_, _| Some(()));
+        let figures = pooled(&sums, "rest", &[0])[&()]
+            .figures(Some(50.0))
+            .unwrap();
+        assert_eq!((figures.writes, figures.no_connection), (0, 500));
+        assert_eq!((figures.held_ms, figures.rows_per_write), (0.0, 0.0));
+        // As many writes as the least that gives a bound: it is given.
+        let writes = 1.0 + FEW_WRITES;
+        rows.extend([
+            ("db_pool_max_connections", 20.0, 10.0),
+            ("db_connection_held_seconds_count", 20.0, writes),
+            ("db_connection_held_seconds_sum", 20.0, writes * 0.001),
+            ("db_pool_wait_seconds_count", 20.0, 500.0 + FEW_WRITES),
+            ("events_stored_total", 20.0, writes),
+        ]);
+        let sums = sums_by(&columns(&rows), 0.0, |_, t| Some(t > 10.0));
+        let later = pooled(&sums, "rest", &[0])[&true].figures(None).unwrap();
+        assert_eq!(later.no_connection, 0, "{later:?}");
+        assert!(later.bound_rows_per_s.is_some(), "{later:?}");
     }
 }

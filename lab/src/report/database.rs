@@ -72,8 +72,8 @@ pub fn rows(summary: &Summary, order: &[&str]) -> Vec<DatabaseRow> {
                 offered: d.offered_per_s.map_or("-".into(), rate),
                 stored: rate(d.rows_per_s),
                 writes: count(d.writes),
-                rows_per_write: format!("{:.1}", d.rows_per_write),
-                held: duration_ms(d.held_ms),
+                rows_per_write: written(d, format!("{:.1}", d.rows_per_write)),
+                held: written(d, duration_ms(d.held_ms)),
                 waited: d.waited_ms.map_or("-".into(), duration_ms),
                 busy: format!("{:.1} of {}", d.busy_connections, d.connections),
                 bound: d.bound_rows_per_s.map_or("-".into(), rate),
@@ -81,6 +81,11 @@ pub fn rows(summary: &Summary, order: &[&str]) -> Vec<DatabaseRow> {
         }
     }
     rows
+}
+
+/// A figure of the writes, `-` where none got a connection.
+fn written(d: &DatabaseTime, figure: String) -> String {
+    if d.writes == 0 { "-".into() } else { figure }
 }
 
 /// Where an architecture stored fewer rows a second than it was offered
@@ -114,7 +119,13 @@ fn when(phase: Phase) -> &'static str {
 
 fn note(name: &str, when: &str, d: &DatabaseTime) -> Option<String> {
     let offered = d.offered_per_s?;
-    if d.rows_per_s >= 0.95 * offered || d.held_ms <= 0.0 {
+    if d.rows_per_s >= 0.95 * offered {
+        return None;
+    }
+    if d.no_connection > 0 && d.no_connection >= d.writes {
+        return Some(refused(name, when, offered, d));
+    }
+    if d.held_ms <= 0.0 {
         return None;
     }
     let rows = rows_per_write(d);
@@ -165,6 +176,32 @@ fn note(name: &str, when: &str, d: &DatabaseTime) -> Option<String> {
     }
     note.push('.');
     Some(note)
+}
+
+/// Most of a writer's writes got no connection (its database down): that
+/// bounded it, not its pool nor its round trips.
+fn refused(name: &str, when: &str, offered: f64, d: &DatabaseTime) -> String {
+    let waited = d
+        .waited_ms
+        .map(|w| format!(" after {} on average", duration_ms(w)))
+        .unwrap_or_default();
+    format!(
+        "**{name}** stored {} rows a second {when} against {} offered: **{} of its writes got no \
+         connection**{waited} (its database refused them, or the wait for one timed out) and {}: \
+         its database bounded it, not its pool{}.",
+        per_second(d.rows_per_s),
+        per_second(offered),
+        count(d.no_connection),
+        match d.writes {
+            0 => "none got one".to_string(),
+            n => format!("{} got one", count(n)),
+        },
+        if d.writes > 0 && d.bound_rows_per_s.is_none() {
+            ", and so few writes give no pool's bound"
+        } else {
+            ""
+        },
+    )
 }
 
 /// Whether the pool was the bound: every connection busy on average, or
@@ -231,6 +268,7 @@ mod tests {
             rows_per_write,
             held_ms,
             waited_ms: Some(1840.0),
+            no_connection: 0,
             connections: 10,
             busy_connections: busy,
             bound_rows_per_s: Some(10.0 * rows_per_write / (held_ms / 1000.0)),
@@ -279,6 +317,52 @@ mod tests {
         let mut busy = time(20.0, 9.8, 1.0, 150.0);
         busy.waited_ms = Some(30.0);
         assert!(note("rest", when(Phase::During), &busy).is_none());
+    }
+
+    #[test]
+    fn a_writer_whose_database_refused_its_writes_is_not_put_on_the_pool() {
+        // The database down: one write got through, the rest got no
+        // connection, and one write gives no pool's bound.
+        let mut down = time(1.12, 0.0, 1.0, 0.0);
+        (down.writes, down.no_connection) = (1, 4499);
+        (down.waited_ms, down.bound_rows_per_s) = (Some(0.23), None);
+        let note = note("rest", when(Phase::During), &down).unwrap();
+        assert!(
+            note.contains(
+                "**4,499 of its writes got no connection** after 0.23 ms on average (its \
+                 database refused them, or the wait for one timed out) and 1 got one: its \
+                 database bounded it, not its pool, and so few writes give no pool's bound."
+            ),
+            "{note}"
+        );
+        let mut summary = crate::report::example_summary();
+        let name = summary.architectures.keys().next().unwrap().clone();
+        summary.architectures.get_mut(&name).unwrap().database =
+            [(Phase::During, down.clone())].into_iter().collect();
+        let row = &rows(&summary, &[&name])[0];
+        assert_eq!((row.writes.as_str(), row.bound.as_str()), ("1", "-"));
+        // None got through: no figure of a write.
+        (down.writes, down.held_ms, down.rows_per_write) = (0, 0.0, 0.0);
+        let note = super::note("rest", when(Phase::During), &down).unwrap();
+        assert!(
+            note.contains("timed out) and none got one: its database bounded it, not its pool."),
+            "{note}"
+        );
+        summary.architectures.get_mut(&name).unwrap().database =
+            [(Phase::During, down)].into_iter().collect();
+        let row = &rows(&summary, &[&name])[0];
+        assert_eq!(
+            [&row.writes, &row.rows_per_write, &row.held, &row.bound].map(String::as_str),
+            ["0", "-", "-", "-"]
+        );
+        // A few refused among many writes (a crash's edge): the usual note.
+        let mut edge = time(312.0, 9.9, 1.0, 31.0);
+        edge.no_connection = 12;
+        assert!(
+            super::note("rest", when(Phase::During), &edge)
+                .unwrap()
+                .contains("each write held one of its 10 connections")
+        );
     }
 
     #[test]

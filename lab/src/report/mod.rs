@@ -136,6 +136,8 @@ pub struct Model<'a> {
     database: Vec<database::DatabaseRow>,
     /// Where a rate stored fell short, why (Markdown emphasis).
     database_notes: Vec<String>,
+    /// The fewest writes that give a pool's bound.
+    few_writes: u64,
     /// Each step of a stepped rate, per architecture.
     capacity: Vec<CapacityRow>,
     /// Each architecture's knee, in words (Markdown emphasis).
@@ -256,6 +258,7 @@ pub fn model<'a>(analysis: &'a Analysis, files: &'a RunFiles) -> anyhow::Result<
         },
         database: database::rows(summary, &order),
         database_notes: database::notes(summary, &order),
+        few_writes: crate::analyze::database::FEW_WRITES as u64,
         answer: answer::answer(
             summary,
             &order,

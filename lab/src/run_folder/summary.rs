@@ -650,15 +650,24 @@ pub struct ArchitectureSummary {
 /// of `events_stored_total` and `events_duplicate_total`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
 pub struct DatabaseTime {
-    /// Writes: statements or transactions that held a pooled connection.
+    /// Writes: statements or transactions that held a pooled connection
+    /// (0 in a phase where every one got none).
     pub writes: u64,
-    /// Rows each write carried, on average (1 for one commit per request).
+    /// Rows each write carried, on average (1 for one commit per request;
+    /// 0 without a write).
     pub rows_per_write: f64,
-    /// How long a write held its connection, on average: its round trips.
+    /// How long a write held its connection, on average: its round trips
+    /// (0 without a write).
     pub held_ms: f64,
     /// How long a write waited for a connection, on average (to the
     /// acquire timeout when it got none).
     pub waited_ms: Option<f64>,
+    /// Writes that waited and got no connection: the waits counted beyond
+    /// the writes (a database that refused connections, or a wait that
+    /// timed out). Writes in flight at a phase's edge can move it by a few;
+    /// a pool whose waits count only those that got one reads 0.
+    #[serde(default)]
+    pub no_connection: u64,
     /// The most connections its pool opens.
     pub connections: u32,
     /// Connections its writes held at once, on average (time held ÷ the
@@ -667,7 +676,8 @@ pub struct DatabaseTime {
     /// consumer writes one batch at a time).
     pub busy_connections: f64,
     /// The most rows a second the pool could store at that hold time:
-    /// connections × rows per write ÷ time held.
+    /// connections × rows per write ÷ time held; none from fewer than 30
+    /// writes.
     pub bound_rows_per_s: Option<f64>,
     /// Rows it stored (or found stored) a second.
     pub rows_per_s: f64,
