@@ -122,7 +122,10 @@ fn note(name: &str, when: &str, d: &DatabaseTime) -> Option<String> {
     if d.rows_per_s >= 0.95 * offered {
         return None;
     }
-    if d.no_connection > 0 && d.no_connection >= d.writes {
+    // Writes that got no connection from a pool that was not full: the
+    // database refused them, or did not answer its connecting (a full
+    // pool's waits time out: that is below).
+    if d.no_connection > 0 && d.no_connection >= d.writes && !pool_full(d) {
         return Some(refused(name, when, offered, d));
     }
     if d.held_ms <= 0.0 {
@@ -174,6 +177,12 @@ fn note(name: &str, when: &str, d: &DatabaseTime) -> Option<String> {
             duration_ms(waited)
         ));
     }
+    if d.no_connection > 0 {
+        note.push_str(&format!(
+            "; {} got none (the wait timed out)",
+            count(d.no_connection)
+        ));
+    }
     note.push('.');
     Some(note)
 }
@@ -205,10 +214,11 @@ fn refused(name: &str, when: &str, offered: f64, d: &DatabaseTime) -> String {
 }
 
 /// Whether the pool was the bound: every connection busy on average, or
-/// writes waiting for one about as long as one was held.
+/// writes waiting for one about as long as one was held (by writes enough
+/// to give a bound: the one write a crash let through says nothing).
 fn pool_full(d: &DatabaseTime) -> bool {
     d.busy_connections >= 0.9 * f64::from(d.connections)
-        || d.waited_ms.is_some_and(|w| w >= 0.5 * d.held_ms)
+        || (d.bound_rows_per_s.is_some() && d.waited_ms.is_some_and(|w| w >= 0.5 * d.held_ms))
 }
 
 /// A step's pool in a capacity table's cell: time held per write and the
@@ -293,6 +303,18 @@ mod tests {
             "{note}"
         );
         assert!(note.contains("waited 1.84 s for a connection"), "{note}");
+        // More writes timed out waiting than got a connection: the pool
+        // full, it is still the pool's note.
+        let mut timed_out = time(312.0, 9.9, 1.0, 31.0);
+        (timed_out.writes, timed_out.no_connection) = (190, 410);
+        let note = super::note("rest", when(Phase::During), &timed_out).unwrap();
+        assert!(
+            note.contains("each write held one of its 10 connections for 312 ms")
+                && note.contains(
+                    "waited 1.84 s for a connection on average; 410 got none (the wait timed out)."
+                ),
+            "{note}"
+        );
     }
 
     #[test]
@@ -341,6 +363,15 @@ mod tests {
             [(Phase::During, down.clone())].into_iter().collect();
         let row = &rows(&summary, &[&name])[0];
         assert_eq!((row.writes.as_str(), row.bound.as_str()), ("1", "-"));
+        // The lone write held its connection for less than the waits took:
+        // still the database's.
+        let mut short = down.clone();
+        short.held_ms = 0.1;
+        assert!(
+            super::note("rest", when(Phase::During), &short)
+                .unwrap()
+                .contains("its database bounded it, not its pool")
+        );
         // None got through: no figure of a write.
         (down.writes, down.held_ms, down.rows_per_write) = (0, 0.0, 0.0);
         let note = super::note("rest", when(Phase::During), &down).unwrap();
