@@ -377,7 +377,7 @@ fn every_malformed_scenario_names_its_key_and_line() {
             "duration = \"100000000h\"",
             "duration",
             2,
-            "longer than 1day",
+            "longer than \"24h\", the longest",
         ),
         (
             "a fault time near 2^64 seconds",

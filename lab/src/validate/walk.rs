@@ -149,8 +149,8 @@ impl<'s> Walker<'s, '_, '_> {
                         span,
                         path,
                         format!(
-                            "{text:?} is longer than {}, the longest duration a scenario may give",
-                            humantime::format_duration(limits::SPAN)
+                            "{text:?} is longer than \"{}h\", the longest duration a scenario may give",
+                            limits::SPAN.as_secs() / 3600
                         ),
                         None,
                     ),
