@@ -58,7 +58,7 @@ pub enum FolderError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: {field}: {message}")]
+    #[error("{path}: {}{message}", at_field(.field))]
     Json {
         path: PathBuf,
         /// The path of the field in the document (`.` for the whole).
@@ -91,6 +91,15 @@ pub enum FolderError {
         status: Status,
         reasons: String,
     },
+}
+
+/// `field: ` before a JSON error's message, nothing where the error is
+/// not in a field (the document's syntax, `?`) or is the whole document.
+fn at_field(field: &str) -> String {
+    match field {
+        "." | "?" | "" => String::new(),
+        field => format!("{field}: "),
+    }
 }
 
 /// Reads the JSON file at `path` as a `T`.
@@ -321,5 +330,35 @@ impl RunFiles {
             faults: FAULTS.read(dir)?,
             partial,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, serde::Deserialize)]
+    struct Doc {
+        #[allow(dead_code)]
+        status: u32,
+    }
+
+    #[test]
+    fn a_json_error_names_its_field_only_where_it_has_one() {
+        let dir = std::env::temp_dir().join(format!("faultline-json-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("doc.json");
+        let error = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            super::load::<Doc>(&file).unwrap_err().to_string()
+        };
+        let path = file.display();
+        assert_eq!(
+            error("{"),
+            format!("{path}: EOF while parsing an object at line 1 column 1")
+        );
+        assert_eq!(
+            error(r#"{"status": "x"}"#),
+            format!("{path}: status: invalid type: string \"x\", expected u32 at line 1 column 14")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
