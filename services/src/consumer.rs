@@ -240,6 +240,8 @@ struct Worker {
     status: Arc<Mutex<ConsumerHealth>>,
     /// Stored position (buffered) or in-memory position (drop).
     position: Arc<Mutex<HashMap<i32, i64>>>,
+    /// The partitions assigned at the start, assigned again to a new client.
+    partitions: Vec<i32>,
     paused: bool,
 }
 
@@ -303,6 +305,7 @@ pub async fn run(
         db_metrics,
         status,
         position,
+        partitions: Vec::new(),
         paused: false,
     };
     tracing::info!(mode = ?worker.config.mode, topic = %worker.config.kafka.topic, "Consumer starting.");
@@ -380,6 +383,7 @@ impl Worker {
         }
         tracing::info!(?partitions, position = ?stored.next_offsets, "Partitions assigned from the stored position.");
         *self.position.lock().expect("position lock") = stored.next_offsets;
+        self.partitions = partitions;
         self.set_phase("consuming");
         true
     }
@@ -526,7 +530,18 @@ impl Worker {
             Ok(message) => message,
             Err(error) => {
                 if let KafkaError::MessageConsumption(RDKafkaErrorCode::AllBrokersDown) = error {
-                    self.seen.lock().expect("seen lock").lost = true;
+                    let replaced = {
+                        let mut seen = self.seen.lock().expect("seen lock");
+                        seen.lost = true;
+                        !seen.renewed_for_loss
+                    };
+                    // The client is to be replaced: it stops fetching at
+                    // once, so that a broker back with its topics created
+                    // anew cannot answer its fetches with metadata that
+                    // crashes it (see [`Worker::renew`]).
+                    if replaced && let Err(error) = self.consumer.unassign() {
+                        tracing::warn!(%error, "Could not unassign the client that lost every broker.");
+                    }
                 }
                 tracing::warn!(%error, "Fetch error.");
                 return;

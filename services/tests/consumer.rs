@@ -369,13 +369,20 @@ async fn a_consumer_reads_a_topic_its_broker_lost_and_created_again() {
         .into_iter()
         .collect();
     let missing = after.difference(&stored).count();
+    let mut consumers = consumers;
+    let exits = consumers
+        .iter_mut()
+        .map(|c| c.child.try_wait().unwrap())
+        .collect::<Vec<_>>();
     assert_eq!(
         missing,
         0,
-        "{missing} of 400 events after the restart were never stored ({n} rows); logs:\n{}\n{}",
+        "{missing} of 400 events after the restart were never stored ({n} rows); the \
+         consumers' exits {exits:?}; logs:\n{}\n{}",
         consumers[0].log_tail(15),
         consumers[1].log_tail(15)
     );
+    assert_eq!(exits, [None, None], "a consumer died");
     for consumer in &consumers {
         assert!(metric(&http, consumer, "kafka_consumer_renewals_total").await >= 1.0);
     }

@@ -58,12 +58,8 @@ impl Worker {
             }
             seen.checked = Instant::now();
         }
-        let Ok(assignment) = self.consumer.assignment() else {
-            return false;
-        };
         let position = self.position.lock().expect("position lock").clone();
-        for element in assignment.elements() {
-            let p = element.partition();
+        for &p in &self.partitions {
             let next = position.get(&p).copied();
             let from = next.map_or(Offset::Beginning, Offset::Offset);
             if let Some(found) = self.read_at(p, from).await {
@@ -111,17 +107,15 @@ impl Worker {
     /// A client that lost every broker is replaced at once, before the
     /// broker is back: a broker that comes back with its topics created
     /// anew (a broker that kept them in memory) gives the old client
-    /// metadata that crashes librdkafka 2.12 (a use-after-free in its
-    /// metadata cache, seen as a SIGSEGV), and a stuck one reads nothing.
+    /// metadata that crashes librdkafka 2.12.1 (a freed entry of its
+    /// metadata cache read when a fetch answer updates it: a SIGSEGV in
+    /// `rd_kafka_metadata_update_op`), and a stuck one reads nothing. The
+    /// client stopped fetching when it reported the loss, so a broker back
+    /// before it is replaced has no fetch to answer. A consumer that cannot
+    /// run at all from the broker's loss to its return (stopped, starved of
+    /// CPU) can still be crashed by it.
     pub(super) async fn renew(&mut self, check: bool) {
-        let Ok(assignment) = self.consumer.assignment() else {
-            return;
-        };
-        let partitions: Vec<i32> = assignment
-            .elements()
-            .iter()
-            .map(|e| e.partition())
-            .collect();
+        let partitions = self.partitions.clone();
         let position = self.position.lock().expect("position lock").clone();
         let mut offsets = TopicPartitionList::new();
         for p in &partitions {
