@@ -288,12 +288,13 @@ fn db_crash_quick_writes_a_run_folder_that_shows_the_crash() {
         .map(|h| h["passed"].as_bool().unwrap())
         .collect();
     assert_eq!(verdicts, [true, false], "buffered loses nothing; drop does");
-    // REST's writes during the crash mostly got no connection: no pool's
-    // bound, and the report puts the rate on the database.
+    // REST's writes during the crash mostly got no connection, and the
+    // report puts the rate on the database. (The phase ends when the lab
+    // saw the database back: the writes of the scrape that covers its
+    // return are among them, up to a second's.)
     let pool = &arch("rest")["database"]["during"];
     let (writes, refused) = (pool["writes"].as_u64(), pool["no_connection"].as_u64());
     assert!(refused > writes.map(|w| w.max(100)), "{pool}");
-    assert!(pool["bound_rows_per_s"].is_null(), "{pool}");
     // Every process of the stack was sampled and spent CPU on the load:
     // each service per its own architecture's requests, the broker per the
     // Kafka paths', the other shared ones per every architecture's.
