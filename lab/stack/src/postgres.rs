@@ -86,6 +86,12 @@ impl Postgres {
     /// Creates a cluster in `dir` (which must not hold one yet), starts it on
     /// a free port and waits until it answers a query.
     pub async fn start(dir: &Path) -> Result<Self, StackError> {
+        Self::start_at(dir, crate::free_port()?).await
+    }
+
+    /// [`Postgres::start`] trying `port` first: another port if a process
+    /// holds that one.
+    async fn start_at(dir: &Path, port: u16) -> Result<Self, StackError> {
         let bin = find_binaries()?;
         let owner = if Uid::effective().is_root() {
             let user = User::from_name("postgres")
@@ -103,7 +109,7 @@ impl Postgres {
         let mut postgres = Self {
             bin,
             dir: dir.to_path_buf(),
-            port: crate::free_port()?,
+            port,
             owner,
             process: None,
             frozen: false,
@@ -111,7 +117,21 @@ impl Postgres {
         };
         postgres.chown(dir)?;
         postgres.initdb()?;
-        postgres.launch().await?;
+        let mut attempt = 1;
+        let mut from = crate::log_len(&postgres.log_path());
+        while let Err(error) = postgres.launch().await {
+            if attempt == crate::PORT_ATTEMPTS || !crate::port_was_taken(&postgres.log_path(), from)
+            {
+                return Err(error);
+            }
+            tracing::warn!(
+                port = postgres.port,
+                "Another process took PostgreSQL's port before it bound it; trying another."
+            );
+            postgres.port = crate::free_port()?;
+            attempt += 1;
+            from = crate::log_len(&postgres.log_path());
+        }
         Ok(postgres)
     }
 
@@ -444,6 +464,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_port_taken_before_the_postmaster_binds_it_is_exchanged_for_another() {
+        let dir = std::env::temp_dir()
+            .join("faultline-tests")
+            .join(format!("pg-port-taken-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = holder.local_addr().unwrap().port();
+        let postgres = Postgres::start_at(&dir, taken).await.unwrap();
+        assert_ne!(postgres.port(), taken);
+        postgres.probe(Duration::from_secs(5)).await.unwrap();
+        let log = fs::read_to_string(postgres.log_path()).unwrap();
+        assert!(log.contains("already in use"), "{log}");
+        drop(postgres);
+        let _ = fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_missing_postgresql_says_how_to_install_it() {

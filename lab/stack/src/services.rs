@@ -74,8 +74,20 @@ impl Service {
         env: Vec<(String, String)>,
         dir: &Path,
     ) -> Result<Self, StackError> {
+        Self::start_at(kind, args, env, dir, crate::free_port()?).await
+    }
+
+    /// [`Service::start`] trying `port` first: another port if a process
+    /// holds that one.
+    pub async fn start_at(
+        kind: ServiceKind,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        dir: &Path,
+        port: u16,
+    ) -> Result<Self, StackError> {
         crate::create_dir(dir)?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], crate::free_port()?));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut service = Self {
             kind,
             bin: find_service(kind)?,
@@ -85,7 +97,22 @@ impl Service {
             addr,
             process: Slot::default(),
         };
-        service.launch().await?;
+        let mut attempt = 1;
+        let mut from = crate::log_len(&service.log_path());
+        while let Err(error) = service.launch().await {
+            if attempt == crate::PORT_ATTEMPTS || !crate::port_was_taken(&service.log_path(), from)
+            {
+                return Err(error);
+            }
+            tracing::warn!(
+                service = kind.binary(),
+                addr = %service.addr,
+                "Another process took the service's port before it bound it; trying another."
+            );
+            service.addr.set_port(crate::free_port()?);
+            attempt += 1;
+            from = crate::log_len(&service.log_path());
+        }
         Ok(service)
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use faultline_stack::process::descendants;
-use faultline_stack::{Broker, BrokerTarget, Postgres};
+use faultline_stack::{Broker, BrokerTarget, Postgres, Service, ServiceKind};
 
 fn test_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir()
@@ -140,6 +140,29 @@ async fn the_lab_database_refuses_a_connection_without_its_password() {
     }
     // The password file initdb read is gone.
     assert!(!dir.join("pg").join("pwfile").exists());
+    drop(postgres);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_service_whose_port_was_taken_before_it_bound_it_starts_on_another() {
+    let dir = test_dir("service-port-taken");
+    let postgres = Postgres::start(&dir.join("pg")).await.unwrap();
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap().port();
+    let service = Service::start_at(
+        ServiceKind::Rest,
+        Vec::new(),
+        vec![("FAULTLINE_DATABASE_URL".into(), postgres.url())],
+        &dir.join("rest"),
+        taken,
+    )
+    .await
+    .unwrap();
+    assert_ne!(service.addr().port(), taken);
+    let log = std::fs::read_to_string(dir.join("rest/faultline-rest.log")).unwrap();
+    assert!(log.contains("already in use"), "{log}");
+    drop(service);
     drop(postgres);
     let _ = std::fs::remove_dir_all(&dir);
 }
