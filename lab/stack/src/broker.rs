@@ -316,6 +316,12 @@ impl Broker {
     /// else nisshi/tansu) with its files in `dir`, and waits until it answers
     /// a metadata request.
     pub async fn start(dir: &Path, target: &BrokerTarget) -> Result<Self, StackError> {
+        Self::start_at(dir, target, crate::free_port()?).await
+    }
+
+    /// [`Broker::start`] trying `port` first: another port if a process
+    /// holds that one.
+    async fn start_at(dir: &Path, target: &BrokerTarget, port: u16) -> Result<Self, StackError> {
         crate::create_dir(dir)?;
         let (bin, kind) = match target.choice {
             BrokerChoice::External => {
@@ -366,26 +372,46 @@ impl Broker {
                 (bin, kind)
             }
         };
-        let port = crate::free_port()?;
-        let link =
-            FaultProxy::start_kafka(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await?;
-        let mut broker = Self {
-            bin,
-            kind,
-            sqlite: target.choice == BrokerChoice::NisshiSqlite,
-            dir: dir.to_path_buf(),
-            port,
-            controller_port: crate::free_port()?,
-            bootstrap: link.addr().to_string(),
-            process: None,
-            properties: target.properties.clone(),
-            link: Some(link),
-        };
-        if kind == BrokerKind::Kafka {
-            broker.format_kafka()?;
+        let mut port = port;
+        let mut attempt = 1;
+        loop {
+            let link =
+                FaultProxy::start_kafka(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await?;
+            let mut broker = Self {
+                bin: bin.clone(),
+                kind,
+                sqlite: target.choice == BrokerChoice::NisshiSqlite,
+                dir: dir.to_path_buf(),
+                port,
+                controller_port: crate::free_port()?,
+                bootstrap: link.addr().to_string(),
+                process: None,
+                properties: target.properties.clone(),
+                link: Some(link),
+            };
+            if kind == BrokerKind::Kafka {
+                broker.format_kafka()?;
+            }
+            let from = crate::log_len(&broker.log_path());
+            match broker.launch().await {
+                Ok(_) => return Ok(broker),
+                // Apache Kafka's storage is formatted for its first ports.
+                Err(error)
+                    if kind != BrokerKind::Kafka
+                        && attempt < crate::PORT_ATTEMPTS
+                        && crate::port_was_taken(&broker.log_path(), from) =>
+                {
+                    tracing::warn!(
+                        port,
+                        %error,
+                        "Another process took the broker's port before it bound it; trying another."
+                    );
+                    port = crate::free_port()?;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
         }
-        broker.launch().await?;
-        Ok(broker)
     }
 
     /// Writes `server.properties` for a single-node KRaft cluster and formats
@@ -764,5 +790,29 @@ impl Drop for Broker {
             drop(process);
             tracing::debug!(port = self.port, "Stopped broker.");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_port_taken_before_the_broker_binds_it_is_exchanged_for_another() {
+        let dir = std::env::temp_dir()
+            .join("faultline-tests")
+            .join(format!("broker-port-taken-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = holder.local_addr().unwrap().port();
+        let broker = Broker::start_at(&dir, &BrokerTarget::default(), taken)
+            .await
+            .unwrap();
+        assert_ne!(broker.port, taken);
+        broker.create_topic("t", 1).await.unwrap();
+        let log = std::fs::read_to_string(broker.log_path()).unwrap();
+        assert!(log.contains("AddrInUse"), "{log}");
+        drop(broker);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
