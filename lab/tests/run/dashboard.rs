@@ -37,10 +37,15 @@ fn the_dashboard_shows_the_run_as_it_goes_and_ends_with_the_run_folders_counts()
             let _ = tx.send(line);
         }
     });
+    let mut said = String::new();
     let addr = loop {
-        let line = lines
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the dashboard's address is printed");
+        let Ok(line) = lines.recv_timeout(std::time::Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let status = child.wait().unwrap();
+            panic!("the dashboard's address was not printed ({status}):\n{said}");
+        };
+        said.push_str(&line);
+        said.push('\n');
         if let Some(rest) = line.split_once("dashboard at http://") {
             break rest.1.split('/').next().unwrap().to_string();
         }

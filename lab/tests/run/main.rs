@@ -495,8 +495,17 @@ fn ctrl_c_keeps_the_rows_reports_the_run_incomplete_and_exits_4() {
         }
         said
     });
-    load.recv_timeout(std::time::Duration::from_secs(60))
-        .expect("the load never started");
+    if load
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .is_err()
+    {
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        panic!(
+            "the load never started ({status}):\n{}",
+            reader.join().unwrap()
+        );
+    }
     // Well into the load, before the fault at 10 s.
     std::thread::sleep(std::time::Duration::from_secs(4));
     nix::sys::signal::kill(
