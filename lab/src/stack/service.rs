@@ -202,7 +202,38 @@ async fn start_process(
     context: &Context<'_>,
     dir: &Path,
 ) -> Result<Program, StackError> {
-    let port = faultline_stack::free_port()?;
+    let mut attempt = 1;
+    loop {
+        let port = faultline_stack::free_port()?;
+        let launch = launch_of((architecture, plan_folder), process, context, port)?;
+        let log = dir.join(format!("{}.log", launch.name));
+        let from = faultline_stack::log_len(&log);
+        match Program::start(launch, dir).await {
+            Err(error)
+                if attempt < faultline_stack::PORT_ATTEMPTS
+                    && faultline_stack::port_was_taken(&log, from) =>
+            {
+                tracing::warn!(
+                    architecture,
+                    process = process.name,
+                    port,
+                    %error,
+                    "Another process took the port before this one bound it; trying another."
+                );
+                attempt += 1;
+            }
+            started => return started,
+        }
+    }
+}
+
+/// How `process` is started with `port` as its own.
+fn launch_of(
+    (architecture, plan_folder): (&str, &Path),
+    process: &ProcessPlan,
+    context: &Context<'_>,
+    port: u16,
+) -> Result<Launch, StackError> {
     let values = context.values(port)?;
     let command: Vec<String> = process.command.iter().map(|a| fill(a, &values)).collect();
     let (program, args) = command.split_first().ok_or_else(|| StackError::Failed {
@@ -218,7 +249,7 @@ async fn start_process(
         .iter()
         .map(|(key, value)| (key.clone(), fill(value, &values)))
         .collect();
-    let launch = Launch {
+    Ok(Launch {
         name: format!("{architecture}-{}", process.name),
         program,
         args: args.to_vec(),
@@ -227,8 +258,7 @@ async fn start_process(
         port,
         ready: readiness(&process.ready),
         ready_within: process.ready.timeout.0,
-    };
-    Program::start(launch, dir).await
+    })
 }
 
 /// Runs `sql` (several statements) on the database at `url`.
@@ -277,6 +307,53 @@ pub fn renamed(metrics: &crate::experiment::service::MetricsSettings) -> Vec<(St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_process_whose_port_was_taken_is_started_again_on_another() {
+        let dir = std::env::temp_dir()
+            .join("faultline-tests")
+            .join(format!("process-port-taken-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let tried = dir.join("tried");
+        // Its first start says what Node.js says when its port is taken;
+        // the second listens on the port it is given.
+        let script = format!(
+            "if [ ! -e {tried} ]; then echo $PORT > {tried}; \
+             echo \"Error: listen EADDRINUSE: address already in use 127.0.0.1:$PORT\" >&2; exit 1; fi; \
+             exec python3 -m http.server --bind 127.0.0.1 $PORT",
+            tried = tried.display()
+        );
+        let process = ProcessPlan {
+            name: "api".into(),
+            command: vec!["sh".into(), "-c".into(), script],
+            env: BTreeMap::from([("PORT".to_string(), "{{ port }}".to_string())]),
+            ready: Ready::default(),
+            metrics: None,
+        };
+        let context = Context {
+            database_url: "postgres://user:secret@127.0.0.1:5432/db",
+            proxy: SocketAddr::from(([127, 0, 0, 1], 5432)),
+            direct_url: "postgres://user:secret@127.0.0.1:5432/db",
+            broker: None,
+            topics: TopicSettings::single(1),
+            run: "run",
+        };
+        let program = start_process(("mine", &dir), &process, &context, &dir.join("logs"))
+            .await
+            .unwrap();
+        let first: u16 = std::fs::read_to_string(&tried)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_ne!(program.addr().port(), first);
+        tokio::net::TcpStream::connect(program.addr())
+            .await
+            .unwrap();
+        drop(program);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_pools_own_series_are_read_under_the_labs_names() {
