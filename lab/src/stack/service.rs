@@ -202,37 +202,27 @@ async fn start_process(
     context: &Context<'_>,
     dir: &Path,
 ) -> Result<Program, StackError> {
-    let mut attempt = 1;
-    loop {
-        let port = faultline_stack::free_port()?;
-        let launch = launch_of((architecture, plan_folder), process, context, port)?;
-        let log = dir.join(format!("{}.log", launch.name));
-        let from = faultline_stack::log_len(&log);
-        match Program::start(launch, dir).await {
-            Err(error)
-                if attempt < faultline_stack::PORT_ATTEMPTS
-                    && faultline_stack::port_was_taken(&log, from) =>
-            {
-                tracing::warn!(
-                    architecture,
-                    process = process.name,
-                    port,
-                    %error,
-                    "Another process took the port before this one bound it; trying another."
-                );
-                attempt += 1;
-            }
-            started => return started,
-        }
-    }
+    let name = format!("{architecture}-{}", process.name);
+    let log = Program::log_in(dir, &name);
+    faultline_stack::start_on_a_free_port(
+        &name,
+        faultline_stack::free_port()?,
+        &log,
+        faultline_stack::PORT_ATTEMPTS,
+        async |port| {
+            let launch = launch_of((architecture, plan_folder), process, context, (&name, port))?;
+            Program::start(launch, dir).await
+        },
+    )
+    .await
 }
 
-/// How `process` is started with `port` as its own.
+/// How `process` is started as `name` with `port` as its own.
 fn launch_of(
     (architecture, plan_folder): (&str, &Path),
     process: &ProcessPlan,
     context: &Context<'_>,
-    port: u16,
+    (name, port): (&str, u16),
 ) -> Result<Launch, StackError> {
     let values = context.values(port)?;
     let command: Vec<String> = process.command.iter().map(|a| fill(a, &values)).collect();
@@ -250,7 +240,7 @@ fn launch_of(
         .map(|(key, value)| (key.clone(), fill(value, &values)))
         .collect();
     Ok(Launch {
-        name: format!("{architecture}-{}", process.name),
+        name: name.to_string(),
         program,
         args: args.to_vec(),
         env,

@@ -250,6 +250,9 @@ pub fn find_broker() -> Result<(PathBuf, BrokerKind), StackError> {
 /// The file, in the broker's folder, of a log kept in SQLite.
 pub const SQLITE_LOG: &str = "log.db";
 
+/// The file, in the broker's folder, its output goes to.
+const LOG_FILE: &str = "broker.log";
+
 /// Whether the nisshi or tansu binary at `bin` was built with SQLite
 /// storage (its help lists `libsql` among its storage engines).
 fn keeps_sqlite(bin: &Path) -> bool {
@@ -372,9 +375,14 @@ impl Broker {
                 (bin, kind)
             }
         };
-        let mut port = port;
-        let mut attempt = 1;
-        loop {
+        let log = dir.join(LOG_FILE);
+        // Apache Kafka's storage is formatted for its first ports: one try.
+        let attempts = if kind == BrokerKind::Kafka {
+            1
+        } else {
+            crate::PORT_ATTEMPTS
+        };
+        crate::start_on_a_free_port("broker", port, &log, attempts, async |port| {
             let link =
                 FaultProxy::start_kafka(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await?;
             let mut broker = Self {
@@ -392,26 +400,10 @@ impl Broker {
             if kind == BrokerKind::Kafka {
                 broker.format_kafka()?;
             }
-            let from = crate::log_len(&broker.log_path());
-            match broker.launch().await {
-                Ok(_) => return Ok(broker),
-                // Apache Kafka's storage is formatted for its first ports.
-                Err(error)
-                    if kind != BrokerKind::Kafka
-                        && attempt < crate::PORT_ATTEMPTS
-                        && crate::port_was_taken(&broker.log_path(), from) =>
-                {
-                    tracing::warn!(
-                        port,
-                        %error,
-                        "Another process took the broker's port before it bound it; trying another."
-                    );
-                    port = crate::free_port()?;
-                    attempt += 1;
-                }
-                Err(error) => return Err(error),
-            }
-        }
+            broker.launch().await?;
+            Ok(broker)
+        })
+        .await
     }
 
     /// Writes `server.properties` for a single-node KRaft cluster and formats
@@ -549,7 +541,7 @@ impl Broker {
     }
 
     fn log_path(&self) -> PathBuf {
-        self.dir.join("broker.log")
+        self.dir.join(LOG_FILE)
     }
 
     async fn launch(&mut self) -> Result<Duration, StackError> {

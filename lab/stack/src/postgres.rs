@@ -117,21 +117,12 @@ impl Postgres {
         };
         postgres.chown(dir)?;
         postgres.initdb()?;
-        let mut attempt = 1;
-        let mut from = crate::log_len(&postgres.log_path());
-        while let Err(error) = postgres.launch().await {
-            if attempt == crate::PORT_ATTEMPTS || !crate::port_was_taken(&postgres.log_path(), from)
-            {
-                return Err(error);
-            }
-            tracing::warn!(
-                port = postgres.port,
-                "Another process took PostgreSQL's port before it bound it; trying another."
-            );
-            postgres.port = crate::free_port()?;
-            attempt += 1;
-            from = crate::log_len(&postgres.log_path());
-        }
+        let log = postgres.log_path();
+        crate::start_on_a_free_port("postgres", port, &log, crate::PORT_ATTEMPTS, async |port| {
+            postgres.port = port;
+            postgres.launch().await
+        })
+        .await?;
         Ok(postgres)
     }
 

@@ -108,7 +108,12 @@ impl Program {
     }
 
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join(format!("{}.log", self.launch.name))
+        Self::log_in(&self.dir, &self.launch.name)
+    }
+
+    /// Where the program called `name`, started in `dir`, writes its output.
+    pub fn log_in(dir: &Path, name: &str) -> PathBuf {
+        dir.join(format!("{name}.log"))
     }
 
     async fn launch(&mut self) -> Result<Duration, StackError> {

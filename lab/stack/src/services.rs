@@ -97,22 +97,18 @@ impl Service {
             addr,
             process: Slot::default(),
         };
-        let mut attempt = 1;
-        let mut from = crate::log_len(&service.log_path());
-        while let Err(error) = service.launch().await {
-            if attempt == crate::PORT_ATTEMPTS || !crate::port_was_taken(&service.log_path(), from)
-            {
-                return Err(error);
-            }
-            tracing::warn!(
-                service = kind.binary(),
-                addr = %service.addr,
-                "Another process took the service's port before it bound it; trying another."
-            );
-            service.addr.set_port(crate::free_port()?);
-            attempt += 1;
-            from = crate::log_len(&service.log_path());
-        }
+        let log = service.log_path();
+        crate::start_on_a_free_port(
+            kind.binary(),
+            port,
+            &log,
+            crate::PORT_ATTEMPTS,
+            async |port| {
+                service.addr.set_port(port);
+                service.launch().await
+            },
+        )
+        .await?;
         Ok(service)
     }
 
